@@ -1,0 +1,1 @@
+"""bayesclv: Bayesian customer-lifetime-value models."""

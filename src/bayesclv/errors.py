@@ -1,0 +1,64 @@
+"""Typed exceptions and warnings raised by bayesclv.
+
+Every error raised on bad input names the offending column and, where rows
+are at fault, the first offending customer ids, so the message alone is enough
+to find the problem in the user's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BayesCLVError",
+    "ConvergenceWarning",
+    "DataValidationError",
+    "NotFittedError",
+    "TimeUnitError",
+]
+
+_MAX_SHOWN = 5
+
+
+class BayesCLVError(Exception):
+    """Base class of every error raised by bayesclv."""
+
+
+class DataValidationError(BayesCLVError, ValueError):
+    """Input data failed validation.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in words.
+    column : str, optional
+        The column at fault.
+    rows : sequence, optional
+        Identifiers (customer ids, or row positions where ids are unusable) of
+        the offending rows; the first few are quoted in the message.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, rows: Sequence | None = None):
+        self.column = column
+        self.rows = list(rows) if rows is not None else []
+        parts = []
+        if column is not None:
+            parts.append(f"column {column!r}: ")
+        parts.append(message)
+        if self.rows:
+            shown = ", ".join(repr(r) for r in self.rows[:_MAX_SHOWN])
+            more = f" and {len(self.rows) - _MAX_SHOWN} more" if len(self.rows) > _MAX_SHOWN else ""
+            parts.append(f" (offending rows: {shown}{more}; {len(self.rows)} in all)")
+        super().__init__("".join(parts))
+
+
+class TimeUnitError(DataValidationError):
+    """Data and model (or two models) disagree on the unit of time."""
+
+
+class NotFittedError(BayesCLVError, RuntimeError):
+    """A method that needs a posterior was called before ``fit``."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Sampler diagnostics (R-hat, ESS, divergences) indicate a poor fit."""
