@@ -1,0 +1,42 @@
+"""BG/NBD model class (Fader, Hardie & Lee 2005)."""
+
+from __future__ import annotations
+
+from bayesclv.formulas import bgnbd
+from bayesclv.models.transaction import TransactionModel
+from bayesclv.priors import Prior
+from bayesclv.simulate import future_purchases_bgnbd
+
+__all__ = ["BetaGeoModel"]
+
+
+class BetaGeoModel(TransactionModel):
+    """Beta-geometric/NBD model of repeat purchases.
+
+    Parameters
+    ----------
+    priors : dict of str to Prior, optional
+        Overrides for the priors of ``r``, ``alpha``, ``a``, ``b``. Defaults
+        (weakly informative; ``alpha`` is a time scale, in the data's unit):
+        ``r, a, b ~ HalfNormal(50)``, ``alpha ~ HalfNormal(500)``.
+
+    Examples
+    --------
+    >>> from bayesclv import BetaGeoModel, rfm_summary
+    >>> from bayesclv.datasets import load_cdnow
+    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30")
+    >>> model = BetaGeoModel().fit(rfm, method="map", progressbar=False)
+    >>> round(float(model.summary().loc["r", "mean"]), 2)
+    0.24
+    """
+
+    parameter_names = ("r", "alpha", "a", "b")
+    default_priors = {
+        "r": Prior("HalfNormal", sigma=50.0),
+        "alpha": Prior("HalfNormal", sigma=500.0),
+        "a": Prior("HalfNormal", sigma=50.0),
+        "b": Prior("HalfNormal", sigma=50.0),
+    }
+    formulas = bgnbd
+    simulator = staticmethod(future_purchases_bgnbd)
+    display_name = "BG/NBD"

@@ -1,0 +1,132 @@
+"""Shared prediction interface of the purchase-count models (BG/NBD, Pareto/NBD).
+
+Each method evaluates the model's closed-form (or quadrature) formula for every
+posterior draw and customer: the result keeps ``chain, draw`` so that credible
+intervals and paired CLV computations stay possible.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+from bayesclv.models.base import CLVModel
+
+__all__ = ["TransactionModel"]
+
+
+class TransactionModel(CLVModel):
+    """Base of the models of purchase counts; subclasses set ``formulas`` and ``simulator``.
+
+    All horizons ``t`` are in the model's ``time_unit`` (the unit of the data's
+    ``recency`` and ``T``).
+    """
+
+    data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    formulas: ClassVar[ModuleType]
+    simulator: ClassVar[Any]
+
+    def _loglik(self, data, params, xp):
+        return self.formulas.loglik(data["frequency"], data["recency"], data["T"], **params, xp=xp)
+
+    def _history_quantity(self, fn, data, name, *args) -> xr.DataArray:
+        df = self._data_for_prediction(data)
+        return self._over_customers(
+            lambda c, p: fn(*args, c["frequency"], c["recency"], c["T"], **p), df, name)
+
+    def probability_alive(self, data: Any | None = None) -> xr.DataArray:
+        """P(alive at the end of observation | history), dims ``(chain, draw, customer_id)``.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            RFM frame in the model's time unit; default: the fitted data.
+        """
+        return self._history_quantity(self.formulas.probability_alive, data, "probability_alive")
+
+    def probability_alive_at(self, t: float, data: Any | None = None) -> xr.DataArray:
+        """P(still alive ``t`` time units after the end of observation | history)."""
+        return self._history_quantity(self.formulas.probability_alive_at, data, "probability_alive_at", t)
+
+    def expected_purchases(self, t: float, data: Any | None = None) -> xr.DataArray:
+        """Expected number of purchases in the next ``t`` time units, per draw and customer.
+
+        This is the posterior of an *expectation* (its spread is parameter
+        uncertainty); for the distribution of the count itself use
+        :meth:`sample_purchases` or :meth:`probability_of_purchases`.
+
+        Parameters
+        ----------
+        t : float
+            Horizon in the model's time unit (``model.time_unit``).
+        data : DataFrame, optional
+            RFM frame in the model's time unit; default: the fitted data.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, customer_id)``.
+        """
+        _check_horizon(t)
+        return self._history_quantity(self.formulas.expected_purchases, data, "expected_purchases", t)
+
+    def probability_of_purchases(self, n: int, t: float, data: Any | None = None) -> xr.DataArray:
+        """P(exactly ``n`` purchases in the next ``t`` time units | history), per draw and customer."""
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        _check_horizon(t)
+        return self._history_quantity(
+            self.formulas.probability_of_purchases, data, "probability_of_purchases", n, t)
+
+    def expected_purchases_new_customer(self, t: float | np.ndarray) -> xr.DataArray:
+        """Expected purchases in the first ``t`` time units of a newly acquired customer.
+
+        Parameters
+        ----------
+        t : float or array_like
+            Horizon(s) in the model's time unit.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw)`` or ``(chain, draw, t)`` for an array of horizons.
+        """
+        self._check_fitted()
+        t_arr = np.atleast_1d(np.asarray(t, dtype=float))
+        for value in t_arr:
+            _check_horizon(value)
+        params = self._param_arrays()
+        values = self.formulas.expected_purchases_new_customer(t_arr, **params)
+        post = self.posterior
+        da = xr.DataArray(values, dims=("chain", "draw", "t"),
+                          coords={"chain": post["chain"].values, "draw": post["draw"].values, "t": t_arr},
+                          name="expected_purchases_new_customer")
+        return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
+
+    def sample_purchases(self, t: float, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:
+        """Simulate each customer's purchase count in the next ``t`` time units.
+
+        One simulated count per posterior draw: the posterior *predictive*
+        distribution of the outcome (parameter uncertainty plus the randomness
+        of the customer's latent state and purchases). Use it for predictive
+        intervals of holdout counts.
+
+        Returns
+        -------
+        xarray.DataArray
+            Integer counts, dims ``(chain, draw, customer_id)``.
+        """
+        _check_horizon(t)
+        rng = np.random.default_rng(random_seed)
+        df = self._data_for_prediction(data)
+        return self._over_customers(
+            lambda c, p: type(self).simulator(t, c["frequency"], c["recency"], c["T"], **p, rng=rng),
+            df, "purchases", dtype=np.int64)
+
+
+def _check_horizon(t: float) -> None:
+    if not np.isfinite(t) or t < 0:
+        raise ValueError(f"horizon t must be finite and >= 0, got {t!r}")
