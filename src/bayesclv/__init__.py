@@ -1,1 +1,29 @@
-"""bayesclv: Bayesian customer-lifetime-value models."""
+"""bayesclv: Bayesian customer-lifetime-value models on PyMC and ArviZ.
+
+The public API in one place::
+
+    from bayesclv import rfm_summary, BetaGeoModel, GammaGammaModel, customer_lifetime_value
+"""
+
+from bayesclv import datasets, errors
+from bayesclv.clv import customer_lifetime_value, intervals
+from bayesclv.data import rfm_summary, validate_rfm
+from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
+from bayesclv.priors import Prior
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ParetoNBDModel",
+    "Prior",
+    "__version__",
+    "customer_lifetime_value",
+    "datasets",
+    "errors",
+    "intervals",
+    "load",
+    "rfm_summary",
+    "validate_rfm",
+]

@@ -227,34 +227,122 @@ def probability_alive_at(t, frequency, recency, T, r, alpha, s, beta):
     return probability_alive(frequency, recency, T, r, alpha, s, beta) * np.exp(-s * np.log1p(t / (beta + T)))
 
 
+# P(X = n) mixes the NBD count over the remaining lifetime, integrated in u = log(w)
+# with w the time alive after T (see _given_alive_count).
+_COUNT_NODES = 32  # Gauss-Legendre nodes on each side of the integrand's mode
+_COUNT_DROP = 40.0  # integrand mass ignored outside the window: exp(-40) of its maximum
+_COUNT_NEWTON_STEPS = 8
+_COUNT_CHUNK = 16384  # elements per block of (elements x nodes) evaluations
+
+
+def _log_count_kernel(u, n, rho, s, log_a, log_c):
+    """``log[(w/A)^n (1 + w/A)^-(rho+n) (1 + w/C)^-s]`` at ``w = e^u`` (``log_a = log A``, ``log_c = log C``).
+
+    Up to the factor ``Gamma(rho+n) / (Gamma(rho) n!)``: the NBD probability of
+    ``n`` purchases in ``w`` time units for ``lambda ~ Gamma(rho, A)``, times the
+    probability ``(1 + w/C)^-s`` of staying alive for ``w`` when ``mu ~ Gamma(s, C)``.
+    """
+    return (n * (u - log_a) - (rho + n) * np.logaddexp(0.0, u - log_a)
+            - s * np.logaddexp(0.0, u - log_c))
+
+
+def _log_dropout_integrand(u, n, rho, s, log_a, log_c):
+    """``log[w x NBD kernel x lifetime density / s]`` at ``w = e^u``; concave in ``u``.
+
+    The lifetime density ``s/C (1 + w/C)^-(s+1)``, less its factor ``s``, and the
+    Jacobian ``dw = w du`` turn :func:`_log_count_kernel` into the integrand of the
+    customers who drop out after ``w`` time units.
+    """
+    return u - log_c + _log_count_kernel(u, n, rho, s + 1.0, log_a, log_c)
+
+
+def _dropout_window(n, rho, s, rate_buy, rate_drop, log_t):
+    """Mode and interval of ``u <= log t`` outside which :func:`_log_dropout_integrand` is below ``max - _COUNT_DROP``.
+
+    With ``y = e^u`` the derivative ``(n+1) - (rho+n) y/(A+y) - (s+1) y/(C+y)``
+    (``A = rate_buy``, ``C = rate_drop``) vanishes at the positive root of
+    ``(rho+s) y^2 - ((n-s) A + (1-rho) C) y - (n+1) A C``: the mode, capped at
+    ``log t``. Newton steps for the level ``max - _COUNT_DROP`` started on either
+    side of the mode overshoot outwards and then approach the level from outside,
+    as for any concave function, so the window is never too narrow.
+    """
+    log_a, log_c = np.log(rate_buy), np.log(rate_drop)
+
+    def f(u):
+        return _log_dropout_integrand(u, n, rho, s, log_a, log_c)
+
+    def df(u):
+        return n + 1.0 - (rho + n) * special.expit(u - log_a) - (s + 1.0) * special.expit(u - log_c)
+
+    lin = (n - s) * rate_buy + (1.0 - rho) * rate_drop
+    disc = np.sqrt(lin * lin + 4.0 * (rho + s) * (n + 1.0) * rate_buy * rate_drop)
+    # the positive root, written without cancellation for either sign of `lin`
+    y = np.where(lin >= 0.0, (np.maximum(lin, 0.0) + disc) / (2.0 * (rho + s)),
+                 2.0 * (n + 1.0) * rate_buy * rate_drop / (disc - np.minimum(lin, 0.0)))
+    mode = np.minimum(np.log(y), log_t)
+    level = f(mode) - _COUNT_DROP
+    curvature = ((rho + n) * special.expit(mode - log_a) * special.expit(log_a - mode)
+                 + (s + 1.0) * special.expit(mode - log_c) * special.expit(log_c - mode))
+    step = 1.0 / np.sqrt(curvature)
+    left = mode - step
+    right = np.minimum(mode + step, log_t)
+    for _ in range(_COUNT_NEWTON_STEPS):
+        left = np.minimum(left - (f(left) - level) / np.maximum(df(left), 1e-12), mode)
+        right = np.clip(right - (f(right) - level) / np.minimum(df(right), -1e-12), mode, log_t)
+    return left, mode, right
+
+
+def _given_alive_count_block(n, t, rho, s, rate_buy, rate_drop):
+    """:func:`_given_alive_count` on 1-d arrays of equal length, all ``t > 0``."""
+    log_a, log_c, log_t = np.log(rate_buy), np.log(rate_drop), np.log(t)
+    log_norm = special.gammaln(rho + n) - special.gammaln(rho) - special.gammaln(n + 1.0)
+    alive_through = np.exp(log_norm + _log_count_kernel(log_t, n, rho, s, log_a, log_c))
+    left, mode, right = _dropout_window(n, rho, s, rate_buy, rate_drop, log_t)
+    # one rule on each side of the mode: Legendre nodes crowd towards the ends of an
+    # interval, so the peak is resolved however long the tails are
+    nodes, weights = gauss_legendre(_COUNT_NODES)
+    starts = np.stack([left, mode], axis=-1)[..., None]
+    widths = np.stack([mode - left, right - mode], axis=-1)[..., None]
+    u = (starts + widths * nodes).reshape(len(n), -1)
+    log_terms = _log_dropout_integrand(u, n[:, None], rho[:, None], s[:, None], log_a[:, None], log_c[:, None])
+    log_dropped = special.logsumexp(log_terms, b=(widths * weights).reshape(len(n), -1), axis=-1)
+    return alive_through + s * np.exp(log_norm + log_dropped)
+
+
+def _given_alive_count(n, t, rho, s, rate_buy, rate_drop):
+    """P(``n`` purchases in the next ``t`` | alive now), the NBD count mixed over the remaining lifetime.
+
+    ``lambda ~ Gamma(rho, rate_buy)`` and ``mu ~ Gamma(s, rate_drop)``. A customer who
+    stays alive for ``w`` more time units makes NBD(``rho``, ``A/(A+w)``) purchases
+    in that time (``A = rate_buy``). The remaining lifetime exceeds ``t`` with
+    probability ``(1 + t/C)^-s`` and otherwise has density ``s/C (1 + w/C)^-(s+1)``
+    on ``(0, t)`` (``C = rate_drop``). The integral over ``w`` is taken in
+    ``u = log w``, where the integrand is log-concave, by Gauss-Legendre rules on the
+    window around its mode (:func:`_dropout_window`); this resolves the NBD's time
+    scale ``A/rho`` and the lifetime's ``C/s`` however they compare with ``t``.
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (n, t, rho, s, rate_buy, rate_drop)))
+    shape = arrays[0].shape
+    n, t, rho, s, rate_buy, rate_drop = (v.ravel() for v in arrays)
+    out = np.where(n == 0.0, 1.0, 0.0)  # the value at t == 0
+    idx = np.flatnonzero(t > 0.0)
+    for start in range(0, idx.size, _COUNT_CHUNK):
+        block = idx[start:start + _COUNT_CHUNK]
+        out[block] = _given_alive_count_block(n[block], t[block], rho[block], s[block],
+                                              rate_buy[block], rate_drop[block])
+    return out.reshape(shape)
+
+
 def probability_of_purchases(n, t, frequency, recency, T, r, alpha, s, beta):
     """P(X(T, T+t] = n | history) for integer ``n >= 0``.
 
-    Given alive at ``T``, purchases stop at the end of the remaining lifetime
-    ``omega``; with ``w = min(t, omega)`` the count is NBD(r+x, (alpha+T)/(alpha+T+w)).
-    The mixture over ``omega`` is integrated with Gauss-Legendre quadrature in
-    ``v = 1 - ((beta+T)/(beta+T+w))^s`` (the lifetime's CDF), where the
-    integrand is a probability between 0 and 1.
+    A customer alive at ``T`` (:func:`probability_alive`) has
+    ``lambda ~ Gamma(r+x, alpha+T)`` and ``mu ~ Gamma(s, beta+T)``; the lifetime
+    being memoryless, purchases go on for ``min(t, omega)`` more time units with
+    ``omega`` Pareto (II) distributed (see :func:`_given_alive_count`). A customer
+    already dead makes no purchases.
     """
-    n = np.asarray(n, dtype=float)[..., None]
     x = np.asarray(frequency, dtype=float)
     p_alive = probability_alive(x, recency, T, r, alpha, s, beta)
-    x, T_, r_, alpha_, s_, beta_, t_ = (np.asarray(v, dtype=float)[..., None] for v in (x, T, r, alpha, s, beta, t))
-
-    def nbd(w):
-        shape = r_ + x
-        log_q = np.log(alpha_ + T_) - np.log(alpha_ + T_ + w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log1m_q = np.where(w > 0, np.log(w) - np.log(alpha_ + T_ + w), -np.inf)
-            log_pmf = (special.gammaln(shape + n) - special.gammaln(shape) - special.gammaln(n + 1.0)
-                       + shape * log_q + np.where(n > 0, n * log1m_q, 0.0))
-        return np.exp(log_pmf)
-
-    survive_t = np.exp(-s_ * np.log1p(t_ / (beta_ + T_)))
-    nodes, weights = gauss_legendre(64)
-    v = (1.0 - survive_t) * nodes
-    w = (beta_ + T_) * np.expm1(-np.log1p(-v) / s_)
-    dropped_part = (1.0 - survive_t[..., 0]) * np.sum(weights * nbd(w), axis=-1)
-    given_alive = survive_t[..., 0] * nbd(t_)[..., 0] + dropped_part
-    n0 = n[..., 0]
-    return p_alive * given_alive + (1.0 - p_alive) * (n0 == 0)
+    given_alive = _given_alive_count(n, t, r + x, s, np.add(alpha, T), np.add(beta, T))
+    return p_alive * given_alive + (1.0 - p_alive) * (np.asarray(n) == 0)

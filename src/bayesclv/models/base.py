@@ -371,8 +371,13 @@ class CLVModel:
         post = self.posterior
         return {n: post[n].values[..., None] for n in self.parameter_names}
 
-    def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float) -> xr.DataArray:
-        """Evaluate ``func(columns, params)`` chunked over customers -> DataArray(chain, draw, customer_id)."""
+    def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float,
+                        quantity: str = "expectation") -> xr.DataArray:
+        """Evaluate ``func(columns, params)`` chunked over customers -> DataArray(chain, draw, customer_id).
+
+        ``quantity`` ("expectation" or "outcome") is recorded in ``attrs`` so
+        that :func:`bayesclv.intervals` names the interval correctly.
+        """
         params = self._param_arrays()
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
@@ -388,6 +393,7 @@ class CLVModel:
             coords={"chain": post["chain"].values, "draw": post["draw"].values,
                     "customer_id": df["customer_id"].to_numpy()},
             name=name,
+            attrs={"quantity": quantity, "time_unit": self.time_unit},
         )
 
     def log_likelihood(self, data: Any | None = None) -> xr.DataArray:

@@ -124,7 +124,7 @@ class TransactionModel(CLVModel):
         df = self._data_for_prediction(data)
         return self._over_customers(
             lambda c, p: type(self).simulator(t, c["frequency"], c["recency"], c["T"], **p, rng=rng),
-            df, "purchases", dtype=np.int64)
+            df, "purchases", dtype=np.int64, quantity="outcome")
 
 
 def _check_horizon(t: float) -> None:

@@ -1,0 +1,206 @@
+"""Customer lifetime value and interval summaries.
+
+CLV combines a purchase-count model and a spend model **draw by draw**: the
+``k``-th posterior draw of expected purchases is multiplied by the ``k``-th
+draw of expected spend, so the CLV posterior carries the uncertainty of both
+(never a spend collapsed to its mean first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesclv.data import TIME_UNITS
+from bayesclv.data.validation import check_time_unit
+from bayesclv.models.gammagamma import GammaGammaModel
+from bayesclv.models.transaction import TransactionModel
+
+__all__ = ["customer_lifetime_value", "intervals", "pair_draws"]
+
+INTERVAL_KINDS = ("credible", "predictive")
+
+
+def pair_draws(first, second):
+    """Line up the ``(chain, draw)`` dims of two posteriors so they combine draw by draw.
+
+    A single-draw posterior (a MAP fit) broadcasts against any other. Two
+    sampled posteriors must have the same numbers of chains and draws; the
+    draws of independently fitted models are paired by position, which is a
+    valid joint sample because the two posteriors are independent.
+
+    Parameters
+    ----------
+    first, second : xarray.DataArray or xarray.Dataset
+        Posterior quantities with dims ``chain, draw``.
+
+    Returns
+    -------
+    tuple
+        Both, ready for elementwise arithmetic.
+
+    Raises
+    ------
+    ValueError
+        If the numbers of chains or draws differ and neither is a point estimate.
+    """
+    def is_point(da):
+        return da.sizes["chain"] * da.sizes["draw"] == 1
+
+    if is_point(first) and not is_point(second):
+        first = first.isel(chain=0, draw=0, drop=True)
+    elif is_point(second) and not is_point(first):
+        second = second.isel(chain=0, draw=0, drop=True)
+    elif (first.sizes["chain"], first.sizes["draw"]) != (second.sizes["chain"], second.sizes["draw"]):
+        raise ValueError(
+            f"cannot pair posterior draws: {first.sizes['chain']}x{first.sizes['draw']} vs "
+            f"{second.sizes['chain']}x{second.sizes['draw']} (chains x draws); fit both models "
+            "with the same chains and draws"
+        )
+    else:
+        second = second.assign_coords(chain=first["chain"].values, draw=first["draw"].values)
+    return first, second
+
+
+def customer_lifetime_value(
+    transaction_model: TransactionModel,
+    spend_model: GammaGammaModel,
+    data: Any | None = None,
+    *,
+    horizon: int,
+    time_unit: str,
+    discount_rate: float,
+    margin: float = 1.0,
+    acquisition_cost: float = 0.0,
+    service_cost_per_period: float = 0.0,
+) -> xr.DataArray:
+    """Posterior of each customer's discounted lifetime value over a finite horizon.
+
+    For periods ``k = 1..horizon`` of length one ``time_unit``::
+
+        CLV = sum_k [ margin * spend * (E[X(t_k)] - E[X(t_{k-1})])
+                      - service_cost_per_period * P(alive at t_{k-1}) ] / (1 + discount_rate)^k
+              - acquisition_cost
+
+    with ``t_k`` the end of period ``k`` after the end of observation, ``E[X(t)]``
+    the expected purchases and ``spend`` the expected value per purchase, all
+    per posterior draw. Cash flows are discounted at the end of their period.
+
+    Parameters
+    ----------
+    transaction_model : BetaGeoModel or ParetoNBDModel
+        Fitted purchase-count model.
+    spend_model : GammaGammaModel
+        Fitted spend model (same currency as the result).
+    data : DataFrame, optional
+        RFM frame with ``monetary_value``; default: the transaction model's data.
+    horizon : int
+        Number of periods, each one ``time_unit`` long.
+    time_unit : {"D", "W", "M", "Y"}
+        Length of one period (days, weeks, months = 365.25/12 days, years).
+        Independent of the unit the models were fitted in.
+    discount_rate : float
+        Discount rate **per period** (e.g. 0.01 per month; use
+        ``(1 + annual) ** (1/12) - 1`` to convert an annual rate).
+    margin : float, default 1.0
+        Share of revenue kept as profit.
+    acquisition_cost : float, default 0
+        Subtracted once.
+    service_cost_per_period : float, default 0
+        Cost per period of serving a customer who is still alive.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings.
+    """
+    check_time_unit(time_unit)
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a positive whole number of periods, got {horizon!r}")
+    if not np.isfinite(discount_rate) or discount_rate <= -1:
+        raise ValueError(f"discount_rate must be > -1 per period, got {discount_rate!r}")
+    transaction_model._check_fitted()
+    spend_model._check_fitted()
+    if data is None:
+        data = transaction_model.data
+    period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
+
+    spend = spend_model.expected_spend(data)
+    previous = xr.zeros_like(transaction_model.expected_purchases(0.0, data))
+    flows = xr.Dataset({"purchases": xr.zeros_like(previous), "service": xr.zeros_like(previous)})
+    for k in range(1, int(horizon) + 1):
+        factor = (1.0 + discount_rate) ** -k
+        cumulative = transaction_model.expected_purchases(k * period, data)
+        flows["purchases"] = flows["purchases"] + factor * (cumulative - previous)
+        if service_cost_per_period:
+            alive = transaction_model.probability_alive_at((k - 1) * period, data)
+            flows["service"] = flows["service"] + factor * alive
+        previous = cumulative
+    flows, spend = pair_draws(flows, spend)
+    clv = (margin * spend * flows["purchases"] - service_cost_per_period * flows["service"]
+           - acquisition_cost)
+    clv = clv.transpose("chain", "draw", "customer_id")
+    clv.name = "clv"
+    clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
+                 "discount_rate": discount_rate, "margin": margin,
+                 "acquisition_cost": acquisition_cost, "service_cost_per_period": service_cost_per_period}
+    return clv
+
+
+def intervals(
+    values: xr.DataArray,
+    prob: float = 0.9,
+    kind: str | None = None,
+    method: str = "eti",
+) -> pd.DataFrame:
+    """Tidy per-customer summary of a posterior: ``mean, median, lower, upper``.
+
+    Parameters
+    ----------
+    values : xarray.DataArray
+        Draws with dims ``(chain, draw, ...)``, e.g. from ``expected_purchases``
+        (an expectation) or ``sample_purchases`` (an outcome).
+    prob : float, default 0.9
+        Probability inside the interval.
+    kind : {"credible", "predictive"}, optional
+        What the interval is: a *credible* interval of an expected value
+        (parameter uncertainty only) or a *predictive* interval of an outcome
+        (also the outcome's own randomness). Default: taken from
+        ``values.attrs["quantity"]`` ("outcome" -> predictive), else credible.
+    method : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density interval, computed by ``arviz_stats``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per element of the non-sample dims, columns ``mean, median,
+        lower, upper, interval`` where ``interval`` names the kind, e.g.
+        ``"90% credible (eti)"``.
+    """
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    if method not in ("eti", "hdi"):
+        raise ValueError(f"method must be 'eti' or 'hdi', got {method!r}")
+    if kind is None:
+        kind = "predictive" if values.attrs.get("quantity") == "outcome" else "credible"
+    if kind not in INTERVAL_KINDS:
+        raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
+    missing = {"chain", "draw"} - set(values.dims)
+    if missing:
+        raise ValueError(f"values need dims chain and draw; missing {sorted(missing)}")
+    sample = ("chain", "draw")
+    bounds = (azs.hdi if method == "hdi" else azs.eti)(values.astype(float), prob=prob, dim=list(sample))
+    table = xr.Dataset({
+        "mean": values.mean(sample),
+        "median": values.median(sample),
+        "lower": bounds.sel(ci_bound="lower", drop=True),
+        "upper": bounds.sel(ci_bound="upper", drop=True),
+    })
+    frame = table.to_dataframe() if table["mean"].ndim else pd.DataFrame([{k: float(v) for k, v in table.items()}])
+    frame["interval"] = f"{prob:.0%} {kind} ({method})"
+    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name}
+    return frame

@@ -1,0 +1,64 @@
+"""CLV (paired draws, discounting) and interval summaries."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import bayesclv as bc
+from bayesclv.clv import pair_draws
+
+
+def test_clv_equals_hand_computation(map_models, cdnow_rfm):
+    bg, gg = map_models["BetaGeoModel"], map_models["GammaGammaModel"]
+    clv = bc.customer_lifetime_value(bg, gg, horizon=3, time_unit="M", discount_rate=0.02, margin=0.3,
+                                     acquisition_cost=5.0)
+    assert clv.dims == ("chain", "draw", "customer_id")
+    weeks = 365.25 / 12 / 7
+    cum = [bg.expected_purchases(k * weeks) for k in range(4)]
+    expected = 0.3 * gg.expected_spend(cdnow_rfm) * sum(
+        (cum[k] - cum[k - 1]) / 1.02**k for k in (1, 2, 3)) - 5.0
+    np.testing.assert_allclose(clv.values, expected.values, rtol=1e-12)
+
+
+def test_clv_service_cost_uses_survival(map_models):
+    bg, gg = map_models["ParetoNBDModel"], map_models["GammaGammaModel"]
+    base = bc.customer_lifetime_value(bg, gg, horizon=2, time_unit="W", discount_rate=0.0)
+    with_cost = bc.customer_lifetime_value(bg, gg, horizon=2, time_unit="W", discount_rate=0.0,
+                                           service_cost_per_period=1.0)
+    alive = bg.probability_alive_at(0.0) + bg.probability_alive_at(1.0)
+    np.testing.assert_allclose((base - with_cost).values, alive.values, rtol=1e-10)
+
+
+def test_clv_keeps_spend_draws_paired():
+    # two sampled posteriors: CLV per draw is the product of same-index draws, not of means
+    purchases = xr.DataArray(np.arange(1.0, 7.0).reshape(2, 3, 1), dims=("chain", "draw", "customer_id"))
+    spend = xr.DataArray(np.arange(6.0, 0.0, -1).reshape(2, 3, 1), dims=("chain", "draw", "customer_id"))
+    a, b = pair_draws(purchases, spend)
+    np.testing.assert_array_equal((a * b).values.ravel(), [6, 10, 12, 12, 10, 6])
+    with pytest.raises(ValueError, match="cannot pair"):
+        pair_draws(purchases, spend.isel(draw=slice(0, 2)))
+
+
+def test_clv_argument_errors(map_models):
+    bg, gg = map_models["BetaGeoModel"], map_models["GammaGammaModel"]
+    with pytest.raises(ValueError, match="fortnight"):
+        bc.customer_lifetime_value(bg, gg, horizon=3, time_unit="fortnight", discount_rate=0.0)
+    with pytest.raises(ValueError, match="horizon"):
+        bc.customer_lifetime_value(bg, gg, horizon=0, time_unit="M", discount_rate=0.0)
+
+
+def test_intervals_match_quantiles_and_name_the_kind():
+    rng = np.random.default_rng(0)
+    draws = xr.DataArray(rng.normal(size=(4, 500, 3)), dims=("chain", "draw", "customer_id"),
+                         coords={"customer_id": [7, 8, 9]}, attrs={"quantity": "outcome"})
+    table = bc.intervals(draws, prob=0.8)
+    flat = draws.values.reshape(-1, 3)
+    np.testing.assert_allclose(table["lower"], np.quantile(flat, 0.1, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(table["upper"], np.quantile(flat, 0.9, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(table["median"], np.median(flat, axis=0))
+    assert list(table.index) == [7, 8, 9]
+    assert (table["interval"] == "80% predictive (eti)").all()
+    draws.attrs = {}
+    assert bc.intervals(draws, method="hdi")["interval"].iloc[0] == "90% credible (hdi)"
+    with pytest.raises(ValueError, match="prob"):
+        bc.intervals(draws, prob=1.5)

@@ -1,0 +1,189 @@
+"""Model classes: published estimates, NUTS, predictions, diagnostics, persistence, errors."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import PUBLISHED
+
+import bayesclv as bc
+from bayesclv.errors import ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
+from bayesclv.formulas import bgnbd, paretonbd
+from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_map_matches_published_mle_within_one_percent(map_models, name):
+    table = map_models[name].summary()
+    for param, published in PUBLISHED[name].items():
+        assert table.loc[param, "mean"] == pytest.approx(published, rel=0.01), param
+
+
+def test_summary_columns_and_map_diagnostics(map_models):
+    model = map_models["BetaGeoModel"]
+    table = model.summary(prob=0.8)
+    assert list(table.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert table.attrs["prob"] == 0.8
+    assert model.diagnostics["ok"] is True and model.diagnostics["method"] == "map"
+
+
+@pytest.fixture(scope="module")
+def nuts_bgnbd(cdnow_rfm):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return bc.BetaGeoModel().fit(cdnow_rfm, draws=300, tune=300, chains=2, random_seed=7, progressbar=False)
+
+
+def test_nuts_posterior_centres_on_mle(nuts_bgnbd):
+    table = nuts_bgnbd.summary(prob=0.9)
+    # r and alpha are well identified: the 90% HDI contains the published MLE
+    for param in ("r", "alpha"):
+        lo, hi = table.loc[param, ["hdi_lower", "hdi_upper"]]
+        assert lo < PUBLISHED["BetaGeoModel"][param] < hi
+    assert table["r_hat"].max() < 1.05
+    diag = nuts_bgnbd.diagnostics
+    assert set(diag) >= {"max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences", "ok"}
+    assert diag["divergences"] == 0
+
+
+def test_poor_convergence_warns_with_numbers(cdnow_rfm):
+    with pytest.warns(ConvergenceWarning, match=r"ESS \d+ < 400"):
+        bc.BetaGeoModel().fit(cdnow_rfm, draws=30, tune=30, chains=2, random_seed=1, progressbar=False)
+
+
+def test_predictions_have_posterior_dims_and_match_formulas(nuts_bgnbd, cdnow_rfm):
+    ep = nuts_bgnbd.expected_purchases(39)
+    assert ep.dims == ("chain", "draw", "customer_id")
+    assert ep.shape == (2, 300, len(cdnow_rfm))
+    assert ep.attrs["quantity"] == "expectation"
+    post = nuts_bgnbd.posterior.isel(chain=1, draw=5)
+    row = cdnow_rfm.iloc[10]
+    direct = bgnbd.expected_purchases(39.0, row["frequency"], row["recency"], row["T"],
+                                      *(float(post[p]) for p in ("r", "alpha", "a", "b")))
+    assert float(ep.isel(chain=1, draw=5, customer_id=10)) == pytest.approx(direct, rel=1e-12)
+    pa = nuts_bgnbd.probability_alive()
+    assert float(pa.min()) >= 0 and float(pa.max()) <= 1
+
+
+def test_holdout_total_close_to_actual(map_models, cdnow_rfm):
+    # 39-week holdout of the CDNOW sample: 1,882 actual repeat purchases; both models
+    # under-forecast it (FHL 2005 fig. 4); the fitted forecast equals the one at the published MLE
+    actual = cdnow_rfm["frequency_holdout"].sum()
+    assert actual == 1882
+    cols = (cdnow_rfm["frequency"], cdnow_rfm["recency"], cdnow_rfm["T"])
+    for name, formulas in (("BetaGeoModel", bgnbd), ("ParetoNBDModel", paretonbd)):
+        total = float(map_models[name].expected_purchases(39).sum())
+        at_mle = formulas.expected_purchases(39.0, *cols, *PUBLISHED[name].values()).sum()
+        assert total == pytest.approx(at_mle, rel=0.005)
+        assert 0.8 * actual < total < actual
+
+
+@pytest.mark.parametrize("name", ["BetaGeoModel", "ParetoNBDModel"])
+def test_purchase_pmf_sums_to_one_and_mean_matches(map_models, cdnow_rfm, name):
+    model = map_models[name]
+    data = cdnow_rfm.iloc[:50]
+    probs = sum(model.probability_of_purchases(n, 20.0, data) for n in range(150))
+    np.testing.assert_allclose(probs.values, 1.0, atol=1e-8)
+    mean = sum(n * model.probability_of_purchases(n, 20.0, data) for n in range(150))
+    np.testing.assert_allclose(mean.values, model.expected_purchases(20.0, data).values, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("simulator", "formulas", "params"), [
+    (bc.simulate.future_purchases_bgnbd, bgnbd, (0.5, 5.0, 0.8, 2.5)),
+    (bc.simulate.future_purchases_paretonbd, paretonbd, (0.5, 10.0, 0.6, 12.0)),
+])
+def test_posterior_predictive_simulation_matches_expectation(simulator, formulas, params):
+    n = 200_000
+    history = (np.full(n, 3.0), np.full(n, 20.0), np.full(n, 39.0))
+    counts = simulator(26.0, *history, *params, rng=np.random.default_rng(3))
+    expected = formulas.expected_purchases(26.0, 3.0, 20.0, 39.0, *params)
+    se = counts.std() / np.sqrt(n)
+    assert abs(counts.mean() - expected) < 4 * se
+    p0 = formulas.probability_of_purchases(0, 26.0, 3.0, 20.0, 39.0, *params)
+    assert abs((counts == 0).mean() - p0) < 4 * np.sqrt(p0 * (1 - p0) / n)
+
+
+@pytest.mark.parametrize(("cls", "simulator", "truth"), [
+    (bc.BetaGeoModel, simulate_bgnbd, {"r": 0.6, "alpha": 8.0, "a": 0.9, "b": 3.0}),
+    (bc.ParetoNBDModel, simulate_paretonbd, {"r": 0.6, "alpha": 8.0, "s": 0.8, "beta": 12.0}),
+])
+def test_parameter_recovery_from_simulated_data(cls, simulator, truth):
+    rng = np.random.default_rng(11)
+    T = rng.uniform(26, 78, size=20_000)
+    sim = simulator(T, *truth.values(), rng=rng)
+    rfm = pd.DataFrame({"customer_id": np.arange(T.size), "frequency": sim["frequency"],
+                        "recency": sim["recency"], "T": sim["T"]})
+    rfm.attrs["time_unit"] = "W"
+    fitted = cls().fit(rfm, method="map", progressbar=False).summary()["mean"]
+    for param, value in truth.items():
+        # well-identified rate parameters within 10%, dropout parameters within 30%
+        tol = 0.1 if param in ("r", "alpha") else 0.3
+        assert fitted[param] == pytest.approx(value, rel=tol), param
+
+
+def test_new_customer_expectation(map_models):
+    model = map_models["ParetoNBDModel"]
+    values = model.expected_purchases_new_customer([10.0, 52.0])
+    assert values.dims == ("chain", "draw", "t")
+    p = {k: float(v) for k, v in model.summary()["mean"].items()}
+    assert values.sel(t=52.0).item() == pytest.approx(
+        paretonbd.expected_purchases_new_customer(52.0, **p), rel=1e-12)
+    assert model.expected_purchases_new_customer(52.0).dims == ("chain", "draw")
+
+
+def test_save_load_roundtrip_is_exact(nuts_bgnbd, tmp_path):
+    path = tmp_path / "bg.nc"
+    nuts_bgnbd.save(path)
+    loaded = bc.load(path)
+    assert type(loaded) is bc.BetaGeoModel
+    xr.testing.assert_identical(loaded.posterior[["r", "alpha", "a", "b"]],
+                                nuts_bgnbd.posterior[["r", "alpha", "a", "b"]])
+    pd.testing.assert_frame_equal(loaded.data[["customer_id", "frequency", "recency", "T"]],
+                                  nuts_bgnbd.data[["customer_id", "frequency", "recency", "T"]])
+    assert loaded.time_unit == "W" and loaded.priors == nuts_bgnbd.priors
+    xr.testing.assert_allclose(loaded.expected_purchases(10), nuts_bgnbd.expected_purchases(10))
+
+
+def test_prediction_on_new_data_checks_time_unit(map_models, cdnow_rfm):
+    model = map_models["BetaGeoModel"]
+    new = cdnow_rfm.iloc[:3].copy()
+    assert model.probability_alive(new).sizes["customer_id"] == 3
+    daily = bc.rfm_summary(bc.datasets.load_cdnow("sample"), time_unit="D", calibration_end="1997-09-30")
+    with pytest.raises(TimeUnitError, match="'D'"):
+        model.expected_purchases(4, daily)
+
+
+def test_errors_are_typed(cdnow_rfm):
+    with pytest.raises(NotFittedError):
+        bc.BetaGeoModel().expected_purchases(1)
+    with pytest.raises(ValueError, match="no parameter"):
+        bc.BetaGeoModel(priors={"s": bc.Prior("HalfNormal", sigma=1)})
+    with pytest.raises(ValueError, match="unknown PyMC distribution"):
+        bc.Prior("NotADistribution")
+    bad = cdnow_rfm[["customer_id", "frequency", "recency", "T"]].copy()
+    bad.loc[5, "recency"] = bad.loc[5, "T"] + 1
+    with pytest.raises(DataValidationError, match="recency"):
+        bc.BetaGeoModel().fit(bad, method="map", progressbar=False)
+    unitless = cdnow_rfm[["customer_id", "frequency", "recency", "T"]].copy()
+    unitless.attrs = {}
+    with pytest.raises(TimeUnitError, match="time unit"):
+        bc.BetaGeoModel().fit(unitless, method="map", progressbar=False)
+    with pytest.raises(ValueError, match="method"):
+        bc.BetaGeoModel().fit(cdnow_rfm, method="gibbs")
+
+
+def test_custom_prior_changes_map(cdnow_rfm):
+    tight = bc.BetaGeoModel(priors={"r": bc.Prior("Gamma", alpha=400.0, beta=400.0)})  # r ~ 1 +- 0.05
+    r = tight.fit(cdnow_rfm, method="map", progressbar=False).summary().loc["r", "mean"]
+    assert r > 0.4  # the MLE is 0.24; the prior pulls towards 1
+
+
+def test_spend_model_uses_repeat_buyers_only(map_models, cdnow_rfm):
+    gg = map_models["GammaGammaModel"]
+    assert len(gg.data) == int((cdnow_rfm["frequency"] > 0).sum()) == 946
+    spend = gg.expected_spend(cdnow_rfm)
+    p = {k: float(v) for k, v in gg.summary()["mean"].items()}
+    zero = cdnow_rfm.index[cdnow_rfm["frequency"] == 0][0]
+    assert spend.isel(customer_id=zero).item() == pytest.approx(p["p"] * p["gamma"] / (p["q"] - 1))
