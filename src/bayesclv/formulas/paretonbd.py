@@ -305,8 +305,9 @@ def _given_alive_count_block(n, t, rho, s, rate_buy, rate_drop):
     widths = np.stack([mode - left, right - mode], axis=-1)[..., None]
     u = (starts + widths * nodes).reshape(len(n), -1)
     log_terms = _log_dropout_integrand(u, n[:, None], rho[:, None], s[:, None], log_a[:, None], log_c[:, None])
-    log_dropped = special.logsumexp(log_terms, b=(widths * weights).reshape(len(n), -1), axis=-1)
-    return alive_through + s * np.exp(log_norm + log_dropped)
+    peak = log_terms.max(axis=-1)
+    dropped = np.sum((widths * weights).reshape(len(n), -1) * np.exp(log_terms - peak[:, None]), axis=-1)
+    return alive_through + s * dropped * np.exp(log_norm + peak)
 
 
 def _given_alive_count(n, t, rho, s, rate_buy, rate_drop):

@@ -141,7 +141,7 @@ class CLVModel:
     """
 
     parameter_names: ClassVar[tuple[str, ...]] = ()
-    default_priors: ClassVar[dict[str, Prior]] = {}
+    default_priors: ClassVar[dict[str, Prior]] = {}  # keyed by the sampled quantities
     data_columns: ClassVar[tuple[str, ...]] = ()
     requires_monetary: ClassVar[bool] = False
     display_name: ClassVar[str] = "model"
@@ -152,11 +152,11 @@ class CLVModel:
 
     def __init__(self, priors: dict[str, Prior] | None = None):
         priors = dict(priors or {})
-        unknown = set(priors) - set(self.parameter_names)
+        unknown = set(priors) - set(self.default_priors)
         if unknown:
             raise ValueError(
-                f"{type(self).__name__}: no parameter(s) {sorted(unknown)}; "
-                f"the parameters are {list(self.parameter_names)}"
+                f"{type(self).__name__}: no parameter(s) {sorted(unknown)} to put a prior on; "
+                f"the priors are on {list(self.default_priors)}"
             )
         for name, prior in priors.items():
             if not isinstance(prior, Prior):
@@ -194,6 +194,15 @@ class CLVModel:
         return df
 
     # ----------------------------------------------------------------- model
+    def _parameters(self) -> dict[str, Any]:
+        """Create the model's random variables; return the named parameters of the likelihood.
+
+        By default every parameter has its own prior. Subclasses that sample
+        a better-conditioned reparameterisation override this and register
+        the named parameters as ``pm.Deterministic``.
+        """
+        return {name: self.priors[name].create(name) for name in self.parameter_names}
+
     def _loglik(self, data: dict[str, Any], params: dict[str, Any], xp) -> Any:
         """Per-row log-likelihood (PyTensor with ``xp=PT``, NumPy with ``xp=NP``)."""
         raise NotImplementedError
@@ -215,7 +224,7 @@ class CLVModel:
         df = self._prepare(data, time_unit=time_unit)
         unique, _ = compress_rows(df, list(self.data_columns))
         with pm.Model() as model:
-            params = {name: self.priors[name].create(name) for name in self.parameter_names}
+            params = self._parameters()
             cols = {c: pm.Data(c, unique[c].to_numpy(dtype=float)) for c in self.data_columns}
             weight = pm.Data("weight", unique["weight"].to_numpy())
             from bayesclv.formulas import PT
@@ -280,6 +289,7 @@ class CLVModel:
         df = self._prepare(data, time_unit=time_unit)
         model = self.build_model(df)
         names = list(self.parameter_names)
+        sampled = [n for n in self.default_priors if n not in names]
         with model:
             if method == "nuts":
                 nuts_kwargs = {}
@@ -289,12 +299,12 @@ class CLVModel:
                 idata = pm.sample(
                     draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     progressbar=progressbar, target_accept=target_accept,
-                    compute_convergence_checks=False, var_names=names, **nuts_kwargs, **kwargs,
+                    compute_convergence_checks=False, var_names=sampled + names, **nuts_kwargs, **kwargs,
                 )
             elif method == "map":
                 result = pm.find_MAP(progressbar=progressbar, random_seed=random_seed, jitter=False,
                                      return_inferencedata=True, **kwargs)
-                idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[names]})
+                idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[sampled + names]})
                 optimizer = {g: result[g] for g in result.children if g != "posterior"}
             else:
                 approx = pm.fit(
@@ -302,11 +312,11 @@ class CLVModel:
                     progressbar=progressbar, **kwargs,
                 )
                 idata = approx.sample(draws, random_seed=random_seed)
-                idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[names]})
+                idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[sampled + names]})
         self.idata, self.data, self.fit_method = idata, df, method
         self.time_unit = df.attrs["time_unit"]
         if method == "nuts":
-            self.diagnostics = compute_diagnostics(idata, names)
+            self.diagnostics = compute_diagnostics(idata, sampled + names)
             logger.info("%s fit: %s", self.display_name, self.diagnostics)
             if progressbar:
                 print(f"{self.display_name} convergence: {self.diagnostics}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pymc as pm
+
 from bayesclv.formulas import paretonbd
 from bayesclv.models.transaction import TransactionModel
 from bayesclv.priors import Prior
@@ -17,21 +19,40 @@ class ParetoNBDModel(TransactionModel):
     :mod:`bayesclv.formulas.paretonbd`), so NUTS gradients are cheap and
     stable and full Bayesian inference is the default.
 
+    The dropout rates ``mu ~ Gamma(s, beta)`` are parameterised for sampling by
+    their mean ``dropout_mean = s / beta`` (per time unit) and squared
+    coefficient of variation ``dropout_cv2 = 1 / s``. The data pin down the
+    mean well but say little about the heterogeneity; in ``(s, beta)`` that
+    shows up as a long curved ridge (``s, beta -> infinity`` at fixed
+    ``s/beta``) on which NUTS mixes badly, while in these coordinates the
+    posterior is close to independent. ``s`` and ``beta`` are recorded in the
+    posterior as deterministic functions.
+
     Parameters
     ----------
     priors : dict of str to Prior, optional
-        Overrides for the priors of ``r``, ``alpha``, ``s``, ``beta``. Defaults:
-        ``r, s ~ HalfNormal(50)``, ``alpha, beta ~ HalfNormal(500)`` (time
-        scales, in the data's unit).
+        Overrides for the priors of ``r``, ``alpha``, ``dropout_mean``,
+        ``dropout_cv2``. Defaults (weakly informative): ``r ~ HalfNormal(50)``,
+        ``alpha ~ HalfNormal(500)`` (a time scale, in the data's unit),
+        ``dropout_mean ~ HalfNormal(1)`` (per time unit), ``dropout_cv2 ~ HalfNormal(10)``.
     """
 
     parameter_names = ("r", "alpha", "s", "beta")
     default_priors = {
         "r": Prior("HalfNormal", sigma=50.0),
         "alpha": Prior("HalfNormal", sigma=500.0),
-        "s": Prior("HalfNormal", sigma=50.0),
-        "beta": Prior("HalfNormal", sigma=500.0),
+        "dropout_mean": Prior("HalfNormal", sigma=1.0),
+        "dropout_cv2": Prior("HalfNormal", sigma=10.0),
     }
     formulas = paretonbd
     simulator = staticmethod(future_purchases_paretonbd)
     display_name = "Pareto/NBD"
+
+    def _parameters(self):
+        r = self.priors["r"].create("r")
+        alpha = self.priors["alpha"].create("alpha")
+        mean = self.priors["dropout_mean"].create("dropout_mean")
+        cv2 = self.priors["dropout_cv2"].create("dropout_cv2")
+        s = pm.Deterministic("s", 1.0 / cv2)
+        beta = pm.Deterministic("beta", 1.0 / (cv2 * mean))
+        return {"r": r, "alpha": alpha, "s": s, "beta": beta}
