@@ -392,6 +392,64 @@ def test_predictive_extremes(model):
                 np.array([0, 1, 7]))
 
 
+def test_bgnbd_predictive_near_a_one():
+    """a at and around 1, where the closed form of the expected purchases divides by a - 1."""
+    a_values = (1.0 - 1e-2, 1.0 - 1e-9, 1.0, 1.0 + 1e-7, 1.0 + 1e-4)
+    params = [(r, alpha, a, b) for r, alpha, b in itertools.product((1e-3, 1.0, 1e3), repeat=3)
+              for a in a_values]
+    _pred_cases("bgnbd", params, PRED_EXTREME_HISTORIES[[0, 2, 5]], np.array([1.0, 1000.0]),
+                np.array([0, 1]))
+
+
+@pytest.mark.parametrize("model", COUNT_MODELS)
+def test_predictive_random_extremes(model):
+    """Seeded random parameters, histories, horizons and counts (see _random_extremes)."""
+    lib, refmod, names, _ = MODELS[model]
+    params, H = _random_extremes(n=60, seed=20240917)
+    rng = np.random.default_rng(20240918)
+    t = np.exp(rng.uniform(np.log(1e-2), np.log(1e3), size=len(H)))
+    n = rng.choice([0, 1, 7], size=len(H)).astype(float)
+    args = (t, *H.T, *params.T)
+    inputs = np.column_stack([t, H, params])
+    tnames = ("t",) + HIST_NAMES + names
+    for fn in ("expected_purchases", "probability_alive_at"):
+        _assert_close(getattr(lib, fn)(*args), getattr(refmod, fn)(*args), inputs, rtol=PRED_RTOL,
+                      atol=PRED_ATOL, what=f"{model}.{fn} (random extremes)", names=tnames)
+    _assert_close(lib.probability_of_purchases(n, *args), refmod.probability_of_purchases(n, *args),
+                  np.column_stack([n, inputs]), rtol=PRED_RTOL, atol=PRED_ATOL,
+                  what=f"{model}.probability_of_purchases (random extremes)", names=("n",) + tnames)
+    _assert_close(lib.expected_purchases_new_customer(t, *params.T),
+                  refmod.expected_purchases_new_customer(t, *params.T), np.column_stack([t, params]),
+                  rtol=PRED_RTOL, atol=PRED_ATOL,
+                  what=f"{model}.expected_purchases_new_customer (random extremes)", names=("t",) + names)
+
+
+@pytest.mark.parametrize("model", COUNT_MODELS)
+def test_predictive_broadcast_matches_elementwise(model):
+    """(draws, 1) parameters against (customers,) histories, as in model predictions: draws whose
+    elements take the closed forms and draws that need the fallbacks (a == 1, b = 1e3 with a long
+    horizon) give the values of scalar calls, element by element."""
+    lib, _, _, mle = MODELS[model]
+    P = np.array([mle, (mle[0], mle[1], 1.0, mle[3]), (1e-3, 1.0, 1e-3, 1e3), (1.0, 1.0, 1.0, 1e3)])
+    H = np.vstack([ORDINARY[::5], PRED_EXTREME_HISTORIES])
+    draws = [p[:, None] for p in P.T]
+    for t in (1.0, 1000.0):
+        quantities = {
+            "expected_purchases": lambda h, p, t=t: lib.expected_purchases(t, *h, *p),
+            "probability_alive_at": lambda h, p, t=t: lib.probability_alive_at(t, *h, *p),
+            "probability_of_purchases": lambda h, p, t=t: lib.probability_of_purchases(1, t, *h, *p),
+        }
+        for fn, f in quantities.items():
+            got = f(H.T, draws)
+            want = np.array([[float(f(h, p)) for h in H] for p in P])
+            assert got.shape == (len(P), len(H))
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=0, err_msg=f"{model}.{fn}, t={t}")
+        new = lib.expected_purchases_new_customer(np.array([t, 2 * t]), *draws)
+        assert new.shape == (len(P), 2)
+        np.testing.assert_allclose(new[:, 0], [lib.expected_purchases_new_customer(t, *p) for p in P],
+                                   rtol=1e-13)
+
+
 def test_gammagamma_expected_spend():
     names = ("x", "mbar", "p", "q", "gamma")
     # ordinary

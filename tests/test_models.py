@@ -187,3 +187,13 @@ def test_spend_model_uses_repeat_buyers_only(map_models, cdnow_rfm):
     p = {k: float(v) for k, v in gg.summary()["mean"].items()}
     zero = cdnow_rfm.index[cdnow_rfm["frequency"] == 0][0]
     assert spend.isel(customer_id=zero).item() == pytest.approx(p["p"] * p["gamma"] / (p["q"] - 1))
+
+
+def test_advi_fit_gives_draws_near_map(map_models, cdnow_rfm):
+    model = bc.BetaGeoModel().fit(cdnow_rfm, method="advi", draws=200, tune=1000, random_seed=3,
+                                  progressbar=False)
+    assert model.posterior.sizes["draw"] == 200 and model.diagnostics["method"] == "advi"
+    fitted, at_map = model.summary()["mean"], map_models["BetaGeoModel"].summary()["mean"]
+    for param in ("r", "alpha"):
+        assert fitted[param] == pytest.approx(at_map[param], rel=0.1), param
+    assert model.probability_alive().dims == ("chain", "draw", "customer_id")

@@ -155,7 +155,7 @@ def _purchases_series(rho, a, B, k):
 
 
 def _log_integrand(z, rho, a, B, k, survival):
-    """log of the integrand of ``B(a, B) E[g(p)]`` in ``z = logit(p)``, and ``log g`` at 0 and 1.
+    """log of the integrand of ``B(a, B) E[g(p)]`` in ``z = logit(p)``.
 
     ``g(p) = (1 + k p)^-rho`` (``survival``) or ``(1 - (1 + k p)^-rho) / p``. With
     ``dp = p (1-p) dz`` the integrand is ``p^a (1-p)^B g(p)``; for the purchases one
@@ -181,27 +181,31 @@ def _slope_sign(z, rho, a, B, k, survival):
     return a - 1.0 - B * np.exp(z) + rho * kp / ((1.0 + kp) * np.expm1(rho * np.log1p(kp)))
 
 
-def _bisect(inside, lo, hi, steps):
-    """Shrink the brackets ``[lo, hi]`` around the point where ``inside`` turns False."""
+def _bisect(before, lo, hi, steps):
+    """Bracket ``[lo, hi]`` after ``steps`` bisections for the point where ``before`` turns False.
+
+    ``before(z)`` is True left of that point and False right of it, elementwise.
+    """
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        right = inside(mid)
-        lo, hi = np.where(right, mid, lo), np.where(right, hi, mid)
+        go_right = before(mid)
+        lo, hi = np.where(go_right, mid, lo), np.where(go_right, hi, mid)
     return lo, hi
 
 
 def _beta_quadrature_block(rho, a, B, k, survival):
     """:func:`_beta_quadrature` on 1-d arrays of equal length."""
-    log_g0 = np.log(rho * k) if not survival else np.zeros_like(rho)
-    log_g1 = -rho * np.log1p(k) if survival else np.log(-np.expm1(-rho * np.log1p(k)))
+    if survival:
+        g0, g1 = 1.0, np.exp(-rho * np.log1p(k))
+    else:
+        g0, g1 = rho * k, -np.expm1(-rho * np.log1p(k))
     # tails in which g changes by less than _TAIL_EPS: |g'/g| <= (rho+1) k near p = 0
     # and <= 2 (rho+2) near p = 1
     log_p_lo = np.minimum(np.log(_TAIL_EPS) - np.log((rho + 1.0) * k), np.log(0.5))
     log_q_hi = np.log(_TAIL_EPS) - np.log(2.0 * (rho + 2.0))
     z_lo = log_p_lo - np.log1p(-np.exp(log_p_lo))
     z_hi = np.log1p(-np.exp(log_q_hi)) - log_q_hi
-    tails = (np.exp(log_g0) * special.betainc(a, B, np.exp(log_p_lo))
-             + np.exp(log_g1) * special.betainc(B, a, np.exp(log_q_hi)))
+    tails = g0 * special.betainc(a, B, np.exp(log_p_lo)) + g1 * special.betainc(B, a, np.exp(log_q_hi))
 
     def log_f(z):
         return _log_integrand(z, rho, a, B, k, survival)
@@ -219,8 +223,9 @@ def _beta_quadrature_block(rho, a, B, k, survival):
     width = right - left
     z = left[:, None] + width[:, None] * nodes
     log_terms = _log_integrand(z, rho[:, None], a[:, None], B[:, None], k[:, None], survival)
-    log_middle = special.logsumexp(log_terms, b=weights, axis=-1) + np.log(width)
-    return np.exp(log_middle - special.betaln(a, B)) + tails
+    peak = log_terms.max(axis=-1)
+    middle = width * np.sum(weights * np.exp(log_terms - peak[:, None]), axis=-1)
+    return middle * np.exp(peak - special.betaln(a, B)) + tails
 
 
 def _beta_quadrature(rho, a, B, k, survival):
@@ -250,7 +255,7 @@ def _survival_given_alive(rho, a, B, k):
         out = np.array(_survival_closed_form(rho, a, B, k), dtype=float)
         bad = ~(np.isfinite(out) & (_closed_form_error(rho, a, B, k) <= _CLOSED_FORM_TOL))
     out[bad] = _beta_quadrature(rho[bad], a[bad], B[bad], k[bad], survival=True)
-    return out
+    return np.maximum(out, 0.0, out=out)  # rounding can leave -1e-30 where the value underflows
 
 
 def _purchases_given_alive(rho, a, B, k):

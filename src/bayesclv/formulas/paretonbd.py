@@ -42,7 +42,7 @@ __all__ = [
     "probability_of_purchases",
 ]
 
-_N_NODES = 48
+_N_NODES = 32
 _WINDOW_DROP = 40.0  # exp(-40) ~ 4e-18: integrand mass ignored outside the window
 _NEWTON_STEPS = 8
 _TINY = 1e-300
