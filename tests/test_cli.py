@@ -40,3 +40,8 @@ def test_missing_column_names_it(tmp_path):
     pd.DataFrame({"id": [1], "date": ["2020-01-01"], "value": [1.0]}).to_csv(src, index=False)
     result = runner.invoke(app, ["fit", str(src), "--method", "map", "--quiet"])
     assert result.exit_code == 2 and "customer_id" in result.output
+
+
+def test_unknown_model_is_a_one_line_error():
+    result = runner.invoke(app, ["demo", "--model", "weibull", "--quiet"])
+    assert result.exit_code == 2 and "--model must be one of" in result.output

@@ -70,6 +70,8 @@ def _run(transactions, *, customer_id, date, value, model_name, calibration_end,
     from bayesclv import models as model_module
     from bayesclv.errors import BayesCLVError, ConvergenceWarning
 
+    if model_name not in MODELS:
+        _fail(f"--model must be one of {sorted(MODELS)}, got {model_name!r}")
     try:
         rfm = rfm_summary(transactions, customer_id=customer_id, date=date, value=value,
                           time_unit=time_unit, calibration_end=calibration_end)
@@ -129,10 +131,8 @@ def demo(
     """
     from bayesclv.datasets import load_cdnow
 
-    if model not in MODELS:
-        _fail(f"--model must be one of {sorted(MODELS)}, got {model!r}")
     kind = "full" if full else "sample"
-    typer.echo(f"bayesclv demo: CDNOW {kind}, {MODELS[model]} + GammaGammaModel")
+    typer.echo(f"bayesclv demo: CDNOW {kind}, {model} + Gamma-Gamma")
     _run(load_cdnow(kind), customer_id="customer_id", date="date", value="value", model_name=model,
          calibration_end="1997-09-30", time_unit="W", draws=draws, tune=tune, chains=chains, seed=seed,
          horizon=12, horizon_unit="M", discount_rate=0.01, margin=1.0, out=out, prob=0.9, method="nuts",
@@ -162,8 +162,6 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     """Fit a model to your own transaction log and write per-customer CLV, P(alive), purchases."""
-    if model not in MODELS:
-        _fail(f"--model must be one of {sorted(MODELS)}, got {model!r}")
     if method not in ("nuts", "map", "advi"):
         _fail(f"--method must be nuts, map or advi, got {method!r}")
     for name, unit in (("--time-unit", time_unit), ("--horizon-unit", horizon_unit)):

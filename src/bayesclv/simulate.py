@@ -115,6 +115,13 @@ def simulate_gammagamma(frequency, p, q, gamma, rng=None):
     return {"monetary_value": np.where(np.broadcast_to(x, shape) > 0, mean, 0.0), "nu": nu}
 
 
+def _alive_and_purchase_rate(rng, p_alive, frequency, T, r, alpha):
+    """Draw alive-at-``T`` flags and posterior purchase rates ``Gamma(r+x, alpha+T)``."""
+    alive = rng.random(p_alive.shape) < p_alive
+    lam = rng.gamma(r + frequency, 1.0 / (alpha + np.asarray(T)), size=p_alive.shape)
+    return alive, lam
+
+
 def future_purchases_paretonbd(t, frequency, recency, T, r, alpha, s, beta, rng=None):
     """Posterior predictive purchase counts in ``(T, T+t]`` under the Pareto/NBD.
 
@@ -126,10 +133,8 @@ def future_purchases_paretonbd(t, frequency, recency, T, r, alpha, s, beta, rng=
     rng = np.random.default_rng(rng)
     x = np.asarray(frequency, dtype=float)
     p_alive = paretonbd.probability_alive(x, recency, T, r, alpha, s, beta)
-    shape = p_alive.shape
-    alive = rng.random(shape) < p_alive
-    lam = rng.gamma(r + x, 1.0 / (alpha + np.asarray(T)), size=shape)
-    mu = rng.gamma(s, 1.0 / (beta + np.asarray(T)), size=shape)
+    alive, lam = _alive_and_purchase_rate(rng, p_alive, x, T, r, alpha)
+    mu = rng.gamma(s, 1.0 / (beta + np.asarray(T)), size=p_alive.shape)
     window = np.minimum(rng.exponential(1.0 / mu), t)
     return np.where(alive, rng.poisson(lam * window), 0)
 
@@ -144,9 +149,7 @@ def future_purchases_bgnbd(t, frequency, recency, T, r, alpha, a, b, rng=None):
     rng = np.random.default_rng(rng)
     x = np.asarray(frequency, dtype=float)
     p_alive = bgnbd.probability_alive(x, recency, T, r, alpha, a, b)
-    shape = p_alive.shape
-    alive = rng.random(shape) < p_alive
-    lam = rng.gamma(r + x, 1.0 / (alpha + np.asarray(T)), size=shape)
-    p = rng.beta(a, b + x, size=shape)
+    alive, lam = _alive_and_purchase_rate(rng, p_alive, x, T, r, alpha)
+    p = rng.beta(a, b + x, size=p_alive.shape)
     count = np.minimum(rng.poisson(lam * t), rng.geometric(np.clip(p, 1e-300, 1.0)))
     return np.where(alive, count, 0)
