@@ -8,6 +8,7 @@ The public API in one place::
 from bayesclv import datasets, errors
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.data import rfm_summary, validate_rfm
+from bayesclv.evaluate import EvaluationResult, compare, evaluate
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
 from bayesclv.priors import Prior
 
@@ -15,13 +16,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BetaGeoModel",
+    "EvaluationResult",
     "GammaGammaModel",
     "ParetoNBDModel",
     "Prior",
     "__version__",
+    "compare",
     "customer_lifetime_value",
     "datasets",
     "errors",
+    "evaluate",
     "intervals",
     "load",
     "rfm_summary",

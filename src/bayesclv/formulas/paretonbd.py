@@ -24,6 +24,7 @@ elementwise expression: no slow series loops.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy import special
 
@@ -48,104 +49,167 @@ _NEWTON_STEPS = 8
 _TINY = 1e-300
 
 
-def _quadrature_window(p, q, log_d, q0, q1):
+@numba.njit(cache=True, nogil=True)
+def _window(one_minus_p, q, log_d, u0, u1):  # pragma: no cover - compiled
     """Interval of ``Q`` outside which ``exp(g(Q))`` is below ``exp(-_WINDOW_DROP)`` of its maximum.
 
     ``g(Q) = (1-p) Q - q log(d + e^Q)`` is concave, with its maximum in closed
-    form. Newton steps on ``g(Q) = max g - _WINDOW_DROP`` approach each root from
-    outside the window (a property of concave functions), so even an
-    unconverged step leaves the window wide enough. NumPy; arrays broadcast.
-
-    Returns
-    -------
-    lo, hi : numpy.ndarray
-        Window, clipped to ``[q0, q1]``.
+    form. Newton steps on ``g(Q) = max g - _WINDOW_DROP`` approach each root
+    from outside the window (a property of concave functions), so even an
+    unconverged step leaves the window wide enough. Clipped to ``[u0, u1]``.
     """
-    p, q, log_d, q0, q1 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (p, q, log_d, q0, q1)))
+    a, b, ld = one_minus_p, q, log_d
 
     def g(u):
-        return (1.0 - p) * u - q * np.logaddexp(log_d, u)
+        return a * u - b * (max(ld, u) + np.log1p(np.exp(-abs(ld - u))))
 
-    def dg(u):
-        return (1.0 - p) - q * special.expit(u - log_d)
+    def expit(z):
+        return 1.0 / (1.0 + np.exp(-z)) if z >= 0 else np.exp(z) / (1.0 + np.exp(z))
 
-    one_minus_p = 1.0 - p
-    interior = one_minus_p > 0.0
     # g'(Q*) = 0  <=>  expit(Q* - log_d) = (1 - p) / q, possible only when p < 1
-    safe = np.where(interior, one_minus_p, 1.0)
-    mode = np.where(interior, log_d + np.log(safe) - np.log(q - safe + np.where(interior, 0.0, 2.0)), q0)
-    mode = np.clip(mode, q0, q1)
-    g_mode = g(mode)
-    sg = special.expit(mode - log_d)
-    step = 1.0 / np.sqrt(np.maximum(q * sg * (1.0 - sg), 1e-12))
-    right = np.minimum(mode + np.where(dg(mode) < 0.0, 0.0, step), q1)
-    left = np.maximum(mode - step, q0)
+    mode = ld + np.log(a) - np.log(b - a) if a > 0.0 else u0
+    mode = min(max(mode, u0), u1)
+    target = g(mode) - _WINDOW_DROP
+    sig = expit(mode - ld)
+    step = 1.0 / np.sqrt(max(b * sig * (1.0 - sig), 1e-12))
+    right = min(mode + (0.0 if a - b * sig < 0.0 else step), u1)
+    left = max(mode - step, u0) if mode > u0 else u0
     for _ in range(_NEWTON_STEPS):
-        right = np.clip(right - (g(right) - g_mode + _WINDOW_DROP) / np.minimum(dg(right), -1e-12), mode, q1)
-        left = np.clip(left - (g(left) - g_mode + _WINDOW_DROP) / np.maximum(dg(left), 1e-12), q0, mode)
+        new = min(max(right - (g(right) - target) / min(a - b * expit(right - ld), -1e-12), mode), u1)
+        converged = abs(new - right) < 1e-12
+        right = new
+        if converged:
+            break
+    if left > u0:
+        for _ in range(_NEWTON_STEPS):
+            new = min(max(left - (g(left) - target) / max(a - b * expit(left - ld), 1e-12), u0), mode)
+            converged = abs(new - left) < 1e-12
+            left = new
+            if converged:
+                break
     return left, right
 
 
-class _QuadratureWindowOp(Op):
-    """PyTensor wrapper of :func:`_quadrature_window` (only the placement of the rule, so no gradient)."""
+@numba.njit(cache=True, nogil=True)
+def _log_integrand(u, rho, sigma, c_alpha, c_beta):  # pragma: no cover - compiled
+    """``g(Q) = Q - rho log(e^Q + c_alpha) - sigma log(e^Q + c_beta)``."""
+    e = np.exp(u)
+    return u - rho * np.log(e + c_alpha) - sigma * np.log(e + c_beta)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lifetime_kernel(rho, sigma, c_alpha, c_beta, q0, q1, nodes, log_weights,
+                     log_j, d_rho, d_sigma, d_c_alpha, d_c_beta, d_q0, d_q1):  # pragma: no cover - compiled
+    """``log J`` and its partial derivatives, one pass per element (flat float64 arrays).
+
+    With ``e = exp(Q)`` the log-integrand is ``g(Q) = Q - rho log(e + c_alpha)
+    - sigma log(e + c_beta)``; its derivatives in each argument are averaged
+    over the quadrature weights ``exp(h_k) / sum exp(h)``. The limits' partials
+    are ``+-exp(g(limit)) / J`` where the window reaches the limit (elsewhere
+    the integrand there is below ``exp(-_WINDOW_DROP)`` of its peak: 0).
+    """
+    h = np.empty(nodes.size)
+    la = np.empty(nodes.size)
+    lb = np.empty(nodes.size)
+    inv_a = np.empty(nodes.size)
+    inv_b = np.empty(nodes.size)
+    for i in range(rho.size):
+        ca, cb = c_alpha[i], c_beta[i]
+        if ca == 0.0:  # alpha is the smaller scale: exponent p = rho sits on the (m + tau) factor
+            p, q = rho[i], sigma[i]
+        else:
+            p, q = sigma[i], rho[i]
+        lo, hi = _window(1.0 - p, q, np.log(max(ca + cb, _TINY)), q0[i], q1[i])
+        width = hi - lo
+        if not width > 0.0:
+            log_j[i] = -np.inf
+            d_rho[i] = d_sigma[i] = d_c_alpha[i] = d_c_beta[i] = d_q0[i] = d_q1[i] = 0.0
+            continue
+        h_max = -np.inf
+        for k in range(nodes.size):
+            u = lo + width * nodes[k]
+            e = np.exp(u)
+            # one of c_alpha, c_beta is 0, and log(e + 0) = u needs no logarithm
+            la[k] = u if ca == 0.0 else np.log(e + ca)
+            lb[k] = u if cb == 0.0 else np.log(e + cb)
+            inv_a[k], inv_b[k] = 1.0 / (e + ca), 1.0 / (e + cb)
+            h[k] = u - rho[i] * la[k] - sigma[i] * lb[k] + log_weights[k]
+            h_max = max(h_max, h[k])
+        total = s_la = s_lb = s_ia = s_ib = 0.0
+        for k in range(nodes.size):
+            w = np.exp(h[k] - h_max)
+            total += w
+            s_la += w * la[k]
+            s_lb += w * lb[k]
+            s_ia += w * inv_a[k]
+            s_ib += w * inv_b[k]
+        log_j[i] = np.log(width) + h_max + np.log(total)
+        d_rho[i] = -s_la / total
+        d_sigma[i] = -s_lb / total
+        d_c_alpha[i] = -rho[i] * s_ia / total
+        d_c_beta[i] = -sigma[i] * s_ib / total
+        d_q0[i] = -np.exp(_log_integrand(lo, rho[i], sigma[i], ca, cb) - log_j[i]) if lo == q0[i] else 0.0
+        d_q1[i] = np.exp(_log_integrand(hi, rho[i], sigma[i], ca, cb) - log_j[i]) if hi == q1[i] else 0.0
+
+
+def _log_lifetime_integral_np(rho, sigma, c_alpha, c_beta, q0, q1):
+    """NumPy front end of :func:`_lifetime_kernel`: broadcast, run, reshape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``log J`` and its derivatives in ``rho, sigma, c_alpha, c_beta, q0, q1``.
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, sigma, c_alpha, c_beta, q0, q1)))
+    flat = [np.ascontiguousarray(v).ravel() for v in arrays]
+    outs = [np.empty_like(flat[0]) for _ in range(7)]
+    nodes, weights = gauss_legendre(_N_NODES)
+    _lifetime_kernel(*flat, nodes, np.log(weights), *outs)
+    return tuple(o.reshape(arrays[0].shape) for o in outs)
+
+
+class _LogLifetimeIntegralOp(Op):
+    """PyTensor Op for ``log J``; the gradient comes from the same compiled pass."""
 
     __props__ = ()
 
     def make_node(self, *inputs):
         inputs = pt.broadcast_arrays(*(pt.as_tensor_variable(v, dtype="float64") for v in inputs))
         out = inputs[0].type
-        return Apply(self, inputs, [out(), out()])
+        return Apply(self, inputs, [out() for _ in range(7)])
 
     def perform(self, node, inputs, outputs):
-        lo, hi = _quadrature_window(*inputs)
-        outputs[0][0], outputs[1][0] = lo, hi
+        for store, value in zip(outputs, _log_lifetime_integral_np(*inputs), strict=True):
+            store[0] = value
 
     def infer_shape(self, node, shapes):
-        return [shapes[0], shapes[0]]
+        return [shapes[0]] * 7
 
     def pullback(self, inputs, outputs, output_grads):
-        return [pt.zeros_like(v) for v in inputs]
+        g = output_grads[0]
+        return [g * d for d in outputs[1:]]
 
 
-_window_op = _QuadratureWindowOp()
+_log_lifetime_integral_op = _LogLifetimeIntegralOp()
 
 
 def _log_lifetime_integral(frequency, recency, T, r, alpha, s, beta, xp):
     """``log J`` (see module docstring), by windowed Gauss-Legendre quadrature in ``Q``.
 
-    The substitution ``Q = log(m + tau)`` uses ``m = min(alpha, beta)`` as a
-    constant: ``J`` does not depend on ``m``, so holding it fixed keeps the
-    derivatives exact (differentiation under the integral in ``tau``).
+    The substitution ``Q = log(m + tau)`` uses ``m = min(alpha, beta)``. ``J``
+    does not depend on ``m``; the Op's gradient is exact whether or not ``m``
+    is treated as a constant (graph rewrites may drop ``zero_grad``), because
+    it includes the limits' partial derivatives.
 
     Returns ``(log_j, has_mass)``; ``has_mass`` is False where ``t_x == T``.
     """
-    rho = r + frequency
-    sigma = s + 1.0
     m = xp.zero_grad(xp.minimum(alpha, beta))
-    c_alpha, c_beta = alpha - m, beta - m  # one of them is 0
-    q0, q1 = xp.log(m + recency), xp.log(m + T)
-
-    alpha_small = xp.zero_grad(alpha) <= xp.zero_grad(beta)
-    p = xp.zero_grad(xp.where(alpha_small, rho, sigma))  # exponent on the (m + tau) factor
-    q = xp.zero_grad(xp.where(alpha_small, sigma, rho))
-    log_d = xp.zero_grad(xp.log(xp.maximum(c_alpha + c_beta, _TINY)))
+    args = (r + frequency, s + 1.0, alpha - m, beta - m, xp.log(m + recency), xp.log(m + T))
     if xp is PT:
-        lo, hi = _window_op(p, q, log_d, xp.zero_grad(q0), xp.zero_grad(q1))
+        log_j = _log_lifetime_integral_op(*args)[0]
     else:
-        lo, hi = _quadrature_window(p, q, log_d, q0, q1)
-    lo = xp.where(lo > xp.zero_grad(q0), lo, q0)  # at the interval's ends the limits carry gradient
-    hi = xp.where(hi < xp.zero_grad(q1), hi, q1)
-
-    width = hi - lo
-    has_mass = width > 0.0
-    width_safe = xp.where(has_mass, width, 1.0)
-    nodes, weights = gauss_legendre(_N_NODES)
-    u = lo[..., None] + width_safe[..., None] * nodes
-    e_u = xp.exp(u)
-    log_terms = (u - rho[..., None] * xp.log(e_u + c_alpha[..., None])
-                 - sigma[..., None] * xp.log(e_u + c_beta[..., None]) + np.log(weights))
-    log_j = xp.log(width_safe) + xp.logsumexp(log_terms, axis=-1)
-    return log_j, has_mass
+        log_j = _log_lifetime_integral_np(*args)[0]
+    return log_j, recency < T
 
 
 def _log_alive_and_dropped(frequency, recency, T, r, alpha, s, beta, xp):

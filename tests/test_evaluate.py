@@ -1,0 +1,207 @@
+"""Holdout evaluation and model comparison (bayesclv.evaluate)."""
+
+import copy
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import hyp2f1
+
+import bayesclv as bc
+from bayesclv.errors import DataValidationError, NotFittedError
+from bayesclv.evaluate import (
+    EvaluationResult,
+    auc,
+    brier_score,
+    calibration_table,
+    compare,
+    coverage,
+    evaluate,
+)
+
+HORIZON = 39.0  # weeks from 1997-09-30 to 1998-06-30
+# published per-customer holdout MAE on this CDNOW split (maximum likelihood fits)
+PEER_MAE = {"BetaGeoModel": 0.7855, "ParetoNBDModel": 0.7545}
+
+
+# ------------------------------------------------------------------- pure metrics
+def test_auc_hand_examples():
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of 4 pairs ordered correctly
+    assert auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    # a tied positive/negative pair counts one half: (1 + 0.5 + 2) / 4
+    assert auc([0.2, 0.5, 0.5, 0.9], [False, True, False, True]) == pytest.approx(0.875)
+    assert auc([1.0, 2.0, 3.0], [0, 1, 1]) == 1.0
+    assert auc([3.0, 2.0, 1.0], [0, 1, 1]) == 0.0
+    assert np.isnan(auc([0.1, 0.2], [1, 1]))
+
+
+def test_auc_equals_brute_force_pair_counting():
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.uniform(size=300), 1)  # many ties
+    labels = rng.uniform(size=300) < 0.3 + 0.4 * scores
+    pos, neg = scores[labels], scores[~labels]
+    wins = sum((p > q) + 0.5 * (p == q) for p, q in itertools.product(pos, neg))
+    assert auc(scores, labels) == pytest.approx(wins / (len(pos) * len(neg)), abs=1e-12)
+
+
+def test_brier_and_coverage_hand_examples():
+    assert brier_score([0.9, 0.2, 0.5], [1, 0, 0]) == pytest.approx((0.01 + 0.04 + 0.25) / 3)
+    assert brier_score([0.5] * 4, [0, 1, 0, 1]) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="probs"):
+        brier_score([1.2], [1])
+    # bounds are inclusive
+    assert coverage([0, 2, 5, 3], [0, 0, 1, 4], [0, 2, 4, 6]) == pytest.approx(0.5)
+
+
+def test_calibration_table_bins():
+    p = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.7])
+    y = np.array([0, 1, 0, 1, 1, 0])
+    table = calibration_table(p, y, n_bins=3)
+    assert table["n"].tolist() == [2, 2, 2]
+    np.testing.assert_allclose(table["mean_predicted"], [0.15, 0.5, 0.85])
+    np.testing.assert_allclose(table["observed"], [0.0, 0.5, 1.0])
+
+
+# ------------------------------------------------------------------- CDNOW, MAP fits
+@pytest.fixture(scope="module")
+def bg_eval(map_models):
+    return evaluate(map_models["BetaGeoModel"], random_seed=1)
+
+
+@pytest.fixture(scope="module")
+def pnbd_eval(map_models):
+    return evaluate(map_models["ParetoNBDModel"], prob=0.9, random_seed=2, n_draws=400)
+
+
+def _fhl_expected_purchases(t, x, tx, T, r, alpha, a, b):
+    """Conditional expectation of BG/NBD, equation (10) of Fader, Hardie & Lee (2005)."""
+    ratio = (alpha + T) / (alpha + T + t)
+    head = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)))
+    tail = 1 + (x > 0) * a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x)
+    return head / tail
+
+
+def test_evaluate_bgnbd_cdnow_values(bg_eval, map_models, cdnow_rfm):
+    m = bg_eval.metrics
+    assert m["actual_total"] == 1882
+    params = map_models["BetaGeoModel"].summary()["mean"]
+    predicted = _fhl_expected_purchases(HORIZON, cdnow_rfm["frequency"], cdnow_rfm["recency"], cdnow_rfm["T"],
+                                        *(params[k] for k in ("r", "alpha", "a", "b")))
+    actual = cdnow_rfm["frequency_holdout"]
+    assert m["mae"] == pytest.approx(np.mean(np.abs(predicted - actual)), rel=1e-8)
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((predicted - actual) ** 2)), rel=1e-8)
+    assert m["predicted_total"] == pytest.approx(predicted.sum(), rel=1e-8)
+    assert m["bias"] == pytest.approx((m["predicted_total"] - 1882) / len(cdnow_rfm), rel=1e-10)
+    assert m["correlation"] == pytest.approx(np.corrcoef(predicted, actual)[0, 1], rel=1e-8)
+    assert m["mae"] == pytest.approx(PEER_MAE["BetaGeoModel"], abs=1e-3)
+    assert bg_eval.horizon == HORIZON and bg_eval.time_unit == "W"
+
+
+def test_evaluate_paretonbd_mae_matches_peer(pnbd_eval):
+    assert pnbd_eval.metrics["actual_total"] == 1882
+    assert pnbd_eval.metrics["mae"] == pytest.approx(PEER_MAE["ParetoNBDModel"], abs=1e-3)
+    assert list(pnbd_eval.to_frame().columns)[-1] == "coverage_90"
+
+
+def test_evaluate_customer_frame_is_consistent(bg_eval, cdnow_rfm, map_models):
+    c = bg_eval.customers
+    assert len(c) == len(cdnow_rfm)
+    np.testing.assert_array_equal(c["customer_id"], cdnow_rfm["customer_id"])
+    np.testing.assert_array_equal(c["actual"], cdnow_rfm["frequency_holdout"])
+    bg = map_models["BetaGeoModel"]
+    np.testing.assert_allclose(c["p_alive"], bg.probability_alive().values.ravel())
+    np.testing.assert_allclose(c["p_active_holdout"],
+                               1 - bg.probability_of_purchases(0, HORIZON).values.ravel())
+    assert c["p_active_holdout"].between(0, 1).all()
+    for label in ("50", "80", "90"):
+        lo, hi = c[f"lower_{label}"], c[f"upper_{label}"]
+        assert (lo <= hi).all() and (lo >= 0).all() and (lo == np.floor(lo)).all() and (hi == np.floor(hi)).all()
+        np.testing.assert_array_equal(c[f"inside_{label}"], (lo <= c["actual"]) & (c["actual"] <= hi))
+    # nested intervals
+    assert (c["lower_90"] <= c["lower_50"]).all() and (c["upper_90"] >= c["upper_50"]).all()
+    active = c["actual"] > 0
+    assert bg_eval.metrics["auc"] == pytest.approx(auc(c["p_active_holdout"], active))
+    assert bg_eval.metrics["brier"] == pytest.approx(np.mean((c["p_active_holdout"] - active) ** 2))
+    assert 0.6 < bg_eval.metrics["auc"] < 0.9
+
+
+def test_coverage_in_unit_interval_and_increasing(bg_eval):
+    cov = [bg_eval.metrics[f"coverage_{p}"] for p in ("50", "80", "90")]
+    assert all(0 <= v <= 1 for v in cov)
+    assert cov[0] <= cov[1] <= cov[2] and cov[0] < cov[2]
+    # whole-number intervals are inclusive: coverage is at least close to nominal
+    assert cov[2] > 0.85
+
+
+def test_calibration_deciles_and_frame(bg_eval, cdnow_rfm):
+    cal = bg_eval.calibration
+    assert len(cal) == 10 and cal["n"].sum() == len(cdnow_rfm)
+    assert cal["mean_predicted"].is_monotonic_increasing
+    c = bg_eval.customers
+    overall = (cal["observed"] * cal["n"]).sum() / cal["n"].sum()
+    assert overall == pytest.approx((c["actual"] > 0).mean())
+    frame = bg_eval.to_frame()
+    assert isinstance(bg_eval, EvaluationResult) and frame.shape == (1, len(bg_eval.metrics))
+    assert frame.loc[0, "mae"] == bg_eval.metrics["mae"]
+
+
+# ------------------------------------------------------------------- errors
+def test_evaluate_errors(map_models, cdnow_rfm):
+    bg = map_models["BetaGeoModel"]
+    with pytest.raises(DataValidationError, match="frequency_holdout") as err:
+        evaluate(bg, cdnow_rfm.drop(columns="frequency_holdout"))
+    assert err.value.column == "frequency_holdout"
+    uneven = cdnow_rfm.copy()
+    uneven.loc[uneven.index[:2], "T_holdout"] = 20.0
+    with pytest.raises(DataValidationError, match="T_holdout") as err:
+        evaluate(bg, uneven)
+    assert err.value.rows == list(cdnow_rfm["customer_id"].iloc[:2])
+    with pytest.raises(ValueError, match="prob"):
+        evaluate(bg, prob=(0.9, 1.5))
+    with pytest.raises(NotFittedError):
+        evaluate(bc.BetaGeoModel())
+    with pytest.raises(TypeError, match="purchase-count"):
+        evaluate(map_models["GammaGammaModel"])
+
+
+def test_compare_requires_same_customers(map_models):
+    bg = map_models["BetaGeoModel"]
+    fewer = copy.copy(bg)
+    fewer.data = bg.data.iloc[:100]
+    with pytest.raises(DataValidationError, match="different customers") as err:
+        compare({"all": bg, "fewer": fewer})
+    assert err.value.column == "customer_id" and len(err.value.rows) == len(bg.data) - 100
+    shifted = copy.copy(bg)
+    shifted.data = bg.data.assign(T=bg.data["T"] + 1.0)
+    with pytest.raises(DataValidationError, match="different values") as err:
+        compare({"a": bg, "b": shifted})
+    assert err.value.column == "T"
+
+
+# ------------------------------------------------------------------- compare, sampled fits
+def test_compare_sampled_and_map_fits(cdnow_rfm, map_models):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny fits: convergence warnings expected
+        nuts = bc.BetaGeoModel().fit(cdnow_rfm, draws=100, tune=100, chains=2, random_seed=5, progressbar=False)
+        advi = bc.BetaGeoModel().fit(cdnow_rfm, method="advi", draws=200, tune=100, random_seed=5,
+                                     progressbar=False)
+        table = compare({"map": map_models["BetaGeoModel"], "advi": advi, "nuts": nuts}, random_seed=0)
+    assert list(table.index[2:]) == ["map"]
+    sampled = table.loc[["advi", "nuts"]]
+    assert np.isfinite(sampled[["elpd_loo", "p_loo", "se", "max_pareto_k"]].to_numpy(float)).all()
+    assert sorted(sampled["rank"].tolist()) == [0, 1]
+    assert table["elpd_loo"].iloc[0] >= table["elpd_loo"].iloc[1]
+    assert table["elpd_diff"].iloc[0] == 0 and table["elpd_diff"].iloc[1] >= 0
+    # a 4-parameter population model: few effective parameters, a few thousand log-units for 2357 customers
+    assert 1 < table.loc["nuts", "p_loo"] < 20 and -11000 < table.loc["nuts", "elpd_loo"] < -8000
+    assert table.loc["nuts", "n_pareto_k_gt_0_7"] == 0
+    assert "ADVI" in table.loc["advi", "note"]
+    mp = table.loc["map"]
+    assert pd.isna(mp["rank"]) and np.isnan(mp["elpd_loo"]) and "MAP" in mp["note"]
+    # holdout columns are evaluate()'s metrics
+    assert mp["mae"] == pytest.approx(PEER_MAE["BetaGeoModel"], abs=1e-3)
+    assert (table["actual_total"] == 1882).all()
+    assert table.loc["nuts", "coverage_90"] == pytest.approx(
+        evaluate(nuts, prob=0.9, random_seed=0).metrics["coverage_90"])
