@@ -211,3 +211,22 @@ def test_model_gradient_matches_finite_differences(cls, cdnow_rfm):
         up[name] = point[name] + 1e-5
         down[name] = point[name] - 1e-5
         assert grad[i] == pytest.approx((logp(up) - logp(down)) / 2e-5, rel=1e-5, abs=1e-6), name
+
+
+@pytest.mark.parametrize("cls", [bc.BetaGeoModel, bc.ParetoNBDModel, bc.GammaGammaModel])
+def test_prior_predictive_simulates_valid_data(cls, cdnow_rfm):
+    data = cdnow_rfm.iloc[:200]
+    ds = cls().sample_prior_predictive(data, draws=50, random_seed=4)
+    # the spend model keeps only repeat buyers
+    n = int((data["frequency"] > 0).sum()) if cls is bc.GammaGammaModel else 200
+    assert dict(ds.sizes) == {"draw": 50, "customer_id": n}
+    for name in cls.parameter_names:
+        assert ds[name].dims == ("draw",) and bool((ds[name] > 0).all())
+    if cls is bc.GammaGammaModel:
+        assert ds["monetary_value"].dims == ("draw", "customer_id")
+        assert bool((ds["monetary_value"] > 0).all())
+    else:
+        T = cdnow_rfm["T"].to_numpy()[:200]
+        assert bool(((ds["recency"] >= 0) & (ds["recency"] <= T)).all())
+        assert bool((ds["frequency"] == np.round(ds["frequency"])).all())
+        assert bool(((ds["frequency"] == 0) == (ds["recency"] == 0)).all())

@@ -420,6 +420,50 @@ class CLVModel:
         df = self._data_for_prediction(data)
         return self._over_customers(lambda cols, prm: self._loglik(cols, prm, NP), df, "log_likelihood")
 
+    def _simulate_population(self, df: pd.DataFrame, params: dict[str, np.ndarray],
+                             rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Simulate the data columns for each prior draw (rows) and customer (columns)."""
+        raise NotImplementedError
+
+    def sample_prior_predictive(self, data: Any, draws: int = 500, random_seed: int | None = None,
+                                time_unit: str | None = None) -> xr.Dataset:
+        """Draw parameters from the priors and simulate data like ``data`` from each draw.
+
+        The customers keep their observation lengths ``T`` (and, for spend
+        models, their ``frequency``); the model's other data columns are
+        simulated. Use it to check that the priors give plausible data, and
+        for simulation-based calibration.
+
+        Parameters
+        ----------
+        data : DataFrame
+            RFM frame supplying the customers' ``T`` (or ``frequency``).
+        draws : int, default 500
+            Number of prior draws.
+        random_seed : int, optional
+            Seed for the parameters and the simulation.
+        time_unit : str, optional
+            Needed only if the frame does not record its unit.
+
+        Returns
+        -------
+        xarray.Dataset
+            Parameters with dim ``draw`` and simulated columns with dims
+            ``(draw, customer_id)``.
+        """
+        df = self._prepare(data, time_unit=time_unit)
+        with self.build_model(df), warnings.catch_warnings():
+            # the only Potential is the likelihood, which prior sampling must ignore
+            warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
+            prior = pm.sample_prior_predictive(draws=draws, var_names=list(self.parameter_names),
+                                               random_seed=random_seed)
+        ds = prior["prior"].to_dataset().isel(chain=0, drop=True)
+        rng = np.random.default_rng(random_seed)
+        params = {n: ds[n].values[:, None] for n in self.parameter_names}
+        for name, values in self._simulate_population(df, params, rng).items():
+            ds[name] = (("draw", "customer_id"), np.asarray(values, dtype=float))
+        return ds.assign_coords(customer_id=df["customer_id"].to_numpy())
+
     # ------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write the fitted model (posterior, data, priors, time unit) to one netCDF file.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bayesclv.formulas import bgnbd
 from bayesclv.models.transaction import TransactionModel
 from bayesclv.priors import Prior
-from bayesclv.simulate import future_purchases_bgnbd
+from bayesclv.simulate import future_purchases_bgnbd, simulate_bgnbd
 
 __all__ = ["BetaGeoModel"]
 
@@ -39,4 +39,5 @@ class BetaGeoModel(TransactionModel):
     }
     formulas = bgnbd
     simulator = staticmethod(future_purchases_bgnbd)
+    population_simulator = staticmethod(simulate_bgnbd)
     display_name = "BG/NBD"

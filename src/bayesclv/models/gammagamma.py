@@ -10,6 +10,7 @@ import xarray as xr
 from bayesclv.formulas import gammagamma
 from bayesclv.models.base import CLVModel
 from bayesclv.priors import Prior
+from bayesclv.simulate import simulate_gammagamma
 
 __all__ = ["GammaGammaModel"]
 
@@ -47,6 +48,10 @@ class GammaGammaModel(CLVModel):
 
     def _loglik(self, data, params, xp):
         return gammagamma.loglik(data["frequency"], data["monetary_value"], **params, xp=xp)
+
+    def _simulate_population(self, df, params, rng):
+        sim = simulate_gammagamma(df["frequency"].to_numpy(dtype=float)[None, :], **params, rng=rng)
+        return {"monetary_value": sim["monetary_value"]}
 
     def expected_spend(self, data: Any | None = None) -> xr.DataArray:
         """Posterior of each customer's expected mean transaction value.

@@ -7,7 +7,7 @@ import pymc as pm
 from bayesclv.formulas import paretonbd
 from bayesclv.models.transaction import TransactionModel
 from bayesclv.priors import Prior
-from bayesclv.simulate import future_purchases_paretonbd
+from bayesclv.simulate import future_purchases_paretonbd, simulate_paretonbd
 
 __all__ = ["ParetoNBDModel"]
 
@@ -46,6 +46,7 @@ class ParetoNBDModel(TransactionModel):
     }
     formulas = paretonbd
     simulator = staticmethod(future_purchases_paretonbd)
+    population_simulator = staticmethod(simulate_paretonbd)
     display_name = "Pareto/NBD"
 
     def _parameters(self):

@@ -27,10 +27,15 @@ class TransactionModel(CLVModel):
 
     data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     formulas: ClassVar[ModuleType]
-    simulator: ClassVar[Any]
+    simulator: ClassVar[Any]  # posterior predictive: future purchases given a history
+    population_simulator: ClassVar[Any]  # new customers' histories from population parameters
 
     def _loglik(self, data, params, xp):
         return self.formulas.loglik(data["frequency"], data["recency"], data["T"], **params, xp=xp)
+
+    def _simulate_population(self, df, params, rng):
+        sim = type(self).population_simulator(df["T"].to_numpy(dtype=float)[None, :], **params, rng=rng)
+        return {"frequency": sim["frequency"], "recency": sim["recency"]}
 
     def _history_quantity(self, fn, data, name, *args) -> xr.DataArray:
         df = self._data_for_prediction(data)
