@@ -395,12 +395,17 @@ class CLVModel:
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
         step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
-        cols = {c: df[c].to_numpy(dtype=float) for c in self.data_columns}
-        n = len(df)
-        out = np.empty((post.sizes["chain"], post.sizes["draw"], n), dtype=dtype)
+        if quantity == "outcome":  # random draws: every customer simulated on its own
+            rows, codes = df, None
+        else:  # identical histories have identical expectations: evaluate each once
+            rows, codes = compress_rows(df, list(self.data_columns))
+        cols = {c: rows[c].to_numpy(dtype=float) for c in self.data_columns}
+        n = len(rows)
+        values = np.empty((post.sizes["chain"], post.sizes["draw"], n), dtype=dtype)
         for start in range(0, n, step):
             chunk = {c: v[start:start + step] for c, v in cols.items()}
-            out[..., start:start + step] = func(chunk, params)
+            values[..., start:start + step] = func(chunk, params)
+        out = values if codes is None else values[..., codes]
         return xr.DataArray(
             out, dims=("chain", "draw", "customer_id"),
             coords={"chain": post["chain"].values, "draw": post["draw"].values,
