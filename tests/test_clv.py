@@ -62,3 +62,20 @@ def test_intervals_match_quantiles_and_name_the_kind():
     assert bc.intervals(draws, method="hdi")["interval"].iloc[0] == "90% credible (hdi)"
     with pytest.raises(ValueError, match="prob"):
         bc.intervals(draws, prob=1.5)
+
+
+def test_clv_is_the_same_in_any_chunking(map_models, monkeypatch):
+    bg, gg = map_models["ParetoNBDModel"], map_models["GammaGammaModel"]
+    kwargs = dict(horizon=4, time_unit="M", discount_rate=0.01, service_cost_per_period=0.5)
+    monkeypatch.setattr(bc.clv, "_CLV_CHUNK_CUSTOMERS", 10_000)
+    whole = bc.customer_lifetime_value(bg, gg, **kwargs)
+    monkeypatch.setattr(bc.clv, "_CLV_CHUNK_CUSTOMERS", 333)
+    chunked = bc.customer_lifetime_value(bg, gg, **kwargs)
+    xr.testing.assert_allclose(whole, chunked, rtol=1e-12)
+
+
+def test_given_alive_factorises(map_models):
+    model = map_models["BetaGeoModel"]
+    np.testing.assert_allclose(
+        (model.expected_purchases(13.0, given_alive=True) * model.probability_alive()).values,
+        model.expected_purchases(13.0).values, rtol=1e-12)

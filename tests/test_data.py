@@ -392,7 +392,6 @@ def test_validate_rfm_monetary_only_when_required():
         ({"recency": [0.0, 3.5, 1.5]}, "recency", "b"),
         ({"recency": [0.5, 3.0, 1.5]}, "recency", "a"),
         ({"customer_id": ["a", "c", "c"]}, "customer_id", "c"),
-        ({"monetary_value": [0.0, 0.0, 2.5]}, "monetary_value", "b"),
         ({"monetary_value": [0.0, 10.0, -1.0]}, "monetary_value", "c"),
     ],
 )

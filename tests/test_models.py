@@ -230,3 +230,14 @@ def test_prior_predictive_simulates_valid_data(cls, cdnow_rfm):
         assert bool(((ds["recency"] >= 0) & (ds["recency"] <= T)).all())
         assert bool((ds["frequency"] == np.round(ds["frequency"])).all())
         assert bool(((ds["frequency"] == 0) == (ds["recency"] == 0)).all())
+
+
+def test_spend_fit_leaves_out_free_repeat_buyers_with_a_warning(cdnow_rfm):
+    data = cdnow_rfm.copy()
+    free_id = data.loc[data["frequency"] > 0, "customer_id"].iloc[0]
+    data.loc[data["customer_id"] == free_id, "monetary_value"] = 0.0
+    with pytest.warns(UserWarning, match=rf"mean spend 0 left out.*\[{free_id}\]"):
+        model = bc.GammaGammaModel().fit(data, method="map", progressbar=False)
+    assert len(model.data) == 945 and free_id not in set(model.data["customer_id"])
+    # predictions still cover that customer, shrunk towards zero spend
+    assert model.expected_spend(data).sel(customer_id=free_id).item() > 0

@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesclv.data import TIME_UNITS
-from bayesclv.data.validation import check_time_unit
+from bayesclv.data.validation import check_time_unit, to_pandas
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.transaction import TransactionModel
 
@@ -64,6 +64,35 @@ def pair_draws(first, second):
     else:
         second = second.assign_coords(chain=first["chain"].values, draw=first["draw"].values)
     return first, second
+
+
+_CLV_CHUNK_CUSTOMERS = 2_000  # customers per pass: bounds memory at ~6 arrays of draws x 2,000
+
+
+def _clv_chunk(transaction_model, spend_model, data, *, horizon, period, discount_rate, margin,
+               acquisition_cost, service_cost_per_period):
+    """CLV draws for one block of customers (see :func:`customer_lifetime_value`).
+
+    P(alive at the end of observation) is computed once; the per-period
+    increments use the expectations conditional on being alive.
+    """
+    spend = spend_model.expected_spend(data)
+    p_alive = transaction_model.probability_alive(data)
+    previous = 0.0
+    purchases = xr.zeros_like(p_alive)
+    service = xr.zeros_like(p_alive)
+    for k in range(1, horizon + 1):
+        factor = (1.0 + discount_rate) ** -k
+        cumulative = transaction_model.expected_purchases(k * period, data, given_alive=True)
+        purchases = purchases + factor * (cumulative - previous)
+        if service_cost_per_period:
+            service = service + factor * transaction_model.probability_alive_at(
+                (k - 1) * period, data, given_alive=True)
+        previous = cumulative
+    flows = xr.Dataset({"purchases": purchases * p_alive, "service": service * p_alive})
+    flows, spend = pair_draws(flows, spend)
+    return (margin * spend * flows["purchases"] - service_cost_per_period * flows["service"]
+            - acquisition_cost)
 
 
 def customer_lifetime_value(
@@ -125,24 +154,15 @@ def customer_lifetime_value(
         raise ValueError(f"discount_rate must be > -1 per period, got {discount_rate!r}")
     transaction_model._check_fitted()
     spend_model._check_fitted()
-    if data is None:
-        data = transaction_model.data
+    data = transaction_model.data if data is None else to_pandas(data)
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
-
-    spend = spend_model.expected_spend(data)
-    previous = xr.zeros_like(transaction_model.expected_purchases(0.0, data))
-    flows = xr.Dataset({"purchases": xr.zeros_like(previous), "service": xr.zeros_like(previous)})
-    for k in range(1, int(horizon) + 1):
-        factor = (1.0 + discount_rate) ** -k
-        cumulative = transaction_model.expected_purchases(k * period, data)
-        flows["purchases"] = flows["purchases"] + factor * (cumulative - previous)
-        if service_cost_per_period:
-            alive = transaction_model.probability_alive_at((k - 1) * period, data)
-            flows["service"] = flows["service"] + factor * alive
-        previous = cumulative
-    flows, spend = pair_draws(flows, spend)
-    clv = (margin * spend * flows["purchases"] - service_cost_per_period * flows["service"]
-           - acquisition_cost)
+    chunks = [
+        _clv_chunk(transaction_model, spend_model, data.iloc[start:start + _CLV_CHUNK_CUSTOMERS],
+                   horizon=int(horizon), period=period, discount_rate=discount_rate, margin=margin,
+                   acquisition_cost=acquisition_cost, service_cost_per_period=service_cost_per_period)
+        for start in range(0, len(data), _CLV_CHUNK_CUSTOMERS)
+    ]
+    clv = xr.concat(chunks, dim="customer_id") if len(chunks) > 1 else chunks[0]
     clv = clv.transpose("chain", "draw", "customer_id")
     clv.name = "clv"
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,

@@ -285,8 +285,9 @@ def validate_rfm(
         Columns ``customer_id``, ``frequency``, ``recency``, ``T`` (and
         ``monetary_value`` if ``require_monetary``); other columns are kept.
     require_monetary : bool, default False
-        Also require and check ``monetary_value`` (strictly positive wherever
-        ``frequency > 0``, as the Gamma-Gamma spend model needs).
+        Also require and check ``monetary_value`` (finite and non-negative;
+        the Gamma-Gamma fit itself leaves out repeat buyers whose mean spend is
+        0, with a warning).
     time_unit : str, optional
         Unit the caller expects (one of ``TIME_UNITS``). If the frame records a
         different unit in ``df.attrs["time_unit"]``, :class:`~bayesclv.errors.TimeUnitError`
@@ -303,7 +304,7 @@ def validate_rfm(
     DataValidationError
         Empty frame, missing columns, NaN, negative frequency/recency/T, non-integer
         frequency, ``recency > T``, ``frequency == 0`` with ``recency != 0``, duplicate
-        customer ids, or non-positive ``monetary_value`` where ``frequency > 0``.
+        customer ids, or negative ``monetary_value``.
     TimeUnitError
         ``time_unit`` disagrees with ``df.attrs["time_unit"]``.
     """
@@ -369,11 +370,10 @@ def validate_rfm(
             rows=_offending_ids(ids, dup),
         )
     if require_monetary:
-        bad = ((f > 0) & (out["monetary_value"] <= 0)).to_numpy()
+        bad = (out["monetary_value"] < 0).to_numpy()
         if bad.any():
             raise DataValidationError(
-                f"{int(bad.sum())} customer(s) with repeat purchases but monetary_value <= 0 "
-                "(the Gamma-Gamma spend model needs positive mean spend)",
+                f"{int(bad.sum())} customer(s) with negative monetary_value",
                 column="monetary_value",
                 rows=_offending_ids(ids, bad),
             )

@@ -284,7 +284,7 @@ def _purchases_given_alive(rho, a, B, k):
     return out
 
 
-def expected_purchases(t, frequency, recency, T, r, alpha, a, b):
+def expected_purchases(t, frequency, recency, T, r, alpha, a, b, given_alive=False):
     """E[X(T, T+t] | history]: expected purchases in the next ``t`` time units.
 
     Given alive at ``T``, ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a, b+x)``
@@ -293,12 +293,13 @@ def expected_purchases(t, frequency, recency, T, r, alpha, a, b):
     in expectation, which over ``lambda`` is ``(1 - (1 + p t/(alpha+T))^-(r+x))/p``.
     Its expectation over ``p`` (equation (10) of FHL 2005 in hypergeometric form) is
     computed stably for every ``a``, including ``a == 1``; see
-    :func:`_purchases_given_alive`.
+    :func:`_purchases_given_alive`. With ``given_alive=True`` the expectation is
+    conditional on being alive at ``T`` (the factor P(alive) is left out).
     """
     x = np.asarray(frequency, dtype=float)
     k = np.asarray(t, dtype=float) / (alpha + T)
     per_alive = _purchases_given_alive(r + x, a, b + x, k)
-    return per_alive * probability_alive(x, recency, T, r, alpha, a, b)
+    return per_alive if given_alive else per_alive * probability_alive(x, recency, T, r, alpha, a, b)
 
 
 def expected_purchases_new_customer(t, r, alpha, a, b):
@@ -310,18 +311,19 @@ def expected_purchases_new_customer(t, r, alpha, a, b):
     return _purchases_given_alive(r, a, b, np.asarray(t, dtype=float) / alpha)
 
 
-def probability_alive_at(t, frequency, recency, T, r, alpha, a, b):
+def probability_alive_at(t, frequency, recency, T, r, alpha, a, b, given_alive=False):
     """P(customer is still alive at ``T + t`` | history).
 
     A customer alive at ``T`` survives ``t`` more time units when none of the
     purchases in between is followed by dropout: ``E[exp(-lambda p t)]`` over the
     posterior of ``lambda`` and ``p``, i.e. ``E[(1 + p t/(alpha+T))^-(r+x)]`` for
-    ``p ~ Beta(a, b+x)`` (see :func:`_survival_given_alive`).
+    ``p ~ Beta(a, b+x)`` (see :func:`_survival_given_alive`). With
+    ``given_alive=True``, conditional on being alive at ``T``.
     """
     x = np.asarray(frequency, dtype=float)
     k = np.asarray(t, dtype=float) / (alpha + T)
     survive = _survival_given_alive(r + x, a, b + x, k)
-    return probability_alive(x, recency, T, r, alpha, a, b) * survive
+    return survive if given_alive else probability_alive(x, recency, T, r, alpha, a, b) * survive
 
 
 def _log_nbd_pmf(n, shape, log_q, log1m_q):

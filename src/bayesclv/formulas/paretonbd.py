@@ -269,7 +269,7 @@ def _mean_lifetime_within(t, shape, rate):
     return rate * np.where(small, log_ratio, -np.expm1(-k_safe * log_ratio) / k_safe)
 
 
-def expected_purchases(t, frequency, recency, T, r, alpha, s, beta):
+def expected_purchases(t, frequency, recency, T, r, alpha, s, beta, given_alive=False):
     """E[X(T, T+t] | history]: P(alive) x E[lambda] x E[time alive in (T, T+t]].
 
     Given alive at ``T``: ``lambda ~ Gamma(r+x, alpha+T)`` and
@@ -277,8 +277,8 @@ def expected_purchases(t, frequency, recency, T, r, alpha, s, beta):
     exponential (memoryless).
     """
     x = np.asarray(frequency, dtype=float)
-    rate = (r + x) / (alpha + T)
-    return probability_alive(x, recency, T, r, alpha, s, beta) * rate * _mean_lifetime_within(t, s, beta + T)
+    per_alive = (r + x) / (alpha + T) * _mean_lifetime_within(t, s, beta + T)
+    return per_alive if given_alive else probability_alive(x, recency, T, r, alpha, s, beta) * per_alive
 
 
 def expected_purchases_new_customer(t, r, alpha, s, beta):
@@ -286,9 +286,13 @@ def expected_purchases_new_customer(t, r, alpha, s, beta):
     return np.asarray(r) / alpha * _mean_lifetime_within(t, s, beta)
 
 
-def probability_alive_at(t, frequency, recency, T, r, alpha, s, beta):
-    """P(alive at ``T + t`` | history) = P(alive at T) ``((beta+T)/(beta+T+t))^s``."""
-    return probability_alive(frequency, recency, T, r, alpha, s, beta) * np.exp(-s * np.log1p(t / (beta + T)))
+def probability_alive_at(t, frequency, recency, T, r, alpha, s, beta, given_alive=False):
+    """P(alive at ``T + t`` | history) = P(alive at T) ``((beta+T)/(beta+T+t))^s``.
+
+    With ``given_alive=True``, conditional on being alive at ``T`` (the second factor).
+    """
+    survive = np.exp(-s * np.log1p(t / (beta + T)))
+    return survive if given_alive else probability_alive(frequency, recency, T, r, alpha, s, beta) * survive
 
 
 # P(X = n) mixes the NBD count over the remaining lifetime, integrated in u = log(w)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -18,7 +19,9 @@ __all__ = ["GammaGammaModel"]
 class GammaGammaModel(CLVModel):
     """Gamma-Gamma model of the mean value of repeat transactions.
 
-    Fitted on customers with at least one repeat purchase (``frequency > 0``);
+    Fitted on customers with at least one repeat purchase (``frequency > 0``)
+    and positive mean spend (repeat buyers whose purchases were all free are
+    left out with a warning that names them);
     predictions cover every customer (those without repeat purchases get the
     population mean). Assumes spend is independent of purchase frequency:
     check with ``data[["frequency", "monetary_value"]].corr()``.
@@ -42,7 +45,16 @@ class GammaGammaModel(CLVModel):
     display_name = "Gamma-Gamma"
 
     def _select_rows(self, df: pd.DataFrame) -> pd.DataFrame:
-        out = df[df["frequency"] > 0].reset_index(drop=True)
+        free = (df["frequency"] > 0) & (df["monetary_value"] == 0)
+        if free.any():
+            ids = df.loc[free, "customer_id"].tolist()
+            warnings.warn(
+                f"Gamma-Gamma: {len(ids)} repeat buyer(s) with mean spend 0 left out of the fit "
+                f"(a gamma spend must be positive): customer_id {ids[:5]}"
+                + (f" and {len(ids) - 5} more" if len(ids) > 5 else ""),
+                UserWarning, stacklevel=4,
+            )
+        out = df[(df["frequency"] > 0) & ~free].reset_index(drop=True)
         out.attrs = dict(df.attrs)
         return out
 

@@ -7,6 +7,7 @@ intervals and paired CLV computations stay possible.
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -52,11 +53,18 @@ class TransactionModel(CLVModel):
         """
         return self._history_quantity(self.formulas.probability_alive, data, "probability_alive")
 
-    def probability_alive_at(self, t: float, data: Any | None = None) -> xr.DataArray:
-        """P(still alive ``t`` time units after the end of observation | history)."""
-        return self._history_quantity(self.formulas.probability_alive_at, data, "probability_alive_at", t)
+    def probability_alive_at(self, t: float, data: Any | None = None, *,
+                             given_alive: bool = False) -> xr.DataArray:
+        """P(still alive ``t`` time units after the end of observation | history).
 
-    def expected_purchases(self, t: float, data: Any | None = None) -> xr.DataArray:
+        With ``given_alive=True``, conditional on being alive at the end of
+        observation (multiply by :meth:`probability_alive` for the unconditional value).
+        """
+        fn = functools.partial(self.formulas.probability_alive_at, given_alive=given_alive)
+        return self._history_quantity(fn, data, "probability_alive_at", t)
+
+    def expected_purchases(self, t: float, data: Any | None = None, *,
+                           given_alive: bool = False) -> xr.DataArray:
         """Expected number of purchases in the next ``t`` time units, per draw and customer.
 
         This is the posterior of an *expectation* (its spread is parameter
@@ -69,6 +77,9 @@ class TransactionModel(CLVModel):
             Horizon in the model's time unit (``model.time_unit``).
         data : DataFrame, optional
             RFM frame in the model's time unit; default: the fitted data.
+        given_alive : bool, default False
+            Condition on being alive at the end of observation (the
+            unconditional value is this times :meth:`probability_alive`).
 
         Returns
         -------
@@ -76,7 +87,8 @@ class TransactionModel(CLVModel):
             Dims ``(chain, draw, customer_id)``.
         """
         _check_horizon(t)
-        return self._history_quantity(self.formulas.expected_purchases, data, "expected_purchases", t)
+        fn = functools.partial(self.formulas.expected_purchases, given_alive=given_alive)
+        return self._history_quantity(fn, data, "expected_purchases", t)
 
     def probability_of_purchases(self, n: int, t: float, data: Any | None = None) -> xr.DataArray:
         """P(exactly ``n`` purchases in the next ``t`` time units | history), per draw and customer."""

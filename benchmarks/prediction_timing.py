@@ -1,0 +1,60 @@
+"""Time per-customer predictions over 4 chains x 1000 draws on CDNOW full.
+
+The posterior is synthetic (MAP estimate with 1% multiplicative jitter per
+draw), which costs the same to predict from as a NUTS posterior and takes
+seconds instead of minutes to make.
+
+Usage::
+
+    uv run python benchmarks/prediction_timing.py
+
+Writes ``benchmarks/results/prediction_timing.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+import bayesclv as bc
+
+
+def with_synthetic_posterior(model, rng, chains=4, draws=1000):
+    """Replace a MAP fit's single draw by ``chains x draws`` jittered copies."""
+    post = model.posterior
+    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.01 * rng.standard_normal((chains, draws))))
+            for k, v in post.data_vars.items()}
+    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
+    return model
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    rfm = bc.rfm_summary(bc.datasets.load_cdnow("full"), value="value", calibration_end="1997-09-30")
+    gg = with_synthetic_posterior(bc.GammaGammaModel().fit(rfm, method="map", progressbar=False), rng)
+    results = {"customers": len(rfm), "draws": 4000, "seconds": {}}
+    for cls in (bc.BetaGeoModel, bc.ParetoNBDModel):
+        model = with_synthetic_posterior(cls().fit(rfm, method="map", progressbar=False), rng)
+        for name, call in {
+            "expected_purchases(39)": lambda m=model: m.expected_purchases(39.0),
+            "probability_alive": lambda m=model: m.probability_alive(),
+            "clv(12 months)": lambda m=model: bc.customer_lifetime_value(
+                m, gg, horizon=12, time_unit="M", discount_rate=0.01),
+        }.items():
+            start = time.perf_counter()
+            call()
+            seconds = round(time.perf_counter() - start, 2)
+            results["seconds"][f"{cls.__name__}.{name}"] = seconds
+            print(f"{cls.__name__}.{name}: {seconds} s", flush=True)
+    path = Path(__file__).parent / "results" / "prediction_timing.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
