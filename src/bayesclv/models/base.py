@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -271,7 +272,9 @@ class CLVModel:
         target_accept : float, default 0.8
             NUTS target acceptance rate.
         **kwargs
-            Passed to ``pymc.sample`` / ``pymc.find_MAP`` / ``pymc.fit``.
+            Passed to ``pymc.sample`` / ``pymc.find_MAP`` / ``pymc.fit``. With
+            the PyMC sampler, ``cores`` defaults to one process per chain up to
+            the number of CPUs available.
 
         Returns
         -------
@@ -293,7 +296,11 @@ class CLVModel:
         with model:
             if method == "nuts":
                 nuts_kwargs = {}
-                if sampler != "pymc":
+                if sampler == "pymc":
+                    # PyMC assumes half the CPUs are hyper-threads (1 process on a 2-core machine);
+                    # chains are independent, so use every core available to this process
+                    nuts_kwargs["cores"] = kwargs.pop("cores", min(chains, _available_cpus()))
+                else:
                     _require_sampler(sampler)
                     nuts_kwargs["nuts_sampler"] = sampler
                 idata = pm.sample(
@@ -537,6 +544,13 @@ def _optimizer_diagnostics(groups: dict[str, xr.DataTree]) -> FitDiagnostics:
             diag["ok"] = bool(ds["success"].values)
             diag["message"] = str(ds["message"].values) if "message" in ds else ""
     return diag
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _require_sampler(sampler: str) -> None:
