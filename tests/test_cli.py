@@ -45,3 +45,15 @@ def test_missing_column_names_it(tmp_path):
 def test_unknown_model_is_a_one_line_error():
     result = runner.invoke(app, ["demo", "--model", "weibull", "--quiet"])
     assert result.exit_code == 2 and "--model must be one of" in result.output
+
+
+def test_data_warnings_reach_the_user(tmp_path):
+    tx = bc.datasets.load_cdnow("sample")
+    first = tx.groupby("customer_id")["date"].transform("min")
+    tx.loc[(tx["customer_id"] == 1) & (tx["date"] > first), "value"] = 0.0  # customer 1 repeats for free
+    src = tmp_path / "tx.csv"
+    tx.to_csv(src, index=False)
+    result = runner.invoke(app, ["fit", str(src), "--method", "map", "--calibration-end", "1997-09-30",
+                                 "--out", str(tmp_path / "o.csv"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "warning: Gamma-Gamma: 1 repeat buyer(s) with mean spend 0 left out" in result.output

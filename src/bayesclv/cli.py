@@ -88,8 +88,8 @@ def _run(transactions, *, customer_id, date, value, model_name, calibration_end,
                 typer.echo(f"fitting {model.display_name} ({method}) ...")
                 model.fit(rfm, **fit_args)
                 typer.echo(f"  done in {time.perf_counter() - start:.1f} s; {model.diagnostics}")
-        for w in caught:
-            if issubclass(w.category, ConvergenceWarning):
+        for w in caught:  # convergence and data warnings (e.g. customers left out of a fit)
+            if issubclass(w.category, UserWarning):
                 typer.echo(f"warning: {w.message}", err=True)
         pd.set_option("display.width", 140)
         for model in (transaction_model, spend_model):
