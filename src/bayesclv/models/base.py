@@ -24,7 +24,7 @@ import xarray as xr
 
 from bayesclv.data import validate_rfm
 from bayesclv.errors import ConvergenceWarning, NotFittedError, TimeUnitError
-from bayesclv.formulas import NP
+from bayesclv.formulas import NP, PT
 from bayesclv.priors import Prior, priors_from_json, priors_to_json
 
 __all__ = ["CLVModel", "FitDiagnostics", "load"]
@@ -228,8 +228,6 @@ class CLVModel:
             params = self._parameters()
             cols = {c: pm.Data(c, unique[c].to_numpy(dtype=float)) for c in self.data_columns}
             weight = pm.Data("weight", unique["weight"].to_numpy())
-            from bayesclv.formulas import PT
-
             pm.Potential("loglik", (weight * self._loglik(cols, params, PT)).sum())
         return model
 
