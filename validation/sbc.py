@@ -151,17 +151,24 @@ def main() -> None:
     print(f"SBC: {len(tasks)} replications to run ({len(seen)} already in {ranks_path})", flush=True)
     start = time.perf_counter()
     rows = [] if done.empty else done.to_dict("records")
-    with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
-        seeds = {m: args.seed + 1000 * list(MODELS).index(m) for m in args.models}
-        draws = {m: prior_draws(m, args.customers, args.sims, seeds[m]) for m in args.models} if tasks else {}
-        futures = [pool.submit(one, m, i, *draws[m][i], args.customers, seeds[m], args.ranks, fit)
-                   for m, i in tasks]
-        for k, fut in enumerate(as_completed(futures), 1):
-            row = fut.result()
-            rows.append(row)
-            pd.DataFrame(rows).to_csv(ranks_path, index=False)
-            print(f"[{k}/{len(tasks)}] {row['model']} sim {row['sim']}: {row['seconds']} s "
-                  f"{row['error'] or ''} elapsed {time.perf_counter() - start:.0f} s", flush=True)
+    seeds = {m: args.seed + 1000 * list(MODELS).index(m) for m in args.models}
+    draws = {m: prior_draws(m, args.customers, args.sims, seeds[m]) for m in args.models} if tasks else {}
+    jobs = [(one, m, i, *draws[m][i], args.customers, seeds[m], args.ranks, fit) for m, i in tasks]
+
+    def record(k: int, row: dict) -> None:
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(ranks_path, index=False)
+        print(f"[{k}/{len(tasks)}] {row['model']} sim {row['sim']}: {row['seconds']} s "
+              f"{row['error'] or ''} elapsed {time.perf_counter() - start:.0f} s", flush=True)
+
+    if args.workers <= 1:  # in-process (also what the smoke test runs)
+        for k, (fn, *job) in enumerate(jobs, 1):
+            record(k, fn(*job))
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(*job) for job in jobs]
+            for k, fut in enumerate(as_completed(futures), 1):
+                record(k, fut.result())
     ranks = pd.DataFrame(rows)
     summary = summarise(ranks, args.ranks, settings, time.perf_counter() - start)
     (out_dir / "sbc_summary.json").write_text(json.dumps(summary, indent=2))
