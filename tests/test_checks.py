@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bayesclv as bc
 from bayesclv.checks import frequency_histogram, frequency_ppc, rank_uniformity, sbc_rank, thin_draws
 
 
@@ -40,7 +39,7 @@ def test_frequency_ppc_bgnbd_zero_class_closed_form(map_models, cdnow_rfm):
 def test_frequency_ppc_chunks_do_not_change_results(map_models, monkeypatch):
     model = map_models["ParetoNBDModel"]
     whole = frequency_ppc(model, n_draws=30, random_seed=9)
-    import bayesclv.checks as checks
+    from bayesclv import checks
     monkeypatch.setattr(checks, "_PPC_CHUNK_ELEMENTS", 3 * len(model.data))  # 3 draws per chunk
     seen = []
     original = type(model)._simulate_population

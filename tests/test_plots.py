@@ -4,16 +4,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import copy  # noqa: E402
+import copy
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
 
-import bayesclv as bc  # noqa: E402
-from bayesclv import plots  # noqa: E402
-from bayesclv.evaluate import evaluate, pit_coverage  # noqa: E402
+import bayesclv as bc
+from bayesclv import plots
+from bayesclv.evaluate import evaluate, pit_coverage
 
 
 @pytest.fixture(scope="module")

@@ -94,9 +94,9 @@ def evaluation_table(kind: str, draws: int, tune: int, chains: int) -> None:
                  for _, k in cols[:-1]]
         cells.append(f"{r['tracking_calibration_error_pct']:.1f} / {r['tracking_holdout_error_pct']:.1f}")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {PEER_MAE[kind][name]} |")
-    lines += ["", "cov = share of customers inside the inclusive whole-number predictive interval; mass 90 = mean "
-              "predictive probability of that interval (the coverage a calibrated model shows); PIT cov = "
-              "randomised-PIT coverage (nominal exactly p for a calibrated model of counts).",
+    lines += ["", ("cov = share of customers inside the inclusive whole-number predictive interval; mass 90 = mean "
+                   "predictive probability of that interval (the coverage a calibrated model shows); PIT cov = "
+                   "randomised-PIT coverage (nominal exactly p for a calibrated model of counts)."),
               f"Load average during the run: {tuple(round(x, 2) for x in out['load_average'])}."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

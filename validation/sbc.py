@@ -74,7 +74,7 @@ def one(model_key: str, sim: int, truth: dict, simulated: dict, n_customers: int
         row.update(sbc_simulation(cls, base_data(n_customers), truth, simulated,
                                   n_ranks=n_ranks, fit_kwargs={**fit, "random_seed": seed + 1 + sim}))
         row["error"] = ""
-    except Exception as exc:  # recorded, not hidden: a failed fit is a finding
+    except Exception as exc:  # noqa: BLE001 -- recorded, not hidden: a failed fit is a finding
         row["error"] = f"{type(exc).__name__}: {exc}"[:300]
     row["seconds"] = round(time.perf_counter() - start, 2)
     return row
@@ -89,7 +89,7 @@ def summarise(ranks: pd.DataFrame, n_ranks: int, settings: dict, wall: float) ->
             continue
         ok = part[part["error"].fillna("") == ""]
         entry = {"priors": {k: repr(v) for k, v in cls.default_priors.items()},
-                 "n_sims": int(len(part)), "n_failed": int(len(part) - len(ok)),
+                 "n_sims": len(part), "n_failed": int(len(part) - len(ok)),
                  "share_divergent_fits": float((ok["divergences"] > 0).mean()),
                  "share_rhat_gt_1_01": float((ok["max_r_hat"] > 1.01).mean()),
                  "median_min_ess_bulk": float(ok["min_ess_bulk"].median()),
@@ -103,8 +103,8 @@ def summarise(ranks: pd.DataFrame, n_ranks: int, settings: dict, wall: float) ->
 
 def markdown(summary: dict) -> str:
     lines = [f"# SBC of the pooled models (L = {summary['settings']['n_ranks']} ranks)", "",
-             f"Settings: {json.dumps(summary['settings'])}; wall {summary['wall_seconds']} s; "
-             f"load average {tuple(round(x, 2) for x in summary['load_average'])}.", "",
+             (f"Settings: {json.dumps(summary['settings'])}; wall {summary['wall_seconds']} s; "
+              f"load average {tuple(round(x, 2) for x in summary['load_average'])}."), "",
              "| model | parameter | sims | chi2 (19 df) | chi2 p | KS | KS p | divergent fits | R-hat>1.01 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for key, entry in summary["models"].items():

@@ -35,7 +35,7 @@ GRID_QUANTITIES = ("probability_alive", "expected_purchases")
 
 def _axes(ax):
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        ax = plt.subplots(figsize=(7, 4))[1]
     return ax.figure, ax
 
 
