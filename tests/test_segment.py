@@ -163,7 +163,7 @@ def test_rfm_scores_by_hand():
     assert table["F"].tolist() == [1, 2, 3, 4, 5]
     assert table["M"].tolist() == [5, 4, 3, 2, 1]
     assert table.loc["d", "rfm"] == "542"
-    assert table["segment"].tolist() == ["hibernating", "needs attention", "loyal", "champions", "at risk"]
+    assert table["segment"].tolist() == ["hibernating", "needs attention", "loyal", "champions", "slipping away"]
     # ties share a score: four zeros of ten have average rank 2.5 -> ceil(5 * 2.5 / 10) = 2
     ten = pd.DataFrame({"customer_id": range(10), "frequency": [0.0] * 4 + list(range(1, 7)),
                         "recency": 0.0, "T": 1.0})

@@ -384,7 +384,7 @@ _RFM_SEGMENTS = (  # (name, rule on recency score R and frequency score F), firs
     ("loyal", lambda r, f: (r >= 3) & (f >= 3)),
     ("promising", lambda r, f: r >= 4),
     ("needs attention", lambda r, f: r == 3),
-    ("at risk", lambda r, f: f >= 3),
+    ("slipping away", lambda r, f: f >= 3),
     ("hibernating", lambda r, f: np.ones_like(r, dtype=bool)),
 )
 RFM_SEGMENTS = tuple(name for name, _ in _RFM_SEGMENTS)
@@ -404,7 +404,7 @@ def rfm_scores(data: Any) -> pd.DataFrame:
     score is ``ceil(5 * rank / n)`` with tied values given their average rank,
     so ties share a score. Segments by R and F, first match wins:
     champions (R >= 4, F >= 4), loyal (R >= 3, F >= 3), promising (R >= 4),
-    needs attention (R = 3), at risk (F >= 3), hibernating (the rest).
+    needs attention (R = 3), slipping away (F >= 3), hibernating (the rest).
 
     Parameters
     ----------
