@@ -325,7 +325,9 @@ def build_report(
         _plot_holdout_by_frequency(result.customers, data, ax)
         sections.append(("tracking", "Holdout tracking", _paragraph(
             f"The model saw only the calibration period; these compare its predictions of the "
-            f"{result.horizon:g} {_UNIT_NAMES[unit]} of holdout with what happened.")
+            f"{result.horizon:g} {_UNIT_NAMES[unit]} of holdout with what happened. coverage_{round(100 * prob)} "
+            f"is the share of customers whose actual holdout count lies inside their {prob:.0%} predictive "
+            "interval (simulated purchases, so it includes the randomness of purchasing).")
             + _table_html(tables["holdout"], digits=4)
             + _figure_html(fig, "Mean holdout purchases per customer, grouped by calibration frequency: "
                                 "actual vs the model's posterior-mean prediction.")))
