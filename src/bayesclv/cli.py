@@ -30,15 +30,28 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, date: str | None = None, date_format: str | None = None) -> pd.DataFrame:
+    """CSV (also .csv.gz) or Parquet; with ``date_format``, the ``date`` column is parsed with it.
+
+    Dates that do not match the format become missing, and the data layer names their customers.
+    """
     if not path.exists():
         _fail(f"file not found: {path}")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, dtype={date: str} if date_format else None)
     except Exception as exc:  # any parser failure becomes a one-line message
         _fail(f"cannot read {path}: {exc}")
+    if date_format and date in table.columns:
+        raw = table[date]
+        table[date] = pd.to_datetime(raw.astype(str), format=date_format, errors="coerce")
+        bad = table[date].isna() & raw.notna()
+        if bad.any():
+            _fail(f"column {date!r}: {int(bad.sum()):,} date(s) do not match --date-format {date_format!r} "
+                  f"(first: {raw[bad].iloc[0]!r} in row {int(bad.to_numpy().argmax()) + 1})")
+    return table
 
 
 def _customer_table(transaction_model, spend_model, rfm, *, horizon, time_unit, discount_rate, margin, prob):
@@ -159,6 +172,8 @@ def fit(
     transactions: Annotated[Path, typer.Argument(help="transaction log (.csv or .parquet), one row per transaction")],
     customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
     date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
+    date_format: Annotated[str | None, typer.Option(
+        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
     value: Annotated[str, typer.Option(help="column with the transaction value")] = "value",
     model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
     calibration_end: Annotated[str | None, typer.Option(help="last date of the calibration period (YYYY-MM-DD)")] = None,
@@ -178,7 +193,7 @@ def fit(
 ) -> None:
     """Fit a model to your own transaction log and write per-customer CLV, P(alive), purchases."""
     _check_options(method=method, time_unit=time_unit, horizon_unit=horizon_unit)
-    _run(_read_table(transactions), customer_id=customer_id, date=date, value=value, model_name=model,
+    _run(_read_table(transactions, date, date_format), customer_id=customer_id, date=date, value=value, model_name=model,
          calibration_end=calibration_end, time_unit=time_unit, draws=draws, tune=tune, chains=chains,
          seed=seed, horizon=horizon, horizon_unit=horizon_unit, discount_rate=discount_rate, margin=margin,
          out=out, prob=prob, method=method, quiet=quiet)
@@ -199,6 +214,8 @@ def report(
     transactions: Annotated[Path, typer.Argument(help="transaction log (.csv or .parquet), one row per transaction")],
     customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
     date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
+    date_format: Annotated[str | None, typer.Option(
+        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
     value: Annotated[str, typer.Option(help="column with the transaction value")] = "value",
     model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
     calibration_end: Annotated[str | None, typer.Option(
@@ -221,8 +238,10 @@ def report(
     min_prob_positive: Annotated[float, typer.Option(
         help="targeting: target customers whose P(offer pays back) is at least this")] = 0.8,
     out: Annotated[Path, typer.Option(help="the HTML report")] = Path("bayesclv_report.html"),
-    customers_out: Annotated[Path | None, typer.Option(
-        help="also write the per-customer table (CLV, tier, stage, targeting) as .csv or .parquet")] = None,
+    tables_dir: Annotated[Path | None, typer.Option(
+        help="also write the report's tables (customers, tiers, stages, rfm_segments, targeting, total, "
+        "parameters, holdout) into this folder")] = None,
+    tables_format: Annotated[str, typer.Option(help="format of --tables-dir files: csv or parquet")] = "csv",
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
 ) -> None:
     """Fit the models and write one self-contained HTML report (opens offline).
@@ -240,9 +259,11 @@ def report(
     _check_options(method=method, time_unit=time_unit, horizon_unit=horizon_unit, prob=prob)
     if out.suffix.lower() not in (".html", ".htm"):
         _fail(f"--out must end in .html, got {out}")
+    if tables_format not in ("csv", "parquet"):
+        _fail(f"--tables-format must be csv or parquet, got {tables_format!r}")
     if uplift_sd < 0:
         _fail(f"--uplift-sd must be >= 0, got {uplift_sd!r}")
-    tx = _read_table(transactions)
+    tx = _read_table(transactions, date, date_format)
     try:
         rfm, (transaction_model, spend_model) = _fit_models(
             tx, customer_id=customer_id, date=date, value=value, model_name=model,
@@ -259,9 +280,11 @@ def report(
     except ValueError as exc:  # bad settings (e.g. a probability outside (0, 1))
         _fail(str(exc))
     typer.echo(f"report written to {out}")
-    if customers_out is not None:
-        _write_table(result.tables["customers"], customers_out)
-        typer.echo(f"per-customer table written to {customers_out}")
+    if tables_dir is not None:
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        for name, table in result.tables.items():
+            _write_table(table, tables_dir / f"{name}.{tables_format}")
+        typer.echo(f"tables written to {tables_dir}/ ({', '.join(result.tables)})")
 
 
 @app.command("evaluate")
@@ -271,6 +294,8 @@ def evaluate_command(
         help="last date of the calibration period (YYYY-MM-DD); later transactions are the holdout")],
     customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
     date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
+    date_format: Annotated[str | None, typer.Option(
+        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
     model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
     time_unit: Annotated[str, typer.Option(help="model time unit: D, W, M or Y")] = "W",
     method: Annotated[str, typer.Option(help="nuts, map or advi")] = "nuts",
@@ -294,7 +319,7 @@ def evaluate_command(
     from bayesclv.errors import BayesCLVError
 
     _check_options(method=method, time_unit=time_unit, prob=prob)
-    tx = _read_table(transactions)
+    tx = _read_table(transactions, date, date_format)
     try:
         rfm, (transaction_model,) = _fit_models(
             tx, customer_id=customer_id, date=date, value=None, model_name=model,

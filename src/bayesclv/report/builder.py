@@ -319,7 +319,7 @@ def build_report(
 
     if has_holdout(data):
         progress("holdout evaluation and tracking")
-        result = evaluate(transaction_model, data, prob=(prob,), random_seed=random_seed)
+        result = evaluate(transaction_model, data, prob=(prob,), random_seed=random_seed, n_draws=200)
         tables["holdout"] = result.to_frame().T.rename(columns={0: "value"})
         fig, ax = _new_axes(7.5, 4)
         _plot_holdout_by_frequency(result.customers, data, ax)
