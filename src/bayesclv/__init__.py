@@ -5,12 +5,25 @@ The public API in one place::
     from bayesclv import rfm_summary, BetaGeoModel, GammaGammaModel, customer_lifetime_value
 """
 
-from bayesclv import datasets, errors
+from bayesclv import datasets, errors, plots, report, segment
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.data import rfm_summary, validate_rfm
 from bayesclv.evaluate import EvaluationResult, compare, evaluate
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
 from bayesclv.priors import Prior
+from bayesclv.report import build_report
+from bayesclv.segment import (
+    compare_groups,
+    cumulative_gain,
+    group_totals,
+    incremental_value,
+    lifecycle_stages,
+    rfm_scores,
+    stage_summary,
+    targeting,
+    top_membership,
+    value_tiers,
+)
 
 __version__ = "0.1.0"
 
@@ -21,13 +34,27 @@ __all__ = [
     "ParetoNBDModel",
     "Prior",
     "__version__",
+    "build_report",
     "compare",
+    "compare_groups",
+    "cumulative_gain",
     "customer_lifetime_value",
     "datasets",
     "errors",
     "evaluate",
+    "group_totals",
+    "incremental_value",
     "intervals",
+    "lifecycle_stages",
     "load",
+    "plots",
+    "report",
+    "rfm_scores",
     "rfm_summary",
+    "segment",
+    "stage_summary",
+    "targeting",
+    "top_membership",
     "validate_rfm",
+    "value_tiers",
 ]

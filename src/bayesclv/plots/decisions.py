@@ -7,7 +7,6 @@ error bars are credible intervals from :func:`bayesclv.intervals`.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -22,6 +21,8 @@ _POINT = "#1f3a64"
 
 def _axes(ax, figsize):
     if ax is None:
+        import matplotlib.pyplot as plt  # only when the caller wants a new figure
+
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
 
