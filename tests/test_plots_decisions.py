@@ -23,7 +23,7 @@ CLV = xr.DataArray(RNG.gamma(2.0, [[[1, 5, 20, 2, 8]]] * np.ones((2, 50, 1))),
 
 
 def test_clv_distribution_line_is_sorted_posterior_mean():
-    ax = plot_clv_distribution(CLV)
+    ax = plot_clv_distribution(CLV).axes[0]
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), np.sort(CLV.mean(("chain", "draw")).values)[::-1])
     np.testing.assert_allclose(line.get_xdata(), [20, 40, 60, 80, 100])
@@ -31,14 +31,14 @@ def test_clv_distribution_line_is_sorted_posterior_mean():
 
 def test_tiers_bars_and_whiskers():
     totals = segment.group_totals(CLV, pd.Series({"a": "rest", "b": "top", "c": "top", "d": "rest", "e": "top"}))
-    ax = plot_tiers(totals)
+    ax = plot_tiers(totals).axes[0]
     widths = [bar.get_width() for bar in ax.patches]
     np.testing.assert_allclose(widths, totals["mean"].to_numpy())
     assert [t.get_text() for t in ax.get_yticklabels()] == ["rest", "top"]
 
 
 def test_top_customers_order_and_intervals():
-    ax = plot_top_customers(CLV, n=3)
+    ax = plot_top_customers(CLV, n=3).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "e", "b"]
     segments = ax.collections[0].get_segments()
     q = CLV.quantile([0.05, 0.95], dim=("chain", "draw"))
@@ -49,7 +49,7 @@ def test_top_customers_order_and_intervals():
 def test_targeting_curve_marks_the_best_count():
     inc = segment.incremental_value(CLV, cost=10.0, uplift=0.5)
     order = segment.targeting(inc).index
-    ax = plot_targeting_curve(segment.cumulative_gain(inc, order))
+    ax = plot_targeting_curve(segment.cumulative_gain(inc, order)).axes[0]
     mean = ax.get_lines()[0].get_ydata()
     np.testing.assert_allclose(mean, np.cumsum(inc.mean(("chain", "draw")).sel(customer_id=list(order)).values))
     assert ax.get_lines()[1].get_xdata()[0] == np.argmax(mean) + 1

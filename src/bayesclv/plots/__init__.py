@@ -1,4 +1,4 @@
-"""Figures (matplotlib), one module per area; every function draws on an ``ax`` and returns it."""
+"""Figures (matplotlib), one module per area; every function draws on an ``ax`` and returns its Figure."""
 
 from bayesclv.plots.decisions import (
     plot_clv_distribution,

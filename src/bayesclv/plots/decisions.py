@@ -1,7 +1,7 @@
 """Figures for decisions: CLV distribution with bands, tiers, top customers, targeting curve.
 
 Every function takes posterior draws (or the tables of :mod:`bayesclv.segment`),
-draws on ``ax`` (a new figure when omitted) and returns the axes. Bands and
+draws on ``ax`` (a new figure when omitted) and returns the matplotlib ``Figure``. Bands and
 error bars are credible intervals from :func:`bayesclv.intervals`.
 """
 
@@ -40,7 +40,7 @@ def plot_clv_distribution(clv: xr.DataArray, prob: float = 0.9, ax=None):
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.figure.Figure
     """
     ax = _axes(ax, (7, 4))
     outer = intervals(clv, prob=prob).sort_values("mean", ascending=False)
@@ -56,7 +56,7 @@ def plot_clv_distribution(clv: xr.DataArray, prob: float = 0.9, ax=None):
     ax.set_ylabel("CLV")
     ax.set_title("CLV per customer")
     ax.legend(loc="upper right", frameon=False)
-    return ax
+    return ax.figure
 
 
 def plot_tiers(tier_totals: pd.DataFrame, ax=None):
@@ -71,7 +71,7 @@ def plot_tiers(tier_totals: pd.DataFrame, ax=None):
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.figure.Figure
     """
     ax = _axes(ax, (6, 3.5))
     y = np.arange(len(tier_totals))
@@ -87,7 +87,7 @@ def plot_tiers(tier_totals: pd.DataFrame, ax=None):
     label = tier_totals["interval"].iloc[0] if "interval" in tier_totals else "interval"
     ax.set_xlabel(f"total CLV (bars: posterior mean; whiskers: {label})")
     ax.set_title("CLV by tier")
-    return ax
+    return ax.figure
 
 
 def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=None):
@@ -103,7 +103,7 @@ def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=Non
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.figure.Figure
     """
     ax = _axes(ax, (6, 0.25 * n + 1.2))
     table = intervals(clv, prob=prob).sort_values("mean", ascending=False).head(n)
@@ -116,7 +116,7 @@ def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=Non
     ax.set_ylabel("customer_id")
     ax.set_title(f"Top {len(table)} customers by CLV")
     ax.legend(loc="lower right", frameon=False, fontsize=8)
-    return ax
+    return ax.figure
 
 
 def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
@@ -132,7 +132,7 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
 
     Returns
     -------
-    matplotlib.axes.Axes
+    matplotlib.figure.Figure
         The posterior-mean optimum is marked.
     """
     ax = _axes(ax, (7, 4))
@@ -148,4 +148,4 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
     ax.set_ylabel("total incremental value")
     ax.set_title("Targeting curve")
     ax.legend(loc="lower left", frameon=False, fontsize=8)
-    return ax
+    return ax.figure
