@@ -43,7 +43,8 @@ class Report:
         The whole self-contained document.
     tables : dict of str to pandas.DataFrame
         ``customers`` (per-customer CLV, P(alive), tier, stage, targeting),
-        ``tiers``, ``stages``, ``rfm_segments``, ``targeting``, ``total``,
+        ``tiers``, ``stages``, ``rfm_segments``, ``targeting`` (ranked),
+        ``targeted_total`` (total incremental value of the targeted and the rest), ``total``,
         ``parameters`` and, with a holdout, ``holdout``.
     """
 
@@ -304,6 +305,7 @@ def build_report(
     in_target = pd.Series(np.where(np.isin(clv["customer_id"].to_numpy(), chosen), "targeted", "not targeted"),
                           index=clv["customer_id"].to_numpy())
     target_total = segment.group_totals(incremental, in_target, prob=prob)
+    tables["targeted_total"] = target_total
     gain = segment.cumulative_gain(incremental, targets.index)
     fig, ax = _new_axes(7.5, 4)
     decisions.plot_targeting_curve(gain, prob=prob, ax=ax)
