@@ -42,7 +42,7 @@ class Report:
     html : str
         The whole self-contained document.
     tables : dict of str to pandas.DataFrame
-        ``customers`` (per-customer CLV, P(alive), tier, stage, targeting),
+        ``overview``, ``customers`` (per-customer CLV, P(alive), tier, stage, targeting),
         ``tiers``, ``stages``, ``rfm_segments``, ``targeting`` (ranked),
         ``targeted_total`` (total incremental value of the targeted and the rest), ``total``,
         ``parameters`` and, with a holdout, ``holdout``.
