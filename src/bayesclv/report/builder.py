@@ -292,7 +292,9 @@ def build_report(
     customers = customers.join(tiers[["p_top_10", "p_top_20", "tier", "certainty"]])
     customers = customers.join(stages[["stage"]])
     customers = customers.join(rfm[["rfm", "segment"]].rename(columns={"segment": "rfm_segment"}))
-    top_table = customers.sort_values("clv_mean", ascending=False).head(top)
+    top_table = customers.sort_values("clv_mean", ascending=False).head(top)[
+        ["frequency", "recency", "T", "clv_mean", "clv_lower", "clv_upper", "p_alive_mean", "p_top_10", "tier",
+         "stage", "rfm_segment"]]
     fig, ax = _new_axes(7, 0.25 * top + 1.4)
     decisions.plot_top_customers(clv, n=top, prob=prob, ax=ax)
     sections.append(("top", "Top customers", _table_html(top_table)
