@@ -2,11 +2,12 @@
 
 ``rfm_summary`` turns a transaction log into one recency/frequency/monetary row per
 customer (optionally with a calibration/holdout split); ``validate_rfm`` checks an
-RFM frame brought directly by the user. ``TIME_UNITS`` maps each supported time unit
-to its length in days.
+RFM frame brought directly by the user; ``first_purchase_cohort`` labels each
+customer's acquisition cohort (a natural ``group`` for the models). ``TIME_UNITS``
+maps each supported time unit to its length in days.
 """
 
-from bayesclv.data.rfm import rfm_summary
+from bayesclv.data.rfm import COHORT_FREQUENCIES, first_purchase_cohort, rfm_summary
 from bayesclv.data.validation import TIME_UNITS, validate_rfm
 
-__all__ = ["TIME_UNITS", "rfm_summary", "validate_rfm"]
+__all__ = ["COHORT_FREQUENCIES", "TIME_UNITS", "first_purchase_cohort", "rfm_summary", "validate_rfm"]
