@@ -357,6 +357,15 @@ class CLVModel:
             pm.Potential("loglik", (weight * self._loglik(cols, params, PT)).sum())
         return model
 
+    def _diagnosed_variables(self, model: pm.Model) -> list[str]:
+        """Variables whose R-hat and ESS decide whether a fit converged: the free variables
+        (e.g. hyperparameters and offsets), then the named parameters and other deterministics."""
+        return [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+
+    def _stored_variables(self, model: pm.Model) -> list[str]:
+        """Variables kept in the posterior (by default the diagnosed ones)."""
+        return self._diagnosed_variables(model)
+
     def _set_fit_state(self, df: pd.DataFrame) -> None:
         """Record what the fit learns from the data besides the posterior (the group labels)."""
         self.groups = self._group_labels(df) if self.grouped else None
@@ -432,8 +441,7 @@ class CLVModel:
             target_accept = 0.95 if self.pooling == "partial" else 0.8
         df = self._prepare(data, time_unit=time_unit)
         model = self.build_model(df)
-        # free variables first, then the named parameters and other deterministics
-        keep = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
+        keep = self._stored_variables(model)
         with model:
             if method == "nuts":
                 nuts_kwargs = {}
@@ -467,7 +475,7 @@ class CLVModel:
         self.idata, self.data, self.fit_method = idata, df, method
         self.time_unit = df.attrs["time_unit"]
         if method == "nuts":
-            self.diagnostics = compute_diagnostics(idata, keep)
+            self.diagnostics = compute_diagnostics(idata, self._diagnosed_variables(model))
             logger.info("%s fit: %s", self.display_name, self.diagnostics)
             if progressbar:
                 print(f"{self.display_name} convergence: {self.diagnostics}")
