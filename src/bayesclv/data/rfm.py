@@ -20,7 +20,77 @@ from bayesclv.data.validation import (
     to_pandas,
 )
 
-__all__ = ["TIME_UNITS", "rfm_summary"]
+__all__ = ["COHORT_FREQUENCIES", "TIME_UNITS", "first_purchase_cohort", "rfm_summary"]
+
+#: Cohort periods accepted by :func:`first_purchase_cohort` (pandas period aliases).
+COHORT_FREQUENCIES = ("W", "M", "Q", "Y")
+
+
+def check_cohort_frequency(freq: str) -> str:
+    """Return ``freq`` if it is one of ``COHORT_FREQUENCIES``; ValueError otherwise."""
+    if not isinstance(freq, str) or freq not in COHORT_FREQUENCIES:
+        raise ValueError(f"unknown cohort period {freq!r}; allowed: {COHORT_FREQUENCIES} "
+                         "(weeks, months, quarters, years)")
+    return freq
+
+
+def cohort_labels(first_day: pd.Series, freq: str) -> pd.Series:
+    """Label of the calendar period (``freq``) containing each first-purchase day.
+
+    Labels are pandas period strings: ``"1997-01"`` (month), ``"1997Q1"``
+    (quarter), ``"1997"`` (year), ``"1997-01-06/1997-01-12"`` (week, Monday
+    to Sunday); they sort chronologically as strings.
+    """
+    return first_day.dt.to_period(check_cohort_frequency(freq)).astype(str)
+
+
+def first_purchase_cohort(
+    transactions: Any, *, customer_id: str = "customer_id", date: str = "date", freq: str = "M"
+) -> pd.Series:
+    """Each customer's acquisition cohort: the period of their first purchase.
+
+    Use it as a ``group`` column of the models (``rfm["cohort"] =
+    rfm["customer_id"].map(cohorts)``) or let :func:`rfm_summary` add it with
+    ``cohort=freq``.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or polars.DataFrame
+        One row per transaction.
+    customer_id, date : str
+        Columns holding the customer identifier and the transaction date.
+    freq : {"W", "M", "Q", "Y"}, default "M"
+        Cohort period: week, month, quarter or year of the first purchase.
+
+    Returns
+    -------
+    pandas.Series
+        Cohort labels (see :func:`cohort_labels`) indexed by ``customer_id``,
+        sorted by it, named ``cohort``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``freq``.
+    bayesclv.errors.DataValidationError
+        Empty input, missing columns, missing ids or dates.
+
+    Examples
+    --------
+    >>> from bayesclv.datasets import load_cdnow
+    >>> first_purchase_cohort(load_cdnow(), freq="M").value_counts().sort_index().to_dict()
+    {'1997-01': 781, '1997-02': 857, '1997-03': 719}
+    """
+    check_cohort_frequency(freq)
+    tx = to_pandas(transactions)
+    check_not_empty(tx)
+    check_columns(tx, [customer_id, date])
+    ids = check_customer_ids(tx, customer_id).reset_index(drop=True)
+    days = parse_dates(tx[date].reset_index(drop=True), ids, column=date)
+    first = days.groupby(ids.to_numpy(), sort=True).min()
+    out = cohort_labels(first, freq).rename("cohort")
+    out.index.name = "customer_id"
+    return out
 
 
 def rfm_summary(
@@ -32,6 +102,7 @@ def rfm_summary(
     time_unit: str = "W",
     calibration_end: Any = None,
     observation_end: Any = None,
+    cohort: str | None = None,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -64,6 +135,10 @@ def rfm_summary(
         Inclusive last day of observation (the holdout end when ``calibration_end``
         is given). Defaults to the last date in the data. A transaction dated after
         it is an error, not silently dropped.
+    cohort : {"W", "M", "Q", "Y"}, optional
+        Add a ``cohort`` column: the week, month, quarter or year of each
+        customer's first purchase (see :func:`first_purchase_cohort`), ready to
+        be a model's ``group``.
 
     Returns
     -------
@@ -85,6 +160,7 @@ def rfm_summary(
           days in ``(calibration_end, observation_end]``), ``monetary_value_holdout``
           (mean value per holdout purchase day, 0.0 if none; only with ``value``),
           ``T_holdout`` (``observation_end - calibration_end`` in ``time_unit``).
+        - with ``cohort`` only: ``cohort`` (string label of the first-purchase period).
 
         ``attrs["time_unit"]`` records the unit, ``attrs["observation_end"]`` the
         end of observation and, with a holdout, ``attrs["calibration_end"]`` its
@@ -107,6 +183,8 @@ def rfm_summary(
     (2457, 1882)
     """
     days_per_unit = check_time_unit(time_unit)
+    if cohort is not None:
+        check_cohort_frequency(cohort)
     tx = to_pandas(transactions)
     check_not_empty(tx)
     required = [customer_id, date] + ([value] if value is not None else [])
@@ -153,6 +231,8 @@ def rfm_summary(
         if value is not None:
             out["monetary_value_holdout"] = hg.mean().reindex(out.index).fillna(0.0)
         out["T_holdout"] = np.float64((obs_end - cal_end).days) / days_per_unit
+    if cohort is not None:
+        out["cohort"] = cohort_labels(first_day, cohort)
 
     out.index.name = "customer_id"
     out = out.reset_index()

@@ -19,6 +19,11 @@ class BetaGeoModel(TransactionModel):
         Overrides for the priors of ``r``, ``alpha``, ``a``, ``b``. Defaults
         (weakly informative; ``alpha`` is a time scale, in the data's unit):
         ``r, a, b ~ HalfNormal(50)``, ``alpha ~ HalfNormal(500)``.
+    group, pooling : optional
+        Group column and pooling (``"partial"``, ``"none"``, ``"complete"``);
+        see :class:`~bayesclv.models.base.CLVModel`. With partial pooling the
+        posterior holds ``log_<name>_mean``, ``log_<name>_sd`` and the
+        per-group ``r, alpha, a, b``.
 
     Examples
     --------

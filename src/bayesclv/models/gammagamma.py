@@ -5,10 +5,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import xarray as xr
 
-from bayesclv.formulas import gammagamma
+from bayesclv.data.validation import check_columns
+from bayesclv.errors import DataValidationError
+from bayesclv.formulas import NP, gammagamma
 from bayesclv.models.base import CLVModel
 from bayesclv.priors import Prior
 from bayesclv.simulate import simulate_gammagamma
@@ -26,12 +30,28 @@ class GammaGammaModel(CLVModel):
     population mean). Assumes spend is independent of purchase frequency:
     check with ``data[["frequency", "monetary_value"]].corr()``.
 
+    With ``covariates``, a customer's spend scale depends on their covariates
+    ``z``: ``gamma_i = gamma exp((z_i - zbar) . spend_coef)``. Since the mean
+    transaction value is proportional to ``gamma``, ``spend_coef[k]`` is the
+    change in *log expected spend* per unit of covariate ``k`` (``exp`` of it
+    the multiplicative effect), and ``gamma`` is the scale of a customer with
+    average covariates ``zbar`` (the means in the fitted data, stored with
+    the model). :func:`bayesclv.drivers.spend_drivers` tabulates the effects.
+
     Parameters
     ----------
     priors : dict of str to Prior, optional
-        Overrides for ``p``, ``q``, ``gamma``. Defaults: ``p, q ~
-        HalfNormal(50)``, ``gamma ~ HalfNormal(500)`` (a money scale, in the
-        data's currency unit).
+        Overrides for ``p``, ``q``, ``gamma`` (and ``spend_coef``). Defaults:
+        ``p, q ~ HalfNormal(50)``, ``gamma ~ HalfNormal(500)`` (a money
+        scale, in the data's currency unit), ``spend_coef ~ Normal(0, 1)``
+        (each coefficient; put covariates on comparable scales, e.g. logs or
+        standardised values).
+    group, pooling : optional
+        Group column and pooling (``"partial"``, ``"none"``, ``"complete"``)
+        of ``p``, ``q``, ``gamma``; see :class:`~bayesclv.models.base.CLVModel`.
+    covariates : list of str, optional
+        Numeric customer-level columns of the data that shift the spend
+        scale. The coefficients are shared by all groups.
     """
 
     parameter_names = ("p", "q", "gamma")
@@ -43,6 +63,85 @@ class GammaGammaModel(CLVModel):
     data_columns = ("frequency", "monetary_value")
     requires_monetary = True
     display_name = "Gamma-Gamma"
+    coef_prior = Prior("Normal", mu=0.0, sigma=1.0)
+
+    def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
+                 pooling: str | None = None, covariates: list[str] | None = None):
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        self.covariates: list[str] = list(covariates or [])
+        if len(set(self.covariates)) != len(self.covariates):
+            raise ValueError(f"covariates must be distinct column names, got {self.covariates}")
+        super().__init__(priors, group=group, pooling=pooling)
+        self.covariate_means: list[float] | None = None  # centre of each covariate in the fit
+
+    # ----------------------------------------------------------- covariates
+    def _all_default_priors(self):
+        out = super()._all_default_priors()
+        if self.covariates:
+            out["spend_coef"] = self.coef_prior
+        return out
+
+    def _config(self):
+        return {**super()._config(), "covariates": self.covariates}
+
+    def _covariate_values(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The covariate columns as float; missing columns or non-finite values are errors."""
+        check_columns(df, self.covariates)
+        out = pd.DataFrame(index=df.index)
+        for col in self.covariates:
+            values = pd.to_numeric(df[col], errors="coerce").astype(float)
+            bad = ~np.isfinite(values.to_numpy())
+            if bad.any():
+                raise DataValidationError(f"{int(bad.sum())} missing, non-numeric or infinite covariate value(s)",
+                                          column=col, rows=df.loc[bad, "customer_id"].tolist())
+            out[col] = values
+        return out
+
+    def _set_fit_state(self, df):
+        super()._set_fit_state(df)
+        if self.covariates:
+            self.covariate_means = self._covariate_values(df).mean().tolist()
+
+    def _fit_state(self):
+        return {**super()._fit_state(), "covariate_means": self.covariate_means}
+
+    def _restore_fit_state(self, posterior, state):
+        super()._restore_fit_state(posterior, state)
+        self.covariate_means = state.get("covariate_means")
+
+    def _design(self, df):
+        frame = super()._design(df)
+        if self.covariates:
+            centred = self._covariate_values(df) - np.asarray(self.covariate_means)
+            frame[[f"covariate:{c}" for c in self.covariates]] = centred.to_numpy()
+        return frame
+
+    def _coords(self):
+        return {**super()._coords(), **({"covariate": self.covariates} if self.covariates else {})}
+
+    def _parameters(self):
+        params = super()._parameters()
+        if self.covariates:
+            params["spend_coef"] = self.priors["spend_coef"].create("spend_coef", dims="covariate")
+        return params
+
+    def _likelihood_names(self):
+        return [*super()._likelihood_names(), *(["spend_coef"] if self.covariates else [])]
+
+    def _summary_names(self):
+        return [*super()._summary_names(), *(["spend_coef"] if self.covariates else [])]
+
+    def _row_params(self, params, rows, xp):
+        """Group parameters per row, with ``gamma`` scaled by ``exp(centred covariates . spend_coef)``."""
+        params = dict(params)
+        coef = params.pop("spend_coef", None)
+        out = super()._row_params(params, rows, xp)
+        if self.covariates:
+            z = rows[[f"covariate:{c}" for c in self.covariates]].to_numpy(dtype=float)
+            shift = pt.dot(z, coef) if xp is not NP else np.asarray(coef) @ z.T
+            out["gamma"] = out["gamma"] * xp.exp(shift)
+        return out
 
     def _select_rows(self, df: pd.DataFrame) -> pd.DataFrame:
         free = (df["frequency"] > 0) & (df["monetary_value"] == 0)
@@ -85,7 +184,12 @@ class GammaGammaModel(CLVModel):
             df, "expected_spend")
 
     def population_mean_spend(self) -> xr.DataArray:
-        """Posterior of the population mean transaction value ``p gamma / (q - 1)``, dims ``(chain, draw)``."""
-        post = self.posterior
-        return xr.DataArray(gammagamma.population_mean_spend(post["p"], post["q"], post["gamma"]),
-                            name="population_mean_spend")
+        """Posterior of the population mean transaction value ``p gamma / (q - 1)``.
+
+        Dims ``(chain, draw)``, plus ``group`` for a grouped model (each
+        group's mean). With covariates: the mean of customers with the
+        average covariates of the fitted data.
+        """
+        p, q, gamma = xr.broadcast(*(self.posterior[n] for n in self.parameter_names))
+        return p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values)).rename(
+            "population_mean_spend")

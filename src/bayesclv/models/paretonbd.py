@@ -35,6 +35,11 @@ class ParetoNBDModel(TransactionModel):
         ``dropout_cv2``. Defaults (weakly informative): ``r ~ HalfNormal(50)``,
         ``alpha ~ HalfNormal(500)`` (a time scale, in the data's unit),
         ``dropout_mean ~ HalfNormal(1)`` (per time unit), ``dropout_cv2 ~ HalfNormal(10)``.
+        With partial pooling, the groups are pooled in these sampling
+        coordinates (``log_dropout_mean_*``, ``log_dropout_cv2_*``).
+    group, pooling : optional
+        Group column and pooling (``"partial"``, ``"none"``, ``"complete"``);
+        see :class:`~bayesclv.models.base.CLVModel`.
     """
 
     parameter_names = ("r", "alpha", "s", "beta")
@@ -50,10 +55,8 @@ class ParetoNBDModel(TransactionModel):
     display_name = "Pareto/NBD"
 
     def _parameters(self):
-        r = self.priors["r"].create("r")
-        alpha = self.priors["alpha"].create("alpha")
-        mean = self.priors["dropout_mean"].create("dropout_mean")
-        cv2 = self.priors["dropout_cv2"].create("dropout_cv2")
-        s = pm.Deterministic("s", 1.0 / cv2)
-        beta = pm.Deterministic("beta", 1.0 / (cv2 * mean))
+        r, alpha = self._quantity("r"), self._quantity("alpha")
+        mean, cv2 = self._quantity("dropout_mean"), self._quantity("dropout_cv2")
+        s = pm.Deterministic("s", 1.0 / cv2, dims=self._param_dims)
+        beta = pm.Deterministic("beta", 1.0 / (cv2 * mean), dims=self._param_dims)
         return {"r": r, "alpha": alpha, "s": s, "beta": beta}

@@ -109,17 +109,19 @@ class TransactionModel(CLVModel):
         Returns
         -------
         xarray.DataArray
-            Dims ``(chain, draw)`` or ``(chain, draw, t)`` for an array of horizons.
+            Dims ``(chain, draw)`` or ``(chain, draw, t)`` for an array of
+            horizons; grouped models add ``group`` after ``draw`` (a new
+            customer of each group).
         """
         self._check_fitted()
         t_arr = np.atleast_1d(np.asarray(t, dtype=float))
         for value in t_arr:
             _check_horizon(value)
-        params = self._param_arrays()
+        post = self.posterior[list(self.parameter_names)]
+        params = {n: v[..., None] for n, v in self._param_arrays().items()}
         values = self.formulas.expected_purchases_new_customer(t_arr, **params)
-        post = self.posterior
-        da = xr.DataArray(values, dims=("chain", "draw", "t"),
-                          coords={"chain": post["chain"].values, "draw": post["draw"].values, "t": t_arr},
+        da = xr.DataArray(values, dims=(*post[self.parameter_names[0]].dims, "t"),
+                          coords={**{k: v.values for k, v in post.coords.items()}, "t": t_arr},
                           name="expected_purchases_new_customer")
         return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
 
