@@ -125,12 +125,16 @@ def worker_peer(model: str, sampler: str, data_csv: str, args) -> dict:
                       "fit")
     fit_rss = _peak_rss_self_mb()
     stats = fitted.idata["sample_stats"]
-    repeat = rfm[rfm["frequency"] > 0][["customer_id", "frequency", "monetary_value"]]
-    gg = clv.GammaGammaModel()
-    gg.fit(repeat, method="map", progressbar=False)
     out = {"fit_s": fit_s, "fit_rss_self_mb": fit_rss,
            "leapfrog_steps_per_draw": float(stats["n_steps" if "n_steps" in stats else "tree_size"].mean()),
            "draws": _posterior_draws(fitted.idata["posterior"], PARAMS[model]), "predict_s": {}}
+    # the peer's spend model rejects a zero mean spend (bayesclv leaves those rows out itself)
+    repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)][["customer_id", "frequency", "monetary_value"]]
+    gg = clv.GammaGammaModel()
+    try:
+        gg.fit(repeat, method="map", progressbar=False)
+    except Exception as exc:  # keep the NUTS results; the CLV timing is then recorded as an error
+        out["errors"] = {"gamma_gamma_fit": f"{type(exc).__name__}: {exc}"[:300]}
     full = rfm[["customer_id", "frequency", "recency", "T", "monetary_value"]]
     for name, call in {
         "expected_purchases": lambda: fitted.expected_purchases(future_t=HORIZON_WEEKS).values,
