@@ -94,10 +94,12 @@ def worker_bayesclv(model: str, sampler: str, data_csv: str, args) -> dict:
                             "fit")
     fit_rss = _peak_rss_self_mb()
     stats = fitted.idata["sample_stats"]
-    gg = bc.GammaGammaModel().fit(rfm, method="map", progressbar=False)
     out = {"fit_s": fit_s, "fit_rss_self_mb": fit_rss,
            "leapfrog_steps_per_draw": float(stats["n_steps" if "n_steps" in stats else "tree_size"].mean()),
            "draws": _posterior_draws(fitted.posterior, PARAMS[model]), "predict_s": {}}
+    out["cpu_s"] = CPU_SECONDS
+    Path(args.worker[4]).write_text(json.dumps(out))  # the fit's results survive a cap during predictions
+    gg = bc.GammaGammaModel().fit(rfm, method="map", progressbar=False)
     for name, call in {
         "expected_purchases": lambda: fitted.expected_purchases(HORIZON_WEEKS).values,
         "probability_alive": lambda: fitted.probability_alive().values,
@@ -128,6 +130,8 @@ def worker_peer(model: str, sampler: str, data_csv: str, args) -> dict:
     out = {"fit_s": fit_s, "fit_rss_self_mb": fit_rss,
            "leapfrog_steps_per_draw": float(stats["n_steps" if "n_steps" in stats else "tree_size"].mean()),
            "draws": _posterior_draws(fitted.idata["posterior"], PARAMS[model]), "predict_s": {}}
+    out["cpu_s"] = CPU_SECONDS
+    Path(args.worker[4]).write_text(json.dumps(out))  # the fit's results survive a cap during predictions
     # the peer's spend model rejects a zero mean spend (bayesclv leaves those rows out itself)
     repeat = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)][["customer_id", "frequency", "monetary_value"]]
     gg = clv.GammaGammaModel()
@@ -212,6 +216,9 @@ def run_job(library: str, model: str, sampler: str, data_csv: str, args, timeout
         result["log_tail"] = log[-2000:]
     elif status == "ok":
         result.update(json.loads(Path(out_path).read_text()))
+    elif Path(out_path).stat().st_size:  # stopped during its predictions: the fit itself finished
+        result.update(json.loads(Path(out_path).read_text()))
+        result["status"] = f"fit ok; predictions {status}"
     os.unlink(out_path)
     print(f"    -> {result['status']}; fit {result.get('fit_s', float('nan')):.1f} s, "
           f"peak RSS {peak:.0f} MB, predictions {result.get('predict_s', {})}", flush=True)
@@ -304,14 +311,16 @@ def _ratios(results: list[dict]) -> list[dict]:
     for peer in (r for r in results if r["library"] == "pymc-marketing"):
         for ours in (r for r in results if r["library"] == "bayesclv" and r["model"] == peer["model"]):
             ratio = {"model": peer["model"], "ours": ours["sampler"], "peer": peer["sampler"]}
-            if ours["status"] == "ok" and peer["status"] == "ok":
+            if "fit_s" in ours and "fit_s" in peer:
                 ratio["fit_wall"] = peer["fit_s"] / ours["fit_s"]
-                ratio["fit_cpu"] = peer["cpu_s"]["fit"] / ours["cpu_s"]["fit"]
+                if "cpu_s" in peer and "cpu_s" in ours:
+                    ratio["fit_cpu"] = peer["cpu_s"]["fit"] / ours["cpu_s"]["fit"]
                 ratio["peak_rss"] = peer["peak_rss_mb"] / ours["peak_rss_mb"]
                 ratio["ess_per_s"] = ours["ess_per_s"] / peer["ess_per_s"]
                 for name, secs in peer.get("predict_s", {}).items():
-                    ratio[name] = secs / ours["predict_s"][name]
-            elif ours["status"] == "ok":
+                    if name in ours.get("predict_s", {}):
+                        ratio[name] = secs / ours["predict_s"][name]
+            elif "fit_s" in ours:
                 # the peer did not finish: its time is at least the cap
                 ratio["note"] = f"peer {peer['status']}"
                 ratio["fit_wall_at_least"] = peer["process_wall_s"] / ours["fit_s"]
@@ -333,11 +342,14 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", default="peer_pymc_marketing", help="results file stem")
-    parser.add_argument("--render", action="store_true", help="only rewrite the .md from the .json")
+    parser.add_argument("--render", action="store_true",
+                        help="only recompute the ratios and rewrite the .md from the .json")
     args = parser.parse_args()
 
     if args.render:
         saved = json.loads((RESULTS / f"{args.output}.json").read_text())
+        saved["meta"]["ratios"] = _ratios(saved["results"])
+        (RESULTS / f"{args.output}.json").write_text(json.dumps(saved, indent=2))
         (RESULTS / f"{args.output}.md").write_text(markdown(saved["results"], saved["meta"]))
         return
 
