@@ -271,7 +271,7 @@ def markdown(results: list[dict], meta: dict) -> str:
             f"| {r['library']} | {NAMES[r['model']]} | {r['sampler']} | {r['status']} "
             f"| {cell(r.get('fit_s'), c.get('fit'), 1)} "
             f"| {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r.get('leapfrog_steps_per_draw'), 1)} "
-            f"| {_fmt(r.get('min_ess_bulk'), 0)} | {_fmt(r.get('ess_per_s'), 2)} | {_fmt(r.get('max_r_hat'), 4)} "
+            f"| {_fmt(r.get('min_ess_bulk'), 0)} | {_fmt(r.get('ess_per_s'), 2)} | {_fmt(r.get('max_r_hat'), 4)} | "
             + " | ".join(cell(p.get(k), c.get(k), 2)
                          for k in ("expected_purchases", "probability_alive", "clv_12_months")) + " |")
     lines += ["", "## Ratios (PyMC-Marketing / bayesclv, same run; > 1 means bayesclv is better)", "",
