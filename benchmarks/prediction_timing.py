@@ -8,12 +8,15 @@ Usage::
 
     uv run python benchmarks/prediction_timing.py
 
-Writes ``benchmarks/results/prediction_timing.json``.
+Writes ``benchmarks/results/prediction_timing.json``: wall and CPU seconds of
+each call, with the load averages before and after (the machine is shared: CPU
+seconds are the steadier measure).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -37,7 +40,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rfm = bc.rfm_summary(bc.datasets.load_cdnow("full"), value="value", calibration_end="1997-09-30")
     gg = with_synthetic_posterior(bc.GammaGammaModel().fit(rfm, method="map", progressbar=False), rng)
-    results = {"customers": len(rfm), "draws": 4000, "seconds": {}}
+    results = {"customers": len(rfm), "draws": 4000, "load_before": os.getloadavg(), "seconds": {},
+               "cpu_seconds": {}}
     for cls in (bc.BetaGeoModel, bc.ParetoNBDModel):
         model = with_synthetic_posterior(cls().fit(rfm, method="map", progressbar=False), rng)
         for name, call in {
@@ -46,11 +50,14 @@ def main() -> None:
             "clv(12 months)": lambda m=model: bc.customer_lifetime_value(
                 m, gg, horizon=12, time_unit="M", discount_rate=0.01),
         }.items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             call()
             seconds = round(time.perf_counter() - start, 2)
+            cpu = round(time.process_time() - cpu, 2)
             results["seconds"][f"{cls.__name__}.{name}"] = seconds
-            print(f"{cls.__name__}.{name}: {seconds} s", flush=True)
+            results["cpu_seconds"][f"{cls.__name__}.{name}"] = cpu
+            print(f"{cls.__name__}.{name}: {seconds} s ({cpu} s CPU)", flush=True)
+    results["load_after"] = os.getloadavg()
     path = Path(__file__).parent / "results" / "prediction_timing.json"
     path.write_text(json.dumps(results, indent=2))
     print(f"written to {path}")

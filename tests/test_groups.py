@@ -213,3 +213,12 @@ def test_grouped_spend_model_with_covariates_saves_and_loads(spend_data, tmp_pat
     assert loaded.groups == ["store", "web"] and loaded.covariate_means == model.covariate_means
     np.testing.assert_allclose(loaded.expected_spend().values, model.expected_spend().values, rtol=1e-12)
     assert loaded.summary().index.tolist() == model.summary().index.tolist()
+
+
+def test_grouped_clv_uses_each_customers_group(cohort_fits, cohort_rfm):
+    """One undiscounted period of CLV = E[purchases in the period] x E[spend], per customer and draw."""
+    model = cohort_fits["partial"]
+    spend = bc.GammaGammaModel().fit(cohort_rfm, method="map", progressbar=False)
+    clv = bc.customer_lifetime_value(model, spend, horizon=1, time_unit="W", discount_rate=0.0)
+    expected = model.expected_purchases(1.0) * spend.expected_spend(cohort_rfm)
+    np.testing.assert_allclose(clv.values, expected.transpose(*clv.dims).values, rtol=1e-10)

@@ -17,6 +17,7 @@ import xarray as xr
 
 from bayesclv.data import TIME_UNITS
 from bayesclv.data.validation import check_time_unit, to_pandas
+from bayesclv.models.base import compress_rows
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.transaction import TransactionModel
 
@@ -66,33 +67,30 @@ def pair_draws(first, second):
     return first, second
 
 
-_CLV_CHUNK_CUSTOMERS = 2_000  # customers per pass: bounds memory at ~6 arrays of draws x 2,000
+_CLV_CHUNK_CUSTOMERS = 2_000  # customers per pass when combining with spend: bounds memory
 
 
-def _clv_chunk(transaction_model, spend_model, data, *, horizon, period, discount_rate, margin,
-               acquisition_cost, service_cost_per_period):
-    """CLV draws for one block of customers (see :func:`customer_lifetime_value`).
+def _discounted_flows(transaction_model, histories, *, horizon, period, discount_rate,
+                      service_cost_per_period) -> xr.Dataset:
+    """Discounted expected purchases and alive-periods for each distinct history.
 
     P(alive at the end of observation) is computed once; the per-period
-    increments use the expectations conditional on being alive.
+    increments use the expectations conditional on being alive, which depend on
+    ``(frequency, T)`` only (see :meth:`TransactionModel.expected_purchases`).
     """
-    spend = spend_model.expected_spend(data)
-    p_alive = transaction_model.probability_alive(data)
+    p_alive = transaction_model.probability_alive(histories)
     previous = 0.0
     purchases = xr.zeros_like(p_alive)
     service = xr.zeros_like(p_alive)
     for k in range(1, horizon + 1):
         factor = (1.0 + discount_rate) ** -k
-        cumulative = transaction_model.expected_purchases(k * period, data, given_alive=True)
+        cumulative = transaction_model.expected_purchases(k * period, histories, given_alive=True)
         purchases = purchases + factor * (cumulative - previous)
         if service_cost_per_period:
             service = service + factor * transaction_model.probability_alive_at(
-                (k - 1) * period, data, given_alive=True)
+                (k - 1) * period, histories, given_alive=True)
         previous = cumulative
-    flows = xr.Dataset({"purchases": purchases * p_alive, "service": service * p_alive})
-    flows, spend = pair_draws(flows, spend)
-    return (margin * spend * flows["purchases"] - service_cost_per_period * flows["service"]
-            - acquisition_cost)
+    return xr.Dataset({"purchases": purchases * p_alive, "service": service * p_alive})
 
 
 def customer_lifetime_value(
@@ -154,14 +152,22 @@ def customer_lifetime_value(
         raise ValueError(f"discount_rate must be > -1 per period, got {discount_rate!r}")
     transaction_model._check_fitted()
     spend_model._check_fitted()
-    data = transaction_model.data if data is None else to_pandas(data)
+    data = transaction_model._data_for_prediction(None if data is None else to_pandas(data))
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
-    chunks = [
-        _clv_chunk(transaction_model, spend_model, data.iloc[start:start + _CLV_CHUNK_CUSTOMERS],
-                   horizon=int(horizon), period=period, discount_rate=discount_rate, margin=margin,
-                   acquisition_cost=acquisition_cost, service_cost_per_period=service_cost_per_period)
-        for start in range(0, len(data), _CLV_CHUNK_CUSTOMERS)
-    ]
+    # the transaction model's part depends on a customer's history only: once per distinct history
+    histories, codes = compress_rows(data, transaction_model._history_columns())
+    histories = histories.drop(columns="weight").assign(customer_id=np.arange(len(histories)))
+    histories.attrs = {"time_unit": transaction_model.time_unit}
+    flows = _discounted_flows(transaction_model, histories, horizon=int(horizon), period=period,
+                              discount_rate=discount_rate, service_cost_per_period=service_cost_per_period)
+    chunks = []
+    for start in range(0, len(data), _CLV_CHUNK_CUSTOMERS):
+        block = data.iloc[start:start + _CLV_CHUNK_CUSTOMERS]
+        block_flows = flows.isel(customer_id=codes[start:start + _CLV_CHUNK_CUSTOMERS]).assign_coords(
+            customer_id=block["customer_id"].to_numpy())
+        block_flows, spend = pair_draws(block_flows, spend_model.expected_spend(block))
+        chunks.append(margin * spend * block_flows["purchases"]
+                      - service_cost_per_period * block_flows["service"] - acquisition_cost)
     clv = xr.concat(chunks, dim="customer_id") if len(chunks) > 1 else chunks[0]
     clv = clv.transpose("chain", "draw", "customer_id")
     clv.name = "clv"

@@ -32,6 +32,7 @@ from scipy import special
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._ops import NP, PT, gauss_legendre
 
@@ -44,7 +45,9 @@ __all__ = [
     "probability_of_purchases",
 ]
 
-_N_NODES = 32
+_N_NODES = 24
+_NODES, _WEIGHTS = gauss_legendre(_N_NODES)
+_LOG_WEIGHTS = np.log(_WEIGHTS)
 _WINDOW_DROP = 40.0  # exp(-40) ~ 4e-18: integrand mass ignored outside the window
 _NEWTON_STEPS = 8
 _TINY = 1e-300
@@ -164,8 +167,7 @@ def _log_lifetime_integral_np(rho, sigma, c_alpha, c_beta, q0, q1):
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, sigma, c_alpha, c_beta, q0, q1)))
     flat = [np.ascontiguousarray(v).ravel() for v in arrays]
     outs = [np.empty_like(flat[0]) for _ in range(7)]
-    nodes, weights = gauss_legendre(_N_NODES)
-    _lifetime_kernel(*flat, nodes, np.log(weights), *outs)
+    _lifetime_kernel(*flat, _NODES, _LOG_WEIGHTS, *outs)
     return tuple(o.reshape(arrays[0].shape) for o in outs)
 
 
@@ -192,6 +194,29 @@ class _LogLifetimeIntegralOp(Op):
 
 
 _log_lifetime_integral_op = _LogLifetimeIntegralOp()
+
+
+@register_funcify_default_op_cache_key(_LogLifetimeIntegralOp)
+def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
+    """Native numba implementation of the Op, for graphs compiled with numba (nutpie, NUMBA linker).
+
+    Without it PyTensor would call :meth:`_LogLifetimeIntegralOp.perform` in numba
+    object mode (a round trip through Python on every gradient).
+    """
+    nodes, log_weights = _NODES, _LOG_WEIGHTS
+
+    @numba.njit(nogil=True)
+    def log_lifetime_integral(rho, sigma, c_alpha, c_beta, q0, q1):  # pragma: no cover - compiled
+        shape = rho.shape
+        flat = [np.ascontiguousarray(v).reshape(rho.size) for v in (rho, sigma, c_alpha, c_beta, q0, q1)]
+        outs = [np.empty(rho.size) for _ in range(7)]
+        _lifetime_kernel(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], nodes, log_weights,
+                         outs[0], outs[1], outs[2], outs[3], outs[4], outs[5], outs[6])
+        return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
+                outs[3].reshape(shape), outs[4].reshape(shape), outs[5].reshape(shape),
+                outs[6].reshape(shape))
+
+    return log_lifetime_integral
 
 
 def _log_lifetime_integral(frequency, recency, T, r, alpha, s, beta, xp):

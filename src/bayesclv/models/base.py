@@ -384,7 +384,7 @@ class CLVModel:
         data: Any,
         *,
         method: str = "nuts",
-        sampler: str = "pymc",
+        sampler: str = "nutpie",
         draws: int = 1000,
         tune: int = 1000,
         chains: int = 4,
@@ -403,8 +403,11 @@ class CLVModel:
         method : {"nuts", "map", "advi"}, default "nuts"
             Full posterior by NUTS; maximum a posteriori point estimate; or
             mean-field ADVI (``draws`` draws from the approximation).
-        sampler : {"pymc", "nutpie", "numpyro"}, default "pymc"
-            NUTS implementation (``nutpie`` and ``numpyro`` are optional extras).
+        sampler : {"nutpie", "pymc", "numpyro"}, default "nutpie"
+            NUTS implementation: nutpie (compiled, with a low-rank-corrected
+            mass matrix: the fastest on these models, see
+            ``benchmarks/results/peer_pymc_marketing.md``), PyMC's own, or
+            numpyro (the optional ``jax`` extra).
         draws, tune, chains : int
             Posterior draws per chain, tuning steps, chains (NUTS). For ADVI,
             ``tune`` is the number of optimisation steps x 10.
@@ -444,14 +447,19 @@ class CLVModel:
         keep = self._stored_variables(model)
         with model:
             if method == "nuts":
-                nuts_kwargs = {}
+                # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
+                nuts_kwargs = {"nuts_sampler": sampler}
                 if sampler == "pymc":
                     # PyMC assumes half the CPUs are hyper-threads (1 process on a 2-core machine);
                     # chains are independent, so use every core available to this process
                     nuts_kwargs["cores"] = kwargs.pop("cores", min(chains, _available_cpus()))
                 else:
                     _require_sampler(sampler)
-                    nuts_kwargs["nuts_sampler"] = sampler
+                if sampler == "nutpie":
+                    # a low-rank correction of the diagonal mass matrix takes up the posterior
+                    # correlations (r-alpha, a-b): on CDNOW full BG/NBD 3 leapfrog steps a draw
+                    # instead of 8, and 7x the bulk ESS (benchmarks/results/peer_pymc_marketing_bgnbd.md)
+                    nuts_kwargs["nuts"] = {"adaptation": "low_rank", **kwargs.pop("nuts", {})}
                 idata = pm.sample(
                     draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     progressbar=progressbar, target_accept=target_accept,
@@ -560,36 +568,68 @@ class CLVModel:
         post = self.posterior if post is None else post
         return {n: post[n].values for n in self._likelihood_names()}
 
-    def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float,
-                        quantity: str = "expectation") -> xr.DataArray:
-        """Evaluate ``func(columns, params)`` chunked over customers -> DataArray(chain, draw, customer_id).
+    def _history_columns(self) -> list[str]:
+        """Columns that identify a customer's history for prediction: data columns (+ the group)."""
+        return list(self.data_columns) + ([self.group] if self.grouped else [])
 
-        ``quantity`` ("expectation" or "outcome") is recorded in ``attrs`` so
-        that :func:`bayesclv.intervals` names the interval correctly.
+    def _evaluate(self, func, rows: pd.DataFrame, dtype=float) -> np.ndarray:
+        """``func(columns, params)`` for every draw and row, chunked over rows -> array ``(chain, draw, row)``.
+
+        ``rows`` is a design frame (see :meth:`_design`), possibly with only
+        some of the data columns; ``func`` gets those columns and each row's
+        parameters. Chunks hold about ``_CHUNK_ELEMENTS`` draw x row elements,
+        which bounds the memory of the intermediate arrays of the formulas.
         """
         params = self._param_arrays()
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
         step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
-        frame = self._design(df)
-        if quantity == "outcome":  # random draws: every customer simulated on its own
-            rows, codes = frame, None
-        else:  # identical histories (of one group) have identical expectations: evaluate each once
-            rows, codes = compress_rows(frame, list(frame.columns))
+        columns = [c for c in self.data_columns if c in rows.columns]
         n = len(rows)
         values = np.empty((post.sizes["chain"], post.sizes["draw"], n), dtype=dtype)
         for start in range(0, n, step):
             chunk = rows.iloc[start:start + step]
-            cols = {c: chunk[c].to_numpy(dtype=float) for c in self.data_columns}
+            cols = {c: chunk[c].to_numpy(dtype=float) for c in columns}
             values[..., start:start + step] = func(cols, self._row_params(params, chunk, NP))
-        out = values if codes is None else values[..., codes]
+        return values
+
+    def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+        """:meth:`_evaluate` once per distinct ``columns`` (within a group), expanded to all ``rows``."""
+        keys = [c for c in rows.columns if c in columns or c not in self.data_columns]
+        keys = [c for c in keys if c != "weight"]
+        unique, codes = compress_rows(rows, keys)
+        return self._evaluate(func, unique[keys])[..., codes]
+
+    def _as_dataarray(self, values: np.ndarray, df: pd.DataFrame, name: str,
+                      quantity: str = "expectation") -> xr.DataArray:
+        """Wrap per-customer draws as a DataArray ``(chain, draw, customer_id)``.
+
+        ``quantity`` ("expectation" or "outcome") is recorded in ``attrs`` so
+        that :func:`bayesclv.intervals` names the interval correctly.
+        """
+        post = self.posterior
         return xr.DataArray(
-            out, dims=("chain", "draw", "customer_id"),
+            values, dims=("chain", "draw", "customer_id"),
             coords={"chain": post["chain"].values, "draw": post["draw"].values,
                     "customer_id": df["customer_id"].to_numpy()},
             name=name,
             attrs={"quantity": quantity, "time_unit": self.time_unit},
         )
+
+    def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float,
+                        quantity: str = "expectation") -> xr.DataArray:
+        """Evaluate ``func(columns, params)`` for every draw and customer -> DataArray(chain, draw, customer_id).
+
+        Expectations are evaluated once per distinct row of the model's data
+        columns (identical histories have identical expectations); outcomes
+        (random draws) are simulated for every customer on their own.
+        """
+        frame = self._design(df)
+        if quantity == "outcome":  # random draws: every customer simulated on its own
+            values = self._evaluate(func, frame, dtype=dtype)
+        else:  # identical histories (of one group) have identical expectations
+            values = self._on_distinct(func, frame, list(self.data_columns))
+        return self._as_dataarray(values, df, name, quantity)
 
     def log_likelihood(self, data: Any | None = None) -> xr.DataArray:
         """Pointwise log-likelihood per customer and draw (for LOO and model comparison).

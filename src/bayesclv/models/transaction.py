@@ -7,16 +7,17 @@ intervals and paired CLV computations stay possible.
 
 from __future__ import annotations
 
-import functools
 from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
-from bayesclv.models.base import CLVModel
+from bayesclv.models.base import CLVModel, compress_rows
 
 __all__ = ["TransactionModel"]
+
+_ALIVE_COLUMNS = ("frequency", "T")  # what a customer's future given alive at T depends on
 
 
 class TransactionModel(CLVModel):
@@ -43,6 +44,28 @@ class TransactionModel(CLVModel):
         return self._over_customers(
             lambda c, p: fn(*args, c["frequency"], c["recency"], c["T"], **p), df, name)
 
+    def _alive_weighted(self, fn, data, name, t, given_alive) -> xr.DataArray:
+        """A quantity that is ``P(alive at T) x`` (its value given alive at ``T``), per draw and customer.
+
+        Given alive at ``T`` the future is memoryless: ``fn(t, ..., given_alive=True)``
+        depends on a history through ``(frequency, T)`` only, so it is evaluated once
+        per distinct ``(frequency, T)`` (979 on CDNOW full, against 8,685 distinct
+        histories and 23,570 customers) and P(alive) once per distinct history.
+        """
+        df = self._data_for_prediction(data)
+        frame = self._design(df)
+        histories, codes = compress_rows(frame, list(frame.columns))
+        histories = histories.drop(columns="weight")
+        # recency is not used given alive; T stands in for it (a valid history)
+        values = self._on_distinct(
+            lambda c, p: fn(t, c["frequency"], c["T"], c["T"], **p, given_alive=True),
+            histories, list(_ALIVE_COLUMNS))
+        if not given_alive:
+            values *= self._evaluate(
+                lambda c, p: self.formulas.probability_alive(c["frequency"], c["recency"], c["T"], **p),
+                histories)
+        return self._as_dataarray(values[..., codes], df, name)
+
     def probability_alive(self, data: Any | None = None) -> xr.DataArray:
         """P(alive at the end of observation | history), dims ``(chain, draw, customer_id)``.
 
@@ -60,8 +83,7 @@ class TransactionModel(CLVModel):
         With ``given_alive=True``, conditional on being alive at the end of
         observation (multiply by :meth:`probability_alive` for the unconditional value).
         """
-        fn = functools.partial(self.formulas.probability_alive_at, given_alive=given_alive)
-        return self._history_quantity(fn, data, "probability_alive_at", t)
+        return self._alive_weighted(self.formulas.probability_alive_at, data, "probability_alive_at", t, given_alive)
 
     def expected_purchases(self, t: float, data: Any | None = None, *,
                            given_alive: bool = False) -> xr.DataArray:
@@ -87,8 +109,7 @@ class TransactionModel(CLVModel):
             Dims ``(chain, draw, customer_id)``.
         """
         _check_horizon(t)
-        fn = functools.partial(self.formulas.expected_purchases, given_alive=given_alive)
-        return self._history_quantity(fn, data, "expected_purchases", t)
+        return self._alive_weighted(self.formulas.expected_purchases, data, "expected_purchases", t, given_alive)
 
     def probability_of_purchases(self, n: int, t: float, data: Any | None = None) -> xr.DataArray:
         """P(exactly ``n`` purchases in the next ``t`` time units | history), per draw and customer."""
