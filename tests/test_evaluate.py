@@ -102,7 +102,7 @@ def test_evaluate_bgnbd_cdnow_values(bg_eval, map_models, cdnow_rfm):
 def test_evaluate_paretonbd_mae_matches_peer(pnbd_eval):
     assert pnbd_eval.metrics["actual_total"] == 1882
     assert pnbd_eval.metrics["mae"] == pytest.approx(PEER_MAE["ParetoNBDModel"], abs=1e-3)
-    assert list(pnbd_eval.to_frame().columns)[-1] == "coverage_90"
+    assert list(pnbd_eval.to_frame().columns)[-3:] == ["coverage_90", "interval_mass_90", "pit_coverage_90"]
 
 
 def test_evaluate_customer_frame_is_consistent(bg_eval, cdnow_rfm, map_models):

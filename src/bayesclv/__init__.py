@@ -7,8 +7,9 @@ The public API in one place::
 
 from bayesclv import datasets, errors
 from bayesclv.clv import customer_lifetime_value, intervals
-from bayesclv.data import rfm_summary, validate_rfm
-from bayesclv.evaluate import EvaluationResult, compare, evaluate
+from bayesclv.checks import frequency_ppc
+from bayesclv.data import repeat_purchase_tracking, rfm_summary, validate_rfm
+from bayesclv.evaluate import EvaluationResult, compare, evaluate, expected_tracking
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
 from bayesclv.priors import Prior
 
@@ -26,8 +27,11 @@ __all__ = [
     "datasets",
     "errors",
     "evaluate",
+    "expected_tracking",
+    "frequency_ppc",
     "intervals",
     "load",
+    "repeat_purchase_tracking",
     "rfm_summary",
     "validate_rfm",
 ]

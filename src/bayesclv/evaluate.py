@@ -10,7 +10,23 @@ coverage of predictive intervals of the holdout count.
 on the calibration data for sampled fits, and the holdout metrics.
 
 The metric helpers (:func:`auc`, :func:`brier_score`, :func:`coverage`,
-:func:`calibration_table`) are small pure functions of arrays.
+:func:`calibration_table`, :func:`pit_bounds`, :func:`pit_coverage`) are small
+pure functions of arrays. :func:`expected_tracking` predicts the cohort's
+cumulative repeat purchases per period (the tracking plot), draw by draw.
+
+Coverage of discrete outcomes. A predictive interval of a count is a set of
+whole numbers; with inclusive bounds it holds *at least* its nominal mass
+(for a customer with P(0 purchases) = 0.93 the 90% interval is ``[0, 0]`` and
+holds 0.93), so the share of customers inside it exceeds the nominal level
+even for a perfectly calibrated model. :func:`evaluate` therefore reports,
+next to that plain ``coverage_<p>``, ``interval_mass_<p>`` (the mean
+predictive mass the inclusive intervals actually hold: what ``coverage_<p>``
+should be under calibration) and ``pit_coverage_<p>``, the coverage of the
+central ``p`` interval of the *randomised* probability integral transform
+(PIT) ``u = F(y-1) + V (F(y) - F(y-1))``, ``V ~ U(0, 1)``, which is exactly
+Uniform(0, 1) for a calibrated model of a discrete outcome (Czado, Gneiting
+& Held 2009). ``pit_coverage_<p>`` is the expectation over ``V`` (no
+randomness), so its nominal value is exactly ``p``.
 """
 
 from __future__ import annotations
@@ -26,7 +42,7 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from bayesclv.clv import intervals
-from bayesclv.data import validate_rfm
+from bayesclv.data import repeat_purchase_tracking, validate_rfm
 from bayesclv.errors import DataValidationError, NotFittedError
 from bayesclv.models.transaction import TransactionModel
 
@@ -38,13 +54,18 @@ __all__ = [
     "compare",
     "coverage",
     "evaluate",
+    "expected_tracking",
+    "pit_bounds",
+    "pit_coverage",
 ]
 
 HOLDOUT_COLUMNS = ("frequency_holdout", "T_holdout")
 PARETO_K_THRESHOLD = 0.7
 SAMPLE = ("chain", "draw")
 _LOO_COLUMNS = ("elpd_loo", "p_loo", "se", "elpd_diff", "se_diff", "max_pareto_k", "n_pareto_k_gt_0_7")
-_HOLDOUT_METRICS = ("mae", "rmse", "predicted_total", "actual_total", "auc", "brier", "coverage_90")
+_HOLDOUT_METRICS = ("mae", "rmse", "predicted_total", "actual_total", "auc", "brier", "coverage_90",
+                    "interval_mass_90", "pit_coverage_90")
+_TRACKING_CHUNK_ELEMENTS = 2_000_000  # draws x (cohort-day, period) lags evaluated at once
 
 
 # --------------------------------------------------------------------------- result
@@ -66,6 +87,11 @@ class EvaluationResult:
         Length of the holdout period, in ``time_unit``.
     time_unit : str or None
         Unit of ``horizon``.
+    prob : tuple of float
+        Interval probabilities evaluated.
+    tracking : xarray.Dataset or None
+        With ``transactions``: actual and predicted repeat purchases of the
+        cohort per period (see :func:`expected_tracking`).
     """
 
     customers: pd.DataFrame
@@ -74,6 +100,7 @@ class EvaluationResult:
     horizon: float = math.nan
     time_unit: str | None = None
     prob: tuple[float, ...] = field(default_factory=tuple)
+    tracking: xr.Dataset | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a one-row DataFrame (columns in the order of ``metrics``)."""
@@ -180,6 +207,74 @@ def coverage(actual: Any, lower: Any, upper: Any) -> float:
     """
     a, lo, hi = (np.asarray(v, dtype=float) for v in (actual, lower, upper))
     return float(np.mean((lo <= a) & (a <= hi)))
+
+
+def pit_bounds(draws: Any, actual: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive CDF just below and at each observed count: ``F(y-1)`` and ``F(y)``.
+
+    The randomised PIT of a count ``y`` is uniform on ``[F(y-1), F(y)]``.
+
+    Parameters
+    ----------
+    draws : array_like
+        Simulated predictive counts, shape ``(n_draws, n_customers)``.
+    actual : array_like
+        Observed count per customer, shape ``(n_customers,)``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(F(y-1), F(y))``, each of shape ``(n_customers,)``.
+
+    Examples
+    --------
+    >>> pit_bounds([[0, 1], [0, 0], [1, 2], [0, 1]], [0, 1])
+    (array([0.  , 0.25]), array([0.75, 0.75]))
+    """
+    d = np.asarray(draws)
+    y = np.asarray(actual)
+    if d.ndim != 2 or y.shape != d.shape[1:]:
+        raise ValueError(f"draws must be (n_draws, n_customers) and actual (n_customers,), "
+                         f"got {d.shape} and {y.shape}")
+    return (d < y).mean(axis=0), (d <= y).mean(axis=0)
+
+
+def pit_coverage(cdf_below: Any, cdf_at: Any, prob: float) -> float:
+    """Expected coverage of the central ``prob`` interval of the randomised PIT.
+
+    For each customer the randomised PIT ``u`` is uniform on
+    ``[F(y-1), F(y)]``; the probability that it falls in
+    ``[(1 - prob)/2, (1 + prob)/2]`` is the overlap length divided by
+    ``F(y) - F(y-1)`` (an indicator when the two are equal). The mean over
+    customers is ``prob`` for a calibrated model.
+
+    Parameters
+    ----------
+    cdf_below, cdf_at : array_like
+        ``F(y-1)`` and ``F(y)`` per customer (see :func:`pit_bounds`).
+    prob : float
+        Nominal probability, in (0, 1).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> pit_coverage([0.0, 0.5], [0.5, 1.0], 0.5)
+    0.5
+    """
+    a = np.asarray(cdf_below, dtype=float)
+    b = np.asarray(cdf_at, dtype=float)
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    width = b - a
+    overlap = np.clip(np.minimum(b, hi) - np.maximum(a, lo), 0.0, None)
+    point = ((a >= lo) & (a <= hi)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(width > 0, overlap / np.where(width > 0, width, 1.0), point)
+    return float(share.mean())
 
 
 def point_metrics(actual: Any, predicted: Any) -> dict[str, float]:
@@ -390,6 +485,9 @@ def evaluate(
     prob: float | tuple[float, ...] = (0.5, 0.8, 0.9),
     random_seed: int | None = None,
     n_draws: int = 1000,
+    transactions: Any | None = None,
+    customer_id: str = "customer_id",
+    date: str = "date",
 ) -> EvaluationResult:
     """Score a fitted purchase-count model on the holdout period.
 
@@ -427,6 +525,16 @@ def evaluate(
     n_draws : int, default 1000
         Minimum number of simulated holdout counts per customer; posteriors
         with fewer draws (a MAP fit has one) are simulated repeatedly.
+    transactions : DataFrame, optional
+        The transaction log the RFM frame was built from. When given, the
+        result's ``tracking`` holds the cohort's actual and predicted repeat
+        purchases per period (:func:`bayesclv.data.repeat_purchase_tracking`,
+        :func:`expected_tracking`), and ``metrics`` gains
+        ``tracking_calibration_error_pct`` and ``tracking_holdout_error_pct``
+        (100 x (predicted - actual) / actual of the cumulative repeat purchases
+        at the end of calibration and of the holdout).
+    customer_id, date : str
+        Columns of ``transactions``.
 
     Returns
     -------
@@ -436,7 +544,12 @@ def evaluate(
         ``predicted_total``, ``actual_total``, ``total_error_pct``, ``correlation``
         (Pearson, predicted vs actual), ``auc`` and ``brier`` (of
         ``p_active_holdout`` against ``actual > 0``) and ``coverage_<p>`` for
-        each ``p`` (share of customers inside their interval). ``calibration``
+        each ``p`` (share of customers inside their interval), with
+        ``interval_mass_<p>`` (mean predictive mass of those inclusive
+        intervals: the coverage a calibrated model would show) and
+        ``pit_coverage_<p>`` (randomised-PIT coverage, nominal exactly ``p``;
+        see the module notes). ``customers`` also holds ``pit_lower`` and
+        ``pit_upper`` (``F(y-1)``, ``F(y)`` of the predictive CDF). ``calibration``
         compares mean ``p_active_holdout`` with the observed share of active
         customers by decile of ``p_active_holdout``.
 
@@ -469,6 +582,8 @@ def evaluate(
     })
     draws = predictive_draws(model, horizon, df, n_draws=int(n_draws), random_seed=random_seed)
     bounds = _interval_columns(draws, prob)
+    sims = draws.stack(sample=SAMPLE).transpose("sample", "customer_id").to_numpy()
+    masses = {}
     for p in prob:
         label = _prob_label(p)
         lower = bounds[f"lower_{label}"].to_numpy()
@@ -476,6 +591,8 @@ def evaluate(
         customers[f"lower_{label}"] = lower
         customers[f"upper_{label}"] = upper
         customers[f"inside_{label}"] = (lower <= actual) & (actual <= upper)
+        masses[label] = float(((sims >= lower) & (sims <= upper)).mean())
+    customers["pit_lower"], customers["pit_upper"] = pit_bounds(sims, actual)
 
     active = actual > 0
     p_active = customers["p_active_holdout"].to_numpy()
@@ -485,9 +602,111 @@ def evaluate(
     for p in prob:
         label = _prob_label(p)
         metrics[f"coverage_{label}"] = float(customers[f"inside_{label}"].mean())
+        metrics[f"interval_mass_{label}"] = masses[label]
+        metrics[f"pit_coverage_{label}"] = pit_coverage(customers["pit_lower"], customers["pit_upper"], p)
     calibration = calibration_table(p_active, active, actual, customers["predicted"].to_numpy())
+    tracking = None
+    if transactions is not None:
+        actual_tracking = repeat_purchase_tracking(
+            transactions, customer_id=customer_id, date=date, time_unit=model.time_unit,
+            calibration_end=df.attrs.get("calibration_end"), observation_end=df.attrs.get("observation_end"))
+        tracking = expected_tracking(model, actual_tracking, df)
+        for part, mask in (("calibration", ~tracking["holdout"].values), ("holdout", tracking["holdout"].values)):
+            last = int(np.flatnonzero(mask)[-1])
+            pred = float(tracking["predicted_cumulative"].isel(period=last).mean())
+            act = float(tracking["actual_cumulative"].isel(period=last))
+            metrics[f"tracking_{part}_error_pct"] = 100.0 * (pred - act) / act if act else math.nan
     return EvaluationResult(customers=customers, metrics=metrics, calibration=calibration,
-                            horizon=horizon, time_unit=model.time_unit, prob=prob)
+                            horizon=horizon, time_unit=model.time_unit, prob=prob, tracking=tracking)
+
+
+# --------------------------------------------------------------------------- tracking
+def expected_tracking(model: TransactionModel, tracking: pd.DataFrame, data: Any | None = None) -> xr.Dataset:
+    """Predicted cumulative and incremental repeat purchases of the cohort per period, per draw.
+
+    Customer ``i`` is acquired at ``b_i = c - T_i`` (``c`` the calibration end
+    in units since the cohort start, ``tracking.attrs["calibration_end_time"]``,
+    ``T_i`` from the RFM frame); by the end ``e_k`` of period ``k`` the cohort is
+    expected to have made ``sum_i E[X(e_k - b_i)]`` repeat purchases, with
+    ``E[X(t)]`` the expected purchases of a new customer in their first ``t``
+    units (:meth:`expected_purchases_new_customer`), evaluated for every
+    posterior draw (Fader, Hardie & Lee 2005, the tracking plot). Customers
+    acquired on the same day share a lag, so the work grows with distinct
+    acquisition times x periods, in chunks bounded by draws x lags.
+
+    Parameters
+    ----------
+    model : BetaGeoModel or ParetoNBDModel
+        Fitted model.
+    tracking : DataFrame
+        From :func:`bayesclv.data.repeat_purchase_tracking` on the same
+        cohort and time unit.
+    data : DataFrame, optional
+        The cohort's RFM frame (``T`` to the calibration end); default: the fitted data.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``predicted_cumulative`` and ``predicted_incremental`` (dims ``chain,
+        draw, period``), ``actual_cumulative``, ``actual_incremental``,
+        ``start``, ``end``, ``holdout`` (dim ``period``); ``attrs`` hold the
+        time unit and ``calibration_end_time``.
+
+    Raises
+    ------
+    bayesclv.errors.DataValidationError
+        The RFM frame and the tracking disagree (other customers, a unit, or a
+        ``T`` longer than the time from cohort start to calibration end).
+    """
+    _check_model(model)
+    df = model._data_for_prediction(data)
+    unit = tracking.attrs.get("time_unit")
+    if unit != model.time_unit:
+        raise DataValidationError(f"tracking is in unit {unit!r}, the model in {model.time_unit!r}",
+                                  column="T")
+    if tracking.attrs.get("customers") != len(df):
+        raise DataValidationError(
+            f"tracking counts {tracking.attrs.get('customers')} cohort customers, the RFM frame {len(df)}: "
+            "build both from the same transactions and calibration_end", column="customer_id")
+    cal_time = float(tracking.attrs["calibration_end_time"])
+    T = df["T"].to_numpy(dtype=float)
+    late = T > cal_time + 1e-9
+    if late.any():
+        raise DataValidationError(f"T exceeds the {cal_time:g} units from cohort start to calibration end",
+                                  column="T", rows=df["customer_id"].to_numpy()[late])
+    births, counts = np.unique(np.round(cal_time - T, 9), return_counts=True)
+    ends = tracking["end"].to_numpy(dtype=float)
+    lags = ends[None, :] - births[:, None]  # (birth, period)
+    positive = lags > 0
+    post = model.posterior
+    n_samples = int(post.sizes["chain"] * post.sizes["draw"])
+    cumulative = np.zeros((post.sizes["chain"], post.sizes["draw"], ends.size))
+    birth_idx, period_idx = np.nonzero(positive)
+    step = max(1, _TRACKING_CHUNK_ELEMENTS // max(n_samples, 1))
+    for start in range(0, birth_idx.size, step):
+        b, k = birth_idx[start:start + step], period_idx[start:start + step]
+        expected = model.expected_purchases_new_customer(lags[b, k]).to_numpy()  # (chain, draw, lag)
+        # customers acquired at b, summed into period k: a (lag, period) weight matrix
+        weights = np.zeros((b.size, ends.size))
+        weights[np.arange(b.size), k] = counts[b]
+        cumulative += expected @ weights
+    incremental = np.diff(cumulative, axis=-1, prepend=0.0)
+    period = tracking["period"].to_numpy()
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values, "period": period}
+    sample_dims = ("chain", "draw", "period")
+    return xr.Dataset(
+        {
+            "predicted_cumulative": (sample_dims, cumulative),
+            "predicted_incremental": (sample_dims, incremental),
+            "actual_cumulative": ("period", tracking["cumulative"].to_numpy(dtype=float)),
+            "actual_incremental": ("period", tracking["incremental"].to_numpy(dtype=float)),
+            "start": ("period", tracking["start"].to_numpy(dtype=float)),
+            "end": ("period", ends),
+            "holdout": ("period", tracking["holdout"].to_numpy(dtype=bool)),
+        },
+        coords=coords,
+        attrs={"time_unit": model.time_unit, "calibration_end_time": cal_time, "quantity": "expectation"},
+    )
 
 
 # --------------------------------------------------------------------------- compare

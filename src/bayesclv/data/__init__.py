@@ -2,11 +2,13 @@
 
 ``rfm_summary`` turns a transaction log into one recency/frequency/monetary row per
 customer (optionally with a calibration/holdout split); ``validate_rfm`` checks an
-RFM frame brought directly by the user. ``TIME_UNITS`` maps each supported time unit
+RFM frame brought directly by the user; ``repeat_purchase_tracking`` counts a
+cohort's repeat purchases per period (the tracking plot's data). ``TIME_UNITS`` maps each supported time unit
 to its length in days.
 """
 
 from bayesclv.data.rfm import rfm_summary
+from bayesclv.data.tracking import repeat_purchase_tracking
 from bayesclv.data.validation import TIME_UNITS, validate_rfm
 
-__all__ = ["TIME_UNITS", "rfm_summary", "validate_rfm"]
+__all__ = ["TIME_UNITS", "repeat_purchase_tracking", "rfm_summary", "validate_rfm"]
