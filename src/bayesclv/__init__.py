@@ -5,13 +5,26 @@ The public API in one place::
     from bayesclv import rfm_summary, BetaGeoModel, GammaGammaModel, customer_lifetime_value
 """
 
-from bayesclv import datasets, errors
+from bayesclv import datasets, errors, plots, report, segment
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.checks import frequency_ppc
 from bayesclv.data import repeat_purchase_tracking, rfm_summary, validate_rfm
 from bayesclv.evaluate import EvaluationResult, compare, evaluate, expected_tracking
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
 from bayesclv.priors import Prior
+from bayesclv.report import build_report
+from bayesclv.segment import (
+    compare_groups,
+    cumulative_gain,
+    group_totals,
+    incremental_value,
+    lifecycle_stages,
+    rfm_scores,
+    stage_summary,
+    targeting,
+    top_membership,
+    value_tiers,
+)
 
 __version__ = "0.1.0"
 
@@ -22,16 +35,30 @@ __all__ = [
     "ParetoNBDModel",
     "Prior",
     "__version__",
+    "build_report",
     "compare",
+    "compare_groups",
+    "cumulative_gain",
     "customer_lifetime_value",
     "datasets",
     "errors",
     "evaluate",
     "expected_tracking",
     "frequency_ppc",
+    "group_totals",
+    "incremental_value",
     "intervals",
+    "lifecycle_stages",
     "load",
     "repeat_purchase_tracking",
+    "plots",
+    "report",
+    "rfm_scores",
     "rfm_summary",
+    "segment",
+    "stage_summary",
+    "targeting",
+    "top_membership",
     "validate_rfm",
+    "value_tiers",
 ]
