@@ -80,7 +80,7 @@ def test_report_command_writes_html_and_tables(tmp_path):
                                  str(tmp_path / "tables"), "--tables-format", "parquet", "--quiet"])
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
-    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 5
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") == 6
     assert "refit with NUTS" in html  # a MAP report says its intervals are not to be quoted
     tiers = pd.read_parquet(tmp_path / "tables" / "tiers.parquet")
     assert tiers["customers"].sum() == 200

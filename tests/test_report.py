@@ -27,8 +27,8 @@ def report(cdnow_rfm, tmp_path_factory):
         bg = bc.BetaGeoModel().fit(cdnow_rfm, **fit)
         gg = bc.GammaGammaModel().fit(cdnow_rfm, **fit)
     path = tmp_path_factory.mktemp("report") / "report.html"
-    built = build_report(bg, gg, cdnow_rfm, out=path, progressbar=False, random_seed=7, offer_cost=5.0,
-                         uplift=0.1, min_prob_positive=0.8)
+    built = build_report(bg, gg, cdnow_rfm, transactions=bc.datasets.load_cdnow("sample"), out=path,
+                         progressbar=False, random_seed=7, offer_cost=5.0, uplift=0.1, min_prob_positive=0.8)
     return built, path, bg, gg
 
 
@@ -42,7 +42,8 @@ def test_report_is_self_contained(report):
     assert not re.search(r'(src|href)="(https?:)?//', text)
     assert "<script" not in text
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 5  # CLV bands, tiers, top customers, targeting curve, holdout
+    assert len(images) == 6  # CLV bands, tiers, top customers, targeting curve, tracking, holdout by frequency
+    assert "Tracking plot: cumulative repeat purchases" in text
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "credible" in text and "predictive" in text and "POOR" in text
@@ -92,7 +93,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == []
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) == 5
+        assert len(images) == 6
         for image in images:  # every figure decoded and laid out at a real size
             assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) > 300
             assert image.size["height"] > 100

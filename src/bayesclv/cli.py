@@ -270,7 +270,8 @@ def report(
             calibration_end=calibration_end, time_unit=time_unit, draws=draws, tune=tune, chains=chains,
             seed=seed, method=method, quiet=quiet)
         result = build_report(
-            transaction_model, spend_model, rfm, transactions=tx, horizon=horizon, horizon_unit=horizon_unit,
+            transaction_model, spend_model, rfm, transactions=tx, customer_id=customer_id, date=date,
+            horizon=horizon, horizon_unit=horizon_unit,
             discount_rate=discount_rate, margin=margin, prob=prob, offer_cost=offer_cost,
             uplift=stats.norm(uplift, uplift_sd) if uplift_sd > 0 else uplift,
             min_prob_positive=min_prob_positive, title=f"Customer lifetime value report: {transactions.name}",

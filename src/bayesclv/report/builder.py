@@ -27,6 +27,7 @@ from bayesclv.evaluate import evaluate, has_holdout
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.transaction import TransactionModel
 from bayesclv.plots import decisions
+from bayesclv.plots.evaluation import plot_tracking
 
 __all__ = ["Report", "build_report"]
 
@@ -160,6 +161,8 @@ def build_report(
     data: Any | None = None,
     *,
     transactions: pd.DataFrame | None = None,
+    customer_id: str = "customer_id",
+    date: str = "date",
     horizon: int = 12,
     horizon_unit: str = "M",
     discount_rate: float = 0.01,
@@ -192,7 +195,11 @@ def build_report(
     data : DataFrame, optional
         RFM frame (with ``monetary_value``); default: the transaction model's data.
     transactions : DataFrame, optional
-        The transaction log the RFM frame came from (only counted in the overview).
+        The transaction log the RFM frame came from: counted in the overview and,
+        with a holdout, drawn as the tracking plot (cumulative repeat purchases
+        per period, actual vs predicted).
+    customer_id, date : str
+        Columns of ``transactions``.
     horizon, horizon_unit, discount_rate, margin
         CLV settings, see :func:`bayesclv.customer_lifetime_value`.
     prob : float, default 0.9
@@ -323,8 +330,15 @@ def build_report(
 
     if has_holdout(data):
         progress("holdout evaluation and tracking")
-        result = evaluate(transaction_model, data, prob=(prob,), random_seed=random_seed, n_draws=200)
+        result = evaluate(transaction_model, data, prob=(prob,), random_seed=random_seed, n_draws=200,
+                          transactions=transactions, customer_id=customer_id, date=date)
         tables["holdout"] = result.to_frame().T.rename(columns={0: "value"})
+        tracking = ""
+        if result.tracking is not None:
+            fig, ax = _new_axes(7.5, 4)
+            plot_tracking(result.tracking, kind="cumulative", prob=prob, ax=ax)
+            tracking = _figure_html(fig, f"Tracking plot: cumulative repeat purchases of the cohort, actual vs "
+                                         f"predicted (posterior mean and {prob:.0%} credible band).")
         fig, ax = _new_axes(7.5, 4)
         _plot_holdout_by_frequency(result.customers, data, ax)
         sections.append(("tracking", "Holdout tracking", _paragraph(
@@ -332,7 +346,7 @@ def build_report(
             f"{result.horizon:g} {_UNIT_NAMES[unit]} of holdout with what happened. coverage_{round(100 * prob)} "
             f"is the share of customers whose actual holdout count lies inside their {prob:.0%} predictive "
             "interval (simulated purchases, so it includes the randomness of purchasing).")
-            + _table_html(tables["holdout"], digits=4)
+            + _table_html(tables["holdout"], digits=4) + tracking
             + _figure_html(fig, "Mean holdout purchases per customer, grouped by calibration frequency: "
                                 "actual vs the model's posterior-mean prediction.")))
 
