@@ -106,6 +106,12 @@ class EvaluationResult:
         """The metrics as a one-row DataFrame (columns in the order of ``metrics``)."""
         return pd.DataFrame([self.metrics])
 
+    def _repr_html_(self) -> str:
+        """Jupyter view: metrics and calibration tables (see :mod:`bayesclv.display`)."""
+        from bayesclv.display import evaluation_html
+
+        return evaluation_html(self)
+
 
 # --------------------------------------------------------------------------- pure metrics
 def _as_labels(labels: Any) -> np.ndarray:

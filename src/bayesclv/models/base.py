@@ -713,6 +713,12 @@ class CLVModel:
         }
         tree.to_netcdf(path, engine="h5netcdf")
 
+    def _repr_html_(self) -> str:
+        """Jupyter view: parameter table with intervals and diagnostics (see :mod:`bayesclv.display`)."""
+        from bayesclv.display import model_html
+
+        return model_html(self)
+
     def __repr__(self) -> str:
         state = f"fitted ({self.fit_method}, {len(self.data)} customers, unit {self.time_unit!r})" \
             if self.idata is not None else "not fitted"

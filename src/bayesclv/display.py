@@ -1,0 +1,96 @@
+"""Rich HTML views of fitted models and evaluation results, for Jupyter.
+
+Jupyter shows an object through its ``_repr_html_`` method; the classes call
+the small functions here so that the markup lives in one place. Numbers are
+formatted with four significant digits; every string from the data or the
+user is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:  # imported for annotations only: models and evaluate import this module
+    from bayesclv.evaluate import EvaluationResult
+    from bayesclv.models.base import CLVModel
+
+__all__ = ["evaluation_html", "format_number", "model_html", "table_html"]
+
+_STATUS_COLOURS = {True: "#1a7f37", False: "#cf222e"}
+
+
+def format_number(value: object) -> str:
+    """A table cell: floats to 4 significant digits, NaN as an empty cell, others as text.
+
+    Examples
+    --------
+    >>> format_number(0.242567), format_number(12345.678), format_number(float("nan")), format_number(3)
+    ('0.2426', '1.235e+04', '', '3')
+    """
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def table_html(frame: pd.DataFrame, index_name: str | None = None) -> str:
+    """An HTML ``<table>`` of ``frame`` with its index as the first column."""
+    head = [index_name or frame.index.name or ""] + [str(c) for c in frame.columns]
+    rows = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for label, values in frame.iterrows():
+        cells = "".join(f"<td>{format_number(v)}</td>" for v in values.tolist())
+        rows.append(f"<tr><th>{format_number(label)}</th>{cells}</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _status(ok: bool, text: str) -> str:
+    return f'<span style="color:{_STATUS_COLOURS[bool(ok)]};font-weight:bold">{html.escape(text)}</span>'
+
+
+def model_html(model: CLVModel) -> str:
+    """HTML view of a model: its state, parameter table with intervals and its diagnostics.
+
+    A fitted model shows :meth:`~bayesclv.models.base.CLVModel.summary` (posterior
+    mean, sd, 90% highest-density interval, R-hat and ESS) and the convergence line
+    of :attr:`~bayesclv.models.base.CLVModel.diagnostics`, marked OK or POOR; an
+    unfitted one shows its priors.
+    """
+    name = html.escape(type(model).__name__)
+    if model.idata is None:
+        priors = pd.DataFrame({"prior": {k: repr(v) for k, v in model.priors.items()}})
+        return (f"<div><strong>{name}</strong> (not fitted)"
+                + table_html(priors, "parameter") + "</div>")
+    table = model.summary()
+    prob = table.attrs.get("prob", 0.9)
+    table = table.rename(columns={"hdi_lower": f"hdi_{prob:.0%}_lower", "hdi_upper": f"hdi_{prob:.0%}_upper"})
+    table = table.loc[:, table.notna().any()]  # a MAP fit has a point estimate only
+    diag = model.diagnostics or {}
+    if "max_r_hat" in diag:
+        line = _status(diag["ok"], ("OK: " if diag["ok"] else "POOR: ") + str(diag))
+    elif diag.get("method") == "map":
+        line = _status(diag.get("ok", True), "MAP point estimate: optimiser "
+                       + ("converged" if diag.get("ok", True) else f"failed ({diag.get('message', '')})"))
+    else:
+        line = html.escape(str(diag) if diag else "no diagnostics")
+    header = (f"<strong>{name}</strong> fitted by {html.escape(str(model.fit_method))} to "
+              f"{len(model.data):,} customers, time unit {html.escape(repr(model.time_unit))}")
+    return f"<div>{header}{table_html(table)}<p>Diagnostics: {line}</p></div>"
+
+
+def evaluation_html(result: EvaluationResult) -> str:
+    """HTML view of an :class:`~bayesclv.evaluate.EvaluationResult`: metrics and calibration."""
+    metrics = pd.DataFrame({"value": result.metrics})
+    unit = html.escape(str(result.time_unit))
+    return (
+        f"<div><strong>Holdout evaluation</strong>: {len(result.customers):,} customers, "
+        f"horizon {format_number(float(result.horizon))} ({unit})"
+        + table_html(metrics, "metric")
+        + "<p>Calibration by decile of P(active in holdout)</p>"
+        + table_html(result.calibration)
+        + "</div>"
+    )
