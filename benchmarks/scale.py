@@ -17,7 +17,7 @@ Steps::
 
 ``predict`` loads the posteriors written by ``fit`` (under ``--work``, default
 ``/tmp/bayesclv-scale``), simulates the N customers and times P(alive) and
-12-month CLV summaries (mean, sd, 90% ETI) for all of them. ``--draws`` is the
+1-year CLV summaries (mean, sd, 90% ETI; ``CLV_ARGS``) for all of them. ``--draws`` is the
 number of posterior draws per chain used (4 chains). ``--dask`` writes the
 customers to Parquet first and runs the dask path (``dd.read_parquet`` ->
 summaries -> ``to_parquet``), so not even the customer table is held in memory.
@@ -44,6 +44,8 @@ SEED = 2024
 FIT_CUSTOMERS = 1_000_000
 SPEND_FIT_CUSTOMERS = 100_000
 CHUNK = 1_000_000
+#: CLV over the next year, one annual period discounted at 10% (one expectation per customer and draw)
+CLV_ARGS = {"horizon": 1, "time_unit": "Y", "discount_rate": 0.1}
 
 
 # --------------------------------------------------------------------------- measurement (parent)
@@ -116,7 +118,7 @@ def _customers(n: int):
                          chunk_customers=CHUNK)
 
 
-def child_fit(work: Path, what: str) -> dict:
+def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict:
     import bayesclv as bc
     from bayesclv.models.base import compress_rows
     from bayesclv.synthetic import PUBLISHED_PARAMS
@@ -129,9 +131,9 @@ def child_fit(work: Path, what: str) -> dict:
     if what == "bgnbd":
         result["distinct_histories"] = len(compress_rows(rfm, ["frequency", "recency", "T"])[0])
         t0 = time.perf_counter()
-        model = bc.BetaGeoModel().fit(rfm, chains=4, draws=1000, tune=1000, random_seed=SEED)
+        model = bc.BetaGeoModel().fit(rfm, chains=chains, draws=draws, tune=tune, random_seed=SEED)
         result["fit_s"] = round(time.perf_counter() - t0, 1)
-        result["sampler"] = "pymc NUTS, 4 chains x 1000 draws after 1000 tuning steps"
+        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
         result["diagnostics"] = dict(model.diagnostics)
         result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["bgnbd"])
         model.save(work / "bgnbd.nc")
@@ -141,9 +143,9 @@ def child_fit(work: Path, what: str) -> dict:
         result["distinct_rows"] = len(compress_rows(sub[sub["frequency"] > 0],
                                                     ["frequency", "monetary_value"])[0])
         t0 = time.perf_counter()
-        model = bc.GammaGammaModel().fit(sub, chains=4, draws=1000, tune=1000, random_seed=SEED)
+        model = bc.GammaGammaModel().fit(sub, chains=chains, draws=draws, tune=tune, random_seed=SEED)
         result["fit_s"] = round(time.perf_counter() - t0, 1)
-        result["sampler"] = "pymc NUTS, 4 chains x 1000 draws after 1000 tuning steps"
+        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
         result["diagnostics"] = dict(model.diagnostics)
         result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["gammagamma"])
         model.save(work / "gammagamma.nc")
@@ -176,13 +178,47 @@ def _posterior_table(model, truth: dict) -> dict:
             for name in table.index}
 
 
+def _with_draws(model, rng, chains=4, draws=1000):
+    """Replace a MAP fit's single draw by ``chains x draws`` copies with 1% multiplicative jitter."""
+    import numpy as np
+    import xarray as xr
+
+    post = model.posterior
+    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.01 * rng.standard_normal((chains, draws))))
+            for k, v in post.data_vars.items()}
+    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
+    return model
+
+
+def child_posterior(work: Path) -> dict:
+    """Posteriors that predictions are timed with: MAP on 100k synthetic customers, jittered to 4 x 1000 draws.
+
+    Prediction cost depends on the number of draws, not on their values, so
+    this stands in for a NUTS posterior at a fraction of the cost.
+    """
+    import numpy as np
+
+    import bayesclv as bc
+
+    work.mkdir(parents=True, exist_ok=True)
+    rfm = _customers(SPEND_FIT_CUSTOMERS)
+    rng = np.random.default_rng(SEED)
+    result = {"customers": len(rfm), "draws": "4 x 1000 (MAP x 1% jitter)"}
+    for cls, name in ((bc.BetaGeoModel, "bgnbd"), (bc.GammaGammaModel, "gammagamma")):
+        model = _with_draws(cls().fit(rfm, method="map", progressbar=False), rng)
+        model.save(work / f"predict-{name}.nc")
+        result[name] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
+    return result
+
+
 def child_predict(work: Path, n: int, draws: int, use_dask: bool) -> dict:
     import bayesclv as bc
     from bayesclv import scale
     from bayesclv.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm
 
-    bg, gg = bc.load(work / "bgnbd.nc"), bc.load(work / "gammagamma.nc")
-    clv_args = {"horizon": 12, "time_unit": "M", "discount_rate": 0.01}
+    bg, gg = bc.load(work / "predict-bgnbd.nc"), bc.load(work / "predict-gammagamma.nc")
+    clv_args = CLV_ARGS
     result = {"customers": n, "draws_per_chain": draws, "chains": 4, "path": "dask" if use_dask else "pandas"}
     t0 = time.perf_counter()
     if use_dask:
@@ -202,7 +238,7 @@ def child_predict(work: Path, n: int, draws: int, use_dask: bool) -> dict:
     for name, call in {
         "probability_alive": lambda: scale.predict_summary(bg, "probability_alive", data, draws=draws,
                                                            progressbar=False),
-        "clv_12_months": lambda: scale.clv_summary(bg, gg, data, draws=draws, progressbar=False, **clv_args),
+        "clv_1_year": lambda: scale.clv_summary(bg, gg, data, draws=draws, progressbar=False, **clv_args),
     }.items():
         t0 = time.perf_counter()
         summary = call()
@@ -254,17 +290,17 @@ def report() -> None:
                    key=lambda r: (r["path"], r["draws_per_chain"], r["customers"]))
     if preds:
         lines += ["## Per-customer summaries (mean, sd, 90% ETI) for all customers", "",
-                  "| path | customers | draws | P(alive) (s) | CLV 12 months (s) | CLV us/customer | "
+                  "| path | customers | draws | P(alive) (s) | CLV 1 year (s) | CLV us/customer | "
                   "CLV ns/(customer x draw) | cost ratio vs smallest | peak RSS (MB) | load (1 min) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         base = {}
         for r in preds:
             n_draws = r["chains"] * r["draws_per_chain"]
-            per = r["clv_12_months"]["seconds"] / (r["customers"] * n_draws) * 1e9
+            per = r["clv_1_year"]["seconds"] / (r["customers"] * n_draws) * 1e9
             group = (r["path"], r["draws_per_chain"])
             base.setdefault(group, per)
             lines.append(f"| {r['path']} | {r['customers']:,} | {n_draws} | {r['probability_alive']['seconds']} | "
-                         f"{r['clv_12_months']['seconds']} | {r['clv_12_months']['us_per_customer']} | "
+                         f"{r['clv_1_year']['seconds']} | {r['clv_1_year']['us_per_customer']} | "
                          f"{per:.1f} | {per / base[group]:.2f} | {r['peak_rss_mb']} | "
                          f"{r['load_avg_before'][0]} |")
         lines.append("")
@@ -280,22 +316,28 @@ def main() -> None:
         out, step, *rest = sys.argv[2:]
         work = Path(rest[0])
         if step == "fit":
-            result = child_fit(work, rest[1])
+            result = child_fit(work, rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+        elif step == "posterior":
+            result = child_posterior(work)
         else:
             result = child_predict(work, int(rest[1]), int(rest[2]), rest[3] == "dask")
         Path(out).write_text(json.dumps(result, default=str))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["fit", "predict", "report"])
+    parser.add_argument("step", choices=["fit", "posterior", "predict", "report"])
     parser.add_argument("customers", nargs="?", type=int, default=FIT_CUSTOMERS)
-    parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (predict)")
+    parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    parser.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps (fit)")
+    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (fit)")
     parser.add_argument("--dask", action="store_true", help="predict from Parquet through dask")
     parser.add_argument("--only", choices=["bgnbd", "gammagamma", "paretonbd"], help="one fit")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bayesclv-scale"))
     args = parser.parse_args()
     if args.step == "fit":
         for what in [args.only] if args.only else ["bgnbd", "gammagamma", "paretonbd"]:
-            merge(f"fit_{what}", measured(["fit", str(args.work), what]))
+            merge(f"fit_{what}", measured(["fit", str(args.work), what, str(args.draws), str(args.tune), str(args.chains)]))
+    elif args.step == "posterior":
+        merge("posterior_for_predictions", measured(["posterior", str(args.work)]))
     elif args.step == "predict":
         path = "dask" if args.dask else "pandas"
         merge(f"predict_{path}_{args.customers}_{args.draws}",

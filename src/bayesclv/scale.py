@@ -133,11 +133,11 @@ def _history_order(df: pd.DataFrame) -> np.ndarray:
 def _summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
     """Posterior mean, sd (of the draws) and interval bounds (ArviZ ETI/HDI) per customer."""
     sample = ["chain", "draw"]
-    values = values.astype(float)
+    values = values.astype(float, copy=False)
     bounds = (azs.hdi if method == "hdi" else azs.eti)(values, prob=prob, dim=sample)
     return {
-        "mean": values.mean(sample).values,
-        "sd": values.std(sample).values,
+        "mean": values.mean(sample, skipna=False).values,
+        "sd": values.std(sample, skipna=False).values,
         "lower": bounds.sel(ci_bound="lower").values,
         "upper": bounds.sel(ci_bound="upper").values,
     }
