@@ -335,7 +335,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "fit":
         for what in [args.only] if args.only else ["bgnbd", "gammagamma", "paretonbd"]:
-            merge(f"fit_{what}", measured(["fit", str(args.work), what, str(args.draws), str(args.tune), str(args.chains)]))
+            settings = [str(args.draws), str(args.tune), str(args.chains)]
+            merge(f"fit_{what}", measured(["fit", str(args.work), what, *settings]))
     elif args.step == "posterior":
         merge("posterior_for_predictions", measured(["posterior", str(args.work)]))
     elif args.step == "predict":

@@ -391,7 +391,7 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
         Columns ``customer_id, mean, sd, lower, upper``, one row per customer
         in the input's order; for a dask DataFrame input a lazy dask DataFrame
         (rows ordered by history within each partition) to ``.compute()`` or
-        ``.to_parquet()`` on the active scheduler. ``attrs`` name the interval.
+        ``.to_parquet()`` on the active scheduler. A pandas result's ``attrs`` name the interval.
 
     Examples
     --------
