@@ -212,7 +212,7 @@ def child_posterior(work: Path) -> dict:
     return result
 
 
-def child_predict(work: Path, n: int, draws: int, use_dask: bool) -> dict:
+def child_predict(work: Path, n: int, draws: int, use_dask: bool, quantities: list[str]) -> dict:
     import bayesclv as bc
     from bayesclv import scale
     from bayesclv.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm
@@ -240,6 +240,8 @@ def child_predict(work: Path, n: int, draws: int, use_dask: bool) -> dict:
                                                            progressbar=False),
         "clv_1_year": lambda: scale.clv_summary(bg, gg, data, draws=draws, progressbar=False, **clv_args),
     }.items():
+        if name not in quantities:
+            continue
         t0 = time.perf_counter()
         summary = call()
         if use_dask:
@@ -290,22 +292,23 @@ def report() -> None:
                    key=lambda r: (r["path"], r["draws_per_chain"], r["customers"]))
     if preds:
         lines += ["## Per-customer summaries (mean, sd, 90% ETI) for all customers", "",
-                  "| path | customers | draws | P(alive) (s) | CLV 1 year (s) | CLV us/customer | "
-                  "CLV ns/(customer x draw) | cost ratio vs smallest | peak RSS (MB) | load (1 min) |",
+                  "| path | customers | draws | P(alive) (s) | P(alive) ns/(customer x draw) | "
+                  "cost ratio vs smallest | CLV 1 year (s) | CLV us/customer | peak RSS (MB) | load (1 min) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         base = {}
         for r in preds:
             n_draws = r["chains"] * r["draws_per_chain"]
-            per = r["clv_1_year"]["seconds"] / (r["customers"] * n_draws) * 1e9
             group = (r["path"], r["draws_per_chain"])
-            base.setdefault(group, per)
-            lines.append(f"| {r['path']} | {r['customers']:,} | {n_draws} | {r['probability_alive']['seconds']} | "
-                         f"{r['clv_1_year']['seconds']} | {r['clv_1_year']['us_per_customer']} | "
-                         f"{per:.1f} | {per / base[group]:.2f} | {r['peak_rss_mb']} | "
-                         f"{r['load_avg_before'][0]} |")
+            palive = r.get("probability_alive", {})
+            per_palive = palive.get("seconds", float("nan")) / (r["customers"] * n_draws) * 1e9
+            base.setdefault(group, per_palive)
+            clv = r.get("clv_1_year", {})
+            lines.append(f"| {r['path']} | {r['customers']:,} | {n_draws} | {palive.get('seconds', '-')} | "
+                         f"{per_palive:.1f} | {per_palive / base[group]:.2f} | {clv.get('seconds', '-')} | "
+                         f"{clv.get('us_per_customer', '-')} | {r['peak_rss_mb']} | {r['load_avg_before'][0]} |")
         lines.append("")
-        lines.append("Cost ratio: CLV seconds per customer and draw relative to the smallest run with the "
-                     "same path and draws (1.00 = linear).")
+        lines.append("Cost ratio: P(alive) seconds per customer and draw relative to the smallest run with "
+                     "the same path and draws (1.00 = linear).")
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -320,7 +323,7 @@ def main() -> None:
         elif step == "posterior":
             result = child_posterior(work)
         else:
-            result = child_predict(work, int(rest[1]), int(rest[2]), rest[3] == "dask")
+            result = child_predict(work, int(rest[1]), int(rest[2]), rest[3] == "dask", rest[4].split(","))
         Path(out).write_text(json.dumps(result, default=str))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -330,6 +333,8 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps (fit)")
     parser.add_argument("--chains", type=int, default=4, help="NUTS chains (fit)")
     parser.add_argument("--dask", action="store_true", help="predict from Parquet through dask")
+    parser.add_argument("--quantities", default="probability_alive,clv_1_year",
+                        help="comma-separated summaries to time (predict)")
     parser.add_argument("--only", choices=["bgnbd", "gammagamma", "paretonbd"], help="one fit")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bayesclv-scale"))
     args = parser.parse_args()
@@ -342,7 +347,7 @@ def main() -> None:
     elif args.step == "predict":
         path = "dask" if args.dask else "pandas"
         merge(f"predict_{path}_{args.customers}_{args.draws}",
-              measured(["predict", str(args.work), str(args.customers), str(args.draws), path]))
+              measured(["predict", str(args.work), str(args.customers), str(args.draws), path, args.quantities]))
     report()
 
 
