@@ -309,6 +309,8 @@ def report() -> None:
         lines.append("")
         lines.append("Cost ratio: P(alive) seconds per customer and draw relative to the smallest run with "
                      "the same path and draws (1.00 = linear).")
+    if results.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {note}" for note in results["notes"])]
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
