@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,8 @@ from bayesclv.data.validation import (
     to_pandas,
 )
 
-__all__ = ["COHORT_FREQUENCIES", "TIME_UNITS", "first_purchase_cohort", "rfm_summary"]
+__all__ = ["COHORT_FREQUENCIES", "TIME_UNITS", "first_purchase_cohort", "purchase_log", "rfm_summary",
+           "summarise_purchase_log"]
 
 #: Cohort periods accepted by :func:`first_purchase_cohort` (pandas period aliases).
 COHORT_FREQUENCIES = ("W", "M", "Q", "Y")
@@ -114,8 +116,10 @@ def rfm_summary(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame or polars.DataFrame
-        One row per transaction.
+    transactions : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
+        One row per transaction. A dask DataFrame (e.g. on a distributed
+        cluster) gives a lazy dask DataFrame of the same rows, computed
+        partition by partition (see :func:`bayesclv.scale.rfm_summary_dask`).
     customer_id : str, default "customer_id"
         Column holding the customer identifier. The output column is always
         named ``customer_id``.
@@ -182,14 +186,36 @@ def rfm_summary(
     >>> int(rfm["frequency"].sum()), int(rfm["frequency_holdout"].sum())
     (2457, 1882)
     """
-    days_per_unit = check_time_unit(time_unit)
     if cohort is not None:
         check_cohort_frequency(cohort)
+    if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
+        from bayesclv.scale import rfm_summary_dask
+
+        return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
+                                time_unit=time_unit, calibration_end=calibration_end,
+                                observation_end=observation_end, cohort=cohort)
+    check_time_unit(time_unit)
     tx = to_pandas(transactions)
     check_not_empty(tx)
     required = [customer_id, date] + ([value] if value is not None else [])
     check_columns(tx, required)
+    work = purchase_log(tx, customer_id=customer_id, date=date, value=value)
+    cal_end, obs_end = check_period(
+        work["day"].min(), work["day"].max(), calibration_end, observation_end, column=date
+    )
+    return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
+                                  observation_end=obs_end, date=date, has_value=value is not None,
+                                  cohort=cohort)
 
+
+def is_dask_collection(obj: Any) -> bool:
+    """Whether ``obj`` is a dask collection (without importing dask when it is not in use)."""
+    dask = sys.modules.get("dask")
+    return dask is not None and dask.is_dask_collection(obj)
+
+
+def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | None) -> pd.DataFrame:
+    """Validated ``customer_id``, calendar ``day`` and ``value`` (0 without ``value``) per transaction."""
     ids = check_customer_ids(tx, customer_id).reset_index(drop=True)
     days = parse_dates(tx[date].reset_index(drop=True), ids, column=date)
     work = pd.DataFrame({"customer_id": ids, "day": days})
@@ -197,12 +223,22 @@ def rfm_summary(
         work["value"] = check_values(tx[value].reset_index(drop=True), ids, column=value)
     else:
         work["value"] = 0.0
+    return work
 
-    first_date, last_date = work["day"].min(), work["day"].max()
-    cal_end, obs_end = check_period(
-        first_date, last_date, calibration_end, observation_end, column=date
-    )
-    check_no_transactions_after(work["day"], ids, obs_end, column=date)
+
+def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
+                           observation_end: pd.Timestamp, date: str, has_value: bool,
+                           cohort: str | None = None) -> pd.DataFrame:
+    """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
+
+    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column.
+
+    Works on any subset of customers that holds all of each customer's
+    transactions (e.g. one partition of a log partitioned by customer).
+    """
+    days_per_unit = TIME_UNITS[time_unit]
+    cal_end, obs_end = calibration_end, observation_end
+    check_no_transactions_after(work["day"], work["customer_id"], obs_end, column=date)
 
     # one row per (customer, purchase day), sorted by customer then day
     daily = work.groupby(["customer_id", "day"], sort=True, as_index=False)["value"].sum()
@@ -218,7 +254,7 @@ def rfm_summary(
     out["frequency"] = (n_days - 1).astype("float64")
     out["recency"] = (last_day - first_day).dt.days.astype("float64") / days_per_unit
     out["T"] = (end - first_day).dt.days.astype("float64") / days_per_unit
-    if value is not None:
+    if has_value:
         repeat = cal[cal["day"] > first[cal.index]]
         out["monetary_value"] = (
             repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
@@ -228,7 +264,7 @@ def rfm_summary(
         hold = daily[in_cohort & (daily["day"] > cal_end)]
         hg = hold.groupby("customer_id", sort=True)["value"]
         out["frequency_holdout"] = hg.size().reindex(out.index).fillna(0).astype("float64")
-        if value is not None:
+        if has_value:
             out["monetary_value_holdout"] = hg.mean().reindex(out.index).fillna(0.0)
         out["T_holdout"] = np.float64((obs_end - cal_end).days) / days_per_unit
     if cohort is not None:

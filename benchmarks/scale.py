@@ -1,0 +1,357 @@
+"""Scale benchmark: fits on 1M customers, bounded-memory CLV summaries for 100k / 1M / 10M customers.
+
+Customer bases are simulated by :mod:`bayesclv.synthetic` (BG/NBD purchases and
+Gamma-Gamma spend at the published CDNOW estimates; first purchases on whole
+days over 12 weeks, observation to week 39, recorded in weeks at day
+resolution). Every step runs in its own subprocess so that its wall time and
+peak memory are its own: peak RSS is ``ru_maxrss`` of the subprocess (from
+``os.wait4``) and, for steps that start worker processes (NUTS chains), the
+largest sum of RSS over the process tree, polled every 0.1 s.
+
+Steps::
+
+    uv run python benchmarks/scale.py fit                 # BG/NBD NUTS on 1M (+ spend model, Pareto/NBD cost)
+    uv run python benchmarks/scale.py predict 100000 --draws 1000
+    uv run python benchmarks/scale.py predict 10000000 --draws 250 [--dask]
+    uv run python benchmarks/scale.py report              # results -> markdown table
+
+``predict`` loads the posteriors written by ``fit`` (under ``--work``, default
+``/tmp/bayesclv-scale``), simulates the N customers and times P(alive) and
+1-year CLV summaries (mean, sd, 90% ETI; ``CLV_ARGS``) for all of them. ``--draws`` is the
+number of posterior draws per chain used (4 chains). ``--dask`` writes the
+customers to Parquet first and runs the dask path (``dd.read_parquet`` ->
+summaries -> ``to_parquet``), so not even the customer table is held in memory.
+
+Each step merges its numbers into ``benchmarks/results/scale.json``; ``report``
+writes ``benchmarks/results/scale.md``. Load averages (``uptime``) are recorded
+with every timing: the machine is shared and timings are inflated by other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+JSON_PATH = RESULTS / "scale.json"
+SEED = 2024
+FIT_CUSTOMERS = 1_000_000
+SPEND_FIT_CUSTOMERS = 100_000
+CHUNK = 1_000_000
+#: CLV over the next year, one annual period discounted at 10% (one expectation per customer and draw)
+CLV_ARGS = {"horizon": 1, "time_unit": "Y", "discount_rate": 0.1}
+
+
+# --------------------------------------------------------------------------- measurement (parent)
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measured(args: list[str]) -> dict:
+    """Run ``scale.py _child <args>`` in a subprocess; its result plus wall time and peak memory."""
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bayesclv-scale-{os.getpid()}.json"
+    out.unlink(missing_ok=True)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "_child", str(out), *args])
+    peak = [0]
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    thread.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"step {args} failed with exit code {proc.returncode}")
+    result = json.loads(out.read_text())
+    out.unlink()
+    result.update({
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+        "peak_tree_rss_mb": round(peak[0] / 2**20, 1),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    })
+    return result
+
+
+def merge(key: str, value: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    results = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {}
+    results[key] = value
+    JSON_PATH.write_text(json.dumps(results, indent=2, default=str))
+    print(f"{key}: {json.dumps(value, default=str)}\nmerged into {JSON_PATH}", flush=True)
+
+
+# --------------------------------------------------------------------------- steps (child)
+def _customers(n: int):
+    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+
+    return synthetic_rfm(n, model="bgnbd", spend_params=PUBLISHED_PARAMS["gammagamma"], random_seed=SEED,
+                         chunk_customers=CHUNK)
+
+
+def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict:
+    import bayesclv as bc
+    from bayesclv.models.base import compress_rows
+    from bayesclv.synthetic import PUBLISHED_PARAMS
+
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rfm = _customers(FIT_CUSTOMERS)
+    generate_s = time.perf_counter() - t0
+    result = {"customers": len(rfm), "generate_s": round(generate_s, 2)}
+    if what == "bgnbd":
+        result["distinct_histories"] = len(compress_rows(rfm, ["frequency", "recency", "T"])[0])
+        t0 = time.perf_counter()
+        model = bc.BetaGeoModel().fit(rfm, chains=chains, draws=draws, tune=tune, random_seed=SEED)
+        result["fit_s"] = round(time.perf_counter() - t0, 1)
+        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
+        result["diagnostics"] = dict(model.diagnostics)
+        result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["bgnbd"])
+        model.save(work / "bgnbd.nc")
+    elif what == "gammagamma":
+        sub = rfm.iloc[:SPEND_FIT_CUSTOMERS]
+        result["customers"] = len(sub)
+        result["distinct_rows"] = len(compress_rows(sub[sub["frequency"] > 0],
+                                                    ["frequency", "monetary_value"])[0])
+        t0 = time.perf_counter()
+        model = bc.GammaGammaModel().fit(sub, chains=chains, draws=draws, tune=tune, random_seed=SEED)
+        result["fit_s"] = round(time.perf_counter() - t0, 1)
+        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
+        result["diagnostics"] = dict(model.diagnostics)
+        result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["gammagamma"])
+        model.save(work / "gammagamma.nc")
+    elif what == "paretonbd":
+        from bayesclv.synthetic import synthetic_rfm
+
+        rfm = synthetic_rfm(FIT_CUSTOMERS, model="paretonbd", random_seed=SEED, chunk_customers=CHUNK)
+        model = bc.ParetoNBDModel()
+        pm_model = model.build_model(rfm)
+        result["distinct_histories"] = int(pm_model["weight"].get_value().size)
+        dlogp = pm_model.compile_dlogp()
+        point = pm_model.initial_point()
+        dlogp(point)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            dlogp(point)
+        result["gradient_ms"] = round((time.perf_counter() - t0) / 5 * 1000, 1)
+        t0 = time.perf_counter()
+        model.fit(rfm, method="map", progressbar=False)
+        result["map_fit_s"] = round(time.perf_counter() - t0, 1)
+        result["map_estimate"] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
+        result["true"] = PUBLISHED_PARAMS["paretonbd"]
+    return result
+
+
+def _posterior_table(model, truth: dict) -> dict:
+    table = model.summary()
+    return {name: {"true": truth[name], **{c: round(float(table.loc[name, c]), 4)
+                                          for c in ("mean", "sd", "hdi_lower", "hdi_upper", "r_hat")}}
+            for name in table.index}
+
+
+def _with_draws(model, rng, chains=4, draws=1000):
+    """Replace a MAP fit's single draw by ``chains x draws`` copies with 1% multiplicative jitter."""
+    import numpy as np
+    import xarray as xr
+
+    post = model.posterior
+    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.01 * rng.standard_normal((chains, draws))))
+            for k, v in post.data_vars.items()}
+    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
+    return model
+
+
+def child_posterior(work: Path) -> dict:
+    """Posteriors that predictions are timed with: MAP on 100k synthetic customers, jittered to 4 x 1000 draws.
+
+    Prediction cost depends on the number of draws, not on their values, so
+    this stands in for a NUTS posterior at a fraction of the cost.
+    """
+    import numpy as np
+
+    import bayesclv as bc
+
+    work.mkdir(parents=True, exist_ok=True)
+    rfm = _customers(SPEND_FIT_CUSTOMERS)
+    rng = np.random.default_rng(SEED)
+    result = {"customers": len(rfm), "draws": "4 x 1000 (MAP x 1% jitter)"}
+    for cls, name in ((bc.BetaGeoModel, "bgnbd"), (bc.GammaGammaModel, "gammagamma")):
+        model = _with_draws(cls().fit(rfm, method="map", progressbar=False), rng)
+        model.save(work / f"predict-{name}.nc")
+        result[name] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
+    return result
+
+
+def child_predict(work: Path, n: int, draws: int, use_dask: bool, quantities: list[str]) -> dict:
+    import bayesclv as bc
+    from bayesclv import scale
+    from bayesclv.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm
+
+    bg, gg = bc.load(work / "predict-bgnbd.nc"), bc.load(work / "predict-gammagamma.nc")
+    clv_args = CLV_ARGS
+    result = {"customers": n, "draws_per_chain": draws, "chains": 4, "path": "dask" if use_dask else "pandas"}
+    t0 = time.perf_counter()
+    if use_dask:
+        import dask.dataframe as dd
+
+        folder = work / f"customers-{n}"
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            for i, chunk in enumerate(iter_synthetic_rfm(n, spend_params=PUBLISHED_PARAMS["gammagamma"],
+                                                         random_seed=SEED, chunk_customers=CHUNK)):
+                chunk.to_parquet(folder / f"part-{i:04d}.parquet")
+        data = dd.read_parquet(folder)
+    else:
+        data = _customers(n)
+    result["generate_s"] = round(time.perf_counter() - t0, 2)
+
+    for name, call in {
+        "probability_alive": lambda: scale.predict_summary(bg, "probability_alive", data, draws=draws,
+                                                           progressbar=False),
+        "clv_1_year": lambda: scale.clv_summary(bg, gg, data, draws=draws, progressbar=False, **clv_args),
+    }.items():
+        if name not in quantities:
+            continue
+        t0 = time.perf_counter()
+        summary = call()
+        if use_dask:
+            target = work / f"summary-{name}-{n}"
+            summary.repartition(npartitions=max(1, n // CHUNK)).to_parquet(target, overwrite=True)
+            rows = len(dd.read_parquet(target).index)
+            mean_total = float(dd.read_parquet(target)["mean"].sum().compute())
+        else:
+            rows, mean_total = len(summary), float(summary["mean"].sum())
+        seconds = time.perf_counter() - t0
+        result[name] = {"seconds": round(seconds, 2), "us_per_customer": round(seconds / n * 1e6, 2),
+                        "rows": rows, "mean_of_means": round(mean_total / rows, 6)}
+        del summary
+    return result
+
+
+# --------------------------------------------------------------------------- report
+def report() -> None:
+    results = json.loads(JSON_PATH.read_text())
+    lines = ["# Scale benchmark (benchmarks/scale.py)", "",
+             "Synthetic BG/NBD + Gamma-Gamma customers (CDNOW estimates, day resolution in weeks); "
+             "2 shared CPU cores; load averages recorded per row. Peak RSS: ru_maxrss of the step's "
+             "process; tree: largest sum over its process tree (NUTS chain workers included).", ""]
+    fits = {k: v for k, v in results.items() if k.startswith("fit_")}
+    if fits:
+        lines += ["## Fits on 1M customers", "",
+                  "| step | customers | distinct rows | wall (s) | fit (s) | peak RSS (MB) | tree peak (MB) "
+                  "| diagnostics | load (1 min) |", "|---|---|---|---|---|---|---|---|---|"]
+        for key, r in fits.items():
+            diag = r.get("diagnostics", {})
+            diag_text = (f"R-hat {diag['max_r_hat']:.4f}, ESS {diag['min_ess_bulk']:.0f}, div "
+                         f"{diag['divergences']}" if "max_r_hat" in diag else
+                         f"gradient {r.get('gradient_ms')} ms, MAP {r.get('map_fit_s')} s")
+            rows = r.get("distinct_histories", r.get("distinct_rows"))
+            lines.append(f"| {key} | {r['customers']:,} | {rows:,} | {r['wall_s']} | {r.get('fit_s', '-')} | "
+                         f"{r['peak_rss_mb']} | {r['peak_tree_rss_mb']} | {diag_text} | "
+                         f"{r['load_avg_before'][0]} |")
+        lines.append("")
+        for key, r in fits.items():
+            if "posterior" in r:
+                lines += [f"Posterior ({key}) vs the simulated truth:", "",
+                          "| parameter | true | mean | sd | 90% HDI | R-hat |", "|---|---|---|---|---|---|"]
+                for name, p in r["posterior"].items():
+                    lines.append(f"| {name} | {p['true']} | {p['mean']} | {p['sd']} | "
+                                 f"[{p['hdi_lower']}, {p['hdi_upper']}] | {p['r_hat']} |")
+                lines.append("")
+    preds = sorted((v for k, v in results.items() if k.startswith("predict_")),
+                   key=lambda r: (r["path"], r["draws_per_chain"], r["customers"]))
+    if preds:
+        lines += ["## Per-customer summaries (mean, sd, 90% ETI) for all customers", "",
+                  "| path | customers | draws | P(alive) (s) | P(alive) ns/(customer x draw) | "
+                  "cost ratio vs smallest | CLV 1 year (s) | CLV us/customer | peak RSS (MB) | load (1 min) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        base = {}
+        for r in preds:
+            n_draws = r["chains"] * r["draws_per_chain"]
+            group = (r["path"], r["draws_per_chain"])
+            palive = r.get("probability_alive", {})
+            per_palive = palive.get("seconds", float("nan")) / (r["customers"] * n_draws) * 1e9
+            base.setdefault(group, per_palive)
+            clv = r.get("clv_1_year", {})
+            lines.append(f"| {r['path']} | {r['customers']:,} | {n_draws} | {palive.get('seconds', '-')} | "
+                         f"{per_palive:.1f} | {per_palive / base[group]:.2f} | {clv.get('seconds', '-')} | "
+                         f"{clv.get('us_per_customer', '-')} | {r['peak_rss_mb']} | {r['load_avg_before'][0]} |")
+        lines.append("")
+        lines.append("Cost ratio: P(alive) seconds per customer and draw relative to the smallest run with "
+                     "the same path and draws (1.00 = linear).")
+    if results.get("notes"):
+        lines += ["", "## Notes", "", *(f"- {note}" for note in results["notes"])]
+    (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- entry point
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        out, step, *rest = sys.argv[2:]
+        work = Path(rest[0])
+        if step == "fit":
+            result = child_fit(work, rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+        elif step == "posterior":
+            result = child_posterior(work)
+        else:
+            result = child_predict(work, int(rest[1]), int(rest[2]), rest[3] == "dask", rest[4].split(","))
+        Path(out).write_text(json.dumps(result, default=str))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["fit", "posterior", "predict", "report"])
+    parser.add_argument("customers", nargs="?", type=int, default=FIT_CUSTOMERS)
+    parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
+    parser.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps (fit)")
+    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (fit)")
+    parser.add_argument("--dask", action="store_true", help="predict from Parquet through dask")
+    parser.add_argument("--quantities", default="probability_alive,clv_1_year",
+                        help="comma-separated summaries to time (predict)")
+    parser.add_argument("--only", choices=["bgnbd", "gammagamma", "paretonbd"], help="one fit")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bayesclv-scale"))
+    args = parser.parse_args()
+    if args.step == "fit":
+        for what in [args.only] if args.only else ["bgnbd", "gammagamma", "paretonbd"]:
+            settings = [str(args.draws), str(args.tune), str(args.chains)]
+            merge(f"fit_{what}", measured(["fit", str(args.work), what, *settings]))
+    elif args.step == "posterior":
+        merge("posterior_for_predictions", measured(["posterior", str(args.work)]))
+    elif args.step == "predict":
+        path = "dask" if args.dask else "pandas"
+        merge(f"predict_{path}_{args.customers}_{args.draws}",
+              measured(["predict", str(args.work), str(args.customers), str(args.draws), path, args.quantities]))
+    report()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,514 @@
+"""Predictions and RFM summaries for millions of customers, in bounded memory, on one machine or a Dask cluster.
+
+A posterior prediction has dims ``(chain, draw, customer_id)``: 4,000 draws for
+10 million customers would be 320 GB. Everything here works on **blocks of
+customers** instead, so memory is bounded by the block size, not by the number
+of customers:
+
+* :func:`predict_summary` / :func:`clv_summary`: per-customer posterior
+  summaries (``mean, sd, lower, upper``) of any prediction method or of CLV,
+  streamed block by block. Customers are visited in order of their history
+  ``(frequency, recency, T)``, so a block holds many identical histories and
+  the models evaluate each distinct one once.
+* :func:`predict` / :func:`predict_clv`: the draws themselves as a lazy,
+  dask-backed :class:`xarray.DataArray` chunked along ``customer_id`` (reduce
+  or store it, e.g. ``.to_zarr``, without ever holding it whole).
+* The same calls take a **dask DataFrame** (e.g. ``dd.read_parquet`` of an RFM
+  table) and then return lazy dask results computed partition by partition on
+  whatever Dask scheduler is active: the local threads, or a
+  ``dask.distributed`` cluster once a ``Client`` is connected. No other code
+  change: ``bayesclv.rfm_summary`` accepts a dask DataFrame of transactions
+  the same way (:func:`rfm_summary_dask`).
+
+Each block is predicted by a copy of the model that holds only its posterior
+(:func:`prediction_copy`), sent to each worker once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesclv.clv import customer_lifetime_value
+from bayesclv.data.rfm import is_dask_collection, purchase_log, summarise_purchase_log
+from bayesclv.data.validation import (
+    check_columns,
+    check_period,
+    check_time_unit,
+    parse_dates,
+    to_pandas,
+)
+from bayesclv.errors import DataValidationError
+
+__all__ = [
+    "clv_summary",
+    "predict",
+    "predict_clv",
+    "predict_summary",
+    "prediction_copy",
+    "rfm_summary_dask",
+    "summarise",
+]
+
+#: Draws x customers held per block (32 MB of float64 per array).
+BLOCK_ELEMENTS = 4_000_000
+SUMMARY_COLUMNS = ("mean", "sd", "lower", "upper")
+_HISTORY = ["frequency", "recency", "T"]
+
+
+# --------------------------------------------------------------------------- helpers
+def _require_dask():
+    try:
+        import dask
+        import dask.array
+        import dask.dataframe
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("dask-backed predictions need the optional extra: "
+                          "pip install 'bayesclv[dask]'") from exc
+    return dask
+
+
+def prediction_copy(model: Any, draws: int | None = None) -> Any:
+    """A copy of a fitted model that holds only what predictions need.
+
+    The fit data are dropped (predictions always get their data passed), so
+    the copy is small enough to ship to every worker of a cluster.
+
+    Parameters
+    ----------
+    model : CLVModel
+        A fitted model.
+    draws : int, optional
+        Keep this many draws per chain, evenly spaced (thinning) to make
+        predictions for very many customers cheaper. Two models thinned to the
+        same number of draws keep their draws paired by position.
+
+    Returns
+    -------
+    CLVModel
+        Same class, same posterior (or its thinned subset); ``data`` is an
+        empty frame with the fit data's columns.
+    """
+    model._check_fitted()
+    post = model.posterior
+    if draws is not None:
+        if int(draws) != draws or draws < 1:
+            raise ValueError(f"draws must be a positive whole number, got {draws!r}")
+        n = post.sizes["draw"]
+        if draws < n:
+            post = post.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
+    light = copy.copy(model)
+    light.idata = xr.DataTree.from_dict({"posterior": post})
+    light.data = model.data.iloc[:0] if model.data is not None else None
+    return light
+
+
+def _n_samples(model: Any) -> int:
+    post = model.posterior
+    return int(post.sizes["chain"] * post.sizes["draw"])
+
+
+def _block_size(block_customers: int | None, n_samples: int) -> int:
+    if block_customers is None:
+        return max(1, BLOCK_ELEMENTS // max(n_samples, 1))
+    if int(block_customers) != block_customers or block_customers < 1:
+        raise ValueError(f"block_customers must be a positive whole number, got {block_customers!r}")
+    return int(block_customers)
+
+
+def _history_order(df: pd.DataFrame) -> np.ndarray:
+    """Positions of the rows sorted by history, so identical histories share blocks."""
+    columns = [c for c in _HISTORY if c in df.columns]
+    if not columns:
+        return np.arange(len(df))
+    return np.lexsort([pd.to_numeric(df[c], errors="coerce").to_numpy() for c in reversed(columns)])
+
+
+def _summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
+    """Posterior mean, sd (of the draws) and interval bounds (ArviZ ETI/HDI) per customer."""
+    sample = ["chain", "draw"]
+    values = values.astype(float, copy=False)
+    bounds = (azs.hdi if method == "hdi" else azs.eti)(values, prob=prob, dim=sample)
+    return {
+        "mean": values.mean(sample, skipna=False).values,
+        "sd": values.std(sample, skipna=False).values,
+        "lower": bounds.sel(ci_bound="lower").values,
+        "upper": bounds.sel(ci_bound="upper").values,
+    }
+
+
+def _summary_frame(values: xr.DataArray, prob: float, method: str) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": values["customer_id"].values, **_summary_arrays(values, prob, method)})
+
+
+def _check_summary_args(prob: float, method: str) -> None:
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    if method not in ("eti", "hdi"):
+        raise ValueError(f"interval method must be 'eti' or 'hdi', got {method!r}")
+
+
+def _label(frame, prob: float, method: str, name: str | None, quantity: str):
+    kind = "predictive" if quantity == "outcome" else "credible"
+    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": name,
+                   "interval": f"{prob:.0%} {kind} ({method})"}
+    return frame
+
+
+# --------------------------------------------------------------------------- blocks of predictions
+def _method_block(model: Any, method: str, kwargs: dict[str, Any]) -> Callable[[pd.DataFrame], xr.DataArray]:
+    bound = getattr(model, method, None)
+    if not callable(bound):
+        raise ValueError(f"{type(model).__name__} has no prediction method {method!r}")
+    return lambda block: bound(data=block, **kwargs)
+
+
+def _clv_block(transaction_model, spend_model, kwargs):
+    return lambda block: customer_lifetime_value(transaction_model, spend_model, block, **kwargs)
+
+
+def _stream_summary(block_fn, df: pd.DataFrame, block: int, prob: float, method: str,
+                    progressbar: bool, description: str) -> pd.DataFrame:
+    """Summaries of ``block_fn`` over a pandas frame, block by block, in the frame's row order."""
+    order = _history_order(df)
+    out = {name: np.empty(len(df)) for name in SUMMARY_COLUMNS}
+    starts = range(0, len(df), block)
+    if progressbar:
+        from rich.progress import track
+
+        starts = track(starts, description=description, total=len(starts))
+    name, quantity = None, "expectation"
+    for start in starts:
+        rows = order[start:start + block]
+        values = block_fn(df.iloc[rows])
+        name, quantity = values.name, values.attrs.get("quantity", "expectation")
+        for key, column in _summary_arrays(values, prob, method).items():
+            out[key][rows] = column
+    frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(), **out})
+    return _label(frame, prob, method, name, quantity)
+
+
+def _dask_blocks(data, block: int):
+    """Delayed pandas blocks (at most ``block`` rows, sorted by history) of a dask DataFrame."""
+    dask = _require_dask()
+    lengths = dask.compute(*[dask.delayed(len)(p) for p in data["customer_id"].to_delayed()])
+    blocks = []
+    for part, n in zip(data.to_delayed(), lengths, strict=True):
+        ordered = dask.delayed(_sort_by_history)(part)  # one task per partition, sliced below
+        for start in range(0, int(n), block):
+            blocks.append((dask.delayed(_rows)(ordered, start, start + block), min(block, n - start)))
+    return blocks
+
+
+def _sort_by_history(df: pd.DataFrame) -> pd.DataFrame:
+    return df.iloc[_history_order(df)]
+
+
+def _pandas_blocks(df: pd.DataFrame, block: int):
+    dask = _require_dask()
+    whole = dask.delayed(_sort_by_history(df), pure=True)
+    return [(dask.delayed(_rows)(whole, start, start + block), min(block, len(df) - start))
+            for start in range(0, len(df), block)]
+
+
+def _rows(df: pd.DataFrame, start: int, stop: int) -> pd.DataFrame:
+    return df.iloc[start:stop]
+
+
+def _lazy(block_fn_factory, models, data, block: int) -> xr.DataArray:
+    """Dask-backed ``(chain, draw, customer_id)`` DataArray of ``block_fn`` over blocks of ``data``.
+
+    The block function is first run on one customer, eagerly: a wrong method
+    name or argument fails here, and the result's name and ``attrs`` label the
+    lazy array.
+    """
+    dask = _require_dask()
+    import dask.array as dsa
+
+    first = data.head(1) if is_dask_collection(data) else to_pandas(data).iloc[:1]
+    probe = block_fn_factory(*models)(first)
+    shared = [dask.delayed(m, pure=False) for m in models]  # one graph key each, shipped once per worker
+    blocks = _dask_blocks(data, block) if is_dask_collection(data) else _pandas_blocks(to_pandas(data), block)
+    post = models[0].posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    arrays, ids = [], []
+    for rows, n in blocks:
+        values = dask.delayed(_block_values)(block_fn_factory, shared, rows)
+        arrays.append(dsa.from_delayed(dask.delayed(np.asarray)(values), shape=(n_chain, n_draw, n), dtype=float))
+        ids.append(dsa.from_delayed(dask.delayed(_block_ids)(rows), shape=(n,), dtype=object))
+    customer_ids = dsa.concatenate(ids).compute() if ids else np.array([], dtype=object)
+    return xr.DataArray(
+        dsa.concatenate(arrays, axis=2),
+        dims=("chain", "draw", "customer_id"),
+        coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                "customer_id": np.asarray(customer_ids.tolist())},
+        name=probe.name,
+        attrs=dict(probe.attrs),
+    )
+
+
+def _block_values(block_fn_factory, models, rows: pd.DataFrame) -> np.ndarray:
+    return block_fn_factory(*models)(rows).transpose("chain", "draw", "customer_id").values
+
+
+def _block_ids(rows: pd.DataFrame) -> np.ndarray:
+    return rows["customer_id"].to_numpy().astype(object)
+
+
+# --------------------------------------------------------------------------- public API
+def predict(model: Any, method: str, data: Any | None = None, *, draws: int | None = None,
+            block_customers: int | None = None, **kwargs: Any) -> xr.DataArray:
+    """Lazy, dask-backed draws of a prediction method, chunked along ``customer_id``.
+
+    Parameters
+    ----------
+    model : CLVModel
+        Fitted model.
+    method : str
+        Name of a method returning dims ``(chain, draw, customer_id)``, e.g.
+        ``"expected_purchases"``, ``"probability_alive"``, ``"expected_spend"``.
+    data : pandas, polars or dask DataFrame, optional
+        RFM frame in the model's time unit; default: the fitted data.
+    draws : int, optional
+        Posterior draws per chain to use (evenly thinned); default all.
+    block_customers : int, optional
+        Customers per chunk; default such that a chunk has about
+        ``BLOCK_ELEMENTS`` draws x customers.
+    **kwargs
+        Arguments of the method, e.g. ``t=52``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dask-backed, dims ``(chain, draw, customer_id)``; customers appear in
+        order of their history ``(frequency, recency, T)`` within each
+        partition. Nothing is computed until the array is reduced or stored;
+        data problems (:class:`~bayesclv.errors.DataValidationError`) surface then.
+    """
+    light = prediction_copy(model, draws)
+    data = model.data if data is None else data
+    block = _block_size(block_customers, _n_samples(light))
+    return _lazy(lambda m: _method_block(m, method, kwargs), [light], data, block)
+
+
+def predict_clv(transaction_model: Any, spend_model: Any, data: Any | None = None, *,
+                draws: int | None = None, block_customers: int | None = None,
+                **clv_kwargs: Any) -> xr.DataArray:
+    """Lazy, dask-backed CLV draws (:func:`bayesclv.customer_lifetime_value`) chunked along ``customer_id``.
+
+    Parameters are those of :func:`predict` plus the keyword arguments of
+    :func:`~bayesclv.customer_lifetime_value` (``horizon``, ``time_unit``,
+    ``discount_rate``, ...). Both models are thinned to the same ``draws`` so
+    their draws stay paired.
+    """
+    tm, sm = prediction_copy(transaction_model, draws), prediction_copy(spend_model, draws)
+    data = transaction_model.data if data is None else data
+    block = _block_size(block_customers, _n_samples(tm))
+    return _lazy(lambda t, s: _clv_block(t, s, clv_kwargs), [tm, sm], data, block)
+
+
+def summarise(values: xr.DataArray, prob: float = 0.9, method: str = "eti"):
+    """Per-customer ``mean, sd, lower, upper`` of draws with dims ``(chain, draw, customer_id)``.
+
+    Parameters
+    ----------
+    values : xarray.DataArray
+        In memory or dask-backed (e.g. from :func:`predict`); dask chunks are
+        summarised one at a time.
+    prob : float, default 0.9
+        Probability inside the interval.
+    method : {"eti", "hdi"}, default "eti"
+        Interval computed by ``arviz_stats``.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        Columns ``customer_id, mean, sd, lower, upper`` (``sd`` of the draws);
+        a lazy dask DataFrame (one partition per chunk) for dask-backed input.
+    """
+    _check_summary_args(prob, method)
+    values = values.transpose("chain", "draw", "customer_id")
+    if not is_dask_collection(values.data):
+        return _label(_summary_frame(values, prob, method), prob, method, values.name,
+                      values.attrs.get("quantity", "expectation"))
+    dask = _require_dask()
+    import dask.dataframe as dd
+
+    values = values.chunk({"chain": -1, "draw": -1})
+    chain, draw = values["chain"].values, values["draw"].values
+    ids = values["customer_id"].values
+    parts, start = [], 0
+    for chunk, n in zip(values.data.to_delayed().ravel(), values.data.chunks[2], strict=True):
+        parts.append(dask.delayed(_summary_of_chunk)(chunk, chain, draw, ids[start:start + n], prob, method))
+        start += n
+    meta = pd.DataFrame({"customer_id": ids[:0], **{c: np.empty(0) for c in SUMMARY_COLUMNS}})
+    return dd.from_delayed(parts, meta=meta, verify_meta=False)
+
+
+def _summary_of_chunk(chunk: np.ndarray, chain: np.ndarray, draw: np.ndarray, ids: np.ndarray,
+                      prob: float, method: str) -> pd.DataFrame:
+    values = xr.DataArray(chunk, dims=("chain", "draw", "customer_id"),
+                          coords={"chain": chain, "draw": draw, "customer_id": ids})
+    return _summary_frame(values, prob, method)
+
+
+def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: float = 0.9,
+                    interval: str = "eti", draws: int | None = None, block_customers: int | None = None,
+                    progressbar: bool = True, **kwargs: Any):
+    """Per-customer posterior summaries of a prediction method without holding all draws.
+
+    Parameters
+    ----------
+    model : CLVModel
+        Fitted model.
+    method : str
+        Prediction method, e.g. ``"expected_purchases"`` (pass ``t=``),
+        ``"probability_alive"``, ``"expected_spend"``.
+    data : pandas, polars or dask DataFrame, optional
+        RFM frame in the model's time unit; default: the fitted data.
+    prob : float, default 0.9
+        Probability inside the interval.
+    interval : {"eti", "hdi"}, default "eti"
+        Equal-tailed or highest-density interval (``arviz_stats``).
+    draws : int, optional
+        Posterior draws per chain to use (evenly thinned); default all.
+    block_customers : int, optional
+        Customers per block; default about ``BLOCK_ELEMENTS`` / (chains x draws).
+    progressbar : bool, default True
+        Show progress over blocks (in-memory data).
+    **kwargs
+        Arguments of the method, e.g. ``t=52``.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        Columns ``customer_id, mean, sd, lower, upper``, one row per customer
+        in the input's order; for a dask DataFrame input a lazy dask DataFrame
+        (rows ordered by history within each partition) to ``.compute()`` or
+        ``.to_parquet()`` on the active scheduler. A pandas result's ``attrs`` name the interval.
+
+    Examples
+    --------
+    >>> summary = predict_summary(bg, "expected_purchases", rfm, t=52)  # doctest: +SKIP
+    """
+    _check_summary_args(prob, interval)
+    if data is not None and is_dask_collection(data):
+        return summarise(predict(model, method, data, draws=draws, block_customers=block_customers,
+                                 **kwargs), prob, interval)
+    light = prediction_copy(model, draws)
+    df = model.data if data is None else to_pandas(data)
+    block = _block_size(block_customers, _n_samples(light))
+    return _stream_summary(_method_block(light, method, kwargs), df, block, prob, interval,
+                           progressbar, method)
+
+
+def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = None, *, prob: float = 0.9,
+                interval: str = "eti", draws: int | None = None, block_customers: int | None = None,
+                progressbar: bool = True, **clv_kwargs: Any):
+    """Per-customer CLV posterior summaries (``mean, sd, lower, upper``) in bounded memory.
+
+    The CLV draws of one block of customers are computed by
+    :func:`bayesclv.customer_lifetime_value` (paired draws, discounting),
+    summarised and dropped before the next block.
+
+    Parameters
+    ----------
+    transaction_model, spend_model : fitted models
+        As for :func:`bayesclv.customer_lifetime_value`.
+    data : pandas, polars or dask DataFrame, optional
+        RFM frame with ``monetary_value``; default: the transaction model's data.
+    prob, interval, draws, block_customers, progressbar
+        As for :func:`predict_summary`.
+    **clv_kwargs
+        ``horizon``, ``time_unit``, ``discount_rate``, ``margin``, ... of
+        :func:`~bayesclv.customer_lifetime_value`.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        As for :func:`predict_summary`.
+    """
+    _check_summary_args(prob, interval)
+    if data is not None and is_dask_collection(data):
+        return summarise(predict_clv(transaction_model, spend_model, data, draws=draws,
+                                     block_customers=block_customers, **clv_kwargs), prob, interval)
+    tm, sm = prediction_copy(transaction_model, draws), prediction_copy(spend_model, draws)
+    df = transaction_model.data if data is None else to_pandas(data)
+    block = _block_size(block_customers, _n_samples(tm))
+    return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, block, prob, interval, progressbar, "clv")
+
+
+# --------------------------------------------------------------------------- RFM on dask
+def _date_range(part: pd.DataFrame, customer_id: str, date: str) -> pd.DataFrame:
+    if len(part) == 0:
+        return pd.DataFrame({"first": [pd.NaT], "last": [pd.NaT]})
+    days = parse_dates(part[date].reset_index(drop=True), part[customer_id].reset_index(drop=True),
+                       column=date)
+    return pd.DataFrame({"first": [days.min()], "last": [days.max()]})
+
+
+def _rfm_partition(part: pd.DataFrame, *, customer_id: str, date: str, value: str | None, time_unit: str,
+                   calibration_end, observation_end, cohort: str | None) -> pd.DataFrame:
+    part = part.reset_index()
+    work = purchase_log(part, customer_id=customer_id, date=date, value=value)
+    out = summarise_purchase_log(work, time_unit=time_unit, calibration_end=calibration_end,
+                                 observation_end=observation_end, date=date, has_value=value is not None,
+                                 cohort=cohort)
+    out.attrs = {}
+    return out
+
+
+def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", date: str = "date",
+                     value: str | None = None, time_unit: str = "W", calibration_end: Any = None,
+                     observation_end: Any = None, cohort: str | None = None):
+    """:func:`bayesclv.rfm_summary` of a dask DataFrame of transactions, partition by partition.
+
+    One pass finds the first and last dates (to resolve and check the period
+    ends exactly as the in-memory version does); the log is then partitioned
+    by customer (``set_index(customer_id)``, a shuffle on a cluster) and each
+    partition is summarised on its own.
+
+    Parameters
+    ----------
+    transactions : dask.dataframe.DataFrame
+        One row per transaction.
+    customer_id, date, value, time_unit, calibration_end, observation_end, cohort
+        As for :func:`bayesclv.rfm_summary`.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame
+        The RFM columns of :func:`bayesclv.rfm_summary`, sorted by
+        ``customer_id`` across partitions. Dask frames carry no ``attrs``:
+        pass ``time_unit=`` when fitting or predicting from it.
+
+    Raises
+    ------
+    bayesclv.errors.DataValidationError
+        As the in-memory version (row-level problems surface when computed).
+    """
+    _require_dask()
+    import dask.dataframe as dd
+
+    check_time_unit(time_unit)
+    check_columns(transactions._meta, [customer_id, date] + ([value] if value is not None else []))
+    ranges = transactions.map_partitions(
+        _date_range, customer_id, date,
+        meta=pd.DataFrame({"first": pd.Series([], dtype="datetime64[ns]"),
+                           "last": pd.Series([], dtype="datetime64[ns]")})).compute()
+    if ranges["first"].isna().all():
+        raise DataValidationError(f"the input has no rows (columns: {list(transactions.columns)!r}); "
+                                  "nothing to summarise")
+    cal_end, obs_end = check_period(ranges["first"].min(), ranges["last"].max(), calibration_end,
+                                    observation_end, column=date)
+    by_customer = transactions.set_index(customer_id, drop=True)
+    kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
+              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort}
+    meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
+    return dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
