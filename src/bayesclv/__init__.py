@@ -9,7 +9,14 @@ from bayesclv import datasets, errors
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.data import rfm_summary, validate_rfm
 from bayesclv.evaluate import EvaluationResult, compare, evaluate
-from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
+from bayesclv.models import (
+    BetaGeoModel,
+    GammaGammaModel,
+    HierarchicalBetaGeoModel,
+    HierarchicalParetoNBDModel,
+    ParetoNBDModel,
+    load,
+)
 from bayesclv.priors import Prior
 
 __version__ = "0.1.0"
@@ -18,6 +25,8 @@ __all__ = [
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
+    "HierarchicalBetaGeoModel",
+    "HierarchicalParetoNBDModel",
     "ParetoNBDModel",
     "Prior",
     "__version__",

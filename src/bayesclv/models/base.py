@@ -231,6 +231,15 @@ class CLVModel:
             pm.Potential("loglik", (weight * self._loglik(cols, params, PT)).sum())
         return model
 
+    def _diagnosed_variables(self, model: pm.Model) -> list[str]:
+        """Variables whose R-hat and ESS decide whether a fit converged: the sampled priors and parameters."""
+        names = list(self.parameter_names)
+        return [n for n in self.default_priors if n not in names] + names
+
+    def _stored_variables(self, model: pm.Model) -> list[str]:
+        """Variables kept in the posterior (by default the diagnosed ones)."""
+        return self._diagnosed_variables(model)
+
     # ------------------------------------------------------------------- fit
     def fit(
         self,
@@ -289,8 +298,7 @@ class CLVModel:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         df = self._prepare(data, time_unit=time_unit)
         model = self.build_model(df)
-        names = list(self.parameter_names)
-        sampled = [n for n in self.default_priors if n not in names]
+        keep = self._stored_variables(model)
         with model:
             if method == "nuts":
                 nuts_kwargs = {}
@@ -304,12 +312,12 @@ class CLVModel:
                 idata = pm.sample(
                     draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     progressbar=progressbar, target_accept=target_accept,
-                    compute_convergence_checks=False, var_names=sampled + names, **nuts_kwargs, **kwargs,
+                    compute_convergence_checks=False, var_names=keep, **nuts_kwargs, **kwargs,
                 )
             elif method == "map":
                 result = pm.find_MAP(progressbar=progressbar, random_seed=random_seed, jitter=False,
                                      return_inferencedata=True, **kwargs)
-                idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[sampled + names]})
+                idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[keep]})
                 optimizer = {g: result[g] for g in result.children if g != "posterior"}
             else:
                 # Adam converges from the prior-scale initial point where PyMC's default
@@ -320,11 +328,11 @@ class CLVModel:
                     progressbar=progressbar, **kwargs,
                 )
                 idata = approx.sample(draws, random_seed=random_seed)
-                idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[sampled + names]})
+                idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[keep]})
         self.idata, self.data, self.fit_method = idata, df, method
         self.time_unit = df.attrs["time_unit"]
         if method == "nuts":
-            self.diagnostics = compute_diagnostics(idata, sampled + names)
+            self.diagnostics = compute_diagnostics(idata, self._diagnosed_variables(model))
             logger.info("%s fit: %s", self.display_name, self.diagnostics)
             if progressbar:
                 print(f"{self.display_name} convergence: {self.diagnostics}")
@@ -496,8 +504,13 @@ class CLVModel:
             "fit_method": self.fit_method,
             "data_attrs": json.dumps({k: str(v) for k, v in self.data.attrs.items()}),
             "diagnostics": json.dumps(dict(self.diagnostics or {})),
+            "config": json.dumps(self._config()),
         }
         tree.to_netcdf(path, engine="h5netcdf")
+
+    def _config(self) -> dict[str, Any]:
+        """Constructor arguments other than the priors (JSON-serialisable), restored by :func:`load`."""
+        return {}
 
     def __repr__(self) -> str:
         state = f"fitted ({self.fit_method}, {len(self.data)} customers, unit {self.time_unit!r})" \
@@ -520,7 +533,7 @@ def load(path: str | Path) -> CLVModel:
     """
     tree = xr.open_datatree(path, engine="h5netcdf").load()
     cls = _REGISTRY[tree.attrs["bayesclv_model"]]
-    model = cls(priors=priors_from_json(tree.attrs["priors"]))
+    model = cls(priors=priors_from_json(tree.attrs["priors"]), **json.loads(tree.attrs.get("config", "{}")))
     data = tree["fit_data"].to_dataset().to_dataframe().reset_index()
     data.attrs = json.loads(tree.attrs["data_attrs"])
     model.data = data
