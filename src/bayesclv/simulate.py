@@ -237,10 +237,11 @@ def future_purchases_individual_paretonbd(t, frequency, recency, T, lam, mu, rng
     customer lives a further ``Exp(mu)`` (memoryless) and buys at rate ``lam``.
     """
     rng = np.random.default_rng(rng)
-    p_alive = individual_paretonbd.probability_alive(frequency, recency, T, lam, mu)
-    alive = rng.random(p_alive.shape) < p_alive
-    window = np.minimum(rng.exponential(1.0 / np.broadcast_to(mu, p_alive.shape)), t)
-    return np.where(alive, rng.poisson(np.broadcast_to(lam, p_alive.shape) * window), 0)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, mu)))
+    p_alive = np.broadcast_to(individual_paretonbd.probability_alive(frequency, recency, T, lam, mu), shape)
+    alive = rng.random(shape) < p_alive
+    window = np.minimum(rng.exponential(1.0 / np.broadcast_to(mu, shape)), t)
+    return np.where(alive, rng.poisson(np.broadcast_to(lam, shape) * window), 0)
 
 
 def future_purchases_individual_bgnbd(t, frequency, recency, T, lam, p, rng=None):
@@ -250,9 +251,9 @@ def future_purchases_individual_bgnbd(t, frequency, recency, T, lam, p, rng=None
     customer's count is ``min(Poisson(lam t), Geometric(p))``.
     """
     rng = np.random.default_rng(rng)
-    p_alive = individual_bgnbd.probability_alive(frequency, recency, T, lam, p)
-    alive = rng.random(p_alive.shape) < p_alive
-    shape = p_alive.shape
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, p)))
+    p_alive = np.broadcast_to(individual_bgnbd.probability_alive(frequency, recency, T, lam, p), shape)
+    alive = rng.random(shape) < p_alive
     count = np.minimum(rng.poisson(np.broadcast_to(lam, shape) * t),
                        rng.geometric(np.clip(np.broadcast_to(p, shape), 1e-300, 1.0)))
     return np.where(alive, count, 0)

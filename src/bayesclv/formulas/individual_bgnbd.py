@@ -32,9 +32,17 @@ __all__ = [
 ]
 
 
+_P_MAX = 1.0 - 2.0**-53  # largest double below 1: keeps log(1 - p) finite when p rounds to 1
+
+
 def _log_dropout_ratio(recency, T, lam, p, xp):
     """``log[p/(1-p) exp(lam (T - t_x))]``: dropped after the last purchase vs alive."""
     return xp.log(p) - xp.log1p(-p) + lam * (T - recency)
+
+
+def _clip(p, xp):
+    """``p`` with values that round to 1 (e.g. ``expit`` of a logit above 37) moved just below it."""
+    return xp.minimum(p, _P_MAX)
 
 
 def loglik(frequency, recency, T, lam, p, xp=PT):
@@ -58,6 +66,7 @@ def loglik(frequency, recency, T, lam, p, xp=PT):
         and ``p ~ Beta(a, b)`` is :func:`bayesclv.formulas.bgnbd.loglik`.
     """
     x, t_x, T = (xp.asarray(v) for v in (frequency, recency, T))
+    p = _clip(p, xp)
     d = _log_dropout_ratio(t_x, T, lam, p, xp)
     return x * (xp.log1p(-p) + xp.log(lam)) - lam * T + xp.where(x > 0, xp.softplus(d), 0.0)
 
@@ -66,7 +75,7 @@ def probability_alive(frequency, recency, T, lam, p):
     """P(alive at ``T`` | history, ``lam``, ``p``); 1 without repeat purchases."""
     x = np.asarray(frequency, dtype=float)
     with np.errstate(divide="ignore"):
-        d = _log_dropout_ratio(np.asarray(recency, dtype=float), T, lam, p, NP)
+        d = _log_dropout_ratio(np.asarray(recency, dtype=float), T, lam, _clip(p, NP), NP)
     return np.where(x > 0, special.expit(-d), 1.0)
 
 
@@ -100,6 +109,7 @@ def probability_of_purchases(n, t, frequency, recency, T, lam, p):
     """
     n = float(n)
     t = float(t)
+    p = _clip(p, NP)
     with np.errstate(divide="ignore"):
         log_kept = n * np.log1p(-p) + special.xlogy(n, lam * t) - lam * t - special.gammaln(n + 1.0)
         if n >= 1:

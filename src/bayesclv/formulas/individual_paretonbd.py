@@ -8,7 +8,8 @@ integrated out analytically, the likelihood of a history ``(x, t_x, T)``
     L(lam, mu | x, t_x, T) = lam^x / (lam + mu)
                              * [mu exp(-(lam+mu) t_x) + lam exp(-(lam+mu) T)]
 
-(the second term: alive at ``T``; the first: died in ``(t_x, T]``). All
+(the terms mix the alive and the died-in-``(t_x, T]`` cases; see
+:func:`probability_alive`). All
 quantities are evaluated in log space with ``softplus`` of the log ratio of
 the two terms, so they stay finite for large ``x``, ``T`` and extreme rates.
 
@@ -33,8 +34,8 @@ __all__ = [
 ]
 
 
-def _log_alive_ratio(recency, T, lam, mu, xp):
-    """``log[lam exp(-(lam+mu) T)] - log[mu exp(-(lam+mu) t_x)]``: alive vs died after ``t_x``."""
+def _log_ratio_of_terms(recency, T, lam, mu, xp):
+    """``log[lam exp(-(lam+mu) T)] - log[mu exp(-(lam+mu) t_x)]``: the two terms of the likelihood."""
     return xp.log(lam) - xp.log(mu) - (lam + mu) * (T - recency)
 
 
@@ -58,13 +59,25 @@ def loglik(frequency, recency, T, lam, mu, xp=PT):
         which is its expectation over ``lam ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``).
     """
     x, t_x, T = (xp.asarray(v) for v in (frequency, recency, T))
-    d = _log_alive_ratio(t_x, T, lam, mu, xp)
+    d = _log_ratio_of_terms(t_x, T, lam, mu, xp)
     return x * xp.log(lam) - xp.log(lam + mu) + xp.log(mu) - (lam + mu) * t_x + xp.softplus(d)
 
 
 def probability_alive(frequency, recency, T, lam, mu):
-    """P(alive at ``T`` | history, ``lam``, ``mu``) = ``1 / (1 + mu/lam exp((lam+mu)(T - t_x)))``."""
-    return special.expit(_log_alive_ratio(np.asarray(recency, dtype=float), T, lam, mu, NP))
+    """P(alive at ``T`` | history, ``lam``, ``mu``) (Abe 2009, equation 6).
+
+    The alive part of the likelihood is ``lam^x exp(-(lam+mu) T)``, the part in
+    which the customer died in ``(t_x, T]`` is
+    ``lam^x mu/(lam+mu) [exp(-(lam+mu) t_x) - exp(-(lam+mu) T)]``, so
+    ``P = 1 / (1 + mu/(lam+mu) (exp((lam+mu)(T - t_x)) - 1))``, evaluated with
+    the log of the second term (``log expm1`` switches to ``y + log1p(-e^-y)``
+    for large ``y``).
+    """
+    y = (lam + mu) * (T - np.asarray(recency, dtype=float))
+    with np.errstate(divide="ignore", over="ignore"):
+        log_expm1 = np.where(y > 30.0, y + np.log1p(-np.exp(-y)), np.log(np.expm1(np.minimum(y, 30.0))))
+        log_dead_over_alive = np.log(mu) - np.log(lam + mu) + log_expm1
+    return special.expit(-log_dead_over_alive)
 
 
 def probability_alive_at(t, frequency, recency, T, lam, mu, given_alive=False):
