@@ -8,6 +8,7 @@ The public API in one place::
 from bayesclv import datasets, errors
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.data import rfm_summary, validate_rfm
+from bayesclv.drivers import key_drivers
 from bayesclv.evaluate import EvaluationResult, compare, evaluate
 from bayesclv.models import (
     BetaGeoModel,
@@ -36,6 +37,7 @@ __all__ = [
     "errors",
     "evaluate",
     "intervals",
+    "key_drivers",
     "load",
     "rfm_summary",
     "validate_rfm",
