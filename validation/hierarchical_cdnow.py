@@ -11,7 +11,7 @@ as measured in the issue.
 
 Usage::
 
-    uv run python validation/hierarchical_cdnow.py [sample|full] [--draws N --tune N --chains N --sampler nutpie|pymc]
+    uv run --extra nutpie python validation/hierarchical_cdnow.py [sample|full] [--draws N --tune N --chains N --sampler nutpie|pymc]
 
 Writes ``validation/results/hierarchical_cdnow_<kind>.json``.
 """

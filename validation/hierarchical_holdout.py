@@ -9,7 +9,7 @@ variants of the pooled models are not on this branch and are left out.
 
 Usage::
 
-    uv run python validation/hierarchical_holdout.py [sample|full] [--draws N --tune N --chains N]
+    uv run --extra nutpie python validation/hierarchical_holdout.py [sample|full] [--draws N --tune N --chains N]
         [--fitted PATH ...]   # reuse saved hierarchical fits (e.g. from hierarchical_cdnow.py --save)
 
 Writes ``validation/results/hierarchical_holdout_<kind>.json`` and ``.md``.

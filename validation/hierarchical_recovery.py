@@ -10,7 +10,7 @@ Over many replications a calibrated posterior covers ~90% of the time.
 
 Usage::
 
-    uv run python validation/hierarchical_recovery.py [--model paretonbd|bgnbd] [--reps 20]
+    uv run --extra nutpie python validation/hierarchical_recovery.py [--model paretonbd|bgnbd] [--reps 20]
         [--customers 500] [--draws 400] [--tune 400] [--chains 2] [--sampler nutpie|pymc]
 
 Writes ``validation/results/hierarchical_recovery_<model>.csv`` (one row per
