@@ -14,8 +14,9 @@ Usage::
         [--customers 500] [--draws 400] [--tune 400] [--chains 2] [--sampler nutpie|pymc]
 
 Writes ``validation/results/hierarchical_recovery_<model>.csv`` (one row per
-replication and parameter, rewritten after every replication) and
-``..._<model>.json`` (coverage overall and per parameter, settings, load).
+replication and parameter) and ``..._<model>.json`` (coverage overall and per
+parameter, settings, load), both rewritten after every replication so that an
+interrupted run leaves its partial result.
 """
 
 from __future__ import annotations
@@ -122,23 +123,28 @@ def main() -> None:
             rows.append({"rep": rep, **row})
         table = pd.DataFrame(rows)
         table.to_csv(out_dir / f"hierarchical_recovery_{args.model}.csv", index=False)
+        summary = summarise(table, fits, args, time.perf_counter() - start_all)
+        (out_dir / f"hierarchical_recovery_{args.model}.json").write_text(json.dumps(summary, indent=2))
         print(f"rep {rep + 1}/{args.reps}: {fits[-1]['seconds']} s, max R-hat {diag['max_r_hat']:.3f}, "
               f"running coverage {table['covered'].mean():.3f}", flush=True)
-    table = pd.DataFrame(rows)
-    summary = {
+    print(json.dumps({k: summary[k] for k in ("coverage_overall", "coverage_by_parameter", "within_target")}, indent=1))
+
+
+def summarise(table: pd.DataFrame, fits: list[dict], args: argparse.Namespace, seconds: float) -> dict:
+    """Coverage overall and per parameter over the replications done so far (rewritten after each)."""
+    return {
         "model": args.model, "settings": vars(args), "truth": TRUTH[args.model],
-        "replications": args.reps, "intervals": int(len(table)),
+        "replications_done": len(fits), "replications_planned": args.reps, "intervals": int(len(table)),
         "coverage_overall": float(table["covered"].mean()),
         "coverage_by_parameter": table.groupby("parameter")["covered"].mean().to_dict(),
         "target": "0.80-0.98 for nominal 0.90",
         "within_target": bool(0.80 <= table["covered"].mean() <= 0.98),
-        "mean_abs_error_by_parameter": (table["mean"] - table["true"]).abs().groupby(table["parameter"]).mean().to_dict(),
+        "mean_abs_error_by_parameter":
+            (table["mean"] - table["true"]).abs().groupby(table["parameter"]).mean().to_dict(),
         "fits": fits, "max_r_hat_over_fits": float(max(f["max_r_hat"] for f in fits)),
         "fits_with_divergences": int(sum(f["divergences"] > 0 for f in fits)),
-        "total_seconds": round(time.perf_counter() - start_all, 1), "load_average_1_5_15_end": os.getloadavg(),
+        "total_seconds": round(seconds, 1), "load_average_1_5_15": os.getloadavg(),
     }
-    (out_dir / f"hierarchical_recovery_{args.model}.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: summary[k] for k in ("coverage_overall", "coverage_by_parameter", "within_target")}, indent=1))
 
 
 if __name__ == "__main__":
