@@ -183,7 +183,7 @@ def test_spend_covariate_effect_recovered_and_tabulated(spend_data):
     assert 0.003 < row["sd"] < 0.05 and row["hdi_lower"] < row["mean"] < row["hdi_upper"]
     assert row["p_positive"] == 1.0
     draws = model.posterior["spend_coef"].sel(covariate="z").values
-    assert row["spend_ratio"] == pytest.approx(np.exp(draws).mean(), rel=1e-12)
+    assert row["ratio_mean"] == pytest.approx(np.exp(draws).mean(), rel=1e-12)
     # expected spend of a customer uses their covariate: gamma_i = gamma exp((z_i - zbar) coef)
     post = model.posterior.isel(chain=0, draw=3)
     i = 17

@@ -8,9 +8,17 @@ The public API in one place::
 from bayesclv import datasets, errors, plots, report, segment
 from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.checks import frequency_ppc
-from bayesclv.data import repeat_purchase_tracking, rfm_summary, validate_rfm
+from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
+from bayesclv.drivers import key_drivers, spend_drivers
 from bayesclv.evaluate import EvaluationResult, compare, evaluate, expected_tracking
-from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel, load
+from bayesclv.models import (
+    BetaGeoModel,
+    GammaGammaModel,
+    HierarchicalBetaGeoModel,
+    HierarchicalParetoNBDModel,
+    ParetoNBDModel,
+    load,
+)
 from bayesclv.priors import Prior
 from bayesclv.report import build_report
 from bayesclv.segment import (
@@ -32,6 +40,8 @@ __all__ = [
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
+    "HierarchicalBetaGeoModel",
+    "HierarchicalParetoNBDModel",
     "ParetoNBDModel",
     "Prior",
     "__version__",
@@ -44,10 +54,12 @@ __all__ = [
     "errors",
     "evaluate",
     "expected_tracking",
+    "first_purchase_cohort",
     "frequency_ppc",
     "group_totals",
     "incremental_value",
     "intervals",
+    "key_drivers",
     "lifecycle_stages",
     "load",
     "repeat_purchase_tracking",
@@ -56,6 +68,7 @@ __all__ = [
     "rfm_scores",
     "rfm_summary",
     "segment",
+    "spend_drivers",
     "stage_summary",
     "targeting",
     "top_membership",

@@ -17,7 +17,6 @@ import xarray as xr
 
 from bayesclv.data import TIME_UNITS
 from bayesclv.data.validation import check_time_unit, to_pandas
-from bayesclv.models.base import compress_rows
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.transaction import TransactionModel
 
@@ -155,8 +154,7 @@ def customer_lifetime_value(
     data = transaction_model._data_for_prediction(None if data is None else to_pandas(data))
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
     # the transaction model's part depends on a customer's history only: once per distinct history
-    histories, codes = compress_rows(data, transaction_model._history_columns())
-    histories = histories.drop(columns="weight").assign(customer_id=np.arange(len(histories)))
+    histories, codes = transaction_model._distinct_histories(data)
     histories.attrs = {"time_unit": transaction_model.time_unit}
     flows = _discounted_flows(transaction_model, histories, horizon=int(horizon), period=period,
                               discount_rate=discount_rate, service_cost_per_period=service_cost_per_period)

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesclv.formulas import bgnbd, paretonbd
+from bayesclv.formulas import bgnbd, individual_bgnbd, individual_paretonbd, paretonbd
 
 __all__ = [
     "future_purchases_bgnbd",
+    "future_purchases_individual_bgnbd",
+    "future_purchases_individual_paretonbd",
     "future_purchases_paretonbd",
+    "simulate_hierarchical_bgnbd",
+    "simulate_hierarchical_paretonbd",
     "simulate_bgnbd",
     "simulate_gammagamma",
     "simulate_paretonbd",
@@ -59,11 +63,17 @@ def simulate_paretonbd(T, r, alpha, s, beta, rng=None):
     shape = np.broadcast_shapes(T.shape, *(np.shape(v) for v in (r, alpha, s, beta)))
     lam = rng.gamma(r, 1.0 / np.asarray(alpha), size=shape)
     mu = rng.gamma(s, 1.0 / np.asarray(beta), size=shape)
+    return _paretonbd_given_rates(rng, T, lam, mu)
+
+
+def _paretonbd_given_rates(rng, T, lam, mu):
+    """Histories of customers with known purchase rates ``lam`` and dropout rates ``mu``."""
     lifetime = rng.exponential(1.0 / mu)
     window = np.minimum(lifetime, T)
     x = rng.poisson(lam * window)
     return {"frequency": x.astype(float), "recency": _last_event_time(rng, x, window),
-            "T": np.broadcast_to(T, shape).astype(float), "lambda": lam, "mu": mu, "alive": lifetime > T}
+            "T": np.broadcast_to(T, lam.shape).astype(float), "lambda": lam, "mu": mu,
+            "alive": lifetime > T}
 
 
 def simulate_bgnbd(T, r, alpha, a, b, rng=None):
@@ -85,7 +95,12 @@ def simulate_bgnbd(T, r, alpha, a, b, rng=None):
     shape = np.broadcast_shapes(T.shape, *(np.shape(v) for v in (r, alpha, a, b)))
     lam = rng.gamma(r, 1.0 / np.asarray(alpha), size=shape)
     p = rng.beta(a, b, size=shape)
-    T_full = np.broadcast_to(T, shape)
+    return _bgnbd_given_rates(rng, T, lam, p)
+
+
+def _bgnbd_given_rates(rng, T, lam, p):
+    """Histories of customers with known purchase rates ``lam`` and dropout probabilities ``p``."""
+    T_full = np.broadcast_to(T, lam.shape)
     m = rng.poisson(lam * T_full)
     g = rng.geometric(np.clip(p, 1e-300, 1.0))
     x = np.minimum(m, g)
@@ -152,4 +167,93 @@ def future_purchases_bgnbd(t, frequency, recency, T, r, alpha, a, b, rng=None):
     alive, lam = _alive_and_purchase_rate(rng, p_alive, x, T, r, alpha)
     p = rng.beta(a, b + x, size=p_alive.shape)
     count = np.minimum(rng.poisson(lam * t), rng.geometric(np.clip(p, 1e-300, 1.0)))
+    return np.where(alive, count, 0)
+
+
+def _latent_rates(rng, covariates, coefficients, cov, n_customers):
+    """Rows of ``MvNormal(X B, Sigma)``: each customer's two latent log/logit rates."""
+    X = np.ones((n_customers, 1)) if covariates is None else np.asarray(covariates, dtype=float)
+    if X.ndim != 2 or X.shape[0] != n_customers:
+        raise ValueError(f"covariates must have shape (n_customers, n_covariates) = ({n_customers}, k); "
+                         f"got {X.shape}")
+    B = np.asarray(coefficients, dtype=float)
+    if B.shape != (X.shape[1], 2):
+        raise ValueError(f"coefficients must have shape (n_covariates, 2) = ({X.shape[1]}, 2); got {B.shape}")
+    return X @ B + rng.multivariate_normal(np.zeros(2), np.asarray(cov, dtype=float), size=n_customers)
+
+
+def simulate_hierarchical_paretonbd(T, coefficients, cov, covariates=None, rng=None):
+    """Simulate histories under the hierarchical Pareto/NBD (Abe 2009).
+
+    ``(log lam_i, log mu_i) ~ MvNormal(X_i B, Sigma)``; given the rates the
+    customer lives an ``Exp(mu_i)`` lifetime and buys at rate ``lam_i``.
+
+    Parameters
+    ----------
+    T : array_like
+        Observation length of each customer (1-d).
+    coefficients : array_like
+        ``B``, shape ``(n_covariates, 2)``: columns (purchase, dropout); the
+        first covariate is usually the intercept (a column of ones in ``X``).
+    cov : array_like
+        ``Sigma``, 2x2 covariance of ``(log lam, log mu)``.
+    covariates : array_like, optional
+        ``X``, shape ``(n_customers, n_covariates)``; default a column of ones.
+    rng : numpy.random.Generator or int, optional
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T``, latent ``lambda``, ``mu``, ``alive``.
+    """
+    rng = np.random.default_rng(rng)
+    T = np.asarray(T, dtype=float)
+    theta = _latent_rates(rng, covariates, coefficients, cov, T.shape[0])
+    return _paretonbd_given_rates(rng, T, np.exp(theta[:, 0]), np.exp(theta[:, 1]))
+
+
+def simulate_hierarchical_bgnbd(T, coefficients, cov, covariates=None, rng=None):
+    """Simulate histories under the hierarchical BG/NBD.
+
+    ``(log lam_i, logit p_i) ~ MvNormal(X_i B, Sigma)``; the arguments are as in
+    :func:`simulate_hierarchical_paretonbd`.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T``, latent ``lambda``, ``p``, ``alive``.
+    """
+    rng = np.random.default_rng(rng)
+    T = np.asarray(T, dtype=float)
+    theta = _latent_rates(rng, covariates, coefficients, cov, T.shape[0])
+    return _bgnbd_given_rates(rng, T, np.exp(theta[:, 0]), 1.0 / (1.0 + np.exp(-theta[:, 1])))
+
+
+def future_purchases_individual_paretonbd(t, frequency, recency, T, lam, mu, rng=None):
+    """Purchase counts in ``(T, T+t]`` given each customer's rates ``lam, mu`` and history.
+
+    Alive at ``T`` with the probability given the history and rates; an alive
+    customer lives a further ``Exp(mu)`` (memoryless) and buys at rate ``lam``.
+    """
+    rng = np.random.default_rng(rng)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, mu)))
+    p_alive = np.broadcast_to(individual_paretonbd.probability_alive(frequency, recency, T, lam, mu), shape)
+    alive = rng.random(shape) < p_alive
+    window = np.minimum(rng.exponential(1.0 / np.broadcast_to(mu, shape)), t)
+    return np.where(alive, rng.poisson(np.broadcast_to(lam, shape) * window), 0)
+
+
+def future_purchases_individual_bgnbd(t, frequency, recency, T, lam, p, rng=None):
+    """Purchase counts in ``(T, T+t]`` given each customer's ``lam, p`` and history.
+
+    Alive at ``T`` with the probability given the history and rates; an alive
+    customer's count is ``min(Poisson(lam t), Geometric(p))``.
+    """
+    rng = np.random.default_rng(rng)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, p)))
+    p_alive = np.broadcast_to(individual_bgnbd.probability_alive(frequency, recency, T, lam, p), shape)
+    alive = rng.random(shape) < p_alive
+    count = np.minimum(rng.poisson(np.broadcast_to(lam, shape) * t),
+                       rng.geometric(np.clip(np.broadcast_to(p, shape), 1e-300, 1.0)))
     return np.where(alive, count, 0)

@@ -17,6 +17,7 @@ from bayesclv.plots.evaluation import (
     plot_frequency_recency,
     plot_tracking,
 )
+from bayesclv.plots.hierarchy import plot_key_drivers
 
 __all__ = [
     "frequency_recency_grid",
@@ -25,6 +26,7 @@ __all__ = [
     "plot_coverage",
     "plot_frequency_ppc",
     "plot_frequency_recency",
+    "plot_key_drivers",
     "plot_targeting_curve",
     "plot_tiers",
     "plot_top_customers",

@@ -1,0 +1,379 @@
+"""Individual-level hierarchical models: per-customer latent rates with covariates.
+
+Each customer ``i`` has two latent quantities ``theta_i`` (purchase and
+dropout, on the log or logit scale) drawn from a bivariate normal population::
+
+    theta_i ~ MvNormal(X_i B (+ group intercept), Sigma)
+
+with customer covariates ``X_i`` (named columns of the RFM frame; an
+intercept always), an LKJ prior on the correlation in ``Sigma`` and, with
+``group=``, group-specific intercepts partially pooled around the population
+intercept. Given ``theta_i`` the likelihood is closed form
+(:mod:`bayesclv.formulas.individual_paretonbd`,
+:mod:`bayesclv.formulas.individual_bgnbd`). The latent rates are sampled
+non-centred, ``theta_i = mean_i + L z_i`` with ``z_i ~ N(0, I)`` and
+``L`` the Cholesky factor of ``Sigma``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from scipy import special
+
+from bayesclv.errors import DataValidationError
+from bayesclv.formulas import PT, individual_bgnbd, individual_paretonbd
+from bayesclv.models.base import _CHUNK_ELEMENTS
+from bayesclv.models.transaction import TransactionModel, _check_horizon
+from bayesclv.priors import Prior
+from bayesclv.simulate import future_purchases_individual_bgnbd, future_purchases_individual_paretonbd
+
+__all__ = ["HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel"]
+
+PROCESSES = ("purchase", "dropout")
+_HERMITE_NODES = 24  # per dimension, for expectations over the population distribution
+
+
+class HierarchicalTransactionModel(TransactionModel):
+    """Shared machinery of the individual-level models; subclasses set the latent scales.
+
+    Parameters
+    ----------
+    covariates : sequence of str, optional
+        Numeric columns of the RFM frame used as customer covariates (an
+        intercept is always included). They are standardised (mean 0, sd 1 in
+        the fitted data) for sampling; ``coefficients`` in the posterior are on
+        the original scale of each column (effect per unit).
+    group : str, optional
+        Column naming each customer's group (segment, cohort, ...): each group
+        gets its own intercepts, ``group_offset ~ Normal(0, group_sd)`` around
+        the population intercept (partial pooling).
+    priors : dict of str to Prior, optional
+        Overrides for ``intercept`` (population intercepts at the covariate
+        means, default ``Normal(0, 5)``), ``slopes`` (per sd of a covariate,
+        ``Normal(0, 1)``), ``sigma`` (population sds, ``HalfNormal(2)``) and
+        ``group_sd`` (``HalfNormal(1)``).
+    lkj_eta : float, default 2.0
+        Shape of the LKJ prior on the correlation of the two latent quantities.
+
+    Notes
+    -----
+    Predictions use each customer's posterior rates, so they exist only for
+    customers in the fitted data: asking for any other customer raises
+    :class:`~bayesclv.errors.DataValidationError` (refit with them included).
+    :meth:`expected_purchases_new_customer` is the one prediction from the
+    population distribution (a new customer at the covariate means).
+    """
+
+    default_priors = {
+        "intercept": Prior("Normal", mu=0.0, sigma=5.0),
+        "slopes": Prior("Normal", mu=0.0, sigma=1.0),
+        "sigma": Prior("HalfNormal", sigma=2.0),
+        "group_sd": Prior("HalfNormal", sigma=1.0),
+    }
+    latent_names: ClassVar[tuple[str, str]]  # posterior names of the per-customer latent quantities
+    rate_names: ClassVar[tuple[str, str]]  # formula arguments: the rates on their natural scale
+
+    def __init__(self, covariates: list[str] | tuple[str, ...] = (), group: str | None = None,
+                 priors: dict[str, Prior] | None = None, lkj_eta: float = 2.0):
+        super().__init__(priors)
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        self.covariates = list(covariates)
+        if len(set(self.covariates)) != len(self.covariates):
+            raise ValueError(f"covariates repeat a column: {self.covariates}")
+        self.group = group
+        if not lkj_eta > 0:
+            raise ValueError(f"lkj_eta must be > 0, got {lkj_eta!r}")
+        self.lkj_eta = float(lkj_eta)
+        self.parameter_names = ("coefficients", "sigma", "correlation") + (
+            ("group_sd", "group_offset") if group else ())
+
+    # ------------------------------------------------------------------ data
+    def _select_rows(self, df: pd.DataFrame) -> pd.DataFrame:
+        for col in self.covariates:
+            if col not in df.columns:
+                raise DataValidationError("covariate column not in the data", column=col)
+            if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+                raise DataValidationError(
+                    f"covariates must be numeric (got {df[col].dtype}); encode categories as 0/1 columns",
+                    column=col)
+            bad = ~np.isfinite(df[col].to_numpy(dtype=float))
+            if bad.any():
+                raise DataValidationError("covariate has missing or infinite values", column=col,
+                                          rows=df.loc[bad, "customer_id"].tolist())
+            if df[col].std() == 0 or len(df) < 2:
+                raise DataValidationError("covariate is constant: its effect is the intercept's",
+                                          column=col)
+        if self.group is not None:
+            if self.group not in df.columns:
+                raise DataValidationError("group column not in the data", column=self.group)
+            missing = df[self.group].isna().to_numpy()
+            if missing.any():
+                raise DataValidationError("group has missing values", column=self.group,
+                                          rows=df.loc[missing, "customer_id"].tolist())
+        return df
+
+    @property
+    def scaling(self) -> pd.DataFrame:
+        """Mean and sd of each covariate in the fitted data (the standardisation used in sampling)."""
+        self._check_fitted()
+        return pd.DataFrame({"mean": [float(self.data[c].mean()) for c in self.covariates],
+                             "sd": [float(self.data[c].std()) for c in self.covariates]},
+                            index=pd.Index(self.covariates, name="covariate"))
+
+    # ----------------------------------------------------------------- model
+    def _natural_rates(self, latent0, latent1, xp_exp, xp_expit):
+        """Rates of the formulas (``lam`` and ``mu`` or ``p``) from the latent quantities."""
+        raise NotImplementedError
+
+    def build_model(self, data: Any, *, time_unit: str | None = None) -> pm.Model:
+        """The PyMC model: population (with covariates and groups), non-centred latent rates, likelihood.
+
+        Parameters
+        ----------
+        data : DataFrame
+            RFM frame with the covariate and group columns.
+        time_unit : str, optional
+            Needed only if the frame does not record its unit.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        df = self._prepare(data, time_unit=time_unit)
+        coords = {"customer_id": df["customer_id"].to_numpy(), "process": list(PROCESSES),
+                  "covariate": ["intercept", *self.covariates], "slope": self.covariates}
+        groups = None
+        if self.group is not None:
+            group_codes, groups = pd.factorize(df[self.group], sort=True)
+            coords["group"] = [str(g) for g in groups]
+        with pm.Model(coords=coords) as model:
+            intercept = self.priors["intercept"].create("intercept", dims="process")
+            mean = intercept[None, :]
+            if self.covariates:
+                X = df[self.covariates].to_numpy(dtype=float)
+                centre, scale = X.mean(axis=0), X.std(axis=0, ddof=1)
+                slopes = self.priors["slopes"].create("slopes", dims=("slope", "process"))
+                standardised = (X - centre) / scale
+                mean = mean + sum(standardised[:, k, None] * slopes[k][None, :] for k in range(X.shape[1]))
+                per_unit = slopes / scale[:, None]
+                pm.Deterministic("coefficients", pt.concatenate(
+                    [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
+                    dims=("covariate", "process"))
+            else:
+                pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
+            if groups is not None:
+                group_sd = self.priors["group_sd"].create("group_sd", dims="process")
+                group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
+                offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+                mean = mean + offset[group_codes]
+            sigma_prior = self.priors["sigma"]
+            sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
+            chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=self.lkj_eta, n=2, sd_dist=sd_dist,
+                                                  compute_corr=True, store_in_trace=False)
+            pm.Deterministic("sigma", sigma, dims="process")
+            pm.Deterministic("correlation", corr[0, 1])
+            z = pm.Normal("z", 0.0, 1.0, dims=("customer_id", "process"))
+            # mean + z L^T written out elementwise (a 2x2 factor needs no matrix product)
+            latent = [
+                pm.Deterministic(self.latent_names[0], mean[:, 0] + chol[0, 0] * z[:, 0], dims="customer_id"),
+                pm.Deterministic(self.latent_names[1], mean[:, 1] + chol[1, 0] * z[:, 0] + chol[1, 1] * z[:, 1],
+                                 dims="customer_id"),
+            ]
+            rates = dict(zip(self.rate_names, self._natural_rates(*latent, pt.exp, pt.sigmoid), strict=True))
+            cols = {c: pm.Data(c, df[c].to_numpy(dtype=float)) for c in self.data_columns}
+            pm.Potential("loglik", self._loglik(cols, rates, PT).sum())
+        return model
+
+    def _diagnosed_variables(self, model: pm.Model) -> list[str]:
+        return list(self.parameter_names)
+
+    def _stored_variables(self, model: pm.Model) -> list[str]:
+        sampled = ["intercept"] + (["slopes"] if self.covariates else [])
+        return sampled + list(self.parameter_names) + list(self.latent_names)
+
+    def fit(self, data: Any, *, method: str = "nuts", **kwargs: Any) -> HierarchicalTransactionModel:
+        """Fit by NUTS (or ADVI); see :meth:`bayesclv.models.base.CLVModel.fit` for the arguments.
+
+        ``method="map"`` is refused: the joint mode of a hierarchical model
+        puts every latent rate at the population mean and the population sds
+        at zero, which is not an estimate of anything.
+        """
+        if method == "map":
+            raise ValueError(f"{type(self).__name__} cannot be fitted by MAP (the joint mode collapses "
+                             "the population sds to 0); use method='nuts' or 'advi'")
+        return super().fit(data, method=method, **kwargs)
+
+    # ----------------------------------------------------------- predictions
+    def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
+        """Rows of the fitted data for the customers of ``df``; their histories must match."""
+        if df is self.data:
+            return np.arange(len(df))
+        positions = pd.Index(self.data["customer_id"]).get_indexer(df["customer_id"])
+        unknown = positions < 0
+        if unknown.any():
+            raise DataValidationError(
+                "customers not in the fitted data: predictions of an individual-level model use "
+                "each customer's posterior rates; refit with these customers included",
+                column="customer_id", rows=df.loc[unknown, "customer_id"].tolist())
+        for col in self.data_columns:
+            fitted = self.data[col].to_numpy(dtype=float)[positions]
+            differ = ~np.isclose(df[col].to_numpy(dtype=float), fitted, rtol=1e-9, atol=1e-12)
+            if differ.any():
+                raise DataValidationError(
+                    "history differs from the fitted data: the posterior rates condition on the fitted "
+                    "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+        return positions
+
+    def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float,
+                        quantity: str = "expectation") -> xr.DataArray:
+        """Evaluate ``func(columns, rates)`` with each customer's own posterior rates, chunked."""
+        positions = self._customer_positions(df)
+        post = self.posterior
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        latent = [post[n].values for n in self.latent_names]
+        step = max(1, _CHUNK_ELEMENTS // max(n_chain * n_draw, 1))
+        cols = {c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns}
+        values = np.empty((n_chain, n_draw, len(positions)), dtype=dtype)
+        for start in range(0, len(positions), step):
+            rows = positions[start:start + step]
+            rates = self._natural_rates(latent[0][..., rows], latent[1][..., rows], np.exp, special.expit)
+            chunk = {c: v[start:start + step] for c, v in cols.items()}
+            values[..., start:start + step] = func(chunk, dict(zip(self.rate_names, rates, strict=True)))
+        return xr.DataArray(
+            values, dims=("chain", "draw", "customer_id"),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                    "customer_id": df["customer_id"].to_numpy()},
+            name=name, attrs={"quantity": quantity, "time_unit": self.time_unit},
+        )
+
+    def _alive_weighted(self, fn, data, name, t, given_alive) -> xr.DataArray:
+        """``fn(t, history, rates, given_alive)`` with each customer's own rates (nothing to share)."""
+        df = self._data_for_prediction(data)
+        return self._over_customers(
+            lambda c, p: fn(t, c["frequency"], c["recency"], c["T"], **p, given_alive=given_alive), df, name)
+
+    def _distinct_histories(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Every customer is its own history: predictions use the customer's own posterior rates."""
+        return df, np.arange(len(df))
+
+    def rates(self, data: Any | None = None) -> xr.Dataset:
+        """Posterior of each customer's own rates (``lam`` and ``mu`` or ``p``).
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            Fitted customers to return; default all.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per rate, dims ``(chain, draw, customer_id)``.
+        """
+        df = self._data_for_prediction(data)
+        return xr.Dataset({
+            name: self._over_customers(lambda c, p, name=name: p[name], df, name)
+            for name in self.rate_names
+        })
+
+    def expected_purchases_new_customer(self, t: float | np.ndarray) -> xr.DataArray:
+        """Expected purchases in the first ``t`` time units of a new customer at the covariate means.
+
+        The expectation over the population distribution of the latent rates
+        (without group offsets), by Gauss-Hermite quadrature, per posterior draw.
+
+        Parameters
+        ----------
+        t : float or array_like
+            Horizon(s) in the model's time unit.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw)`` or ``(chain, draw, t)`` for an array of horizons.
+        """
+        self._check_fitted()
+        t_arr = np.atleast_1d(np.asarray(t, dtype=float))
+        for value in t_arr:
+            _check_horizon(value)
+        post = self.posterior
+        nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_NODES)
+        weights = weights / weights.sum()
+        u0, u1 = (g.ravel() for g in np.meshgrid(nodes, nodes, indexing="ij"))
+        w = np.outer(weights, weights).ravel()
+        mu0 = post["intercept"].sel(process="purchase").values[..., None]
+        mu1 = post["intercept"].sel(process="dropout").values[..., None]
+        s0 = post["sigma"].sel(process="purchase").values[..., None]
+        s1 = post["sigma"].sel(process="dropout").values[..., None]
+        rho = post["correlation"].values[..., None]
+        latent0 = mu0 + s0 * u0
+        latent1 = mu1 + s1 * (rho * u0 + np.sqrt(1.0 - rho**2) * u1)
+        rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, special.expit),
+                         strict=True))
+        values = np.stack([
+            np.sum(w * self.formulas.expected_purchases(h, 0.0, 0.0, 0.0, **rates, given_alive=True), axis=-1)
+            for h in t_arr], axis=-1)
+        da = xr.DataArray(values, dims=("chain", "draw", "t"),
+                          coords={"chain": post["chain"].values, "draw": post["draw"].values, "t": t_arr},
+                          name="expected_purchases_new_customer")
+        return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
+
+    def sample_prior_predictive(self, *args: Any, **kwargs: Any):
+        """Not available for the individual-level models: use ``bayesclv.simulate.simulate_hierarchical_*``."""
+        raise NotImplementedError(
+            f"{type(self).__name__}: prior predictive simulation is not available; simulate with "
+            "bayesclv.simulate.simulate_hierarchical_* from chosen coefficients and covariance")
+
+    def _config(self) -> dict[str, Any]:
+        return {"covariates": self.covariates, "group": self.group, "lkj_eta": self.lkj_eta}
+
+
+class HierarchicalParetoNBDModel(HierarchicalTransactionModel):
+    """Hierarchical Pareto/NBD (Abe 2009): ``(log lambda_i, log mu_i) ~ MvNormal(X_i B, Sigma)``.
+
+    ``lambda_i`` is the purchase rate and ``mu_i`` the dropout rate of customer
+    ``i`` (per time unit of the data). See :class:`HierarchicalTransactionModel`
+    for the parameters (covariates, group, priors, lkj_eta).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bayesclv import HierarchicalParetoNBDModel, rfm_summary
+    >>> from bayesclv.datasets import load_cdnow
+    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30")
+    >>> model = HierarchicalParetoNBDModel()  # doctest: +SKIP
+    >>> model.fit(rfm, draws=500, tune=500, chains=2)  # doctest: +SKIP
+    """
+
+    latent_names = ("log_lambda", "log_mu")
+    rate_names = ("lam", "mu")
+    formulas = individual_paretonbd
+    simulator = staticmethod(future_purchases_individual_paretonbd)
+    display_name = "hierarchical Pareto/NBD"
+
+    def _natural_rates(self, latent0, latent1, xp_exp, xp_expit):
+        return xp_exp(latent0), xp_exp(latent1)
+
+
+class HierarchicalBetaGeoModel(HierarchicalTransactionModel):
+    """Hierarchical BG/NBD: ``(log lambda_i, logit p_i) ~ MvNormal(X_i B, Sigma)``.
+
+    ``lambda_i`` is the purchase rate and ``p_i`` the probability of dropping
+    out after each repeat purchase. See :class:`HierarchicalTransactionModel`
+    for the parameters (covariates, group, priors, lkj_eta).
+    """
+
+    latent_names = ("log_lambda", "logit_p")
+    rate_names = ("lam", "p")
+    formulas = individual_bgnbd
+    simulator = staticmethod(future_purchases_individual_bgnbd)
+    display_name = "hierarchical BG/NBD"
+
+    def _natural_rates(self, latent0, latent1, xp_exp, xp_expit):
+        return xp_exp(latent0), xp_expit(latent1)

@@ -1,0 +1,190 @@
+"""Individual-level hierarchical models: smoke recovery, prediction interface, CLV, errors, save/load,
+key drivers. Fits are small NUTS runs on simulated data (the full recovery study with >= 20
+replications is validation/hierarchical_recovery.py)."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesclv as bc
+from bayesclv.errors import DataValidationError
+from bayesclv.formulas import individual_bgnbd, individual_paretonbd
+from bayesclv.plots import plot_key_drivers
+from bayesclv.simulate import simulate_gammagamma, simulate_hierarchical_bgnbd, simulate_hierarchical_paretonbd
+
+matplotlib.use("Agg")
+
+B_TRUE = np.array([[-2.3, -3.2], [0.6, -0.5]])  # rows intercept, x; columns purchase, dropout
+SD_TRUE = np.array([0.7, 0.6])
+COV_TRUE = np.array([[1.0, 0.3], [0.3, 1.0]]) * np.outer(SD_TRUE, SD_TRUE)
+
+
+def _simulated(simulator, n, seed, coefficients=B_TRUE):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    T = np.round(rng.uniform(30, 52, size=n))
+    sim = simulator(T, coefficients, COV_TRUE, covariates=np.column_stack([np.ones(n), x]), rng=rng)
+    df = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "frequency": sim["frequency"],
+                       "recency": sim["recency"], "T": T, "x": x, "segment": rng.choice(["a", "b"], n)})
+    spend = simulate_gammagamma(df["frequency"].to_numpy(), 6.0, 4.0, 15.0, rng=rng)["monetary_value"]
+    df["monetary_value"] = spend
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+@pytest.fixture(scope="module")
+def pareto_fit():
+    df = _simulated(simulate_hierarchical_paretonbd, 400, 11)
+    model = bc.HierarchicalParetoNBDModel(covariates=["x"])
+    with pytest.warns(bc.errors.ConvergenceWarning):  # short chains: ESS below 400 is expected
+        model.fit(df, draws=200, tune=300, chains=2, random_seed=3, progressbar=False)
+    return model, df
+
+
+@pytest.fixture(scope="module")
+def bg_fit():
+    df = _simulated(simulate_hierarchical_bgnbd, 150, 12, coefficients=np.array([[-2.0, -1.5], [0.6, -0.5]]))
+    model = bc.HierarchicalBetaGeoModel(covariates=["x"], group="segment")
+    with pytest.warns(bc.errors.ConvergenceWarning):
+        model.fit(df, draws=100, tune=200, chains=2, random_seed=4, progressbar=False)
+    return model, df
+
+
+def test_smoke_recovery_of_coefficients(pareto_fit):
+    model, _ = pareto_fit
+    coef = model.posterior["coefficients"]
+    mean = coef.mean(("chain", "draw")).values
+    sd = coef.std(("chain", "draw")).values
+    assert coef.dims == ("chain", "draw", "covariate", "process")
+    assert list(coef["covariate"].values) == ["intercept", "x"]
+    assert np.all(np.abs(mean - B_TRUE) < 3.5 * sd), (mean, sd)
+    assert np.all(sd < 0.5)  # the data inform every coefficient
+    assert model.diagnostics["divergences"] == 0
+
+
+def test_predictions_use_each_customers_rates(pareto_fit):
+    model, df = pareto_fit
+    rates = model.rates()
+    assert set(rates) == {"lam", "mu"} and rates["lam"].dims == ("chain", "draw", "customer_id")
+    expected = model.expected_purchases(10.0)
+    assert expected.dims == ("chain", "draw", "customer_id")
+    assert list(expected["customer_id"].values) == df["customer_id"].tolist()
+    row = df.iloc[5]
+    direct = individual_paretonbd.expected_purchases(10.0, row["frequency"], row["recency"], row["T"],
+                                                     rates["lam"].values[..., 5], rates["mu"].values[..., 5])
+    np.testing.assert_allclose(expected.values[..., 5], direct, rtol=1e-12)
+    alive = model.probability_alive()
+    np.testing.assert_allclose(model.expected_purchases(10.0, given_alive=True) * alive, expected, rtol=1e-12)
+    pmf = sum(model.probability_of_purchases(n, 10.0, df.iloc[:20]) for n in range(80))
+    np.testing.assert_allclose(pmf, 1.0, atol=1e-10)
+    sims = model.sample_purchases(10.0, random_seed=1)
+    assert sims.attrs["quantity"] == "outcome" and sims.dtype == np.int64
+    # the mean simulated count over draws and customers matches the expectation
+    assert float(sims.mean()) == pytest.approx(float(expected.mean()), rel=0.1)
+
+
+def test_clv_with_the_hierarchical_model(pareto_fit):
+    model, df = pareto_fit
+    spend = bc.GammaGammaModel().fit(df, method="map", progressbar=False)
+    clv = bc.customer_lifetime_value(model, spend, horizon=6, time_unit="M", discount_rate=0.01)
+    assert clv.dims == ("chain", "draw", "customer_id") and clv.sizes["customer_id"] == len(df)
+    assert np.all(np.isfinite(clv.values)) and np.all(clv.values >= 0)
+    # zero discount: CLV = spend x expected purchases over the horizon
+    flat = bc.customer_lifetime_value(model, spend, df.iloc[:10], horizon=6, time_unit="M", discount_rate=0.0)
+    months = 6 * 365.25 / 12 / 7
+    purchases = model.expected_purchases(months, df.iloc[:10])
+    expected = spend.expected_spend(df.iloc[:10]).isel(chain=0, draw=0, drop=True) * purchases
+    np.testing.assert_allclose(flat.values, expected.transpose(*flat.dims).values, rtol=1e-9)
+
+
+def test_unknown_customers_and_changed_histories_raise(pareto_fit):
+    model, df = pareto_fit
+    new = df.iloc[:3].copy()
+    new["customer_id"] = ["new1", "new2", "c1"]
+    with pytest.raises(DataValidationError) as err:
+        model.expected_purchases(5.0, new)
+    assert err.value.column == "customer_id" and err.value.rows == ["new1", "new2"]
+    changed = df.iloc[:3].copy()
+    changed.loc[changed.index[1], "frequency"] += 1
+    with pytest.raises(DataValidationError) as err:
+        model.probability_alive(changed)
+    assert err.value.column == "frequency" and err.value.rows == ["c1"]
+
+
+def test_save_load_round_trip(pareto_fit, tmp_path):
+    model, _ = pareto_fit
+    model.save(tmp_path / "hb.nc")
+    loaded = bc.load(tmp_path / "hb.nc")
+    assert isinstance(loaded, bc.HierarchicalParetoNBDModel) and loaded.covariates == ["x"]
+    np.testing.assert_allclose(loaded.expected_purchases(8.0).values, model.expected_purchases(8.0).values)
+
+
+def test_key_drivers_table_and_forest_plot(pareto_fit):
+    model, df = pareto_fit
+    table = bc.key_drivers(model, prob=0.9)
+    assert list(table.index) == [("x", "purchase"), ("x", "dropout")]
+    draws = model.posterior["coefficients"].sel(covariate="x")
+    sd_x = df["x"].std()
+    purchase = table.loc[("x", "purchase")]
+    assert purchase["mean"] == pytest.approx(float(draws.sel(process="purchase").mean()) * sd_x, rel=1e-12)
+    assert purchase["hdi_lower"] < purchase["mean"] < purchase["hdi_upper"]
+    assert purchase["p_positive"] > 0.99  # true effect +0.6 on log lambda
+    assert table.loc[("x", "dropout"), "p_positive"] < 0.2  # true effect -0.5 on log mu
+    per_unit = bc.key_drivers(model, per="unit")
+    assert per_unit.loc[("x", "purchase"), "mean"] == pytest.approx(purchase["mean"] / sd_x, rel=1e-12)
+    fig = plot_key_drivers(table)
+    assert len(fig.axes) == 2 and fig.axes[0].get_title().startswith("purchase")
+    with pytest.raises(ValueError, match="without covariates"):
+        bc.key_drivers(_fitted_without_covariates(model))
+
+
+def _fitted_without_covariates(model):
+    other = bc.HierarchicalParetoNBDModel()
+    other.idata, other.data, other.time_unit = model.idata, model.data, model.time_unit
+    return other
+
+
+def test_bgnbd_with_groups(bg_fit):
+    model, df = bg_fit
+    post = model.posterior
+    assert post["group_offset"].dims == ("chain", "draw", "group", "process")
+    assert list(post["group_offset"]["group"].values) == ["a", "b"]
+    assert set(model.rates()) == {"lam", "p"}
+    p = model.rates()["p"].values
+    assert np.all((p > 0) & (p < 1))
+    alive = model.probability_alive()
+    assert np.all(alive.sel(customer_id=df.loc[df["frequency"] == 0, "customer_id"].tolist()) == 1.0)
+    # new customer at the covariate means: Gauss-Hermite average against Monte Carlo, one draw
+    new = model.expected_purchases_new_customer(20.0)
+    c, d = 0, 0
+    rng = np.random.default_rng(0)
+    mu = post["intercept"].values[c, d]
+    sd = post["sigma"].values[c, d]
+    rho = float(post["correlation"].values[c, d])
+    cov = np.array([[1, rho], [rho, 1]]) * np.outer(sd, sd)
+    theta = rng.multivariate_normal(mu, cov, size=400_000)
+    mc = individual_bgnbd.expected_purchases(20.0, 0.0, 0.0, 0.0, np.exp(theta[:, 0]),
+                                             1 / (1 + np.exp(-theta[:, 1])), given_alive=True)
+    assert float(new.values[c, d]) == pytest.approx(mc.mean(), abs=4 * mc.std() / np.sqrt(mc.size))
+
+
+def test_input_errors():
+    df = _simulated(simulate_hierarchical_paretonbd, 20, 1)
+    with pytest.raises(ValueError, match="MAP"):
+        bc.HierarchicalParetoNBDModel().fit(df, method="map")
+    with pytest.raises(DataValidationError) as err:
+        bc.HierarchicalParetoNBDModel(covariates=["age"]).build_model(df)
+    assert err.value.column == "age"
+    bad = df.copy()
+    bad.loc[[2, 7], "x"] = np.nan
+    with pytest.raises(DataValidationError) as err:
+        bc.HierarchicalParetoNBDModel(covariates=["x"]).build_model(bad)
+    assert err.value.column == "x" and err.value.rows == ["c2", "c7"]
+    with pytest.raises(DataValidationError, match="numeric"):
+        bc.HierarchicalParetoNBDModel(covariates=["segment"]).build_model(df)
+    with pytest.raises(DataValidationError) as err:
+        bc.HierarchicalBetaGeoModel(group="region").build_model(df)
+    assert err.value.column == "region"
