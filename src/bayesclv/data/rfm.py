@@ -87,9 +87,8 @@ def first_purchase_cohort(
     tx = to_pandas(transactions)
     check_not_empty(tx)
     check_columns(tx, [customer_id, date])
-    ids = check_customer_ids(tx, customer_id).reset_index(drop=True)
-    days = parse_dates(tx[date].reset_index(drop=True), ids, column=date)
-    first = days.groupby(ids.to_numpy(), sort=True).min()
+    work = purchase_log(tx, customer_id=customer_id, date=date, value=None)
+    first = work.groupby("customer_id", sort=True)["day"].min()
     out = cohort_labels(first, freq).rename("cohort")
     out.index.name = "customer_id"
     return out

@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesclv.data.rfm import purchase_log
 from bayesclv.data.validation import (
     check_columns,
-    check_customer_ids,
     check_no_transactions_after,
     check_not_empty,
     check_period,
     check_time_unit,
-    parse_dates,
     to_pandas,
 )
 
@@ -91,12 +90,12 @@ def repeat_purchase_tracking(
     tx = to_pandas(transactions)
     check_not_empty(tx)
     check_columns(tx, [customer_id, date])
-    ids = check_customer_ids(tx, customer_id).reset_index(drop=True)
-    days = parse_dates(tx[date].reset_index(drop=True), ids, column=date)
+    work = purchase_log(tx, customer_id=customer_id, date=date, value=None)
+    days = work["day"]
     cal_end, obs_end = check_period(days.min(), days.max(), calibration_end, observation_end, column=date)
-    check_no_transactions_after(days, ids, obs_end, column=date)
+    check_no_transactions_after(days, work["customer_id"], obs_end, column=date)
 
-    daily = pd.DataFrame({"customer_id": ids, "day": days}).drop_duplicates()
+    daily = work[["customer_id", "day"]].drop_duplicates()
     first = daily.groupby("customer_id")["day"].transform("min")
     cohort = daily[first <= (obs_end if cal_end is None else cal_end)]
     first = first[cohort.index]
