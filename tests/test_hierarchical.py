@@ -12,6 +12,7 @@ import pytest
 import bayesclv as bc
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import individual_bgnbd, individual_paretonbd
+from bayesclv.models.hierarchical import centring_weights
 from bayesclv.plots import plot_key_drivers
 from bayesclv.simulate import simulate_gammagamma, simulate_hierarchical_bgnbd, simulate_hierarchical_paretonbd
 
@@ -49,7 +50,7 @@ def bg_fit():
     df = _simulated(simulate_hierarchical_bgnbd, 150, 12, coefficients=np.array([[-2.0, -1.5], [0.6, -0.5]]))
     model = bc.HierarchicalBetaGeoModel(covariates=["x"], group="segment")
     with pytest.warns(bc.errors.ConvergenceWarning):
-        model.fit(df, draws=100, tune=200, chains=2, random_seed=4, progressbar=False)
+        model.fit(df, draws=200, tune=200, chains=2, thin=2, random_seed=4, progressbar=False)
     return model, df
 
 
@@ -171,10 +172,24 @@ def test_bgnbd_with_groups(bg_fit):
     assert float(new.values[c, d]) == pytest.approx(mc.mean(), abs=4 * mc.std() / np.sqrt(mc.size))
 
 
+def test_thinning_keeps_every_kth_draw(bg_fit):
+    model, _ = bg_fit
+    assert model.posterior.sizes["draw"] == 100 and model.idata["sample_stats"].sizes["draw"] == 100
+    assert list(model.posterior["draw"].values[:3]) == [0, 2, 4]
+    assert model.diagnostics["n_draws"] == 200  # 2 chains x 100 kept draws
+
+
+def test_centring_weights():
+    w = centring_weights(np.array([0.0, 1.0, 4.0, 100.0]), prior_sd=1.5)
+    assert w == pytest.approx([0.0, 2.25 / 3.25, 9.0 / 10.0, 225.0 / 226.0])
+
+
 def test_input_errors():
     df = _simulated(simulate_hierarchical_paretonbd, 20, 1)
     with pytest.raises(ValueError, match="MAP"):
         bc.HierarchicalParetoNBDModel().fit(df, method="map")
+    with pytest.raises(ValueError, match="thin"):
+        bc.HierarchicalParetoNBDModel().fit(df, draws=10, thin=20)
     with pytest.raises(DataValidationError) as err:
         bc.HierarchicalParetoNBDModel(covariates=["age"]).build_model(df)
     assert err.value.column == "age"

@@ -11,7 +11,7 @@ as measured in the issue.
 
 Usage::
 
-    uv run --extra nutpie python validation/hierarchical_cdnow.py [sample|full] [--draws N --tune N --chains N --sampler nutpie|pymc]
+    uv run python validation/hierarchical_cdnow.py [sample|full] [--draws N --tune N --chains N --thin K --sampler nutpie|pymc]
 
 Writes ``validation/results/hierarchical_cdnow_<kind>.json``.
 """
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--thin", type=int, default=1, help="keep every THIN-th of the --draws draws")
     parser.add_argument("--target-accept", type=float, default=0.8)
     parser.add_argument("--sampler", choices=["pymc", "nutpie"], default="nutpie")
     parser.add_argument("--save", type=Path, default=None, help="also write the fitted model (netCDF) here")
@@ -76,7 +77,7 @@ def main() -> None:
         start = time.perf_counter()
         extra = {"cores": min(args.chains, 2)} if args.sampler == "pymc" else {}
         model.fit(rfm, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=2026,
-                  target_accept=args.target_accept, sampler=args.sampler, **extra)
+                  target_accept=args.target_accept, sampler=args.sampler, thin=args.thin, **extra)
         seconds = time.perf_counter() - start
     if args.save is not None:
         model.save(args.save)

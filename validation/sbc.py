@@ -3,7 +3,8 @@
 For each model (BG/NBD, Pareto/NBD, Gamma-Gamma) and each of ``--sims``
 replications: draw the parameters from the model's *default* priors and
 simulate a data set with the library's population simulators
-(``model.sample_prior_predictive``), fit it with NUTS (short chains), thin the
+(``model.sample_prior_predictive``), fit it with NUTS (nutpie by default, short
+chains), thin the
 posterior to ``L`` draws and record the rank of each true parameter value.
 Then test the ranks for uniformity on ``0..L`` (chi-square on 20 bins and a
 KS test on randomised ranks, see :func:`bayesclv.checks.rank_uniformity`).
@@ -16,7 +17,7 @@ them would bias the ranks); their R-hat, ESS and divergences are recorded.
 
 Usage::
 
-    uv run python validation/sbc.py [--sims 200] [--workers 2] [--models bgnbd paretonbd gammagamma]
+    uv run python validation/sbc.py [--sims 200] [--workers 2] [--sampler nutpie|pymc] [--models ...]
 
 Writes ``validation/results/sbc_ranks.csv`` (appended as replications finish;
 an existing file is resumed) and ``validation/results/sbc_summary.{json,md}``.
@@ -127,8 +128,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ranks", type=int, default=99, help="L: thinned posterior draws per fit")
-    parser.add_argument("--draws", type=int, default=300)
-    parser.add_argument("--tune", type=int, default=300)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--seed", type=int, default=20260)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
@@ -141,17 +143,13 @@ def main() -> None:
     ranks_path = out_dir / "sbc_ranks.csv"
     done = pd.read_csv(ranks_path) if ranks_path.exists() else pd.DataFrame(columns=["model", "sim"])
     seen = set(zip(done["model"], done["sim"].astype(int), strict=True))
-    fit = {"draws": args.draws, "tune": args.tune, "chains": args.chains}
-    # simulation-major order within the fast models, then the slow Pareto/NBD fits (minutes each
-    # on a loaded machine): an interrupted run still has comparable counts of the fast models
-    order = sorted(args.models, key=lambda m: m == "paretonbd")
-    fast = [m for m in order if m != "paretonbd"]
-    tasks = [(m, i) for i in range(args.sims) for m in fast if (m, i) not in seen]
-    tasks += [(m, i) for m in order if m == "paretonbd" for i in range(args.sims) if (m, i) not in seen]
+    fit = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "sampler": args.sampler}
+    # simulation-major order: an interrupted run still has comparable counts of every model
+    tasks = [(m, i) for i in range(args.sims) for m in args.models if (m, i) not in seen]
     if args.summarise_only:
         tasks = []
     settings = {"n_sims": args.sims, "customers": args.customers, "n_ranks": args.ranks, "seed": args.seed,
-                "fit": {**fit, "method": "nuts", "sampler": "pymc", "cores": 1}, "workers": args.workers}
+                "fit": {**fit, "method": "nuts"}, "workers": args.workers}
     print(f"SBC: {len(tasks)} replications to run ({len(seen)} already in {ranks_path})", flush=True)
     start = time.perf_counter()
     rows = [] if done.empty else done.to_dict("records")

@@ -170,6 +170,10 @@ class CLVModel:
     data_columns: ClassVar[tuple[str, ...]] = ()
     requires_monetary: ClassVar[bool] = False
     display_name: ClassVar[str] = "model"
+    # nutpie mass-matrix adaptation. A low-rank correction of the diagonal takes up the posterior
+    # correlations of a few population parameters (r-alpha, a-b): on CDNOW full BG/NBD 3 leapfrog
+    # steps a draw instead of 8, and 7x the bulk ESS (benchmarks/results/peer_pymc_marketing_bgnbd.md)
+    nutpie_adaptation: ClassVar[str] = "low_rank"
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -392,6 +396,7 @@ class CLVModel:
         progressbar: bool = True,
         time_unit: str | None = None,
         target_accept: float | None = None,
+        thin: int = 1,
         **kwargs: Any,
     ) -> CLVModel:
         """Fit the model.
@@ -405,8 +410,9 @@ class CLVModel:
             mean-field ADVI (``draws`` draws from the approximation).
         sampler : {"nutpie", "pymc", "numpyro"}, default "nutpie"
             NUTS implementation: nutpie (compiled, with a low-rank-corrected
-            mass matrix: the fastest on these models, see
-            ``benchmarks/results/peer_pymc_marketing.md``), PyMC's own, or
+            mass matrix for the pooled models, a diagonal one for the
+            individual-level models: the fastest on these models, see
+            ``benchmarks/results/peer_pymc_marketing_bgnbd.md``), PyMC's own, or
             numpyro (the optional ``jax`` extra).
         draws, tune, chains : int
             Posterior draws per chain, tuning steps, chains (NUTS). For ADVI,
@@ -422,6 +428,11 @@ class CLVModel:
             pooling (smaller steps for the hierarchy's curvature: on CDNOW with
             monthly cohorts, BG/NBD gave 41 divergences in 4,000 draws at 0.8
             and none at 0.95).
+        thin : int, default 1
+            Keep every ``thin``-th NUTS draw (after sampling ``draws`` per
+            chain): long chains of the individual-level models without storing
+            every draw of every customer's rates. Diagnostics are computed on
+            the kept draws.
         **kwargs
             Passed to ``pymc.sample`` / ``pymc.find_MAP`` / ``pymc.fit``. With
             the PyMC sampler, ``cores`` defaults to one process per chain up to
@@ -440,6 +451,8 @@ class CLVModel:
             raise ValueError(f"method must be one of {FIT_METHODS}, got {method!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if not (isinstance(thin, int) and 1 <= thin <= draws):
+            raise ValueError(f"thin must be an integer from 1 to draws ({draws}), got {thin!r}")
         if target_accept is None:
             target_accept = 0.95 if self.pooling == "partial" else 0.8
         df = self._prepare(data, time_unit=time_unit)
@@ -456,15 +469,14 @@ class CLVModel:
                 else:
                     _require_sampler(sampler)
                 if sampler == "nutpie":
-                    # a low-rank correction of the diagonal mass matrix takes up the posterior
-                    # correlations (r-alpha, a-b): on CDNOW full BG/NBD 3 leapfrog steps a draw
-                    # instead of 8, and 7x the bulk ESS (benchmarks/results/peer_pymc_marketing_bgnbd.md)
-                    nuts_kwargs["nuts"] = {"adaptation": "low_rank", **kwargs.pop("nuts", {})}
+                    nuts_kwargs["nuts"] = {"adaptation": self.nutpie_adaptation, **kwargs.pop("nuts", {})}
                 idata = pm.sample(
                     draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     progressbar=progressbar, target_accept=target_accept,
                     compute_convergence_checks=False, var_names=keep, **nuts_kwargs, **kwargs,
                 )
+                if thin > 1:
+                    idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
             elif method == "map":
                 result = pm.find_MAP(progressbar=progressbar, random_seed=random_seed, jitter=False,
                                      return_inferencedata=True, **kwargs)
