@@ -117,6 +117,12 @@ def markdown(summary: dict) -> str:
             lines.append(f"| {key} | {name} | {t['n_sims']} | {t['chi2']:.1f} | {t['chi2_pvalue']:.3f} | "
                          f"{t['ks']:.3f} | {t['ks_pvalue']:.3f} | {entry['share_divergent_fits']:.2f} | "
                          f"{entry['share_rhat_gt_1_01']:.2f} |")
+    pvalues = [t[k] for entry in summary["models"].values() for t in entry["parameters"].values()
+               for k in ("chi2_pvalue", "ks_pvalue")]
+    lines += ["", (f"{len(pvalues)} tests: under uniformity about {0.05 * len(pvalues):.1f} p-values below 0.05 are "
+                   f"expected by chance; observed {sum(p < 0.05 for p in pvalues)}, smallest {min(pvalues):.3f} "
+                   f"(Bonferroni threshold 0.05/{len(pvalues)} = {0.05 / len(pvalues):.4f}). Divergent fits: share "
+                   "of replications with at least one divergent transition.")]
     lines += ["", "Priors (the shipped defaults):", ""]
     lines += [f"- {key}: {entry['priors']}" for key, entry in summary["models"].items()]
     return "\n".join(lines) + "\n"
