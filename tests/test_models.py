@@ -53,6 +53,26 @@ def test_poor_convergence_warns_with_numbers(cdnow_rfm):
         bc.BetaGeoModel().fit(cdnow_rfm, draws=30, tune=30, chains=2, random_seed=1, progressbar=False)
 
 
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
+def test_chains_run_on_every_available_core(cdnow_rfm, monkeypatch, sampler):
+    # PyMC's default (half the CPUs) would put every nutpie chain on one thread on a 2-core machine
+    seen = {}
+
+    def stop(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(bc.models.base.pm, "sample", stop)
+    monkeypatch.setattr(bc.models.base, "_available_cpus", lambda: 3)
+    for chains, cores in ((4, 3), (2, 2)):
+        with pytest.raises(RuntimeError, match="stop"):
+            bc.BetaGeoModel().fit(cdnow_rfm, chains=chains, sampler=sampler, progressbar=False)
+        assert seen["cores"] == cores and seen["nuts_sampler"] == sampler
+    with pytest.raises(RuntimeError, match="stop"):
+        bc.BetaGeoModel().fit(cdnow_rfm, chains=4, cores=1, sampler=sampler, progressbar=False)
+    assert seen["cores"] == 1
+
+
 def test_predictions_have_posterior_dims_and_match_formulas(nuts_bgnbd, cdnow_rfm):
     ep = nuts_bgnbd.expected_purchases(39)
     assert ep.dims == ("chain", "draw", "customer_id")

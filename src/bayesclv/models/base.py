@@ -435,8 +435,8 @@ class CLVModel:
             the kept draws.
         **kwargs
             Passed to ``pymc.sample`` / ``pymc.find_MAP`` / ``pymc.fit``. With
-            the PyMC sampler, ``cores`` defaults to one process per chain up to
-            the number of CPUs available.
+            the PyMC and nutpie samplers, ``cores`` (processes or threads)
+            defaults to one per chain up to the number of CPUs available.
 
         Returns
         -------
@@ -462,11 +462,12 @@ class CLVModel:
             if method == "nuts":
                 # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
                 nuts_kwargs = {"nuts_sampler": sampler}
-                if sampler == "pymc":
-                    # PyMC assumes half the CPUs are hyper-threads (1 process on a 2-core machine);
-                    # chains are independent, so use every core available to this process
+                if sampler in ("pymc", "nutpie"):
+                    # PyMC assumes half the CPUs are hyper-threads and passes that as nutpie's thread
+                    # count too (1 on a 2-core machine: every chain on one core); chains are
+                    # independent, so use every core available to this process
                     nuts_kwargs["cores"] = kwargs.pop("cores", min(chains, _available_cpus()))
-                else:
+                if sampler != "pymc":
                     _require_sampler(sampler)
                 if sampler == "nutpie":
                     nuts_kwargs["nuts"] = {"adaptation": self.nutpie_adaptation, **kwargs.pop("nuts", {})}
