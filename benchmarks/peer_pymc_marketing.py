@@ -1,7 +1,9 @@
 """bayesclv vs PyMC-Marketing on CDNOW full: NUTS wall time, peak memory, ESS/s, posteriors, predictions.
 
 Both libraries fit the same RFM frame (CDNOW full, 39-week calibration, weeks)
-with the same sampler settings (4 chains x 1000 draws after 1000 tuning steps)
+with the same sampler settings (4 chains x 1000 draws after 1000 tuning steps,
+chains on every available core: the peer gets ``cores=`` explicitly, since PyMC's
+default of half the CPUs would give nutpie one thread on a 2-core machine)
 in the same run, one fit per subprocess, one after the other, so that the
 ratios compare like with like on the same (shared, noisy) machine. Each
 subprocess fits one model, then times the predictions for all customers x all
@@ -123,7 +125,8 @@ def worker_peer(model: str, sampler: str, data_csv: str, args) -> dict:
     data = rfm[["customer_id", "frequency", "recency", "T"]]
     fitted = cls()
     _, fit_s = _timed(lambda: fitted.fit(data, method="mcmc", draws=args.draws, tune=args.tune, chains=args.chains,
-                                         random_seed=args.seed, nuts_sampler=sampler, progressbar=False),
+                                         random_seed=args.seed, nuts_sampler=sampler, progressbar=False,
+                                         cores=min(args.chains, len(os.sched_getaffinity(0)))),
                       "fit")
     fit_rss = _peak_rss_self_mb()
     stats = fitted.idata["sample_stats"]
