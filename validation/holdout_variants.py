@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import bayesclv as bc
+from grouped_holdout import holdout_metrics
 from hierarchical_cdnow import cdnow_with_covariates
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,16 +61,10 @@ def variant_data(kind: str):
 
 def evaluate(model, rfm, seconds: float, fit: str) -> dict:
     """Holdout accuracy of the posterior-mean forecast, with the fit's diagnostics."""
-    horizon = float(rfm["T_holdout"].iloc[0])
-    actual = rfm["frequency_holdout"].to_numpy()
-    mean = model.expected_purchases(horizon).mean(("chain", "draw")).to_numpy()
     diag = model.diagnostics
     return {
         "fit": fit, "wall_seconds": None if np.isnan(seconds) else round(seconds, 1),
-        "load_average_1min": os.getloadavg()[0],
-        "mae": float(np.abs(mean - actual).mean()),
-        "rmse": float(np.sqrt(((mean - actual) ** 2).mean())),
-        "predicted_total": float(mean.sum()), "actual_total": float(actual.sum()),
+        "load_average_1min": os.getloadavg()[0], **holdout_metrics(model, rfm),
         "max_r_hat": diag["max_r_hat"], "min_ess_bulk": diag["min_ess_bulk"],
         "divergences": int(diag["divergences"]), "n_draws": int(diag["n_draws"]),
     }
