@@ -93,7 +93,7 @@ def table() -> str:
             lines.append(
                 f"| {kind} | {name} | {r['fit']} | {r['mae']:.4f} | {r['rmse']:.4f} | {r['predicted_total']:.0f} | "
                 f"{r['actual_total']:.0f} | {r['max_r_hat']:.4f} | {r['min_ess_bulk']:.0f} | "
-                f"{r['divergences']} of {r['n_draws']} | {r['wall_seconds']} |")
+                f"{r['divergences']} of {r['n_draws']} | {r['wall_seconds'] or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,7 +127,9 @@ def main() -> None:
     for name in args.only:
         if name in fitted:
             model = bc.load(fitted[name])
-            row = evaluate(model, rfm, float("nan"), f"nuts (saved: {Path(fitted[name]).name})")
+            sizes = model.posterior.sizes
+            row = evaluate(model, rfm, float("nan"),
+                           f"nuts {sizes['chain']}x{sizes['draw']} kept (saved: {Path(fitted[name]).name})")
         else:
             model = VARIANTS[name]()
             hierarchical = name.startswith("hierarchical")
