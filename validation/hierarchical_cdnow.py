@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 import bayesclv as bc
+from grouped_holdout import holdout_metrics
 
 BTYDPLUS_SECONDS = 110.0  # BTYDplus abe.mcmc.DrawParameters, 10,000 iterations, CDNOW full (issue 3)
 
@@ -47,15 +48,6 @@ def cdnow_with_covariates(kind: str) -> pd.DataFrame:
     first = first_purchase_amount(transactions)
     rfm["log_first_amount"] = np.log1p(first.reindex(rfm["customer_id"]).to_numpy())
     return rfm
-
-
-def holdout_accuracy(model, rfm: pd.DataFrame) -> dict:
-    """Posterior-mean forecast of the holdout counts vs the actual: per-customer MAE and totals."""
-    horizon = float(rfm["T_holdout"].iloc[0])
-    actual = rfm["frequency_holdout"].to_numpy()
-    mean = model.expected_purchases(horizon).mean(("chain", "draw")).to_numpy()
-    return {"predicted_total": float(mean.sum()), "actual_total": float(actual.sum()),
-            "mae": float(np.abs(mean - actual).mean())}
 
 
 def main() -> None:
@@ -101,7 +93,7 @@ def main() -> None:
         "warnings": [str(w.message) for w in caught],
         "hyperparameters": summary.reset_index().to_dict(orient="records"),
         "covariate_scaling": model.scaling.reset_index().to_dict(orient="records"),
-        "holdout_weeks_40_78": holdout_accuracy(model, rfm),
+        "holdout_weeks_40_78": holdout_metrics(model, rfm),
     }
     path = Path(__file__).parent / "results" / f"hierarchical_cdnow_{args.kind}.json"
     path.write_text(json.dumps(results, indent=2, default=str))

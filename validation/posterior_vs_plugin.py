@@ -28,21 +28,20 @@ from pathlib import Path
 import numpy as np
 
 import bayesclv as bc
+from grouped_holdout import holdout_metrics
 
 MODELS = {"bgnbd": bc.BetaGeoModel, "paretonbd": bc.ParetoNBDModel}
 
 
 def scores(model, rfm) -> dict:
-    """MAE of the mean forecast, exact holdout log score and totals."""
+    """MAE/RMSE of the mean forecast, totals, and the exact holdout log score."""
     horizon = float(rfm["T_holdout"].iloc[0])
     actual = rfm["frequency_holdout"].to_numpy().astype(int)
-    mean = model.expected_purchases(horizon).mean(("chain", "draw")).to_numpy()
     pmf = np.empty(len(rfm))
     for n in np.unique(actual):
         at = actual == n
         pmf[at] = model.probability_of_purchases(int(n), horizon).mean(("chain", "draw")).to_numpy()[at]
-    return {"mae": float(np.abs(mean - actual).mean()), "log_score": float(np.log(pmf).sum()),
-            "predicted_total": float(mean.sum()), "actual_total": float(actual.sum()),
+    return {**holdout_metrics(model, rfm), "log_score": float(np.log(pmf).sum()),
             "parameters": {k: float(model.posterior[k].mean()) for k in model.parameter_names}}
 
 
