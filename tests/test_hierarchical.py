@@ -7,12 +7,13 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 
 import bayesclv as bc
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import individual_bgnbd, individual_paretonbd
-from bayesclv.models.hierarchical import centring_weights
+from bayesclv.models.hierarchical import centring_weights, dropout_centring_weights
 from bayesclv.plots import plot_key_drivers
 from bayesclv.simulate import simulate_gammagamma, simulate_hierarchical_bgnbd, simulate_hierarchical_paretonbd
 
@@ -182,6 +183,39 @@ def test_thinning_keeps_every_kth_draw(bg_fit):
 def test_centring_weights():
     w = centring_weights(np.array([0.0, 1.0, 4.0, 100.0]), prior_sd=1.5)
     assert w == pytest.approx([0.0, 2.25 / 3.25, 9.0 / 10.0, 225.0 / 226.0])
+
+
+def test_dropout_centring_weights():
+    assert dropout_centring_weights(np.array([0.0, 1.0, 30.0])) == pytest.approx([0.0, 0.5, 0.5])
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials:UserWarning")  # the prior is what is tested
+@pytest.mark.parametrize("cls", [bc.HierarchicalParetoNBDModel, bc.HierarchicalBetaGeoModel])
+def test_partial_centring_leaves_the_population_distribution_unchanged(cls):
+    """Prior draws of the latents, standardised with the drawn mean, sds and correlation, are
+    independent standard normals for customers with and without repeat purchases."""
+    df = _simulated(simulate_hierarchical_paretonbd, 40, 5)
+    assert (df["frequency"] == 0).any() and (df["frequency"] >= 3).any()
+    prior = pm.sample_prior_predictive(draws=3000, model=cls().build_model(df), random_seed=1)["prior"]
+    intercept, sd = prior["intercept"].values[0], prior["sigma"].values[0]
+    rho = prior["correlation"].values[0][:, None]
+    latent = [prior[n].values[0] for n in cls.latent_names]
+    z0 = (latent[0] - intercept[:, :1]) / sd[:, :1]
+    z1 = (latent[1] - intercept[:, 1:] - sd[:, 1:] * rho * z0) / (sd[:, 1:] * np.sqrt(1 - rho**2))
+    for repeat in (df["frequency"].to_numpy() == 0, df["frequency"].to_numpy() > 0):
+        a, b = z0[:, repeat].ravel(), z1[:, repeat].ravel()
+        assert abs(a.mean()) < 0.03 and abs(b.mean()) < 0.03
+        assert a.std() == pytest.approx(1.0, abs=0.03) and b.std() == pytest.approx(1.0, abs=0.03)
+        assert abs(np.corrcoef(a, b)[0, 1]) < 0.03
+
+
+def test_posterior_keeps_latents_not_sampler_coordinates(pareto_fit):
+    model, df = pareto_fit
+    post = model.posterior
+    assert {"log_lambda", "log_mu", "coefficients", "sigma", "correlation"} <= set(post.data_vars)
+    assert not {"purchase_innovation", "dropout_innovation", "chol"} & set(post.data_vars)
+    assert post["log_mu"].sizes == {"chain": 2, "draw": 200, "customer_id": len(df)}
+    assert np.isfinite(post["log_mu"].values).all()
 
 
 def test_input_errors():

@@ -370,6 +370,14 @@ class CLVModel:
         """Variables kept in the posterior (by default the diagnosed ones)."""
         return self._diagnosed_variables(model)
 
+    def _finish_posterior(self, model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
+        """The posterior as the fitted model keeps it, from the stored (and thinned) draws.
+
+        By default the stored draws themselves; models that store only their
+        sampling coordinates compute their other quantities here.
+        """
+        return posterior
+
     def _set_fit_state(self, df: pd.DataFrame) -> None:
         """Record what the fit learns from the data besides the posterior (the group labels)."""
         self.groups = self._group_labels(df) if self.grouped else None
@@ -493,6 +501,7 @@ class CLVModel:
                 )
                 idata = approx.sample(draws, random_seed=random_seed)
                 idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[keep]})
+        idata["posterior"] = xr.DataTree(self._finish_posterior(model, idata["posterior"].to_dataset()))
         self.idata, self.data, self.fit_method = idata, df, method
         self.time_unit = df.attrs["time_unit"]
         if method == "nuts":

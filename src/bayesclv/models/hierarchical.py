@@ -12,11 +12,13 @@ intercept. Given ``theta_i`` the likelihood is closed form
 (:mod:`bayesclv.formulas.individual_paretonbd`,
 :mod:`bayesclv.formulas.individual_bgnbd`). The latent rates are
 ``theta_i = mean_i + L z_i`` with ``z_i ~ N(0, I)`` and ``L`` the Cholesky
-factor of ``Sigma``; the dropout innovation is sampled non-centred, the
-purchase one partially centred with a weight that grows with the customer's
-purchase count (:func:`centring_weights`): the customers with many purchases,
-whose rates the data pin down, are nearly centred, which removes the funnel
-between them and the population sd.
+factor of ``Sigma``; both innovations are sampled partially centred, with a
+weight that grows with what the customer's history says about the latent
+(:func:`centring_weights`, :func:`dropout_centring_weights`): the customers
+whose rates the data pin down are nearly centred, the others non-centred,
+which removes the funnel between them and the population sds. Only the
+innovations are stored while sampling; each customer's latent quantities are
+computed from them after thinning, which halves the memory of a long run.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = ["HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel"]
 PROCESSES = ("purchase", "dropout")
 _HERMITE_NODES = 24  # per dimension, for expectations over the population distribution
 _CENTRING_PRIOR_SD = 1.5  # typical population sd of log purchase rates (CDNOW: about 1.2-1.8)
+_DROPOUT_CENTRING_WEIGHT = 0.5  # for customers with repeat purchases; see dropout_centring_weights
 
 
 def centring_weights(frequency: np.ndarray, prior_sd: float = _CENTRING_PRIOR_SD) -> np.ndarray:
@@ -69,6 +72,34 @@ def centring_weights(frequency: np.ndarray, prior_sd: float = _CENTRING_PRIOR_SD
     """
     info = np.asarray(frequency, dtype=float) * prior_sd**2
     return info / (1.0 + info)
+
+
+def dropout_centring_weights(frequency: np.ndarray) -> np.ndarray:
+    """Per-customer weight of the partially centred dropout latent (see :func:`centring_weights`).
+
+    A customer without repeat purchases says almost nothing about their own
+    dropout rate (for the BG/NBD nothing at all), so their latent stays
+    non-centred (``w = 0``). A customer with repeat purchases contributes about
+    one observation of the lifetime, whatever the count: in the CDNOW full fit
+    of the hierarchical Pareto/NBD with non-centred dropout, the posterior
+    variance of the standardised innovation is 0.98 without repeat purchases
+    and 0.41-0.64 (median about 0.47) with them, and ``w = 1 - variance``
+    (Gorinova, Moore & Hoffman 2020) gives ``w = 0.5``. On the CDNOW sample
+    (4 chains x 2000 draws, two seeds) this raised the bulk ESS of the
+    population sd of dropout from 245/240 to 328/398 and of the correlation
+    from 533/426 to 647/959.
+
+    Parameters
+    ----------
+    frequency : numpy.ndarray
+        Repeat purchases ``x`` of each customer.
+
+    Returns
+    -------
+    numpy.ndarray
+        0.5 for customers with repeat purchases, 0 for the others.
+    """
+    return np.where(np.asarray(frequency, dtype=float) > 0, _DROPOUT_CENTRING_WEIGHT, 0.0)
 
 
 class HierarchicalTransactionModel(TransactionModel):
@@ -215,13 +246,18 @@ class HierarchicalTransactionModel(TransactionModel):
                                                   compute_corr=True, store_in_trace=False)
             pm.Deterministic("sigma", sigma, dims="process")
             pm.Deterministic("correlation", corr[0, 1])
-            # purchase latent partially centred (weight w_i from the customer's purchase count),
-            # dropout latent non-centred; z = standard-normal innovations of theta = mean + L z
+            # latents partially centred (weights w_i from the customer's purchase count);
+            # z = standard-normal innovations of theta = mean + L z
             w = pt.as_tensor_variable(centring_weights(df["frequency"].to_numpy(dtype=float)))
             scale_w = chol[0, 0] ** w
             purchase = pm.Normal("purchase_innovation", w * mean[:, 0], scale_w, dims="customer_id")
             z0 = (purchase - w * mean[:, 0]) / scale_w
-            z1 = pm.Normal("dropout_innovation", 0.0, 1.0, dims="customer_id")
+            # the dropout innovation, given the purchase one, partially centred the same way
+            w1 = pt.as_tensor_variable(dropout_centring_weights(df["frequency"].to_numpy(dtype=float)))
+            conditional_mean = mean[:, 1] + chol[1, 0] * z0
+            scale_w1 = chol[1, 1] ** w1
+            dropout = pm.Normal("dropout_innovation", w1 * conditional_mean, scale_w1, dims="customer_id")
+            z1 = (dropout - w1 * conditional_mean) / scale_w1
             # mean + z L^T written out elementwise (a 2x2 factor needs no matrix product)
             latent = [
                 pm.Deterministic(self.latent_names[0], mean[:, 0] + chol[0, 0] * z0, dims="customer_id"),
@@ -237,8 +273,17 @@ class HierarchicalTransactionModel(TransactionModel):
         return list(self.parameter_names)
 
     def _stored_variables(self, model: pm.Model) -> list[str]:
-        sampled = ["intercept"] + (["slopes"] if self.covariates else [])
-        return sampled + list(self.parameter_names) + list(self.latent_names)
+        # the sampler's coordinates and the population parameters, not the latent quantities: these
+        # are computed from the innovations after thinning (_finish_posterior), so a long run stores
+        # two arrays of draws x customers, not four
+        return [v.name for v in model.free_RVs] + list(self.parameter_names)
+
+    def _finish_posterior(self, model: pm.Model, posterior: xr.Dataset) -> xr.Dataset:
+        """Each customer's latent quantities from the stored innovations, which are then dropped."""
+        latent = pm.compute_deterministics(posterior, var_names=list(self.latent_names), model=model,
+                                           progressbar=False)
+        coordinates = [v.name for v in model.free_RVs if v.name not in ("intercept", "slopes", "group_sd")]
+        return posterior.drop_vars(coordinates).merge(latent)
 
     def fit(self, data: Any, *, method: str = "nuts", **kwargs: Any) -> HierarchicalTransactionModel:
         """Fit by NUTS (or ADVI); see :meth:`bayesclv.models.base.CLVModel.fit` for the arguments.
