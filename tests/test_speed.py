@@ -2,8 +2,8 @@
 
 - The Pareto/NBD lifetime-integral Op has a native numba implementation (used by
   nutpie and the NUMBA linker) that agrees with its Python ``perform``.
-- Predictions evaluated once per distinct ``(frequency, T)`` / history equal the
-  formulas evaluated customer by customer.
+- Predictions evaluated once per distinct ``(frequency, T)`` / history, in chunks
+  on every core, equal the formulas evaluated customer by customer.
 - Posterior agreement: NUTS on the compressed likelihood (distinct rows, weights;
   nutpie where installed) and NUTS on the plain per-customer likelihood (PyMC's
   sampler) give the same posterior means within Monte Carlo error.
@@ -23,6 +23,7 @@ from pytensor.compile.mode import Mode
 import bayesclv as bc
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import PT, bgnbd, paretonbd
+from bayesclv.models.base import map_chunks
 
 HAS_NUTPIE = importlib.util.find_spec("nutpie") is not None
 
@@ -66,7 +67,11 @@ def _synthetic_posterior(model, rng, chains=2, draws=7):
     ("BetaGeoModel", bgnbd, ("r", "alpha", "a", "b")),
     ("ParetoNBDModel", paretonbd, ("r", "alpha", "s", "beta")),
 ])
-def test_predictions_on_distinct_histories_equal_per_customer_formulas(cdnow_rfm, name, formulas, params):
+@pytest.mark.parametrize("chunk_elements", [None, 14 * 97])  # one chunk; 97-row chunks on every core
+def test_predictions_on_distinct_histories_equal_per_customer_formulas(cdnow_rfm, name, formulas, params,
+                                                                        chunk_elements, monkeypatch):
+    if chunk_elements is not None:
+        monkeypatch.setattr(bc.models.base, "_CHUNK_ELEMENTS", chunk_elements)
     model = _synthetic_posterior(getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False),
                                  np.random.default_rng(1))
     post = model.posterior
@@ -112,3 +117,23 @@ def test_fast_and_slow_nuts_agree_within_monte_carlo_error(cdnow_rfm, cls):
     # and both are real posteriors of these data: centred near the published MLE (CDNOW sample)
     published = {"BetaGeoModel": ("r", 0.2426), "ParetoNBDModel": ("r", 0.553)}[cls.__name__]
     assert float(fast_mean[published[0]]) == pytest.approx(published[1], rel=0.15)
+
+
+def test_map_chunks_covers_every_chunk_once_and_reraises_errors():
+    seen = []
+    map_chunks(seen.append, 10, 3)
+    assert sorted(seen) == [0, 3, 6, 9]
+    out = np.zeros(1000)
+
+    def fill(start):
+        out[start:start + 7] = np.arange(start, min(start + 7, 1000))
+
+    map_chunks(fill, 1000, 7)
+    np.testing.assert_array_equal(out, np.arange(1000))
+
+    def fail(start):
+        if start == 6:
+            raise ValueError("chunk 6")
+
+    with pytest.raises(ValueError, match="chunk 6"):
+        map_chunks(fail, 10, 3)

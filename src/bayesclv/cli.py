@@ -24,6 +24,26 @@ app = typer.Typer(
 
 MODELS = {"bgnbd": "BetaGeoModel", "pnbd": "ParetoNBDModel"}
 
+# options shared by the commands (one declaration each)
+TransactionsArg = Annotated[Path, typer.Argument(
+    help="transaction log (.csv or .parquet), one row per transaction")]
+CustomerIdOpt = Annotated[str, typer.Option("--customer-id", help="column with the customer id")]
+DateOpt = Annotated[str, typer.Option(help="column with the transaction date")]
+DateFormatOpt = Annotated[str | None, typer.Option(
+    help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")]
+ValueOpt = Annotated[str, typer.Option(help="column with the transaction value")]
+ModelOpt = Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")]
+TimeUnitOpt = Annotated[str, typer.Option(help="model time unit: D, W, M or Y")]
+DrawsOpt = Annotated[int, typer.Option(help="posterior draws per chain")]
+TuneOpt = Annotated[int, typer.Option(help="NUTS tuning steps per chain")]
+ChainsOpt = Annotated[int, typer.Option(help="NUTS chains")]
+SeedOpt = Annotated[int, typer.Option(help="random seed")]
+HorizonOpt = Annotated[int, typer.Option(help="CLV horizon in periods of --horizon-unit")]
+HorizonUnitOpt = Annotated[str, typer.Option(help="CLV period: D, W, M or Y")]
+DiscountRateOpt = Annotated[float, typer.Option(help="discount rate per CLV period")]
+MarginOpt = Annotated[float, typer.Option(help="profit margin applied to revenue")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
+
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
@@ -145,13 +165,13 @@ def _run(transactions, *, customer_id, date, value, model_name, calibration_end,
 @app.command()
 def demo(
     full: Annotated[bool, typer.Option("--full", help="use all 23,570 CDNOW customers instead of the 2,357 sample")] = False,
-    model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
-    draws: Annotated[int, typer.Option(help="posterior draws per chain")] = 1000,
-    tune: Annotated[int, typer.Option(help="NUTS tuning steps per chain")] = 1000,
-    chains: Annotated[int, typer.Option(help="NUTS chains")] = 4,
-    seed: Annotated[int, typer.Option(help="random seed")] = 2026,
+    model: ModelOpt = "bgnbd",
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: SeedOpt = 2026,
     out: Annotated[Path, typer.Option(help="per-customer output (.csv or .parquet)")] = Path("bayesclv_demo_output.csv"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit BG/NBD (or Pareto/NBD) + Gamma-Gamma by NUTS on the bundled CDNOW data.
 
@@ -169,27 +189,26 @@ def demo(
 
 @app.command()
 def fit(
-    transactions: Annotated[Path, typer.Argument(help="transaction log (.csv or .parquet), one row per transaction")],
-    customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
-    date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
-    date_format: Annotated[str | None, typer.Option(
-        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
-    value: Annotated[str, typer.Option(help="column with the transaction value")] = "value",
-    model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
+    transactions: TransactionsArg,
+    customer_id: CustomerIdOpt = "customer_id",
+    date: DateOpt = "date",
+    date_format: DateFormatOpt = None,
+    value: ValueOpt = "value",
+    model: ModelOpt = "bgnbd",
     calibration_end: Annotated[str | None, typer.Option(help="last date of the calibration period (YYYY-MM-DD)")] = None,
-    time_unit: Annotated[str, typer.Option(help="model time unit: D, W, M or Y")] = "W",
+    time_unit: TimeUnitOpt = "W",
     method: Annotated[str, typer.Option(help="nuts, map or advi")] = "nuts",
-    draws: Annotated[int, typer.Option(help="posterior draws per chain")] = 1000,
-    tune: Annotated[int, typer.Option(help="NUTS tuning steps per chain")] = 1000,
-    chains: Annotated[int, typer.Option(help="NUTS chains")] = 4,
-    seed: Annotated[int, typer.Option(help="random seed")] = 2026,
-    horizon: Annotated[int, typer.Option(help="CLV horizon in periods of --horizon-unit")] = 12,
-    horizon_unit: Annotated[str, typer.Option(help="CLV period: D, W, M or Y")] = "M",
-    discount_rate: Annotated[float, typer.Option(help="discount rate per CLV period")] = 0.01,
-    margin: Annotated[float, typer.Option(help="profit margin applied to revenue")] = 1.0,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: SeedOpt = 2026,
+    horizon: HorizonOpt = 12,
+    horizon_unit: HorizonUnitOpt = "M",
+    discount_rate: DiscountRateOpt = 0.01,
+    margin: MarginOpt = 1.0,
     prob: Annotated[float, typer.Option(help="credible interval probability")] = 0.9,
     out: Annotated[Path, typer.Option(help="per-customer output (.csv or .parquet)")] = Path("bayesclv_output.csv"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit a model to your own transaction log and write per-customer CLV, P(alive), purchases."""
     _check_options(method=method, time_unit=time_unit, horizon_unit=horizon_unit)
@@ -211,25 +230,24 @@ def _check_options(*, method: str, time_unit: str, horizon_unit: str = "M", prob
 
 @app.command()
 def report(
-    transactions: Annotated[Path, typer.Argument(help="transaction log (.csv or .parquet), one row per transaction")],
-    customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
-    date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
-    date_format: Annotated[str | None, typer.Option(
-        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
-    value: Annotated[str, typer.Option(help="column with the transaction value")] = "value",
-    model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
+    transactions: TransactionsArg,
+    customer_id: CustomerIdOpt = "customer_id",
+    date: DateOpt = "date",
+    date_format: DateFormatOpt = None,
+    value: ValueOpt = "value",
+    model: ModelOpt = "bgnbd",
     calibration_end: Annotated[str | None, typer.Option(
         help="last date of the calibration period (YYYY-MM-DD); adds a holdout section")] = None,
-    time_unit: Annotated[str, typer.Option(help="model time unit: D, W, M or Y")] = "W",
+    time_unit: TimeUnitOpt = "W",
     method: Annotated[str, typer.Option(help="nuts (intervals to quote), map or advi (quick look)")] = "nuts",
-    draws: Annotated[int, typer.Option(help="posterior draws per chain")] = 1000,
-    tune: Annotated[int, typer.Option(help="NUTS tuning steps per chain")] = 1000,
-    chains: Annotated[int, typer.Option(help="NUTS chains")] = 4,
-    seed: Annotated[int, typer.Option(help="random seed")] = 2026,
-    horizon: Annotated[int, typer.Option(help="CLV horizon in periods of --horizon-unit")] = 12,
-    horizon_unit: Annotated[str, typer.Option(help="CLV period: D, W, M or Y")] = "M",
-    discount_rate: Annotated[float, typer.Option(help="discount rate per CLV period")] = 0.01,
-    margin: Annotated[float, typer.Option(help="profit margin applied to revenue")] = 1.0,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: SeedOpt = 2026,
+    horizon: HorizonOpt = 12,
+    horizon_unit: HorizonUnitOpt = "M",
+    discount_rate: DiscountRateOpt = 0.01,
+    margin: MarginOpt = 1.0,
     prob: Annotated[float, typer.Option(help="probability inside every interval")] = 0.9,
     offer_cost: Annotated[float, typer.Option(help="targeting: cost of the offer per customer")] = 5.0,
     uplift: Annotated[float, typer.Option(help="targeting: assumed relative CLV uplift of the offer (0.1 = +10%)")] = 0.1,
@@ -242,7 +260,7 @@ def report(
         help="also write the report's tables (customers, tiers, stages, rfm_segments, targeting, total, "
         "parameters, holdout) into this folder")] = None,
     tables_format: Annotated[str, typer.Option(help="format of --tables-dir files: csv or parquet")] = "csv",
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit the models and write one self-contained HTML report (opens offline).
 
@@ -290,25 +308,24 @@ def report(
 
 @app.command("evaluate")
 def evaluate_command(
-    transactions: Annotated[Path, typer.Argument(help="transaction log (.csv or .parquet), one row per transaction")],
+    transactions: TransactionsArg,
     calibration_end: Annotated[str, typer.Option(
         help="last date of the calibration period (YYYY-MM-DD); later transactions are the holdout")],
-    customer_id: Annotated[str, typer.Option("--customer-id", help="column with the customer id")] = "customer_id",
-    date: Annotated[str, typer.Option(help="column with the transaction date")] = "date",
-    date_format: Annotated[str | None, typer.Option(
-        help="strftime format of the date column, e.g. %Y%m%d (default: let pandas infer)")] = None,
-    model: Annotated[str, typer.Option(help="transaction model: bgnbd or pnbd")] = "bgnbd",
-    time_unit: Annotated[str, typer.Option(help="model time unit: D, W, M or Y")] = "W",
+    customer_id: CustomerIdOpt = "customer_id",
+    date: DateOpt = "date",
+    date_format: DateFormatOpt = None,
+    model: ModelOpt = "bgnbd",
+    time_unit: TimeUnitOpt = "W",
     method: Annotated[str, typer.Option(help="nuts, map or advi")] = "nuts",
-    draws: Annotated[int, typer.Option(help="posterior draws per chain")] = 1000,
-    tune: Annotated[int, typer.Option(help="NUTS tuning steps per chain")] = 1000,
-    chains: Annotated[int, typer.Option(help="NUTS chains")] = 4,
-    seed: Annotated[int, typer.Option(help="random seed")] = 2026,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: SeedOpt = 2026,
     prob: Annotated[float, typer.Option(help="probability of the predictive intervals of holdout counts")] = 0.9,
     out: Annotated[Path, typer.Option(
         help="per-customer holdout table (.csv or .parquet): actual, predicted, interval, inside")
     ] = Path("bayesclv_evaluation.csv"),
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bars")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fit on the calibration period and score the predictions on the holdout.
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -602,25 +603,30 @@ class CLVModel:
         histories.attrs = dict(df.attrs)
         return histories, codes
 
-    def _evaluate(self, func, rows: pd.DataFrame, dtype=float) -> np.ndarray:
+    def _evaluate(self, func, rows: pd.DataFrame, dtype=float, parallel: bool = True) -> np.ndarray:
         """``func(columns, params)`` for every draw and row, chunked over rows -> array ``(chain, draw, row)``.
 
         ``rows`` is a design frame (see :meth:`_design`), possibly with only
         some of the data columns; ``func`` gets those columns and each row's
         parameters. Chunks hold about ``_CHUNK_ELEMENTS`` draw x row elements,
-        which bounds the memory of the intermediate arrays of the formulas.
+        which bounds the memory of the intermediate arrays of the formulas;
+        with ``parallel`` they run on every available core (see
+        :func:`map_chunks`). Pass ``parallel=False`` for a ``func`` that draws
+        random numbers, so that a seeded generator gives the same result.
         """
         params = self._param_arrays()
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
         step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
         columns = [c for c in self.data_columns if c in rows.columns]
-        n = len(rows)
-        values = np.empty((post.sizes["chain"], post.sizes["draw"], n), dtype=dtype)
-        for start in range(0, n, step):
+        values = np.empty((post.sizes["chain"], post.sizes["draw"], len(rows)), dtype=dtype)
+
+        def evaluate_chunk(start: int) -> None:
             chunk = rows.iloc[start:start + step]
             cols = {c: chunk[c].to_numpy(dtype=float) for c in columns}
             values[..., start:start + step] = func(cols, self._row_params(params, chunk, NP))
+
+        map_chunks(evaluate_chunk, len(rows), step, parallel)
         return values
 
     def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -656,7 +662,7 @@ class CLVModel:
         """
         frame = self._design(df)
         if quantity == "outcome":  # random draws: every customer simulated on its own
-            values = self._evaluate(func, frame, dtype=dtype)
+            values = self._evaluate(func, frame, dtype=dtype, parallel=False)
         else:  # identical histories (of one group) have identical expectations
             values = self._on_distinct(func, frame, list(self.data_columns))
         return self._as_dataarray(values, df, name, quantity)
@@ -793,6 +799,25 @@ def _optimizer_diagnostics(groups: dict[str, xr.DataTree]) -> FitDiagnostics:
             diag["ok"] = bool(ds["success"].values)
             diag["message"] = str(ds["message"].values) if "message" in ds else ""
     return diag
+
+
+def map_chunks(evaluate_chunk, n: int, step: int, parallel: bool = True) -> None:
+    """Call ``evaluate_chunk(start)`` for ``start = 0, step, 2 step, ...`` below ``n``.
+
+    With ``parallel`` the chunks run on a thread per available core: the
+    formulas spend their time in NumPy and SciPy ufuncs, which release the
+    GIL, so threads scale without copying the posterior into processes.
+    ``evaluate_chunk`` must write only its own slice of the output.
+    """
+    starts = range(0, n, step)
+    workers = min(_available_cpus(), len(starts)) if parallel else 1
+    if workers <= 1:
+        for start in starts:
+            evaluate_chunk(start)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(evaluate_chunk, starts):  # re-raises the first error of a chunk
+            pass
 
 
 def _available_cpus() -> int:

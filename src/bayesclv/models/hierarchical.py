@@ -34,7 +34,7 @@ from scipy import special
 
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import PT, individual_bgnbd, individual_paretonbd
-from bayesclv.models.base import _CHUNK_ELEMENTS
+from bayesclv.models.base import _CHUNK_ELEMENTS, map_chunks
 from bayesclv.models.transaction import TransactionModel, _check_horizon
 from bayesclv.priors import Prior
 from bayesclv.simulate import future_purchases_individual_bgnbd, future_purchases_individual_paretonbd
@@ -328,11 +328,14 @@ class HierarchicalTransactionModel(TransactionModel):
         step = max(1, _CHUNK_ELEMENTS // max(n_chain * n_draw, 1))
         cols = {c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns}
         values = np.empty((n_chain, n_draw, len(positions)), dtype=dtype)
-        for start in range(0, len(positions), step):
+
+        def evaluate_chunk(start: int) -> None:
             rows = positions[start:start + step]
             rates = self._natural_rates(latent[0][..., rows], latent[1][..., rows], np.exp, special.expit)
             chunk = {c: v[start:start + step] for c, v in cols.items()}
             values[..., start:start + step] = func(chunk, dict(zip(self.rate_names, rates, strict=True)))
+
+        map_chunks(evaluate_chunk, len(positions), step, parallel=quantity != "outcome")
         return xr.DataArray(
             values, dims=("chain", "draw", "customer_id"),
             coords={"chain": post["chain"].values, "draw": post["draw"].values,
