@@ -21,29 +21,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 import bayesclv as bc
-
-
-def with_synthetic_posterior(model, rng, chains=4, draws=1000):
-    """Replace a MAP fit's single draw by ``chains x draws`` jittered copies."""
-    post = model.posterior
-    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.01 * rng.standard_normal((chains, draws))))
-            for k, v in post.data_vars.items()}
-    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
-        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
-    return model
+from bayesclv.synthetic import jittered_posterior
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
     rfm = bc.rfm_summary(bc.datasets.load_cdnow("full"), value="value", calibration_end="1997-09-30")
-    gg = with_synthetic_posterior(bc.GammaGammaModel().fit(rfm, method="map", progressbar=False), rng)
+    gg = jittered_posterior(bc.GammaGammaModel().fit(rfm, method="map", progressbar=False), random_seed=rng)
     results = {"customers": len(rfm), "draws": 4000, "load_before": os.getloadavg(), "seconds": {},
                "cpu_seconds": {}}
     for cls in (bc.BetaGeoModel, bc.ParetoNBDModel):
-        model = with_synthetic_posterior(cls().fit(rfm, method="map", progressbar=False), rng)
+        model = jittered_posterior(cls().fit(rfm, method="map", progressbar=False), random_seed=rng)
         for name, call in {
             "expected_purchases(39)": lambda m=model: m.expected_purchases(39.0),
             "probability_alive": lambda m=model: m.probability_alive(),

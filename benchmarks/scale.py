@@ -178,19 +178,6 @@ def _posterior_table(model, truth: dict) -> dict:
             for name in table.index}
 
 
-def _with_draws(model, rng, chains=4, draws=1000):
-    """Replace a MAP fit's single draw by ``chains x draws`` copies with 1% multiplicative jitter."""
-    import numpy as np
-    import xarray as xr
-
-    post = model.posterior
-    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.01 * rng.standard_normal((chains, draws))))
-            for k, v in post.data_vars.items()}
-    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
-        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
-    return model
-
-
 def child_posterior(work: Path) -> dict:
     """Posteriors that predictions are timed with: MAP on 100k synthetic customers, jittered to 4 x 1000 draws.
 
@@ -200,13 +187,14 @@ def child_posterior(work: Path) -> dict:
     import numpy as np
 
     import bayesclv as bc
+    from bayesclv.synthetic import jittered_posterior
 
     work.mkdir(parents=True, exist_ok=True)
     rfm = _customers(SPEND_FIT_CUSTOMERS)
     rng = np.random.default_rng(SEED)
     result = {"customers": len(rfm), "draws": "4 x 1000 (MAP x 1% jitter)"}
     for cls, name in ((bc.BetaGeoModel, "bgnbd"), (bc.GammaGammaModel, "gammagamma")):
-        model = _with_draws(cls().fit(rfm, method="map", progressbar=False), rng)
+        model = jittered_posterior(cls().fit(rfm, method="map", progressbar=False), random_seed=rng)
         model.save(work / f"predict-{name}.nc")
         result[name] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
     return result

@@ -5,13 +5,13 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 import bayesclv as bc
 from bayesclv import scale
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import bgnbd, paretonbd
-from bayesclv.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm, synthetic_rfm, synthetic_transactions
+from bayesclv.synthetic import (PUBLISHED_PARAMS, iter_synthetic_rfm, jittered_posterior, synthetic_rfm,
+                                synthetic_transactions)
 
 dd = pytest.importorskip("dask.dataframe")
 SPEND = PUBLISHED_PARAMS["gammagamma"]
@@ -68,21 +68,12 @@ def test_synthetic_rejects_bad_arguments():
 
 
 # --------------------------------------------------------------------------- bounded-memory summaries
-def _with_draws(model, seed, chains=2, draws=40):
-    """Replace a MAP fit's single draw by jittered draws (cost and shape of a sampled posterior)."""
-    rng = np.random.default_rng(seed)
-    post = model.posterior
-    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
-        {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.05 * rng.standard_normal((chains, draws))))
-         for k, v in post.data_vars.items()},
-        coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
-    return model
-
-
 @pytest.fixture(scope="module")
 def sampled(map_models):
-    bg = _with_draws(copy.deepcopy(map_models["BetaGeoModel"]), 1)
-    gg = _with_draws(copy.deepcopy(map_models["GammaGammaModel"]), 2)
+    bg = jittered_posterior(copy.deepcopy(map_models["BetaGeoModel"]), chains=2, draws=40, jitter=0.05,
+                            random_seed=1)
+    gg = jittered_posterior(copy.deepcopy(map_models["GammaGammaModel"]), chains=2, draws=40, jitter=0.05,
+                            random_seed=2)
     return bg, gg
 
 

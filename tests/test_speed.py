@@ -17,13 +17,13 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytest
-import xarray as xr
 from pytensor.compile.mode import Mode
 
 import bayesclv as bc
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import PT, bgnbd, paretonbd
 from bayesclv.models.base import map_chunks
+from bayesclv.synthetic import jittered_posterior
 
 HAS_NUTPIE = importlib.util.find_spec("nutpie") is not None
 
@@ -52,17 +52,6 @@ def test_lifetime_integral_op_runs_natively_in_numba_and_matches_python():
     np.testing.assert_allclose(native[1], (f(*up) - f(*down)) / (2 * h), rtol=1e-6)
 
 
-def _synthetic_posterior(model, rng, chains=2, draws=7):
-    """A MAP fit's point with multiplicative jitter: a small posterior to predict from."""
-    post = model.posterior
-    data = {k: (("chain", "draw"), float(v.values.ravel()[0]) * np.exp(0.05 * rng.standard_normal((chains, draws))))
-            for k, v in post.data_vars.items()}
-    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
-        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
-    model.fit_method = "nuts"
-    return model
-
-
 @pytest.mark.parametrize("name, formulas, params", [
     ("BetaGeoModel", bgnbd, ("r", "alpha", "a", "b")),
     ("ParetoNBDModel", paretonbd, ("r", "alpha", "s", "beta")),
@@ -72,8 +61,8 @@ def test_predictions_on_distinct_histories_equal_per_customer_formulas(cdnow_rfm
                                                                         chunk_elements, monkeypatch):
     if chunk_elements is not None:
         monkeypatch.setattr(bc.models.base, "_CHUNK_ELEMENTS", chunk_elements)
-    model = _synthetic_posterior(getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False),
-                                 np.random.default_rng(1))
+    model = jittered_posterior(getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False),
+                               chains=2, draws=7, jitter=0.05, random_seed=1)
     post = model.posterior
     prm = {p: post[p].values[..., None] for p in params}
     x, tx, T = (cdnow_rfm[c].to_numpy(float) for c in ("frequency", "recency", "T"))
