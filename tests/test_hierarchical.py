@@ -100,6 +100,13 @@ def test_clv_with_the_hierarchical_model(pareto_fit):
     purchases = model.expected_purchases(months, df.iloc[:10])
     expected = spend.expected_spend(df.iloc[:10]).isel(chain=0, draw=0, drop=True) * purchases
     np.testing.assert_allclose(flat.values, expected.transpose(*flat.dims).values, rtol=1e-9)
+    # discounted: the sum of monthly increments, each discounted at the end of its month
+    discounted = bc.customer_lifetime_value(model, spend, df.iloc[:10], horizon=3, time_unit="M",
+                                            discount_rate=0.02)
+    cum = [model.expected_purchases(k * months / 6, df.iloc[:10]) for k in range(4)]
+    by_hand = spend.expected_spend(df.iloc[:10]).isel(chain=0, draw=0, drop=True) * sum(
+        (cum[k] - cum[k - 1]) / 1.02**k for k in (1, 2, 3))
+    np.testing.assert_allclose(discounted.values, by_hand.transpose(*flat.dims).values, rtol=1e-9)
 
 
 def test_unknown_customers_and_changed_histories_raise(pareto_fit):

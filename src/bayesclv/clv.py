@@ -73,23 +73,40 @@ def _discounted_flows(transaction_model, histories, *, horizon, period, discount
                       service_cost_per_period) -> xr.Dataset:
     """Discounted expected purchases and alive-periods for each distinct history.
 
-    P(alive at the end of observation) is computed once; the per-period
-    increments use the expectations conditional on being alive, which depend on
-    ``(frequency, T)`` only (see :meth:`TransactionModel.expected_purchases`).
+    Given alive at the end of observation the future depends on a history
+    through ``(frequency, T)`` only (see :meth:`TransactionModel.expected_purchases`),
+    so the whole discounted sum given alive is evaluated once per distinct
+    ``(frequency, T)``, inside the model's chunks (no draws x histories array
+    per period), and multiplied by P(alive) per history.
     """
-    p_alive = transaction_model.probability_alive(histories)
-    previous = 0.0
-    purchases = xr.zeros_like(p_alive)
-    service = xr.zeros_like(p_alive)
-    for k in range(1, horizon + 1):
-        factor = (1.0 + discount_rate) ** -k
-        cumulative = transaction_model.expected_purchases(k * period, histories, given_alive=True)
-        purchases = purchases + factor * (cumulative - previous)
-        if service_cost_per_period:
-            service = service + factor * transaction_model.probability_alive_at(
-                (k - 1) * period, histories, given_alive=True)
-        previous = cumulative
-    return xr.Dataset({"purchases": purchases * p_alive, "service": service * p_alive})
+    ends = period * np.arange(1, horizon + 1)
+    factors = (1.0 + discount_rate) ** -np.arange(1.0, horizon + 1)
+    formulas = transaction_model.formulas
+
+    def alive_weight(given_alive, frequency, recency, T, params):
+        # pooled models ask for the given-alive value and weight it per history themselves
+        return 1.0 if given_alive else formulas.probability_alive(frequency, recency, T, **params)
+
+    def purchases(_, frequency, recency, T, given_alive, **params):
+        total, previous = 0.0, 0.0
+        for end, factor in zip(ends, factors, strict=True):
+            cumulative = formulas.expected_purchases(end, frequency, recency, T, **params, given_alive=True)
+            total = total + factor * (cumulative - previous)
+            previous = cumulative
+        return total * alive_weight(given_alive, frequency, recency, T, params)
+
+    def service(_, frequency, recency, T, given_alive, **params):
+        total = sum(factor * formulas.probability_alive_at(end - period, frequency, recency, T, **params,
+                                                           given_alive=True)
+                    for end, factor in zip(ends, factors, strict=True))
+        return total * alive_weight(given_alive, frequency, recency, T, params)
+
+    flows = {"purchases": transaction_model._alive_weighted(purchases, histories, "purchases", None, False)}
+    if service_cost_per_period:
+        flows["service"] = transaction_model._alive_weighted(service, histories, "service", None, False)
+    else:
+        flows["service"] = xr.zeros_like(flows["purchases"])
+    return xr.Dataset(flows)
 
 
 def customer_lifetime_value(
