@@ -104,8 +104,6 @@ def _discounted_flows(transaction_model, histories, *, horizon, period, discount
     flows = {"purchases": transaction_model._alive_weighted(purchases, histories, "purchases", None, False)}
     if service_cost_per_period:
         flows["service"] = transaction_model._alive_weighted(service, histories, "service", None, False)
-    else:
-        flows["service"] = xr.zeros_like(flows["purchases"])
     return xr.Dataset(flows)
 
 
@@ -175,16 +173,21 @@ def customer_lifetime_value(
     histories.attrs = {"time_unit": transaction_model.time_unit}
     flows = _discounted_flows(transaction_model, histories, horizon=int(horizon), period=period,
                               discount_rate=discount_rate, service_cost_per_period=service_cost_per_period)
-    chunks = []
+    clv = None
     for start in range(0, len(data), _CLV_CHUNK_CUSTOMERS):
         block = data.iloc[start:start + _CLV_CHUNK_CUSTOMERS]
         block_flows = flows.isel(customer_id=codes[start:start + _CLV_CHUNK_CUSTOMERS]).assign_coords(
             customer_id=block["customer_id"].to_numpy())
         block_flows, spend = pair_draws(block_flows, spend_model.expected_spend(block))
-        chunks.append(margin * spend * block_flows["purchases"]
-                      - service_cost_per_period * block_flows["service"] - acquisition_cost)
-    clv = xr.concat(chunks, dim="customer_id") if len(chunks) > 1 else chunks[0]
-    clv = clv.transpose("chain", "draw", "customer_id")
+        value = margin * spend * block_flows["purchases"] - acquisition_cost
+        if service_cost_per_period:
+            value = value - service_cost_per_period * block_flows["service"]
+        value = value.transpose("chain", "draw", "customer_id")
+        if clv is None:  # filled block by block: no list of blocks and no concatenated copy
+            clv = xr.DataArray(np.empty(value.shape[:2] + (len(data),)), dims=value.dims,
+                               coords={**{d: value[d].values for d in ("chain", "draw")},
+                                       "customer_id": data["customer_id"].to_numpy()})
+        clv.values[..., start:start + _CLV_CHUNK_CUSTOMERS] = value.values
     clv.name = "clv"
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
                  "discount_rate": discount_rate, "margin": margin,
