@@ -81,6 +81,7 @@ def table() -> str:
         "divergences | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    notes = []
     for kind in ("sample", "full"):
         path = RESULTS / f"holdout_variants_{kind}.json"
         if not path.exists():
@@ -94,6 +95,10 @@ def table() -> str:
                 f"| {kind} | {name} | {r['fit']} | {r['mae']:.4f} | {r['rmse']:.4f} | {r['predicted_total']:.0f} | "
                 f"{r['actual_total']:.0f} | {r['max_r_hat']:.4f} | {r['min_ess_bulk']:.0f} | "
                 f"{r['divergences']} of {r['n_draws']} | {r['wall_seconds'] or '-'} |")
+            if "note" in r:
+                notes.append(f"- {r['note']}")
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +135,10 @@ def main() -> None:
             sizes = model.posterior.sizes
             row = evaluate(model, rfm, float("nan"),
                            f"nuts {sizes['chain']}x{sizes['draw']} kept (saved: {Path(fitted[name]).name})")
+            row["note"] = (f"{args.kind} / {name}: evaluates the fit saved at `{fitted[name]}` "
+                           f"({sizes['chain']} x {sizes['draw']} draws kept); how it was fitted and its wall "
+                           f"time are in `hierarchical_cdnow_{args.kind}.json` when it comes from "
+                           "`hierarchical_cdnow.py --save`.")
         else:
             model = VARIANTS[name]()
             hierarchical = name.startswith("hierarchical")
