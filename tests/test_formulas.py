@@ -450,6 +450,39 @@ def test_predictive_broadcast_matches_elementwise(model):
                                    rtol=1e-13)
 
 
+@pytest.mark.parametrize("model", COUNT_MODELS)
+def test_discounted_expected_purchases_equal_the_discounted_increments(model):
+    """The present value over 12 horizons (one series per element for the BG/NBD) against the
+    expected purchases horizon by horizon: random extremes (many elements fall back to the
+    per-horizon path) and CDNOW-like draws (nearly all on the shared series)."""
+    from bayesclv.formulas._ops import discounted_increments
+
+    lib, _, names, mle = MODELS[model]
+    ends = 4.348 * np.arange(1.0, 13.0)
+    factors = 1.01 ** -np.arange(1.0, 13.0)
+    params, H = _random_extremes(n=400, seed=20241201)
+    rng = np.random.default_rng(20241202)
+    like = np.array(mle) * np.exp(rng.normal(0.0, 0.1, size=(400, 4)))
+    ordinary = ORDINARY[rng.integers(0, len(ORDINARY), size=400)]
+    for P, hist in ((params, H), (like, ordinary)):
+        for given_alive in (True, False):
+            got = lib.discounted_expected_purchases(ends, factors, *hist.T, *P.T, given_alive=given_alive)
+            want = discounted_increments(
+                lambda t, P=P, hist=hist, g=given_alive: lib.expected_purchases(t, *hist.T, *P.T, given_alive=g),
+                ends, factors)
+            _assert_close(got, want, np.column_stack([hist, P]), rtol=1e-9, atol=1e-12,
+                          what=f"{model}.discounted_expected_purchases", names=HIST_NAMES + names)
+    if model == "bgnbd":  # both paths were taken
+        rho, a, B = like[:, 0] + ordinary[:, 0], like[:, 2], like[:, 3] + ordinary[:, 0]
+        out, ok = np.empty(400), np.ones(400, dtype=bool)
+        lib._purchases_over_horizons(rho, a, B, 1.0 / (like[:, 1] + ordinary[:, 2]), ends, factors, out, ok)
+        assert ok.mean() > 0.9
+        out, ok = np.empty(400), np.ones(400, dtype=bool)
+        lib._purchases_over_horizons(params[:, 0] + H[:, 0], params[:, 2], params[:, 3] + H[:, 0],
+                                     1.0 / (params[:, 1] + H[:, 2]), ends, factors, out, ok)
+        assert 0.05 < ok.mean() < 0.95
+
+
 def test_gammagamma_expected_spend():
     names = ("x", "mbar", "p", "q", "gamma")
     # ordinary

@@ -88,11 +88,8 @@ def _discounted_flows(transaction_model, histories, *, horizon, period, discount
         return 1.0 if given_alive else formulas.probability_alive(frequency, recency, T, **params)
 
     def purchases(_, frequency, recency, T, given_alive, **params):
-        total, previous = 0.0, 0.0
-        for end, factor in zip(ends, factors, strict=True):
-            cumulative = formulas.expected_purchases(end, frequency, recency, T, **params, given_alive=True)
-            total = total + factor * (cumulative - previous)
-            previous = cumulative
+        total = formulas.discounted_expected_purchases(ends, factors, frequency, recency, T, **params,
+                                                       given_alive=True)
         return total * alive_weight(given_alive, frequency, recency, T, params)
 
     def service(_, frequency, recency, T, given_alive, **params):

@@ -15,7 +15,7 @@ import pytensor.gradient
 import pytensor.tensor as pt
 from scipy import special
 
-__all__ = ["NP", "PT", "gauss_legendre"]
+__all__ = ["NP", "PT", "discounted_increments", "gauss_legendre"]
 
 NP = SimpleNamespace(
     name="numpy",
@@ -73,3 +73,17 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """
     x, w = np.polynomial.legendre.leggauss(n)
     return (x + 1.0) / 2.0, w / 2.0
+
+
+def discounted_increments(expectation, ends, factors):
+    """``sum_k factors[k] (expectation(ends[k]) - expectation(ends[k-1]))`` with ``expectation(ends[-1]) = 0``.
+
+    The present value of a cumulative expectation (purchases up to each horizon),
+    its increment in period ``k`` discounted by ``factors[k]``.
+    """
+    total, previous = 0.0, 0.0
+    for end, factor in zip(ends, factors, strict=True):
+        cumulative = expectation(end)
+        total = total + factor * (cumulative - previous)
+        previous = cumulative
+    return total

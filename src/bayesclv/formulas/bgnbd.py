@@ -13,18 +13,25 @@ broadcast over posterior draws and customers.
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 from scipy import special
 
-from bayesclv.formulas._ops import NP, PT, gauss_legendre
+from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
+from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
 
 __all__ = [
+    "discounted_expected_purchases",
     "expected_purchases",
     "expected_purchases_new_customer",
     "loglik",
+    "loglik_tables",
     "probability_alive",
     "probability_alive_at",
     "probability_of_purchases",
+    "summed_loglik",
 ]
 
 
@@ -76,6 +83,128 @@ def loglik(frequency, recency, T, r, alpha, a, b, xp=PT):
     return a1 + a2 + a3 + xp.where(x > 0, xp.softplus(d), 0.0)
 
 
+def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray, ...]:
+    """Data tables of :func:`summed_loglik` for rows ``(x, t_x, T)`` with multiplicities ``weight``.
+
+    Parameters
+    ----------
+    frequency, recency, T, weight : array_like
+        One entry per row (distinct histories and their counts).
+    group : array_like of int, optional
+        Group code of each row (0 .. n_groups-1); all 0 by default.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Distinct ``x`` per group with their total weights; distinct ``T`` per
+        group with their total weights and total ``x`` weights; distinct
+        ``t_x`` of repeat buyers; each repeat buyer's entries in those
+        tables and weight; and the total weight of each group.
+    """
+    x, t_x, T, w = (np.asarray(v, dtype=float) for v in (frequency, recency, T, weight))
+    g = np.zeros(x.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
+    xs, Ts = distinct(g, x), distinct(g, T)
+    rep = np.flatnonzero(x > 0)
+    rep = rep[np.argsort(g[rep], kind="stable")]  # repeat buyers by group: row_start[k] is group k's first
+    ts = distinct(g[rep], t_x[rep])
+    n_groups = g.max(initial=0) + 1
+    row_start = np.searchsorted(g[rep], np.arange(n_groups + 1))
+    return (xs.group, xs.value, xs.total(w), Ts.group, Ts.value, Ts.total(w), Ts.total(w * x),
+            ts.group, ts.value, row_start, xs.index[rep], Ts.index[rep], ts.index, w[rep],
+            np.bincount(g, weights=w, minlength=n_groups))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _summed_loglik_kernel(r, alpha, a, b, x_group, x_value, x_weight, T_group, T_value, T_weight,
+                          T_xweight, t_group, t_value, row_start, row_x, row_T, row_t, row_weight,
+                          group_weight):  # pragma: no cover - compiled
+    """Total of :func:`loglik` over the rows of :func:`loglik_tables`, and its gradient ``(4, n_groups)``.
+
+    With ``A1..A4`` as in :func:`loglik`, the total is
+
+    - ``sum_g n_g [-gammaln(r) + r log(alpha) + gammaln(a+b) - gammaln(b)]``
+      (``n_g``: total weight of group ``g``);
+    - ``sum_(g,x) w [gammaln(r+x) + gammaln(b+x) - gammaln(a+b+x)]`` over the distinct ``x``;
+    - ``-sum_(g,T) (r w + sum x w) log(alpha+T)`` over the distinct ``T``;
+    - ``sum_i w_i softplus(d_i)`` over the repeat buyers, ``d_i = log a - log(b+x-1) +
+      (r+x)[log(alpha+T) - log(alpha+t_x)]``, whose derivative is ``sigmoid(d_i)`` times that of ``d_i``.
+    """
+    grad = np.zeros((4, r.size))
+    total = 0.0
+    for g in range(r.size):
+        n, la, dab = group_weight[g], math.log(alpha[g]), digamma(a[g] + b[g])
+        total += n * (-math.lgamma(r[g]) + r[g] * la + math.lgamma(a[g] + b[g]) - math.lgamma(b[g]))
+        grad[0, g] += n * (la - digamma(r[g]))
+        grad[1, g] += n * r[g] / alpha[g]
+        grad[2, g] += n * dab
+        grad[3, g] += n * (dab - digamma(b[g]))
+    log_b = np.empty(x_value.size)  # log(b + x - 1), for the repeat buyers
+    inv_b = np.empty(x_value.size)
+    for j in range(x_value.size):
+        g, x, w = x_group[j], x_value[j], x_weight[j]
+        total += w * (math.lgamma(r[g] + x) + math.lgamma(b[g] + x) - math.lgamma(a[g] + b[g] + x))
+        dabx = digamma(a[g] + b[g] + x)
+        grad[0, g] += w * digamma(r[g] + x)
+        grad[2, g] -= w * dabx
+        grad[3, g] += w * (digamma(b[g] + x) - dabx)
+        bx = b[g] + max(x, 1.0) - 1.0
+        log_b[j], inv_b[j] = math.log(bx), 1.0 / bx
+    log_T = np.empty(T_value.size)
+    inv_T = np.empty(T_value.size)
+    for k in range(T_value.size):
+        g = T_group[k]
+        log_T[k], inv_T[k] = math.log(alpha[g] + T_value[k]), 1.0 / (alpha[g] + T_value[k])
+        c = r[g] * T_weight[k] + T_xweight[k]
+        total -= c * log_T[k]
+        grad[0, g] -= T_weight[k] * log_T[k]
+        grad[1, g] -= c * inv_T[k]
+    log_t = np.empty(t_value.size)
+    inv_t = np.empty(t_value.size)
+    for k in range(t_value.size):
+        alpha_t = alpha[t_group[k]] + t_value[k]
+        log_t[k], inv_t[k] = math.log(alpha_t), 1.0 / alpha_t
+    for g in range(r.size):  # the repeat buyers, sorted by group (see loglik_tables)
+        log_a, inv_a = math.log(a[g]), 1.0 / a[g]
+        sum_sp = sum_ws = sum_delta = sum_alpha = sum_b = 0.0
+        for i in range(row_start[g], row_start[g + 1]):
+            jx, jT, jt = row_x[i], row_T[i], row_t[i]
+            rho, delta = r[g] + x_value[jx], log_T[jT] - log_t[jt]
+            sp, sg = softplus_and_sigmoid(log_a - log_b[jx] + rho * delta)
+            ws = row_weight[i] * sg
+            sum_sp += row_weight[i] * sp
+            sum_ws += ws
+            sum_delta += ws * delta
+            sum_alpha += ws * rho * (inv_T[jT] - inv_t[jt])
+            sum_b += ws * inv_b[jx]
+        total += sum_sp
+        grad[0, g] += sum_delta
+        grad[1, g] += sum_alpha
+        grad[2, g] += sum_ws * inv_a
+        grad[3, g] -= sum_b
+    return total, grad
+
+
+def summed_loglik(tables, r, alpha, a, b, xp=PT):
+    """Total BG/NBD log-likelihood of the rows of :func:`loglik_tables`.
+
+    Parameters
+    ----------
+    tables : tuple of numpy.ndarray
+        From :func:`loglik_tables`.
+    r, alpha, a, b : TensorVariable or array_like
+        Population parameters: scalars, or vectors over the groups of ``tables``.
+    xp : namespace, default PT
+        ``PT`` for a PyTensor scalar whose gradient comes from the same
+        compiled pass, ``NP`` for a float.
+
+    Returns
+    -------
+    TensorVariable or float
+        ``sum_i weight_i loglik(x_i, t_x_i, T_i)``.
+    """
+    return summed_total(_summed_loglik_kernel, [r, alpha, a, b], tables, xp)
+
+
 def probability_alive(frequency, recency, T, r, alpha, a, b):
     """P(customer is alive at T | history); equation (A10) of FHL (2005).
 
@@ -103,6 +232,7 @@ _EDGE_BISECTIONS = 16  # window edges to ~2e-3 (rounded outwards)
 _QUAD_PANELS = 32
 _QUAD_NODES = 12
 _QUAD_CHUNK = 4096  # elements per quadrature block (bounds the memory of the nodes)
+_HORIZON_TERMS = 400  # most terms of the shared hypergeometric series (_purchases_over_horizons)
 
 
 def _survival_closed_form(rho, c, B, k):
@@ -282,6 +412,102 @@ def _purchases_given_alive(rho, a, B, k):
     closed[bad] = _beta_quadrature(rho[bad], a[bad], B[bad], k[bad], survival=False)
     out[~series] = closed
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _purchases_over_horizons(rho, a, B, inv_scale, ends, factors, out, ok):  # pragma: no cover - compiled
+    """Present value ``sum_j factors[j] (E_j - E_(j-1))`` of :func:`_purchases_given_alive` at every horizon.
+
+    Element ``i`` has ``k_j = ends[j] * inv_scale[i]``. The closed form of
+    :func:`_purchases_given_alive` needs ``2F1(lead, second; c+B; z_j)`` with
+    ``z_j = k_j/(1+k_j)`` (see :func:`_survival_closed_form`, ``c = a - 1``), whose
+    parameters do not depend on the horizon: its power-series coefficients are
+    computed once, until the terms at the largest ``z`` are below ``_SERIES_EPS``
+    of the sum, and every ``z_j`` is evaluated from them by Horner's rule. The
+    rounding error of the sums (``n * eps * sum|terms| / |sum|``) is amplified
+    by ``S/(1-S)`` as in :func:`_purchases_given_alive`; where that exceeds
+    ``_CLOSED_FORM_TOL``, where the series is slow (``k >= 100``), where the
+    Taylor series in ``k`` applies, or where ``rho - a - B > 50``, ``ok[i]`` is
+    set False and ``out[i]`` left for the caller.
+    """
+    coef = np.empty(_HORIZON_TERMS + 1)
+    n_t = ends.size
+    zs, series = np.empty(n_t), np.empty(n_t)
+    for i in range(rho.size):
+        r_, a_, b_ = rho[i], a[i], B[i]
+        c = a_ - 1.0
+        k_last = ends[n_t - 1] * inv_scale[i]
+        if ((r_ + 1.0) * ends[0] * inv_scale[i] <= _SERIES_LIMIT or not k_last < 100.0
+                or r_ - a_ - b_ > 50.0 or c == 0.0):
+            ok[i] = False
+            continue
+        if c >= r_:
+            lead, second = r_, b_
+        else:
+            lead, second = c, c + b_ - r_
+        c3 = c + b_
+        z_last = k_last / (1.0 + k_last)
+        coef[0] = 1.0
+        power = total = total_abs = 1.0
+        bound = max(abs(lead), abs(second), abs(c3))  # beyond it the terms' ratio decreases to z
+        n, converged = 0, False
+        while n < _HORIZON_TERMS:
+            coef[n + 1] = coef[n] * (lead + n) * (second + n) / ((c3 + n) * (n + 1.0))
+            n += 1
+            power *= z_last
+            term = coef[n] * power
+            total += term
+            total_abs += abs(term)
+            if n > bound and abs(term) <= _SERIES_EPS * abs(total):
+                converged = True
+                break
+        rounding = 2.2e-16 * (n + 1) * total_abs / abs(total)
+        if not (converged and rounding < 1e-3):
+            ok[i] = False
+            continue
+        for j in range(n_t):
+            k = ends[j] * inv_scale[i]
+            zs[j] = k / (1.0 + k)
+            series[j] = coef[n]
+        for m in range(n - 1, -1, -1):  # Horner's rule, the horizons side by side
+            for j in range(n_t):
+                series[j] = series[j] * zs[j] + coef[m]
+        scale = (a_ + b_ - 1.0) / c
+        previous = value = 0.0
+        for j in range(n_t):
+            survive = math.exp(-lead * math.log1p(ends[j] * inv_scale[i])) * series[j]
+            if not abs(survive / (1.0 - survive)) * rounding <= _CLOSED_FORM_TOL:
+                ok[i] = False
+                break
+            cumulative = scale * (1.0 - survive)
+            value += factors[j] * (cumulative - previous)
+            previous = cumulative
+        out[i] = value
+
+
+def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(T + ends[k-1], T + ends[k]]``.
+
+    Equals :func:`bayesclv.formulas._ops.discounted_increments` of
+    :func:`expected_purchases` over the horizons ``ends`` (increasing), but
+    evaluates one hypergeometric series per element for all horizons
+    (:func:`_purchases_over_horizons`); elements it declines go through
+    :func:`_purchases_given_alive` horizon by horizon. ``given_alive`` as in
+    :func:`expected_purchases` (P(alive) is computed once, not per horizon).
+    """
+    x = np.asarray(frequency, dtype=float)
+    ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r + x, a, b + x, 1.0 / (alpha + T))))
+    rho, a_, B, inv_scale = (np.ascontiguousarray(v).ravel() for v in arrays)
+    out = np.empty(rho.size)
+    ok = np.ones(rho.size, dtype=bool)
+    _purchases_over_horizons(rho, a_, B, inv_scale, ends, factors, out, ok)
+    if not ok.all():
+        bad = ~ok
+        out[bad] = discounted_increments(
+            lambda t: _purchases_given_alive(rho[bad], a_[bad], B[bad], t * inv_scale[bad]), ends, factors)
+    per_alive = out.reshape(arrays[0].shape)
+    return per_alive if given_alive else per_alive * probability_alive(x, recency, T, r, alpha, a, b)
 
 
 def expected_purchases(t, frequency, recency, T, r, alpha, a, b, given_alive=False):

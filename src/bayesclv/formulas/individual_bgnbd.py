@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from bayesclv.formulas._ops import NP, PT
+from bayesclv.formulas._ops import NP, PT, discounted_increments
 
 __all__ = [
+    "discounted_expected_purchases",
     "expected_purchases",
     "loglik",
     "probability_alive",
@@ -95,6 +96,16 @@ def expected_purchases(t, frequency, recency, T, lam, p, given_alive=False):
     with np.errstate(invalid="ignore", divide="ignore"):
         per_alive = np.where(p * t > 0, -np.expm1(-lam * p * t) / p, lam * t)
     return per_alive if given_alive else per_alive * probability_alive(frequency, recency, T, lam, p)
+
+
+def discounted_expected_purchases(ends, factors, frequency, recency, T, lam, p, given_alive=False):
+    """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(T + ends[k-1], T + ends[k]]``.
+
+    See :func:`bayesclv.formulas._ops.discounted_increments`; ``given_alive`` as in
+    :func:`expected_purchases`.
+    """
+    return discounted_increments(
+        lambda t: expected_purchases(t, frequency, recency, T, lam, p, given_alive=given_alive), ends, factors)
 
 
 def probability_of_purchases(n, t, frequency, recency, T, lam, p):

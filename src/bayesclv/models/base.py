@@ -27,6 +27,7 @@ import xarray as xr
 from bayesclv.data import validate_rfm
 from bayesclv.errors import ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
 from bayesclv.formulas import NP, PT
+from bayesclv.models.sampling import sample_nutpie
 from bayesclv.priors import Prior, priors_from_json, priors_to_json
 
 __all__ = ["POOLINGS", "CLVModel", "FitDiagnostics", "load"]
@@ -175,6 +176,10 @@ class CLVModel:
     # correlations of a few population parameters (r-alpha, a-b): on CDNOW full BG/NBD 3 leapfrog
     # steps a draw instead of 8, and 7x the bulk ESS (benchmarks/results/peer_pymc_marketing_bgnbd.md)
     nutpie_adaptation: ClassVar[str] = "low_rank"
+    # PyTensor linker of the log density nutpie samples: "cvm" compiles it with the C backend (cached
+    # on disk) and nutpie calls it per gradient (models.sampling), for graphs that are a summed kernel
+    # plus a few scalars; "numba" is PyMC's route (nutpie.compile_pymc_model, compiled on every fit)
+    nutpie_linker: ClassVar[str] = "cvm"
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -337,7 +342,19 @@ class CLVModel:
         """Per-row log-likelihood (PyTensor with ``xp=PT``, NumPy with ``xp=NP``)."""
         raise NotImplementedError
 
-    def build_model(self, data: Any, *, time_unit: str | None = None) -> pm.Model:
+    def _total_loglik(self, params: dict[str, Any], rows: pd.DataFrame, summed: bool) -> Any:
+        """The data's log-likelihood as a PyTensor scalar: the weighted sum over distinct ``rows``.
+
+        ``params`` are the model's parameters (scalars, or vectors over groups).
+        This default sums the per-row formula; models with a summed kernel
+        (see :mod:`bayesclv.formulas._summed`) use it when ``summed`` is True.
+        """
+        params = self._row_params(params, rows, PT)
+        cols = {c: pm.Data(c, rows[c].to_numpy(dtype=float)) for c in self.data_columns}
+        weight = pm.Data("weight", rows["weight"].to_numpy())
+        return (weight * self._loglik(cols, params, PT)).sum()
+
+    def build_model(self, data: Any, *, time_unit: str | None = None, summed: bool = True) -> pm.Model:
         """The PyMC model for ``data``: priors plus the weighted likelihood of distinct rows.
 
         Parameters
@@ -346,6 +363,11 @@ class CLVModel:
             An RFM frame (see :func:`bayesclv.rfm_summary`).
         time_unit : str, optional
             Needed only if the frame does not record its unit.
+        summed : bool, default True
+            Use the model's summed likelihood kernel where it has one (one
+            compiled pass for the total and its gradient); False gives the
+            per-row PyTensor formula, which every PyTensor backend (JAX
+            included) can compile.
 
         Returns
         -------
@@ -356,10 +378,7 @@ class CLVModel:
         frame = self._design(df)
         unique, _ = compress_rows(frame, list(frame.columns))  # identical rows of one group
         with pm.Model(coords=self._coords()) as model:
-            params = self._row_params(self._parameters(), unique, PT)
-            cols = {c: pm.Data(c, unique[c].to_numpy(dtype=float)) for c in self.data_columns}
-            weight = pm.Data("weight", unique["weight"].to_numpy())
-            pm.Potential("loglik", (weight * self._loglik(cols, params, PT)).sum())
+            pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
         return model
 
     def _diagnosed_variables(self, model: pm.Model) -> list[str]:
@@ -465,26 +484,34 @@ class CLVModel:
         if target_accept is None:
             target_accept = 0.95 if self.pooling == "partial" else 0.8
         df = self._prepare(data, time_unit=time_unit)
-        model = self.build_model(df)
+        model = self.build_model(df, summed=sampler != "numpyro")  # JAX cannot run the summed kernels
         keep = self._stored_variables(model)
         with model:
             if method == "nuts":
-                # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
-                nuts_kwargs = {"nuts_sampler": sampler}
-                if sampler in ("pymc", "nutpie"):
-                    # PyMC assumes half the CPUs are hyper-threads and passes that as nutpie's thread
-                    # count too (1 on a 2-core machine: every chain on one core); chains are
-                    # independent, so use every core available to this process
-                    nuts_kwargs["cores"] = kwargs.pop("cores", min(chains, _available_cpus()))
                 if sampler != "pymc":
                     _require_sampler(sampler)
-                if sampler == "nutpie":
-                    nuts_kwargs["nuts"] = {"adaptation": self.nutpie_adaptation, **kwargs.pop("nuts", {})}
-                idata = pm.sample(
-                    draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                    progressbar=progressbar, target_accept=target_accept,
-                    compute_convergence_checks=False, var_names=keep, **nuts_kwargs, **kwargs,
-                )
+                # chains are independent: by default one per core available to this process (PyMC
+                # assumes half the CPUs are hyper-threads and would give nutpie one thread on 2 cores)
+                cores = kwargs.pop("cores", min(chains, _available_cpus()))
+                common = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                              progressbar=progressbar, target_accept=target_accept)
+                if sampler == "nutpie" and self.nutpie_linker == "cvm":
+                    settings = dict(kwargs.pop("nuts", {}))
+                    if kwargs:
+                        raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
+                                        "pass nutpie settings in nuts={...}")
+                    idata = sample_nutpie(model, var_names=keep, cores=cores,
+                                          adaptation=settings.pop("adaptation", self.nutpie_adaptation),
+                                          **common, **settings)
+                else:
+                    # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
+                    nuts_kwargs = {"nuts_sampler": sampler}
+                    if sampler in ("pymc", "nutpie"):
+                        nuts_kwargs["cores"] = cores
+                    if sampler == "nutpie":
+                        nuts_kwargs["nuts"] = {"adaptation": self.nutpie_adaptation, **kwargs.pop("nuts", {})}
+                    idata = pm.sample(**common, compute_convergence_checks=False, var_names=keep,
+                                      **nuts_kwargs, **kwargs)
                 if thin > 1:
                     idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
             elif method == "map":

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from bayesclv.models.base import CLVModel, compress_rows
+from bayesclv.models.base import GROUP_CODE, CLVModel, compress_rows
 
 __all__ = ["TransactionModel"]
 
@@ -34,6 +34,14 @@ class TransactionModel(CLVModel):
 
     def _loglik(self, data, params, xp):
         return self.formulas.loglik(data["frequency"], data["recency"], data["T"], **params, xp=xp)
+
+    def _total_loglik(self, params, rows, summed):
+        if not summed:
+            return super()._total_loglik(params, rows, summed)
+        tables = self.formulas.loglik_tables(
+            rows["frequency"], rows["recency"], rows["T"], rows["weight"],
+            group=rows[GROUP_CODE] if self.grouped else None)
+        return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
 
     def _simulate_population(self, df, params, rng):
         sim = type(self).population_simulator(df["T"].to_numpy(dtype=float)[None, :], **params, rng=rng)
