@@ -6,6 +6,7 @@ import xarray as xr
 
 import bayesclv as bc
 from bayesclv.clv import pair_draws
+from bayesclv.synthetic import jittered_posterior
 
 
 def test_clv_equals_hand_computation(map_models, cdnow_rfm):
@@ -67,13 +68,25 @@ def test_intervals_match_quantiles_and_name_the_kind():
 
 
 def test_clv_is_the_same_in_any_chunking(map_models, monkeypatch):
-    bg, gg = map_models["ParetoNBDModel"], map_models["GammaGammaModel"]
+    pn = jittered_posterior(map_models["ParetoNBDModel"], chains=2, draws=7, jitter=0.05, random_seed=3)
+    gg_map = map_models["GammaGammaModel"]
+    gg_draws = jittered_posterior(gg_map, chains=2, draws=7, jitter=0.05, random_seed=4)
     kwargs = dict(horizon=4, time_unit="M", discount_rate=0.01, service_cost_per_period=0.5)
-    monkeypatch.setattr(bc.clv, "_CLV_CHUNK_CUSTOMERS", 10_000)
-    whole = bc.customer_lifetime_value(bg, gg, **kwargs)
-    monkeypatch.setattr(bc.clv, "_CLV_CHUNK_CUSTOMERS", 333)
-    chunked = bc.customer_lifetime_value(bg, gg, **kwargs)
-    xr.testing.assert_allclose(whole, chunked, rtol=1e-12)
+    for gg in (gg_draws, gg_map):  # paired draws; a point estimate of spend against every draw
+        monkeypatch.setattr(bc.clv, "_CLV_CHUNK_DRAWS", 100)
+        whole = bc.customer_lifetime_value(pn, gg, **kwargs)
+        monkeypatch.setattr(bc.clv, "_CLV_CHUNK_DRAWS", 3)  # 5 chunks of the 14 draws, on every core
+        chunked = bc.customer_lifetime_value(pn, gg, **kwargs)
+        xr.testing.assert_allclose(whole, chunked, rtol=1e-12)
+        # and, draw by draw, spend x discounted purchases - 0.5 x discounted P(alive at each period's start)
+        month = 365.25 / 12 / 7
+        cum = [pn.expected_purchases(k * month) for k in range(5)]
+        value = sum((cum[k] - cum[k - 1]) / 1.01**k for k in range(1, 5))
+        service = sum(pn.probability_alive_at((k - 1) * month) / 1.01**k for k in range(1, 5))
+        value, spend = pair_draws(value, gg.expected_spend(pn.data))
+        expected = (spend * value - 0.5 * service).transpose("chain", "draw", "customer_id")
+        assert whole.sizes == {"chain": 2, "draw": 7, "customer_id": len(pn.data)}
+        np.testing.assert_allclose(whole.values, expected.values, rtol=1e-10, atol=1e-10)
 
 
 def test_given_alive_factorises(map_models):

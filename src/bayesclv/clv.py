@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import arviz_stats as azs
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayesclv.data import TIME_UNITS
 from bayesclv.data.validation import check_time_unit, to_pandas
+from bayesclv.models.base import map_chunks
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.transaction import TransactionModel
 
@@ -66,7 +68,27 @@ def pair_draws(first, second):
     return first, second
 
 
-_CLV_CHUNK_CUSTOMERS = 2_000  # customers per pass when combining with spend: bounds memory
+_CLV_CHUNK_DRAWS = 100  # draws per thread's pass when combining flows with spend
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine_values(out, purchases, service, codes, spend, spend_codes, margin, acquisition_cost,
+                    service_cost, start, stop):  # pragma: no cover - compiled
+    """``out[d, i] = margin spend purchases - acquisition_cost - service_cost service`` for draws
+    ``start..stop-1``, reading each customer's history (``codes``) and spend history (``spend_codes``).
+
+    ``purchases``/``service`` are ``(draws, histories)``, ``spend`` ``(draws, spend histories)``;
+    either may have one draw (a point estimate), which then pairs with every draw of the other.
+    A draw's rows are read once for all customers (they stay in cache), so chunks run over draws.
+    """
+    for d in range(start, stop):
+        dp = d if purchases.shape[0] > 1 else 0
+        ds = d if spend.shape[0] > 1 else 0
+        for i in range(out.shape[1]):
+            value = margin * spend[ds, spend_codes[i]] * purchases[dp, codes[i]] - acquisition_cost
+            if service_cost != 0.0:
+                value -= service_cost * service[dp, codes[i]]
+            out[d, i] = value
 
 
 def _discounted_flows(transaction_model, histories, *, horizon, period, discount_rate,
@@ -170,21 +192,29 @@ def customer_lifetime_value(
     histories.attrs = {"time_unit": transaction_model.time_unit}
     flows = _discounted_flows(transaction_model, histories, horizon=int(horizon), period=period,
                               discount_rate=discount_rate, service_cost_per_period=service_cost_per_period)
-    clv = None
-    for start in range(0, len(data), _CLV_CHUNK_CUSTOMERS):
-        block = data.iloc[start:start + _CLV_CHUNK_CUSTOMERS]
-        block_flows = flows.isel(customer_id=codes[start:start + _CLV_CHUNK_CUSTOMERS]).assign_coords(
-            customer_id=block["customer_id"].to_numpy())
-        block_flows, spend = pair_draws(block_flows, spend_model.expected_spend(block))
-        value = margin * spend * block_flows["purchases"] - acquisition_cost
-        if service_cost_per_period:
-            value = value - service_cost_per_period * block_flows["service"]
-        value = value.transpose("chain", "draw", "customer_id")
-        if clv is None:  # filled block by block: no list of blocks and no concatenated copy
-            clv = xr.DataArray(np.empty(value.shape[:2] + (len(data),)), dims=value.dims,
-                               coords={**{d: value[d].values for d in ("chain", "draw")},
-                                       "customer_id": data["customer_id"].to_numpy()})
-        clv.values[..., start:start + _CLV_CHUNK_CUSTOMERS] = value.values
+    spend, spend_codes = spend_model._spend_by_history(data)
+    spend = xr.DataArray(spend, dims=("chain", "draw", "spend_history"),
+                         coords={d: spend_model.posterior[d].values for d in ("chain", "draw")})
+    purchases, spend = pair_draws(flows["purchases"].transpose("chain", "draw", "customer_id"), spend)
+    sampled = purchases if "chain" in purchases.dims else spend
+    shape = (sampled.sizes["chain"], sampled.sizes["draw"], len(data))
+
+    def draws_by_rows(da):  # (draws, rows), one draw for a point estimate
+        return np.ascontiguousarray(da.values.reshape(-1, da.shape[-1]))
+
+    purchase_rows, spend_rows = draws_by_rows(purchases), draws_by_rows(spend)
+    service_rows = draws_by_rows(flows["service"].transpose(*purchases.dims)) if service_cost_per_period \
+        else purchase_rows
+    out = np.empty((shape[0] * shape[1], shape[2]))
+    codes, spend_codes = np.asarray(codes, dtype=np.int64), np.asarray(spend_codes, dtype=np.int64)
+    map_chunks(lambda start: _combine_values(out, purchase_rows, service_rows, codes, spend_rows, spend_codes,
+                                             float(margin), float(acquisition_cost),
+                                             float(service_cost_per_period), start,
+                                             min(start + _CLV_CHUNK_DRAWS, len(out))),
+               len(out), _CLV_CHUNK_DRAWS)
+    clv = xr.DataArray(out.reshape(shape), dims=("chain", "draw", "customer_id"),
+                       coords={"chain": sampled["chain"].values, "draw": sampled["draw"].values,
+                               "customer_id": data["customer_id"].to_numpy()})
     clv.name = "clv"
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
                  "discount_rate": discount_rate, "margin": margin,

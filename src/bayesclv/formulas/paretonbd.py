@@ -194,8 +194,10 @@ def _log_slope(u, rho, sigma, ca, cb):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1):  # pragma: no cover - compiled
+def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1, with_grad):  # pragma: no cover - compiled
     """``log int_{q0}^{q1} exp(g(Q)) dQ`` and its partials in ``rho, sigma, c_alpha, c_beta`` (no window).
+
+    The partials are 0 unless ``with_grad``.
 
     A short interval on which ``g`` is nearly flat gets a 4-node Gauss-Legendre
     rule; any other is cut into equal pieces on which ``g`` changes by at most
@@ -227,16 +229,17 @@ def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1):  # pragma: no cover - c
                 h_max = h
             w = np.exp(h - h_max)
             total += w
-            s_la += w * la
-            s_lb += w * lb
-            s_ia += w / (e + ca)
-            s_ib += w / (e + cb)
+            if with_grad:
+                s_la += w * la
+                s_lb += w * lb
+                s_ia += w / (e + ca)
+                s_ib += w / (e + cb)
     log_i = np.log(step) + h_max + np.log(total)
     return log_i, -s_la / total, -s_lb / total, -rho * s_ia / total, -sigma * s_ib / total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d_r):  # pragma: no cover
+def _shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d_r, with_grad):  # pragma: no cover
     """``log R_k`` and its partials for the sorted limits ``limits[start:stop]`` (``tau`` values).
 
     ``R_k = int_{tau_k}^{tau_last} (alpha+tau)^-rho (beta+tau)^-sigma dtau``, accumulated from the
@@ -244,7 +247,8 @@ def _shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d
     (:func:`_log_piecewise_integral` in ``Q = log(m + tau)``); the partials of ``log R_k`` in
     ``rho, sigma, alpha, beta`` mix those of ``I_k`` and ``R_(k+1)`` with weights ``I_k/R_k``.
     Every history with this ``x`` then has ``J = R(t_x) - R(T)``. Writes ``log_r[k]`` and
-    ``d_r[:, k]`` for ``k`` in ``start..stop-1`` (``-inf`` and 0 at the last limit).
+    ``d_r[:, k]`` for ``k`` in ``start..stop-1`` (``-inf`` and 0 at the last limit); ``d_r`` only
+    ``with_grad``.
     """
     last = stop - 1
     log_r[last] = -np.inf
@@ -252,7 +256,7 @@ def _shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d
     q_next = np.log(m + limits[last])
     for k in range(last - 1, start - 1, -1):
         q = np.log(m + limits[k])
-        log_i, d0, d1, d2, d3 = _log_piecewise_integral(rho, sigma, ca, cb, q, q_next)
+        log_i, d0, d1, d2, d3 = _log_piecewise_integral(rho, sigma, ca, cb, q, q_next, with_grad)
         prev = log_r[k + 1]
         top = max(log_i, prev)
         if top == -np.inf:  # limits equal in Q to rounding: no mass yet
@@ -261,12 +265,14 @@ def _shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d
             q_next = q
             continue
         log_r[k] = top + np.log(np.exp(log_i - top) + np.exp(prev - top))
+        q_next = q
+        if not with_grad:
+            continue
         share = np.exp(log_i - log_r[k])
         d_r[0, k] = share * d0 + (1.0 - share) * d_r[0, k + 1]
         d_r[1, k] = share * d1 + (1.0 - share) * d_r[1, k + 1]
         d_r[2, k] = share * d2 + (1.0 - share) * d_r[2, k + 1]
         d_r[3, k] = share * d3 + (1.0 - share) * d_r[3, k + 1]
-        q_next = q
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -380,14 +386,14 @@ def _shared_log_j_over_draws(r, alpha, s, beta, x_value, x_start, x_stop, limits
     Per draw, the rows with one ``x`` share their integrand: see :func:`_shared_limit_integrals`.
     """
     log_r = np.empty(limits.size)
-    d_r = np.empty((4, limits.size))
+    d_r = np.zeros((4, limits.size))  # partials not computed here
     scratch = np.empty((5, _NODES.size))
     for d in range(r.size):
         m = min(alpha[d], beta[d])
         ca, cb, sigma = alpha[d] - m, beta[d] - m, s[d] + 1.0
         for j in range(x_value.size):
             _shared_limit_integrals(r[d] + x_value[j], sigma, ca, cb, m, limits, x_start[j], x_stop[j],
-                                    log_r, d_r)
+                                    log_r, d_r, False)
         for i in range(row_x.size):
             if row_a[i] == row_b[i]:
                 out[d, i] = -np.inf
@@ -546,7 +552,7 @@ def _summed_loglik_kernel(r, alpha, s, beta, x_group, x_value, x_weight, x_start
         total += x_weight[j] * math.lgamma(r[g] + x_value[j])
         grad[0, g] += x_weight[j] * digamma(r[g] + x_value[j])
         _shared_limit_integrals(r[g] + x_value[j], s[g] + 1.0, alpha[g] - m[g], beta[g] - m[g], m[g],
-                                limits, x_start[j], x_stop[j], log_r, d_r)
+                                limits, x_start[j], x_stop[j], log_r, d_r, True)
     log_aT = np.empty(T_value.size)
     log_bT = np.empty(T_value.size)
     for k in range(T_value.size):

@@ -120,7 +120,7 @@ def compress_rows(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, n
     Identical customers contribute identical likelihood terms, so the model
     evaluates each distinct row once, weighted by its count.
     """
-    grouped = df.groupby(columns, sort=False)
+    grouped = df.groupby(columns, sort=True)  # sorted: neighbouring rows share x (and chunks their integrals)
     unique = grouped.size().reset_index(name="weight")
     unique["weight"] = unique["weight"].astype(float)
     return unique, grouped.ngroup().to_numpy()
@@ -656,12 +656,18 @@ class CLVModel:
         map_chunks(evaluate_chunk, len(rows), step, parallel)
         return values
 
-    def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
-        """:meth:`_evaluate` once per distinct ``columns`` (within a group), expanded to all ``rows``."""
+    def _distinct_values(self, func, rows: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_evaluate` once per distinct ``columns`` of ``rows`` (a design frame: within a group,
+        and with the same covariates), and each row's index into the result's last axis."""
         keys = [c for c in rows.columns if c in columns or c not in self.data_columns]
         keys = [c for c in keys if c != "weight"]
         unique, codes = compress_rows(rows, keys)
-        return self._evaluate(func, unique[keys])[..., codes]
+        return self._evaluate(func, unique[keys]), codes
+
+    def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
+        """:meth:`_distinct_values` expanded to all ``rows``."""
+        values, codes = self._distinct_values(func, rows, columns)
+        return values[..., codes]
 
     def _as_dataarray(self, values: np.ndarray, df: pd.DataFrame, name: str,
                       quantity: str = "expectation") -> xr.DataArray:

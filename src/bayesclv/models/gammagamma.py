@@ -179,9 +179,17 @@ class GammaGammaModel(CLVModel):
             Dims ``(chain, draw, customer_id)``.
         """
         df = self._data_for_prediction(data)
-        return self._over_customers(
-            lambda c, p: gammagamma.expected_spend(c["frequency"], c["monetary_value"], **p),
-            df, "expected_spend")
+        return self._over_customers(self._spend_formula, df, "expected_spend")
+
+    @staticmethod
+    def _spend_formula(columns, params):
+        return gammagamma.expected_spend(columns["frequency"], columns["monetary_value"], **params)
+
+    def _spend_by_history(self, data: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`expected_spend` once per distinct spend history (frequency, mean spend, group,
+        covariates): draws ``(chain, draw, history)`` and each customer's history index."""
+        df = self._data_for_prediction(data)
+        return self._distinct_values(self._spend_formula, self._design(df), list(self.data_columns))
 
     def population_mean_spend(self) -> xr.DataArray:
         """Posterior of the population mean transaction value ``p gamma / (q - 1)``.
