@@ -1,5 +1,7 @@
 """CLV (paired draws, discounting) and interval summaries."""
 
+import copy
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -68,9 +70,11 @@ def test_intervals_match_quantiles_and_name_the_kind():
 
 
 def test_clv_is_the_same_in_any_chunking(map_models, monkeypatch):
-    pn = jittered_posterior(map_models["ParetoNBDModel"], chains=2, draws=7, jitter=0.05, random_seed=3)
+    # jittered_posterior changes a model in place: copies, not the session's MAP fits
+    pn = jittered_posterior(copy.deepcopy(map_models["ParetoNBDModel"]), chains=2, draws=7, jitter=0.05,
+                            random_seed=3)
     gg_map = map_models["GammaGammaModel"]
-    gg_draws = jittered_posterior(gg_map, chains=2, draws=7, jitter=0.05, random_seed=4)
+    gg_draws = jittered_posterior(copy.deepcopy(gg_map), chains=2, draws=7, jitter=0.05, random_seed=4)
     kwargs = dict(horizon=4, time_unit="M", discount_rate=0.01, service_cost_per_period=0.5)
     for gg in (gg_draws, gg_map):  # paired draws; a point estimate of spend against every draw
         monkeypatch.setattr(bc.clv, "_CLV_CHUNK_DRAWS", 100)

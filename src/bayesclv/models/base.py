@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import arviz_stats as azs
+import numba
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -30,7 +31,7 @@ from bayesclv.formulas import NP, PT
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.priors import Prior, priors_from_json, priors_to_json
 
-__all__ = ["POOLINGS", "CLVModel", "FitDiagnostics", "load"]
+__all__ = ["POOLINGS", "CLVModel", "FitDiagnostics", "gather_rows", "load"]
 
 logger = logging.getLogger("bayesclv")
 
@@ -666,8 +667,7 @@ class CLVModel:
 
     def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
         """:meth:`_distinct_values` expanded to all ``rows``."""
-        values, codes = self._distinct_values(func, rows, columns)
-        return values[..., codes]
+        return gather_rows(*self._distinct_values(func, rows, columns))
 
     def _as_dataarray(self, values: np.ndarray, df: pd.DataFrame, name: str,
                       quantity: str = "expectation") -> xr.DataArray:
@@ -851,6 +851,45 @@ def map_chunks(evaluate_chunk, n: int, step: int, parallel: bool = True) -> None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for _ in pool.map(evaluate_chunk, starts):  # re-raises the first error of a chunk
             pass
+
+
+_GATHER_CHUNK_DRAWS = 100  # draws per thread's pass in gather_rows
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_kernel(out, values, codes, factor, factor_codes, start, stop):  # pragma: no cover - compiled
+    """``out[d, i] = values[d, codes[i]]`` (times ``factor[d, factor_codes[i]]`` unless ``factor`` is empty)."""
+    for d in range(start, stop):
+        if factor.shape[1] == 0:
+            for i in range(out.shape[1]):
+                out[d, i] = values[d, codes[i]]
+        else:
+            for i in range(out.shape[1]):
+                out[d, i] = values[d, codes[i]] * factor[d, factor_codes[i]]
+
+
+def gather_rows(values: np.ndarray, codes: np.ndarray, factor: np.ndarray | None = None,
+                factor_codes: np.ndarray | None = None) -> np.ndarray:
+    """``values[..., codes]`` (times ``factor[..., factor_codes]``), one pass over draw chunks on every core.
+
+    The draws x distinct-rows results of predictions are expanded to
+    customers here: each thread takes a chunk of draws and writes all
+    customers of each, so a draw's row of ``values`` stays in cache (NumPy's
+    fancy indexing, and a product of two expanded arrays, are several times
+    slower and make a temporary of the full size).
+    """
+    lead, n = values.shape[:-1], len(codes)
+    flat = np.ascontiguousarray(values, dtype=float).reshape(-1, values.shape[-1])
+    if factor is None:
+        factor_flat, factor_codes = np.empty((flat.shape[0], 0)), np.zeros(0, dtype=np.int64)
+    else:
+        factor_flat = np.ascontiguousarray(factor, dtype=float).reshape(flat.shape[0], -1)
+    out = np.empty((flat.shape[0], n))
+    codes, factor_codes = np.asarray(codes, dtype=np.int64), np.asarray(factor_codes, dtype=np.int64)
+    map_chunks(lambda start: _gather_kernel(out, flat, codes, factor_flat, factor_codes, start,
+                                            min(start + _GATHER_CHUNK_DRAWS, len(out))),
+               len(out), _GATHER_CHUNK_DRAWS)
+    return out.reshape(*lead, n)
 
 
 def _available_cpus() -> int:

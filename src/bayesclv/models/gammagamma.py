@@ -13,7 +13,7 @@ import xarray as xr
 from bayesclv.data.validation import check_columns
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP, gammagamma
-from bayesclv.models.base import CLVModel
+from bayesclv.models.base import GROUP_CODE, CLVModel
 from bayesclv.priors import Prior
 from bayesclv.simulate import simulate_gammagamma
 
@@ -159,6 +159,13 @@ class GammaGammaModel(CLVModel):
 
     def _loglik(self, data, params, xp):
         return gammagamma.loglik(data["frequency"], data["monetary_value"], **params, xp=xp)
+
+    def _total_loglik(self, params, rows, summed):
+        if not summed or self.covariates:  # covariates give every row its own gamma: no shared terms
+            return super()._total_loglik(params, rows, summed)
+        tables = gammagamma.loglik_tables(rows["frequency"], rows["monetary_value"], rows["weight"],
+                                          group=rows[GROUP_CODE] if self.grouped else None)
+        return gammagamma.summed_loglik(tables, *(params[n] for n in self.parameter_names))
 
     def _simulate_population(self, df, params, rng):
         sim = simulate_gammagamma(df["frequency"].to_numpy(dtype=float)[None, :], **params, rng=rng)
