@@ -22,7 +22,8 @@ subprocess::
     uv run python benchmarks/peer_pymc_marketing.py --dataset sample --draws 200 --tune 200  # smoke run
 
 Peak memory is the largest sum of the resident set sizes of a fit's process
-tree (the subprocess and any chain processes it starts), sampled every 0.2 s.
+tree (the subprocess and any chain processes it starts), sampled every 0.2 s;
+both workers let go of each prediction's result before the next one.
 The peer's Pareto/NBD NUTS is stopped after ``--peer-timeout`` seconds and
 recorded as "did not finish". Convergence numbers (R-hat, bulk ESS) of both
 libraries are computed here, by the same ArviZ code, from the saved draws.
@@ -112,6 +113,7 @@ def worker_bayesclv(model: str, sampler: str, data_csv: str, args) -> dict:
         out["predict_s"][name] = seconds
         out.setdefault("prediction_means", {})[name] = float(values.mean())
         out.setdefault("prediction_shapes", {})[name] = list(values.shape)
+        del values  # as in the peer's worker: the peak memory is that of one prediction at a time
     return out
 
 
@@ -157,6 +159,7 @@ def worker_peer(model: str, sampler: str, data_csv: str, args) -> dict:
         out["predict_s"][name] = seconds
         out.setdefault("prediction_means", {})[name] = float(values.mean())
         out.setdefault("prediction_shapes", {})[name] = list(values.shape)
+        del values  # as in bayesclv's worker: the peak memory is that of one prediction at a time
     return out
 
 

@@ -10,7 +10,7 @@ largest sum of RSS over the process tree, polled every 0.1 s.
 
 Steps::
 
-    uv run python benchmarks/scale.py fit                 # BG/NBD NUTS on 1M (+ spend model, Pareto/NBD cost)
+    uv run python benchmarks/scale.py fit                 # NUTS on 1M: BG/NBD, Gamma-Gamma, Pareto/NBD; HB by ADVI
     uv run python benchmarks/scale.py predict 100000 --draws 1000
     uv run python benchmarks/scale.py predict 10000000 --draws 250 [--dask]
     uv run python benchmarks/scale.py report              # results -> markdown table
@@ -42,7 +42,10 @@ RESULTS = Path(__file__).parent / "results"
 JSON_PATH = RESULTS / "scale.json"
 SEED = 2024
 FIT_CUSTOMERS = 1_000_000
-SPEND_FIT_CUSTOMERS = 100_000
+SPEND_FIT_CUSTOMERS = 100_000  # customers of the posterior that predictions are timed with
+FITS = ["bgnbd", "gammagamma", "paretonbd", "hierarchical"]
+#: hierarchical Pareto/NBD simulated for the ADVI fit (as in validation/hierarchical_recovery.py)
+HB_TRUTH = {"coefficients": [[-2.3, -3.2], [0.5, -0.4]], "sigma": [0.8, 0.7], "correlation": 0.3}
 CHUNK = 1_000_000
 #: CLV over the next year, one annual period discounted at 10% (one expectation per customer and draw)
 CLV_ARGS = {"horizon": 1, "time_unit": "Y", "discount_rate": 0.1}
@@ -119,55 +122,59 @@ def _customers(n: int):
 
 
 def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict:
+    import numpy as np
+
     import bayesclv as bc
     from bayesclv.models.base import compress_rows
-    from bayesclv.synthetic import PUBLISHED_PARAMS
+    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rfm = _customers(FIT_CUSTOMERS)
-    generate_s = time.perf_counter() - t0
-    result = {"customers": len(rfm), "generate_s": round(generate_s, 2)}
-    if what == "bgnbd":
+    if what == "paretonbd":
+        rfm = synthetic_rfm(FIT_CUSTOMERS, model="paretonbd", random_seed=SEED, chunk_customers=CHUNK)
+    else:
+        rfm = _customers(FIT_CUSTOMERS)
+    result = {"customers": len(rfm), "generate_s": round(time.perf_counter() - t0, 2)}
+    nuts = f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
+    if what in ("bgnbd", "paretonbd"):
+        cls = bc.BetaGeoModel if what == "bgnbd" else bc.ParetoNBDModel
         result["distinct_histories"] = len(compress_rows(rfm, ["frequency", "recency", "T"])[0])
         t0 = time.perf_counter()
-        model = bc.BetaGeoModel().fit(rfm, chains=chains, draws=draws, tune=tune, random_seed=SEED)
-        result["fit_s"] = round(time.perf_counter() - t0, 1)
-        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
-        result["diagnostics"] = dict(model.diagnostics)
-        result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["bgnbd"])
-        model.save(work / "bgnbd.nc")
+        model = cls().fit(rfm, chains=chains, draws=draws, tune=tune, random_seed=SEED, progressbar=False)
     elif what == "gammagamma":
-        sub = rfm.iloc[:SPEND_FIT_CUSTOMERS]
-        result["customers"] = len(sub)
-        result["distinct_rows"] = len(compress_rows(sub[sub["frequency"] > 0],
-                                                    ["frequency", "monetary_value"])[0])
+        buyers = rfm[rfm["frequency"] > 0]
+        result["repeat_buyers"] = len(buyers)
+        result["distinct_histories"] = len(compress_rows(buyers, ["frequency", "monetary_value"])[0])
         t0 = time.perf_counter()
-        model = bc.GammaGammaModel().fit(sub, chains=chains, draws=draws, tune=tune, random_seed=SEED)
-        result["fit_s"] = round(time.perf_counter() - t0, 1)
-        result["sampler"] = f"pymc NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
-        result["diagnostics"] = dict(model.diagnostics)
-        result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS["gammagamma"])
-        model.save(work / "gammagamma.nc")
-    elif what == "paretonbd":
-        from bayesclv.synthetic import synthetic_rfm
+        model = bc.GammaGammaModel().fit(rfm, chains=chains, draws=draws, tune=tune, random_seed=SEED,
+                                         progressbar=False)
+    else:  # the individual-level hierarchical Pareto/NBD: two latent rates per customer, by ADVI
+        import pandas as pd
 
-        rfm = synthetic_rfm(FIT_CUSTOMERS, model="paretonbd", random_seed=SEED, chunk_customers=CHUNK)
-        model = bc.ParetoNBDModel()
-        pm_model = model.build_model(rfm)
-        result["distinct_histories"] = int(pm_model["weight"].get_value().size)
-        dlogp = pm_model.compile_dlogp()
-        point = pm_model.initial_point()
-        dlogp(point)
+        from bayesclv.simulate import simulate_hierarchical_paretonbd
+
+        rng = np.random.default_rng(SEED)
+        x, T = rng.normal(size=FIT_CUSTOMERS), np.round(rng.uniform(26, 52, size=FIT_CUSTOMERS))
+        sd, corr = np.asarray(HB_TRUTH["sigma"]), HB_TRUTH["correlation"]
+        cov = np.array([[1.0, corr], [corr, 1.0]]) * np.outer(sd, sd)
+        sim = simulate_hierarchical_paretonbd(T, HB_TRUTH["coefficients"], cov,
+                                              covariates=np.column_stack([np.ones(len(x)), x]), rng=rng)
+        rfm = pd.DataFrame({"customer_id": np.arange(len(x)), "frequency": sim["frequency"],
+                            "recency": sim["recency"], "T": T, "x": x})
+        rfm.attrs["time_unit"] = "W"
+        result.update(customers=len(rfm), latent_parameters=2 * len(rfm), truth=HB_TRUTH)
         t0 = time.perf_counter()
-        for _ in range(5):
-            dlogp(point)
-        result["gradient_ms"] = round((time.perf_counter() - t0) / 5 * 1000, 1)
-        t0 = time.perf_counter()
-        model.fit(rfm, method="map", progressbar=False)
-        result["map_fit_s"] = round(time.perf_counter() - t0, 1)
-        result["map_estimate"] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
-        result["true"] = PUBLISHED_PARAMS["paretonbd"]
+        model = bc.HierarchicalParetoNBDModel(covariates=["x"]).fit(
+            rfm, method="advi", draws=draws, tune=tune, random_seed=SEED, progressbar=False)
+        result["fit_s"] = round(time.perf_counter() - t0, 1)
+        result["sampler"] = f"mean-field ADVI, {tune * 10} Adam steps, {draws} draws"
+        result["hyperparameters"] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
+        return result
+    result["fit_s"] = round(time.perf_counter() - t0, 1)
+    result["sampler"] = nuts
+    result["diagnostics"] = dict(model.diagnostics)
+    result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS[what])
+    model.save(work / f"{what}.nc")
     return result
 
 
@@ -256,14 +263,13 @@ def report() -> None:
     fits = {k: v for k, v in results.items() if k.startswith("fit_")}
     if fits:
         lines += ["## Fits on 1M customers", "",
-                  "| step | customers | distinct rows | wall (s) | fit (s) | peak RSS (MB) | tree peak (MB) "
+                  "| step | customers | distinct rows (latent rates) | wall (s) | fit (s) | peak RSS (MB) | tree peak (MB) "
                   "| diagnostics | load (1 min) |", "|---|---|---|---|---|---|---|---|---|"]
         for key, r in fits.items():
             diag = r.get("diagnostics", {})
             diag_text = (f"R-hat {diag['max_r_hat']:.4f}, ESS {diag['min_ess_bulk']:.0f}, div "
-                         f"{diag['divergences']}" if "max_r_hat" in diag else
-                         f"gradient {r.get('gradient_ms')} ms, MAP {r.get('map_fit_s')} s")
-            rows = r.get("distinct_histories", r.get("distinct_rows"))
+                         f"{diag['divergences']}" if "max_r_hat" in diag else r.get("sampler", "-"))
+            rows = r.get("distinct_histories", r.get("latent_parameters"))
             lines.append(f"| {key} | {r['customers']:,} | {rows:,} | {r['wall_s']} | {r.get('fit_s', '-')} | "
                          f"{r['peak_rss_mb']} | {r['peak_tree_rss_mb']} | {diag_text} | "
                          f"{r['load_avg_before'][0]} |")
@@ -276,6 +282,13 @@ def report() -> None:
                     lines.append(f"| {name} | {p['true']} | {p['mean']} | {p['sd']} | "
                                  f"[{p['hdi_lower']}, {p['hdi_upper']}] | {p['r_hat']} |")
                 lines.append("")
+        for key, r in fits.items():
+            if "hyperparameters" in r:
+                lines += [f"Hyperparameters ({key}, ADVI means) vs the simulated truth "
+                          f"(coefficients [[intercept, x] x [purchase, dropout]]: {r['truth']['coefficients']}, "
+                          f"sigma {r['truth']['sigma']}, correlation {r['truth']['correlation']}):", "",
+                          "| parameter | mean |", "|---|---|",
+                          *(f"| {name} | {value} |" for name, value in r["hyperparameters"].items()), ""]
     preds = sorted((v for k, v in results.items() if k.startswith("predict_")),
                    key=lambda r: (r["path"], r["draws_per_chain"], r["customers"]))
     if preds:
@@ -325,11 +338,11 @@ def main() -> None:
     parser.add_argument("--dask", action="store_true", help="predict from Parquet through dask")
     parser.add_argument("--quantities", default="probability_alive,clv_1_year",
                         help="comma-separated summaries to time (predict)")
-    parser.add_argument("--only", choices=["bgnbd", "gammagamma", "paretonbd"], help="one fit")
+    parser.add_argument("--only", choices=FITS, help="one fit")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bayesclv-scale"))
     args = parser.parse_args()
     if args.step == "fit":
-        for what in [args.only] if args.only else ["bgnbd", "gammagamma", "paretonbd"]:
+        for what in [args.only] if args.only else FITS:
             settings = [str(args.draws), str(args.tune), str(args.chains)]
             merge(f"fit_{what}", measured(["fit", str(args.work), what, *settings]))
     elif args.step == "posterior":

@@ -105,6 +105,17 @@ def test_clv_summary_equals_customer_lifetime_value(sampled, cdnow_rfm):
     _check_summary(summary, bc.customer_lifetime_value(bg, gg, cdnow_rfm, **args))
 
 
+def test_clv_summary_keeps_apart_customers_whose_spend_covariates_differ(sampled, cdnow_rfm):
+    # summaries are computed once per distinct history of both models: a spend covariate is part of it
+    bg, _ = sampled
+    rfm = cdnow_rfm.assign(z=np.where(np.arange(len(cdnow_rfm)) % 2 == 1, 1.0, -1.0))
+    gg = bc.GammaGammaModel(covariates=["z"]).fit(rfm, method="map", progressbar=False)
+    assert abs(float(gg.posterior["spend_coef"].squeeze())) > 0.01  # the covariate matters in this fit
+    args = {"horizon": 6, "time_unit": "M", "discount_rate": 0.01}
+    summary = scale.clv_summary(bg, gg, rfm, block_customers=300, progressbar=False, **args)
+    _check_summary(summary, bc.customer_lifetime_value(bg, gg, rfm, **args))
+
+
 def test_thinned_draws_stay_paired(sampled, cdnow_rfm):
     bg, gg = sampled
     args = {"horizon": 3, "time_unit": "M", "discount_rate": 0.0}

@@ -7,9 +7,10 @@ of customers:
 
 * :func:`predict_summary` / :func:`clv_summary`: per-customer posterior
   summaries (``mean, sd, lower, upper``) of any prediction method or of CLV,
-  streamed block by block. Customers are visited in order of their history
-  ``(frequency, recency, T)``, so a block holds many identical histories and
-  the models evaluate each distinct one once.
+  streamed block by block. Customers with identical histories (for every
+  model involved) have identical posteriors: each distinct history is
+  predicted and summarised once, in blocks sorted by history, and its
+  summary copied to its customers.
 * :func:`predict` / :func:`predict_clv`: the draws themselves as a lazy,
   dask-backed :class:`xarray.DataArray` chunked along ``customer_id`` (reduce
   or store it, e.g. ``.to_zarr``, without ever holding it whole).
@@ -173,12 +174,21 @@ def _clv_block(transaction_model, spend_model, kwargs):
     return lambda block: customer_lifetime_value(transaction_model, spend_model, block, **kwargs)
 
 
-def _stream_summary(block_fn, df: pd.DataFrame, block: int, prob: float, method: str,
+def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, prob: float, method: str,
                     progressbar: bool, description: str) -> pd.DataFrame:
-    """Summaries of ``block_fn`` over a pandas frame, block by block, in the frame's row order."""
-    order = _history_order(df)
-    out = {name: np.empty(len(df)) for name in SUMMARY_COLUMNS}
-    starts = range(0, len(df), block)
+    """Summaries of ``block_fn`` over a pandas frame, block by block, in the frame's row order.
+
+    Customers with the same ``codes`` (identical histories, for every model
+    involved) have the same posterior, so ``block_fn`` runs on one customer
+    of each code, in blocks of codes sorted by history, and the summaries are
+    copied to the others.
+    """
+    codes = np.asarray(codes)
+    first = np.unique(codes, return_index=True)[1]  # one customer per code, in code order
+    representatives = df.iloc[first]
+    order = _history_order(representatives)
+    out = {name: np.empty(len(first)) for name in SUMMARY_COLUMNS}
+    starts = range(0, len(first), block)
     if progressbar:
         from rich.progress import track
 
@@ -186,11 +196,13 @@ def _stream_summary(block_fn, df: pd.DataFrame, block: int, prob: float, method:
     name, quantity = None, "expectation"
     for start in starts:
         rows = order[start:start + block]
-        values = block_fn(df.iloc[rows])
+        values = block_fn(representatives.iloc[rows])
         name, quantity = values.name, values.attrs.get("quantity", "expectation")
         for key, column in _summary_arrays(values, prob, method).items():
             out[key][rows] = column
-    frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(), **out})
+    _, code_index = np.unique(codes, return_inverse=True)
+    frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(),
+                          **{key: column[code_index.ravel()] for key, column in out.items()}})
     return _label(frame, prob, method, name, quantity)
 
 
@@ -404,7 +416,8 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
     light = prediction_copy(model, draws)
     df = model.data if data is None else to_pandas(data)
     block = _block_size(block_customers, _n_samples(light))
-    return _stream_summary(_method_block(light, method, kwargs), df, block, prob, interval,
+    codes = model._distinct_histories(model._data_for_prediction(df))[1]
+    return _stream_summary(_method_block(light, method, kwargs), df, codes, block, prob, interval,
                            progressbar, method)
 
 
@@ -441,7 +454,11 @@ def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = Non
     tm, sm = prediction_copy(transaction_model, draws), prediction_copy(spend_model, draws)
     df = transaction_model.data if data is None else to_pandas(data)
     block = _block_size(block_customers, _n_samples(tm))
-    return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, block, prob, interval, progressbar, "clv")
+    purchase_codes = transaction_model._distinct_histories(transaction_model._data_for_prediction(df))[1]
+    spend_codes = spend_model._distinct_histories(spend_model._data_for_prediction(df))[1]
+    codes = np.unique(np.column_stack([purchase_codes, spend_codes]), axis=0, return_inverse=True)[1].ravel()
+    return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, codes, block, prob, interval, progressbar,
+                           "clv")
 
 
 # --------------------------------------------------------------------------- RFM on dask

@@ -415,6 +415,74 @@ def _purchases_given_alive(rho, a, B, k):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _horizon_branch(rho, a, B):  # pragma: no cover - compiled
+    """``(lead, second, c3)`` of the closed form's ``2F1`` (:func:`_survival_closed_form`, ``c = a - 1``)."""
+    c = a - 1.0
+    if c >= rho:
+        return rho, B, c + B
+    return c, c + B - rho, c + B
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _series_coefficients(lead, second, c3, z_last, coef):  # pragma: no cover - compiled
+    """Power-series coefficients of ``2F1(lead, second; c3; z)`` into ``coef[0..n]``, enough for ``z <= z_last``.
+
+    Summed at ``z_last`` until a term (past the point where the terms' ratio
+    decreases to ``z``) is below ``_SERIES_EPS`` of the sum. Returns ``(n,
+    rounding)``, ``rounding = n eps sum|terms| / |sum|`` the relative error of
+    the sums; ``n = -1`` where the series does not converge in ``_HORIZON_TERMS``
+    terms or rounding is above 1e-3.
+    """
+    coef[0] = 1.0
+    power = total = total_abs = 1.0
+    bound = max(abs(lead), abs(second), abs(c3))
+    n = 0
+    while n < _HORIZON_TERMS:
+        coef[n + 1] = coef[n] * (lead + n) * (second + n) / ((c3 + n) * (n + 1.0))
+        n += 1
+        power *= z_last
+        term = coef[n] * power
+        total += term
+        total_abs += abs(term)
+        if n > bound and abs(term) <= _SERIES_EPS * abs(total):
+            rounding = 2.2e-16 * (n + 1) * total_abs / abs(total)
+            return (n, rounding) if rounding < 1e-3 else (-1, rounding)
+    return -1, np.inf
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _discounted_from_series(coef, n, scale, zs, prefactor, factors, rounding, series):  # pragma: no cover
+    """``sum_j factors[j] (E_j - E_(j-1))`` with ``E_j = scale (1 - prefactor_j 2F1(z_j))``, and whether it is good.
+
+    ``prefactor_j = (1 + k_j)^-lead``. Horner's rule for every horizon side by
+    side (``series`` is scratch); False where the rounding, amplified by
+    ``S/(1-S)``, exceeds ``_CLOSED_FORM_TOL``.
+    """
+    n_t = zs.size
+    for j in range(n_t):
+        series[j] = coef[n]
+    for m in range(n - 1, -1, -1):
+        for j in range(n_t):
+            series[j] = series[j] * zs[j] + coef[m]
+    previous = value = 0.0
+    for j in range(n_t):
+        survive = prefactor[j] * series[j]
+        if not abs(survive) * rounding <= _CLOSED_FORM_TOL * abs(1.0 - survive):
+            return 0.0, False
+        cumulative = scale * (1.0 - survive)
+        value += factors[j] * (cumulative - previous)
+        previous = cumulative
+    return value, True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _declined(rho, a, B, k_first, k_last):  # pragma: no cover - compiled
+    """Elements :func:`_purchases_over_horizons` leaves to the per-horizon path."""
+    return ((rho + 1.0) * k_first <= _SERIES_LIMIT or not k_last < 100.0 or rho - a - B > 50.0
+            or a == 1.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _purchases_over_horizons(rho, a, B, inv_scale, ends, factors, out, ok):  # pragma: no cover - compiled
     """Present value ``sum_j factors[j] (E_j - E_(j-1))`` of :func:`_purchases_given_alive` at every horizon.
 
@@ -422,67 +490,79 @@ def _purchases_over_horizons(rho, a, B, inv_scale, ends, factors, out, ok):  # p
     :func:`_purchases_given_alive` needs ``2F1(lead, second; c+B; z_j)`` with
     ``z_j = k_j/(1+k_j)`` (see :func:`_survival_closed_form`, ``c = a - 1``), whose
     parameters do not depend on the horizon: its power-series coefficients are
-    computed once, until the terms at the largest ``z`` are below ``_SERIES_EPS``
-    of the sum, and every ``z_j`` is evaluated from them by Horner's rule. The
-    rounding error of the sums (``n * eps * sum|terms| / |sum|``) is amplified
-    by ``S/(1-S)`` as in :func:`_purchases_given_alive`; where that exceeds
-    ``_CLOSED_FORM_TOL``, where the series is slow (``k >= 100``), where the
-    Taylor series in ``k`` applies, or where ``rho - a - B > 50``, ``ok[i]`` is
-    set False and ``out[i]`` left for the caller.
+    computed once (:func:`_series_coefficients`) and every ``z_j`` evaluated
+    from them (:func:`_discounted_from_series`). The rounding error of the
+    sums is amplified by ``S/(1-S)`` as in :func:`_purchases_given_alive`; where
+    that exceeds ``_CLOSED_FORM_TOL``, where the series is slow (``k >= 100``),
+    where the Taylor series in ``k`` applies, or where ``rho - a - B > 50``,
+    ``ok[i]`` is set False and ``out[i]`` left for the caller.
     """
     coef = np.empty(_HORIZON_TERMS + 1)
     n_t = ends.size
-    zs, series = np.empty(n_t), np.empty(n_t)
+    zs, prefactor, series = np.empty(n_t), np.empty(n_t), np.empty(n_t)
     for i in range(rho.size):
-        r_, a_, b_ = rho[i], a[i], B[i]
-        c = a_ - 1.0
-        k_last = ends[n_t - 1] * inv_scale[i]
-        if ((r_ + 1.0) * ends[0] * inv_scale[i] <= _SERIES_LIMIT or not k_last < 100.0
-                or r_ - a_ - b_ > 50.0 or c == 0.0):
+        if _declined(rho[i], a[i], B[i], ends[0] * inv_scale[i], ends[n_t - 1] * inv_scale[i]):
             ok[i] = False
             continue
-        if c >= r_:
-            lead, second = r_, b_
-        else:
-            lead, second = c, c + b_ - r_
-        c3 = c + b_
-        z_last = k_last / (1.0 + k_last)
-        coef[0] = 1.0
-        power = total = total_abs = 1.0
-        bound = max(abs(lead), abs(second), abs(c3))  # beyond it the terms' ratio decreases to z
-        n, converged = 0, False
-        while n < _HORIZON_TERMS:
-            coef[n + 1] = coef[n] * (lead + n) * (second + n) / ((c3 + n) * (n + 1.0))
-            n += 1
-            power *= z_last
-            term = coef[n] * power
-            total += term
-            total_abs += abs(term)
-            if n > bound and abs(term) <= _SERIES_EPS * abs(total):
-                converged = True
-                break
-        rounding = 2.2e-16 * (n + 1) * total_abs / abs(total)
-        if not (converged and rounding < 1e-3):
-            ok[i] = False
-            continue
+        lead, second, c3 = _horizon_branch(rho[i], a[i], B[i])
         for j in range(n_t):
             k = ends[j] * inv_scale[i]
-            zs[j] = k / (1.0 + k)
-            series[j] = coef[n]
-        for m in range(n - 1, -1, -1):  # Horner's rule, the horizons side by side
+            zs[j], prefactor[j] = k / (1.0 + k), math.exp(-lead * math.log1p(k))
+        n, rounding = _series_coefficients(lead, second, c3, zs[n_t - 1], coef)
+        if n < 0:
+            ok[i] = False
+            continue
+        out[i], ok[i] = _discounted_from_series(coef, n, (a[i] + B[i] - 1.0) / (a[i] - 1.0), zs, prefactor,
+                                                factors, rounding, series)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _purchases_over_horizons_shared(r, alpha, a, b, x_value, x_start, T_value, row_T, ends, factors, out,
+                                    ok):  # pragma: no cover - compiled
+    """:func:`_purchases_over_horizons` for draws (``r, alpha, a, b`` of length D) x rows -> ``out`` ``(D, rows)``.
+
+    Rows are sorted by ``x`` (``x_start[j]`` is the first row of ``x_value[j]``)
+    and read their ``T`` from ``T_value[row_T]``. The series' coefficients depend
+    on the draw and ``x`` only, and ``k_j`` on the draw and ``T`` only: both are
+    computed once per draw for every distinct value, not once per row.
+    """
+    coef = np.empty(_HORIZON_TERMS + 1)
+    n_t = ends.size
+    zs, log1p_k = np.empty((T_value.size, n_t)), np.empty((T_value.size, n_t))
+    draw_prefactor = np.empty((T_value.size, n_t))  # (1 + k)^-c, for the rows whose lead is c = a - 1
+    prefactor, series = np.empty(n_t), np.empty(n_t)
+    for d in range(r.size):
+        c = a[d] - 1.0
+        for k_ in range(T_value.size):
             for j in range(n_t):
-                series[j] = series[j] * zs[j] + coef[m]
-        scale = (a_ + b_ - 1.0) / c
-        previous = value = 0.0
-        for j in range(n_t):
-            survive = math.exp(-lead * math.log1p(ends[j] * inv_scale[i])) * series[j]
-            if not abs(survive / (1.0 - survive)) * rounding <= _CLOSED_FORM_TOL:
-                ok[i] = False
-                break
-            cumulative = scale * (1.0 - survive)
-            value += factors[j] * (cumulative - previous)
-            previous = cumulative
-        out[i] = value
+                k = ends[j] / (alpha[d] + T_value[k_])
+                zs[k_, j], log1p_k[k_, j] = k / (1.0 + k), math.log1p(k)
+                draw_prefactor[k_, j] = math.exp(-c * log1p_k[k_, j])
+        for jx in range(x_value.size):
+            rho, B = r[d] + x_value[jx], b[d] + x_value[jx]
+            lead, second, c3 = _horizon_branch(rho, a[d], B)
+            scale = (a[d] + B - 1.0) / c
+            n = -2  # coefficients not computed yet for this x
+            rounding = np.inf
+            for i in range(x_start[jx], x_start[jx + 1]):
+                t_ = row_T[i]
+                if _declined(rho, a[d], B, ends[0] / (alpha[d] + T_value[t_]),
+                             ends[n_t - 1] / (alpha[d] + T_value[t_])):
+                    ok[d, i] = False
+                    continue
+                if n == -2:  # for the largest z among all T: enough terms for every row of this x
+                    n, rounding = _series_coefficients(lead, second, c3, zs[:, n_t - 1].max(), coef)
+                if n < 0:
+                    ok[d, i] = False
+                    continue
+                if lead == c:
+                    row_prefactor = draw_prefactor[t_]
+                else:
+                    for j in range(n_t):
+                        prefactor[j] = math.exp(-lead * log1p_k[t_, j])
+                    row_prefactor = prefactor
+                out[d, i], ok[d, i] = _discounted_from_series(coef, n, scale, zs[t_], row_prefactor, factors,
+                                                              rounding, series)
 
 
 def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
@@ -491,23 +571,44 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
     Equals :func:`bayesclv.formulas._ops.discounted_increments` of
     :func:`expected_purchases` over the horizons ``ends`` (increasing), but
     evaluates one hypergeometric series per element for all horizons
-    (:func:`_purchases_over_horizons`); elements it declines go through
-    :func:`_purchases_given_alive` horizon by horizon. ``given_alive`` as in
-    :func:`expected_purchases` (P(alive) is computed once, not per horizon).
+    (:func:`_purchases_over_horizons`; shared across the rows of one ``x`` and
+    draw when the parameters vary along draws only and the histories along the
+    last axis, :func:`_purchases_over_horizons_shared`); elements it declines go
+    through :func:`_purchases_given_alive` horizon by horizon. ``given_alive`` as
+    in :func:`expected_purchases` (P(alive) is computed once, not per horizon).
     """
     x = np.asarray(frequency, dtype=float)
     ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
-    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r + x, a, b + x, 1.0 / (alpha + T))))
-    rho, a_, B, inv_scale = (np.ascontiguousarray(v).ravel() for v in arrays)
-    out = np.empty(rho.size)
-    ok = np.ones(rho.size, dtype=bool)
-    _purchases_over_horizons(rho, a_, B, inv_scale, ends, factors, out, ok)
+    params = [np.asarray(p, dtype=float) for p in (r, alpha, a, b)]
+    T_ = np.asarray(T, dtype=float)
+    if x.ndim == 1 and T_.shape == x.shape and all(p.ndim == 0 or p.shape[-1] == 1 for p in params):
+        lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
+        draws = [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
+                 for p in params]
+        order = np.argsort(x, kind="stable")
+        zeros = np.zeros(x.size, dtype=np.int64)
+        xs, Ts = distinct(zeros, x[order]), distinct(zeros, T_[order])
+        x_start = np.searchsorted(xs.index, np.arange(xs.value.size + 1))
+        by_x = np.empty((draws[0].size, x.size))
+        ok_by_x = np.ones(by_x.shape, dtype=bool)
+        _purchases_over_horizons_shared(*draws, xs.value, x_start, Ts.value, Ts.index, ends, factors, by_x,
+                                        ok_by_x)
+        out, ok = np.empty_like(by_x), np.empty_like(ok_by_x)
+        out[:, order], ok[:, order] = by_x, ok_by_x
+        out, ok = out.reshape(*lead, x.size), ok.reshape(*lead, x.size)
+    else:
+        arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r + x, a, b + x, 1.0 / (alpha + T))))
+        flat = [np.ascontiguousarray(v).ravel() for v in arrays]
+        out, ok = np.empty(flat[0].size), np.ones(flat[0].size, dtype=bool)
+        _purchases_over_horizons(*flat, ends, factors, out, ok)
+        out, ok = out.reshape(arrays[0].shape), ok.reshape(arrays[0].shape)
     if not ok.all():
         bad = ~ok
+        views = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, x, T)))
+        r_, alpha_, a_, b_, x_, T_b = (v[bad] for v in views)
         out[bad] = discounted_increments(
-            lambda t: _purchases_given_alive(rho[bad], a_[bad], B[bad], t * inv_scale[bad]), ends, factors)
-    per_alive = out.reshape(arrays[0].shape)
-    return per_alive if given_alive else per_alive * probability_alive(x, recency, T, r, alpha, a, b)
+            lambda t: _purchases_given_alive(r_ + x_, a_, b_ + x_, t / (alpha_ + T_b)), ends, factors)
+    return out if given_alive else out * probability_alive(x, recency, T, r, alpha, a, b)
 
 
 def expected_purchases(t, frequency, recency, T, r, alpha, a, b, given_alive=False):

@@ -619,14 +619,18 @@ class CLVModel:
         post = self.posterior if post is None else post
         return {n: post[n].values for n in self._likelihood_names()}
 
+    def _history_columns(self) -> list[str]:
+        """Columns of a prediction frame that determine a customer's predictions."""
+        return list(self.data_columns) + ([self.group] if self.grouped else [])
+
     def _distinct_histories(self, df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """The distinct histories of ``df`` (a prediction frame) and each customer's index into them.
 
-        Customers with the same data columns (and group) have the same
+        Customers with the same :meth:`_history_columns` have the same
         predictions, so callers such as the CLV evaluate each history once.
         The histories get stand-in ``customer_id`` 0..n-1.
         """
-        histories, codes = compress_rows(df, list(self.data_columns) + ([self.group] if self.grouped else []))
+        histories, codes = compress_rows(df, self._history_columns())
         histories = histories.drop(columns="weight").assign(customer_id=np.arange(len(histories)))
         histories.attrs = dict(df.attrs)
         return histories, codes

@@ -117,6 +117,9 @@ class GammaGammaModel(CLVModel):
             frame[[f"covariate:{c}" for c in self.covariates]] = centred.to_numpy()
         return frame
 
+    def _history_columns(self):
+        return [*super()._history_columns(), *self.covariates]  # covariates shift each customer's spend
+
     def _coords(self):
         return {**super()._coords(), **({"covariate": self.covariates} if self.covariates else {})}
 
