@@ -379,34 +379,53 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _shared_log_j_over_draws(r, alpha, s, beta, x_value, x_start, x_stop, limits, row_x, row_a, row_b,
-                             row_direct, row_t, row_T, out):  # pragma: no cover - compiled
-    """``log J`` of every draw (``r, alpha, s, beta`` of length D) and row -> ``out`` ``(D, rows)``.
+def _shared_over_draws(r, alpha, s, beta, x_value, x_start, x_stop, limits, row_x, row_a, row_b, row_direct,
+                       row_t, T_value, row_T, alive, out):  # pragma: no cover - compiled
+    """``log J`` (or, with ``alive``, P(alive at T)) of every draw (``r, alpha, s, beta`` of length D)
+    and row -> ``out`` ``(D, rows)``.
 
-    Per draw, the rows with one ``x`` share their integrand: see :func:`_shared_limit_integrals`.
+    Per draw, the rows with one ``x`` share their integrand (:func:`_shared_limit_integrals`) and
+    the rows with one ``T`` their ``log(alpha+T)`` and ``log(1+T/beta)``. P(alive) is
+    :func:`probability_alive`'s Bayes' rule on the two likelihood parts, ``1 / (1 + s beta^s J /
+    alive part)``, with ``J = R_a (1 - R_b/R_a)``: two exponentials a row and no draws x rows
+    temporaries.
     """
     log_r = np.empty(limits.size)
     d_r = np.zeros((4, limits.size))  # partials not computed here
     scratch = np.empty((5, _NODES.size))
+    log_aT, log_bT = np.empty(T_value.size), np.empty(T_value.size)
     for d in range(r.size):
         m = min(alpha[d], beta[d])
         ca, cb, sigma = alpha[d] - m, beta[d] - m, s[d] + 1.0
+        log_s_beta = np.log(s[d]) + s[d] * np.log(beta[d])
         for j in range(x_value.size):
             _shared_limit_integrals(r[d] + x_value[j], sigma, ca, cb, m, limits, x_start[j], x_stop[j],
                                     log_r, d_r, False)
+        for k in range(T_value.size):
+            log_aT[k], log_bT[k] = np.log(alpha[d] + T_value[k]), np.log1p(T_value[k] / beta[d])
         for i in range(row_x.size):
-            if row_a[i] == row_b[i]:
-                out[d, i] = -np.inf
-            elif row_direct[i]:
-                out[d, i] = _log_lifetime_integral_at(
-                    r[d] + x_value[row_x[i]], sigma, ca, cb, np.log(m + row_t[i]), np.log(m + row_T[i]),
-                    _NODES, _LOG_WEIGHTS, scratch)[0]
+            rho, a, b, k = r[d] + x_value[row_x[i]], row_a[i], row_b[i], row_T[i]
+            if row_direct[i]:
+                log_j = _log_lifetime_integral_at(rho, sigma, ca, cb, np.log(m + row_t[i]), np.log(m + T_value[k]),
+                                                  _NODES, _LOG_WEIGHTS, scratch)[0]
+            elif a == b or log_r[a] == -np.inf:  # no time (or, to rounding, no mass) to drop out unobserved
+                log_j = -np.inf
             else:
-                out[d, i] = _difference_of_shared(log_r, d_r, row_a[i], row_b[i])[0]
+                ratio = np.exp(log_r[b] - log_r[a])  # R_b / R_a
+                if alive:
+                    log_alive = -rho * log_aT[k] - s[d] * log_bT[k]
+                    out[d, i] = 1.0 / (1.0 + np.exp(log_s_beta + log_r[a] - log_alive) * (1.0 - ratio))
+                else:
+                    out[d, i] = log_r[a] + np.log1p(-ratio)
+                continue
+            if alive:
+                out[d, i] = 1.0 / (1.0 + np.exp(log_s_beta + log_j + rho * log_aT[k] + s[d] * log_bT[k]))
+            else:
+                out[d, i] = log_j
 
 
-def _log_lifetime_integral_shared(frequency, recency, T, params):
-    """``log J`` for draws x histories when the parameters vary only along draws, else None.
+def _shared_over_histories(frequency, recency, T, params, alive):
+    """:func:`_shared_over_draws` for draws x histories when the parameters vary only along draws, else None.
 
     ``frequency, recency, T`` of shape ``(rows,)``; each parameter a scalar or of
     shape ``(..., 1)``. Returns an array ``(..., rows)``.
@@ -419,10 +438,12 @@ def _log_lifetime_integral_shared(frequency, recency, T, params):
     lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
     flat = [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
             for p in params]
-    xs = distinct(np.zeros(x.size, dtype=np.int64), x)
+    zeros = np.zeros(x.size, dtype=np.int64)
+    xs, Ts = distinct(zeros, x), distinct(zeros, T)
     limits, start, stop, row_a, row_b, direct = _shared_limits(xs.group, t_x, T, xs.index)
     out = np.empty((flat[0].size, x.size))
-    _shared_log_j_over_draws(*flat, xs.value, start, stop, limits, xs.index, row_a, row_b, direct, t_x, T, out)
+    _shared_over_draws(*flat, xs.value, start, stop, limits, xs.index, row_a, row_b, direct, t_x, Ts.value,
+                       Ts.index, alive, out)
     return out.reshape(*lead, x.size)
 
 
@@ -431,7 +452,7 @@ def _log_lifetime_integral(frequency, recency, T, r, alpha, s, beta, xp):
 
     With NumPy, when the parameters vary along draws only (one set per draw,
     histories along the last axis), the histories with one ``x`` share their
-    integrals (:func:`_log_lifetime_integral_shared`). Otherwise each element
+    integrals (:func:`_shared_over_histories`). Otherwise each element
     is integrated on its own window by Gauss-Legendre quadrature in ``Q``,
     substituting ``Q = log(m + tau)`` with ``m = min(alpha, beta)``: ``J`` does
     not depend on ``m``, and the Op's gradient is exact whether or not ``m``
@@ -441,7 +462,7 @@ def _log_lifetime_integral(frequency, recency, T, r, alpha, s, beta, xp):
     Returns ``(log_j, has_mass)``; ``has_mass`` is False where ``t_x == T``.
     """
     if xp is NP:
-        log_j = _log_lifetime_integral_shared(frequency, recency, T, (r, alpha, s, beta))
+        log_j = _shared_over_histories(frequency, recency, T, (r, alpha, s, beta), alive=False)
         if log_j is not None:
             return log_j, np.asarray(recency) < np.asarray(T)
     m = xp.zero_grad(xp.minimum(alpha, beta))
@@ -608,7 +629,14 @@ def summed_loglik(tables, r, alpha, s, beta, xp=PT):
 
 
 def probability_alive(frequency, recency, T, r, alpha, s, beta):
-    """P(customer is alive at T | history), by Bayes' rule on the two likelihood parts."""
+    """P(customer is alive at T | history), by Bayes' rule on the two likelihood parts.
+
+    For draws x histories with parameters varying along draws only, one
+    compiled pass per draw shares the integrals of one ``x`` (:func:`_shared_over_histories`).
+    """
+    shared = _shared_over_histories(frequency, recency, T, (r, alpha, s, beta), alive=True)
+    if shared is not None:
+        return shared
     log_alive, log_dropped = _log_alive_and_dropped(frequency, recency, T, r, alpha, s, beta, NP)
     return special.expit(log_alive - log_dropped)
 

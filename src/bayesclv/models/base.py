@@ -636,22 +636,38 @@ class CLVModel:
         return histories, codes
 
     def _evaluate(self, func, rows: pd.DataFrame, dtype=float, parallel: bool = True) -> np.ndarray:
-        """``func(columns, params)`` for every draw and row, chunked over rows -> array ``(chain, draw, row)``.
+        """``func(columns, params)`` for every draw and row, in chunks -> array ``(chain, draw, row)``.
 
         ``rows`` is a design frame (see :meth:`_design`), possibly with only
         some of the data columns; ``func`` gets those columns and each row's
         parameters. Chunks hold about ``_CHUNK_ELEMENTS`` draw x row elements,
-        which bounds the memory of the intermediate arrays of the formulas;
-        with ``parallel`` they run on every available core (see
-        :func:`map_chunks`). Pass ``parallel=False`` for a ``func`` that draws
-        random numbers, so that a seeded generator gives the same result.
+        which bounds the memory of the intermediate arrays of the formulas.
+        With ``parallel`` they run on every available core (see
+        :func:`map_chunks`) and, while all rows fit in one chunk, are chunks of
+        draws with every row, so that formulas which share work across rows
+        (the Pareto/NBD integrals of one ``x``, the BG/NBD horizon series) share
+        it over all of them. Pass ``parallel=False`` for a ``func`` that draws
+        random numbers: chunks of rows, in order, so that a seeded generator
+        gives the same result.
         """
         params = self._param_arrays()
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
-        step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
         columns = [c for c in self.data_columns if c in rows.columns]
         values = np.empty((post.sizes["chain"], post.sizes["draw"], len(rows)), dtype=dtype)
+        if parallel and len(rows) <= _CHUNK_ELEMENTS:
+            step = max(1, _CHUNK_ELEMENTS // max(len(rows), 1))
+            by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in params.items()}
+            cols = {c: rows[c].to_numpy(dtype=float) for c in columns}
+            flat = values.reshape(n_samples, len(rows))
+
+            def evaluate_draws(start: int) -> None:
+                chunk = {k: v[start:start + step] for k, v in by_sample.items()}
+                flat[start:start + step] = func(cols, self._row_params(chunk, rows, NP))
+
+            map_chunks(evaluate_draws, n_samples, step, parallel)
+            return values
+        step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
 
         def evaluate_chunk(start: int) -> None:
             chunk = rows.iloc[start:start + step]
