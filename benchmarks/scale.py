@@ -11,6 +11,7 @@ largest sum of RSS over the process tree, polled every 0.1 s.
 Steps::
 
     uv run python benchmarks/scale.py fit                 # NUTS on 1M: BG/NBD, Gamma-Gamma, Pareto/NBD; HB by ADVI
+    uv run python benchmarks/scale.py resolution          # MAP on 1M: continuous-time vs day-resolution data
     uv run python benchmarks/scale.py predict 100000 --draws 1000
     uv run python benchmarks/scale.py predict 10000000 --draws 250 [--dask]
     uv run python benchmarks/scale.py report              # results -> markdown table
@@ -178,6 +179,37 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict
     return result
 
 
+def child_resolution() -> dict:
+    """MAP on 1M customers recorded in continuous time and at day resolution (as the fits above see them).
+
+    Separates what recording purchases on whole days does to the estimates
+    from the likelihood: the continuous-time histories come straight from the
+    population simulators, the day-resolution ones from ``synthetic_rfm``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    import bayesclv as bc
+    from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
+    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+
+    rng = np.random.default_rng(SEED)
+    T = 39.0 - rng.integers(0, 84, FIT_CUSTOMERS) / 7.0  # first purchases over 12 weeks, observed to week 39
+    result = {}
+    for name, simulate, cls in (("bgnbd", simulate_bgnbd, bc.BetaGeoModel),
+                                ("paretonbd", simulate_paretonbd, bc.ParetoNBDModel)):
+        sim = simulate(T, **PUBLISHED_PARAMS[name], rng=rng)
+        continuous = pd.DataFrame({"customer_id": np.arange(FIT_CUSTOMERS), "frequency": sim["frequency"],
+                                   "recency": sim["recency"], "T": T})
+        continuous.attrs["time_unit"] = "W"
+        days = synthetic_rfm(FIT_CUSTOMERS, model=name, random_seed=SEED, chunk_customers=CHUNK)
+        result[name] = {"true": PUBLISHED_PARAMS[name], **{
+            label: {k: round(float(v), 4) for k, v in cls().fit(df, method="map", progressbar=False)
+                    .summary()["mean"].items()}
+            for label, df in (("continuous_time_map", continuous), ("day_resolution_map", days))}}
+    return result
+
+
 def _posterior_table(model, truth: dict) -> dict:
     table = model.summary()
     return {name: {"true": truth[name], **{c: round(float(table.loc[name, c]), 4)
@@ -289,6 +321,17 @@ def report() -> None:
                           f"sigma {r['truth']['sigma']}, correlation {r['truth']['correlation']}):", "",
                           "| parameter | mean |", "|---|---|",
                           *(f"| {name} | {value} |" for name, value in r["hyperparameters"].items()), ""]
+    if "resolution" in results:
+        lines += ["MAP on 1M simulated customers, recorded in continuous time and at day resolution "
+                  "(`scale.py resolution`):", "", "| model | parameter | true | continuous time | day resolution |",
+                  "|---|---|---|---|---|"]
+        for model, r in results["resolution"].items():
+            if not isinstance(r, dict) or "true" not in r:
+                continue
+            for name, value in r["true"].items():
+                lines.append(f"| {model} | {name} | {value} | {r['continuous_time_map'][name]} | "
+                             f"{r['day_resolution_map'][name]} |")
+        lines.append("")
     preds = sorted((v for k, v in results.items() if k.startswith("predict_")),
                    key=lambda r: (r["path"], r["draws_per_chain"], r["customers"]))
     if preds:
@@ -325,12 +368,14 @@ def main() -> None:
             result = child_fit(work, rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
         elif step == "posterior":
             result = child_posterior(work)
+        elif step == "resolution":
+            result = child_resolution()
         else:
             result = child_predict(work, int(rest[1]), int(rest[2]), rest[3] == "dask", rest[4].split(","))
         Path(out).write_text(json.dumps(result, default=str))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["fit", "posterior", "predict", "report"])
+    parser.add_argument("step", choices=["fit", "resolution", "posterior", "predict", "report"])
     parser.add_argument("customers", nargs="?", type=int, default=FIT_CUSTOMERS)
     parser.add_argument("--draws", type=int, default=1000, help="posterior draws per chain")
     parser.add_argument("--tune", type=int, default=1000, help="NUTS tuning steps (fit)")
@@ -347,6 +392,8 @@ def main() -> None:
             merge(f"fit_{what}", measured(["fit", str(args.work), what, *settings]))
     elif args.step == "posterior":
         merge("posterior_for_predictions", measured(["posterior", str(args.work)]))
+    elif args.step == "resolution":
+        merge("resolution", measured(["resolution", str(args.work)]))
     elif args.step == "predict":
         path = "dask" if args.dask else "pandas"
         merge(f"predict_{path}_{args.customers}_{args.draws}",
