@@ -10,7 +10,7 @@ largest sum of RSS over the process tree, polled every 0.1 s.
 
 Steps::
 
-    uv run python benchmarks/scale.py fit                 # NUTS on 1M: BG/NBD, Gamma-Gamma, Pareto/NBD; HB by ADVI
+    uv run python benchmarks/scale.py fit [N]             # NUTS on 1M (or N): BG/NBD, Gamma-Gamma, Pareto/NBD; HB by ADVI
     uv run python benchmarks/scale.py resolution          # MAP on 1M: continuous-time vs day-resolution data
     uv run python benchmarks/scale.py predict 100000 --draws 1000
     uv run python benchmarks/scale.py predict 10000000 --draws 250 [--dask]
@@ -122,7 +122,7 @@ def _customers(n: int):
                          chunk_customers=CHUNK)
 
 
-def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict:
+def child_fit(work: Path, what: str, draws: int, tune: int, chains: int, n: int = FIT_CUSTOMERS) -> dict:
     import numpy as np
 
     import bayesclv as bc
@@ -132,9 +132,9 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if what == "paretonbd":
-        rfm = synthetic_rfm(FIT_CUSTOMERS, model="paretonbd", random_seed=SEED, chunk_customers=CHUNK)
+        rfm = synthetic_rfm(n, model="paretonbd", random_seed=SEED, chunk_customers=CHUNK)
     else:
-        rfm = _customers(FIT_CUSTOMERS)
+        rfm = _customers(n)
     result = {"customers": len(rfm), "generate_s": round(time.perf_counter() - t0, 2)}
     nuts = f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps"
     if what in ("bgnbd", "paretonbd"):
@@ -155,7 +155,7 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int) -> dict
         from bayesclv.simulate import simulate_hierarchical_paretonbd
 
         rng = np.random.default_rng(SEED)
-        x, T = rng.normal(size=FIT_CUSTOMERS), np.round(rng.uniform(26, 52, size=FIT_CUSTOMERS))
+        x, T = rng.normal(size=n), np.round(rng.uniform(26, 52, size=n))
         sd, corr = np.asarray(HB_TRUTH["sigma"]), HB_TRUTH["correlation"]
         cov = np.array([[1.0, corr], [corr, 1.0]]) * np.outer(sd, sd)
         sim = simulate_hierarchical_paretonbd(T, HB_TRUTH["coefficients"], cov,
@@ -365,7 +365,7 @@ def main() -> None:
         out, step, *rest = sys.argv[2:]
         work = Path(rest[0])
         if step == "fit":
-            result = child_fit(work, rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+            result = child_fit(work, rest[1], int(rest[2]), int(rest[3]), int(rest[4]), int(rest[5]))
         elif step == "posterior":
             result = child_posterior(work)
         elif step == "resolution":
@@ -388,8 +388,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.step == "fit":
         for what in [args.only] if args.only else FITS:
-            settings = [str(args.draws), str(args.tune), str(args.chains)]
-            merge(f"fit_{what}", measured(["fit", str(args.work), what, *settings]))
+            settings = [str(args.draws), str(args.tune), str(args.chains), str(args.customers)]
+            suffix = "" if args.customers == FIT_CUSTOMERS else f"_{args.customers}"
+            merge(f"fit_{what}{suffix}", measured(["fit", str(args.work), what, *settings]))
     elif args.step == "posterior":
         merge("posterior_for_predictions", measured(["posterior", str(args.work)]))
     elif args.step == "resolution":

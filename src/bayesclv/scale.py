@@ -46,6 +46,7 @@ from bayesclv.data.validation import (
     to_pandas,
 )
 from bayesclv.errors import DataValidationError
+from bayesclv.models.base import compress_rows
 
 __all__ = [
     "clv_summary",
@@ -123,12 +124,14 @@ def _block_size(block_customers: int | None, n_samples: int) -> int:
     return int(block_customers)
 
 
-def _history_order(df: pd.DataFrame) -> np.ndarray:
-    """Positions of the rows sorted by history, so identical histories share blocks."""
+def _history_order(df: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """Positions (among ``rows``, default all) of the rows sorted by history, so similar histories share blocks."""
     columns = [c for c in _HISTORY if c in df.columns]
+    n = len(df) if rows is None else len(rows)
     if not columns:
-        return np.arange(len(df))
-    return np.lexsort([pd.to_numeric(df[c], errors="coerce").to_numpy() for c in reversed(columns)])
+        return np.arange(n)
+    keys = [pd.to_numeric(df[c], errors="coerce").to_numpy() for c in reversed(columns)]
+    return np.lexsort([k if rows is None else k[rows] for k in keys])
 
 
 def _summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
@@ -174,6 +177,18 @@ def _clv_block(transaction_model, spend_model, kwargs):
     return lambda block: customer_lifetime_value(transaction_model, spend_model, block, **kwargs)
 
 
+def _history_codes(model: Any, df: pd.DataFrame) -> np.ndarray:
+    """Each customer's index among the distinct histories of ``df`` that determine ``model``'s predictions.
+
+    Read from the key columns alone (no validated copy of a frame of millions
+    of rows); the blocks are validated when they are predicted, so bad values
+    still raise :class:`~bayesclv.errors.DataValidationError` naming the rows.
+    """
+    columns = model._history_columns()
+    check_columns(df, columns)
+    return compress_rows(df[columns], columns)[1].astype(np.int64)
+
+
 def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, prob: float, method: str,
                     progressbar: bool, description: str) -> pd.DataFrame:
     """Summaries of ``block_fn`` over a pandas frame, block by block, in the frame's row order.
@@ -183,10 +198,8 @@ def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, p
     of each code, in blocks of codes sorted by history, and the summaries are
     copied to the others.
     """
-    codes = np.asarray(codes)
-    first = np.unique(codes, return_index=True)[1]  # one customer per code, in code order
-    representatives = df.iloc[first]
-    order = _history_order(representatives)
+    _, first, code_index = np.unique(codes, return_index=True, return_inverse=True)  # one customer per code
+    order = _history_order(df, first)  # no copy of the representatives' rows: blocks are taken one by one
     out = {name: np.empty(len(first)) for name in SUMMARY_COLUMNS}
     starts = range(0, len(first), block)
     if progressbar:
@@ -196,13 +209,13 @@ def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, p
     name, quantity = None, "expectation"
     for start in starts:
         rows = order[start:start + block]
-        values = block_fn(representatives.iloc[rows])
+        values = block_fn(df.iloc[first[rows]])
         name, quantity = values.name, values.attrs.get("quantity", "expectation")
         for key, column in _summary_arrays(values, prob, method).items():
             out[key][rows] = column
-    _, code_index = np.unique(codes, return_inverse=True)
+    code_index = code_index.ravel()
     frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(),
-                          **{key: column[code_index.ravel()] for key, column in out.items()}})
+                          **{key: column[code_index] for key, column in out.items()}}, copy=False)
     return _label(frame, prob, method, name, quantity)
 
 
@@ -416,7 +429,7 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
     light = prediction_copy(model, draws)
     df = model.data if data is None else to_pandas(data)
     block = _block_size(block_customers, _n_samples(light))
-    codes = model._distinct_histories(model._data_for_prediction(df))[1]
+    codes = _history_codes(model, df)
     return _stream_summary(_method_block(light, method, kwargs), df, codes, block, prob, interval,
                            progressbar, method)
 
@@ -454,9 +467,8 @@ def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = Non
     tm, sm = prediction_copy(transaction_model, draws), prediction_copy(spend_model, draws)
     df = transaction_model.data if data is None else to_pandas(data)
     block = _block_size(block_customers, _n_samples(tm))
-    purchase_codes = transaction_model._distinct_histories(transaction_model._data_for_prediction(df))[1]
-    spend_codes = spend_model._distinct_histories(spend_model._data_for_prediction(df))[1]
-    codes = np.unique(np.column_stack([purchase_codes, spend_codes]), axis=0, return_inverse=True)[1].ravel()
+    purchase_codes, spend_codes = _history_codes(transaction_model, df), _history_codes(spend_model, df)
+    codes = purchase_codes * (int(spend_codes.max(initial=0)) + 1) + spend_codes  # the pair as one key
     return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, codes, block, prob, interval, progressbar,
                            "clv")
 
