@@ -14,6 +14,7 @@ parallel.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from math import prod
 
@@ -98,8 +99,11 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
 
         return expand
 
+    lock = threading.Lock()
+
     def make_initial_point(seed):
-        start = initial(int(seed))
+        with lock:  # nutpie initialises chains on several threads; PyMC's function is not thread-safe
+            start = initial(int(seed))
         return np.concatenate([np.ravel(start[v.name]) for v in free]).astype(np.float64)
 
     dims = {name: tuple(model.named_vars_to_dims[name]) for name in var_names if name in model.named_vars_to_dims}
