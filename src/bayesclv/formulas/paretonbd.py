@@ -71,6 +71,7 @@ _PIECE_NODES, _PIECE_WEIGHTS = gauss_legendre(8)
 _PIECE_LOG_WEIGHTS = np.log(_PIECE_WEIGHTS)
 _PIECE_SLOPE = 3.0
 _PIECE_WIDTH = 1.0
+_MAX_PIECES = 4096  # a bound for non-finite inputs: windowed intervals need far fewer
 # rows whose log J would lose more than log10(_MAX_CANCELLATION) digits as a difference of two
 # shared-limit integrals are integrated on their own window instead
 _MAX_CANCELLATION = 1e4
@@ -84,6 +85,7 @@ def _window(one_minus_p, q, log_d, u0, u1):  # pragma: no cover - compiled
     form. Newton steps on ``g(Q) = max g - _WINDOW_DROP`` approach each root
     from outside the window (a property of concave functions), so even an
     unconverged step leaves the window wide enough. Clipped to ``[u0, u1]``.
+    Returns ``(left, right, mode)``, ``mode`` the maximum's place in ``[u0, u1]``.
     """
     a, b, ld = one_minus_p, q, log_d
 
@@ -114,7 +116,7 @@ def _window(one_minus_p, q, log_d, u0, u1):  # pragma: no cover - compiled
             left = new
             if converged:
                 break
-    return left, right
+    return left, right, mode
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -139,7 +141,7 @@ def _log_lifetime_integral_at(rho, sigma, ca, cb, q0, q1, nodes, log_weights, sc
         p, q = rho, sigma
     else:
         p, q = sigma, rho
-    lo, hi = _window(1.0 - p, q, np.log(max(ca + cb, _TINY)), q0, q1)
+    lo, hi, _ = _window(1.0 - p, q, np.log(max(ca + cb, _TINY)), q0, q1)
     width = hi - lo
     if not width > 0.0:
         return -np.inf, 0.0, 0.0, 0.0, 0.0, lo, hi
@@ -195,46 +197,70 @@ def _log_slope(u, rho, sigma, ca, cb):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1, with_grad):  # pragma: no cover - compiled
-    """``log int_{q0}^{q1} exp(g(Q)) dQ`` and its partials in ``rho, sigma, c_alpha, c_beta`` (no window).
+    """``log int_{q0}^{q1} exp(g(Q)) dQ`` and its partials in ``rho, sigma, c_alpha, c_beta``.
 
     The partials are 0 unless ``with_grad``.
 
     A short interval on which ``g`` is nearly flat gets a 4-node Gauss-Legendre
     rule; any other is cut into equal pieces on which ``g`` changes by at most
     ``_PIECE_SLOPE`` (``g'`` is monotone, so its values at the ends bound it)
-    and which are at most ``_PIECE_WIDTH`` wide, each under an 8-node rule. The
-    sums run as one log-sum-exp over all nodes.
+    and which are at most ``_PIECE_WIDTH`` wide, each under an 8-node rule.
+    Where ``g`` could change by more than ``_WINDOW_DROP`` over the interval,
+    it is first cut to the window of :func:`_window` (the rest holds less than
+    ``exp(-_WINDOW_DROP)`` of the peak) and split at the maximum, so that the
+    piece count follows the integrand's mass, not its slope far from it: large
+    ``rho`` or ``sigma`` (an integrand that falls by ``sigma`` e-folds per unit
+    of ``Q``) would otherwise ask for billions of pieces. An empty window
+    (the mass within rounding of one point) gives ``-inf``, as in
+    :func:`_log_lifetime_integral_at`. The sums run as one log-sum-exp over all nodes.
     """
-    width = q1 - q0
-    change = width * max(abs(_log_slope(q0, rho, sigma, ca, cb)), abs(_log_slope(q1, rho, sigma, ca, cb)))
-    if width <= _SHORT_WIDTH and change <= _SHORT_SLOPE:
-        nodes, log_weights, pieces = _SHORT_NODES, _SHORT_LOG_WEIGHTS, 1
+    change = (q1 - q0) * max(abs(_log_slope(q0, rho, sigma, ca, cb)), abs(_log_slope(q1, rho, sigma, ca, cb)))
+    if change > _WINDOW_DROP:
+        p, q = (rho, sigma) if ca == 0.0 else (sigma, rho)
+        lo, hi, mode = _window(1.0 - p, q, np.log(max(ca + cb, _TINY)), q0, q1)
+        if not hi > lo:
+            return -np.inf, 0.0, 0.0, 0.0, 0.0
+        bounds = ((lo, mode), (mode, hi))
     else:
-        nodes, log_weights = _PIECE_NODES, _PIECE_LOG_WEIGHTS
-        pieces = max(1, int(np.ceil(max(change / _PIECE_SLOPE, width / _PIECE_WIDTH))))
-    step = width / pieces
+        bounds = ((q0, q1), (q1, q1))
     h_max = -np.inf
     total = s_la = s_lb = s_ia = s_ib = 0.0
-    for j in range(pieces):
-        start = q0 + j * step
-        for k in range(nodes.size):
-            u = start + step * nodes[k]
-            e = np.exp(u)
-            la = u if ca == 0.0 else np.log(e + ca)
-            lb = u if cb == 0.0 else np.log(e + cb)
-            h = u - rho * la - sigma * lb + log_weights[k]
-            if h > h_max:  # rescale the sums to the new maximum
-                scale = np.exp(h_max - h)
-                total, s_la, s_lb, s_ia, s_ib = total * scale, s_la * scale, s_lb * scale, s_ia * scale, s_ib * scale
-                h_max = h
-            w = np.exp(h - h_max)
-            total += w
-            if with_grad:
-                s_la += w * la
-                s_lb += w * lb
-                s_ia += w / (e + ca)
-                s_ib += w / (e + cb)
-    log_i = np.log(step) + h_max + np.log(total)
+    for a, b in bounds:
+        width = b - a
+        if not width > 0.0:
+            continue
+        change = width * max(abs(_log_slope(a, rho, sigma, ca, cb)), abs(_log_slope(b, rho, sigma, ca, cb)))
+        if width <= _SHORT_WIDTH and change <= _SHORT_SLOPE:
+            nodes, log_weights, pieces = _SHORT_NODES, _SHORT_LOG_WEIGHTS, 1
+        else:
+            nodes, log_weights = _PIECE_NODES, _PIECE_LOG_WEIGHTS
+            wanted = max(1.0, np.ceil(max(change / _PIECE_SLOPE, width / _PIECE_WIDTH)))
+            pieces = int(wanted) if wanted <= _MAX_PIECES else _MAX_PIECES  # also catches NaN
+        step = width / pieces
+        log_step = np.log(step)
+        for j in range(pieces):
+            start = a + j * step
+            for k in range(nodes.size):
+                u = start + step * nodes[k]
+                e = np.exp(u)
+                la = u if ca == 0.0 else np.log(e + ca)
+                lb = u if cb == 0.0 else np.log(e + cb)
+                h = u - rho * la - sigma * lb + log_weights[k] + log_step
+                if h > h_max:  # rescale the sums to the new maximum
+                    scale = np.exp(h_max - h)
+                    total, s_la, s_lb = total * scale, s_la * scale, s_lb * scale
+                    s_ia, s_ib = s_ia * scale, s_ib * scale
+                    h_max = h
+                w = np.exp(h - h_max)
+                total += w
+                if with_grad:
+                    s_la += w * la
+                    s_lb += w * lb
+                    s_ia += w / (e + ca)
+                    s_ib += w / (e + cb)
+    if not total > 0.0:
+        return -np.inf, 0.0, 0.0, 0.0, 0.0
+    log_i = h_max + np.log(total)
     return log_i, -s_la / total, -s_lb / total, -rho * s_ia / total, -sigma * s_ib / total
 
 
