@@ -222,7 +222,7 @@ def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1, with_grad):  # pragma: n
             return -np.inf, 0.0, 0.0, 0.0, 0.0
         bounds = ((lo, mode), (mode, hi))
     else:
-        bounds = ((q0, q1), (q1, q1))
+        bounds = ((q0, q1), (q1, q1))  # one segment: the second is empty
     h_max = -np.inf
     total = s_la = s_lb = s_ia = s_ib = 0.0
     for a, b in bounds:
