@@ -70,6 +70,24 @@ def distinct(group: np.ndarray, value: np.ndarray) -> Table:
     return Table(unique[:, 0].astype(np.int64), np.ascontiguousarray(unique[:, 1]), index.ravel().astype(np.int64))
 
 
+def draw_vectors(params, *histories) -> tuple[tuple[int, ...], list[np.ndarray]] | None:
+    """Parameters that vary along draws only, as flat vectors, for draws x histories kernels.
+
+    ``histories`` are arrays of one shape ``(rows,)``; each parameter a scalar
+    or of shape ``(..., 1)``. Returns ``(lead, vectors)``: the parameters'
+    leading shape and each parameter broadcast to it and flattened (one entry
+    per draw); None where the arrays are not laid out so.
+    """
+    params = [np.asarray(p, dtype=float) for p in params]
+    shape = np.shape(histories[0])
+    if not (len(shape) == 1 and all(np.shape(h) == shape for h in histories)
+            and all(p.ndim == 0 or p.shape[-1] == 1 for p in params)):
+        return None
+    lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
+    return lead, [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
+                  for p in params]
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def digamma(x):  # pragma: no cover - compiled
     """Digamma function for ``x > 0``: recurrence up to ``x >= 6``, then the asymptotic series.

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
-from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total
 
 __all__ = [
     "discounted_expected_purchases",
@@ -579,12 +579,10 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
     """
     x = np.asarray(frequency, dtype=float)
     ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
-    params = [np.asarray(p, dtype=float) for p in (r, alpha, a, b)]
     T_ = np.asarray(T, dtype=float)
-    if x.ndim == 1 and T_.shape == x.shape and all(p.ndim == 0 or p.shape[-1] == 1 for p in params):
-        lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
-        draws = [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
-                 for p in params]
+    by_draw = draw_vectors((r, alpha, a, b), x, T_)
+    if by_draw is not None:
+        lead, draws = by_draw
         order = np.argsort(x, kind="stable")
         zeros = np.zeros(x.size, dtype=np.int64)
         xs, Ts = distinct(zeros, x[order]), distinct(zeros, T_[order])

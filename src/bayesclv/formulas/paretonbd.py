@@ -37,7 +37,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
-from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total
 
 __all__ = [
     "discounted_expected_purchases",
@@ -457,13 +457,10 @@ def _shared_over_histories(frequency, recency, T, params, alive):
     shape ``(..., 1)``. Returns an array ``(..., rows)``.
     """
     x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
-    params = [np.asarray(p, dtype=float) for p in params]
-    if not (x.ndim == 1 and x.shape == t_x.shape == T.shape and all(p.ndim == 0 or p.shape[-1] == 1
-                                                                    for p in params)):
+    by_draw = draw_vectors(params, x, t_x, T)
+    if by_draw is None:
         return None
-    lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
-    flat = [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
-            for p in params]
+    lead, flat = by_draw
     zeros = np.zeros(x.size, dtype=np.int64)
     xs, Ts = distinct(zeros, x), distinct(zeros, T)
     limits, start, stop, row_a, row_b, direct = _shared_limits(xs.group, t_x, T, xs.index)
