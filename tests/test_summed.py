@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import bayesclv as bc
 from bayesclv.formulas import NP, bgnbd, gammagamma, paretonbd
+from bayesclv.formulas._summed import unique_pairs
 from bayesclv.models.base import compress_rows
 from bayesclv.models.sampling import compile_nutpie_model
 
@@ -286,3 +287,15 @@ def test_nutpie_initial_points_can_be_drawn_from_several_threads(cdnow_rfm):
         points = list(pool.map(compiled._make_initial_points, range(2000)))
     assert all(p.shape == (4,) and np.isfinite(p).all() for p in points)
     assert len({tuple(p) for p in points}) == 2000  # jittered: a different start for every seed
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0, 2.25, 7.0, 39.0])),
+                min_size=1, max_size=60))
+def test_unique_pairs_matches_numpy_unique_rows(pairs):
+    first = np.array([p[0] for p in pairs], dtype=np.int64)
+    second = np.array([p[1] for p in pairs])
+    got_first, got_second, inverse = unique_pairs(first, second)
+    expected, expected_inverse = np.unique(np.column_stack([first, second]), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(got_first, expected[:, 0])
+    np.testing.assert_array_equal(got_second, expected[:, 1])
+    np.testing.assert_array_equal(inverse, expected_inverse.ravel())

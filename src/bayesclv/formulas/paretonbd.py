@@ -37,7 +37,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
-from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._summed import (digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total,
+                                       unique_pairs)
 
 __all__ = [
     "discounted_expected_purchases",
@@ -325,20 +326,17 @@ def _shared_limits(group_x, t_x, T, x_index):
     ``J`` as a difference of shared integrals could lose digits: the integrand
     decreases, so ``R(T)/J <= (last limit - T)/(T - t_x)``.
     """
-    keys = np.concatenate([np.column_stack([x_index, t_x]), np.column_stack([x_index, T])])
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    entry = unique[:, 0].astype(np.int64)
+    entry, limits, inverse = unique_pairs(np.concatenate([x_index, x_index]).astype(np.int64),
+                                          np.concatenate([t_x, T]).astype(float))
     n_entries = len(group_x)
     start = np.searchsorted(entry, np.arange(n_entries), side="left")
     stop = np.searchsorted(entry, np.arange(n_entries), side="right")
     row_a, row_b = inverse[:len(t_x)], inverse[len(t_x):]
-    last = unique[stop[x_index] - 1, 1]
+    last = limits[stop[x_index] - 1]
     span = T - t_x
     with np.errstate(divide="ignore", invalid="ignore"):
         direct = (span > 0) & ((last - T) > _MAX_CANCELLATION * span)
-    return (np.ascontiguousarray(unique[:, 1]), start.astype(np.int64), stop.astype(np.int64),
-            row_a.astype(np.int64), row_b.astype(np.int64), direct)
+    return limits, start.astype(np.int64), stop.astype(np.int64), row_a, row_b, direct
 
 
 def _log_lifetime_integral_np(rho, sigma, c_alpha, c_beta, q0, q1):

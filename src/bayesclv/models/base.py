@@ -677,17 +677,61 @@ class CLVModel:
         map_chunks(evaluate_chunk, len(rows), step, parallel)
         return values
 
-    def _distinct_values(self, func, rows: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`_evaluate` once per distinct ``columns`` of ``rows`` (a design frame: within a group,
-        and with the same covariates), and each row's index into the result's last axis."""
+    def _distinct_rows(self, rows: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+        """The distinct ``columns`` of ``rows`` (a design frame: within a group, and with the same
+        covariates), and each row's index into them."""
         keys = [c for c in rows.columns if c in columns or c not in self.data_columns]
         keys = [c for c in keys if c != "weight"]
         unique, codes = compress_rows(rows, keys)
-        return self._evaluate(func, unique[keys]), codes
+        return unique[keys], codes
+
+    def _distinct_values(self, func, rows: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_evaluate` once per :meth:`_distinct_rows` of ``rows``, and each row's index into the
+        result's last axis."""
+        unique, codes = self._distinct_rows(rows, columns)
+        return self._evaluate(func, unique), codes
+
+    def _expand_distinct(self, func, rows: pd.DataFrame, codes: np.ndarray,
+                         weight: tuple[Any, pd.DataFrame, np.ndarray] | None = None) -> np.ndarray:
+        """``func`` on distinct ``rows`` expanded to the output's rows, optionally times a weight.
+
+        Returns an array ``(chain, draw, n)`` with element ``[..., i]`` equal to
+        ``func(...)[..., codes[i]]``, times ``weight_func(...)[..., weight_codes[i]]``
+        for ``weight = (weight_func, weight_rows, weight_codes)`` (functions as
+        in :meth:`_evaluate`). While the row sets fit in a chunk of draws, each
+        thread evaluates them for its draws and expands them at once, so no
+        draws x rows array exists at full size besides the result.
+        """
+        parts = [(func, rows)] + ([] if weight is None else [weight[:2]])
+        weight_codes = np.zeros(0, dtype=np.int64) if weight is None else np.asarray(weight[2], dtype=np.int64)
+        codes = np.asarray(codes, dtype=np.int64)
+        n_rows = max(max(len(r) for _, r in parts), 1)
+        if n_rows > _CHUNK_ELEMENTS:
+            values = [self._evaluate(f, r) for f, r in parts]
+            return gather_rows(values[0], codes, *(values[1:] or [None]), weight_codes if weight else None)
+        params = self._param_arrays()
+        post = self.posterior
+        n_samples = post.sizes["chain"] * post.sizes["draw"]
+        by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in params.items()}
+        columns = [{c: r[c].to_numpy(dtype=float) for c in self.data_columns if c in r.columns} for _, r in parts]
+        out = np.empty((n_samples, len(codes)))
+        step = max(1, _CHUNK_ELEMENTS // n_rows)
+
+        def evaluate_draws(start: int) -> None:
+            chunk = {k: v[start:start + step] for k, v in by_sample.items()}
+            n_draws = min(step, n_samples - start)
+            values = [np.ascontiguousarray(np.broadcast_to(f(cols, self._row_params(chunk, r, NP)),
+                                                           (n_draws, len(r))), dtype=float)
+                      for (f, r), cols in zip(parts, columns, strict=True)]
+            factor = values[1] if weight is not None else np.empty((n_draws, 0))
+            _gather_kernel(out[start:start + n_draws], values[0], codes, factor, weight_codes, 0, n_draws)
+
+        map_chunks(evaluate_draws, n_samples, step)
+        return out.reshape(post.sizes["chain"], post.sizes["draw"], len(codes))
 
     def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
-        """:meth:`_distinct_values` expanded to all ``rows``."""
-        return gather_rows(*self._distinct_values(func, rows, columns))
+        """``func`` once per :meth:`_distinct_rows` of ``rows``, expanded to all ``rows``."""
+        return self._expand_distinct(func, *self._distinct_rows(rows, columns))
 
     def _as_dataarray(self, values: np.ndarray, df: pd.DataFrame, name: str,
                       quantity: str = "expectation") -> xr.DataArray:

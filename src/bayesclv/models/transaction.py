@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from bayesclv.models.base import GROUP_CODE, CLVModel, compress_rows, gather_rows
+from bayesclv.models.base import GROUP_CODE, CLVModel, compress_rows
 
 __all__ = ["TransactionModel"]
 
@@ -65,14 +65,13 @@ class TransactionModel(CLVModel):
         histories, codes = compress_rows(frame, list(frame.columns))
         histories = histories.drop(columns="weight")
         # recency is not used given alive; T stands in for it (a valid history)
-        alive, alive_codes = self._distinct_values(
-            lambda c, p: fn(t, c["frequency"], c["T"], c["T"], **p, given_alive=True),
-            histories, list(_ALIVE_COLUMNS))
-        if given_alive:
-            return self._as_dataarray(gather_rows(alive, alive_codes[codes]), df, name)
-        p_alive = self._evaluate(
-            lambda c, p: self.formulas.probability_alive(c["frequency"], c["recency"], c["T"], **p), histories)
-        return self._as_dataarray(gather_rows(alive, alive_codes[codes], p_alive, codes), df, name)
+        def per_alive(c, p):
+            return fn(t, c["frequency"], c["T"], c["T"], **p, given_alive=True)
+
+        alive_rows, alive_codes = self._distinct_rows(histories, list(_ALIVE_COLUMNS))
+        weight = None if given_alive else (
+            lambda c, p: self.formulas.probability_alive(c["frequency"], c["recency"], c["T"], **p), histories, codes)
+        return self._as_dataarray(self._expand_distinct(per_alive, alive_rows, alive_codes[codes], weight), df, name)
 
     def probability_alive(self, data: Any | None = None) -> xr.DataArray:
         """P(alive at the end of observation | history), dims ``(chain, draw, customer_id)``.
