@@ -54,6 +54,10 @@ class FitDiagnostics(dict):
     ``divergences``, ``n_draws`` (sampled fits) and ``ok``."""
 
     def __str__(self) -> str:
+        if "elbo_rise" in self:
+            return (f"minibatch ADVI, {self['steps']} steps of {self['batch_size']} customers: ELBO rise over "
+                    f"the last tenth {self['elbo_rise']:.4f} nats per customer -> "
+                    f"{'OK' if self['ok'] else 'NOT CONVERGED'}")
         if "max_r_hat" not in self:
             return f"{self.get('method', 'fit')}: no sampling diagnostics (point estimate or approximation)"
         return (

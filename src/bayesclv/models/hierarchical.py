@@ -23,6 +23,8 @@ computed from them after thinning, which halves the memory of a long run.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,10 +34,11 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
-from bayesclv.errors import DataValidationError
+from bayesclv.errors import ConvergenceWarning, DataValidationError
 from bayesclv.formulas import PT, individual_bgnbd, individual_paretonbd
-from bayesclv.models.base import _CHUNK_ELEMENTS, map_chunks
+from bayesclv.models.base import _CHUNK_ELEMENTS, FitDiagnostics, map_chunks
 from bayesclv.models.transaction import TransactionModel, _check_horizon
+from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 from bayesclv.priors import Prior
 from bayesclv.simulate import future_purchases_individual_bgnbd, future_purchases_individual_paretonbd
 
@@ -45,6 +48,7 @@ PROCESSES = ("purchase", "dropout")
 _HERMITE_NODES = 24  # per dimension, for expectations over the population distribution
 _CENTRING_PRIOR_SD = 1.5  # typical population sd of log purchase rates (CDNOW: about 1.2-1.8)
 _DROPOUT_CENTRING_WEIGHT = 0.5  # for customers with repeat purchases; see dropout_centring_weights
+logger = logging.getLogger("bayesclv")
 
 
 def centring_weights(frequency: np.ndarray, prior_sd: float = _CENTRING_PRIOR_SD) -> np.ndarray:
@@ -201,7 +205,26 @@ class HierarchicalTransactionModel(TransactionModel):
         """Rates of the formulas (``lam`` and ``mu`` or ``p``) from the latent quantities."""
         raise NotImplementedError
 
-    def build_model(self, data: Any, *, time_unit: str | None = None, summed: bool = True) -> pm.Model:
+    def _customer_arrays(self, df: pd.DataFrame, population: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per-customer inputs of the PyMC model: the data columns, standardised covariates, group
+        codes and centring weights of the customers of ``df``, standardised and coded as in ``population``."""
+        arrays = {c: df[c].to_numpy(dtype=float) for c in self.data_columns}
+        if self.covariates:
+            X = population[self.covariates].to_numpy(dtype=float)
+            arrays["standardised"] = (df[self.covariates].to_numpy(dtype=float) - X.mean(axis=0)) / X.std(
+                axis=0, ddof=1)
+        if self.group is not None:
+            arrays["group_code"] = pd.Index(self._groups(population)).get_indexer(df[self.group].astype(str))
+        arrays["purchase_weight"] = centring_weights(arrays["frequency"])
+        arrays["dropout_weight"] = dropout_centring_weights(arrays["frequency"])
+        return arrays
+
+    def _groups(self, population: pd.DataFrame) -> list[str]:
+        """Sorted group labels of ``population`` (as strings: the ``group`` coordinate)."""
+        return [str(g) for g in pd.factorize(population[self.group], sort=True)[1]]
+
+    def build_model(self, data: Any, *, time_unit: str | None = None, summed: bool = True,
+                    population: pd.DataFrame | None = None) -> pm.Model:
         """The PyMC model: population (with covariates and groups), partially centred latent rates, likelihood.
 
         Parameters
@@ -213,38 +236,46 @@ class HierarchicalTransactionModel(TransactionModel):
         summed : bool, default True
             Ignored: each customer has their own rates, so the likelihood is
             one term per customer whatever the backend.
+        population : DataFrame, optional
+            Prepared frame of all customers whose covariate means and sds
+            standardise the covariates and whose labels are the groups; default
+            ``data``. A model of a minibatch (:mod:`bayesclv.models.variational`)
+            passes the full data here. Every per-customer input is a data
+            container (``pymc.Data`` with dim ``customer_id``), so a batch can be swapped in.
 
         Returns
         -------
         pymc.Model
         """
         df = self._prepare(data, time_unit=time_unit)
+        population = df if population is None else population
         coords = {"customer_id": df["customer_id"].to_numpy(), "process": list(PROCESSES),
                   "covariate": ["intercept", *self.covariates], "slope": self.covariates}
-        groups = None
         if self.group is not None:
-            group_codes, groups = pd.factorize(df[self.group], sort=True)
-            coords["group"] = [str(g) for g in groups]
+            coords["group"] = self._groups(population)
+        arrays = self._customer_arrays(df, population)
         with pm.Model(coords=coords) as model:
+            inputs = {name: pm.Data(name, values, dims=("customer_id", "slope")[:values.ndim])
+                      for name, values in arrays.items()}
             intercept = self.priors["intercept"].create("intercept", dims="process")
             mean = intercept[None, :]
             if self.covariates:
-                X = df[self.covariates].to_numpy(dtype=float)
+                X = population[self.covariates].to_numpy(dtype=float)
                 centre, scale = X.mean(axis=0), X.std(axis=0, ddof=1)
                 slopes = self.priors["slopes"].create("slopes", dims=("slope", "process"))
-                standardised = (X - centre) / scale
-                mean = mean + sum(standardised[:, k, None] * slopes[k][None, :] for k in range(X.shape[1]))
+                # elementwise, not a matrix product: no BLAS call in the compiled graph
+                mean = mean + sum(inputs["standardised"][:, k, None] * slopes[k][None, :] for k in range(X.shape[1]))
                 per_unit = slopes / scale[:, None]
                 pm.Deterministic("coefficients", pt.concatenate(
                     [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
                     dims=("covariate", "process"))
             else:
                 pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
-            if groups is not None:
+            if self.group is not None:
                 group_sd = self.priors["group_sd"].create("group_sd", dims="process")
                 group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
                 offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
-                mean = mean + offset[group_codes]
+                mean = mean + offset[inputs["group_code"]]
             sigma_prior = self.priors["sigma"]
             sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
             chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=self.lkj_eta, n=2, sd_dist=sd_dist,
@@ -253,12 +284,12 @@ class HierarchicalTransactionModel(TransactionModel):
             pm.Deterministic("correlation", corr[0, 1])
             # latents partially centred (weights w_i from the customer's purchase count);
             # z = standard-normal innovations of theta = mean + L z
-            w = pt.as_tensor_variable(centring_weights(df["frequency"].to_numpy(dtype=float)))
+            w = inputs["purchase_weight"]
             scale_w = chol[0, 0] ** w
             purchase = pm.Normal("purchase_innovation", w * mean[:, 0], scale_w, dims="customer_id")
             z0 = (purchase - w * mean[:, 0]) / scale_w
             # the dropout innovation, given the purchase one, partially centred the same way
-            w1 = pt.as_tensor_variable(dropout_centring_weights(df["frequency"].to_numpy(dtype=float)))
+            w1 = inputs["dropout_weight"]
             conditional_mean = mean[:, 1] + chol[1, 0] * z0
             scale_w1 = chol[1, 1] ** w1
             dropout = pm.Normal("dropout_innovation", w1 * conditional_mean, scale_w1, dims="customer_id")
@@ -270,7 +301,7 @@ class HierarchicalTransactionModel(TransactionModel):
                                  dims="customer_id"),
             ]
             rates = dict(zip(self.rate_names, self._natural_rates(*latent, pt.exp, pt.sigmoid), strict=True))
-            cols = {c: pm.Data(c, df[c].to_numpy(dtype=float)) for c in self.data_columns}
+            cols = {c: inputs[c] for c in self.data_columns}
             pm.Potential("loglik", self._loglik(cols, rates, PT).sum())
         return model
 
@@ -290,17 +321,63 @@ class HierarchicalTransactionModel(TransactionModel):
         coordinates = [v.name for v in model.free_RVs if v.name not in ("intercept", "slopes", "group_sd")]
         return posterior.drop_vars(coordinates).merge(latent)
 
-    def fit(self, data: Any, *, method: str = "nuts", **kwargs: Any) -> HierarchicalTransactionModel:
-        """Fit by NUTS (or ADVI); see :meth:`bayesclv.models.base.CLVModel.fit` for the arguments.
+    def fit(self, data: Any, *, method: str = "nuts", batch_size: int | None = None,
+            **kwargs: Any) -> HierarchicalTransactionModel:
+        """Fit by NUTS or ADVI; see :meth:`bayesclv.models.base.CLVModel.fit` for the arguments.
 
         ``method="map"`` is refused: the joint mode of a hierarchical model
         puts every latent rate at the population mean and the population sds
         at zero, which is not an estimate of anything.
+
+        Parameters
+        ----------
+        batch_size : int, optional
+            With ``method="advi"``: minibatch ADVI on batches of this many
+            customers (:mod:`bayesclv.models.variational`), whose cost per step
+            does not grow with the number of customers, with a full-rank
+            Gaussian over each customer's two latent quantities. ``tune x 10``
+            steps, ``draws`` draws of the approximation (one chain); each
+            customer is in ``tune x 10 x batch_size / customers`` batches.
+            Without it, PyMC's full-batch mean-field ADVI.
         """
         if method == "map":
             raise ValueError(f"{type(self).__name__} cannot be fitted by MAP (the joint mode collapses "
                              "the population sds to 0); use method='nuts' or 'advi'")
-        return super().fit(data, method=method, **kwargs)
+        if batch_size is None:
+            return super().fit(data, method=method, **kwargs)
+        if method != "advi":
+            raise ValueError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}")
+        return self._fit_minibatch(data, batch_size=int(batch_size), **kwargs)
+
+    def _fit_minibatch(self, data: Any, *, batch_size: int, draws: int = 1000, tune: int = 1000,
+                       random_seed: int | None = None, progressbar: bool = True, time_unit: str | None = None,
+                       learning_rate: float = 0.01, local_learning_rate: float = 0.05
+                       ) -> HierarchicalTransactionModel:
+        """Minibatch ADVI (see :meth:`fit`); the draws of the approximation become a one-chain posterior."""
+        df = self._prepare(data, time_unit=time_unit)
+        if not 1 <= batch_size <= len(df):
+            raise ValueError(f"batch_size must be from 1 to the number of customers ({len(df)}), got {batch_size}")
+        batch_model = self.build_model(df.iloc[:batch_size], population=df)
+        approx = fit_minibatch_advi(batch_model, self._customer_arrays(df, df), steps=max(tune, 1) * 10,
+                                    batch_size=batch_size, learning_rate=learning_rate,
+                                    local_learning_rate=local_learning_rate, random_seed=random_seed,
+                                    progressbar=progressbar)
+        model = self.build_model(df, population=df)
+        posterior = approximation_posterior(model, approx, draws, self.parameter_names,
+                                            np.random.default_rng(random_seed))
+        self.idata = xr.DataTree.from_dict({"posterior": self._finish_posterior(model, posterior)})
+        self.data, self.fit_method, self.time_unit = df, "advi", df.attrs["time_unit"]
+        converged, rise = elbo_converged(approx.elbo, approx.batches, len(df))
+        self.diagnostics = FitDiagnostics(method="advi", steps=len(approx.elbo), batch_size=batch_size,
+                                          elbo_rise=rise, ok=converged)
+        logger.info("%s: %s", self.display_name, self.diagnostics)
+        if progressbar:
+            print(f"{self.display_name} convergence: {self.diagnostics}")
+        if not converged:
+            warnings.warn(f"{self.display_name}: minibatch ADVI has not converged: the mean ELBO rose by "
+                          f"{rise:.4f} nats per customer over the last tenth of the steps; run more steps "
+                          "(tune)", ConvergenceWarning, stacklevel=3)
+        return self
 
     # ----------------------------------------------------------- predictions
     def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
