@@ -309,8 +309,9 @@ def report() -> None:
             diag_text = (f"R-hat {diag['max_r_hat']:.4f}, ESS {diag['min_ess_bulk']:.0f}, div "
                          f"{diag['divergences']}" if "max_r_hat" in diag else r.get("sampler", "-"))
             if "elbo_rise" in diag:
-                diag_text += (f"; ELBO rise over the last tenth {diag['elbo_rise']:.4f} nats/customer -> "
-                              f"{'converged' if diag['ok'] else 'NOT converged'}")
+                diag_text += (f"; over the last tenth ELBO rise {diag['elbo_rise']:.4f} nats/customer -> "
+                              f"{'converged' if diag['ok'] else 'NOT converged'} (population parameters moved "
+                              f"{diag['drift']:.2f} sds)")
             rows = r.get("distinct_histories", r.get("latent_parameters"))
             lines.append(f"| {key} | {r['customers']:,} | {rows:,} | {r['wall_s']} | {r.get('fit_s', '-')} | "
                          f"{r['peak_rss_mb']} | {r['peak_tree_rss_mb']} | {diag_text} | "

@@ -55,9 +55,9 @@ class FitDiagnostics(dict):
 
     def __str__(self) -> str:
         if "elbo_rise" in self:
-            return (f"minibatch ADVI, {self['steps']} steps of {self['batch_size']} customers: ELBO rise over "
-                    f"the last tenth {self['elbo_rise']:.4f} nats per customer -> "
-                    f"{'OK' if self['ok'] else 'NOT CONVERGED'}")
+            return (f"minibatch ADVI, {self['steps']} steps of {self['batch_size']} customers: over the last "
+                    f"tenth ELBO rise {self['elbo_rise']:.4f} nats per customer -> "
+                    f"{'OK' if self['ok'] else 'NOT CONVERGED'} (population parameters moved {self['drift']:.2f} sds)")
         if "max_r_hat" not in self:
             return f"{self.get('method', 'fit')}: no sampling diagnostics (point estimate or approximation)"
         return (

@@ -369,7 +369,7 @@ class HierarchicalTransactionModel(TransactionModel):
         self.data, self.fit_method, self.time_unit = df, "advi", df.attrs["time_unit"]
         converged, rise = elbo_converged(approx.elbo, approx.batches, len(df))
         self.diagnostics = FitDiagnostics(method="advi", steps=len(approx.elbo), batch_size=batch_size,
-                                          elbo_rise=rise, ok=converged)
+                                          elbo_rise=rise, drift=approx.drift, ok=converged)
         logger.info("%s: %s", self.display_name, self.diagnostics)
         if progressbar:
             print(f"{self.display_name} convergence: {self.diagnostics}")
