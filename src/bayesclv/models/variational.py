@@ -17,7 +17,9 @@ correlation towards 0 (0.09 for a simulated 0.3 on 100,000 customers). The
 fit is by stochastic gradient ascent on the evidence lower bound (Hoffman, Blei, Wang & Paisley 2013; Titsias & Lazaro-Gredilla
 2014). Each step takes a batch ``b`` of ``B`` of the ``N`` customers
 (contiguous in one random order of the customers, the batches visited in a
-new random order every epoch) and one reparameterised draw
+new random order every epoch; unless ``B`` divides ``N`` the last batch
+overlaps the one before, and its overlap counts twice per epoch, a bias of
+at most ``B/N`` in those customers' weight) and one reparameterised draw
 ``theta = mean + L eps`` and uses
 
     ELBO_hat = log p(globals) + N/B sum_{i in b} [log p(locals_i | globals) + log p(y_i | locals_i)]
