@@ -270,24 +270,42 @@ def test_minibatch_advi_recovers_the_population_on_simulated_customers():
 
 
 def test_minibatch_advi_with_groups_gives_each_group_its_intercept():
-    df = _simulated(simulate_hierarchical_paretonbd, 10_000, 23)
+    shift = np.array([0.6, -0.5])  # group "b": purchase intercept +0.6, dropout -0.5
+    a = _simulated(simulate_hierarchical_paretonbd, 6000, 23).assign(segment="a")
+    b = _simulated(simulate_hierarchical_paretonbd, 6000, 24, coefficients=B_TRUE + [shift, [0, 0]])
+    b = b.assign(segment="b", customer_id="b" + b["customer_id"])
+    df = pd.concat([b, a], ignore_index=True)  # group "b" first: its codes are not the row order
+    df.attrs["time_unit"] = "W"
     model = bc.HierarchicalParetoNBDModel(covariates=["x"], group="segment")
     with warnings.catch_warnings():
-        # a short run: only the groups' intercepts are checked
-        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)
+        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)  # a short run
         model.fit(df, method="advi", batch_size=1000, tune=1000, draws=20, random_seed=6, progressbar=False)
     post = model.posterior
-    assert post.sizes["group"] == 2
+    assert list(post["group"].values) == ["a", "b"]
     group_intercepts = (post["coefficients"].sel(covariate="intercept") + post["group_offset"]).mean(
         ("chain", "draw")).transpose("group", "process").values
-    np.testing.assert_allclose(group_intercepts, np.tile(B_TRUE[0], (2, 1)), atol=0.15)
+    np.testing.assert_allclose(group_intercepts, [B_TRUE[0], B_TRUE[0] + shift], atol=0.15)
 
 
-def test_batch_size_needs_advi_and_fits_the_data():
+def test_group_codes_follow_the_labels_not_their_text():
+    df = _simulated(simulate_hierarchical_paretonbd, 40, 25)
+    df["cohort"] = pd.to_datetime("2020-01-01") + pd.to_timedelta(np.arange(40) % 3 * 7, unit="D")
+    model = bc.HierarchicalParetoNBDModel(group="cohort")
+    codes = model._customer_arrays(df, df)["group_code"]
+    np.testing.assert_array_equal(codes, np.arange(40) % 3)
+
+
+def test_batch_size_needs_advi_fits_the_data_and_short_runs_warn():
     df = _simulated(simulate_hierarchical_paretonbd, 50, 22)
     with pytest.raises(ValueError, match="batch_size is for method='advi'"):
         bc.HierarchicalParetoNBDModel().fit(df, batch_size=10)
     with pytest.raises(ValueError, match="batch_size must be from 1"):
         bc.HierarchicalParetoNBDModel().fit(df, method="advi", batch_size=51)
+    # 20 steps over 5 batches: no batch in both of the last two tenths, so no evidence of convergence
     with pytest.warns(bc.errors.ConvergenceWarning, match="minibatch ADVI has not converged"):
         bc.HierarchicalParetoNBDModel().fit(df, method="advi", batch_size=10, tune=2, draws=5, progressbar=False)
+    # a batch is not validated on its own: one customer has a constant covariate, the population not
+    with pytest.warns(bc.errors.ConvergenceWarning):
+        fitted = bc.HierarchicalParetoNBDModel(covariates=["x"]).fit(
+            df, method="advi", batch_size=1, tune=5, draws=5, random_seed=1, progressbar=False)
+    assert fitted.posterior.sizes["customer_id"] == 50

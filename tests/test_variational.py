@@ -65,6 +65,21 @@ def test_local_means_and_covariance_are_exact(fitted):
                            approx.local_lower[:, 0] ** 2 + diag[:, 1] ** 2], axis=1).mean(axis=0)
     np.testing.assert_allclose(fitted_cov, [cov[0, 0], cov[1, 0], cov[1, 1]], atol=0.03)
     assert fitted_cov[1] / np.sqrt(fitted_cov[0] * fitted_cov[2]) == pytest.approx(-0.8, abs=0.05)
+    # draws of the approximation have that covariance
+    draws = approx.sample(4000, np.random.default_rng(0))
+    a, b = draws["a"] - approx.local_mean[:, 0], draws["b"] - approx.local_mean[:, 1]
+    sampled = [np.mean(a * a), np.mean(a * b), np.mean(b * b)]
+    np.testing.assert_allclose(sampled, fitted_cov, atol=0.01)
+    assert draws["mu"].shape == (4000,) and draws["a"].shape == (4000, N)
+
+
+def test_customers_outside_the_last_tenth_keep_their_fitted_values():
+    """15 steps over 10 batches: the last tenth (one step) sees one batch; the others are not reset."""
+    rng = np.random.default_rng(5)
+    y = rng.normal(1.0, 1.5, size=N)
+    approx = fit_minibatch_advi(_model(y[:BATCH]), {"y": y}, steps=15, batch_size=BATCH, random_seed=1,
+                                progressbar=False)
+    assert np.all(approx.local_mean != 0.0)  # every customer moved from its start (0) in its first visit
 
 
 def test_elbo_converged_compares_each_batch_with_itself():

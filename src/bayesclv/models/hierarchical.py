@@ -214,7 +214,12 @@ class HierarchicalTransactionModel(TransactionModel):
             arrays["standardised"] = (df[self.covariates].to_numpy(dtype=float) - X.mean(axis=0)) / X.std(
                 axis=0, ddof=1)
         if self.group is not None:
-            arrays["group_code"] = pd.Index(self._groups(population)).get_indexer(df[self.group].astype(str))
+            labels = pd.factorize(population[self.group], sort=True)[1]
+            codes = pd.Index(labels).get_indexer(df[self.group])
+            if (codes < 0).any():
+                raise DataValidationError("group label not among the population's groups", column=self.group,
+                                          rows=df.loc[codes < 0, "customer_id"].tolist())
+            arrays["group_code"] = codes
         arrays["purchase_weight"] = centring_weights(arrays["frequency"])
         arrays["dropout_weight"] = dropout_centring_weights(arrays["frequency"])
         return arrays
@@ -248,7 +253,11 @@ class HierarchicalTransactionModel(TransactionModel):
         pymc.Model
         """
         df = self._prepare(data, time_unit=time_unit)
-        population = df if population is None else population
+        return self._model(df, df if population is None else population)
+
+    def _model(self, df: pd.DataFrame, population: pd.DataFrame) -> pm.Model:
+        """:meth:`build_model` of a prepared frame (a minibatch is not validated on its own: a batch may
+        hold one value of a covariate that varies in the population)."""
         coords = {"customer_id": df["customer_id"].to_numpy(), "process": list(PROCESSES),
                   "covariate": ["intercept", *self.covariates], "slope": self.covariates}
         if self.group is not None:
@@ -338,7 +347,10 @@ class HierarchicalTransactionModel(TransactionModel):
             Gaussian over each customer's two latent quantities. ``tune x 10``
             steps, ``draws`` draws of the approximation (one chain); each
             customer is in ``tune x 10 x batch_size / customers`` batches.
-            Without it, PyMC's full-batch mean-field ADVI.
+            Without it, PyMC's full-batch mean-field ADVI. The posterior holds
+            ``draws x customers`` of each latent quantity and sampling it takes
+            about three times that (CDNOW full, 1,000 draws: 0.6 GB; 1M
+            customers: 20 draws, peak RSS 1.7 GB for the whole fit).
         """
         if method == "map":
             raise ValueError(f"{type(self).__name__} cannot be fitted by MAP (the joint mode collapses "
@@ -357,12 +369,12 @@ class HierarchicalTransactionModel(TransactionModel):
         df = self._prepare(data, time_unit=time_unit)
         if not 1 <= batch_size <= len(df):
             raise ValueError(f"batch_size must be from 1 to the number of customers ({len(df)}), got {batch_size}")
-        batch_model = self.build_model(df.iloc[:batch_size], population=df)
+        batch_model = self._model(df.iloc[:batch_size], df)
         approx = fit_minibatch_advi(batch_model, self._customer_arrays(df, df), steps=max(tune, 1) * 10,
                                     batch_size=batch_size, learning_rate=learning_rate,
                                     local_learning_rate=local_learning_rate, random_seed=random_seed,
                                     progressbar=progressbar)
-        model = self.build_model(df, population=df)
+        model = self._model(df, df)
         posterior = approximation_posterior(model, approx, draws, self.parameter_names,
                                             np.random.default_rng(random_seed))
         self.idata = xr.DataTree.from_dict({"posterior": self._finish_posterior(model, posterior)})
