@@ -90,6 +90,8 @@ def test_elbo_converged_compares_each_batch_with_itself():
     assert elbo_converged(settling + composition, batches, 100)[0]
     converged, rise = elbo_converged(-1000.0 + 10.0 * steps + composition, batches, 100)
     assert not converged and rise == pytest.approx(10.0)  # 100 steps x 10 per step / 100 customers
+    # a falling ELBO (steps too large) is not convergence either
+    assert not elbo_converged(-1000.0 - 10.0 * steps + composition, batches, 100)[0]
     # no batch seen in both windows: not converged
     assert not elbo_converged(np.zeros(20), np.arange(20), 100)[0]
 
