@@ -654,23 +654,20 @@ class CLVModel:
         random numbers: chunks of rows, in order, so that a seeded generator
         gives the same result.
         """
-        params = self._param_arrays()
         post = self.posterior
         n_samples = post.sizes["chain"] * post.sizes["draw"]
         columns = [c for c in self.data_columns if c in rows.columns]
         values = np.empty((post.sizes["chain"], post.sizes["draw"], len(rows)), dtype=dtype)
         if parallel and len(rows) <= _CHUNK_ELEMENTS:
-            step = max(1, _CHUNK_ELEMENTS // max(len(rows), 1))
-            by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in params.items()}
             cols = {c: rows[c].to_numpy(dtype=float) for c in columns}
             flat = values.reshape(n_samples, len(rows))
 
-            def evaluate_draws(start: int) -> None:
-                chunk = {k: v[start:start + step] for k, v in by_sample.items()}
-                flat[start:start + step] = func(cols, self._row_params(chunk, rows, NP))
+            def evaluate_draws(start: int, n_draws: int, chunk: dict[str, np.ndarray]) -> None:
+                flat[start:start + n_draws] = func(cols, self._row_params(chunk, rows, NP))
 
-            map_chunks(evaluate_draws, n_samples, step, parallel)
+            self._map_draw_chunks(evaluate_draws, len(rows))
             return values
+        params = self._param_arrays()
         step = max(1, _CHUNK_ELEMENTS // max(n_samples, 1))
 
         def evaluate_chunk(start: int) -> None:
@@ -713,25 +710,31 @@ class CLVModel:
         if n_rows > _CHUNK_ELEMENTS:
             values = [self._evaluate(f, r) for f, r in parts]
             return gather_rows(values[0], codes, *(values[1:] or [None]), weight_codes if weight else None)
-        params = self._param_arrays()
         post = self.posterior
-        n_samples = post.sizes["chain"] * post.sizes["draw"]
-        by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in params.items()}
         columns = [{c: r[c].to_numpy(dtype=float) for c in self.data_columns if c in r.columns} for _, r in parts]
-        out = np.empty((n_samples, len(codes)))
-        step = max(1, _CHUNK_ELEMENTS // n_rows)
+        out = np.empty((post.sizes["chain"] * post.sizes["draw"], len(codes)))
 
-        def evaluate_draws(start: int) -> None:
-            chunk = {k: v[start:start + step] for k, v in by_sample.items()}
-            n_draws = min(step, n_samples - start)
+        def evaluate_draws(start: int, n_draws: int, chunk: dict[str, np.ndarray]) -> None:
             values = [np.ascontiguousarray(np.broadcast_to(f(cols, self._row_params(chunk, r, NP)),
                                                            (n_draws, len(r))), dtype=float)
                       for (f, r), cols in zip(parts, columns, strict=True)]
             factor = values[1] if weight is not None else np.empty((n_draws, 0))
             _gather_kernel(out[start:start + n_draws], values[0], codes, factor, weight_codes, 0, n_draws)
 
-        map_chunks(evaluate_draws, n_samples, step)
+        self._map_draw_chunks(evaluate_draws, n_rows)
         return out.reshape(post.sizes["chain"], post.sizes["draw"], len(codes))
+
+    def _map_draw_chunks(self, evaluate_draws, n_rows: int) -> None:
+        """Call ``evaluate_draws(start, n_draws, params)`` for chunks of about ``_CHUNK_ELEMENTS / n_rows``
+        posterior draws (flattened over chains) on every core; ``params`` holds the chunk's draws of each
+        likelihood variable, as :meth:`_row_params` takes them."""
+        post = self.posterior
+        n_samples = post.sizes["chain"] * post.sizes["draw"]
+        by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in self._param_arrays().items()}
+        step = max(1, _CHUNK_ELEMENTS // max(n_rows, 1))
+        map_chunks(lambda start: evaluate_draws(start, min(step, n_samples - start),
+                                                {k: v[start:start + step] for k, v in by_sample.items()}),
+                   n_samples, step)
 
     def _on_distinct(self, func, rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
         """``func`` once per :meth:`_distinct_rows` of ``rows``, expanded to all ``rows``."""

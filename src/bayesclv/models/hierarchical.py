@@ -210,9 +210,8 @@ class HierarchicalTransactionModel(TransactionModel):
         codes and centring weights of the customers of ``df``, standardised and coded as in ``population``."""
         arrays = {c: df[c].to_numpy(dtype=float) for c in self.data_columns}
         if self.covariates:
-            X = population[self.covariates].to_numpy(dtype=float)
-            arrays["standardised"] = (df[self.covariates].to_numpy(dtype=float) - X.mean(axis=0)) / X.std(
-                axis=0, ddof=1)
+            centre, scale = self._standardisation(population)
+            arrays["standardised"] = (df[self.covariates].to_numpy(dtype=float) - centre) / scale
         if self.group is not None:
             labels = pd.factorize(population[self.group], sort=True)[1]
             codes = pd.Index(labels).get_indexer(df[self.group])
@@ -223,6 +222,11 @@ class HierarchicalTransactionModel(TransactionModel):
         arrays["purchase_weight"] = centring_weights(arrays["frequency"])
         arrays["dropout_weight"] = dropout_centring_weights(arrays["frequency"])
         return arrays
+
+    def _standardisation(self, population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd (ddof 1) of each covariate in ``population``: sampling sees ``(x - mean) / sd``."""
+        X = population[self.covariates].to_numpy(dtype=float)
+        return X.mean(axis=0), X.std(axis=0, ddof=1)
 
     def _groups(self, population: pd.DataFrame) -> list[str]:
         """Sorted group labels of ``population`` (as strings: the ``group`` coordinate)."""
@@ -269,11 +273,11 @@ class HierarchicalTransactionModel(TransactionModel):
             intercept = self.priors["intercept"].create("intercept", dims="process")
             mean = intercept[None, :]
             if self.covariates:
-                X = population[self.covariates].to_numpy(dtype=float)
-                centre, scale = X.mean(axis=0), X.std(axis=0, ddof=1)
+                centre, scale = self._standardisation(population)
                 slopes = self.priors["slopes"].create("slopes", dims=("slope", "process"))
                 # elementwise, not a matrix product: no BLAS call in the compiled graph
-                mean = mean + sum(inputs["standardised"][:, k, None] * slopes[k][None, :] for k in range(X.shape[1]))
+                mean = mean + sum(inputs["standardised"][:, k, None] * slopes[k][None, :]
+                                  for k in range(len(self.covariates)))
                 per_unit = slopes / scale[:, None]
                 pm.Deterministic("coefficients", pt.concatenate(
                     [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),

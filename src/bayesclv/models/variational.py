@@ -91,15 +91,8 @@ class Approximation:
         """``draws`` draws of every value variable, each ``(draws, *shape)`` (local: ``(draws, customers)``)."""
         out = {name: mean + np.exp(self.global_log_sd[name]) * rng.standard_normal((draws, *mean.shape))
                for name, mean in self.global_mean.items()}
-        # mean + L eps in place, last column first (each column reads the eps of the ones before it)
-        point = rng.standard_normal((draws, *self.local_mean.shape))
-        pairs = _lower_pairs(self.local_mean.shape[-1])
-        for a in reversed(range(point.shape[-1])):
-            column = point[..., a] * np.exp(self.local_log_diag[:, a]) + self.local_mean[:, a]
-            for p, (row, b) in enumerate(pairs):
-                if row == a:
-                    column += self.local_lower[:, p] * point[..., b]
-            point[..., a] = column
+        eps = rng.standard_normal((draws, *self.local_mean.shape))
+        point = _local_point(self.local_mean, self.local_log_diag, self.local_lower, eps, out=eps)
         out.update({name: point[..., j] for j, name in enumerate(self.local)})
         return out
 
@@ -109,12 +102,22 @@ def _lower_pairs(k: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(k) for b in range(a)]
 
 
-def _local_point(mean, log_diag, lower, eps):
-    """``mean + L eps`` per customer (last axis: the local variables)."""
-    point = mean + np.exp(log_diag) * eps
-    for p, (a, b) in enumerate(_lower_pairs(mean.shape[-1])):
-        point[..., a] += lower[..., p] * eps[..., b]
-    return point
+def _local_point(mean, log_diag, lower, eps, out=None):
+    """``mean + L eps`` per customer (last axis: the local variables; ``eps`` may have leading draws).
+
+    Written into ``out`` (a new array by default), which may be ``eps`` itself:
+    the columns are computed last first, each reading the ``eps`` of the
+    columns before it, so sampling needs no second array of draws x customers.
+    """
+    out = np.empty(np.broadcast_shapes(mean.shape, eps.shape)) if out is None else out
+    pairs = _lower_pairs(mean.shape[-1])
+    for a in reversed(range(mean.shape[-1])):
+        column = mean[..., a] + np.exp(log_diag[..., a]) * eps[..., a]
+        for p, (row, b) in enumerate(pairs):
+            if row == a:
+                column += lower[..., p] * eps[..., b]
+        out[..., a] = column
+    return out
 
 
 class _Adam:
