@@ -25,6 +25,7 @@ from bayesclv.models.transaction import TransactionModel
 __all__ = ["customer_lifetime_value", "intervals", "pair_draws"]
 
 INTERVAL_KINDS = ("credible", "predictive")
+UNIT_ATTRS = ("horizon", "time_unit", "currency")  # what the values are measured in: kept by summaries
 
 
 def pair_draws(first, second):
@@ -137,6 +138,7 @@ def customer_lifetime_value(
     margin: float = 1.0,
     acquisition_cost: float = 0.0,
     service_cost_per_period: float = 0.0,
+    currency: str | None = None,
 ) -> xr.DataArray:
     """Posterior of each customer's discounted lifetime value over a finite horizon.
 
@@ -172,13 +174,19 @@ def customer_lifetime_value(
         Subtracted once.
     service_cost_per_period : float, default 0
         Cost per period of serving a customer who is still alive.
+    currency : str, optional
+        Currency of the spend model's values (e.g. "USD"); recorded in ``attrs``
+        so that figures and reports can name it. Does not change the values.
 
     Returns
     -------
     xarray.DataArray
-        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings.
+        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings
+        (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given).
     """
     check_time_unit(time_unit)
+    if currency is not None and not isinstance(currency, str):
+        raise TypeError(f"currency must be a string such as 'USD', got {type(currency).__name__}")
     if int(horizon) != horizon or horizon < 1:
         raise ValueError(f"horizon must be a positive whole number of periods, got {horizon!r}")
     if not np.isfinite(discount_rate) or discount_rate <= -1:
@@ -219,6 +227,8 @@ def customer_lifetime_value(
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
                  "discount_rate": discount_rate, "margin": margin,
                  "acquisition_cost": acquisition_cost, "service_cost_per_period": service_cost_per_period}
+    if currency:
+        clv.attrs["currency"] = currency
     return clv
 
 
@@ -250,7 +260,9 @@ def intervals(
     pandas.DataFrame
         One row per element of the non-sample dims, columns ``mean, median,
         lower, upper, interval`` where ``interval`` names the kind, e.g.
-        ``"90% credible (eti)"``.
+        ``"90% credible (eti)"``. ``attrs`` hold ``prob, kind, method, name``
+        and the units of ``values`` (its ``horizon``, ``time_unit`` and
+        ``currency`` attrs, where present), for labels.
     """
     if not 0 < prob < 1:
         raise ValueError(f"prob must be in (0, 1), got {prob!r}")
@@ -273,5 +285,6 @@ def intervals(
     })
     frame = table.to_dataframe() if table["mean"].ndim else pd.DataFrame([{k: float(v) for k, v in table.items()}])
     frame["interval"] = f"{prob:.0%} {kind} ({method})"
-    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name}
+    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name,
+                   **{k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}}
     return frame
