@@ -248,6 +248,8 @@ def report(
     horizon_unit: HorizonUnitOpt = "M",
     discount_rate: DiscountRateOpt = 0.01,
     margin: MarginOpt = 1.0,
+    currency: Annotated[str | None, typer.Option(
+        help="currency of the value column, written with every amount (e.g. USD or €)")] = None,
     prob: Annotated[float, typer.Option(help="probability inside every interval")] = 0.9,
     offer_cost: Annotated[float, typer.Option(help="targeting: cost of the offer per customer")] = 5.0,
     uplift: Annotated[float, typer.Option(help="targeting: assumed relative CLV uplift of the offer (0.1 = +10%)")] = 0.1,
@@ -290,7 +292,7 @@ def report(
         result = build_report(
             transaction_model, spend_model, rfm, transactions=tx, customer_id=customer_id, date=date,
             horizon=horizon, horizon_unit=horizon_unit,
-            discount_rate=discount_rate, margin=margin, prob=prob, offer_cost=offer_cost,
+            discount_rate=discount_rate, margin=margin, currency=currency, prob=prob, offer_cost=offer_cost,
             uplift=stats.norm(uplift, uplift_sd) if uplift_sd > 0 else uplift,
             min_prob_positive=min_prob_positive, title=f"Customer lifetime value report: {transactions.name}",
             out=out, progressbar=not quiet, random_seed=seed)
