@@ -5,8 +5,8 @@ style sheet is inline, so it opens offline and can be mailed as it is. It is
 written for the person who decides: the first screen answers what the customer
 base is worth over the horizon, how sure that is and who matters
 (:mod:`bayesclv.report.headline`); every table speaks in words, with the
-currency and the horizon; a glossary explains the terms
-(:mod:`bayesclv.report.wording`); the statistician's details come last.
+currency and the horizon (:mod:`bayesclv.report.tables`); a glossary explains
+the terms (:mod:`bayesclv.report.wording`); the statistician's details come last.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import html
 import io
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from matplotlib.figure import Figure
 
 from bayesclv import segment
@@ -36,6 +36,19 @@ from bayesclv.plots import decisions
 from bayesclv.plots.evaluation import plot_tracking
 from bayesclv.plots.labels import duration, money, unit_name
 from bayesclv.report.headline import first_screen, headline_table
+from bayesclv.report.tables import (
+    Column,
+    Words,
+    convergence_html,
+    holdout_value,
+    offer_sentence,
+    overview_table,
+    parameter_table,
+    parameters_html,
+    percent,
+    top_customers_html,
+    words_table,
+)
 from bayesclv.report.wording import (
     POINT,
     Uncertainty,
@@ -47,6 +60,10 @@ from bayesclv.report.wording import (
 )
 
 __all__ = ["Report", "build_report"]
+
+_NAV = {"summary": "At a glance", "glossary": "Glossary", "clv": "CLV", "tiers": "Tiers", "segments": "Segments",
+        "top": "Top customers", "targeting": "Targeting", "tracking": "Holdout check", "data": "Data",
+        "model": "Convergence and parameters", "method": "Method"}
 
 
 @dataclass
@@ -88,6 +105,29 @@ class _Progress:
             print(f"report [{time.perf_counter() - self.start:6.1f} s] {step}", file=sys.stderr, flush=True)
 
 
+@dataclass
+class _Parts:
+    """What the sections are drawn from: the posterior quantities, the tables and the wording."""
+
+    clv: xr.DataArray
+    tables: dict[str, pd.DataFrame]
+    customers: pd.DataFrame  # per customer, ranked by CLV
+    incremental: xr.DataArray
+    words: Words
+    prob: float
+    period: str
+    as_of: str | None
+    top: int
+
+    @property
+    def uncertainty(self) -> Uncertainty:
+        return self.words.uncertainty
+
+    def caption_interval(self, lead: str = ", ") -> str:
+        """``", 90% credible interval."`` or ``" (point estimate (no posterior uncertainty))."``."""
+        return f"{lead}{self.uncertainty.interval}." if self.uncertainty.has_intervals else f" ({POINT})."
+
+
 # --------------------------------------------------------------------------- HTML pieces
 def _figure_html(fig: Figure, caption: str) -> str:
     buffer = io.BytesIO()
@@ -108,136 +148,6 @@ def _section(anchor: str, title: str, body: str) -> str:
 
 def _paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
-
-
-Column = tuple[str, Callable[[pd.Series], str]]
-
-
-def _words_table(frame: pd.DataFrame, columns: list[Column | None], index: str) -> str:
-    """HTML table of ``frame`` in words: each column a label and a function of the row (None: left out)."""
-    columns = [c for c in columns if c is not None]
-    shown = pd.DataFrame({label: [cell(row) for _, row in frame.iterrows()] for label, cell in columns},
-                         index=[str(i) for i in frame.index])
-    shown.columns.name = index  # written in the header's first cell: no extra header row for the index name
-    return shown.to_html(classes="data", border=0, escape=True)
-
-
-def _between(lower: float, upper: float, fmt: Callable[[float], str]) -> str:
-    return f"{fmt(lower)} – {fmt(upper)}"
-
-
-class _Words:
-    """Cell formats shared by the tables: money in the report's currency, shares, intervals."""
-
-    def __init__(self, uncertainty: Uncertainty, currency: str | None):
-        self.uncertainty = uncertainty
-        self.currency = currency
-        self.unit = f" ({currency})" if currency else ""
-
-    def value(self, label: str, prefix: str = "", decimals: int = 0) -> list[Column | None]:
-        """A value column (the posterior mean, or the point estimate) and its interval column."""
-        def fmt(v):
-            return money(v, None, decimals)
-
-        name = f"{label}{self.unit}" if self.uncertainty.has_intervals else f"{label}{self.unit}, point estimate"
-        return [(name, lambda row: fmt(row[f"{prefix}mean"])), self.interval(prefix, fmt)]
-
-    def interval(self, prefix: str, fmt: Callable[[float], str], label: str = "") -> Column | None:
-        if not self.uncertainty.has_intervals:
-            return None
-        return (f"{label}{self.uncertainty.short}",
-                lambda row: _between(row[f"{prefix}lower"], row[f"{prefix}upper"], fmt))
-
-
-def _percent(v: float) -> str:
-    return f"{v:.1%}"
-
-
-# --------------------------------------------------------------------------- tables in words
-def _overview(data: pd.DataFrame, transactions: pd.DataFrame | None, unit: str) -> pd.DataFrame:
-    rows = {
-        "customers": f"{len(data):,}",
-        "repeat purchases (calibration)": f"{int(data['frequency'].sum()):,}",
-        "customers with repeat purchases": f"{(data['frequency'] > 0).mean():.1%}",
-        f"average time since first purchase ({unit_name(unit)})": f"{data['T'].mean():.1f}",
-        "time unit of the model": unit_name(unit),
-    }
-    if "monetary_value" in data:
-        repeat = data.loc[data["frequency"] > 0, "monetary_value"]
-        rows["average spend per repeat purchase"] = f"{repeat.mean():,.2f}" if len(repeat) else "-"
-    for key in ("calibration_end", "observation_end"):
-        if key in data.attrs:
-            rows[key.replace("_", " ")] = str(pd.Timestamp(data.attrs[key]).date())
-    if "frequency_holdout" in data:
-        rows["repeat purchases (holdout)"] = f"{int(data['frequency_holdout'].sum()):,}"
-    if transactions is not None:
-        rows["transactions (input rows)"] = f"{len(transactions):,}"
-    return pd.DataFrame({"value": rows})
-
-
-def _convergence(models: list) -> str:
-    """The convergence numbers per model, integer ESS; a point estimate or approximation says so."""
-    rows = {}
-    for model in models:
-        diag = dict(model.diagnostics or {})
-        sampled = "max_r_hat" in diag
-        verdict = ("converged" if diag["ok"] else "not converged") if sampled else \
-            POINT if model.fit_method == "map" else "approximation (no sampling diagnostics)"
-        rows[model.display_name] = {
-            "fitted by": str(model.fit_method).upper(),
-            "largest R-hat": f"{diag['max_r_hat']:.3f}" if sampled else "-",
-            "smallest bulk ESS": f"{diag['min_ess_bulk']:,.0f}" if sampled else "-",
-            "smallest tail ESS": f"{diag['min_ess_tail']:,.0f}" if sampled else "-",
-            "divergent transitions": f"{int(diag['divergences']):,}" if sampled else "-",
-            "draws": f"{int(diag['n_draws']):,}" if sampled else "1" if model.fit_method == "map" else "-",
-            "verdict": verdict,
-        }
-    table = pd.DataFrame(rows).T
-    table.index.name = "model"
-    return table.to_html(classes="data", border=0, escape=True)
-
-
-def _parameters(models: list, prob: float) -> pd.DataFrame:
-    frames = []
-    for model in models:
-        table = model.summary(prob=prob).reset_index()
-        table.insert(0, "model", model.display_name)
-        frames.append(table)
-    return pd.concat(frames, ignore_index=True).set_index(["model", "parameter"])
-
-
-def _parameters_html(table: pd.DataFrame, prob: float, uncertainty: Uncertainty) -> str:
-    shown = table.reset_index()
-    index = [f"{m}: {p}" for m, p in zip(shown["model"], shown["parameter"], strict=True)]
-    shown.index = index
-
-    def number(v):
-        return "-" if pd.isna(v) else f"{v:.4g}"
-
-    def whole(v):
-        return "-" if pd.isna(v) else f"{v:,.0f}"
-
-    point = not uncertainty.has_intervals
-    return _words_table(shown, [
-        ("point estimate" if point else "posterior mean", lambda r: number(r["mean"])),
-        None if point else ("sd", lambda r: number(r["sd"])),
-        None if point else (f"{prob:.0%} HDI", lambda r: _between(r["hdi_lower"], r["hdi_upper"], number)),
-        None if point else ("R-hat", lambda r: "-" if pd.isna(r["r_hat"]) else f"{r['r_hat']:.3f}"),
-        None if point else ("bulk ESS", lambda r: whole(r["ess_bulk"])),
-        None if point else ("tail ESS", lambda r: whole(r["ess_tail"])),
-    ], "model: parameter")
-
-
-def _holdout_value(metric: str, value: float) -> str:
-    if pd.isna(value):
-        return "-"
-    if metric.startswith(("coverage_", "interval_mass_", "pit_coverage_")):
-        return f"{value:.1%}"
-    if metric.endswith("_pct"):
-        return f"{value:+.1f}%"
-    if metric.endswith("_total"):
-        return f"{value:,.0f}"
-    return f"{value:.3f}"
 
 
 # --------------------------------------------------------------------------- the report
@@ -325,7 +235,7 @@ def build_report(
     unit = transaction_model.time_unit
     models = [transaction_model, spend_model]
     uncertainty = Uncertainty.of(models, prob)
-    words = _Words(uncertainty, currency)
+    words = Words(uncertainty, currency)
     period = duration(horizon, horizon_unit)
     tables: dict[str, pd.DataFrame] = {}
 
@@ -359,7 +269,6 @@ def build_report(
     customers = customers.join(tiers[["p_top_10", "p_top_20", "tier", "certainty"]])
     customers = customers.join(stages[["stage"]])
     customers = customers.join(rfm[["rfm", "segment"]].rename(columns={"segment": "rfm_segment"}))
-    ranked = customers.sort_values("clv_mean", ascending=False)
     incremental = segment.incremental_value(clv, cost=offer_cost, uplift=uplift, random_seed=random_seed)
     targets = segment.targeting(incremental, prob=prob, min_prob_positive=min_prob_positive)
     tables["targeting"] = targets
@@ -367,125 +276,56 @@ def build_report(
     in_target = pd.Series(np.where(np.isin(clv["customer_id"].to_numpy(), chosen), "targeted", "not targeted"),
                           index=clv["customer_id"].to_numpy())
     tables["targeted_total"] = segment.group_totals(incremental, in_target, prob=prob)
-    offer = _offer_sentence(tables["targeted_total"], len(chosen), words, offer_cost=offer_cost, uplift=uplift,
-                            min_prob_positive=min_prob_positive)
+    offer = offer_sentence(tables["targeted_total"], len(chosen), words, offer_cost=offer_cost, uplift=uplift,
+                           min_prob_positive=min_prob_positive)
 
-    sections: list[tuple[str, str, str]] = []
     as_of = next((str(pd.Timestamp(data.attrs[k]).date()) for k in ("calibration_end", "observation_end")
                   if k in data.attrs), None)
-    verdict = convergence_verdict(models, uncertainty)
-    tier_columns: list[Column | None] = [("customers", lambda r: f"{r['customers']:,}"),
-                                         *words.value("total CLV"), ("share of all CLV", lambda r: _percent(r["share_mean"]))]
-    glance_tiers = [tier_columns[0], tier_columns[1], tier_columns[3]]  # the first screen: no interval columns
+    parts = _Parts(clv=clv, tables=tables, customers=customers.sort_values("clv_mean", ascending=False),
+                   incremental=incremental, words=words, prob=prob, period=period, as_of=as_of, top=top)
     glance = f"At a glance: the {period} after {as_of}" if as_of else f"At a glance: the next {period}"
-    sections.append(("summary", glance, first_screen(
-        tables["headline"], uncertainty=uncertainty, verdict=verdict, currency=currency, period=period,
-        as_of=as_of, active_note=active_note(transaction_model, data), tiers=_words_table(tables["tiers"], glance_tiers, "tier"),
-        top=_top_table(ranked.head(5), words, unit, short=True), offer=offer)))
-
-    facts = customer_facts(transaction_model, spend_model, uncertainty, currency)
-    sections.append(("glossary", "What the numbers mean", glossary(
-        uncertainty, horizon=horizon, horizon_unit=horizon_unit, discount_rate=discount_rate, margin=margin,
-        currency=currency, facts=facts)))
-
-    if uncertainty.has_intervals:  # the bands, and beneath them their width relative to the mean
-        fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-        decisions.plot_clv_distribution(clv, prob=prob, ax=fig.subplots(2, 1, sharex=True, height_ratios=(2, 1)))
-    else:
-        fig, ax = _new_axes(7.5, 4)
-        decisions.plot_clv_distribution(clv, prob=prob, ax=ax)
-    bands = (f"with {prob:.0%} and 50% {'credible ' if uncertainty.kind == 'credible' else ''}intervals; below, "
-             "the same intervals as a percentage of each customer's mean" if uncertainty.has_intervals else
-             f"a {POINT}")
-    total = tables["total"].loc["all"]
-    whole = money(total["mean"], currency) + (
-        f" ({uncertainty.interval} {money(total['lower'], currency)} – {money(total['upper'], currency)})"
-        if uncertainty.has_intervals else f" ({POINT})")
-    sections.append(("clv", "Customer lifetime value", _paragraph(
-        f"CLV over the next {period}{' from ' + as_of if as_of else ''}, discounted at {discount_rate:.1%} per "
-        f"{unit_name(horizon_unit, 1)}, margin {margin:.0%} of revenue. The whole customer base: {whole}.")
-        + _figure_html(fig, f"Each customer's CLV, ranked, {bands}.")))
-
-    fig, ax = _new_axes(7, 3)
-    decisions.plot_tiers(tables["tiers"], ax=ax)
-    tier_text = ("In each posterior draw customers are ranked by CLV; a customer's tier is the band it falls in "
-                 "most often, and 'how sure' is the share of draws in which it does (averaged over the tier). Totals "
-                 "are summed draw by draw, so they carry the same uncertainty." if uncertainty.has_intervals else
-                 f"Customers ranked by CLV, a {POINT}.")
-    sections.append(("tiers", "Value tiers", _paragraph(tier_text)
-        + _words_table(tables["tiers"], [
-            *tier_columns, words.interval("share_", _percent, "share of all CLV, "),
-            ("how sure (average)", lambda r: _percent(r["mean certainty"])) if uncertainty.has_intervals else None],
-            "tier")
-        + _figure_html(fig, f"Total CLV per tier{words.unit}"
-                            + (f", {uncertainty.interval}." if uncertainty.has_intervals else f", {POINT}."))))
-
-    sections.append(("segments", "Lifecycle stages and RFM segments", _paragraph(
-        "Stages per draw: new (first purchase under 13 weeks ago), lost (P(alive) < 0.3), active "
-        "(P(alive) >= 0.7 and a purchase in the last 26 weeks), at risk (the rest).")
-        + _words_table(tables["stages"], [
-            ("customers (expected)", lambda r: f"{r['mean']:,.0f}"),
-            words.interval("", lambda v: f"{v:,.0f}", "customers, "),
-            ("customers most likely in this stage", lambda r: f"{int(r['assigned']):,}"),
-            *words.value("total CLV", "clv_")], "stage")
-        + "<h3>Classic RFM segments (quintile scores) with total CLV</h3>"
-        + _words_table(tables["rfm_segments"], [("customers", lambda r: f"{r['customers']:,}"),
-                                                *words.value("total CLV"),
-                                                ("share of all CLV", lambda r: _percent(r["share_mean"]))],
-                       "RFM segment")))
-
-    fig, ax = _new_axes(7, 0.25 * top + 1.4)
-    decisions.plot_top_customers(clv, n=top, prob=prob, ax=ax)
-    sections.append(("top", "Top customers", _top_table(ranked.head(top), words, unit)
-                     + _figure_html(fig, f"Top {top} customers by CLV{words.unit}: posterior mean"
-                                         + (f" and {uncertainty.interval}." if uncertainty.has_intervals else
-                                            f" ({POINT})."))))
-
-    gain = segment.cumulative_gain(incremental, targets.index)
-    gain.attrs.update({k: clv.attrs[k] for k in ("horizon", "time_unit", "currency") if k in clv.attrs})
-    fig, ax = _new_axes(7.5, 4)
-    decisions.plot_targeting_curve(gain, prob=prob, ax=ax)
-    sections.append(("targeting", "Targeting", _paragraph(
-        f"Incremental value of an offer = uplift x CLV - cost, per draw. {offer}")
-        + _words_table(tables["targeted_total"], [("customers", lambda r: f"{r['customers']:,}"),
-                                                  *words.value("total incremental value")], "group")
-        + f"<h3>Top {top} by expected incremental value</h3>"
-        + _words_table(targets.head(top), [
-            ("rank", lambda r: f"{int(r['rank']):,}"), *words.value("expected incremental value", decimals=2),
-            ("P(offer pays back)", lambda r: f"{r['p_positive']:.0%}"),
-            ("targeted", lambda r: "yes" if r["target"] else "no")], "customer")
-        + _figure_html(fig, f"Total incremental value{words.unit} of targeting the first n customers in ranked "
-                            "order" + (f", {uncertainty.interval}." if uncertainty.has_intervals else f" ({POINT}).")
-                       )))
-
+    sections = [
+        ("summary", glance, first_screen(
+            tables["headline"], uncertainty=uncertainty, verdict=convergence_verdict(models, uncertainty),
+            currency=currency, period=period, as_of=as_of, active_note=active_note(transaction_model, data),
+            tiers=words_table(tables["tiers"], _tier_columns(words, glance=True), "tier"),
+            top=top_customers_html(parts.customers.head(5), words, unit, short=True), offer=offer)),
+        ("glossary", "What the numbers mean", glossary(
+            uncertainty, horizon=horizon, horizon_unit=horizon_unit, discount_rate=discount_rate, margin=margin,
+            currency=currency, facts=customer_facts(transaction_model, spend_model, uncertainty, currency))),
+        ("clv", "Customer lifetime value", _clv_section(parts, discount_rate=discount_rate, margin=margin,
+                                                        horizon_unit=horizon_unit)),
+        ("tiers", "Value tiers", _tiers_section(parts)),
+        ("segments", "Lifecycle stages and RFM segments", _segments_section(parts)),
+        ("top", "Top customers", _top_section(parts, unit)),
+        ("targeting", "Targeting", _targeting_section(parts, offer)),
+    ]
     if has_holdout(data):
         progress("holdout evaluation and tracking")
         sections.append(("tracking", "Holdout check", _holdout_section(
             transaction_model, data, tables, prob=prob, random_seed=random_seed, transactions=transactions,
             customer_id=customer_id, date=date, uncertainty=uncertainty)))
-
-    tables["overview"] = _overview(data, transactions, unit)
-    sections.append(("data", "Data overview", tables["overview"].to_html(classes="data", border=0, escape=True)))
-    tables["parameters"] = _parameters(models, prob)
-    sections.append(("model", "For statisticians: convergence and parameters", verdict + _convergence(models)
-                     + "<h3>Parameters</h3>" + _parameters_html(tables["parameters"], prob, uncertainty)))
-    sections.append(("method", "Method note", _method_note(prob, transaction_model, uncertainty)))
+    tables["overview"] = overview_table(data, transactions, unit)
+    tables["parameters"] = parameter_table(models, prob)
+    sections += [
+        ("data", "Data overview", tables["overview"].to_html(classes="data", border=0, escape=True)),
+        ("model", "For statisticians: convergence and parameters", convergence_html(models)
+         + "<h3>Parameters</h3>" + parameters_html(tables["parameters"], prob, uncertainty)),
+        ("method", "Method note", _method_note(prob, transaction_model, uncertainty)),
+    ]
 
     customers["stage"] = customers["stage"].astype(str)
     tables["customers"] = customers.join(targets[["mean", "lower", "upper", "p_positive", "target"]]
                                          .add_prefix("offer_"))
     progress("writing HTML")
     template = Template(resources.files("bayesclv.report").joinpath("template.html").read_text(encoding="utf-8"))
-    subtitle = (f"{transaction_model.display_name} + {spend_model.display_name} fitted by "
-                f"{'/'.join(dict.fromkeys(str(m.fit_method).upper() for m in models))} · {len(data):,} customers · "
-                f"CLV over the next {period}" + (f" in {currency}" if currency else "")
+    methods = "/".join(dict.fromkeys(str(m.fit_method).upper() for m in models))
+    subtitle = (f"{transaction_model.display_name} + {spend_model.display_name} fitted by {methods} · "
+                f"{len(data):,} customers · CLV over the next {period}" + (f" in {currency}" if currency else "")
                 + f" · built {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC")
-    nav = {"summary": "At a glance", "glossary": "Glossary", "clv": "CLV", "tiers": "Tiers",
-           "segments": "Segments", "top": "Top customers", "targeting": "Targeting", "tracking": "Holdout check",
-           "data": "Data", "model": "Convergence and parameters", "method": "Method"}
     document = template.substitute(
         title=html.escape(title), subtitle=html.escape(subtitle),
-        nav="".join(f'<a href="#{anchor}">{html.escape(nav[anchor])}</a>' for anchor, _, _ in sections),
+        nav="".join(f'<a href="#{anchor}">{html.escape(_NAV[anchor])}</a>' for anchor, _, _ in sections),
         sections="\n".join(_section(*s) for s in sections))
     report = Report(html=document, tables=tables)
     if out is not None:
@@ -494,37 +334,95 @@ def build_report(
     return report
 
 
-def _top_table(ranked: pd.DataFrame, words: _Words, unit: str, short: bool = False) -> str:
-    """The customers with the highest CLV, in words (``short``: the first screen's few columns)."""
-    columns: list[Column | None] = [
-        *words.value("CLV", "clv_", decimals=2),
-        ("P(still active)", lambda r: f"{r['p_alive_mean']:.0%}"),
-        ("repeat purchases", lambda r: f"{int(r['frequency']):,}"),
-    ]
-    if not short:
-        columns += [
-            (f"{unit_name(unit)} from first to last purchase", lambda r: f"{r['recency']:.1f}"),
-            (f"{unit_name(unit)} since first purchase", lambda r: f"{r['T']:.1f}"),
-            ("P(in top 10%)", lambda r: f"{r['p_top_10']:.0%}"),
-            ("tier", lambda r: str(r["tier"])), ("lifecycle stage", lambda r: str(r["stage"])),
-            ("RFM segment", lambda r: str(r["rfm_segment"])),
-        ]
-    return _words_table(ranked, columns, "customer")
+# --------------------------------------------------------------------------- sections
+def _tier_columns(words: Words, glance: bool = False) -> list[Column | None]:
+    """Tier table columns; the first screen's (``glance``) without intervals or certainty."""
+    count: Column = ("customers", lambda r: f"{r['customers']:,}")
+    value, value_interval = words.value("total CLV")
+    share: Column = ("share of all CLV", lambda r: percent(r["share_mean"]))
+    if glance:
+        return [count, value, share]
+    sure = ("how sure (average)", lambda r: percent(r["mean certainty"])) if words.uncertainty.has_intervals \
+        else None
+    return [count, value, value_interval, share, words.interval("share_", percent, "share of all CLV, "), sure]
 
 
-def _offer_sentence(targeted_total: pd.DataFrame, n_chosen: int, words: _Words, *, offer_cost: float, uplift: Any,
-                    min_prob_positive: float) -> str:
-    lift = f"lifts CLV by {uplift:.0%}" if isinstance(uplift, (int, float)) else "has an uncertain uplift"
-    offer = (f"An offer costing {money(offer_cost, words.currency, 2)} that {lift} pays for itself with "
-             f"probability {min_prob_positive:.0%} or more")
-    if not n_chosen:
-        return f"{offer} for no customer."
-    row = targeted_total.loc["targeted"]
-    worth = money(row["mean"], words.currency)
-    if words.uncertainty.has_intervals:
-        worth += (f" ({words.uncertainty.interval} {money(row['lower'], words.currency)} – "
-                  f"{money(row['upper'], words.currency)})")
-    return f"{offer} for {n_chosen:,} customers; targeting them is worth {worth} in total."
+def _clv_section(parts: _Parts, *, discount_rate: float, margin: float, horizon_unit: str) -> str:
+    uncertainty, currency = parts.uncertainty, parts.words.currency
+    if uncertainty.has_intervals:  # the bands, and beneath them their width relative to the mean
+        fig = Figure(figsize=(7.5, 5.5), layout="constrained")
+        decisions.plot_clv_distribution(parts.clv, prob=parts.prob,
+                                        ax=fig.subplots(2, 1, sharex=True, height_ratios=(2, 1)))
+        credible = "credible " if uncertainty.kind == "credible" else ""
+        bands = (f"with {parts.prob:.0%} and 50% {credible}intervals; below, the same intervals as a percentage "
+                 "of each customer's mean")
+    else:
+        fig, ax = _new_axes(7.5, 4)
+        decisions.plot_clv_distribution(parts.clv, prob=parts.prob, ax=ax)
+        bands = f"a {POINT}"
+    total = parts.tables["total"].loc["all"]
+    whole = money(total["mean"], currency) + (
+        f" ({uncertainty.interval} {money(total['lower'], currency)} – {money(total['upper'], currency)})"
+        if uncertainty.has_intervals else f" ({POINT})")
+    start = f" from {parts.as_of}" if parts.as_of else ""
+    return (_paragraph(f"CLV over the next {parts.period}{start}, discounted at {discount_rate:.1%} per "
+                       f"{unit_name(horizon_unit, 1)}, margin {margin:.0%} of revenue. The whole customer base: "
+                       f"{whole}.")
+            + _figure_html(fig, f"Each customer's CLV, ranked, {bands}."))
+
+
+def _tiers_section(parts: _Parts) -> str:
+    fig, ax = _new_axes(7, 3)
+    decisions.plot_tiers(parts.tables["tiers"], ax=ax)
+    text = ("In each posterior draw customers are ranked by CLV; a customer's tier is the band it falls in most "
+            "often, and 'how sure' is the share of draws in which it does (averaged over the tier). Totals are "
+            "summed draw by draw, so they carry the same uncertainty." if parts.uncertainty.has_intervals else
+            f"Customers ranked by CLV, a {POINT}.")
+    return (_paragraph(text) + words_table(parts.tables["tiers"], _tier_columns(parts.words), "tier")
+            + _figure_html(fig, f"Total CLV per tier{parts.words.unit}" + parts.caption_interval()))
+
+
+def _segments_section(parts: _Parts) -> str:
+    words, tables = parts.words, parts.tables
+    return (_paragraph("Stages per draw: new (first purchase under 13 weeks ago), lost (P(alive) < 0.3), active "
+                       "(P(alive) >= 0.7 and a purchase in the last 26 weeks), at risk (the rest).")
+            + words_table(tables["stages"], [
+                ("customers (expected)", lambda r: f"{r['mean']:,.0f}"),
+                words.interval("", lambda v: f"{v:,.0f}", "customers, "),
+                ("customers most likely in this stage", lambda r: f"{int(r['assigned']):,}"),
+                *words.value("total CLV", "clv_")], "stage")
+            + "<h3>Classic RFM segments (quintile scores) with total CLV</h3>"
+            + words_table(tables["rfm_segments"], [("customers", lambda r: f"{r['customers']:,}"),
+                                                   *words.value("total CLV"),
+                                                   ("share of all CLV", lambda r: percent(r["share_mean"]))],
+                          "RFM segment"))
+
+
+def _top_section(parts: _Parts, unit: str) -> str:
+    fig, ax = _new_axes(7, 0.25 * parts.top + 1.4)
+    decisions.plot_top_customers(parts.clv, n=parts.top, prob=parts.prob, ax=ax)
+    mean = "posterior mean" if parts.uncertainty.has_intervals else "CLV"
+    return (top_customers_html(parts.customers.head(parts.top), parts.words, unit)
+            + _figure_html(fig, f"Top {parts.top} customers by CLV{parts.words.unit}: {mean}"
+                                + parts.caption_interval(" and ")))
+
+
+def _targeting_section(parts: _Parts, offer: str) -> str:
+    words, tables = parts.words, parts.tables
+    gain = segment.cumulative_gain(parts.incremental, tables["targeting"].index)
+    gain.attrs.update({k: parts.clv.attrs[k] for k in ("horizon", "time_unit", "currency") if k in parts.clv.attrs})
+    fig, ax = _new_axes(7.5, 4)
+    decisions.plot_targeting_curve(gain, prob=parts.prob, ax=ax)
+    return (_paragraph(f"Incremental value of an offer = uplift x CLV - cost, per draw. {offer}")
+            + words_table(tables["targeted_total"], [("customers", lambda r: f"{r['customers']:,}"),
+                                                     *words.value("total incremental value")], "group")
+            + f"<h3>Top {parts.top} by expected incremental value</h3>"
+            + words_table(tables["targeting"].head(parts.top), [
+                ("rank", lambda r: f"{int(r['rank']):,}"), *words.value("expected incremental value", decimals=2),
+                ("P(offer pays back)", lambda r: f"{r['p_positive']:.0%}"),
+                ("targeted", lambda r: "yes" if r["target"] else "no")], "customer")
+            + _figure_html(fig, f"Total incremental value{words.unit} of targeting the first n customers in ranked "
+                                "order" + parts.caption_interval()))
 
 
 def _holdout_section(model, data, tables, *, prob, random_seed, transactions, customer_id, date,
@@ -537,7 +435,7 @@ def _holdout_section(model, data, tables, *, prob, random_seed, transactions, cu
     summary = (f"The model saw only the calibration period. Over the {holdout} after it, it predicted "
                f"{metrics['predicted_total']:,.0f} repeat purchases; {metrics['actual_total']:,.0f} happened "
                f"({metrics['total_error_pct']:+.1f}%).")
-    shown = pd.DataFrame({"value": [_holdout_value(k, v) for k, v in metrics.items()]},
+    shown = pd.DataFrame({"value": [holdout_value(k, v) for k, v in metrics.items()]},
                          index=[holdout_label(k) for k in metrics])
     shown.columns.name = "measure"
     band = f"{uncertainty.interval}" if uncertainty.has_intervals else POINT
@@ -584,7 +482,8 @@ def _method_note(prob: float, transaction_model, uncertainty: Uncertainty) -> st
     else:
         notes = (
             "Every number with an interval is summarised from posterior draws (one value per chain, draw and "
-            f"customer) by bayesclv.intervals; the intervals hold {prob:.0%} of the draws (equal-tailed unless labelled HDI).",
+            f"customer) by bayesclv.intervals; the intervals hold {prob:.0%} of the draws (equal-tailed unless "
+            "labelled HDI).",
             f"The {uncertainty.interval}s (CLV, P(alive), totals, tier totals, stage sizes, incremental value, "
             "parameter HDIs) describe uncertainty about an expected value: what the model does not know about the "
             "parameters. They do not include the randomness of what a customer will actually do.",

@@ -82,7 +82,8 @@ def first_screen(headline: pd.DataFrame, *, uncertainty: Uncertainty, verdict: s
     offer : str
         The targeting sentence.
     """
-    value, active, share = headline.loc[VALUE], headline.loc[ACTIVE], headline.loc["share of customers likely still active"]
+    value, active = headline.loc[VALUE], headline.loc[ACTIVE]
+    share = headline.loc["share of customers likely still active"]
     top10, top_value = headline.loc[TOP], headline.loc["value of the top 10%"]
     n = int(value["customers"])
     start = f" from {as_of}" if as_of else ""
