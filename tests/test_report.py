@@ -223,3 +223,43 @@ def test_report_command_takes_currency_and_horizon(tmp_path):
     assert result.exit_code == 0, result.output
     value = element(out.read_text(encoding="utf-8"), "headline-value")
     assert "Value of the customer base, next 2 years" in value and "EUR " in value
+
+
+def _stub(name, method, **diagnostics):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(display_name=name, fit_method=method, diagnostics=diagnostics)
+
+
+def test_verdict_is_green_only_for_converged_nuts():
+    from bayesclv.report.wording import Uncertainty, convergence_verdict
+
+    good = dict(max_r_hat=1.002, min_ess_bulk=2100.0, min_ess_tail=1800.0, divergences=0, n_draws=4000, ok=True)
+    cases = {
+        ("nuts", "nuts"): ("credible", "ok", "90% credible interval"),
+        ("map", "map"): ("point", "note", "point estimate (no posterior uncertainty)"),
+        ("nuts", "map"): ("partial", "note", "90% interval (without the uncertainty of Gamma-Gamma)"),
+        ("advi", "nuts"): ("approximate", "note", "90% interval (ADVI approximation)"),
+    }
+    for (first, second), (kind, css, interval) in cases.items():
+        models = [_stub("BG/NBD", first, **(good if first == "nuts" else {})),
+                  _stub("Gamma-Gamma", second, **(good if second == "nuts" else {}))]
+        uncertainty = Uncertainty.of(models, 0.9)
+        assert (uncertainty.kind, uncertainty.interval) == (kind, interval)
+        verdict = convergence_verdict(models, uncertainty)
+        assert verdict.startswith(f'<div class="verdict {css}">')
+        assert ("credible" in visible_text(verdict)) == (kind == "credible")
+    poor = [_stub("BG/NBD", "nuts", **{**good, "max_r_hat": 1.05, "ok": False}), _stub("Gamma-Gamma", "nuts", **good)]
+    verdict = convergence_verdict(poor, Uncertainty.of(poor, 0.9))
+    assert 'class="verdict poor"' in verdict and "did not converge for BG/NBD" in verdict
+    assert "largest R-hat 1.050 (needs &lt; 1.01)" in verdict
+
+
+def test_holdout_labels_are_words():
+    from bayesclv.report.wording import holdout_label
+
+    for metric in ("mae", "rmse", "bias", "predicted_total", "actual_total", "total_error_pct", "correlation", "auc",
+                   "brier", "coverage_90", "interval_mass_90", "pit_coverage_90", "tracking_holdout_error_pct",
+                   "some_future_metric"):
+        assert "_" not in holdout_label(metric)
+    assert holdout_label("pit_coverage_80") == "the same share by randomised PIT (a calibrated model shows exactly 80%)"
