@@ -7,6 +7,8 @@ error bars are credible intervals from :func:`bayesclv.intervals`.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -210,7 +212,7 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
     _thousands(ax)
     _thousands(ax, "y")
     ax.set_xlabel("customers targeted (in ranked order)")
-    ax.set_ylabel(value_label(gain.attrs, "total incremental value"))
+    ax.set_ylabel(textwrap.fill(value_label(gain.attrs, "total incremental value"), 32))
     ax.set_title("Targeting curve")
     ax.legend(loc="lower left", frameon=False, fontsize=8)
     return ax.figure

@@ -14,7 +14,7 @@ import html
 import pandas as pd
 import xarray as xr
 
-from bayesclv import segment
+import bayesclv.segment as segment
 from bayesclv.plots.labels import money
 from bayesclv.report.wording import POINT, Uncertainty
 
