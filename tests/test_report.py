@@ -90,14 +90,14 @@ def test_first_screen_has_the_headline_figures_with_intervals_and_units(report, 
     value = element(built.html, "headline-value")
     assert "Value of the customer base, next 12 months" in value
     assert f"USD {total['mean']:,.0f}" in value
-    assert f"90% credible interval: USD {total['lower']:,.0f} – USD {total['upper']:,.0f}" in value
+    assert f"90% credible interval: USD {total['lower']:,.0f} – {total['upper']:,.0f}" in value
     assert f"all {n:,} customers' CLV over the 12 months from 1997-09-30" in value
 
     active = segment.group_totals(bg.probability_alive(cdnow_rfm)).loc["all"]
     card = element(built.html, "headline-active")
-    assert f"{active['mean']:,.0f} of {n:,} ({active['mean'] / n:.1%})" in card
-    assert (f"90% credible interval: {active['lower']:,.0f} ({active['lower'] / n:.1%}) – "
-            f"{active['upper']:,.0f} ({active['upper'] / n:.1%})") in card
+    assert f"Customers likely still active, of {n:,} {active['mean']:,.0f} ({active['mean'] / n:.1%})" in card
+    assert (f"90% credible interval: {active['lower']:,.0f} – {active['upper']:,.0f} "
+            f"({active['lower'] / n:.1%} – {active['upper'] / n:.1%})") in card
     # BG/NBD: customers without a repeat purchase are alive with probability 1, and the card says so
     assert f"counts the {int((cdnow_rfm['frequency'] == 0).sum()):,} who never bought again" in card
 

@@ -89,12 +89,11 @@ def first_screen(headline: pd.DataFrame, *, uncertainty: Uncertainty, verdict: s
     start = f" from {as_of}" if as_of else ""
     cards = [
         _card("value", f"Value of the customer base, next {period}", money(value["mean"], currency),
-              _range(uncertainty, money(value["lower"], currency), money(value["upper"], currency)),
+              _range(uncertainty, money(value["lower"], currency), money(value["upper"], None)),
               f"the sum of all {n:,} customers' CLV over the {period}{start}"),
-        _card("active", "Customers likely still active",
-              f"{active['mean']:,.0f} of {n:,} ({share['mean']:.1%})",
-              _range(uncertainty, f"{active['lower']:,.0f} ({share['lower']:.1%})",
-                     f"{active['upper']:,.0f} ({share['upper']:.1%})"),
+        _card("active", f"Customers likely still active, of {n:,}", f"{active['mean']:,.0f} ({share['mean']:.1%})",
+              _range(uncertainty, f"{active['lower']:,.0f}", f"{active['upper']:,.0f}")
+              + (f" ({share['lower']:.1%} – {share['upper']:.1%})" if uncertainty.has_intervals else ""),
               active_note),
         _card("top", "Share of value in the top 10% of customers", f"{top10['mean']:.1%}",
               _range(uncertainty, f"{top10['lower']:.1%}", f"{top10['upper']:.1%}"),
