@@ -8,7 +8,7 @@ import xarray as xr
 
 import bayesclv as bc
 from bayesclv.clv import pair_draws
-from bayesclv.synthetic import jittered_posterior
+from bayesclv.testing import jittered_posterior
 
 
 def test_clv_equals_hand_computation(map_models, cdnow_rfm):
