@@ -128,8 +128,8 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int, n: int 
     import numpy as np
 
     import bayesclv as bc
-    from bayesclv.models.base import compress_rows
     from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+    from bayesclv.models.engine import compress_rows
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -197,8 +197,8 @@ def child_resolution() -> dict:
     import pandas as pd
 
     import bayesclv as bc
-    from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
     from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+    from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
 
     rng = np.random.default_rng(SEED)
     T = 39.0 - rng.integers(0, 84, FIT_CUSTOMERS) / 7.0  # first purchases over 12 weeks, observed to week 39

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 import bayesclv as bc
 from bayesclv import plots
-from bayesclv.evaluate import evaluate, pit_coverage
+from bayesclv.evaluate import evaluate
+from bayesclv.metrics import pit_coverage
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,10 @@ import pytest
 from pytensor.compile.mode import Mode
 
 import bayesclv as bc
+import bayesclv.chunks
+from bayesclv.chunks import map_chunks
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import PT, bgnbd, paretonbd
-from bayesclv.models.base import map_chunks
 from bayesclv.formulas._lifetime_integral import log_lifetime_integral_op
 from bayesclv.testing import jittered_posterior
 
@@ -61,7 +62,7 @@ def test_lifetime_integral_op_runs_natively_in_numba_and_matches_python():
 def test_predictions_on_distinct_histories_equal_per_customer_formulas(cdnow_rfm, name, formulas, params,
                                                                         chunk_elements, monkeypatch):
     if chunk_elements is not None:
-        monkeypatch.setattr(bc.models.base, "_CHUNK_ELEMENTS", chunk_elements)
+        monkeypatch.setattr(bayesclv.chunks, "CHUNK_ELEMENTS", chunk_elements)
     model = jittered_posterior(getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False),
                                chains=2, draws=7, jitter=0.05, random_seed=1)
     post = model.posterior

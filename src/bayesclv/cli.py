@@ -15,6 +15,8 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from bayesclv.arguments import check_prob
+
 app = typer.Typer(
     help="Bayesian customer-lifetime-value models: fit BG/NBD or Pareto/NBD with Gamma-Gamma spend "
     "and get each customer's CLV, P(alive) and expected purchases with credible intervals.",
@@ -224,8 +226,10 @@ def _check_options(*, method: str, time_unit: str, horizon_unit: str = "M", prob
     for name, unit in (("--time-unit", time_unit), ("--horizon-unit", horizon_unit)):
         if unit not in ("D", "W", "M", "Y"):
             _fail(f"{name} must be one of D, W, M, Y, got {unit!r}")
-    if not 0 < prob < 1:
-        _fail(f"--prob must be between 0 and 1, got {prob!r}")
+    try:
+        check_prob(prob, "--prob")
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @app.command()

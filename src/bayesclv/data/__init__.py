@@ -8,7 +8,8 @@ customer's acquisition cohort (a natural ``group`` for the models);
 tracking plot's data). ``TIME_UNITS`` maps each supported time unit to its length in days.
 """
 
-from bayesclv.data.rfm import COHORT_FREQUENCIES, first_purchase_cohort, rfm_summary
+from bayesclv.data.purchases import COHORT_FREQUENCIES
+from bayesclv.data.rfm import first_purchase_cohort, rfm_summary
 from bayesclv.data.tracking import repeat_purchase_tracking
 from bayesclv.data.validation import TIME_UNITS, validate_rfm
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.clv import intervals
+from bayesclv.summaries import intervals
 
 __all__ = ["plot_clv_distribution", "plot_targeting_curve", "plot_tiers", "plot_top_customers"]
 
@@ -125,7 +125,7 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
     Parameters
     ----------
     gain : xarray.DataArray
-        Output of :func:`bayesclv.segment.cumulative_gain`, dims
+        Output of :func:`bayesclv.offers.cumulative_gain`, dims
         ``(chain, draw, n_targeted)``.
     prob : float, default 0.9
     ax : matplotlib.axes.Axes, optional

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.evaluate import EvaluationResult, pit_coverage
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.evaluate import EvaluationResult
+from bayesclv.metrics import pit_coverage
+from bayesclv.models.contract import TransactionModel
 
 __all__ = [
     "frequency_recency_grid",
@@ -189,8 +190,8 @@ def frequency_recency_grid(
 
     Parameters
     ----------
-    model : BetaGeoModel or ParetoNBDModel
-        Fitted model.
+    model : TransactionModel
+        Fitted purchase-count model.
     quantity : {"probability_alive", "expected_purchases"}
     max_frequency : int, optional
         Largest frequency on the grid; default: the 99th percentile of the fitted data's.
@@ -215,7 +216,7 @@ def frequency_recency_grid(
         raise ValueError(f"quantity must be one of {GRID_QUANTITIES}, got {quantity!r}")
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
-    data = model._data_for_prediction(None)
+    data = model.prediction_data(None)
     if max_frequency is None:
         max_frequency = int(np.ceil(np.quantile(data["frequency"], 0.99)))
     T = float(data["T"].max()) if T is None else float(T)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sys
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,13 +19,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bayesclv import segment
-from bayesclv.clv import customer_lifetime_value, intervals
+import bayesclv.offers as offers
+import bayesclv.plots.decisions as decisions
+import bayesclv.segment as segment
+from bayesclv.clv import customer_lifetime_value
 from bayesclv.evaluate import evaluate, has_holdout
-from bayesclv.models.gammagamma import GammaGammaModel
-from bayesclv.models.transaction import TransactionModel
-from bayesclv.plots import decisions
+from bayesclv.models.contract import SpendModel, TransactionModel
 from bayesclv.plots.evaluation import plot_tracking
+from bayesclv.progress import Progress
+from bayesclv.summaries import intervals
 
 __all__ = ["Report", "build_report"]
 
@@ -57,18 +57,6 @@ class Report:
         path = Path(path)
         path.write_text(self.html, encoding="utf-8")
         return path
-
-
-class _Progress:
-    """One line per report step with the time it took, on stderr."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.start = time.perf_counter()
-
-    def __call__(self, step: str) -> None:
-        if self.enabled:
-            print(f"report [{time.perf_counter() - self.start:6.1f} s] {step}", file=sys.stderr, flush=True)
 
 
 def _figure_html(fig: Figure, caption: str) -> str:
@@ -157,7 +145,7 @@ def _parameters(models: list, prob: float) -> pd.DataFrame:
 
 def build_report(
     transaction_model: TransactionModel,
-    spend_model: GammaGammaModel,
+    spend_model: SpendModel,
     data: Any | None = None,
     *,
     transactions: pd.DataFrame | None = None,
@@ -188,9 +176,9 @@ def build_report(
 
     Parameters
     ----------
-    transaction_model : BetaGeoModel or ParetoNBDModel
+    transaction_model : TransactionModel
         Fitted purchase-count model.
-    spend_model : GammaGammaModel
+    spend_model : SpendModel
         Fitted spend model.
     data : DataFrame, optional
         RFM frame (with ``monetary_value``); default: the transaction model's data.
@@ -205,9 +193,9 @@ def build_report(
     prob : float, default 0.9
         Probability inside every interval.
     offer_cost, uplift, min_prob_positive
-        Targeting settings, see :func:`bayesclv.segment.incremental_value`
+        Targeting settings, see :func:`bayesclv.offers.incremental_value`
         (``uplift`` may be a number, draws or a scipy.stats distribution) and
-        :func:`bayesclv.segment.targeting`.
+        :func:`bayesclv.offers.targeting`.
     top : int, default 20
         Number of customers in the top-customer and targeting tables.
     title : str
@@ -224,7 +212,7 @@ def build_report(
     Report
         The HTML and the tables shown in it.
     """
-    progress = _Progress(progressbar)
+    progress = Progress("report", progressbar)
     data = transaction_model.data if data is None else data
     unit = transaction_model.time_unit
     models = [transaction_model, spend_model]
@@ -307,15 +295,15 @@ def build_report(
     sections.append(("top", "Top customers", _table_html(top_table)
                      + _figure_html(fig, f"Top {top} customers: posterior mean and {prob:.0%} credible interval.")))
 
-    incremental = segment.incremental_value(clv, cost=offer_cost, uplift=uplift, random_seed=random_seed)
-    targets = segment.targeting(incremental, prob=prob, min_prob_positive=min_prob_positive)
+    incremental = offers.incremental_value(clv, cost=offer_cost, uplift=uplift, random_seed=random_seed)
+    targets = offers.targeting(incremental, prob=prob, min_prob_positive=min_prob_positive)
     tables["targeting"] = targets
     chosen = targets.index[targets["target"]]
     in_target = pd.Series(np.where(np.isin(clv["customer_id"].to_numpy(), chosen), "targeted", "not targeted"),
                           index=clv["customer_id"].to_numpy())
     target_total = segment.group_totals(incremental, in_target, prob=prob)
     tables["targeted_total"] = target_total
-    gain = segment.cumulative_gain(incremental, targets.index)
+    gain = offers.cumulative_gain(incremental, targets.index)
     fig, ax = _new_axes(7.5, 4)
     decisions.plot_targeting_curve(gain, prob=prob, ax=ax)
     uplift_text = f"{uplift:g}" if isinstance(uplift, (int, float)) else "uncertain (one draw per posterior draw)"
