@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import bayesclv as bc
-from bayesclv import cli
+from bayesclv import cli, cli_conventions
 from bayesclv.cli import app
 
 runner = CliRunner()
@@ -23,7 +23,7 @@ DIAGNOSTICS = re.compile(r"divergences \d+ of \d+ draws|no sampling diagnostics"
 def _run_module(*args, cwd=None, timeout=600):
     """``python -m bayesclv ARGS`` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "bayesclv", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+                          cwd=cwd, timeout=timeout, check=False)
 
 
 def _small_log(tmp_path, suffix=".csv", customers=200):
@@ -101,8 +101,9 @@ DATA_ERRORS = [
     ("fit noid.csv", "column 'customer_id': missing (NaN/None) customer ids"),
     ("fit empty.csv", "cannot read empty.csv: No columns to parse from file"),
     ("fit tx.csv --date-format %d/%m/%Y",
-     "column 'date': 3 date(s) do not match --date-format '%d/%m/%Y' (first: '19970101')"),
-    ("fit tx.csv", "column 'date'"),  # yyyymmdd read without --date-format are numbers, refused by name
+     ("column 'date': 3 date(s) do not match --date-format '%d/%m/%Y' (first: '19970101') at the listed row "
+      "positions (0 = the first row below the header) (offending rows: 0, 1, 2; 3 in all)")),
+    ("fit tx.csv", "column 'date': dates are numbers (first: 19970101); give their format, e.g. --date-format %Y%m%d"),
     ("fit tx.csv --date-format %Y%m%d --calibration-end 2030-01-01", "is after the last transaction"),
     ("report tx.parquet --date-format %Y%m%d --calibration-end 1990-01-01", "is before the first transaction"),
 ]
@@ -115,7 +116,7 @@ def workdir(tmp_path, monkeypatch):
                        "value": [10.0, 20.0, 5.0]})
     tx.to_csv(tmp_path / "tx.csv", index=False)
     tx.to_parquet(tmp_path / "tx.parquet", index=False)
-    tx.rename(columns={"customer_id": "id"}).to_csv(tmp_path / "nocol.csv", index=False)
+    (tmp_path / "nocol.csv").write_text("id,date,value\n1,1997-01-01,1\n")
     (tmp_path / "noid.csv").write_text("customer_id,date,value\n1,1997-01-01,1\n,1997-01-02,2\n")
     (tmp_path / "empty.csv").write_text("")
     for name in ("tx.xlsx", "afile", "exists.csv", "exists.html"):
@@ -133,7 +134,7 @@ def _refuse(*args, **kwargs):
 
 @pytest.mark.parametrize(("command", "fragment"), OPTION_ERRORS, ids=[row[0] for row in OPTION_ERRORS])
 def test_bad_option_is_one_line_before_reading(workdir, monkeypatch, command, fragment):
-    monkeypatch.setattr(cli, "_read_transactions", _refuse)
+    monkeypatch.setattr(cli, "read_transactions", _refuse)
     monkeypatch.setattr(bc.datasets, "load_cdnow", _refuse)
     before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*")}
     _one_line_error(runner.invoke(app, command.split()), fragment)
@@ -223,13 +224,13 @@ def test_interrupted_write_leaves_no_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cli._write_atomic(out, half_then_interrupt, force=False)
+        cli_conventions.write_atomic(out, half_then_interrupt, force=False)
     assert list(tmp_path.iterdir()) == []
     out.write_text("old")
     with pytest.raises(KeyboardInterrupt):
-        cli._write_atomic(out, half_then_interrupt, force=True)
+        cli_conventions.write_atomic(out, half_then_interrupt, force=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv.gz"] and out.read_text() == "old"
-    cli._write_table(pd.DataFrame({"a": [1, 2]}), out, force=True)  # the temporary name keeps .csv.gz
+    cli_conventions.write_table(pd.DataFrame({"a": [1, 2]}), out, force=True)  # the temporary name keeps .csv.gz
     assert pd.read_csv(out, compression="gzip")["a"].tolist() == [1, 2]
 
 
