@@ -69,6 +69,7 @@ OPTION_ERRORS = [
     ("fit tx.csv --time-unit Q", "'--time-unit': Value error, 'Q' is not one of 'D', 'W', 'M', 'Y'"),
     ("fit tx.csv --horizon-unit w", "'--horizon-unit': Value error, 'w' is not one of 'D', 'W', 'M', 'Y'"),
     ("fit tx.csv --calibration-end 1997-13-45", "'--calibration-end': '1997-13-45' is not a date"),
+    ("fit tx.csv --calibration-end=", "'--calibration-end': '' is not a date (YYYY-MM-DD)"),
     ("fit nope.csv", "'transactions': file 'nope.csv' does not exist"),
     ("fit tx.xlsx", "'tx.xlsx' is neither CSV (.csv, also .csv.gz/.bz2/.zip/.xz/.zst) nor Parquet"),
     ("fit full", "'transactions': file 'full' is a directory"),

@@ -145,9 +145,11 @@ def date_option(value: str | None) -> str | None:
     """Callback refusing a date pandas cannot read."""
     if value is not None:
         try:
-            pd.Timestamp(value)
+            stamp = pd.Timestamp(value)
         except ValueError:
-            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+            stamp = pd.NaT
+        if pd.isna(stamp):  # also an empty string, which pandas reads as NaT
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)")
     return value
 
 
