@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesclv.data.rfm import cohort_labels
+from bayesclv.data.rfm import check_cohort_frequency, cohort_labels
 from bayesclv.data.validation import (
     check_columns,
     check_not_empty,
@@ -118,8 +118,8 @@ def _kind(type_name: str) -> str:
         return "string"
     if t in ("boolean", "bool"):
         return "bool"
-    if re.match(r"(u?(tiny|small|big|huge)?int(eger)?\d*|double( precision)?|float\d*|real|decimal|numeric)",
-                t):
+    if re.fullmatch(r"u?(tiny|small|big|huge)?int(eger)?\d*|double( precision)?|float\d*|real"
+                    r"|(decimal|numeric)(\(.*\))?", t):
         return "number"
     return "other"
 
@@ -484,6 +484,8 @@ def rfm_summary_chunks(
         returns the rows.
     """
     days_per_unit = check_time_unit(time_unit)
+    if cohort is not None:
+        check_cohort_frequency(cohort)
     if not isinstance(chunk_customers, (int, np.integer)) or chunk_customers < 1:
         raise ValueError(f"chunk_customers must be a positive integer, got {chunk_customers!r}")
     stack = contextlib.ExitStack()
