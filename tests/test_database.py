@@ -315,6 +315,10 @@ def test_argument_errors(backends, tmp_path):
         bc.rfm_summary(tmp_path / "nothing.duckdb", table="tx")
     with pytest.raises(TypeError, match="table="):
         bc.rfm_summary(_tx(), table="tx")
+    with pytest.raises(ValueError, match="no SQL dialect for 'sqlite'"):  # refused by name, not guessed
+        bc.rfm_summary("sqlite://", table="tx")
+    with pytest.raises(ValueError, match="table="):
+        bc.rfm_summary("sqlite://")
     with duckdb.connect(path, read_only=True) as con:
         with pytest.raises(ValueError, match="relation"):
             bc.rfm_summary(con.table(table), table=table)

@@ -52,7 +52,7 @@ _QUERY_START = re.compile(r"^\s*(select|with|from|values|table)\b", re.IGNORECAS
 _ISO_DAY = (r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
             r"([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)?)?\s*$")
 _NUMBER = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-_SQL_FILES = (".csv", ".tsv", ".txt", ".json", ".xlsx")
+_OTHER_FILES = (".csv", ".tsv", ".txt", ".json", ".xlsx")
 
 
 def _literal(text: str) -> str:
@@ -208,30 +208,10 @@ def is_database_source(transactions: Any, table: str | None = None) -> bool:
 @contextlib.contextmanager
 def _open(transactions: Any, table: str | None) -> Iterator[_DuckDBSource | _SQLAlchemySource]:
     """The source of ``transactions`` (+ ``table``); connections opened here are closed on exit."""
-    kind = _module(transactions)
     if isinstance(transactions, (str, os.PathLike)) and "://" not in str(transactions):
-        import duckdb
-
-        path = Path(transactions)
-        if path.suffix.lower() in _SQL_FILES:
-            raise TypeError(f"{str(path)!r}: rfm_summary reads DuckDB files and Parquet files from a path; "
-                            "read other files with pandas (e.g. pd.read_csv) or DuckDB first")
-        parquet = path.is_dir() or path.suffix.lower() == ".parquet" or any(c in str(path) for c in "*?[")
-        if parquet:
-            if table is not None:
-                raise ValueError("table= is for databases; a Parquet path is itself the table")
-            pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-            if not path.is_dir() and not any(c in str(path) for c in "*?[") and not path.exists():
-                raise FileNotFoundError(f"no such Parquet file: {str(path)!r}")
-            with duckdb.connect() as con:
-                yield _DuckDBSource(con.read_parquet(pattern))
-            return
-        if not path.exists():
-            raise FileNotFoundError(f"no such DuckDB database file: {str(path)!r}")
-        with duckdb.connect(str(path), read_only=True) as con:
-            yield _duckdb_table(con, table)
-        return
-    if isinstance(transactions, str):  # a database URL
+        with _open_path(Path(transactions), table) as source:
+            yield source
+    elif isinstance(transactions, str):  # a database URL
         from sqlalchemy import create_engine
 
         engine = create_engine(transactions)
@@ -240,16 +220,16 @@ def _open(transactions: Any, table: str | None) -> Iterator[_DuckDBSource | _SQL
                 yield _SQLAlchemySource(connection, _require_table(table, "a database URL"))
         finally:
             engine.dispose()
-        return
-    if kind == "duckdb":
-        if hasattr(transactions, "query") and hasattr(transactions, "columns"):  # a relation
+    elif _module(transactions) == "duckdb":
+        import duckdb
+
+        if isinstance(transactions, duckdb.DuckDBPyRelation):
             if table is not None:
                 raise ValueError("table= is for connections; a DuckDB relation is itself the table")
             yield _DuckDBSource(transactions)
         else:
             yield _duckdb_table(transactions, table)
-        return
-    if kind == "sqlalchemy":
+    elif _module(transactions) == "sqlalchemy":
         from sqlalchemy.engine import Engine
 
         if isinstance(transactions, Engine):
@@ -257,9 +237,32 @@ def _open(transactions: Any, table: str | None) -> Iterator[_DuckDBSource | _SQL
                 yield _SQLAlchemySource(connection, _require_table(table, "a SQLAlchemy engine"))
         else:
             yield _SQLAlchemySource(transactions, _require_table(table, "a SQLAlchemy connection"))
+    else:
+        raise TypeError(f"table= needs a database connection, a DuckDB file or a database URL, got "
+                        f"{type(transactions).__module__}.{type(transactions).__name__}")
+
+
+@contextlib.contextmanager
+def _open_path(path: Path, table: str | None) -> Iterator[_DuckDBSource]:
+    """A DuckDB database file (read only), or Parquet files read by an in-memory DuckDB."""
+    import duckdb
+
+    if path.suffix.lower() in _OTHER_FILES:
+        raise TypeError(f"{str(path)!r}: rfm_summary reads DuckDB files and Parquet files from a path; "
+                        "read other files with pandas (e.g. pd.read_csv) or DuckDB first")
+    glob = any(c in str(path) for c in "*?[")
+    if path.is_dir() or glob or path.suffix.lower() == ".parquet":
+        if table is not None:
+            raise ValueError("table= is for databases; a Parquet path is itself the table")
+        if not (path.is_dir() or glob or path.exists()):
+            raise FileNotFoundError(f"no such Parquet file: {str(path)!r}")
+        with duckdb.connect() as con:
+            yield _DuckDBSource(con.read_parquet(str(path / "**" / "*.parquet") if path.is_dir() else str(path)))
         return
-    raise TypeError(f"table= needs a database connection, a DuckDB file or a database URL, got "
-                    f"{type(transactions).__module__}.{type(transactions).__name__}")
+    if not path.exists():
+        raise FileNotFoundError(f"no such DuckDB database file: {str(path)!r}")
+    with duckdb.connect(str(path), read_only=True) as con:
+        yield _duckdb_table(con, table)
 
 
 def _require_table(table: str | None, what: str) -> str:
