@@ -11,7 +11,8 @@ distributed; the summary has a calibration end six months before the end
 Each path runs in its own subprocess, so its wall time, CPU time and peak
 memory are its own (peak RSS is ``ru_maxrss`` from ``os.wait4``; the process
 tree is also polled every 0.1 s and killed if it passes ``--memory-cap-gb``,
-which is then recorded instead of a time):
+which is then recorded instead of a time; the data are generated in a subprocess of
+their own, so that no measured process inherits its peak):
 
 * ``duckdb``: ``rfm_summary("<file>.duckdb", table="transactions", ...)``;
 * ``duckdb_2gb``: the same through a connection opened with ``memory_limit = 2GB``
@@ -104,7 +105,9 @@ def run_path(path: str, db: Path, folder: Path) -> dict:
     import bayesclv as bc
     from bayesclv.data.database import rfm_summary_chunks
 
-    timings = {"rss_after_import_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    import psutil
+
+    timings = {"rss_after_import_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
     t0, cpu0 = time.perf_counter(), time.process_time()
     if path == "duckdb":
         rfm = bc.rfm_summary(str(db), table="transactions", **KWARGS)
@@ -233,7 +236,10 @@ def _estimate_mb(results: dict, rows: int, path: str) -> float | None:
 
 def bench(rows: int, work: Path, cap_gb: float, paths: list[str]) -> None:
     print(f"{rows:,} rows: data under {work}", flush=True)
-    db, folder = generate(rows, work)
+    # in a subprocess: Linux keeps a process's peak RSS across fork + exec, so a parent that had
+    # generated the data would lend its peak to every measured child
+    subprocess.run([sys.executable, __file__, "_generate", str(rows), str(work)], check=True)
+    db, folder = work / f"tx-{rows}.duckdb", work / f"tx-{rows}"
     for path in paths:
         results = json.loads(JSON_PATH.read_text()) if JSON_PATH.exists() else {}
         estimate = _estimate_mb(results, rows, path)
@@ -306,6 +312,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         _, _, path, db, folder, out = sys.argv
         Path(out).write_text(json.dumps(run_path(path, Path(db), Path(folder))))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_generate":
+        generate(int(sys.argv[2]), Path(sys.argv[3]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "report":
         report()
