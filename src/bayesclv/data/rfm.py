@@ -71,6 +71,7 @@ def rfm_summary(
     calibration_end: Any = None,
     observation_end: Any = None,
     cohort: str | None = None,
+    table: str | None = None,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -82,10 +83,14 @@ def rfm_summary(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
+    transactions : pandas.DataFrame, polars.DataFrame, dask.dataframe.DataFrame, database or path
         One row per transaction. A dask DataFrame (e.g. on a distributed
         cluster) gives a lazy dask DataFrame of the same rows, computed
         partition by partition (see :func:`bayesclv.data.dask.rfm_summary_dask`).
+        A DuckDB relation or connection, a path to a DuckDB file or to Parquet
+        files, a SQLAlchemy engine or connection, or a database URL: the
+        database does the aggregation and only the summary comes back (see
+        :func:`bayesclv.data.database.rfm_summary_chunks`).
     customer_id : str, default "customer_id"
         Column holding the customer identifier. The output column is always
         named ``customer_id``.
@@ -109,6 +114,8 @@ def rfm_summary(
         Add a ``cohort`` column: the week, month, quarter or year of each
         customer's first purchase (see :func:`first_purchase_cohort`), ready to
         be a model's ``group``.
+    table : str, optional
+        Table name or SQL query, for a database connection, file or URL.
 
     Returns
     -------
@@ -154,6 +161,12 @@ def rfm_summary(
     """
     if cohort is not None:
         check_cohort_frequency(cohort)
+    from bayesclv.data.database import is_database_source, rfm_summary_database
+
+    if is_database_source(transactions, table):  # the database aggregates
+        return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
+                                    time_unit=time_unit, calibration_end=calibration_end,
+                                    observation_end=observation_end, cohort=cohort)
     if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
         return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
                                 time_unit=time_unit, calibration_end=calibration_end,
