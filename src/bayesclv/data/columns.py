@@ -88,8 +88,8 @@ def check_customer_ids(df: pd.DataFrame, column: str) -> pd.Series:
         minority = (kinds != counts.index[0]).to_numpy()
         listed = ", ".join(f"{k}: {n} row{'s' if n > 1 else ''}" for k, n in counts.items())
         raise DataValidationError(
-            f"customer ids mix types ({listed}): ids such as 1 and '1' would be different customers "
-            f"that print the same. Convert the column to one type first, e.g. df[{column!r}].astype(str); "
+            f"customer ids mix types ({listed}): 1 and '1' would be two customers that print the same, "
+            f"True and 1 one customer. Convert the column to one type first, e.g. df[{column!r}].astype(str); "
             "the listed ids are the ones not of the most common type",
             column=column,
             rows=offending_ids(ids, minority),
