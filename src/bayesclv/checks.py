@@ -27,7 +27,7 @@ import xarray as xr
 from scipy import stats
 
 import bayesclv.chunks as chunks
-from bayesclv.arguments import check_count
+from bayesclv.arguments import check_whole
 from bayesclv.models.base import CLVModel
 from bayesclv.models.contract import TransactionModel
 
@@ -64,7 +64,7 @@ def frequency_histogram(frequency: Any, max_count: int = 7) -> np.ndarray:
     >>> frequency_histogram([0, 0, 1, 3, 9, 12], max_count=3).tolist()
     [2, 1, 0, 3]
     """
-    check_count(max_count, "max_count")
+    check_whole("max_count", max_count)
     x = np.minimum(np.asarray(frequency), max_count).astype(np.int64)
     onehot = x[..., None] == np.arange(max_count + 1)
     return onehot.sum(axis=-2)
@@ -105,7 +105,7 @@ def frequency_ppc(model: TransactionModel, data: Any | None = None, *, max_count
     """
     if not isinstance(model, TransactionModel):
         raise TypeError(f"frequency_ppc needs a purchase-count model, got {type(model).__name__}")
-    check_count(n_draws, "n_draws")
+    check_whole("n_draws", n_draws)
     df = model.prediction_data(data)
     rng = np.random.default_rng(random_seed)
     post = model.posterior

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 import bayesclv.chunks as chunks
-from bayesclv.arguments import check_count
+from bayesclv.arguments import check_clv_arguments
 from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
 from bayesclv.models.contract import SpendModel, TransactionModel
 
@@ -116,29 +116,37 @@ def customer_lifetime_value(
     data : DataFrame, optional
         RFM frame with ``monetary_value``; default: the transaction model's data.
     horizon : int
-        Number of periods, each one ``time_unit`` long.
+        Number of periods, each one ``time_unit`` long (a whole number >= 1).
     time_unit : {"D", "W", "M", "Y"}
         Length of one period (days, weeks, months = 365.25/12 days, years).
         Independent of the unit the models were fitted in.
     discount_rate : float
-        Discount rate **per period** (e.g. 0.01 per month; use
-        ``(1 + annual) ** (1/12) - 1`` to convert an annual rate).
+        Discount rate **per period** as a fraction, in ``(-1, 1]`` (e.g. 0.01 per
+        month; use ``(1 + annual) ** (1/12) - 1`` to convert an annual rate). Above
+        1 (100% per period) it is refused as a percentage typed as a number.
     margin : float, default 1.0
-        Share of revenue kept as profit.
+        Share of revenue kept as profit, in ``[0, 1]`` (a markup ``k`` on cost is
+        the margin ``k / (1 + k)``).
     acquisition_cost : float, default 0
-        Subtracted once.
+        Subtracted once; finite and >= 0.
     service_cost_per_period : float, default 0
-        Cost per period of serving a customer who is still alive.
+        Cost per period of serving a customer who is still alive; finite and >= 0.
 
     Returns
     -------
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings.
+
+    Raises
+    ------
+    bayesclv.errors.ArgumentError
+        A setting of the wrong type, not finite or out of its range (the rules of
+        :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
     """
     check_time_unit(time_unit)
-    check_count(horizon, "horizon", " of periods")
-    if not np.isfinite(discount_rate) or discount_rate <= -1:
-        raise ValueError(f"discount_rate must be > -1 per period, got {discount_rate!r}")
+    horizon, discount_rate, margin, acquisition_cost, service_cost_per_period = check_clv_arguments(
+        horizon=horizon, discount_rate=discount_rate, margin=margin, acquisition_cost=acquisition_cost,
+        service_cost_per_period=service_cost_per_period)
     transaction_model.check_fitted()
     spend_model.check_fitted()
     data = transaction_model.prediction_data(None if data is None else to_pandas(data))

@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 import bayesclv.chunks as chunks
-from bayesclv.arguments import check_count, check_prob
+from bayesclv.arguments import check_prob, check_whole
 from bayesclv.data.tracking import repeat_purchase_tracking
 from bayesclv.errors import DataValidationError, NotFittedError
 from bayesclv.metrics import auc, brier_score, calibration_table, pit_bounds, pit_coverage, point_metrics
@@ -280,7 +280,7 @@ def evaluate(
     """
     check_transaction_model(model)
     prob = _check_prob(prob)
-    check_count(n_draws, "n_draws")
+    check_whole("n_draws", n_draws)
     df, horizon = _holdout_data(model, data)
 
     def posterior_mean(da: xr.DataArray) -> np.ndarray:

@@ -38,7 +38,7 @@ import pandas as pd
 import xarray as xr
 
 import bayesclv.chunks as chunks
-from bayesclv.arguments import check_count, check_interval_method, check_prob
+from bayesclv.arguments import check_interval_method, check_prob, check_whole
 from bayesclv.clv import customer_lifetime_value
 from bayesclv.data.dask import is_dask_collection, require_dask
 from bayesclv.data.validation import check_columns, to_pandas
@@ -82,7 +82,7 @@ def prediction_copy(model: Any, draws: int | None = None) -> Any:
     model.check_fitted()
     post = model.posterior
     if draws is not None:
-        check_count(draws, "draws")
+        check_whole("draws", draws)
         n = post.sizes["draw"]
         if draws < n:
             post = post.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
@@ -100,7 +100,7 @@ def _n_samples(model: Any) -> int:
 def _block_size(block_customers: int | None, n_samples: int) -> int:
     if block_customers is None:
         return chunks.chunk_length(n_samples, chunks.BLOCK_ELEMENTS)
-    return check_count(block_customers, "block_customers")
+    return check_whole("block_customers", block_customers)
 
 
 def _history_order(df: pd.DataFrame, history: list[str], rows: np.ndarray | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ from bayesclv.data.validation import (
     check_values,
     parse_dates,
 )
+from bayesclv.errors import DataValidationError
 
 __all__ = ["COHORT_FREQUENCIES", "check_cohort_frequency", "cohort_labels", "purchase_log", "summarise_purchase_log"]
 
@@ -99,6 +100,14 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
         out["T_holdout"] = np.float64((obs_end - cal_end).days) / days_per_unit
     if cohort is not None:
         out["cohort"] = cohort_labels(first_day, cohort)
+
+    for column in ("monetary_value", "monetary_value_holdout"):
+        overflow = column in out and not np.isfinite(out[column].to_numpy()).all()
+        if overflow:  # finite values whose daily sums leave float64
+            bad = ~np.isfinite(out[column].to_numpy())
+            raise DataValidationError(
+                f"{int(bad.sum())} customer(s) whose purchase values add up beyond the float64 range",
+                column=column, rows=out.index[bad].tolist())
 
     out.index.name = "customer_id"
     out = out.reset_index()

@@ -110,7 +110,7 @@ def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=Non
     y = np.arange(len(table))
     ax.hlines(y, table["lower"], table["upper"], color=_BAND, lw=2, label=table["interval"].iloc[0])
     ax.plot(table["mean"], y, "o", color=_POINT, ms=4, label="posterior mean")
-    ax.set_yticks(y, [str(i) for i in table.index])
+    ax.set_yticks(y, [str(i) for i in table.index], parse_math=False)  # ids are text, "$" included
     ax.invert_yaxis()
     ax.set_xlabel("CLV")
     ax.set_ylabel("customer_id")

@@ -210,7 +210,8 @@ def frequency_recency_grid(
     -------
     xarray.Dataset
         ``mean`` and ``width`` with dims ``(frequency, recency)``; NaN where
-        the cell is impossible (``frequency == 0`` with ``recency > 0``).
+        the cell is impossible (``recency > 0`` without repeat purchases, or
+        ``recency == 0`` with some).
     """
     if quantity not in GRID_QUANTITIES:
         raise ValueError(f"quantity must be one of {GRID_QUANTITIES}, got {quantity!r}")
@@ -224,7 +225,7 @@ def frequency_recency_grid(
     freq = np.arange(int(max_frequency) + 1, dtype=float)
     rec = np.linspace(0.0, T, n_recency)
     ff, rr = np.meshgrid(freq, rec, indexing="ij")
-    valid = ~((ff == 0) & (rr > 0))
+    valid = (ff == 0) == (rr == 0)  # recency is 0 exactly without repeat purchases
     cells = pd.DataFrame({"frequency": ff[valid], "recency": rr[valid], "T": T})
     cells.insert(0, "customer_id", np.arange(len(cells)))
     cells.attrs["time_unit"] = model.time_unit
