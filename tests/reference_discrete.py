@@ -22,7 +22,7 @@ scale); scalar results are memoised.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -132,7 +132,7 @@ def _bb_prob_purchases(k, t, x, tx, n, alpha, beta, gamma, delta):
     """P(X(n, n+t) = k | history): alive at n, then alive at j of the next t opportunities
     (dropout at the start of n+j+1 with prob theta (1-theta)^j, or j = t with (1-theta)^t) and k
     transactions among those j, binomially; inactive before n+1 -> k = 0."""
-    k, t = int(round(k)), int(round(t))
+    k, t = round(k), round(t)
     terms = []
     for j in range(k, t + 1):
         log_choose = math.lgamma(j + 1) - math.lgamma(k + 1) - math.lgamma(j - k + 1)
@@ -177,7 +177,7 @@ def _sbg_loglik(periods, churned, alpha, beta):
     return _sbg_log_pmf(periods, alpha, beta) if churned else _sbg_log_survival(periods, alpha, beta)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sbg_survival_by_sum(t, alpha, beta):
     """S(t) = 1 - sum_{k<=t} P(T = k): the geometric pmf summed over the periods (for moderate t)."""
     return 1.0 - math.fsum(math.exp(_sbg_log_pmf(k, alpha, beta)) for k in range(1, int(t) + 1))

@@ -138,7 +138,7 @@ def bgbb_compiled():
 
 
 def test_bgbb_loglik_extreme_grid(bgbb_compiled):
-    """NumPy, PyTensor and summed-kernel log-likelihoods against the quadrature reference: parameters
+    """NumPy, PyTensor, summed-kernel and prediction log-likelihoods against the quadrature reference: parameters
     1e-3..1e3, up to 1,000 opportunities and dropout sums of 1,000 terms."""
     H = BGBB_EXTREME_HISTORIES
     for params in BGBB_EXTREME_PARAMS:
@@ -147,6 +147,7 @@ def test_bgbb_loglik_extreme_grid(bgbb_compiled):
         _close(bgbb_compiled(*H.T, *params)[0], want, f"pytensor loglik at {params}")
         kernel = [bgbb.summed_loglik(bgbb.loglik_tables(*h[:, None], [1.0]), *params, xp=NP) for h in H]
         _close(kernel, want, f"summed kernel at {params}")
+        _close(bgbb._loglik_values(*H.T, *params), want, f"elementwise loop of the predictions at {params}")
 
 
 def _summary_probabilities(n, params):
@@ -336,8 +337,8 @@ def test_sbg_published_mle_and_projections(segment):
     np.testing.assert_allclose(mle, SBG_PUBLISHED[segment], rtol=1e-2)
     np.testing.assert_allclose(mle, SBG_PUBLISHED[segment], atol=6e-4)
     years = np.arange(8, 13)
-    alive = lambda y: (data["periods"] > y) | ((data["periods"] == y) & (data["churned"] == 0))  # noqa: E731
-    survivors = np.array([alive(y).sum() for y in years], dtype=float)
+    periods, churned = data["periods"].to_numpy(), data["churned"].to_numpy()
+    survivors = np.array([np.sum((periods > y) | ((periods == y) & (churned == 0))) for y in years], dtype=float)
     ours = 1000 * sbg.survival(years, *mle)
     np.testing.assert_allclose(ours, 1000 * sbg.survival(years, *SBG_PUBLISHED[segment]), rtol=5e-3)
     np.testing.assert_allclose(ours, survivors, rtol=5e-2)

@@ -32,7 +32,6 @@ from bayesclv.data.validation import (
     check_columns,
     check_customer_ids,
     check_not_empty,
-    parse_dates,
     to_pandas,
 )
 from bayesclv.errors import DataValidationError
@@ -113,11 +112,11 @@ def validate_opportunity_summary(df: Any) -> pd.DataFrame:
     f, r, n = out["frequency"], out["recency"], out["periods"]
     rules = (
         ("recency", (r > n).to_numpy(), "recency > periods (last transaction after the last opportunity)"),
-        ("frequency", (f > r).to_numpy(), "frequency > recency (more transactions than opportunities "
-                                          "up to the last one)"),
-        ("recency", ((f == 0) != (r == 0)).to_numpy(), "frequency == 0 but recency != 0, or frequency > 0 "
-                                                      "but recency == 0 (recency is 0 exactly without repeat "
-                                                      "transactions)"),
+        ("frequency", (f > r).to_numpy(),
+         "frequency > recency (more transactions than opportunities up to the last one)"),
+        ("recency", ((f == 0) != (r == 0)).to_numpy(),
+         ("frequency == 0 but recency != 0, or frequency > 0 but recency == 0 (recency is 0 exactly "
+          "without repeat transactions)")),
     )
     for col, bad, what in rules:
         if bad.any():

@@ -34,7 +34,7 @@ from bayesclv.formulas._beta_geometric import (
     survival_sums,
     whole_horizons,
 )
-from bayesclv.formulas._ops import NP, PT
+from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import digamma, summed_total
 
 __all__ = [
@@ -156,70 +156,104 @@ def loglik_tables(frequency, recency, periods, weight, group=None) -> tuple[np.n
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _row_terms(a, b, c, d, x, t, n, gradient):  # pragma: no cover - compiled
+    """log-sum-exp of the alive and dropout terms of one history (:func:`_log_terms`) and its gradient.
+
+    Returns ``(value, d/d alpha, d/d beta, d/d gamma, d/d delta)`` (zeros without
+    ``gradient``): the softmax-weighted gradients of the terms, digamma differences.
+    Along the dropout sum every argument grows by one per term, so ``lgamma`` and
+    ``digamma`` advance by ``log(y)`` and ``1/y``; the running sums are rescaled
+    whenever a term exceeds the largest so far.
+    """
+    lg_ax = math.lgamma(a + x)
+    top = (lg_ax + math.lgamma(b + n - x) - math.lgamma(a + b + n)
+           + math.lgamma(c) + math.lgamma(d + n) - math.lgamma(c + d + n))
+    s, ga, gb, gc, gd = 1.0, 0.0, 0.0, 0.0, 0.0
+    u, v, sab, scd = b + t - x, d + t, a + b + t, c + d + 1.0 + t
+    lg_u, lg_v, lg_sab, lg_scd = math.lgamma(u), math.lgamma(v), math.lgamma(sab), math.lgamma(scd)
+    lg_c1 = math.lgamma(c + 1.0)
+    dg_ax = dg_u = dg_v = dg_sab = dg_scd = dg_c1 = 0.0
+    if gradient:
+        dg_ax, dg_abn, dg_cdn = digamma(a + x), digamma(a + b + n), digamma(c + d + n)
+        ga, gb = dg_ax - dg_abn, digamma(b + n - x) - dg_abn
+        gc, gd = digamma(c) - dg_cdn, digamma(d + n) - dg_cdn
+        dg_u, dg_v, dg_sab, dg_scd, dg_c1 = digamma(u), digamma(v), digamma(sab), digamma(scd), digamma(c + 1.0)
+    for _ in range(int(n - t)):
+        e = lg_ax + lg_u - lg_sab + lg_c1 + lg_v - lg_scd
+        if e > top:
+            scale = math.exp(top - e)
+            s, ga, gb, gc, gd = s * scale, ga * scale, gb * scale, gc * scale, gd * scale
+            top = e
+        wt = math.exp(e - top)
+        s += wt
+        lg_u += math.log(u)
+        lg_v += math.log(v)
+        lg_sab += math.log(sab)
+        lg_scd += math.log(scd)
+        if gradient:
+            ga += wt * (dg_ax - dg_sab)
+            gb += wt * (dg_u - dg_sab)
+            gc += wt * (dg_c1 - dg_scd)
+            gd += wt * (dg_v - dg_scd)
+            dg_u += 1.0 / u
+            dg_v += 1.0 / v
+            dg_sab += 1.0 / sab
+            dg_scd += 1.0 / scd
+        u, v, sab, scd = u + 1.0, v + 1.0, sab + 1.0, scd + 1.0
+    return top + math.log(s), ga / s, gb / s, gc / s, gd / s
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lbeta(a, b):  # pragma: no cover - compiled
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _summed_loglik_kernel(alpha, beta, gamma, delta, row_group, row_x, row_t, row_n, row_weight,
                           group_weight):  # pragma: no cover - compiled
     """Total of :func:`loglik` over the rows of :func:`loglik_tables`, and its gradient ``(4, n_groups)``.
 
-    Per group, ``-n_g [lbeta(alpha, beta) + lbeta(gamma, delta)]``; per row, the
-    log-sum-exp of the alive and dropout terms of :func:`_log_terms`, whose
-    gradient is the softmax-weighted gradient of the terms (digamma differences).
-    Along the dropout sum every argument grows by one per term, so ``lgamma``
-    and ``digamma`` advance by ``log(y)`` and ``1/y``.
+    Per group, ``-n_g [lbeta(alpha, beta) + lbeta(gamma, delta)]``; per row, its
+    weight times :func:`_row_terms`.
     """
     grad = np.zeros((4, alpha.size))
     total = 0.0
     for g in range(alpha.size):
         a, b, c, d, n_g = alpha[g], beta[g], gamma[g], delta[g], group_weight[g]
         dab, dcd = digamma(a + b), digamma(c + d)
-        total -= n_g * (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-                        + math.lgamma(c) + math.lgamma(d) - math.lgamma(c + d))
+        total -= n_g * (_lbeta(a, b) + _lbeta(c, d))
         grad[0, g] -= n_g * (digamma(a) - dab)
         grad[1, g] -= n_g * (digamma(b) - dab)
         grad[2, g] -= n_g * (digamma(c) - dcd)
         grad[3, g] -= n_g * (digamma(d) - dcd)
     for r in range(row_x.size):
-        g, x, t, n, w = row_group[r], row_x[r], row_t[r], row_n[r], row_weight[r]
-        a, b, c, d = alpha[g], beta[g], gamma[g], delta[g]
-        lg_ax, dg_ax = math.lgamma(a + x), digamma(a + x)
-        # alive term and its gradient
-        top = (lg_ax + math.lgamma(b + n - x) - math.lgamma(a + b + n)
-               + math.lgamma(c) + math.lgamma(d + n) - math.lgamma(c + d + n))
-        dg_abn, dg_cdn = digamma(a + b + n), digamma(c + d + n)
-        s = 1.0
-        ga, gb = dg_ax - dg_abn, digamma(b + n - x) - dg_abn
-        gc, gd = digamma(c) - dg_cdn, digamma(d + n) - dg_cdn
-        # dropout terms, i = 0 .. n - t - 1, with running lgamma / digamma of their arguments
-        u, v, sab, scd = b + t - x, d + t, a + b + t, c + d + 1.0 + t
-        lg_u, lg_v, lg_sab, lg_scd = math.lgamma(u), math.lgamma(v), math.lgamma(sab), math.lgamma(scd)
-        dg_u, dg_v, dg_sab, dg_scd = digamma(u), digamma(v), digamma(sab), digamma(scd)
-        lg_c1, dg_c1 = math.lgamma(c + 1.0), digamma(c + 1.0)
-        for _ in range(int(n - t)):
-            e = lg_ax + lg_u - lg_sab + lg_c1 + lg_v - lg_scd
-            if e > top:  # rescale the running sums to the new maximum
-                scale = math.exp(top - e)
-                s, ga, gb, gc, gd = s * scale, ga * scale, gb * scale, gc * scale, gd * scale
-                top = e
-            wt = math.exp(e - top)
-            s += wt
-            ga += wt * (dg_ax - dg_sab)
-            gb += wt * (dg_u - dg_sab)
-            gc += wt * (dg_c1 - dg_scd)
-            gd += wt * (dg_v - dg_scd)
-            lg_u += math.log(u)
-            lg_v += math.log(v)
-            lg_sab += math.log(sab)
-            lg_scd += math.log(scd)
-            dg_u += 1.0 / u
-            dg_v += 1.0 / v
-            dg_sab += 1.0 / sab
-            dg_scd += 1.0 / scd
-            u, v, sab, scd = u + 1.0, v + 1.0, sab + 1.0, scd + 1.0
-        total += w * (top + math.log(s))
-        grad[0, g] += w * ga / s
-        grad[1, g] += w * gb / s
-        grad[2, g] += w * gc / s
-        grad[3, g] += w * gd / s
+        g, w = row_group[r], row_weight[r]
+        value, ga, gb, gc, gd = _row_terms(alpha[g], beta[g], gamma[g], delta[g], row_x[r], row_t[r], row_n[r], True)
+        total += w * value
+        grad[0, g] += w * ga
+        grad[1, g] += w * gb
+        grad[2, g] += w * gc
+        grad[3, g] += w * gd
     return total, grad
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _loglik_kernel(x, t, n, alpha, beta, gamma, delta, out):  # pragma: no cover - compiled
+    for i in range(x.size):
+        value = _row_terms(alpha[i], beta[i], gamma[i], delta[i], x[i], t[i], n[i], False)[0]
+        out[i] = value - _lbeta(alpha[i], beta[i]) - _lbeta(gamma[i], delta[i])
+
+
+def _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta):
+    """:func:`loglik` (NumPy) element by element in one compiled loop: no temporaries over the dropout terms.
+
+    The predictions use it; draws x histories x ``n - t_x`` arrays would not fit for long histories.
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
+                                   (frequency, recency, periods, alpha, beta, gamma, delta)))
+    out = np.empty(arrays[0].shape)
+    _loglik_kernel(*(np.ascontiguousarray(v).ravel() for v in arrays), out.reshape(-1))
+    return out
 
 
 def summed_loglik(tables, alpha, beta, gamma, delta, xp=PT):
@@ -243,7 +277,7 @@ def _log_alive_term(frequency, periods, alpha, beta, gamma, delta, ahead):
 
 def probability_alive(frequency, recency, periods, alpha, beta, gamma, delta):
     """P(alive at the next opportunity ``n + 1`` | history); equation (11) of FHS (2010)."""
-    ll = loglik(frequency, recency, periods, alpha, beta, gamma, delta, xp=NP)
+    ll = _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta)
     return np.exp(_log_alive_term(frequency, periods, alpha, beta, gamma, delta, 1.0) - ll)
 
 
@@ -258,7 +292,7 @@ def probability_alive_at(t, frequency, recency, periods, alpha, beta, gamma, del
     if given_alive:
         ahead = np.maximum(t, 1.0)
         return np.exp(special.betaln(gamma, delta + n + ahead) - special.betaln(gamma, delta + n + 1.0))
-    ll = loglik(frequency, recency, periods, alpha, beta, gamma, delta, xp=NP)
+    ll = _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta)
     return np.exp(_log_alive_term(frequency, periods, alpha, beta, gamma, delta, t) - ll)
 
 
@@ -353,7 +387,7 @@ def probability_of_purchases(k, t, frequency, recency, periods, alpha, beta, gam
     k = whole_horizons(k, "k")
     t = whole_horizons(t)
     x, n = np.asarray(frequency, dtype=float), np.asarray(periods, dtype=float)
-    ll = loglik(frequency, recency, periods, alpha, beta, gamma, delta, xp=NP)
+    ll = _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta)
     base = -special.betaln(alpha, beta) - special.betaln(gamma, delta) - ll
     # alive at all t opportunities, k transactions among them
     stay = (_log_choose(t, k) + special.betaln(alpha + x + k, beta + n - x + t - k)
@@ -368,11 +402,8 @@ def probability_of_purchases(k, t, frequency, recency, periods, alpha, beta, gam
     leave = np.where((j >= k_) & (j < t_), leave, -np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.logaddexp(np.where(k <= t, stay, -np.inf), special.logsumexp(leave, axis=-1))
-        value = np.exp(terms + base)
-        _, dead = _log_terms(x, np.asarray(recency, dtype=float), n, alpha, beta, gamma, delta, NP,
-                             _dead_terms_count(frequency, recency, periods))
-        inactive = np.exp(special.logsumexp(dead, axis=-1) - special.betaln(alpha, beta)
-                          - special.betaln(gamma, delta) - ll)
+    value = np.exp(terms + base)
+    inactive = -np.expm1(_log_alive_term(frequency, periods, alpha, beta, gamma, delta, 0.0) - ll)
     return np.where(k == 0, value + inactive, value)
 
 
