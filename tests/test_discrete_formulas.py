@@ -311,6 +311,22 @@ def test_bgbb_simulate_future_purchases():
         assert np.all(np.abs(counts - size * prob) <= 5 * np.sqrt(size * prob * (1 - prob)) + 1), h
 
 
+def test_simulators_at_extreme_parameters():
+    """Parameters 1e-3..1e3 (latent probabilities of exactly 0 or 1): valid histories, no warnings."""
+    with np.errstate(all="raise"):
+        for params in BGBB_EXTREME_PARAMS:
+            sim = bgbb.simulate_population(np.full(500, 50.0), *params, rng=1)
+            assert np.all((0 <= sim["frequency"]) & (sim["frequency"] <= sim["recency"]) & (sim["recency"] <= 50))
+            assert np.all((sim["frequency"] == 0) == (sim["recency"] == 0))
+            future = bgbb.simulate_future_purchases(10, sim["frequency"], sim["recency"], sim["periods"], *params,
+                                                    rng=2)
+            assert np.all((0 <= future) & (future <= 10))
+        for params in itertools.product(EXTREMES, repeat=2):
+            sim = sbg.simulate_population(np.full(500, 20.0), *params, rng=1)
+            assert np.all((1 <= sim["periods"]) & (sim["periods"] <= 20))
+            assert np.all(sbg.simulate_residual_lifetime(np.full(500, 20.0), *params, rng=2) >= 1)
+
+
 # --------------------------------------------------------------------------------------
 # shifted-BG
 # --------------------------------------------------------------------------------------

@@ -136,6 +136,6 @@ def geometric_draws(theta, rng: np.random.Generator) -> np.ndarray:
     """
     theta = np.asarray(theta, dtype=float)
     u = 1.0 - rng.random(theta.shape)  # in (0, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # theta -> 0: lifetimes -> inf
         draws = np.ceil(np.log(u) / np.log1p(-theta))
     return np.where(theta > 0.0, np.maximum(draws, 1.0), math.inf)
