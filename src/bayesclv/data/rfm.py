@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesclv.data.timing import log_interpurchase_time_sum
 from bayesclv.data.validation import (
     TIME_UNITS,
     check_columns,
@@ -104,6 +105,7 @@ def rfm_summary(
     calibration_end: Any = None,
     observation_end: Any = None,
     cohort: str | None = None,
+    litt: bool = False,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -142,6 +144,11 @@ def rfm_summary(
         Add a ``cohort`` column: the week, month, quarter or year of each
         customer's first purchase (see :func:`first_purchase_cohort`), ready to
         be a model's ``group``.
+    litt : bool, default False
+        Add a ``litt`` column: the sum over each customer's repeat purchase days
+        (in calibration) of the log of the time since the previous purchase day,
+        in ``time_unit`` (0 without repeat purchases). The regularity models
+        ((M)BG/CNBD-k) need it.
 
     Returns
     -------
@@ -159,6 +166,7 @@ def rfm_summary(
         - ``monetary_value`` (only with ``value``) : mean value of the *repeat*
           purchase days (first purchase day excluded), 0.0 when ``frequency == 0``,
           as the Gamma-Gamma spend model expects.
+        - ``litt`` (only with ``litt=True``) : sum of the log inter-purchase times.
         - with ``calibration_end`` only: ``frequency_holdout`` (number of purchase
           days in ``(calibration_end, observation_end]``), ``monetary_value_holdout``
           (mean value per holdout purchase day, 0.0 if none; only with ``value``),
@@ -188,6 +196,8 @@ def rfm_summary(
     if cohort is not None:
         check_cohort_frequency(cohort)
     if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
+        if litt:
+            raise NotImplementedError("rfm_summary(litt=True) takes pandas or polars data, not a dask DataFrame")
         from bayesclv.scale import rfm_summary_dask
 
         return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
@@ -204,7 +214,7 @@ def rfm_summary(
     )
     return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
                                   observation_end=obs_end, date=date, has_value=value is not None,
-                                  cohort=cohort)
+                                  cohort=cohort, litt=litt)
 
 
 def is_dask_collection(obj: Any) -> bool:
@@ -227,10 +237,11 @@ def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | 
 
 def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
                            observation_end: pd.Timestamp, date: str, has_value: bool,
-                           cohort: str | None = None) -> pd.DataFrame:
+                           cohort: str | None = None, litt: bool = False) -> pd.DataFrame:
     """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
 
-    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column.
+    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column,
+    ``litt`` the sum of the log inter-purchase times.
 
     Works on any subset of customers that holds all of each customer's
     transactions (e.g. one partition of a log partitioned by customer).
@@ -258,6 +269,8 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
         out["monetary_value"] = (
             repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
         )
+    if litt:
+        out["litt"] = log_interpurchase_time_sum(cal["customer_id"], cal["day"], days_per_unit)
 
     if cal_end is not None:
         hold = daily[in_cohort & (daily["day"] > cal_end)]
