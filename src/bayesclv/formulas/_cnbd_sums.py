@@ -15,7 +15,9 @@ Both are sums of positive terms over ``M``, taken from ``M = 0`` upwards with th
 NB probabilities and ``beta_n``, ``C_n`` by recurrence (so no cancellation and no
 hypergeometric function), until a geometric bound on the rest is below
 ``_TAIL_EPS`` of the sum. The work grows with the spread of ``M`` (about
-``rho kappa + 10 sqrt(rho kappa (1 + kappa))`` terms, ``40 (1 + kappa)`` for small ``rho``).
+``rho kappa + 10 sqrt(rho kappa (1 + kappa))`` terms, ``40 (1 + kappa)`` for small ``rho``);
+elements that would need more than ``_LONGEST_SUM`` go to the quadrature of
+:mod:`bayesclv.formulas._cnbd_quadrature`, whose cost does not depend on the horizon.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import math
 import numba
 import numpy as np
 
+from bayesclv.formulas._cnbd_quadrature import given_alive_quadrature
+
 __all__ = ["given_alive_sums", "phase_weights"]
 
 _TAIL_EPS = 1e-17  # the sum stops when a bound on the rest is below this fraction of it
 _RESCALE = 1e280  # the running NB probability is kept below this, its scale in a separate log
 _LOG_RESCALE = math.log(_RESCALE)
+_LONGEST_SUM = 20_000.0  # estimated terms beyond which the quadrature is cheaper
 
 
 def phase_weights(rho, z, k: int) -> np.ndarray:
@@ -58,37 +63,55 @@ def _phase_weights_into(rho, z, k, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _one_phase(s, i, k, kappa, a, B):  # pragma: no cover - compiled
-    """``(E[C_N], E[beta_N])`` for ``M ~ NB(s, kappa/(1+kappa))``, ``N = floor((M + i) / k)``."""
+def _sums(rho, w, k, kappa, a, B, q):  # pragma: no cover - compiled
+    """``(E[C_N], E[beta_N])`` over the phases done ``i`` (weights ``w``); ``q`` is scratch of length ``k``.
+
+    One pass over ``M``: ``q[i]`` holds ``w_i P(M = m)`` for ``M ~ NB(rho+i, y)``, all on
+    one scale ``exp(log_scale)``. With ``m = n k + j``, ``N = n`` for ``i < k - j`` and
+    ``n + 1`` otherwise.
+    """
     if kappa == 0.0:
         return 0.0, 1.0
     y = kappa / (1.0 + kappa)
-    log_scale = -s * math.log1p(kappa)  # the NB probability of M = 0 is exp(log_scale) * v
-    v = 1.0
-    beta, cumulative, n, phase = 1.0, 0.0, 0, i
+    log_scale = -rho * math.log1p(kappa)  # P(M = 0) = (1 - y)^(rho + i) = exp(log_scale) (1 - y)^i
+    for i in range(k):
+        q[i] = w[i] * (1.0 - y) ** i
+    beta_n, beta_next = 1.0, B / (a + B)  # beta_n, beta_(n+1)
+    c_n, c_next = 0.0, 1.0  # C_n, C_(n+1)
+    n = j = m = 0
     total_c = total_b = 0.0
-    m = 0
     while True:
-        total_c += v * cumulative
-        total_b += v * beta
-        ratio = (s + m) / (m + 1.0) * y
-        bound = max(ratio, y)  # the NB ratios decrease to y for s >= 1 and increase to it for s < 1
+        low = high = 0.0
+        for i in range(k - j):
+            low += q[i]
+        for i in range(k - j, k):
+            high += q[i]
+        total_c += c_n * low + c_next * high
+        total_b += beta_n * low + beta_next * high
+        step = y / (m + 1.0)
+        bound = max((rho + (k - 1.0) + m) * step, y)  # the NB ratios decrease to y for shapes >= 1, else rise to it
         if bound < 1.0:
             geometric = bound / (1.0 - bound)
-            rest_b = v * beta * geometric
-            rest_c = v * ((cumulative + beta) * geometric + beta * geometric / ((1.0 - bound) * k))
+            mass = low + high
+            rest_b = mass * beta_n * geometric
+            rest_c = mass * ((c_next + beta_n) * geometric + beta_n * geometric / ((1.0 - bound) * k))
             if rest_b <= _TAIL_EPS * total_b and rest_c <= _TAIL_EPS * total_c:
                 break
-        v *= ratio
+        largest = 0.0
+        for i in range(k):
+            q[i] *= (rho + i + m) * step
+            largest = max(largest, q[i])
         m += 1
-        phase += 1
-        if phase == k:  # the (n+1)-th purchase: beta_(n+1) = beta_n (B+n)/(a+B+n)
-            phase = 0
-            cumulative += beta
-            beta *= (B + n) / (a + B + n)
+        j += 1
+        if j == k:  # the next purchase: n -> n + 1
+            j = 0
             n += 1
-        if v > _RESCALE:
-            v /= _RESCALE
+            c_n, beta_n = c_next, beta_next
+            c_next = c_n + beta_n
+            beta_next = beta_n * (B + n) / (a + B + n)
+        if largest > _RESCALE:
+            for i in range(k):
+                q[i] /= _RESCALE
             total_c /= _RESCALE
             total_b /= _RESCALE
             log_scale += _LOG_RESCALE
@@ -97,22 +120,21 @@ def _one_phase(s, i, k, kappa, a, B):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _given_alive_flat(rho, z, kappa, a, B, k, purchases, survival):  # pragma: no cover - compiled
-    """:func:`given_alive_sums` on flat arrays of equal length, into ``purchases`` and ``survival``."""
-    w = np.empty(k)
+def _given_alive_flat(rho, z, kappa, a, B, k, skip, purchases, survival):  # pragma: no cover - compiled
+    """:func:`given_alive_sums` on flat arrays of equal length, into ``purchases`` and ``survival``.
+
+    Elements with ``skip`` set are left for the caller.
+    """
+    w, q = np.empty(k), np.empty(k)
     for e in range(rho.size):
+        if skip[e]:
+            continue
         if not (rho[e] > 0.0 and z[e] >= 0.0 and kappa[e] >= 0.0 and a[e] > 0.0 and B[e] > 0.0
                 and math.isfinite(rho[e] + z[e] + kappa[e] + a[e] + B[e])):
             purchases[e] = survival[e] = np.nan
             continue
         _phase_weights_into(rho[e], z[e], k, w)
-        total_c = total_b = 0.0
-        for i in range(k):
-            if w[i] > 0.0:
-                c, b = _one_phase(rho[e] + i, i, k, kappa[e], a[e], B[e])
-                total_c += w[i] * c
-                total_b += w[i] * b
-        purchases[e], survival[e] = total_c, total_b
+        purchases[e], survival[e] = _sums(rho[e], w, k, kappa[e], a[e], B[e], q)
 
 
 def given_alive_sums(rho, z, kappa, a, B, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +154,13 @@ def given_alive_sums(rho, z, kappa, a, B, k: int) -> tuple[np.ndarray, np.ndarra
         ``E[purchases in (T, T+t] | alive at T]`` and ``P(alive at T+t | alive at T)``.
     """
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, z, kappa, a, B)))
-    flat = [np.ascontiguousarray(v).ravel() for v in arrays]
-    purchases, survival = np.empty(flat[0].size), np.empty(flat[0].size)
-    _given_alive_flat(*flat, int(k), purchases, survival)
+    rho, z, kappa, a, B = (np.ascontiguousarray(v).ravel() for v in arrays)
+    purchases, survival = np.empty(rho.size), np.empty(rho.size)
+    with np.errstate(invalid="ignore"):
+        spread = kappa * (rho + k + 40.0) + 10.0 * np.sqrt((rho + k) * kappa * (1.0 + kappa))
+    long = (spread > _LONGEST_SUM) & (k > 1) & np.isfinite(spread)
+    _given_alive_flat(rho, z, kappa, a, B, int(k), long, purchases, survival)
+    if long.any():
+        purchases[long], survival[long] = given_alive_quadrature(
+            rho[long], phase_weights(rho[long], z[long], k), kappa[long], a[long], B[long], k)
     return purchases.reshape(arrays[0].shape), survival.reshape(arrays[0].shape)

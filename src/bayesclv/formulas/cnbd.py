@@ -35,10 +35,11 @@ import math
 
 import numba
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from bayesclv.formulas import bgnbd
 from bayesclv.formulas._cnbd_sums import given_alive_sums, phase_weights
+from bayesclv.formulas._mle import maximum_likelihood
 from bayesclv.formulas._ops import NP, PT, discounted_increments
 from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
 
@@ -510,3 +511,42 @@ def simulate_future_purchases(t, frequency, recency, T, r, alpha, a, b, *, k, mo
     p = rng.beta(a, b + x + m, size=shape)
     count = np.minimum((rng.poisson(lam * t) + done) // k, rng.geometric(np.clip(p, 1e-300, 1.0)))
     return np.where(alive, count, 0)
+
+
+def select_k(litt, frequency, recency, T, weight=None, *, k_max=12, modified=False, start=(1.0, 3.0, 1.0, 3.0)):
+    """Maximum-likelihood fits for ``k = 1 .. k_max``: the table to choose the regularity ``k`` by.
+
+    The likelihoods of different ``k`` are comparable because each includes the
+    inter-purchase-time constant ``(k-1) litt - x log((k-1)!)``.
+
+    Parameters
+    ----------
+    litt, frequency, recency, T : array_like
+        One entry per customer (or per row with ``weight``).
+    weight : array_like, optional
+        Customers per row (default 1).
+    k_max : int, default 12
+        Largest ``k`` fitted.
+    modified : bool, default False
+        MBG/CNBD-k.
+    start : sequence of float
+        Starting ``(r, alpha, a, b)`` for ``k = 1``; each further ``k`` starts from
+        the previous estimate with ``alpha`` scaled by ``(k-1)/k`` (the phase rate
+        ``lambda`` grows with ``k`` at a given purchase rate).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``k``, ``r``, ``alpha``, ``a``, ``b`` and ``loglik``, one entry per ``k``.
+    """
+    k_max = _check_k(k_max)
+    weight = np.ones(np.shape(frequency)) if weight is None else weight
+    rows = {name: [] for name in ("k", *PARAMETERS, "loglik")}
+    point = np.asarray(start, dtype=float)
+    for k in range(1, k_max + 1):
+        tables = loglik_tables(litt, frequency, recency, T, weight, k=k, modified=modified)
+        point, value = maximum_likelihood(_summed_loglik_kernel, tables, point)
+        for name, v in zip(("k", *PARAMETERS, "loglik"), (k, *point, value), strict=True):
+            rows[name].append(v)
+        point = point * np.array([1.0, k / (k + 1.0), 1.0, 1.0])
+    return {name: np.asarray(v) for name, v in rows.items()}
