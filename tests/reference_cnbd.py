@@ -26,6 +26,7 @@ scalar results are memoised.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover
 __all__ = ["bgcnbd", "mbgcnbd"]
 
 _INF = math.inf
-_MOST_TERMS = 2_000_000  # purchase counts summed per lambda (memory bound of the reference)
+_MOST_TERMS = 20_000  # purchase counts summed per lambda; beyond, a bound (see _poisson_log_sum)
 
 
 def _log_phase_terms(y, delta, k):
@@ -66,21 +67,25 @@ def _log_lambda_integral(inner, x, T, r, alpha, k):
 def _poisson_log_sum(y, t, k, delta, terms):
     """log sum_i (lam delta)^i/i! sum_n coef(n) f(n, i) for the per-(n, i) Poisson terms of ``terms``.
 
-    ``terms(mu, n, i)`` returns, for purchase counts ``n = 1 .. n_max`` (a vector) and
-    phases done ``i``, the vector of ``E_p[...] P(...)`` products.
+    ``terms(y, mu, n, i)`` returns, for ``log lambda = y``, ``mu = lambda t``, purchase
+    counts ``n = 1 .. n_max`` (a vector) and phases done ``i``, the vector of
+    ``E_p[...] P(...)`` products.
     """
     mu = math.exp(y) * t
     n_max = int((mu + 40.0 * math.sqrt(mu) + 60.0) / k) + 3
-    if n_max > _MOST_TERMS:
-        raise ValueError(f"reference: {n_max} purchase counts at lambda t = {mu:.3g}; use a shorter horizon")
-    n = np.arange(1, n_max, dtype=float)
     log_phase = _log_phase_terms(y, delta, k)
-    parts = [log_phase[i] + math.log(max(terms(mu, n, i).sum(), 1e-320)) for i in range(k)
+    if n_max > _MOST_TERMS:
+        # far in the tail of the posterior of lambda (log_quad probes it to bracket the peak): every
+        # summand is at most 1, so log(n_max) bounds the sum; callers check that the peak is not here
+        return float(special.logsumexp(log_phase)) + math.log(n_max)
+    n = np.arange(1, n_max, dtype=float)
+    parts = [log_phase[i] + math.log(max(terms(y, mu, n, i).sum(), 1e-320)) for i in range(k)
              if log_phase[i] > -_INF]
     return float(special.logsumexp(parts))
 
 
 # ---------------------------------------------------------------------------------- likelihood
+@lru_cache(maxsize=None)
 def _log_components(x, tx, T, r, alpha, a, b, k, m):
     """log of the alive and the dropped-out part of the likelihood, without the data constant."""
     delta = T - tx
@@ -120,15 +125,18 @@ def _conditional(t, x, tx, T, r, alpha, a, b, k, m, quantity):
         return 0.0 if quantity == "purchases" else _palive(x, tx, T, r, alpha, a, b, k, m)
     delta = T - tx
 
-    def terms(mu, n, i):
+    def terms(y, mu, n, i):
         if quantity == "purchases":  # sum_n E(1-p)^{x+m+n-1} P(N >= n) = E[min(N, G)] on the alive branch
             return np.exp(_log_beta_ratio(x + m + n - 1.0, a, b)) * special.pdtrc(n * k - i - 1.0, mu)
         # survival: sum_n E(1-p)^{x+m+n} P(N = n), n = 0 included
         counts = np.arange(0.0, n[-1] * k + k)
-        pmf = np.exp(counts * math.log(mu) - mu - special.gammaln(counts + 1.0)) if mu > 0 else (counts == 0) * 1.0
+        pmf = np.exp(counts * (y + math.log(t)) - mu - special.gammaln(counts + 1.0))
         per_n = np.bincount(((counts + i) // k).astype(int), weights=pmf)
         return np.exp(_log_beta_ratio(x + m + np.arange(per_n.size), a, b)) * per_n
 
+    shape = r + k * x + k
+    if (shape + 40.0 * math.sqrt(shape) + 40.0) / (alpha + T) * t / k > _MOST_TERMS:
+        raise ValueError("reference: the posterior of lambda t reaches the bounded region; use a shorter horizon")
     log_num = _log_lambda_integral(
         lambda y: _poisson_log_sum(y, t, k, delta, terms), x, T, r, alpha, k)
     la, ld = _log_components(x, tx, T, r, alpha, a, b, k, m)
@@ -167,7 +175,7 @@ def _prob_purchases(n, t, x, tx, T, r, alpha, a, b, k, m):
                 prob = special.pdtrc(first - 1.0, mu) if first > 0 else 1.0
             else:  # N = n  <=>  first <= M <= first + k - 1
                 counts = np.arange(max(first, 0), first + k, dtype=float)
-                prob = np.exp(counts * math.log(mu) - mu - special.gammaln(counts + 1.0)).sum()
+                prob = np.exp(counts * (y + math.log(t)) - mu - special.gammaln(counts + 1.0)).sum()
             parts.append(lp + math.log(max(prob, 1e-320)))
         return float(special.logsumexp(parts))
 

@@ -29,7 +29,7 @@ from scipy import special
 
 from bayesclv.formulas._ops import gauss_legendre
 
-__all__ = ["given_alive_quadrature"]
+__all__ = ["count_probabilities", "given_alive_quadrature", "log_nb_pmf"]
 
 _FLAT = 1e-13  # relative change of the integrand's p-factor accepted in the lower tail
 _BETA_TAIL = 1e-18  # Beta mass left out beyond the window
@@ -86,26 +86,41 @@ def _lower_half(rho, w, kappa, a, B, k):
     return survival, purchases
 
 
-def _log_nb_pmf(count, shape, log_y, log1m_y):
-    """log NB pmf of ``count >= 0`` (``0 log y`` taken as 0)."""
+def log_nb_pmf(count, shape, log_y, log1m_y):
+    """log NB pmf ``Gamma(shape+count)/(Gamma(shape) count!) (1-y)^shape y^count`` (``count >= 0``)."""
+    with np.errstate(invalid="ignore"):
+        power = np.where(count > 0, count * log_y, 0.0)
     return (special.gammaln(shape + count) - special.gammaln(shape) - special.gammaln(count + 1.0)
-            + shape * log1m_y + np.where(count > 0, count * log_y, 0.0))
+            + shape * log1m_y + power)
+
+
+def count_probabilities(n, rho, w, kappa, k):
+    """``P(N = n)`` and ``P(N > n)`` for a customer alive at ``T`` (purchases in ``(T, T+t]`` without dropout).
+
+    ``N = floor((M + i)/k)``, ``M ~ NB(rho + i, kappa/(1+kappa))`` and ``i`` drawn with
+    weights ``w`` (last axis): ``P(N > n)`` is a regularised incomplete beta function,
+    ``P(N = n)`` a sum of ``k`` NB probabilities (``n k - i <= M <= n k - i + k - 1``).
+    """
+    with np.errstate(divide="ignore"):
+        log_y = np.log(kappa) - np.log1p(kappa)
+    log1m_y = -np.log1p(kappa)
+    exactly = beyond = 0.0
+    for i in range(k):
+        shape = rho + i
+        beyond = beyond + w[..., i] * special.betainc((n + 1.0) * k - i, shape, np.exp(log_y))
+        for j in range(k):
+            count = n * k - i + j
+            pmf = np.exp(log_nb_pmf(np.maximum(count, 0.0), shape, log_y, log1m_y))
+            exactly = exactly + w[..., i] * np.where(count >= 0, pmf, 0.0)
+    return exactly, beyond
 
 
 def _upper_half(rho, w, kappa, a, B, k):
     """``E_p[S; p > 1/2]`` and ``E_p[(1-S)/p; p > 1/2]`` for one element, by the series in ``q^n``."""
     n = np.arange(_SERIES_TERMS, dtype=float)
-    log_y, log1m_y = np.log(kappa) - np.log1p(kappa), -np.log1p(kappa)
     moments = np.exp(special.betaln(a, B + n) - special.betaln(a, B)) * special.betainc(B + n, a, 0.5)
-    exactly = more = np.zeros(n.size)
-    for i in range(k):
-        shape = rho + i
-        more = more + w[i] * special.betainc((n + 1.0) * k - i, shape, np.exp(log_y))  # N > n
-        for j in range(k):
-            count = n * k - i + j  # N = n  <=>  n k - i <= M <= n k - i + k - 1
-            pmf = np.exp(_log_nb_pmf(np.maximum(count, 0.0), shape, log_y, log1m_y))
-            exactly = exactly + w[i] * np.where(count >= 0, pmf, 0.0)
-    return exactly @ moments, more @ moments
+    exactly, beyond = count_probabilities(n, rho, w, kappa, k)
+    return exactly @ moments, beyond @ moments
 
 
 def given_alive_quadrature(rho, w, kappa, a, B, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,8 @@ from scipy import optimize
 
 __all__ = ["maximum_likelihood"]
 
+_RESTARTS = 3
+
 
 def maximum_likelihood(kernel, tables, start) -> tuple[np.ndarray, float]:
     """Ungrouped maximum of ``kernel(*params, *tables)`` over positive parameters.
@@ -35,7 +37,8 @@ def maximum_likelihood(kernel, tables, start) -> tuple[np.ndarray, float]:
     Raises
     ------
     RuntimeError
-        The optimiser stopped with a gradient (in the log parameters) above 1e-4.
+        The optimiser stopped with a gradient (in the log parameters) above
+        ``1e-7 (1 + |loglik|)``.
     """
     def negative(theta):
         params = np.exp(theta)
@@ -44,9 +47,14 @@ def maximum_likelihood(kernel, tables, start) -> tuple[np.ndarray, float]:
             return np.inf, np.zeros_like(theta)
         return -value, -grad[:, 0] * params
 
-    res = optimize.minimize(negative, np.log(np.asarray(start, dtype=float)), jac=True, method="L-BFGS-B",
-                            options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 5000})
-    # at ftol 1e-15 the line search can stop on rounding ("ABNORMAL") at the optimum: judge by the gradient
-    if not (res.success or np.max(np.abs(res.jac)) < 1e-4):
+    theta = np.log(np.asarray(start, dtype=float))
+    for _ in range(_RESTARTS):  # a line search stopped by rounding ("ABNORMAL") resumes from its point
+        res = optimize.minimize(negative, theta, jac=True, method="L-BFGS-B",
+                                options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 5000})
+        theta = res.x
+        if res.success:
+            break
+    # near the optimum the gradient is rounding noise of the terms, a few 1e-16 of the total each
+    if not (res.success or np.max(np.abs(res.jac)) <= 1e-7 * (1.0 + abs(res.fun))):
         raise RuntimeError(f"maximum likelihood did not converge: {res.message} (gradient {res.jac})")
     return np.exp(res.x), float(-res.fun)

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas import bgnbd
+from bayesclv.formulas._cnbd_quadrature import count_probabilities
 from bayesclv.formulas._cnbd_sums import given_alive_sums, phase_weights
 from bayesclv.formulas._mle import maximum_likelihood
 from bayesclv.formulas._ops import NP, PT, discounted_increments
@@ -48,6 +49,7 @@ __all__ = [
     "discounted_expected_purchases",
     "expected_purchases",
     "expected_purchases_new_customer",
+    "expected_residual_lifetime",
     "loglik",
     "loglik_tables",
     "probability_alive",
@@ -375,45 +377,24 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
     return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)
 
 
-def _log_nb_pmf(count, shape, log_y, log1m_y):
-    """log NB pmf ``Gamma(shape+count)/(Gamma(shape) count!) (1-y)^shape y^count`` (``count >= 0``)."""
-    with np.errstate(invalid="ignore"):
-        power = np.where(count > 0, count * log_y, 0.0)
-    return (special.gammaln(shape + count) - special.gammaln(shape) - special.gammaln(count + 1.0)
-            + shape * log1m_y + power)
-
-
 def probability_of_purchases(n, t, frequency, recency, T, r, alpha, a, b, *, k, modified=False):
     """P(X(T, T+t] = n | history) for integer ``n >= 0``.
 
     Given alive at ``T`` with ``i`` phases done (weights :func:`~bayesclv.formulas._cnbd_sums.phase_weights`),
     ``N = floor((M + i)/k)`` purchases would be made, ``M ~ NB(rho + i, t/(alpha+T+t))``;
     with dropout after purchase ``G ~ Geometric(p)``, ``X = min(N, G)``, so
-    ``P(X=n) = P(N=n) E(1-p)^n + P(N>=n) E p(1-p)^(n-1)`` for ``n >= 1`` and ``P(X=0) = P(N=0)``.
-    ``P(N >= n)`` is a regularised incomplete beta function, ``P(N = n)`` a sum of ``k``
-    NB probabilities. A customer already dead contributes to ``n = 0``.
+    ``P(X=n) = P(N=n) E(1-p)^n + P(N>=n) E p(1-p)^(n-1)`` for ``n >= 1`` and ``P(X=0) = P(N=0)``
+    (:func:`~bayesclv.formulas._cnbd_quadrature.count_probabilities`). A customer already
+    dead contributes to ``n = 0``.
     """
     k = _check_k(k)
     n = np.asarray(n, dtype=float)
     x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
     m = 1.0 if modified else 0.0
     rho = r + k * x
-    kappa = np.asarray(t, dtype=float) / (alpha + T_)
-    with np.errstate(divide="ignore"):
-        log_y = np.log(kappa) - np.log1p(kappa)
-    log1m_y = -np.log1p(kappa)
-    y = np.exp(log_y)
     w = phase_weights(rho, (T_ - t_x) / (alpha + T_), k)
-    at_least = exactly = 0.0
-    for i in range(k):
-        shape, first = rho + i, n * k - i  # N >= n  <=>  M >= first
-        with np.errstate(invalid="ignore"):
-            tail = np.where(first > 0, special.betainc(np.maximum(first, 1.0), shape, y), 1.0)
-        at_least = at_least + w[..., i] * tail
-        for j in range(k):
-            count = first + j
-            pmf = np.exp(_log_nb_pmf(np.maximum(count, 0.0), shape, log_y, log1m_y))
-            exactly = exactly + w[..., i] * np.where(count >= 0, pmf, 0.0)
+    exactly, beyond = count_probabilities(n, rho, w, np.asarray(t, dtype=float) / (alpha + T_), k)
+    at_least = exactly + beyond
     B = b + x + m
     log_beta0 = special.betaln(a, B)
     keep = np.exp(special.betaln(a, B + n) - log_beta0)
@@ -437,6 +418,34 @@ def expected_purchases_new_customer(t, r, alpha, a, b, *, k, modified=False):
     else:
         per_alive = given_alive_sums(r, 0.0, t / alpha, a, b + 1.0 if modified else b, k)[0]
     return per_alive * (b / (a + b)) if modified else per_alive
+
+
+def expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, *, k, modified=False, given_alive=False):
+    """E[remaining lifetime after ``T`` | history]: the time to the purchase that ends the relationship.
+
+    Alive at ``T`` with ``i`` phases done, the customer drops out at purchase ``G``
+    (``E[G] = (a+B-1)/(a-1)``, ``B = b+x+m``), made ``G k - i`` phases later at rate
+    ``lambda ~ Gamma(rho+i, alpha+T)`` (``E[1/lambda] = (alpha+T)/(rho+i-1)``); ``G`` and
+    ``lambda`` are independent, so the mean is ``sum_i w_i (k E[G] - i) (alpha+T)/(rho+i-1)``.
+    It is infinite where ``a <= 1`` (heavy-tailed purchases before dropout) or
+    ``rho + i <= 1``. A customer already dead has none left; ``given_alive`` as in
+    :func:`expected_purchases`.
+    """
+    k = _check_k(k)
+    x, t_x, T_ = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    m = 1.0 if modified else 0.0
+    rho = r + k * x
+    w = phase_weights(rho, (T_ - t_x) / (alpha + T_), k)
+    i = np.arange(k, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        purchases = np.where(a > 1.0, (a + b + x + m - 1.0) / (a - 1.0), np.inf)
+        shape = rho[..., None] + i - 1.0 if np.ndim(rho) else rho + i - 1.0
+        wait = np.where(shape > 0.0, np.asarray(alpha + T_)[..., None] / shape, np.inf)
+        terms = np.where(w > 0.0, w * (k * np.asarray(purchases)[..., None] - i) * wait, 0.0)
+    per_alive = terms.sum(axis=-1)
+    if given_alive:
+        return per_alive
+    return per_alive * probability_alive(x, t_x, T_, r, alpha, a, b, k=k, modified=modified)
 
 
 def simulate_population(T, r, alpha, a, b, *, k, modified=False, rng=None):

@@ -32,6 +32,7 @@ __all__ = [
     "discounted_expected_purchases",
     "expected_purchases",
     "expected_purchases_new_customer",
+    "expected_residual_lifetime",
     "loglik",
     "loglik_tables",
     "probability_alive",
@@ -105,6 +106,11 @@ def probability_of_purchases(n, t, frequency, recency, T, r, alpha, a, b):
 def expected_purchases_new_customer(t, r, alpha, a, b):
     """E[X(t)] for a customer observed since acquisition: ``b/(a+b)`` times a BG/NBD customer's with ``b + 1``."""
     return cnbd.expected_purchases_new_customer(t, r, alpha, a, b, **_MBG)
+
+
+def expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """E[remaining lifetime after ``T`` | history]: ``(a+b+x)/(a-1) (alpha+T)/(r+x-1)`` given alive (infinite for ``a <= 1`` or ``r+x <= 1``)."""
+    return cnbd.expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, given_alive=given_alive, **_MBG)
 
 
 def simulate_population(T, r, alpha, a, b, rng=None):
