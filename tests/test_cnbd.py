@@ -427,3 +427,18 @@ def test_expected_residual_lifetime_is_the_integral_of_survival():
         alive = cnbd.probability_alive(x, t_x, T, *params, **kw)
         np.testing.assert_array_equal(cnbd.expected_residual_lifetime(x, t_x, T, *params, **kw), got * alive)
     assert np.isinf(mbgnbd.expected_residual_lifetime(1.0, 1.0, 2.0, 2.0, 1.0, 0.9, 1.0))  # a <= 1: E[G] infinite
+
+
+def test_summed_kernel_runs_natively_in_numba(cdnow):
+    import warnings
+
+    tables = cnbd.loglik_tables(cdnow["litt"], cdnow["frequency"], cdnow["recency"], cdnow["T"],
+                                np.ones(cdnow["T"].size), k=2, modified=True)
+    params = [pt.dscalar() for _ in range(4)]
+    total = cnbd.summed_loglik(tables, *params)
+    graph = [total, *pytensor.grad(total, params)]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Numba will use object mode")
+        native = pytensor.function(params, graph, mode="NUMBA")(*MBG_PUBLISHED)
+    python = pytensor.function(params, graph, mode=pytensor.compile.mode.Mode(linker="py"))(*MBG_PUBLISHED)
+    np.testing.assert_allclose(np.array(native, dtype=float), np.array(python, dtype=float), rtol=1e-13, atol=1e-9)

@@ -79,14 +79,13 @@ def _phase_sum(rho, z, k):
     return s
 
 
-def _alive_and_dropout_logs(frequency, recency, T, r, alpha, a, b, k, modified, xp):
+def _alive_and_dropout_logs(x, t_x, T, r, alpha, a, b, k, modified, xp):
     """``(u, v)``: log of the alive branch ``F`` and of the dropped-out branch, relative to each other.
 
     The bracket of the likelihood is ``B(a, b+x+m)/B(a, b) (e^u + e^v)`` with
     ``u = log F`` and ``v = log(a / (b+x+m-1))`` (``x`` replaced by 1 where the
     BG variant has no dropped-out branch, ``x = 0``; callers mask it).
     """
-    x, t_x, T = frequency, recency, T
     m = 1.0 if modified else 0.0
     rho = r + k * x
     delta = T - t_x
