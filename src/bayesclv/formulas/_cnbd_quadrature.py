@@ -29,7 +29,7 @@ from scipy import special
 
 from bayesclv.formulas._ops import gauss_legendre
 
-__all__ = ["count_probabilities", "given_alive_quadrature", "log_nb_pmf"]
+__all__ = ["count_probabilities", "given_alive_quadrature"]
 
 _FLAT = 1e-13  # relative change of the integrand's p-factor accepted in the lower tail
 _BETA_TAIL = 1e-18  # Beta mass left out beyond the window
@@ -86,7 +86,7 @@ def _lower_half(rho, w, kappa, a, B, k):
     return survival, purchases
 
 
-def log_nb_pmf(count, shape, log_y, log1m_y):
+def _log_nb_pmf(count, shape, log_y, log1m_y):
     """log NB pmf ``Gamma(shape+count)/(Gamma(shape) count!) (1-y)^shape y^count`` (``count >= 0``)."""
     with np.errstate(invalid="ignore"):
         power = np.where(count > 0, count * log_y, 0.0)
@@ -110,7 +110,7 @@ def count_probabilities(n, rho, w, kappa, k):
         beyond = beyond + w[..., i] * special.betainc((n + 1.0) * k - i, shape, np.exp(log_y))
         for j in range(k):
             count = n * k - i + j
-            pmf = np.exp(log_nb_pmf(np.maximum(count, 0.0), shape, log_y, log1m_y))
+            pmf = np.exp(_log_nb_pmf(np.maximum(count, 0.0), shape, log_y, log1m_y))
             exactly = exactly + w[..., i] * np.where(count >= 0, pmf, 0.0)
     return exactly, beyond
 

@@ -43,11 +43,16 @@ def phase_weights(rho, z, k: int) -> np.ndarray:
     ``w_i`` is proportional to ``(rho)_i z^i / i!`` with ``z = (T - t_x) / (alpha + T)``.
     """
     rho, z = np.broadcast_arrays(np.asarray(rho, dtype=float), np.asarray(z, dtype=float))
-    terms = [np.ones(rho.shape)]
-    for i in range(1, k):
-        terms.append(terms[-1] * ((rho + (i - 1.0)) / i) * z)
-    w = np.stack(terms, axis=-1)
-    return w / w.sum(axis=-1, keepdims=True)
+    out = np.empty((rho.size, k))
+    _phase_weights_flat(np.ascontiguousarray(rho).ravel(), np.ascontiguousarray(z).ravel(), int(k), out)
+    return out.reshape(*rho.shape, k)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _phase_weights_flat(rho, z, k, out):  # pragma: no cover - compiled
+    """:func:`phase_weights` of flat arrays into the rows of ``out``."""
+    for e in range(rho.size):
+        _phase_weights_into(rho[e], z[e], k, out[e])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
