@@ -19,6 +19,7 @@ from bayesclv.data.validation import (
     check_values,
     parse_dates,
 )
+from bayesclv.data.timing import log_interpurchase_time_sum
 from bayesclv.errors import DataValidationError
 
 __all__ = ["COHORT_FREQUENCIES", "check_cohort_frequency", "cohort_labels", "purchase_log", "summarise_purchase_log"]
@@ -59,10 +60,11 @@ def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | 
 
 def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
                            observation_end: pd.Timestamp, date: str, has_value: bool,
-                           cohort: str | None = None) -> pd.DataFrame:
+                           cohort: str | None = None, litt: bool = False) -> pd.DataFrame:
     """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
 
-    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column.
+    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column,
+    ``litt`` the sum of the log inter-purchase times.
 
     Works on any subset of customers that holds all of each customer's
     transactions (e.g. one partition of a log partitioned by customer).
@@ -90,6 +92,8 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
         out["monetary_value"] = (
             repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
         )
+    if litt:
+        out["litt"] = log_interpurchase_time_sum(cal["customer_id"], cal["day"], days_per_unit)
 
     if cal_end is not None:
         hold = daily[in_cohort & (daily["day"] > cal_end)]

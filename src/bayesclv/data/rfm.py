@@ -72,6 +72,7 @@ def rfm_summary(
     observation_end: Any = None,
     cohort: str | None = None,
     table: str | None = None,
+    litt: bool = False,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -116,6 +117,11 @@ def rfm_summary(
         be a model's ``group``.
     table : str, optional
         Table name or SQL query, for a database connection, file or URL.
+    litt : bool, default False
+        Add a ``litt`` column: the sum over each customer's repeat purchase days
+        (in calibration) of the log of the time since the previous purchase day,
+        in ``time_unit`` (0 without repeat purchases). The regularity models
+        ((M)BG/CNBD-k) need it. Pandas and polars transactions only.
 
     Returns
     -------
@@ -163,6 +169,9 @@ def rfm_summary(
         check_cohort_frequency(cohort)
     from bayesclv.data.database import is_database_source, rfm_summary_database
 
+    if litt and (is_database_source(transactions, table) or is_dask_collection(transactions)):
+        raise NotImplementedError("rfm_summary(litt=True) takes pandas or polars transactions, "
+                                  "not a database or a dask DataFrame")
     if is_database_source(transactions, table):  # the database aggregates
         return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
                                     time_unit=time_unit, calibration_end=calibration_end,
@@ -182,4 +191,4 @@ def rfm_summary(
     )
     return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
                                   observation_end=obs_end, date=date, has_value=value is not None,
-                                  cohort=cohort)
+                                  cohort=cohort, litt=litt)
