@@ -20,8 +20,8 @@ number of pieces follows the integrand's mass, however wide the interval.
 
 One compiled engine serves several integrands, chosen by an integer ``kind``
 (numba does not cache functions passed as arguments); each kind's parameters
-travel in a float64 vector ``p``. :func:`log_tricomi` is a separate marching
-rule for a concave log-integrand (it is called from inside one kind).
+travel in a float64 vector ``p``. Special functions called by the integrands
+live in :mod:`bayesclv.formulas._special`.
 """
 
 from __future__ import annotations
@@ -32,15 +32,18 @@ import numba
 import numpy as np
 
 from bayesclv.formulas._ops import gauss_legendre
+from bayesclv.formulas._special import gamma_p, log_tricomi, logaddexp
 
-__all__ = ["BETA_DISCOUNT", "GGOM_COUNT", "GGOM_LIFETIME", "N_GRAD", "SURVIVAL", "integrate", "log_tricomi",
-           "log_y", "logaddexp", "offset", "workspace"]
+__all__ = ["BETA_DISCOUNT", "GAMMA_TAIL", "GGOM_COUNT", "GGOM_LIFETIME", "N_GRAD", "RENEWAL", "SURVIVAL",
+           "integrate", "killed_renewals", "log_y", "offset", "workspace"]
 
 GGOM_LIFETIME = 0  # p = (rho, alpha, b, s, beta, m, log m, log beta); variable v, y = m (e^v - 1)
 SURVIVAL = 1  # p = (s, sigma, log ic, m, log m): (ic + y)^-s (1 + y)^-sigma dy
 GGOM_COUNT = 2  # p = (n, rho, A, s, log c, b, m, log m): NBD count x Gompertz lifetime density
 BETA_DISCOUNT = 3  # p = (a, B, log rho, delta A, rho + 1): Beta(a, B) expectation, variable logit(p)
-N_GRAD = 5  # partial derivatives returned by GGOM_LIFETIME
+GAMMA_TAIL = 4  # p = (k,): t^(k-1) e^-t dt in u = log t; the node partial is log t
+RENEWAL = 5  # p = (k, k lambda, mu, Delta, t, k log omega, k lambda + mu): Pareto/GGG renewals, u = log(Delta+w)
+N_GRAD = 5  # partial derivatives returned by GGOM_LIFETIME (GAMMA_TAIL: 1)
 
 _NODES, _WEIGHTS = gauss_legendre(8)
 _LOG_WEIGHTS = np.log(_WEIGHTS)
@@ -50,32 +53,18 @@ _DROP = 40.0  # pieces that cannot hold exp(-40) of the integral so far are drop
 _SLOPE = 3.0  # largest variation bound of g over a piece under the 8-node rule
 _SHORT_WIDTH, _SHORT_SLOPE = 0.1, 0.25  # the 4-node rule: narrow, nearly flat pieces
 # widest piece per kind: the nearest singularity of the log-integrand lies at least ~1 (GGOM_LIFETIME,
-# GGOM_COUNT: a real one left of v = 0) or pi (SURVIVAL, BETA_DISCOUNT: complex) away from the real interval
-_WIDTH = np.array([1.0, 2.0, 1.0, 2.0])
+# GGOM_COUNT: a real one left of v = 0) or pi (SURVIVAL, BETA_DISCOUNT: complex) away from the real
+# interval; GAMMA_TAIL is entire; RENEWAL's renewal function has steps of width ~1/sqrt(k) in u
+_WIDTH = np.array([1.0, 2.0, 1.0, 2.0, 2.0, 1.0])
+_RENEWAL_TERMS = 100000  # a bound on the renewals summed (they stop below 1e-17 of the sum)
 _STACK = 200
 _MAX_EVALS = 40000  # a bound for non-finite inputs: finite ones need a few hundred node evaluations
-# log_tricomi: a 16-node rule over steps of width times largest slope of its entire log-integrand at
-# most _TRICOMI_SLOPE
-_LONG_NODES, _LONG_WEIGHTS = gauss_legendre(16)
-_LONG_LOG_WEIGHTS = np.log(_LONG_WEIGHTS)
-_TRICOMI_SLOPE = 20.0
-_TRICOMI_WIDTH = 8.0
-_TRICOMI_NEWTON = 8
 
 
 @numba.njit(cache=True, nogil=True)
 def workspace():  # pragma: no cover - compiled
     """Scratch memory of :func:`integrate` (one per thread)."""
     return np.empty((7, _STACK))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def logaddexp(a, b):  # pragma: no cover - compiled
-    """``log(e^a + e^b)``."""
-    top = max(a, b)
-    if top == -np.inf:
-        return -np.inf
-    return top + math.log(math.exp(a - top) + math.exp(b - top))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -98,6 +87,26 @@ def offset(log1p_y, m, log_m):  # pragma: no cover - compiled
     if log1p_y < 30.0:
         return math.log1p(math.expm1(log1p_y) / m)
     return log1p_y - log_m + math.log1p((m - 1.0) * math.exp(-log1p_y))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def killed_renewals(v, k, k_log_omega, rate):  # pragma: no cover - compiled
+    """``sum_(n>=0) omega^(nk) P(nk, rate v)``: expected renewals in ``[0, v]`` (one at 0) before an Exp(mu) death.
+
+    Renewal ``n`` happens at a Gamma(nk, k lambda) time ``G``; ``E[e^(-mu G) 1{G <= v}] =
+    omega^(nk) P(nk, (k lambda + mu) v)`` with ``omega = k lambda / (k lambda + mu)``. Terms
+    decrease in ``n``; the sum stops when one falls below 1e-17 of it.
+    """
+    total = 1.0
+    if not v > 0.0:
+        return total
+    y = rate * v
+    for n in range(1, _RENEWAL_TERMS):
+        term = math.exp(n * k_log_omega) * gamma_p(n * k, y)
+        total += term
+        if term < 1e-17 * total:
+            break
+    return total
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -125,6 +134,14 @@ def _node(kind, p, u, with_grad, d):  # pragma: no cover - compiled
         w = l1 / b
         inc = u + (n * (math.log(w) - math.log(big_a + w)) if n > 0.0 else 0.0)
         return inc, -rho * math.log1p(w / big_a) - (s + 1.0) * logaddexp(0.0, log_c + ly)
+    if kind == GAMMA_TAIL:
+        if with_grad:
+            d[0] = u
+        return p[0] * u, -math.exp(u)
+    if kind == RENEWAL:  # first renewal at w = e^u - Delta after T, then the killed renewal function
+        e = math.exp(u)
+        w = e - p[3]
+        return p[0] * u, -p[1] * e - p[2] * w + math.log(killed_renewals(p[4] - w, p[0], p[5], p[6]))
     # BETA_DISCOUNT: u = logit(p); E_lambda[lambda / (delta + p lambda)] = (rho/p) U(1, 1-rho, delta A / p)
     log_p = -logaddexp(0.0, -u)
     log_q = -logaddexp(0.0, u)
@@ -201,69 +218,4 @@ def integrate(kind, p, lo, hi, with_grad, grad, work):  # pragma: no cover - com
     if with_grad:
         for j in range(N_GRAD):
             grad[j] = sums[j] / total
-    return h_max + math.log(total)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _tricomi_phi(v, one_minus_s, z):  # pragma: no cover - compiled
-    return one_minus_s * v - z * math.expm1(v)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _tricomi_width(a, direction, limit, one_minus_s, z):  # pragma: no cover - compiled
-    """A step ``w`` from ``a`` (at most ``limit``) with ``w |phi'(a + direction w)| <= _TRICOMI_SLOPE``.
-
-    ``|phi'|`` grows away from the mode of the concave ``phi``, so the product
-    bounds the change of ``phi`` over the step (as for the Pareto/NBD pieces) and
-    is convex and increasing in ``w``: Newton steps from a too-wide step stay
-    too wide, and the last one scaled by ``_TRICOMI_SLOPE`` / product is valid.
-    """
-    width = min(_TRICOMI_WIDTH, limit)
-    for _ in range(_TRICOMI_NEWTON):
-        e = z * math.exp(a + direction * width)
-        product = width * abs(one_minus_s - e)
-        if product <= _TRICOMI_SLOPE:
-            return width
-        width -= (product - _TRICOMI_SLOPE) / (abs(one_minus_s - e) + width * e)
-    e = z * math.exp(a + direction * width)
-    return width * min(1.0, _TRICOMI_SLOPE / (width * abs(one_minus_s - e)))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def log_tricomi(z, s):  # pragma: no cover - compiled
-    """``log int_0^inf e^(-z u) (1 + u)^-s du`` for ``z > 0``, ``s > 0``: ``log U(1, 2 - s, z)``.
-
-    Tricomi's confluent hypergeometric function ``U(1, 2-s, z) = z^(s-1) U(s, s, z)``
-    (Kummer's transformation). In ``v = log(1 + u)`` the log-integrand
-    ``phi(v) = (1-s) v - z (e^v - 1)`` is concave with its maximum at
-    ``max(0, log((1-s)/z))``; steps are marched outwards from it, each as
-    wide as keeps the change of ``phi`` within ``_TRICOMI_SLOPE`` (at most
-    ``_TRICOMI_WIDTH``), under a 16-node rule, until ``phi`` has fallen by
-    ``_DROP``.
-    """
-    if not (z > 0.0 and s > 0.0):
-        return np.nan
-    one_minus_s = 1.0 - s
-    mode = math.log(one_minus_s / z) if one_minus_s > z else 0.0
-    floor = _tricomi_phi(mode, one_minus_s, z) - _DROP
-    h_max, total = -np.inf, 0.0
-    for direction in (1.0, -1.0):
-        a = mode
-        for _ in range(10000):
-            limit = a if direction < 0.0 else np.inf
-            if not limit > 0.0:
-                break
-            width = _tricomi_width(a, direction, limit, one_minus_s, z)
-            start = a if direction > 0.0 else a - width
-            log_width = math.log(width)
-            for k in range(_LONG_NODES.size):
-                h = (_tricomi_phi(start + width * _LONG_NODES[k], one_minus_s, z) + _LONG_LOG_WEIGHTS[k]
-                     + log_width)
-                if h > h_max:
-                    total *= math.exp(h_max - h)
-                    h_max = h
-                total += math.exp(h - h_max)
-            a += direction * width
-            if _tricomi_phi(a, one_minus_s, z) < floor:
-                break
     return h_max + math.log(total)

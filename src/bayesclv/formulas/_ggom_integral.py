@@ -32,8 +32,8 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-from bayesclv.formulas._adaptive_quadrature import (GGOM_LIFETIME, N_GRAD, integrate, logaddexp, offset,
-                                                    workspace)
+from bayesclv.formulas._adaptive_quadrature import GGOM_LIFETIME, N_GRAD, integrate, offset, workspace
+from bayesclv.formulas._special import logaddexp
 from bayesclv.formulas._summed import digamma, softplus_and_sigmoid, unique_pairs
 
 __all__ = ["log_beta_expm1", "log_lifetime_integral", "log_lifetime_integral_op", "shared_limits",

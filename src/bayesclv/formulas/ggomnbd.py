@@ -41,9 +41,9 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas import _ggom_integral as gi
-from bayesclv.formulas._adaptive_quadrature import (GGOM_COUNT, SURVIVAL, integrate, log_y, logaddexp, offset,
-                                                    workspace)
+from bayesclv.formulas._adaptive_quadrature import GGOM_COUNT, SURVIVAL, integrate, log_y, offset, workspace
 from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._special import logaddexp
 from bayesclv.formulas._summed import distinct, draw_vectors, summed_total
 
 __all__ = [
