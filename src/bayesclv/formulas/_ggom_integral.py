@@ -131,10 +131,12 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
 
     @numba.njit(nogil=True, error_model="numpy")
     def ggom_log_lifetime_integral(rho, alpha, b, s, beta, t0, t1):  # pragma: no cover - compiled
-        shape = rho.shape
-        flat = [np.ascontiguousarray(v).reshape(rho.size) for v in (rho, alpha, b, s, beta, t0, t1)]
-        out = np.empty((8, rho.size))
-        _lifetime_kernel(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], flat[6], out)
+        shape, n = rho.shape, rho.size
+        out = np.empty((8, n))
+        _lifetime_kernel(np.ascontiguousarray(rho).reshape(n), np.ascontiguousarray(alpha).reshape(n),
+                         np.ascontiguousarray(b).reshape(n), np.ascontiguousarray(s).reshape(n),
+                         np.ascontiguousarray(beta).reshape(n), np.ascontiguousarray(t0).reshape(n),
+                         np.ascontiguousarray(t1).reshape(n), out)
         return (out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape), out[3].reshape(shape),
                 out[4].reshape(shape), out[5].reshape(shape), out[6].reshape(shape), out[7].reshape(shape))
 
