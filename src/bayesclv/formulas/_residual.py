@@ -21,8 +21,9 @@ an expectation over the posterior of the rates given alive at ``T``
   DERT given ``(lambda, p)`` is ``lambda / (delta + p lambda)``. Over ``lambda``
   this is ``(rho/p) U(1, 1-rho, delta A / p)`` (``rho = r+x``), and its
   expectation over ``p`` is taken by adaptive quadrature in ``logit(p)``
-  (``BETA_DISCOUNT``) between tails in which the integrand is constant to
-  rounding and whose Beta mass is the regularised incomplete beta function.
+  (``BETA_DISCOUNT``) between two tails where the integrand is linear (near 0:
+  ``rho/(delta A) (1 - (rho+1) p/(delta A))``) or constant (near 1) to rounding,
+  whose Beta moments are regularised incomplete beta functions.
   The residual lifetime is the time to the purchase that ends it,
   ``E[G / lambda] = (a+b+x-1)/(a-1) A/(rho-1)`` (``G`` geometric; infinite for
   ``a <= 1`` or ``rho <= 1``).
