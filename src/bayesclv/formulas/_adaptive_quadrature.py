@@ -34,7 +34,7 @@ import numpy as np
 from bayesclv.formulas._ops import gauss_legendre
 from bayesclv.formulas._special import gamma_p, log_tricomi, logaddexp
 
-__all__ = ["BETA_DISCOUNT", "GAMMA_TAIL", "GGOM_COUNT", "GGOM_LIFETIME", "N_GRAD", "RENEWAL", "SURVIVAL",
+__all__ = ["BETA_DISCOUNT", "GAMMA_TAIL", "GGOM_COUNT", "GGOM_LIFETIME", "N_GRAD", "RENEWAL", "RENEWAL_END", "SURVIVAL",
            "integrate", "killed_renewals", "log_y", "offset", "workspace"]
 
 GGOM_LIFETIME = 0  # p = (rho, alpha, b, s, beta, m, log m, log beta); variable v, y = m (e^v - 1)
@@ -43,6 +43,7 @@ GGOM_COUNT = 2  # p = (n, rho, A, s, log c, b, m, log m): NBD count x Gompertz l
 BETA_DISCOUNT = 3  # p = (a, B, log rho, delta A, rho + 1): Beta(a, B) expectation, variable logit(p)
 GAMMA_TAIL = 4  # p = (k,): t^(k-1) e^-t dt in u = log t; the node partial is log t
 RENEWAL = 5  # p = (k, k lambda, mu, Delta, t, k log omega, k lambda + mu): Pareto/GGG renewals, u = log(Delta+w)
+RENEWAL_END = 6  # the same integrand near w = t, in u = log(t - w)
 N_GRAD = 5  # partial derivatives returned by GGOM_LIFETIME (GAMMA_TAIL: 1)
 
 _NODES, _WEIGHTS = gauss_legendre(8)
@@ -55,7 +56,7 @@ _SHORT_WIDTH, _SHORT_SLOPE = 0.1, 0.25  # the 4-node rule: narrow, nearly flat p
 # widest piece per kind: the nearest singularity of the log-integrand lies at least ~1 (GGOM_LIFETIME,
 # GGOM_COUNT: a real one left of v = 0) or pi (SURVIVAL, BETA_DISCOUNT: complex) away from the real
 # interval; GAMMA_TAIL is entire; RENEWAL's renewal function has steps of width ~1/sqrt(k) in u
-_WIDTH = np.array([1.0, 2.0, 1.0, 2.0, 2.0, 1.0])
+_WIDTH = np.array([1.0, 2.0, 1.0, 2.0, 2.0, 1.0, 1.0])
 _RENEWAL_TERMS = 100000  # a bound on the renewals summed (they stop below 1e-17 of the sum)
 _STACK = 200
 _MAX_EVALS = 40000  # a bound for non-finite inputs: finite ones need a few hundred node evaluations
@@ -142,6 +143,12 @@ def _node(kind, p, u, with_grad, d):  # pragma: no cover - compiled
         e = math.exp(u)
         w = e - p[3]
         return p[0] * u, -p[1] * e - p[2] * w + math.log(killed_renewals(p[4] - w, p[0], p[5], p[6]))
+    if kind == RENEWAL_END:  # w = t - e^u: the renewal function ~ 1 + c (t-w)^k is smooth in log(t - w)
+        v = math.exp(u)
+        w = p[4] - v
+        power = (p[0] - 1.0) * math.log(p[3] + w)  # decreasing in u for k >= 1, increasing below
+        inc = u + math.log(killed_renewals(v, p[0], p[5], p[6])) - p[1] * (p[3] + w) - p[2] * w
+        return (inc, power) if p[0] >= 1.0 else (inc + power, 0.0)
     # BETA_DISCOUNT: u = logit(p); E_lambda[lambda / (delta + p lambda)] = (rho/p) U(1, 1-rho, delta A / p)
     log_p = -logaddexp(0.0, -u)
     log_q = -logaddexp(0.0, u)

@@ -42,7 +42,8 @@ import numpy as np
 import pytensor.tensor as pt
 from scipy import special
 
-from bayesclv.formulas._adaptive_quadrature import GAMMA_TAIL, RENEWAL, integrate, killed_renewals, workspace
+from bayesclv.formulas._adaptive_quadrature import (GAMMA_TAIL, RENEWAL, RENEWAL_END, integrate, killed_renewals,
+                                                    workspace)
 from bayesclv.formulas._ops import NP
 from bayesclv.formulas._special import log_gamma_q, logaddexp
 from bayesclv.formulas._summed import digamma
@@ -213,7 +214,14 @@ def probability_alive_at(t, frequency, recency, T, k, lam, mu, given_alive=False
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _renewal_kernel(t, delta, k, lam, mu, out):  # pragma: no cover - compiled
-    """E[purchases in (T, T+t] | alive at T, Delta since the last one] per element (see :func:`expected_purchases`)."""
+    """E[purchases in (T, T+t] | alive at T, Delta since the last one] per element (see :func:`expected_purchases`).
+
+    The next purchase time ``w`` (after ``T``) is integrated in ``log(Delta + w)`` up to
+    ``t/2`` (``RENEWAL``: resolves the Gamma density's ``w^(k-1)`` at ``Delta = 0``) and in
+    ``log(t - w)`` beyond (``RENEWAL_END``: the renewal function left, ``1 + c (t-w)^k + ...``,
+    is smooth there); with ``Delta = 0`` the part below ``e^lo`` is ``e^(k lo)/k`` times the
+    renewal function at ``t`` (constant there to ``e^-40``).
+    """
     p = np.empty(7)
     grad = np.empty(5)
     work = workspace()
@@ -225,16 +233,18 @@ def _renewal_kernel(t, delta, k, lam, mu, out):  # pragma: no cover - compiled
         rate = kl + mu[i]
         p[0], p[1], p[2], p[3], p[4] = k[i], kl, mu[i], delta[i], t[i]
         p[5], p[6] = -k[i] * math.log1p(mu[i] / kl), rate
-        hi = math.log(delta[i] + t[i])
         # density of the next purchase time W (> Delta): (k lam)^k W^(k-1) e^(-k lam W) / (Gamma(k) Q(k, k lam Delta))
         log_norm = k[i] * math.log(kl) - math.lgamma(k[i]) - log_gamma_q(k[i], kl * delta[i])
+        half = math.log(0.5 * t[i])
+        log_i = integrate(RENEWAL_END, p, half - _TAIL_DROP, half, False, grad, work)
+        mid = math.log(delta[i] + 0.5 * t[i])
         if delta[i] > 0.0:
-            log_i = integrate(RENEWAL, p, math.log(delta[i]), hi, False, grad, work)
-        else:  # W from 0: below lo, e^(k u) times the renewals in (T, T+t], which do not change yet
-            lo = math.log(min(t[i], 1.0 / rate)) - _TAIL_DROP
-            log_i = integrate(RENEWAL, p, lo, hi, False, grad, work)
-            inc = k[i] * lo - kl * math.exp(lo) - mu[i] * math.exp(lo)
-            tail = inc - math.log(k[i]) + math.log(killed_renewals(t[i], k[i], p[5], rate))
+            log_i = logaddexp(log_i, integrate(RENEWAL, p, math.log(delta[i]), mid, False, grad, work))
+        else:
+            lo = math.log(min(0.5 * t[i], 1.0 / rate)) - _TAIL_DROP
+            log_i = logaddexp(log_i, integrate(RENEWAL, p, lo, mid, False, grad, work))
+            tail = (k[i] * lo - rate * math.exp(lo) - math.log(k[i])
+                    + math.log(killed_renewals(t[i], k[i], p[5], rate)))
             log_i = logaddexp(log_i, tail)
         out[i] = math.exp(log_norm + log_i)
 
