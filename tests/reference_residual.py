@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import numpy as np
 from scipy.special import betaln, gammaln
 
 try:  # tests/ as a package or as a plain directory on sys.path
@@ -89,7 +88,7 @@ def _bg_dert(delta, x, tx, T, r, alpha, a, b):
 
 
 def _bg_residual_lifetime(x, tx, T, r, alpha, a, b):
-    """E[(1-p)^x lambda^x e^(-lambda T) G / lambda] / L with E[G | p] = 1/p: E[p^-1 (1-p)^x] E[lambda^(x-1) e^(-lambda T)]."""
+    """E[(1-p)^x lambda^x e^(-lambda T) G / lambda] / L, E[G|p] = 1/p: E[p^-1 (1-p)^x] E[lambda^(x-1) e^(-lambda T)]."""
     if a <= 1.0 or r + x <= 1.0:
         return math.inf
     log_num = log_beta_moment(-1.0, x, a, b) + log_gamma_moment(x - 1.0, T, r, alpha)

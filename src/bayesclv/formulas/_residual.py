@@ -88,7 +88,7 @@ def _paretonbd_residual_lifetime(frequency, recency, T, r, alpha, s, beta):
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_rate_discount(p, rho, delta_a):  # pragma: no cover - compiled
-    """``log E_lambda[lambda / (delta + p lambda)]`` for ``lambda ~ Gamma(rho, A)``: ``log[(rho/p) U(1, 1-rho, delta A/p)]``."""
+    """``log E[lambda / (delta + p lambda)]``, ``lambda ~ Gamma(rho, A)``: ``log[(rho/p) U(1, 1-rho, delta A/p)]``."""
     return math.log(rho) - math.log(p) + log_tricomi(delta_a / p, rho + 1.0)
 
 
@@ -132,7 +132,7 @@ def _bgnbd_dert(delta, frequency, recency, T, r, alpha, a, b):
 
 
 def _bgnbd_residual_lifetime(frequency, recency, T, r, alpha, a, b):
-    """BG/NBD expected residual lifetime: ``P(alive) (a+b+x-1)/(a-1) (alpha+T)/(r+x-1)``, infinite unless ``a, r+x > 1``."""
+    """BG/NBD residual lifetime: ``P(alive) (a+b+x-1)/(a-1) (alpha+T)/(r+x-1)``, infinite unless ``a, r+x > 1``."""
     x = np.asarray(frequency, dtype=float)
     rho, a_ = np.broadcast_arrays(np.asarray(r + x, dtype=float), np.asarray(a, dtype=float))
     finite = (rho > 1.0) & (a_ > 1.0)

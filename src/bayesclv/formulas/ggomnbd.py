@@ -179,7 +179,7 @@ def probability_alive(frequency, recency, T, r, alpha, b, s, beta):
 
 
 def _log_c(T, b, beta):
-    """``log c`` with ``c = e^(bT) / (beta + e^(bT) - 1)``: the survival of the remaining lifetime is ``(1 + c y)^-s``."""
+    """``log c``, ``c = e^(bT) / (beta + e^(bT) - 1)``: the remaining lifetime survives with ``(1 + c y)^-s``."""
     bt = np.multiply(b, T)
     return bt - _log_beta_expm1(beta, bt, NP)
 

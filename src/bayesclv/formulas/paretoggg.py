@@ -87,7 +87,7 @@ def _log_gamma_q_and_dk(k, y, work):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _loglik_kernel(x, t_x, T, litt, k, lam, mu, with_grad, out):  # pragma: no cover - compiled
-    """Per element: log L (module docstring) and, ``with_grad``, its partials in ``k, lam, mu`` -> ``out`` ``(4, n)``."""
+    """Per element: log L (module docstring) and, ``with_grad``, its partials in ``k, lam, mu`` -> ``out`` (4, n)."""
     work = workspace()
     for i in range(x.size):
         ki, li, mi = k[i], lam[i], mu[i]
@@ -271,7 +271,7 @@ def expected_purchases(t, frequency, recency, T, k, lam, mu, given_alive=False):
 
 
 def log_population_density(k, lam, mu, t, gamma, r, alpha, s, beta, xp=NP):
-    """Log density of the latents: ``k ~ Gamma(t, gamma)``, ``lam ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)`` (rates)."""
+    """Log density of the latents: ``k ~ Gamma(t, gamma)``, ``lam ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``."""
     def log_gamma(v, shape, rate):
         return shape * xp.log(rate) - xp.gammaln(shape) + (shape - 1.0) * xp.log(v) - rate * v
 
@@ -279,7 +279,7 @@ def log_population_density(k, lam, mu, t, gamma, r, alpha, s, beta, xp=NP):
 
 
 def simulate_histories(T, k, lam, mu, rng=None, times=False):
-    """Simulate calibration histories of customers with known ``k, lam, mu``, observed for ``T`` since their first purchase.
+    """Simulate the histories of customers with known ``k, lam, mu``, observed for ``T`` since their first purchase.
 
     Inter-purchase times are ``Gamma(k, k lam)`` and the lifetime ``Exp(mu)``;
     purchases are recorded while alive and up to ``T``.
