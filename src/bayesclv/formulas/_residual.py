@@ -43,6 +43,7 @@ from scipy import special
 
 from bayesclv.formulas import bgnbd, paretonbd
 from bayesclv.formulas._adaptive_quadrature import BETA_DISCOUNT, integrate, workspace
+from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._special import log_tricomi
 
 __all__ = ["bgnbd_residual", "paretonbd_residual"]
@@ -73,8 +74,11 @@ def _log_tricomi(z, s):
 def _paretonbd_dert(delta, frequency, recency, T, r, alpha, s, beta):
     """Pareto/NBD DERT: ``P(alive) (r+x)/(alpha+T) (beta+T) U(1, 2-s, delta (beta+T))``."""
     x = np.asarray(frequency, dtype=float)
-    scale = np.add(beta, T)
-    per_alive = (r + x) / np.add(alpha, T) * scale * np.exp(_log_tricomi(np.multiply(delta, scale), s))
+
+    def mean_discount(T, delta, s, beta):  # E[1 / (delta + mu)], mu ~ Gamma(s, beta + T)
+        return np.add(beta, T) * np.exp(_log_tricomi(np.multiply(delta, np.add(beta, T)), s))
+
+    per_alive = (r + x) / np.add(alpha, T) * per_distinct(mean_discount, [T], [delta, s, beta])
     return paretonbd.probability_alive(x, recency, T, r, alpha, s, beta) * per_alive
 
 
@@ -127,7 +131,11 @@ def _bgnbd_dert_given_alive(rho, a, big_b, delta_a):
 def _bgnbd_dert(delta, frequency, recency, T, r, alpha, a, b):
     """BG/NBD DERT: ``P(alive) E[lambda / (delta + p lambda) | alive]`` (module docstring)."""
     x = np.asarray(frequency, dtype=float)
-    per_alive = _bgnbd_dert_given_alive(r + x, a, b + x, np.multiply(delta, np.add(alpha, T)))
+
+    def given_alive(x, T, delta, r, alpha, a, b):
+        return _bgnbd_dert_given_alive(r + x, a, b + x, np.multiply(delta, np.add(alpha, T)))
+
+    per_alive = per_distinct(given_alive, [x, np.broadcast_to(T, x.shape)], [delta, r, alpha, a, b])
     return bgnbd.probability_alive(x, recency, T, r, alpha, a, b) * per_alive
 
 

@@ -42,6 +42,7 @@ from scipy import special
 
 from bayesclv.formulas import _ggom_integral as gi
 from bayesclv.formulas._adaptive_quadrature import GGOM_COUNT, SURVIVAL, integrate, log_y, offset, workspace
+from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._ops import NP, PT, discounted_increments
 from bayesclv.formulas._special import logaddexp
 from bayesclv.formulas._summed import distinct, draw_vectors, summed_total
@@ -233,10 +234,20 @@ def probability_alive_at(t, frequency, recency, T, r, alpha, b, s, beta, given_a
     return survive if given_alive else probability_alive(frequency, recency, T, r, alpha, b, s, beta) * survive
 
 
+def _time_alive(T, t, b, s, beta, delta=0.0):
+    """``int_0^t e^(-delta u) S_T(u) du`` (``t = inf``: infinite horizon), once per distinct ``T`` where possible."""
+    def value(T, t, b, s, beta, delta):
+        return np.exp(_log_survival_integral(t, s, b, _log_c(T, b, beta), delta))
+
+    if np.ndim(t) == 0:
+        return per_distinct(value, [T], [t, b, s, beta, delta])
+    return value(T, t, b, s, beta, delta)
+
+
 def expected_purchases(t, frequency, recency, T, r, alpha, b, s, beta, given_alive=False):
     """E[X(T, T+t] | history]: P(alive) x E[lambda] x E[time alive in (T, T+t]]."""
     x = np.asarray(frequency, dtype=float)
-    per_alive = (r + x) / np.add(alpha, T) * np.exp(_log_survival_integral(t, s, b, _log_c(T, b, beta)))
+    per_alive = (r + x) / np.add(alpha, T) * _time_alive(T, t, b, s, beta)
     return per_alive if given_alive else probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
 
 
@@ -262,15 +273,13 @@ def discounted_expected_residual_transactions(delta, frequency, recency, T, r, a
     ``P(alive) (r+x)/(alpha+T) int_0^inf e^(-delta u) S_T(u) du``.
     """
     x = np.asarray(frequency, dtype=float)
-    per_alive = (r + x) / np.add(alpha, T) * np.exp(
-        _log_survival_integral(np.inf, s, b, _log_c(T, b, beta), delta))
+    per_alive = (r + x) / np.add(alpha, T) * _time_alive(T, np.inf, b, s, beta, delta)
     return probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
 
 
 def expected_residual_lifetime(frequency, recency, T, r, alpha, b, s, beta):
     """E[remaining lifetime after T | history]: ``P(alive) int_0^inf S_T(u) du`` (finite for every ``s > 0``)."""
-    per_alive = np.exp(_log_survival_integral(np.inf, s, b, _log_c(T, b, beta)))
-    return probability_alive(frequency, recency, T, r, alpha, b, s, beta) * per_alive
+    return probability_alive(frequency, recency, T, r, alpha, b, s, beta) * _time_alive(T, np.inf, b, s, beta)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
