@@ -44,7 +44,7 @@ from scipy import special
 
 from bayesclv.formulas._adaptive_quadrature import (GAMMA_TAIL, RENEWAL, RENEWAL_END, integrate, killed_renewals,
                                                     workspace)
-from bayesclv.formulas._ops import NP
+from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._special import log_gamma_q, logaddexp
 from bayesclv.formulas._summed import digamma
 
@@ -119,7 +119,7 @@ def _loglik_kernel(x, t_x, T, litt, k, lam, mu, with_grad, out):  # pragma: no c
         out[3, i] = -t_x[i] + factor * dkw_dm + late * dq_dy * delta
 
 
-def _run_loglik(frequency, recency, T, litt, k, lam, mu, with_grad):
+def _run_loglik(litt, frequency, recency, T, k, lam, mu, with_grad):
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (frequency, recency, T, litt, k, lam, mu)))
     flat = [np.ascontiguousarray(v).ravel() for v in arrays]
     out = np.empty((4, flat[0].size))
@@ -127,20 +127,22 @@ def _run_loglik(frequency, recency, T, litt, k, lam, mu, with_grad):
     return [o.reshape(arrays[0].shape) for o in out]
 
 
-def loglik(frequency, recency, T, litt, k, lam, mu, xp=NP):
+def loglik(litt, frequency, recency, T, k, lam, mu, xp=PT):
     """Log-likelihood of each history given its regularity ``k``, purchase rate ``lam`` and dropout rate ``mu``.
 
     Parameters
     ----------
-    frequency, recency, T : array_like
-        Repeat purchases ``x``, time of the last one ``t_x``, age ``T``.
     litt : array_like
         Sum over the repeat purchases of the log inter-purchase times (0 for ``x = 0``).
+    frequency, recency, T : array_like
+        Repeat purchases ``x``, time of the last one ``t_x``, age ``T``.
     k, lam, mu : array_like or TensorVariable
         Individual parameters (positive).
-    xp : namespace, default NP
-        ``NP`` (compiled, ``log Q`` without underflow) or ``PT`` (a PyTensor graph
-        with ``pt.gammaincc``, differentiated by PyTensor).
+    xp : namespace, default PT
+        ``PT``: a PyTensor graph with ``pt.gammaincc``, differentiated by PyTensor
+        (``Q`` underflows to 0 beyond ``(k lam + mu) Delta ~ 700 + k``, harmless unless
+        ``mu`` is also tiny); ``NP``: compiled, ``log Q`` without underflow (the
+        gradient in one pass: :func:`loglik_gradient`).
 
     Returns
     -------
@@ -148,7 +150,7 @@ def loglik(frequency, recency, T, litt, k, lam, mu, xp=NP):
         ``log L(k, lam, mu | x, t_x, T, litt)``, the density of the purchase times.
     """
     if xp is NP:
-        return _run_loglik(frequency, recency, T, litt, k, lam, mu, False)[0]
+        return _run_loglik(litt, frequency, recency, T, k, lam, mu, False)[0]
     x, t_x, T, litt = (xp.asarray(v) for v in (frequency, recency, T, litt))
     rate = k * lam + mu
     k_log_omega = -k * xp.log1p(mu / (k * lam))
@@ -159,7 +161,7 @@ def loglik(frequency, recency, T, litt, k, lam, mu, xp=NP):
     return x * k * xp.log(k * lam) - x * xp.gammaln(k) + (k - 1.0) * litt - rate * t_x + bracket
 
 
-def loglik_gradient(frequency, recency, T, litt, k, lam, mu):
+def loglik_gradient(litt, frequency, recency, T, k, lam, mu):
     """:func:`loglik` and its partial derivatives in ``k, lam, mu`` (compiled, one pass).
 
     The derivative of ``log Q(k, y)`` in ``k`` is an integral (see
@@ -170,14 +172,14 @@ def loglik_gradient(frequency, recency, T, litt, k, lam, mu):
     tuple of numpy.ndarray
         ``(loglik, d_k, d_lam, d_mu)``.
     """
-    return tuple(_run_loglik(frequency, recency, T, litt, k, lam, mu, True))
+    return tuple(_run_loglik(litt, frequency, recency, T, k, lam, mu, True))
 
 
 def _log_alive_and_bracket(frequency, recency, T, k, lam, mu):
     """``log`` of the alive-at-T part and of the whole bracket, both after the factor ``e^(-mu t_x)``."""
     delta = np.asarray(T, dtype=float) - np.asarray(recency, dtype=float)
     x = np.zeros_like(delta)
-    bracket = _run_loglik(x, x, delta, x, k, lam, mu, False)[0]  # x = t_x = 0: the bracket alone
+    bracket = _run_loglik(x, x, x, delta, k, lam, mu, False)[0]  # x = t_x = 0: the bracket alone
     log_q = _log_gamma_q(k, np.multiply(np.multiply(k, lam), delta))
     return -np.multiply(mu, delta) + log_q, bracket
 
