@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import bayesclv as bc
-from bayesclv.models.base import compress_rows
+from bayesclv.models.engine import compress_rows
 
 
 def main(repeats: int = 50) -> None:

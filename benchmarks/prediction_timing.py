@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import bayesclv as bc
-from bayesclv.synthetic import jittered_posterior
+from bayesclv.testing import jittered_posterior
 
 
 def main() -> None:

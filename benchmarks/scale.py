@@ -1,6 +1,6 @@
 """Scale benchmark: fits on 1M customers, bounded-memory CLV summaries for 100k / 1M / 10M customers.
 
-Customer bases are simulated by :mod:`bayesclv.synthetic` (BG/NBD purchases and
+Customer bases are simulated by :mod:`bayesclv.datasets.synthetic` (BG/NBD purchases and
 Gamma-Gamma spend at the published CDNOW estimates; first purchases on whole
 days over 12 weeks, observation to week 39, recorded in weeks at day
 resolution). Every step runs in its own subprocess so that its wall time and
@@ -118,7 +118,7 @@ def merge(key: str, value: dict) -> None:
 
 # --------------------------------------------------------------------------- steps (child)
 def _customers(n: int):
-    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+    from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, synthetic_rfm
 
     return synthetic_rfm(n, model="bgnbd", spend_params=PUBLISHED_PARAMS["gammagamma"], random_seed=SEED,
                          chunk_customers=CHUNK)
@@ -128,8 +128,8 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int, n: int 
     import numpy as np
 
     import bayesclv as bc
-    from bayesclv.models.base import compress_rows
-    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+    from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, synthetic_rfm
+    from bayesclv.models.engine import compress_rows
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -197,8 +197,8 @@ def child_resolution() -> dict:
     import pandas as pd
 
     import bayesclv as bc
+    from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, synthetic_rfm
     from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
-    from bayesclv.synthetic import PUBLISHED_PARAMS, synthetic_rfm
 
     rng = np.random.default_rng(SEED)
     T = 39.0 - rng.integers(0, 84, FIT_CUSTOMERS) / 7.0  # first purchases over 12 weeks, observed to week 39
@@ -233,7 +233,7 @@ def child_posterior(work: Path) -> dict:
     import numpy as np
 
     import bayesclv as bc
-    from bayesclv.synthetic import jittered_posterior
+    from bayesclv.testing import jittered_posterior
 
     work.mkdir(parents=True, exist_ok=True)
     rfm = _customers(SPEND_FIT_CUSTOMERS)
@@ -249,7 +249,7 @@ def child_posterior(work: Path) -> dict:
 def child_predict(work: Path, n: int, draws: int, use_dask: bool, quantities: list[str]) -> dict:
     import bayesclv as bc
     from bayesclv import scale
-    from bayesclv.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm
+    from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm
 
     bg, gg = bc.load(work / "predict-bgnbd.nc"), bc.load(work / "predict-gammagamma.nc")
     clv_args = CLV_ARGS

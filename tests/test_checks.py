@@ -39,16 +39,16 @@ def test_frequency_ppc_bgnbd_zero_class_closed_form(map_models, cdnow_rfm):
 def test_frequency_ppc_chunks_do_not_change_results(map_models, monkeypatch):
     model = map_models["ParetoNBDModel"]
     whole = frequency_ppc(model, n_draws=30, random_seed=9)
-    from bayesclv import checks
-    monkeypatch.setattr(checks, "_PPC_CHUNK_ELEMENTS", 3 * len(model.data))  # 3 draws per chunk
+    import bayesclv.chunks
+    monkeypatch.setattr(bayesclv.chunks, "CHUNK_ELEMENTS", 3 * len(model.data))  # 3 draws per chunk
     seen = []
-    original = type(model)._simulate_population
+    original = type(model).simulate_population
 
-    def spy(self, df, params, rng):
-        seen.append(next(iter(params.values())).shape[0])
-        return original(self, df, params, rng)
+    def spy(self, sample, data=None, random_seed=None):
+        seen.append(len(sample))
+        return original(self, sample, data, random_seed)
 
-    monkeypatch.setattr(type(model), "_simulate_population", spy)
+    monkeypatch.setattr(type(model), "simulate_population", spy)
     chunked = frequency_ppc(model, n_draws=30, random_seed=9)
     assert max(seen) == 3 and sum(seen) == 30
     # the same random stream is consumed in the same order only when chunking is the same,

@@ -7,8 +7,9 @@ import pytest
 import xarray as xr
 
 import bayesclv as bc
+import bayesclv.chunks
 from bayesclv.clv import pair_draws
-from bayesclv.synthetic import jittered_posterior
+from bayesclv.testing import jittered_posterior
 
 
 def test_clv_equals_hand_computation(map_models, cdnow_rfm):
@@ -77,9 +78,9 @@ def test_clv_is_the_same_in_any_chunking(map_models, monkeypatch):
     gg_draws = jittered_posterior(copy.deepcopy(gg_map), chains=2, draws=7, jitter=0.05, random_seed=4)
     kwargs = dict(horizon=4, time_unit="M", discount_rate=0.01, service_cost_per_period=0.5)
     for gg in (gg_draws, gg_map):  # paired draws; a point estimate of spend against every draw
-        monkeypatch.setattr(bc.clv, "_CLV_CHUNK_DRAWS", 100)
+        monkeypatch.setattr(bayesclv.chunks, "PASS_DRAWS", 100)
         whole = bc.customer_lifetime_value(pn, gg, **kwargs)
-        monkeypatch.setattr(bc.clv, "_CLV_CHUNK_DRAWS", 3)  # 5 chunks of the 14 draws, on every core
+        monkeypatch.setattr(bayesclv.chunks, "PASS_DRAWS", 3)  # 5 chunks of the 14 draws, on every core
         chunked = bc.customer_lifetime_value(pn, gg, **kwargs)
         xr.testing.assert_allclose(whole, chunked, rtol=1e-12)
         # and, draw by draw, spend x discounted purchases - 0.5 x discounted P(alive at each period's start)

@@ -25,7 +25,7 @@ def full() -> pd.DataFrame:
 def test_package_data_is_small_gzip():
     data = resources.files("bayesclv.datasets").joinpath("data")
     names = sorted(p.name for p in data.iterdir() if p.name.endswith(".gz"))
-    assert names == ["cdnow_full.csv.gz", "cdnow_sample.csv.gz", "donations.csv.gz"]
+    assert names == ["cdnow_full.csv.gz", "cdnow_sample.csv.gz", "donations.csv.gz", "retention.csv.gz"]
     total = 0
     for name in names:
         raw = data.joinpath(name).read_bytes()

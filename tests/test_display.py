@@ -10,7 +10,7 @@ import xarray as xr
 
 import bayesclv as bc
 from bayesclv.display import format_number
-from bayesclv.models.base import compute_diagnostics
+from bayesclv.models.diagnostics import compute_diagnostics
 
 
 class _Tables(HTMLParser):

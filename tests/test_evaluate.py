@@ -10,16 +10,10 @@ import pytest
 from scipy.special import hyp2f1
 
 import bayesclv as bc
+from bayesclv.comparison import compare
 from bayesclv.errors import DataValidationError, NotFittedError
-from bayesclv.evaluate import (
-    EvaluationResult,
-    auc,
-    brier_score,
-    calibration_table,
-    compare,
-    coverage,
-    evaluate,
-)
+from bayesclv.evaluate import EvaluationResult, evaluate
+from bayesclv.metrics import auc, brier_score, calibration_table, coverage
 
 HORIZON = 39.0  # weeks from 1997-09-30 to 1998-06-30
 # published per-customer holdout MAE on this CDNOW split (maximum likelihood fits)

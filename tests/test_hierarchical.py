@@ -15,7 +15,7 @@ import pytest
 import bayesclv as bc
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import individual_bgnbd, individual_paretonbd
-from bayesclv.models.hierarchical import centring_weights, dropout_centring_weights
+from bayesclv.models.latent import centring_weights, customer_arrays, dropout_centring_weights
 from bayesclv.plots import plot_key_drivers
 from bayesclv.simulate import simulate_gammagamma, simulate_hierarchical_bgnbd, simulate_hierarchical_paretonbd
 
@@ -291,7 +291,7 @@ def test_group_codes_follow_the_labels_not_their_text():
     df = _simulated(simulate_hierarchical_paretonbd, 40, 25)
     df["cohort"] = pd.to_datetime("2020-01-01") + pd.to_timedelta(np.arange(40) % 3 * 7, unit="D")
     model = bc.HierarchicalParetoNBDModel(group="cohort")
-    codes = model._customer_arrays(df, df)["group_code"]
+    codes = customer_arrays(model, df, df)["group_code"]
     np.testing.assert_array_equal(codes, np.arange(40) % 3)
 
 

@@ -11,7 +11,8 @@ from conftest import PUBLISHED
 import bayesclv as bc
 from bayesclv.errors import ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
 from bayesclv.formulas import bgnbd, paretonbd
-from bayesclv.simulate import simulate_bgnbd, simulate_paretonbd
+from bayesclv.models import inference
+from bayesclv.simulate import future_purchases_bgnbd, future_purchases_paretonbd, simulate_bgnbd, simulate_paretonbd
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -63,9 +64,9 @@ def test_chains_run_on_every_available_core(cdnow_rfm, monkeypatch, sampler):
         seen.update(kwargs, route="pm.sample" if "nuts_sampler" in kwargs else "sample_nutpie")
         raise RuntimeError("stop before sampling")
 
-    monkeypatch.setattr(bc.models.base.pm, "sample", stop)
-    monkeypatch.setattr(bc.models.base, "sample_nutpie", stop)
-    monkeypatch.setattr(bc.models.base, "_available_cpus", lambda: 3)
+    monkeypatch.setattr(inference.pm, "sample", stop)
+    monkeypatch.setattr(inference, "sample_nutpie", stop)
+    monkeypatch.setattr(inference, "available_cpus", lambda: 3)
     for chains, cores in ((4, 3), (2, 2)):
         with pytest.raises(RuntimeError, match="stop"):
             bc.BetaGeoModel().fit(cdnow_rfm, chains=chains, sampler=sampler, progressbar=False)
@@ -115,8 +116,8 @@ def test_purchase_pmf_sums_to_one_and_mean_matches(map_models, cdnow_rfm, name):
 
 
 @pytest.mark.parametrize(("simulator", "formulas", "params"), [
-    (bc.simulate.future_purchases_bgnbd, bgnbd, (0.5, 5.0, 0.8, 2.5)),
-    (bc.simulate.future_purchases_paretonbd, paretonbd, (0.5, 10.0, 0.6, 12.0)),
+    (future_purchases_bgnbd, bgnbd, (0.5, 5.0, 0.8, 2.5)),
+    (future_purchases_paretonbd, paretonbd, (0.5, 10.0, 0.6, 12.0)),
 ])
 def test_posterior_predictive_simulation_matches_expectation(simulator, formulas, params):
     n = 200_000

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 import bayesclv as bc
 from bayesclv import plots
-from bayesclv.evaluate import evaluate, pit_coverage
+from bayesclv.evaluate import evaluate
+from bayesclv.metrics import pit_coverage
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,8 @@ def test_frequency_recency_grid_equals_direct_and_streams(bg_draws, monkeypatch)
     grid = plots.frequency_recency_grid(bg_draws, max_frequency=6, T=30.0, n_recency=9, chunk_size=1000)
     monkeypatch.setattr(type(bg_draws), "probability_alive", spy)
     chunked = plots.frequency_recency_grid(bg_draws, max_frequency=6, T=30.0, n_recency=9, chunk_size=7)
-    # 6 x 9 cells with frequency > 0 plus the single valid zero-frequency cell; 7 at a time
-    assert len(direct_calls) == int(np.ceil(55 / 7))
+    # 6 x 8 cells with frequency > 0 and recency > 0 plus the single valid zero-frequency cell; 7 at a time
+    assert len(direct_calls) == int(np.ceil(49 / 7))
     assert max(shape[-1] for shape in direct_calls) == 7
     assert all(shape[:2] == (2, 50) for shape in direct_calls)
     xr.testing.assert_allclose(grid, chunked)
@@ -112,6 +113,7 @@ def test_frequency_recency_grid_equals_direct_and_streams(bg_draws, monkeypatch)
     lo, hi = np.quantile(draws, [0.05, 0.95])
     assert float(grid["width"].sel(frequency=3, recency=7.5)) == pytest.approx(hi - lo, rel=0.05)
     assert np.isnan(grid["mean"].sel(frequency=0, recency=7.5))
+    assert np.isnan(grid["mean"].sel(frequency=3, recency=0.0))  # a repeat purchase comes after the first
     assert float(grid["mean"].sel(frequency=0, recency=0)) == pytest.approx(
         original(bg_draws, cell.assign(frequency=0.0, recency=0.0)).values.mean())
 

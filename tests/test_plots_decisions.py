@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from bayesclv import segment  # noqa: E402
+from bayesclv import offers, segment  # noqa: E402
 from bayesclv.plots import (  # noqa: E402
     plot_clv_distribution,
     plot_targeting_curve,
@@ -47,9 +47,9 @@ def test_top_customers_order_and_intervals():
 
 
 def test_targeting_curve_marks_the_best_count():
-    inc = segment.incremental_value(CLV, cost=10.0, uplift=0.5)
-    order = segment.targeting(inc).index
-    ax = plot_targeting_curve(segment.cumulative_gain(inc, order)).axes[0]
+    inc = offers.incremental_value(CLV, cost=10.0, uplift=0.5)
+    order = offers.targeting(inc).index
+    ax = plot_targeting_curve(offers.cumulative_gain(inc, order)).axes[0]
     mean = ax.get_lines()[0].get_ydata()
     np.testing.assert_allclose(mean, np.cumsum(inc.mean(("chain", "draw")).sel(customer_id=list(order)).values))
     assert ax.get_lines()[1].get_xdata()[0] == np.argmax(mean) + 1

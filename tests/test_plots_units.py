@@ -16,7 +16,7 @@ from matplotlib.collections import PathCollection, PolyCollection  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 import bayesclv as bc  # noqa: E402
-from bayesclv import plots, segment  # noqa: E402
+from bayesclv import offers, plots, segment  # noqa: E402
 from bayesclv.evaluate import evaluate  # noqa: E402
 from bayesclv.plots.labels import duration, money, value_label  # noqa: E402
 
@@ -122,11 +122,10 @@ def test_decision_plots_take_units_from_attrs(clv):
     assert len(fig.axes[0].collections[0].get_segments()) == 10
     assert_no_clipped_text(fig)
 
-    inc = segment.incremental_value(clv, cost=5.0, uplift=0.1)
-    gain = segment.cumulative_gain(inc, segment.targeting(inc).index)
-    gain.attrs.update(currency="USD")
+    inc = offers.incremental_value(clv, cost=5.0, uplift=0.1)
+    gain = offers.cumulative_gain(inc, offers.targeting(inc).index)
     fig = plots.plot_targeting_curve(gain)
-    assert fig.axes[0].get_ylabel() == "total incremental value (USD)"
+    assert fig.axes[0].get_ylabel() == "total incremental value over the\nnext 12 months (USD)"
     assert any(isinstance(c, PolyCollection) for c in fig.axes[0].collections)
     assert_no_clipped_text(fig)
 

@@ -1,4 +1,4 @@
-"""Synthetic customer bases, bounded-memory summaries, dask and distributed paths (bayesclv.synthetic, .scale)."""
+"""Synthetic customer bases, bounded-memory summaries, dask and distributed paths (datasets.synthetic, scale)."""
 
 import copy
 
@@ -8,10 +8,10 @@ import pytest
 
 import bayesclv as bc
 from bayesclv import scale
+from bayesclv.datasets.synthetic import PUBLISHED_PARAMS, iter_synthetic_rfm, synthetic_rfm, synthetic_transactions
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import bgnbd, paretonbd
-from bayesclv.synthetic import (PUBLISHED_PARAMS, iter_synthetic_rfm, jittered_posterior, synthetic_rfm,
-                                synthetic_transactions)
+from bayesclv.testing import jittered_posterior
 
 dd = pytest.importorskip("dask.dataframe")
 SPEND = PUBLISHED_PARAMS["gammagamma"]

@@ -7,6 +7,7 @@ import xarray as xr
 from scipy import stats
 
 import bayesclv as bc
+import bayesclv.offers as offers
 from bayesclv import segment as sg
 from bayesclv.errors import DataValidationError
 
@@ -185,10 +186,10 @@ def test_rfm_scores_rejects_bad_input():
 
 # --------------------------------------------------------------------------- targeting
 def test_incremental_value_and_targeting_by_hand():
-    inc = sg.incremental_value(CLV, cost=12.0, uplift=0.5)
+    inc = offers.incremental_value(CLV, cost=12.0, uplift=0.5)
     # 0.5 * CLV - 12: draw 0 -> 13, 8, 3, -2, -7; draw 1 -> -7, -2, 3, 8, 13
     np.testing.assert_allclose(inc.values[0], [[13, 8, 3, -2, -7], [-7, -2, 3, 8, 13]])
-    table = sg.targeting(inc, min_prob_positive=0.9)
+    table = offers.targeting(inc, min_prob_positive=0.9)
     assert table.loc["c", "p_positive"] == 1.0 and table.loc["a", "p_positive"] == 0.5
     assert table.index.tolist() == list("abcde")  # every mean is 3; the stable sort keeps the order
     assert table["rank"].tolist() == [1, 2, 3, 4, 5]
@@ -199,12 +200,12 @@ def test_incremental_value_and_targeting_by_hand():
 
 def test_targeting_ranks_by_expected_value():
     value = draws([[10, 100, 30], [20, 300, 50]])
-    table = sg.targeting(sg.incremental_value(value, cost=4, uplift=0.1), min_prob_positive=0.5)
+    table = offers.targeting(offers.incremental_value(value, cost=4, uplift=0.1), min_prob_positive=0.5)
     # means: a 0.1*15-4 = -2.5, b 20-4 = 16, c 4-4 = 0 (p_positive 0.5: 3-4 < 0, 5-4 > 0)
     assert table.index.tolist() == ["b", "c", "a"]
     assert table["mean"].tolist() == pytest.approx([16.0, 0.0, -2.5])
     assert table["target"].tolist() == [True, True, False]
-    gain = sg.cumulative_gain(sg.incremental_value(value, cost=4, uplift=0.1), table.index)
+    gain = offers.cumulative_gain(offers.incremental_value(value, cost=4, uplift=0.1), table.index)
     np.testing.assert_allclose(gain.values[0], [[6, 5, 2], [26, 27, 25]])
     assert gain["n_targeted"].values.tolist() == [1, 2, 3]
 
@@ -212,36 +213,36 @@ def test_targeting_ranks_by_expected_value():
 def test_uncertain_uplift():
     value = draws([[100.0, 0.0]] * 4000)
     # uniform(0, 0.2) uplift on 100 at cost 5: positive when uplift > 0.05 -> P = 0.75
-    inc = sg.incremental_value(value, cost=5, uplift=stats.uniform(0, 0.2), random_seed=1)
-    table = sg.targeting(inc)
+    inc = offers.incremental_value(value, cost=5, uplift=stats.uniform(0, 0.2), random_seed=1)
+    table = offers.targeting(inc)
     assert table.loc["a", "p_positive"] == pytest.approx(0.75, abs=0.03)
     assert table.loc["a", "mean"] == pytest.approx(5.0, abs=0.3)
     assert table.loc["b", "p_positive"] == 0.0  # nothing to lift
     # uplift draws of the right length are used as given, in draw order
-    exact = sg.incremental_value(value.isel(draw=slice(0, 2)), cost=0, uplift=[0.1, 0.3])
+    exact = offers.incremental_value(value.isel(draw=slice(0, 2)), cost=0, uplift=[0.1, 0.3])
     np.testing.assert_allclose(exact.values[0, :, 0], [10, 30])
     # draws of another length are resampled
-    resampled = sg.incremental_value(value, cost=0, uplift=[0.1, 0.3], random_seed=2)
+    resampled = offers.incremental_value(value, cost=0, uplift=[0.1, 0.3], random_seed=2)
     assert set(np.unique(resampled.values[0, :, 0])) == {10.0, 30.0}
     # per-customer uplift as a DataArray
     per = xr.DataArray([0.1, 0.5], dims="customer_id", coords={"customer_id": ["a", "b"]})
-    assert sg.incremental_value(value, cost=1, uplift=per).values[0, 0].tolist() == [9.0, -1.0]
+    assert offers.incremental_value(value, cost=1, uplift=per).values[0, 0].tolist() == [9.0, -1.0]
 
 
 def test_targeting_rejects_bad_input():
     with pytest.raises(ValueError, match="cost"):
-        sg.incremental_value(CLV, cost=-1, uplift=0.1)
+        offers.incremental_value(CLV, cost=-1, uplift=0.1)
     with pytest.raises(ValueError, match="uplift"):
-        sg.incremental_value(CLV, cost=1, uplift=[[0.1]])
+        offers.incremental_value(CLV, cost=1, uplift=[[0.1]])
     with pytest.raises(ValueError, match="uplift"):
-        sg.incremental_value(CLV, cost=1, uplift=float("nan"))
+        offers.incremental_value(CLV, cost=1, uplift=float("nan"))
     with pytest.raises(ValueError, match="min_prob_positive"):
-        sg.targeting(CLV, min_prob_positive=1.5)
+        offers.targeting(CLV, min_prob_positive=1.5)
 
 
 # --------------------------------------------------------------------------- campaigns
 def test_compare_groups_by_hand():
-    table = sg.compare_groups(CLV, ["a", "b"], ["e"], names=("test", "control"))
+    table = offers.compare_groups(CLV, ["a", "b"], ["e"], names=("test", "control"))
     # draw 0: test mean 45, control 10 -> +35; draw 1: test 15, control 50 -> -35
     assert table.loc["test", "mean"] == pytest.approx(30.0)
     assert table.loc["control", "mean"] == pytest.approx(30.0)
@@ -249,19 +250,19 @@ def test_compare_groups_by_hand():
     assert table.loc["difference", "p_positive"] == 0.5
     assert table.loc["difference", "lower"] == pytest.approx(-35 + 0.05 * 70)
     assert table["customers"].tolist() == [2, 1, 3]
-    one_sided = sg.compare_groups(draws([[3, 1], [4, 2]]), ["a"], ["b"])
+    one_sided = offers.compare_groups(draws([[3, 1], [4, 2]]), ["a"], ["b"])
     assert one_sided.loc["difference", "mean"] == 2.0 and one_sided.loc["difference", "p_positive"] == 1.0
 
 
 def test_compare_groups_rejects_bad_groups():
     with pytest.raises(DataValidationError) as err:
-        sg.compare_groups(CLV, ["a", "b"], ["b", "c"])
+        offers.compare_groups(CLV, ["a", "b"], ["b", "c"])
     assert err.value.rows == ["b"]
     with pytest.raises(DataValidationError) as err:
-        sg.compare_groups(CLV, ["a", "zz"], ["c"])
+        offers.compare_groups(CLV, ["a", "zz"], ["c"])
     assert err.value.rows == ["zz"]
     with pytest.raises(DataValidationError, match="empty"):
-        sg.compare_groups(CLV, [], ["c"])
+        offers.compare_groups(CLV, [], ["c"])
 
 
 # --------------------------------------------------------------------------- on a real posterior

@@ -20,10 +20,12 @@ import pytest
 from pytensor.compile.mode import Mode
 
 import bayesclv as bc
+import bayesclv.chunks
+from bayesclv.chunks import map_chunks
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import PT, bgnbd, paretonbd
-from bayesclv.models.base import map_chunks
-from bayesclv.synthetic import jittered_posterior
+from bayesclv.formulas._lifetime_integral import log_lifetime_integral_op
+from bayesclv.testing import jittered_posterior
 
 HAS_NUTPIE = importlib.util.find_spec("nutpie") is not None
 
@@ -35,7 +37,7 @@ def test_lifetime_integral_op_runs_natively_in_numba_and_matches_python():
     q0 = np.log(rng.uniform(0.5, 20.0, n))
     args += [q0, q0 + rng.uniform(0.0, 3.0, n)]
     inputs = [pytensor.tensor.vector() for _ in range(6)]
-    outputs = paretonbd._log_lifetime_integral_op(*inputs)
+    outputs = log_lifetime_integral_op(*inputs)
     cost = outputs[0].sum()
     graph = [outputs[0], *pytensor.grad(cost, inputs)]
     with warnings.catch_warnings():
@@ -60,7 +62,7 @@ def test_lifetime_integral_op_runs_natively_in_numba_and_matches_python():
 def test_predictions_on_distinct_histories_equal_per_customer_formulas(cdnow_rfm, name, formulas, params,
                                                                         chunk_elements, monkeypatch):
     if chunk_elements is not None:
-        monkeypatch.setattr(bc.models.base, "_CHUNK_ELEMENTS", chunk_elements)
+        monkeypatch.setattr(bayesclv.chunks, "CHUNK_ELEMENTS", chunk_elements)
     model = jittered_posterior(getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False),
                                chains=2, draws=7, jitter=0.05, random_seed=1)
     post = model.posterior

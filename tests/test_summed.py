@@ -17,14 +17,14 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy import optimize
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import optimize
 
 import bayesclv as bc
 from bayesclv.formulas import NP, bgnbd, gammagamma, paretonbd
 from bayesclv.formulas._summed import unique_pairs
-from bayesclv.models.base import compress_rows
+from bayesclv.models.engine import compress_rows
 from bayesclv.models.sampling import compile_nutpie_model
 
 try:  # tests/ as a package or as a plain directory on sys.path

@@ -6,8 +6,9 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.errors import DataValidationError
-from bayesclv.evaluate import evaluate, expected_tracking, pit_bounds, pit_coverage
+from bayesclv.evaluate import evaluate, expected_tracking
 from bayesclv.formulas import bgnbd
+from bayesclv.metrics import pit_bounds, pit_coverage
 
 
 # ------------------------------------------------------------------- data layer

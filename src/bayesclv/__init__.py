@@ -6,11 +6,12 @@ The public API in one place::
 """
 
 from bayesclv import datasets, errors, plots, report, segment
-from bayesclv.clv import customer_lifetime_value, intervals
 from bayesclv.checks import frequency_ppc
+from bayesclv.clv import customer_lifetime_value
+from bayesclv.comparison import compare
 from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
 from bayesclv.drivers import key_drivers, spend_drivers
-from bayesclv.evaluate import EvaluationResult, compare, evaluate, expected_tracking
+from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
 from bayesclv.models import (
     BetaGeoModel,
     GammaGammaModel,
@@ -19,20 +20,11 @@ from bayesclv.models import (
     ParetoNBDModel,
     load,
 )
+from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting
 from bayesclv.priors import Prior
 from bayesclv.report import build_report
-from bayesclv.segment import (
-    compare_groups,
-    cumulative_gain,
-    group_totals,
-    incremental_value,
-    lifecycle_stages,
-    rfm_scores,
-    stage_summary,
-    targeting,
-    top_membership,
-    value_tiers,
-)
+from bayesclv.segment import group_totals, lifecycle_stages, rfm_scores, stage_summary, top_membership, value_tiers
+from bayesclv.summaries import intervals
 
 __version__ = "0.1.0"
 

@@ -3,10 +3,10 @@ simulation-based calibration (SBC).
 
 :func:`frequency_ppc` compares the observed number of customers with 0, 1, 2,
 ... repeat purchases in the calibration period with the same histogram of data
-simulated from the model's population process (the prior-predictive machinery
-of :meth:`~bayesclv.models.base.CLVModel.sample_prior_predictive`), run with
-*posterior* draws instead of prior draws: each posterior draw gives one
-simulated histogram, so the predicted counts come with bands.
+simulated from the model's population process
+(:meth:`~bayesclv.models.contract.TransactionModel.simulate_population`) with
+posterior draws: each posterior draw gives one simulated histogram, so the
+predicted counts come with bands.
 
 SBC (Talts, Betancourt, Simpson, Vehtari & Gelman 2018, "Validating Bayesian
 inference algorithms with simulation-based calibration"): draw parameters from
@@ -26,8 +26,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+import bayesclv.chunks as chunks
+from bayesclv.arguments import check_whole
 from bayesclv.models.base import CLVModel
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.models.contract import TransactionModel
 
 __all__ = [
     "frequency_histogram",
@@ -37,9 +39,6 @@ __all__ = [
     "sbc_simulation",
     "thin_draws",
 ]
-
-_PPC_CHUNK_ELEMENTS = 2_000_000  # posterior draws x customers simulated at once
-
 
 # --------------------------------------------------------------------------- PPC
 def frequency_histogram(frequency: Any, max_count: int = 7) -> np.ndarray:
@@ -65,8 +64,7 @@ def frequency_histogram(frequency: Any, max_count: int = 7) -> np.ndarray:
     >>> frequency_histogram([0, 0, 1, 3, 9, 12], max_count=3).tolist()
     [2, 1, 0, 3]
     """
-    if int(max_count) != max_count or max_count < 1:
-        raise ValueError(f"max_count must be a whole number >= 1, got {max_count!r}")
+    check_whole("max_count", max_count)
     x = np.minimum(np.asarray(frequency), max_count).astype(np.int64)
     onehot = x[..., None] == np.arange(max_count + 1)
     return onehot.sum(axis=-2)
@@ -85,8 +83,8 @@ def frequency_ppc(model: TransactionModel, data: Any | None = None, *, max_count
 
     Parameters
     ----------
-    model : BetaGeoModel or ParetoNBDModel
-        A fitted purchase-count model.
+    model : TransactionModel
+        A fitted purchase-count model (population or individual-level).
     data : DataFrame, optional
         RFM frame; default: the fitted data.
     max_count : int, default 7
@@ -107,22 +105,19 @@ def frequency_ppc(model: TransactionModel, data: Any | None = None, *, max_count
     """
     if not isinstance(model, TransactionModel):
         raise TypeError(f"frequency_ppc needs a purchase-count model, got {type(model).__name__}")
-    if int(n_draws) != n_draws or n_draws < 1:
-        raise ValueError(f"n_draws must be a positive whole number, got {n_draws!r}")
-    df = model._data_for_prediction(data)
+    check_whole("n_draws", n_draws)
+    df = model.prediction_data(data)
     rng = np.random.default_rng(random_seed)
-    post = model.posterior.stack(sample=("chain", "draw"))
-    n_post = post.sizes["sample"]
+    post = model.posterior
+    n_post = post.sizes["chain"] * post.sizes["draw"]
     if n_post >= n_draws:
         pick = np.sort(rng.choice(n_post, size=n_draws, replace=False))
     else:
         pick = rng.integers(0, n_post, size=n_draws)
-    params = {n: post[n].values[pick] for n in model.parameter_names}
-    step = max(1, _PPC_CHUNK_ELEMENTS // max(len(df), 1))
+    step = chunks.chunk_length(len(df))
     predicted = np.empty((n_draws, max_count + 1), dtype=np.int64)
     for start in range(0, n_draws, step):
-        chunk = {n: v[start:start + step, None] for n, v in params.items()}
-        sim = model._simulate_population(df, chunk, rng)
+        sim = model.simulate_population(pick[start:start + step], df, random_seed=rng)
         predicted[start:start + step] = frequency_histogram(sim["frequency"], max_count)
     observed = frequency_histogram(df["frequency"].to_numpy(dtype=float), max_count)
     bins = np.arange(max_count + 1)

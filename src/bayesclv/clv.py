@@ -1,4 +1,4 @@
-"""Customer lifetime value and interval summaries.
+"""Customer lifetime value from a purchase-count model and a spend model.
 
 CLV combines a purchase-count model and a spend model **draw by draw**: the
 ``k``-th posterior draw of expected purchases is multiplied by the ``k``-th
@@ -10,22 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import arviz_stats as azs
 import numba
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from bayesclv.data import TIME_UNITS
-from bayesclv.data.validation import check_time_unit, to_pandas
-from bayesclv.models.base import map_chunks
-from bayesclv.models.gammagamma import GammaGammaModel
-from bayesclv.models.transaction import TransactionModel
+import bayesclv.chunks as chunks
+from bayesclv.arguments import check_clv_arguments
+from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
+from bayesclv.errors import ArgumentError
+from bayesclv.models.contract import SpendModel, TransactionModel
 
-__all__ = ["customer_lifetime_value", "intervals", "pair_draws"]
-
-INTERVAL_KINDS = ("credible", "predictive")
-UNIT_ATTRS = ("horizon", "time_unit", "currency")  # what the values are measured in: kept by summaries
+__all__ = ["customer_lifetime_value", "pair_draws"]
 
 
 def pair_draws(first, second):
@@ -69,9 +64,6 @@ def pair_draws(first, second):
     return first, second
 
 
-_CLV_CHUNK_DRAWS = 100  # draws per thread's pass when combining flows with spend
-
-
 @numba.njit(cache=True, nogil=True)
 def _combine_values(out, purchases, service, codes, spend, spend_codes, margin, acquisition_cost,
                     service_cost, start, stop):  # pragma: no cover - compiled
@@ -92,44 +84,9 @@ def _combine_values(out, purchases, service, codes, spend, spend_codes, margin, 
             out[d, i] = value
 
 
-def _discounted_flows(transaction_model, histories, *, horizon, period, discount_rate,
-                      service_cost_per_period) -> xr.Dataset:
-    """Discounted expected purchases and alive-periods for each distinct history.
-
-    Given alive at the end of observation the future depends on a history
-    through ``(frequency, T)`` only (see :meth:`TransactionModel.expected_purchases`),
-    so the whole discounted sum given alive is evaluated once per distinct
-    ``(frequency, T)``, inside the model's chunks (no draws x histories array
-    per period), and multiplied by P(alive) per history.
-    """
-    ends = period * np.arange(1, horizon + 1)
-    factors = (1.0 + discount_rate) ** -np.arange(1.0, horizon + 1)
-    formulas = transaction_model.formulas
-
-    def alive_weight(given_alive, frequency, recency, T, params):
-        # pooled models ask for the given-alive value and weight it per history themselves
-        return 1.0 if given_alive else formulas.probability_alive(frequency, recency, T, **params)
-
-    def purchases(_, frequency, recency, T, given_alive, **params):
-        total = formulas.discounted_expected_purchases(ends, factors, frequency, recency, T, **params,
-                                                       given_alive=True)
-        return total * alive_weight(given_alive, frequency, recency, T, params)
-
-    def service(_, frequency, recency, T, given_alive, **params):
-        total = sum(factor * formulas.probability_alive_at(end - period, frequency, recency, T, **params,
-                                                           given_alive=True)
-                    for end, factor in zip(ends, factors, strict=True))
-        return total * alive_weight(given_alive, frequency, recency, T, params)
-
-    flows = {"purchases": transaction_model._alive_weighted(purchases, histories, "purchases", None, False)}
-    if service_cost_per_period:
-        flows["service"] = transaction_model._alive_weighted(service, histories, "service", None, False)
-    return xr.Dataset(flows)
-
-
 def customer_lifetime_value(
     transaction_model: TransactionModel,
-    spend_model: GammaGammaModel,
+    spend_model: SpendModel,
     data: Any | None = None,
     *,
     horizon: int,
@@ -154,26 +111,28 @@ def customer_lifetime_value(
 
     Parameters
     ----------
-    transaction_model : BetaGeoModel or ParetoNBDModel
-        Fitted purchase-count model.
-    spend_model : GammaGammaModel
-        Fitted spend model (same currency as the result).
+    transaction_model : TransactionModel
+        Fitted purchase-count model (BG/NBD, Pareto/NBD, grouped or hierarchical).
+    spend_model : SpendModel
+        Fitted spend model (Gamma-Gamma; same currency as the result).
     data : DataFrame, optional
         RFM frame with ``monetary_value``; default: the transaction model's data.
     horizon : int
-        Number of periods, each one ``time_unit`` long.
+        Number of periods, each one ``time_unit`` long (a whole number >= 1).
     time_unit : {"D", "W", "M", "Y"}
         Length of one period (days, weeks, months = 365.25/12 days, years).
         Independent of the unit the models were fitted in.
     discount_rate : float
-        Discount rate **per period** (e.g. 0.01 per month; use
-        ``(1 + annual) ** (1/12) - 1`` to convert an annual rate).
+        Discount rate **per period** as a fraction, in ``(-1, 1]`` (e.g. 0.01 per
+        month; use ``(1 + annual) ** (1/12) - 1`` to convert an annual rate). Above
+        1 (100% per period) it is refused as a percentage typed as a number.
     margin : float, default 1.0
-        Share of revenue kept as profit.
+        Share of revenue kept as profit, in ``[0, 1]`` (a markup ``k`` on cost is
+        the margin ``k / (1 + k)``).
     acquisition_cost : float, default 0
-        Subtracted once.
+        Subtracted once; finite and >= 0.
     service_cost_per_period : float, default 0
-        Cost per period of serving a customer who is still alive.
+        Cost per period of serving a customer who is still alive; finite and >= 0.
     currency : str, optional
         Currency of the spend model's values (e.g. "USD"); recorded in ``attrs``
         so that figures and reports can name it. Does not change the values.
@@ -183,27 +142,33 @@ def customer_lifetime_value(
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings
         (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given).
+
+    Raises
+    ------
+    bayesclv.errors.ArgumentError
+        A setting of the wrong type, not finite or out of its range (the rules of
+        :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
     """
     check_time_unit(time_unit)
     if currency is not None and not isinstance(currency, str):
-        raise TypeError(f"currency must be a string such as 'USD', got {type(currency).__name__}")
-    if int(horizon) != horizon or horizon < 1:
-        raise ValueError(f"horizon must be a positive whole number of periods, got {horizon!r}")
-    if not np.isfinite(discount_rate) or discount_rate <= -1:
-        raise ValueError(f"discount_rate must be > -1 per period, got {discount_rate!r}")
-    transaction_model._check_fitted()
-    spend_model._check_fitted()
-    data = transaction_model._data_for_prediction(None if data is None else to_pandas(data))
+        raise ArgumentError(f"must be a string such as 'USD', got {type(currency).__name__}", argument="currency")
+    horizon, discount_rate, margin, acquisition_cost, service_cost_per_period = check_clv_arguments(
+        horizon=horizon, discount_rate=discount_rate, margin=margin, acquisition_cost=acquisition_cost,
+        service_cost_per_period=service_cost_per_period)
+    transaction_model.check_fitted()
+    spend_model.check_fitted()
+    data = transaction_model.prediction_data(None if data is None else to_pandas(data))
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
-    # the transaction model's part depends on a customer's history only: once per distinct history
-    histories, codes = transaction_model._distinct_histories(data)
-    histories.attrs = {"time_unit": transaction_model.time_unit}
-    flows = _discounted_flows(transaction_model, histories, horizon=int(horizon), period=period,
-                              discount_rate=discount_rate, service_cost_per_period=service_cost_per_period)
-    spend, spend_codes = spend_model._spend_by_history(data)
-    spend = xr.DataArray(spend, dims=("chain", "draw", "spend_history"),
-                         coords={d: spend_model.posterior[d].values for d in ("chain", "draw")})
-    purchases, spend = pair_draws(flows["purchases"].transpose("chain", "draw", "customer_id"), spend)
+    ends = period * np.arange(1, int(horizon) + 1)
+    factors = (1.0 + discount_rate) ** -np.arange(1.0, int(horizon) + 1)
+    # each model's part depends on a customer's history only: once per distinct history of each
+    histories, codes = transaction_model.distinct_histories(data)
+    purchases = transaction_model.discounted_expected_purchases(ends, factors, histories)
+    service = (transaction_model.discounted_probability_alive(ends - period, factors, histories)
+               if service_cost_per_period else None)
+    spend_histories, spend_codes = spend_model.distinct_histories(spend_model.prediction_data(data))
+    spend = spend_model.expected_spend(spend_histories)
+    purchases, spend = pair_draws(purchases.transpose("chain", "draw", "customer_id"), spend)
     sampled = purchases if "chain" in purchases.dims else spend
     shape = (sampled.sizes["chain"], sampled.sizes["draw"], len(data))
 
@@ -211,15 +176,14 @@ def customer_lifetime_value(
         return np.ascontiguousarray(da.values.reshape(-1, da.shape[-1]))
 
     purchase_rows, spend_rows = draws_by_rows(purchases), draws_by_rows(spend)
-    service_rows = draws_by_rows(flows["service"].transpose(*purchases.dims)) if service_cost_per_period \
-        else purchase_rows
+    service_rows = draws_by_rows(service.transpose(*purchases.dims)) if service is not None else purchase_rows
     out = np.empty((shape[0] * shape[1], shape[2]))
     codes, spend_codes = np.asarray(codes, dtype=np.int64), np.asarray(spend_codes, dtype=np.int64)
-    map_chunks(lambda start: _combine_values(out, purchase_rows, service_rows, codes, spend_rows, spend_codes,
-                                             float(margin), float(acquisition_cost),
-                                             float(service_cost_per_period), start,
-                                             min(start + _CLV_CHUNK_DRAWS, len(out))),
-               len(out), _CLV_CHUNK_DRAWS)
+    costs = float(margin), float(acquisition_cost), float(service_cost_per_period)
+    chunks.map_chunks(lambda start: _combine_values(out, purchase_rows, service_rows, codes, spend_rows, spend_codes,
+                                                    *costs, start,
+                                                    min(start + chunks.PASS_DRAWS, len(out))),
+                      len(out), chunks.PASS_DRAWS)
     clv = xr.DataArray(out.reshape(shape), dims=("chain", "draw", "customer_id"),
                        coords={"chain": sampled["chain"].values, "draw": sampled["draw"].values,
                                "customer_id": data["customer_id"].to_numpy()})
@@ -230,61 +194,3 @@ def customer_lifetime_value(
     if currency:
         clv.attrs["currency"] = currency
     return clv
-
-
-def intervals(
-    values: xr.DataArray,
-    prob: float = 0.9,
-    kind: str | None = None,
-    method: str = "eti",
-) -> pd.DataFrame:
-    """Tidy per-customer summary of a posterior: ``mean, median, lower, upper``.
-
-    Parameters
-    ----------
-    values : xarray.DataArray
-        Draws with dims ``(chain, draw, ...)``, e.g. from ``expected_purchases``
-        (an expectation) or ``sample_purchases`` (an outcome).
-    prob : float, default 0.9
-        Probability inside the interval.
-    kind : {"credible", "predictive"}, optional
-        What the interval is: a *credible* interval of an expected value
-        (parameter uncertainty only) or a *predictive* interval of an outcome
-        (also the outcome's own randomness). Default: taken from
-        ``values.attrs["quantity"]`` ("outcome" -> predictive), else credible.
-    method : {"eti", "hdi"}, default "eti"
-        Equal-tailed or highest-density interval, computed by ``arviz_stats``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per element of the non-sample dims, columns ``mean, median,
-        lower, upper, interval`` where ``interval`` names the kind, e.g.
-        ``"90% credible (eti)"``. ``attrs`` hold ``prob, kind, method, name``
-        and the units of ``values`` (its ``horizon``, ``time_unit`` and
-        ``currency`` attrs, where present), for labels.
-    """
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
-    if method not in ("eti", "hdi"):
-        raise ValueError(f"method must be 'eti' or 'hdi', got {method!r}")
-    if kind is None:
-        kind = "predictive" if values.attrs.get("quantity") == "outcome" else "credible"
-    if kind not in INTERVAL_KINDS:
-        raise ValueError(f"kind must be one of {INTERVAL_KINDS}, got {kind!r}")
-    missing = {"chain", "draw"} - set(values.dims)
-    if missing:
-        raise ValueError(f"values need dims chain and draw; missing {sorted(missing)}")
-    sample = ("chain", "draw")
-    bounds = (azs.hdi if method == "hdi" else azs.eti)(values.astype(float), prob=prob, dim=list(sample))
-    table = xr.Dataset({
-        "mean": values.mean(sample),
-        "median": values.median(sample),
-        "lower": bounds.sel(ci_bound="lower", drop=True),
-        "upper": bounds.sel(ci_bound="upper", drop=True),
-    })
-    frame = table.to_dataframe() if table["mean"].ndim else pd.DataFrame([{k: float(v) for k, v in table.items()}])
-    frame["interval"] = f"{prob:.0%} {kind} ({method})"
-    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name,
-                   **{k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}}
-    return frame

@@ -1,22 +1,17 @@
 """Rich HTML views of fitted models and evaluation results, for Jupyter.
 
 Jupyter shows an object through its ``_repr_html_`` method; the classes call
-the small functions here so that the markup lives in one place. Numbers are
-formatted with four significant digits; every string from the data or the
-user is escaped.
+the small functions here with plain tables and dicts, so that the markup lives
+in one place and this module knows nothing of models. Numbers are formatted
+with four significant digits; every string from the data or the user is escaped.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING
 
 import pandas as pd
-
-if TYPE_CHECKING:  # imported for annotations only: models and evaluate import this module
-    from bayesclv.evaluate import EvaluationResult
-    from bayesclv.models.base import CLVModel
 
 __all__ = ["evaluation_html", "format_number", "model_html", "table_html"]
 
@@ -52,24 +47,25 @@ def _status(ok: bool, text: str) -> str:
     return f'<span style="color:{_STATUS_COLOURS[bool(ok)]};font-weight:bold">{html.escape(text)}</span>'
 
 
-def model_html(model: CLVModel) -> str:
+def model_html(name: str, *, priors: dict[str, str] | None = None, summary: pd.DataFrame | None = None,
+               diagnostics: dict | None = None, fit_method: str | None = None, customers: int = 0,
+               time_unit: str | None = None) -> str:
     """HTML view of a model: its state, parameter table with intervals and its diagnostics.
 
-    A fitted model shows :meth:`~bayesclv.models.base.CLVModel.summary` (posterior
-    mean, sd, 90% highest-density interval, R-hat and ESS) and the convergence line
-    of :attr:`~bayesclv.models.base.CLVModel.diagnostics`, marked OK or POOR; an
-    unfitted one shows its priors.
+    An unfitted model (no ``summary``) shows its ``priors`` (name -> text). A
+    fitted one shows ``summary`` (the model's parameter table: posterior mean,
+    sd, highest-density interval, R-hat and ESS; columns without any value,
+    as for a MAP fit, are left out) and the convergence line of
+    ``diagnostics``, marked OK or POOR.
     """
-    name = html.escape(type(model).__name__)
-    if model.idata is None:
-        priors = pd.DataFrame({"prior": {k: repr(v) for k, v in model.priors.items()}})
-        return (f"<div><strong>{name}</strong> (not fitted)"
-                + table_html(priors, "parameter") + "</div>")
-    table = model.summary()
-    prob = table.attrs.get("prob", 0.9)
-    table = table.rename(columns={"hdi_lower": f"hdi_{prob:.0%}_lower", "hdi_upper": f"hdi_{prob:.0%}_upper"})
+    name = html.escape(name)
+    if summary is None:
+        table = pd.DataFrame({"prior": priors or {}})
+        return f"<div><strong>{name}</strong> (not fitted)" + table_html(table, "parameter") + "</div>"
+    prob = summary.attrs.get("prob", 0.9)
+    table = summary.rename(columns={"hdi_lower": f"hdi_{prob:.0%}_lower", "hdi_upper": f"hdi_{prob:.0%}_upper"})
     table = table.loc[:, table.notna().any()]  # a MAP fit has a point estimate only
-    diag = model.diagnostics or {}
+    diag = diagnostics or {}
     if "max_r_hat" in diag:
         line = _status(diag["ok"], ("OK: " if diag["ok"] else "POOR: ") + str(diag))
     elif diag.get("method") == "map":
@@ -77,20 +73,20 @@ def model_html(model: CLVModel) -> str:
                        + ("converged" if diag.get("ok", True) else f"failed ({diag.get('message', '')})"))
     else:
         line = html.escape(str(diag) if diag else "no diagnostics")
-    header = (f"<strong>{name}</strong> fitted by {html.escape(str(model.fit_method))} to "
-              f"{len(model.data):,} customers, time unit {html.escape(repr(model.time_unit))}")
+    header = (f"<strong>{name}</strong> fitted by {html.escape(str(fit_method))} to "
+              f"{customers:,} customers, time unit {html.escape(repr(time_unit))}")
     return f"<div>{header}{table_html(table)}<p>Diagnostics: {line}</p></div>"
 
 
-def evaluation_html(result: EvaluationResult) -> str:
-    """HTML view of an :class:`~bayesclv.evaluate.EvaluationResult`: metrics and calibration."""
-    metrics = pd.DataFrame({"value": result.metrics})
-    unit = html.escape(str(result.time_unit))
+def evaluation_html(metrics: dict[str, float], calibration: pd.DataFrame, customers: int, horizon: float,
+                    time_unit: str | None) -> str:
+    """HTML view of a holdout evaluation: its ``metrics`` and the ``calibration`` table."""
+    unit = html.escape(str(time_unit))
     return (
-        f"<div><strong>Holdout evaluation</strong>: {len(result.customers):,} customers, "
-        f"horizon {format_number(float(result.horizon))} ({unit})"
-        + table_html(metrics, "metric")
+        f"<div><strong>Holdout evaluation</strong>: {customers:,} customers, "
+        f"horizon {format_number(float(horizon))} ({unit})"
+        + table_html(pd.DataFrame({"value": metrics}), "metric")
         + "<p>Calibration by decile of P(active in holdout)</p>"
-        + table_html(result.calibration)
+        + table_html(calibration)
         + "</div>"
     )

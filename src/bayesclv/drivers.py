@@ -14,6 +14,7 @@ import arviz_stats as azs
 import numpy as np
 import pandas as pd
 
+from bayesclv.arguments import check_prob
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.hierarchical import HierarchicalTransactionModel
 
@@ -51,15 +52,14 @@ def key_drivers(model: HierarchicalTransactionModel, prob: float = 0.9, per: str
     Spend is not covered: the individual-level models describe purchase
     counts only.
     """
-    model._check_fitted()
+    model.check_fitted()
     if not isinstance(model, HierarchicalTransactionModel):
         raise TypeError(f"key_drivers needs an individual-level hierarchical model, got {type(model).__name__}")
     if not model.covariates:
         raise ValueError(f"{type(model).__name__} was fitted without covariates: no drivers to report")
     if per not in SCALES:
         raise ValueError(f"per must be one of {SCALES}, got {per!r}")
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+    check_prob(prob)
     effects = model.posterior["coefficients"].sel(covariate=model.covariates)
     if per == "sd":
         effects = effects * model.scaling["sd"].to_xarray()

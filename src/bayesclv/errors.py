@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ArgumentError",
     "BayesCLVError",
     "ConvergenceWarning",
     "DataValidationError",
     "NotFittedError",
+    "PriorError",
     "TimeUnitError",
 ]
 
@@ -50,6 +52,42 @@ class DataValidationError(BayesCLVError, ValueError):
             more = f" and {len(self.rows) - _MAX_SHOWN} more" if len(self.rows) > _MAX_SHOWN else ""
             parts.append(f" (offending rows: {shown}{more}; {len(self.rows)} in all)")
         super().__init__("".join(parts))
+
+
+class ArgumentError(BayesCLVError, ValueError):
+    """A function argument has the wrong type or is out of its range.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what is allowed, in words.
+    argument : str, optional
+        The name of the argument at fault; the message starts with it.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None):
+        self.argument = argument
+        super().__init__(message if argument is None else f"argument {argument!r}: {message}")
+
+
+class PriorError(ArgumentError):
+    """A :class:`~bayesclv.Prior` names an unsupported distribution or gives it bad arguments.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what is allowed.
+    distribution : str
+        The distribution named by the prior.
+    argument : str, optional
+        The distribution argument at fault (unknown, missing or out of range).
+    """
+
+    def __init__(self, message: str, *, distribution: str, argument: str | None = None):
+        self.distribution = distribution
+        self.argument = argument
+        where = f"Prior({distribution!r})" + ("" if argument is None else f", argument {argument!r}")
+        ValueError.__init__(self, f"{where}: {message}")
 
 
 class TimeUnitError(DataValidationError):

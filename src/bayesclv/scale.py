@@ -19,10 +19,12 @@ of customers:
   whatever Dask scheduler is active: the local threads, or a
   ``dask.distributed`` cluster once a ``Client`` is connected. No other code
   change: ``bayesclv.rfm_summary`` accepts a dask DataFrame of transactions
-  the same way (:func:`rfm_summary_dask`).
+  the same way (:func:`bayesclv.data.dask.rfm_summary_dask`).
 
 Each block is predicted by a copy of the model that holds only its posterior
-(:func:`prediction_copy`), sent to each worker once.
+(:func:`prediction_copy`), sent to each worker once. Blocks hold
+:data:`bayesclv.chunks.BLOCK_ELEMENTS` draws x customers; the model's own
+prediction engine chunks inside them.
 """
 
 from __future__ import annotations
@@ -31,22 +33,17 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+import bayesclv.chunks as chunks
+from bayesclv.arguments import check_interval_method, check_prob, check_whole
 from bayesclv.clv import customer_lifetime_value
-from bayesclv.data.rfm import is_dask_collection, purchase_log, summarise_purchase_log
-from bayesclv.data.validation import (
-    check_columns,
-    check_period,
-    check_time_unit,
-    parse_dates,
-    to_pandas,
-)
-from bayesclv.errors import DataValidationError
-from bayesclv.models.base import compress_rows
+from bayesclv.data.dask import is_dask_collection, require_dask
+from bayesclv.data.validation import check_columns, to_pandas
+from bayesclv.models.engine import compress_rows
+from bayesclv.summaries import interval_kind, interval_label, summary_arrays
 
 __all__ = [
     "clv_summary",
@@ -54,28 +51,13 @@ __all__ = [
     "predict_clv",
     "predict_summary",
     "prediction_copy",
-    "rfm_summary_dask",
     "summarise",
 ]
 
-#: Draws x customers held per block (32 MB of float64 per array).
-BLOCK_ELEMENTS = 4_000_000
 SUMMARY_COLUMNS = ("mean", "sd", "lower", "upper")
-_HISTORY = ["frequency", "recency", "T"]
 
 
 # --------------------------------------------------------------------------- helpers
-def _require_dask():
-    try:
-        import dask
-        import dask.array
-        import dask.dataframe
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("dask-backed predictions need the optional extra: "
-                          "pip install 'bayesclv[dask]'") from exc
-    return dask
-
-
 def prediction_copy(model: Any, draws: int | None = None) -> Any:
     """A copy of a fitted model that holds only what predictions need.
 
@@ -84,7 +66,7 @@ def prediction_copy(model: Any, draws: int | None = None) -> Any:
 
     Parameters
     ----------
-    model : CLVModel
+    model : bayesclv.models.FittedModel
         A fitted model.
     draws : int, optional
         Keep this many draws per chain, evenly spaced (thinning) to make
@@ -93,15 +75,14 @@ def prediction_copy(model: Any, draws: int | None = None) -> Any:
 
     Returns
     -------
-    CLVModel
+    FittedModel
         Same class, same posterior (or its thinned subset); ``data`` is an
         empty frame with the fit data's columns.
     """
-    model._check_fitted()
+    model.check_fitted()
     post = model.posterior
     if draws is not None:
-        if int(draws) != draws or draws < 1:
-            raise ValueError(f"draws must be a positive whole number, got {draws!r}")
+        check_whole("draws", draws)
         n = post.sizes["draw"]
         if draws < n:
             post = post.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
@@ -118,15 +99,14 @@ def _n_samples(model: Any) -> int:
 
 def _block_size(block_customers: int | None, n_samples: int) -> int:
     if block_customers is None:
-        return max(1, BLOCK_ELEMENTS // max(n_samples, 1))
-    if int(block_customers) != block_customers or block_customers < 1:
-        raise ValueError(f"block_customers must be a positive whole number, got {block_customers!r}")
-    return int(block_customers)
+        return chunks.chunk_length(n_samples, chunks.BLOCK_ELEMENTS)
+    return check_whole("block_customers", block_customers)
 
 
-def _history_order(df: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
-    """Positions (among ``rows``, default all) of the rows sorted by history, so similar histories share blocks."""
-    columns = [c for c in _HISTORY if c in df.columns]
+def _history_order(df: pd.DataFrame, history: list[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """Positions (among ``rows``, default all) of the rows sorted by the ``history`` columns (a model's data
+    columns), so that similar histories share blocks."""
+    columns = [c for c in history if c in df.columns]
     n = len(df) if rows is None else len(rows)
     if not columns:
         return np.arange(n)
@@ -134,34 +114,19 @@ def _history_order(df: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarr
     return np.lexsort([k if rows is None else k[rows] for k in keys])
 
 
-def _summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
-    """Posterior mean, sd (of the draws) and interval bounds (ArviZ ETI/HDI) per customer."""
-    sample = ["chain", "draw"]
-    values = values.astype(float, copy=False)
-    bounds = (azs.hdi if method == "hdi" else azs.eti)(values, prob=prob, dim=sample)
-    return {
-        "mean": values.mean(sample, skipna=False).values,
-        "sd": values.std(sample, skipna=False).values,
-        "lower": bounds.sel(ci_bound="lower").values,
-        "upper": bounds.sel(ci_bound="upper").values,
-    }
-
-
 def _summary_frame(values: xr.DataArray, prob: float, method: str) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": values["customer_id"].values, **_summary_arrays(values, prob, method)})
+    return pd.DataFrame({"customer_id": values["customer_id"].values, **summary_arrays(values, prob, method)})
 
 
 def _check_summary_args(prob: float, method: str) -> None:
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be in (0, 1), got {prob!r}")
-    if method not in ("eti", "hdi"):
-        raise ValueError(f"interval method must be 'eti' or 'hdi', got {method!r}")
+    check_prob(prob)
+    check_interval_method(method, "interval method")
 
 
 def _label(frame, prob: float, method: str, name: str | None, quantity: str):
-    kind = "predictive" if quantity == "outcome" else "credible"
+    kind = interval_kind(quantity)
     frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": name,
-                   "interval": f"{prob:.0%} {kind} ({method})"}
+                   "interval": interval_label(prob, kind, method)}
     return frame
 
 
@@ -184,13 +149,13 @@ def _history_codes(model: Any, df: pd.DataFrame) -> np.ndarray:
     of rows); the blocks are validated when they are predicted, so bad values
     still raise :class:`~bayesclv.errors.DataValidationError` naming the rows.
     """
-    columns = model._history_columns()
+    columns = list(model.history_columns)
     check_columns(df, columns)
     return compress_rows(df[columns], columns)[1].astype(np.int64)
 
 
-def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, prob: float, method: str,
-                    progressbar: bool, description: str) -> pd.DataFrame:
+def _stream_summary(block_fn, df: pd.DataFrame, history: list[str], codes: np.ndarray, block: int, prob: float,
+                    method: str, progressbar: bool, description: str) -> pd.DataFrame:
     """Summaries of ``block_fn`` over a pandas frame, block by block, in the frame's row order.
 
     Customers with the same ``codes`` (identical histories, for every model
@@ -199,7 +164,7 @@ def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, p
     copied to the others.
     """
     _, first, code_index = np.unique(codes, return_index=True, return_inverse=True)  # one customer per code
-    order = _history_order(df, first)  # no copy of the representatives' rows: blocks are taken one by one
+    order = _history_order(df, history, first)  # no copy of the representatives' rows: blocks are taken one by one
     out = {name: np.empty(len(first)) for name in SUMMARY_COLUMNS}
     starts = range(0, len(first), block)
     if progressbar:
@@ -211,7 +176,7 @@ def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, p
         rows = order[start:start + block]
         values = block_fn(df.iloc[first[rows]])
         name, quantity = values.name, values.attrs.get("quantity", "expectation")
-        for key, column in _summary_arrays(values, prob, method).items():
+        for key, column in summary_arrays(values, prob, method).items():
             out[key][rows] = column
     code_index = code_index.ravel()
     frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(),
@@ -219,25 +184,25 @@ def _stream_summary(block_fn, df: pd.DataFrame, codes: np.ndarray, block: int, p
     return _label(frame, prob, method, name, quantity)
 
 
-def _dask_blocks(data, block: int):
+def _dask_blocks(data, history: list[str], block: int):
     """Delayed pandas blocks (at most ``block`` rows, sorted by history) of a dask DataFrame."""
-    dask = _require_dask()
+    dask = require_dask()
     lengths = dask.compute(*[dask.delayed(len)(p) for p in data["customer_id"].to_delayed()])
     blocks = []
     for part, n in zip(data.to_delayed(), lengths, strict=True):
-        ordered = dask.delayed(_sort_by_history)(part)  # one task per partition, sliced below
+        ordered = dask.delayed(_sort_by_history)(part, history)  # one task per partition, sliced below
         for start in range(0, int(n), block):
             blocks.append((dask.delayed(_rows)(ordered, start, start + block), min(block, n - start)))
     return blocks
 
 
-def _sort_by_history(df: pd.DataFrame) -> pd.DataFrame:
-    return df.iloc[_history_order(df)]
+def _sort_by_history(df: pd.DataFrame, history: list[str]) -> pd.DataFrame:
+    return df.iloc[_history_order(df, history)]
 
 
-def _pandas_blocks(df: pd.DataFrame, block: int):
-    dask = _require_dask()
-    whole = dask.delayed(_sort_by_history(df), pure=True)
+def _pandas_blocks(df: pd.DataFrame, history: list[str], block: int):
+    dask = require_dask()
+    whole = dask.delayed(_sort_by_history(df, history), pure=True)
     return [(dask.delayed(_rows)(whole, start, start + block), min(block, len(df) - start))
             for start in range(0, len(df), block)]
 
@@ -253,13 +218,15 @@ def _lazy(block_fn_factory, models, data, block: int) -> xr.DataArray:
     name or argument fails here, and the result's name and ``attrs`` label the
     lazy array.
     """
-    dask = _require_dask()
+    dask = require_dask()
     import dask.array as dsa
 
     first = data.head(1) if is_dask_collection(data) else to_pandas(data).iloc[:1]
     probe = block_fn_factory(*models)(first)
     shared = [dask.delayed(m, pure=False) for m in models]  # one graph key each, shipped once per worker
-    blocks = _dask_blocks(data, block) if is_dask_collection(data) else _pandas_blocks(to_pandas(data), block)
+    history = list(models[0].data_columns)
+    blocks = (_dask_blocks(data, history, block) if is_dask_collection(data)
+              else _pandas_blocks(to_pandas(data), history, block))
     post = models[0].posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     arrays, ids = [], []
@@ -293,7 +260,7 @@ def predict(model: Any, method: str, data: Any | None = None, *, draws: int | No
 
     Parameters
     ----------
-    model : CLVModel
+    model : bayesclv.models.FittedModel
         Fitted model.
     method : str
         Name of a method returning dims ``(chain, draw, customer_id)``, e.g.
@@ -304,7 +271,7 @@ def predict(model: Any, method: str, data: Any | None = None, *, draws: int | No
         Posterior draws per chain to use (evenly thinned); default all.
     block_customers : int, optional
         Customers per chunk; default such that a chunk has about
-        ``BLOCK_ELEMENTS`` draws x customers.
+        ``bayesclv.chunks.BLOCK_ELEMENTS`` draws x customers.
     **kwargs
         Arguments of the method, e.g. ``t=52``.
 
@@ -312,8 +279,8 @@ def predict(model: Any, method: str, data: Any | None = None, *, draws: int | No
     -------
     xarray.DataArray
         Dask-backed, dims ``(chain, draw, customer_id)``; customers appear in
-        order of their history ``(frequency, recency, T)`` within each
-        partition. Nothing is computed until the array is reduced or stored;
+        order of their history (the model's data columns, e.g. ``frequency,
+        recency, T``) within each partition. Nothing is computed until the array is reduced or stored;
         data problems (:class:`~bayesclv.errors.DataValidationError`) surface then.
     """
     light = prediction_copy(model, draws)
@@ -362,7 +329,7 @@ def summarise(values: xr.DataArray, prob: float = 0.9, method: str = "eti"):
     if not is_dask_collection(values.data):
         return _label(_summary_frame(values, prob, method), prob, method, values.name,
                       values.attrs.get("quantity", "expectation"))
-    dask = _require_dask()
+    dask = require_dask()
     import dask.dataframe as dd
 
     values = values.chunk({"chain": -1, "draw": -1})
@@ -390,7 +357,7 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
 
     Parameters
     ----------
-    model : CLVModel
+    model : bayesclv.models.FittedModel
         Fitted model.
     method : str
         Prediction method, e.g. ``"expected_purchases"`` (pass ``t=``),
@@ -404,7 +371,7 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
     draws : int, optional
         Posterior draws per chain to use (evenly thinned); default all.
     block_customers : int, optional
-        Customers per block; default about ``BLOCK_ELEMENTS`` / (chains x draws).
+        Customers per block; default about ``bayesclv.chunks.BLOCK_ELEMENTS`` / (chains x draws).
     progressbar : bool, default True
         Show progress over blocks (in-memory data).
     **kwargs
@@ -430,8 +397,8 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
     df = model.data if data is None else to_pandas(data)
     block = _block_size(block_customers, _n_samples(light))
     codes = _history_codes(model, df)
-    return _stream_summary(_method_block(light, method, kwargs), df, codes, block, prob, interval,
-                           progressbar, method)
+    return _stream_summary(_method_block(light, method, kwargs), df, list(model.data_columns), codes, block, prob,
+                           interval, progressbar, method)
 
 
 def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = None, *, prob: float = 0.9,
@@ -469,75 +436,5 @@ def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = Non
     block = _block_size(block_customers, _n_samples(tm))
     purchase_codes, spend_codes = _history_codes(transaction_model, df), _history_codes(spend_model, df)
     codes = purchase_codes * (int(spend_codes.max(initial=0)) + 1) + spend_codes  # the pair as one key
-    return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, codes, block, prob, interval, progressbar,
-                           "clv")
-
-
-# --------------------------------------------------------------------------- RFM on dask
-def _date_range(part: pd.DataFrame, customer_id: str, date: str) -> pd.DataFrame:
-    if len(part) == 0:
-        return pd.DataFrame({"first": [pd.NaT], "last": [pd.NaT]})
-    days = parse_dates(part[date].reset_index(drop=True), part[customer_id].reset_index(drop=True),
-                       column=date)
-    return pd.DataFrame({"first": [days.min()], "last": [days.max()]})
-
-
-def _rfm_partition(part: pd.DataFrame, *, customer_id: str, date: str, value: str | None, time_unit: str,
-                   calibration_end, observation_end, cohort: str | None) -> pd.DataFrame:
-    part = part.reset_index()
-    work = purchase_log(part, customer_id=customer_id, date=date, value=value)
-    out = summarise_purchase_log(work, time_unit=time_unit, calibration_end=calibration_end,
-                                 observation_end=observation_end, date=date, has_value=value is not None,
-                                 cohort=cohort)
-    out.attrs = {}
-    return out
-
-
-def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", date: str = "date",
-                     value: str | None = None, time_unit: str = "W", calibration_end: Any = None,
-                     observation_end: Any = None, cohort: str | None = None):
-    """:func:`bayesclv.rfm_summary` of a dask DataFrame of transactions, partition by partition.
-
-    One pass finds the first and last dates (to resolve and check the period
-    ends exactly as the in-memory version does); the log is then partitioned
-    by customer (``set_index(customer_id)``, a shuffle on a cluster) and each
-    partition is summarised on its own.
-
-    Parameters
-    ----------
-    transactions : dask.dataframe.DataFrame
-        One row per transaction.
-    customer_id, date, value, time_unit, calibration_end, observation_end, cohort
-        As for :func:`bayesclv.rfm_summary`.
-
-    Returns
-    -------
-    dask.dataframe.DataFrame
-        The RFM columns of :func:`bayesclv.rfm_summary`, sorted by
-        ``customer_id`` across partitions. Dask frames carry no ``attrs``:
-        pass ``time_unit=`` when fitting or predicting from it.
-
-    Raises
-    ------
-    bayesclv.errors.DataValidationError
-        As the in-memory version (row-level problems surface when computed).
-    """
-    _require_dask()
-    import dask.dataframe as dd
-
-    check_time_unit(time_unit)
-    check_columns(transactions._meta, [customer_id, date] + ([value] if value is not None else []))
-    ranges = transactions.map_partitions(
-        _date_range, customer_id, date,
-        meta=pd.DataFrame({"first": pd.Series([], dtype="datetime64[ns]"),
-                           "last": pd.Series([], dtype="datetime64[ns]")})).compute()
-    if ranges["first"].isna().all():
-        raise DataValidationError(f"the input has no rows (columns: {list(transactions.columns)!r}); "
-                                  "nothing to summarise")
-    cal_end, obs_end = check_period(ranges["first"].min(), ranges["last"].max(), calibration_end,
-                                    observation_end, column=date)
-    by_customer = transactions.set_index(customer_id, drop=True)
-    kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
-              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort}
-    meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
-    return dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
+    return _stream_summary(_clv_block(tm, sm, clv_kwargs), df, list(transaction_model.data_columns), codes, block,
+                           prob, interval, progressbar, "clv")

@@ -15,11 +15,9 @@ or total therefore carries the uncertainty of the posterior it came from.
 - :func:`rfm_scores`: classic quintile RFM scores and named segments.
 - :func:`group_totals`: the sum over a segment (or the whole base) per draw,
   with intervals and the segment's share of the total.
-- :func:`incremental_value` / :func:`targeting` / :func:`cumulative_gain`:
-  value of an offer with a cost and an assumed (possibly uncertain) uplift,
-  ranked, with the customers worth targeting at a chosen P(positive return).
-- :func:`compare_groups`: posterior difference between two customer groups
-  (e.g. test and control of a campaign).
+
+Offers and campaigns (incremental value, targeting, group comparisons) are in
+:mod:`bayesclv.offers`.
 """
 
 from __future__ import annotations
@@ -32,52 +30,26 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.clv import intervals
-from bayesclv.data import TIME_UNITS
-from bayesclv.data.validation import check_time_unit, to_pandas
+import bayesclv.chunks as chunks
+from bayesclv.arguments import check_prob
+from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
 from bayesclv.errors import DataValidationError
+from bayesclv.summaries import SAMPLE_DIMS, check_draws, intervals
 
 __all__ = [
     "STAGES",
-    "compare_groups",
-    "cumulative_gain",
     "group_totals",
-    "incremental_value",
     "lifecycle_stages",
     "rfm_scores",
     "stage_summary",
-    "targeting",
     "top_membership",
     "value_tiers",
 ]
 
-SAMPLE = ("chain", "draw")
-DIMS = ("chain", "draw", "customer_id")
 STAGES = ("new", "active", "at risk", "lost")
-_DRAW_BLOCK = 256  # draws ranked at a time: bounds memory at a few copies of 256 x customers
 
 
-# --------------------------------------------------------------------------- checks
-def _check_draws(values: Any, name: str = "values") -> xr.DataArray:
-    """``values`` is a finite DataArray with dims exactly ``(chain, draw, customer_id)``."""
-    if not isinstance(values, xr.DataArray):
-        raise TypeError(f"{name} must be an xarray.DataArray with dims {DIMS}, got {type(values).__name__}")
-    if set(values.dims) != set(DIMS):
-        raise ValueError(f"{name} must have dims {DIMS}, got {values.dims}")
-    values = values.transpose(*DIMS)
-    bad = ~np.isfinite(values.to_numpy()).all(axis=(0, 1))
-    if bad.any():
-        raise DataValidationError("has non-finite draws", column=values.name or name,
-                                  rows=values["customer_id"].to_numpy()[bad].tolist())
-    return values
-
-
-def _check_prob(prob: float, name: str = "prob") -> float:
-    if not 0 < prob < 1:
-        raise ValueError(f"{name} must be in (0, 1), got {prob!r}")
-    return float(prob)
-
-
+# --------------------------------------------------------------------------- labels
 def _labels_for(customers: np.ndarray, groups: Any, name: str) -> np.ndarray:
     """One label per customer, looked up by customer id; every customer must have one."""
     if isinstance(groups, pd.DataFrame):
@@ -142,12 +114,12 @@ def top_membership(values: xr.DataArray, share: float) -> xr.DataArray:
     xarray.DataArray
         Memberships in [0, 1], same dims and coordinates as ``values``.
     """
-    values = _check_draws(values)
-    share = _check_prob(share, "share")
+    values = check_draws(values)
+    share = check_prob(share, "share")
     k = _top_count(share, values.sizes["customer_id"])
     flat = values.to_numpy().reshape(-1, values.sizes["customer_id"])
-    member = np.concatenate([_top_membership_block(flat[i:i + _DRAW_BLOCK], k)
-                             for i in range(0, flat.shape[0], _DRAW_BLOCK)])
+    step = chunks.chunk_length(flat.shape[1])  # draws ranked at a time
+    member = np.concatenate([_top_membership_block(flat[i:i + step], k) for i in range(0, flat.shape[0], step)])
     out = values.copy(data=member.reshape(values.shape))
     out.name = f"top_{share:.0%}"
     out.attrs = {"share": share, "k": k}
@@ -187,15 +159,15 @@ def value_tiers(clv: xr.DataArray, top: Sequence[float] = (0.1, 0.2)) -> pd.Data
         (e.g. ``p_top_10``), ``tier`` (ordered categorical, best first) and
         ``certainty``; sorted by ``clv_mean``, largest first.
     """
-    top = [_check_prob(q, "top") for q in top]
+    top = [check_prob(q, "top") for q in top]
     if not top or any(b <= a for a, b in zip(top, top[1:], strict=False)):
         raise ValueError(f"top must be a non-empty increasing sequence of shares, got {top!r}")
-    clv = _check_draws(clv, "clv")
-    p_top = np.column_stack([top_membership(clv, q).mean(SAMPLE).to_numpy() for q in top])
+    clv = check_draws(clv, "clv")
+    p_top = np.column_stack([top_membership(clv, q).mean(SAMPLE_DIMS).to_numpy() for q in top])
     bands = np.diff(np.column_stack([np.zeros(len(p_top)), p_top, np.ones(len(p_top))]), axis=1)
     names = _tier_names(top)
     best = bands.argmax(axis=1)
-    table = pd.DataFrame({"clv_mean": clv.mean(SAMPLE).to_numpy()},
+    table = pd.DataFrame({"clv_mean": clv.mean(SAMPLE_DIMS).to_numpy()},
                          index=pd.Index(clv["customer_id"].to_numpy(), name="customer_id"))
     for q, column in zip(top, p_top.T, strict=True):
         table[f"p_top_{round(100 * q):d}"] = column
@@ -230,8 +202,8 @@ def group_totals(values: xr.DataArray, groups: Any = None, prob: float = 0.9,
         (``share_mean, share_lower, share_upper``). Categorical labels keep
         their category order (empty categories have zero customers and total).
     """
-    values = _check_draws(values)
-    prob = _check_prob(prob)
+    values = check_draws(values)
+    prob = check_prob(prob)
     customers = values["customer_id"].to_numpy()
     labels = np.full(customers.shape, "all", dtype=object) if groups is None else \
         _labels_for(customers, groups, "groups")
@@ -302,7 +274,7 @@ def lifecycle_stages(
         Integer codes into :data:`STAGES` with dims ``(chain, draw,
         customer_id)``; ``attrs["labels"]`` holds the stage names.
     """
-    p_alive = _check_draws(p_alive, "p_alive")
+    p_alive = check_draws(p_alive, "p_alive")
     check_time_unit(unit)
     if not 0 <= lost_below <= active_from <= 1:
         raise ValueError(f"need 0 <= lost_below <= active_from <= 1, got {lost_below!r}, {active_from!r}")
@@ -361,7 +333,7 @@ def stage_summary(stages: xr.DataArray, prob: float = 0.9) -> tuple[pd.DataFrame
         ``assigned`` (customers whose most probable stage it is).
     """
     labels = tuple(stages.attrs.get("labels", STAGES))
-    stages = _check_draws(stages, "stages")
+    stages = check_draws(stages, "stages")
     codes = stages.to_numpy()
     onehot = np.stack([codes == i for i in range(len(labels))], axis=-1)  # chain, draw, customer, stage
     p = onehot.mean(axis=(0, 1))
@@ -373,7 +345,7 @@ def stage_summary(stages: xr.DataArray, prob: float = 0.9) -> tuple[pd.DataFrame
     counts = xr.DataArray(onehot.sum(axis=2).astype(float), dims=("chain", "draw", "stage"),
                           coords={"chain": stages["chain"], "draw": stages["draw"], "stage": list(labels)},
                           name="customers", attrs={"quantity": "expectation"})
-    sizes = intervals(counts, prob=_check_prob(prob))
+    sizes = intervals(counts, prob=check_prob(prob))
     sizes["assigned"] = np.bincount(best, minlength=len(labels))
     return customers, sizes
 
@@ -439,188 +411,4 @@ def rfm_scores(data: Any) -> pd.DataFrame:
     table["rfm"] = code
     segment = np.select([rule(r, f) for _, rule in _RFM_SEGMENTS], list(range(len(_RFM_SEGMENTS))))
     table["segment"] = pd.Categorical.from_codes(segment, categories=list(RFM_SEGMENTS), ordered=True)
-    return table
-
-
-# --------------------------------------------------------------------------- targeting
-def _uplift_draws(uplift: Any, values: xr.DataArray, random_seed: int | None) -> Any:
-    """The uplift as a number or as a DataArray over (chain, draw) (and optionally customer_id)."""
-    if isinstance(uplift, xr.DataArray):
-        return uplift
-    if hasattr(uplift, "rvs"):  # a frozen scipy.stats distribution: one uplift per posterior draw
-        sample = np.asarray(uplift.rvs(size=values.shape[:2], random_state=np.random.default_rng(random_seed)),
-                            dtype=float)
-        return xr.DataArray(sample, dims=SAMPLE, coords={"chain": values["chain"], "draw": values["draw"]})
-    array = np.asarray(uplift, dtype=float)
-    if array.ndim == 0:
-        if not np.isfinite(array):
-            raise ValueError(f"uplift must be finite, got {uplift!r}")
-        return float(array)
-    if array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
-        raise ValueError("uplift draws must be a non-empty 1-d array of finite numbers")
-    rng = np.random.default_rng(random_seed)
-    n = values.shape[0] * values.shape[1]
-    picked = array if array.size == n else rng.choice(array, size=n, replace=True)
-    return xr.DataArray(picked.reshape(values.shape[:2]), dims=SAMPLE,
-                        coords={"chain": values["chain"], "draw": values["draw"]})
-
-
-def incremental_value(
-    value: xr.DataArray,
-    *,
-    cost: float,
-    uplift: Any,
-    random_seed: int | None = None,
-) -> xr.DataArray:
-    """Per draw, the net value of giving each customer an offer: ``uplift * value - cost``.
-
-    Parameters
-    ----------
-    value : xarray.DataArray
-        What the offer lifts, per draw, dims ``(chain, draw, customer_id)``:
-        usually CLV (a retention or promotion offer that raises it by a
-        share ``uplift``).
-    cost : float
-        Cost of the offer per customer (same currency as ``value``), >= 0.
-    uplift : float, array of draws, scipy.stats frozen distribution or DataArray
-        Relative lift of ``value`` caused by the offer (0.1 = +10%). A number
-        is taken as known; an array of draws (resampled if its length is not
-        chains x draws) or a distribution (one draw per posterior draw) makes
-        the uplift uncertain, independently of the posterior; a DataArray
-        with dims among ``(chain, draw, customer_id)`` is used as given.
-    random_seed : int, optional
-        Seed for drawing the uplift.
-
-    Returns
-    -------
-    xarray.DataArray
-        Incremental value, dims ``(chain, draw, customer_id)``; an expectation
-        (its intervals are credible intervals).
-    """
-    value = _check_draws(value, "value")
-    if not np.isfinite(cost) or cost < 0:
-        raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
-    lift = _uplift_draws(uplift, value, random_seed)
-    if isinstance(lift, xr.DataArray):
-        extra = set(lift.dims) - set(DIMS)
-        if extra:
-            raise ValueError(f"uplift dims must be among {DIMS}, got {lift.dims}")
-        lift = lift.assign_coords({d: value[d].to_numpy() for d in lift.dims})
-    out = (lift * value - cost).transpose(*DIMS)
-    out.name = "incremental_value"
-    out.attrs = {"quantity": "expectation", "cost": float(cost)}
-    return out
-
-
-def targeting(incremental: xr.DataArray, *, prob: float = 0.9, min_prob_positive: float = 0.8) -> pd.DataFrame:
-    """Customers ranked by expected incremental value, with who is worth targeting.
-
-    Parameters
-    ----------
-    incremental : xarray.DataArray
-        Output of :func:`incremental_value`, dims ``(chain, draw, customer_id)``.
-    prob : float, default 0.9
-        Probability inside the credible intervals.
-    min_prob_positive : float, default 0.8
-        A customer is worth targeting when the posterior probability that the
-        offer returns more than it costs (incremental value > 0) is at least
-        this.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``customer_id``, sorted by ``mean`` (largest first):
-        ``rank`` (1 = best), ``mean, median, lower, upper, interval`` of the
-        incremental value, ``p_positive`` and ``target`` (bool).
-    """
-    incremental = _check_draws(incremental, "incremental")
-    table = intervals(incremental, prob=_check_prob(prob), kind="credible")
-    table["p_positive"] = (incremental > 0).mean(SAMPLE).to_numpy()
-    table["target"] = table["p_positive"] >= _check_prob(min_prob_positive, "min_prob_positive")
-    table = table.sort_values("mean", ascending=False, kind="stable")
-    table.insert(0, "rank", np.arange(1, len(table) + 1))
-    return table
-
-
-def cumulative_gain(incremental: xr.DataArray, order: Sequence) -> xr.DataArray:
-    """Per draw, total incremental value of targeting the first ``n`` customers of ``order``.
-
-    Parameters
-    ----------
-    incremental : xarray.DataArray
-        Draws with dims ``(chain, draw, customer_id)``.
-    order : sequence
-        Customer ids in targeting order (e.g. ``targeting(...).index``).
-
-    Returns
-    -------
-    xarray.DataArray
-        Dims ``(chain, draw, n_targeted)`` with ``n_targeted = 1..len(order)``.
-    """
-    incremental = _check_draws(incremental, "incremental")
-    ordered = incremental.sel(customer_id=list(order))
-    gain = ordered.cumsum("customer_id").rename(customer_id="n_targeted")
-    gain = gain.assign_coords(n_targeted=np.arange(1, len(order) + 1))
-    gain.name = "cumulative_incremental_value"
-    gain.attrs = {"quantity": "expectation"}
-    return gain
-
-
-# --------------------------------------------------------------------------- campaigns
-def compare_groups(
-    values: xr.DataArray,
-    group_a: Sequence,
-    group_b: Sequence,
-    *,
-    prob: float = 0.9,
-    names: tuple[str, str] = ("a", "b"),
-) -> pd.DataFrame:
-    """Posterior difference of the per-customer mean of ``values`` between two groups.
-
-    Per draw: ``mean over group a - mean over group b``. Use CLV draws to
-    compare value, or ``model.expected_purchases(t) / t`` to compare purchase
-    rates (e.g. the test and control groups of a campaign, each fitted or
-    predicted on its own data).
-
-    Parameters
-    ----------
-    values : xarray.DataArray
-        Draws with dims ``(chain, draw, customer_id)`` covering both groups.
-    group_a, group_b : sequence
-        Customer ids of each group (disjoint, non-empty).
-    prob : float, default 0.9
-        Probability inside the credible intervals.
-    names : tuple of str, default ("a", "b")
-        Row labels of the two groups.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Rows ``names[0]``, ``names[1]`` and ``"difference"`` (a - b); columns
-        ``customers, mean, median, lower, upper, interval, p_positive``
-        (posterior probability that the row's value is above zero).
-    """
-    values = _check_draws(values)
-    customers = pd.Index(values["customer_id"].to_numpy())
-    members = []
-    for label, group in zip(names, (group_a, group_b), strict=True):
-        group = pd.Index(list(group))
-        if group.empty:
-            raise DataValidationError(f"group {label!r} is empty", column="customer_id")
-        absent = ~group.isin(customers)
-        if absent.any():
-            raise DataValidationError(f"customers of group {label!r} not in values", column="customer_id",
-                                      rows=group[absent].tolist())
-        members.append(group.unique())
-    both = members[0].intersection(members[1])
-    if len(both):
-        raise DataValidationError("customers in both groups", column="customer_id", rows=both.tolist())
-    means = [values.sel(customer_id=list(m)).mean("customer_id") for m in members]
-    stacked = xr.concat([means[0], means[1], means[0] - means[1]],
-                        dim=xr.DataArray([*names, "difference"], dims="row", name="row"))
-    stacked.name = values.name
-    stacked.attrs = {"quantity": values.attrs.get("quantity", "expectation")}
-    table = intervals(stacked, prob=_check_prob(prob))
-    table.insert(0, "customers", [len(members[0]), len(members[1]), len(members[0]) + len(members[1])])
-    table["p_positive"] = (stacked > 0).mean(SAMPLE).to_numpy()
     return table

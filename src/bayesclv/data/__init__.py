@@ -5,10 +5,14 @@ customer (optionally with a calibration/holdout split); ``validate_rfm`` checks 
 RFM frame brought directly by the user; ``first_purchase_cohort`` labels each
 customer's acquisition cohort (a natural ``group`` for the models);
 ``repeat_purchase_tracking`` counts a cohort's repeat purchases per period (the
-tracking plot's data). ``TIME_UNITS`` maps each supported time unit to its length in days.
+tracking plot's data). Transactions in a database (DuckDB, Parquet files, PostgreSQL)
+are summarised by the database itself (``bayesclv.data.database``; ``rfm_summary_chunks``
+streams the summary of a large base). ``TIME_UNITS`` maps each supported time unit to its length in days.
 """
 
-from bayesclv.data.rfm import COHORT_FREQUENCIES, first_purchase_cohort, rfm_summary
+from bayesclv.data.database import rfm_summary_chunks
+from bayesclv.data.purchases import COHORT_FREQUENCIES
+from bayesclv.data.rfm import first_purchase_cohort, rfm_summary
 from bayesclv.data.tracking import repeat_purchase_tracking
 from bayesclv.data.validation import TIME_UNITS, validate_rfm
 
@@ -18,5 +22,6 @@ __all__ = [
     "first_purchase_cohort",
     "repeat_purchase_tracking",
     "rfm_summary",
+    "rfm_summary_chunks",
     "validate_rfm",
 ]

@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bayesclv.data.validation import (
-    TIME_UNITS,
-    check_columns,
-    check_customer_ids,
-    check_no_transactions_after,
-    check_not_empty,
-    check_period,
-    check_time_unit,
-    check_values,
-    parse_dates,
-    to_pandas,
-)
+from bayesclv.data.dask import is_dask_collection, rfm_summary_dask
+from bayesclv.data.purchases import check_cohort_frequency, cohort_labels, purchase_log, summarise_purchase_log
+from bayesclv.data.validation import check_columns, check_not_empty, check_period, check_time_unit, to_pandas
 
-__all__ = ["COHORT_FREQUENCIES", "TIME_UNITS", "first_purchase_cohort", "purchase_log", "rfm_summary",
-           "summarise_purchase_log"]
-
-#: Cohort periods accepted by :func:`first_purchase_cohort` (pandas period aliases).
-COHORT_FREQUENCIES = ("W", "M", "Q", "Y")
-
-
-def check_cohort_frequency(freq: str) -> str:
-    """Return ``freq`` if it is one of ``COHORT_FREQUENCIES``; ValueError otherwise."""
-    if not isinstance(freq, str) or freq not in COHORT_FREQUENCIES:
-        raise ValueError(f"unknown cohort period {freq!r}; allowed: {COHORT_FREQUENCIES} "
-                         "(weeks, months, quarters, years)")
-    return freq
-
-
-def cohort_labels(first_day: pd.Series, freq: str) -> pd.Series:
-    """Label of the calendar period (``freq``) containing each first-purchase day.
-
-    Labels are pandas period strings: ``"1997-01"`` (month), ``"1997Q1"``
-    (quarter), ``"1997"`` (year), ``"1997-01-06/1997-01-12"`` (week, Monday
-    to Sunday); they sort chronologically as strings.
-    """
-    return first_day.dt.to_period(check_cohort_frequency(freq)).astype(str)
+__all__ = ["first_purchase_cohort", "rfm_summary"]
 
 
 def first_purchase_cohort(
@@ -104,6 +71,8 @@ def rfm_summary(
     calibration_end: Any = None,
     observation_end: Any = None,
     cohort: str | None = None,
+    table: str | None = None,
+    litt: bool = False,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -115,10 +84,14 @@ def rfm_summary(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame, polars.DataFrame or dask.dataframe.DataFrame
+    transactions : pandas.DataFrame, polars.DataFrame, dask.dataframe.DataFrame, database or path
         One row per transaction. A dask DataFrame (e.g. on a distributed
         cluster) gives a lazy dask DataFrame of the same rows, computed
-        partition by partition (see :func:`bayesclv.scale.rfm_summary_dask`).
+        partition by partition (see :func:`bayesclv.data.dask.rfm_summary_dask`).
+        A DuckDB relation or connection, a path to a DuckDB file or to Parquet
+        files, a SQLAlchemy engine or connection, or a database URL: the
+        database does the aggregation and only the summary comes back (see
+        :func:`bayesclv.data.database.rfm_summary_chunks`).
     customer_id : str, default "customer_id"
         Column holding the customer identifier. The output column is always
         named ``customer_id``.
@@ -142,6 +115,13 @@ def rfm_summary(
         Add a ``cohort`` column: the week, month, quarter or year of each
         customer's first purchase (see :func:`first_purchase_cohort`), ready to
         be a model's ``group``.
+    table : str, optional
+        Table name or SQL query, for a database connection, file or URL.
+    litt : bool, default False
+        Add a ``litt`` column: the sum over each customer's repeat purchase days
+        (in calibration) of the log of the time since the previous purchase day,
+        in ``time_unit`` (0 without repeat purchases). The regularity models
+        ((M)BG/CNBD-k) need it. Pandas and polars transactions only.
 
     Returns
     -------
@@ -187,9 +167,16 @@ def rfm_summary(
     """
     if cohort is not None:
         check_cohort_frequency(cohort)
-    if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
-        from bayesclv.scale import rfm_summary_dask
+    from bayesclv.data.database import is_database_source, rfm_summary_database
 
+    if litt and (is_database_source(transactions, table) or is_dask_collection(transactions)):
+        raise NotImplementedError("rfm_summary(litt=True) takes pandas or polars transactions, "
+                                  "not a database or a dask DataFrame")
+    if is_database_source(transactions, table):  # the database aggregates
+        return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
+                                    time_unit=time_unit, calibration_end=calibration_end,
+                                    observation_end=observation_end, cohort=cohort)
+    if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
         return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
                                 time_unit=time_unit, calibration_end=calibration_end,
                                 observation_end=observation_end, cohort=cohort)
@@ -204,75 +191,4 @@ def rfm_summary(
     )
     return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
                                   observation_end=obs_end, date=date, has_value=value is not None,
-                                  cohort=cohort)
-
-
-def is_dask_collection(obj: Any) -> bool:
-    """Whether ``obj`` is a dask collection (without importing dask when it is not in use)."""
-    dask = sys.modules.get("dask")
-    return dask is not None and dask.is_dask_collection(obj)
-
-
-def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | None) -> pd.DataFrame:
-    """Validated ``customer_id``, calendar ``day`` and ``value`` (0 without ``value``) per transaction."""
-    ids = check_customer_ids(tx, customer_id).reset_index(drop=True)
-    days = parse_dates(tx[date].reset_index(drop=True), ids, column=date)
-    work = pd.DataFrame({"customer_id": ids, "day": days})
-    if value is not None:
-        work["value"] = check_values(tx[value].reset_index(drop=True), ids, column=value)
-    else:
-        work["value"] = 0.0
-    return work
-
-
-def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
-                           observation_end: pd.Timestamp, date: str, has_value: bool,
-                           cohort: str | None = None) -> pd.DataFrame:
-    """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
-
-    ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column.
-
-    Works on any subset of customers that holds all of each customer's
-    transactions (e.g. one partition of a log partitioned by customer).
-    """
-    days_per_unit = TIME_UNITS[time_unit]
-    cal_end, obs_end = calibration_end, observation_end
-    check_no_transactions_after(work["day"], work["customer_id"], obs_end, column=date)
-
-    # one row per (customer, purchase day), sorted by customer then day
-    daily = work.groupby(["customer_id", "day"], sort=True, as_index=False)["value"].sum()
-    first = daily.groupby("customer_id", sort=True)["day"].transform("min")
-
-    end = obs_end if cal_end is None else cal_end
-    in_cohort = first <= end
-    cal = daily[in_cohort & (daily["day"] <= end)]
-    g = cal.groupby("customer_id", sort=True)["day"]
-    first_day, last_day, n_days = g.min(), g.max(), g.size()
-
-    out = pd.DataFrame(index=first_day.index)
-    out["frequency"] = (n_days - 1).astype("float64")
-    out["recency"] = (last_day - first_day).dt.days.astype("float64") / days_per_unit
-    out["T"] = (end - first_day).dt.days.astype("float64") / days_per_unit
-    if has_value:
-        repeat = cal[cal["day"] > first[cal.index]]
-        out["monetary_value"] = (
-            repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
-        )
-
-    if cal_end is not None:
-        hold = daily[in_cohort & (daily["day"] > cal_end)]
-        hg = hold.groupby("customer_id", sort=True)["value"]
-        out["frequency_holdout"] = hg.size().reindex(out.index).fillna(0).astype("float64")
-        if has_value:
-            out["monetary_value_holdout"] = hg.mean().reindex(out.index).fillna(0.0)
-        out["T_holdout"] = np.float64((obs_end - cal_end).days) / days_per_unit
-    if cohort is not None:
-        out["cohort"] = cohort_labels(first_day, cohort)
-
-    out.index.name = "customer_id"
-    out = out.reset_index()
-    out.attrs["time_unit"] = time_unit
-    out.attrs["observation_end"] = obs_end
-    if cal_end is not None:
-        out.attrs["calibration_end"] = cal_end
-    return out
+                                  cohort=cohort, litt=litt)

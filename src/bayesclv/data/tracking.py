@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesclv.data.rfm import purchase_log
+from bayesclv.data.purchases import purchase_log
 from bayesclv.data.validation import (
     check_columns,
     check_no_transactions_after,

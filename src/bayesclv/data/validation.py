@@ -3,17 +3,21 @@
 Each check is a small function that either returns (a cleaned version of) its input
 or raises :class:`~bayesclv.errors.DataValidationError` naming the column at fault and
 the offending customer ids (row positions where the ids themselves are unusable).
+The checks of single columns (customer ids, dates, values) live in
+:mod:`bayesclv.data.columns`; this module holds the frame-level checks, the
+calibration/observation period and :func:`validate_rfm`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bayesclv.errors import DataValidationError, TimeUnitError
+from bayesclv.data.columns import check_customer_ids, check_values, offending_ids, parse_dates, unique_list
+from bayesclv.errors import ArgumentError, DataValidationError, TimeUnitError
 
 __all__ = [
     "TIME_UNITS",
@@ -23,6 +27,7 @@ __all__ = [
     "check_not_empty",
     "check_period",
     "check_time_unit",
+    "check_unique_column_names",
     "check_values",
     "parse_dates",
     "to_pandas",
@@ -38,6 +43,7 @@ TIME_UNITS: dict[str, float] = {
 }
 
 _TOL = 1e-9
+_MAX_FREQUENCY = 2.0**53  # beyond it float64 does not hold every whole number
 
 
 # ---------------------------------------------------------------------------
@@ -56,29 +62,15 @@ def to_pandas(df: Any) -> pd.DataFrame:
     )
 
 
-def _unique_list(values: Iterable) -> list:
-    """Unique values in order of first appearance, as plain Python objects."""
-    if isinstance(values, (pd.Series, pd.Index, np.ndarray)):
-        values = values.tolist()
-    seen: dict = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return list(seen)
-
-
-def _offending_ids(ids: pd.Series, mask: np.ndarray | pd.Series) -> list:
-    mask = np.asarray(mask, dtype=bool)
-    return _unique_list(ids[mask])
-
-
 def check_time_unit(time_unit: str) -> float:
-    """Return the number of days per ``time_unit``; ValueError for an unknown unit."""
+    """Return the number of days per ``time_unit``; ArgumentError (a ValueError) for an unknown unit."""
     if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
         allowed = ", ".join(
             f"{k!r} ({name})"
             for k, name in zip(TIME_UNITS, ("days", "weeks", "months", "years"), strict=True)
         )
-        raise ValueError(f"unknown time_unit {time_unit!r}; allowed units are {allowed}")
+        raise ArgumentError(f"unknown time_unit {time_unit!r}; allowed units are {allowed}",
+                            argument="time_unit")
     return TIME_UNITS[time_unit]
 
 
@@ -94,100 +86,29 @@ def check_not_empty(df: pd.DataFrame) -> None:
 
 
 def check_columns(df: pd.DataFrame, required: Sequence[str]) -> None:
-    """Raise if any of ``required`` is not a column of ``df``, naming what is there."""
+    """Raise if any of ``required`` is not a column of ``df`` (naming what is there) or is there twice."""
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataValidationError(
             f"missing column(s) {missing!r}; the input has columns {list(df.columns)!r}",
             column=missing[0],
         )
+    check_unique_column_names(df, required)
 
 
-def check_customer_ids(df: pd.DataFrame, column: str) -> pd.Series:
-    """Return the customer-id column; raise on missing ids (rows = row positions)."""
-    ids = df[column]
-    bad = ids.isna().to_numpy()
-    if bad.any():
+def check_unique_column_names(df: pd.DataFrame, columns: Sequence[str] | None = None) -> None:
+    """Raise if a column name (of ``columns``, default all) appears more than once in ``df``."""
+    names = pd.Index(df.columns)
+    repeated = unique_list(names[names.duplicated()])
+    if columns is not None:
+        repeated = [c for c in repeated if c in set(columns)]
+    if repeated:
+        count = int((names == repeated[0]).sum())
         raise DataValidationError(
-            "missing (NaN/None) customer ids at the listed row positions",
-            column=column,
-            rows=np.flatnonzero(bad).tolist(),
+            f"the column name appears {count} times (duplicated names: {repeated!r}); "
+            "rename or drop the copies so that each column is read from one place",
+            column=repeated[0],
         )
-    return ids
-
-
-def parse_dates(dates: pd.Series, ids: pd.Series, *, column: str) -> pd.Series:
-    """Parse ``dates`` to calendar days (datetime64, time of day dropped).
-
-    Strings are parsed by pandas with ``errors="coerce"``; timezone-aware stamps keep
-    their local wall-clock date. Missing or unparseable dates raise, naming the
-    customers whose dates failed. Numeric columns are refused rather than read as
-    epoch nanoseconds.
-    """
-    if pd.api.types.is_bool_dtype(dates) or pd.api.types.is_numeric_dtype(dates):
-        raise DataValidationError(
-            f"dates are numeric (dtype {dates.dtype}); convert them to datetimes or "
-            "date strings first (e.g. pd.to_datetime(col.astype(str), format='%Y%m%d'))",
-            column=column,
-            rows=_unique_list(ids.iloc[:1]),
-        )
-    if isinstance(dates.dtype, pd.DatetimeTZDtype):
-        parsed = dates.dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(dates):
-        parsed = dates
-    else:
-        try:
-            parsed = pd.to_datetime(dates, errors="coerce")
-            # pandas infers one format from the first date; give the rest
-            # (e.g. "2020-01-25" among "2020-01-25 10:00") a per-element try
-            retry = (parsed.isna() & dates.notna()).to_numpy()
-            if retry.any():
-                again = pd.to_datetime(dates[retry], errors="coerce", format="mixed")
-                if isinstance(again.dtype, pd.DatetimeTZDtype) != isinstance(
-                    parsed.dtype, pd.DatetimeTZDtype
-                ):
-                    raise ValueError("dates mix time-zone-aware and naive values")
-                parsed = parsed.copy()
-                parsed[retry] = again.astype(parsed.dtype)
-        except (TypeError, ValueError) as exc:  # e.g. mixed time zones
-            raise DataValidationError(
-                f"could not parse the dates ({exc})", column=column
-            ) from exc
-        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_localize(None)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        n_missing = int(dates.isna().to_numpy()[bad].sum())
-        what = "missing" if n_missing == bad.sum() else "missing or unparseable"
-        raise DataValidationError(
-            f"{int(bad.sum())} {what} date(s) for the listed customers",
-            column=column,
-            rows=_offending_ids(ids, bad),
-        )
-    return parsed.dt.normalize()
-
-
-def check_values(values: pd.Series, ids: pd.Series, *, column: str) -> pd.Series:
-    """Return ``values`` as float; raise on non-numeric, NaN or negative values."""
-    if pd.api.types.is_bool_dtype(values):
-        raise DataValidationError("values are booleans, expected amounts", column=column)
-    num = pd.to_numeric(values, errors="coerce").astype("float64")
-    bad = num.isna().to_numpy() | ~np.isfinite(num.to_numpy())
-    if bad.any():
-        raise DataValidationError(
-            f"{int(bad.sum())} missing, non-numeric or infinite value(s) for the listed customers",
-            column=column,
-            rows=_offending_ids(ids, bad),
-        )
-    neg = (num < 0).to_numpy()
-    if neg.any():
-        raise DataValidationError(
-            f"{int(neg.sum())} negative value(s) for the listed customers "
-            "(returns/refunds must be netted out before summarising)",
-            column=column,
-            rows=_offending_ids(ids, neg),
-        )
-    return num
 
 
 def _as_day(when: Any, name: str) -> pd.Timestamp:
@@ -250,7 +171,7 @@ def check_no_transactions_after(
             f"{observation_end.date()} (last one {days[after].max().date()}); "
             "filter them out explicitly or move observation_end",
             column=column,
-            rows=_offending_ids(ids, after),
+            rows=offending_ids(ids, after),
         )
 
 
@@ -265,11 +186,13 @@ def _numeric_column(df: pd.DataFrame, col: str, ids: pd.Series) -> pd.Series:
         raise DataValidationError(f"expected numbers, got dtype {s.dtype}", column=col)
     num = pd.to_numeric(s, errors="coerce").astype("float64")
     bad = (num.isna() | ~np.isfinite(num)).to_numpy()
+    if s.dtype == object:  # True among numbers is a mistake, not the count 1
+        bad = bad | s.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
     if bad.any():
         raise DataValidationError(
-            f"{int(bad.sum())} missing, non-numeric or infinite value(s)",
+            f"{int(bad.sum())} missing, non-numeric (booleans included) or infinite value(s)",
             column=col,
-            rows=_offending_ids(ids, bad),
+            rows=offending_ids(ids, bad),
         )
     return num
 
@@ -278,6 +201,14 @@ def validate_rfm(
     df: Any, *, require_monetary: bool = False, time_unit: str | None = None
 ) -> pd.DataFrame:
     """Validate an RFM frame (e.g. one a user brings instead of calling ``rfm_summary``).
+
+    A valid frame describes possible histories: per customer (one row each, ids as
+    :func:`~bayesclv.data.columns.check_customer_ids` requires) ``frequency`` is a whole
+    number of repeat purchases in ``[0, 2**53]``, ``0 <= recency <= T``, and
+    ``recency == 0`` exactly when ``frequency == 0`` (a repeat purchase is made some
+    time after the first one; :func:`rfm_summary` merges same-day purchases, so its
+    frames always comply). Float noise up to 1e-9 is cleaned (frequency rounded,
+    recency snapped to 0 or to ``T``).
 
     Parameters
     ----------
@@ -302,9 +233,11 @@ def validate_rfm(
     Raises
     ------
     DataValidationError
-        Empty frame, missing columns, NaN, negative frequency/recency/T, non-integer
-        frequency, ``recency > T``, ``frequency == 0`` with ``recency != 0``, duplicate
-        customer ids, or negative ``monetary_value``.
+        Empty frame, missing or duplicated column names, missing/blank/mixed-type or
+        duplicated customer ids, NaN or infinite values, negative frequency/recency/T,
+        non-integer or huge frequency, ``recency > T``, ``frequency == 0`` with
+        ``recency != 0``, ``frequency > 0`` with ``recency == 0``, or negative
+        ``monetary_value``.
     TimeUnitError
         ``time_unit`` disagrees with ``df.attrs["time_unit"]``.
     """
@@ -322,6 +255,7 @@ def validate_rfm(
     check_not_empty(pdf)
     num_cols = ["frequency", "recency", "T"] + (["monetary_value"] if require_monetary else [])
     check_columns(pdf, ["customer_id", *num_cols])
+    check_unique_column_names(pdf)  # every column is kept: a repeated name would break its later use
 
     out = pdf.reset_index(drop=True).copy()
     out.attrs = attrs
@@ -329,54 +263,38 @@ def validate_rfm(
     for col in num_cols:
         out[col] = _numeric_column(out, col, ids)
 
-    f, r, t = out["frequency"], out["recency"], out["T"]
+    def refuse(mask, message, column):
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            raise DataValidationError(f"{int(mask.sum())} {message}", column=column,
+                                      rows=offending_ids(ids, mask))
+
     for col in ("frequency", "recency", "T"):
-        neg = (out[col] < 0).to_numpy()
-        if neg.any():
-            raise DataValidationError(
-                f"{int(neg.sum())} negative value(s)", column=col, rows=_offending_ids(ids, neg)
-            )
-    frac = (np.abs(f - np.round(f)) > _TOL).to_numpy()
-    if frac.any():
-        raise DataValidationError(
-            f"{int(frac.sum())} non-integer frequency value(s); frequency counts repeat purchases",
-            column="frequency",
-            rows=_offending_ids(ids, frac),
-        )
-    out["frequency"] = np.round(f)
-    f = out["frequency"]
-    late = (r > t + _TOL).to_numpy()
-    if late.any():
-        raise DataValidationError(
-            f"{int(late.sum())} customer(s) with recency > T (last purchase after the end "
-            "of observation)",
-            column="recency",
-            rows=_offending_ids(ids, late),
-        )
-    lone = ((f == 0) & (np.abs(r) > _TOL)).to_numpy()
-    if lone.any():
-        raise DataValidationError(
-            f"{int(lone.sum())} customer(s) with frequency == 0 but recency != 0 "
-            "(recency must be 0 without repeat purchases)",
-            column="recency",
-            rows=_offending_ids(ids, lone),
-        )
+        refuse(out[col] < 0, "negative value(s)", col)
+    f, r, t = (out[c].to_numpy() for c in ("frequency", "recency", "T"))
+    refuse(f > _MAX_FREQUENCY, "frequency value(s) above 2**53 (not a count that float64 holds exactly)",
+           "frequency")
+    refuse(np.abs(f - np.round(f)) > _TOL,
+           "non-integer frequency value(s); frequency counts repeat purchases", "frequency")
+    f = np.round(f)
+    refuse(r > t + _TOL, "customer(s) with recency > T (last purchase after the end of observation)",
+           "recency")
+    refuse((f == 0) & (r > _TOL), "customer(s) with frequency == 0 but recency != 0 "
+           "(recency must be 0 without repeat purchases)", "recency")
+    refuse((f > 0) & (r <= _TOL), "customer(s) with frequency > 0 but recency == 0: a repeat purchase "
+           "comes after the first one (merge same-day purchases, as rfm_summary does)", "recency")
+    out["frequency"] = f
+    out["recency"] = np.where(f == 0, 0.0, np.minimum(r, t))
     dup = out["customer_id"].duplicated(keep=False).to_numpy()
     if dup.any():
         raise DataValidationError(
-            f"{len(_offending_ids(ids, dup))} duplicated customer id(s); RFM frames need one "
+            f"{len(offending_ids(ids, dup))} duplicated customer id(s); RFM frames need one "
             "row per customer",
             column="customer_id",
-            rows=_offending_ids(ids, dup),
+            rows=offending_ids(ids, dup),
         )
     if require_monetary:
-        bad = (out["monetary_value"] < 0).to_numpy()
-        if bad.any():
-            raise DataValidationError(
-                f"{int(bad.sum())} customer(s) with negative monetary_value",
-                column="monetary_value",
-                rows=_offending_ids(ids, bad),
-            )
+        refuse(out["monetary_value"] < 0, "customer(s) with negative monetary_value", "monetary_value")
     if time_unit is not None and "time_unit" not in out.attrs:
         out.attrs["time_unit"] = time_unit
     return out

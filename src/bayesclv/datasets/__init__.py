@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["load_cdnow", "load_donations"]
+__all__ = ["load_cdnow", "load_donations", "load_retention"]
 
 _CDNOW_FILES = {"sample": "cdnow_sample.csv.gz", "full": "cdnow_full.csv.gz"}
 
@@ -77,7 +78,13 @@ def load_cdnow(kind: str = "sample") -> pd.DataFrame:
     return df[["customer_id", "date", "value"]]
 
 
-def load_donations() -> pd.DataFrame:
+#: Repeat donations of the 1995 cohort per year, 1996-2001 calibration and 2002-2006 holdout
+#: (Fader, Hardie & Shang 2010; the series of Hardie's note 010 spreadsheet, as shipped in R's BTYD).
+_DONATIONS_BY_YEAR = {1996: 5652, 1997: 4674, 1998: 4019, 1999: 3552, 2000: 3555, 2001: 3163,
+                      2002: 3110, 2003: 2938, 2004: 2703, 2005: 2573, 2006: 1936}
+
+
+def load_donations(holdout: bool = False) -> pd.DataFrame:
     """Load the donations data set (discrete-time BG/BB data).
 
     Annual donation records of 11,104 first-time supporters of a non-profit
@@ -85,6 +92,14 @@ def load_donations() -> pd.DataFrame:
     donation opportunities (1996-2001), as published by Fader, Hardie & Shang
     (2010). Donors with the same (frequency, recency) pattern are compressed into
     one row whose ``weights`` counts them.
+
+    Parameters
+    ----------
+    holdout : bool, default False
+        Add the holdout years 2002-2006: ``holdout_donations`` (the repeat
+        donations of *all* the row's donors together in those 5 years; they sum
+        to 13,260), ``periods_holdout`` (5) and ``attrs["repeat_donations_by_year"]``
+        (the cohort's repeat donations in each year 1996-2006).
 
     Returns
     -------
@@ -98,7 +113,9 @@ def load_donations() -> pd.DataFrame:
     ----------
     .. [1] Fader, P. S., Hardie, B. G. S. and Shang, J. (2010). Customer-Base
        Analysis in a Discrete-Time Noncontractual Setting. *Marketing Science*,
-       29(6), 1086-1108.
+       29(6), 1086-1108. The holdout counts are those of the spreadsheet of
+       Hardie's note 010 (brucehardie.com/notes/010), as shipped in R's BTYD
+       package (``donationsSummary``).
 
     Examples
     --------
@@ -107,4 +124,45 @@ def load_donations() -> pd.DataFrame:
     11104
     """
     df = _read_csv("donations.csv.gz", dtype="int64")
-    return df[["frequency", "recency", "periods", "weights"]]
+    if not holdout:
+        return df[["frequency", "recency", "periods", "weights"]]
+    df = df[["frequency", "recency", "periods", "weights", "holdout_donations"]].assign(periods_holdout=np.int64(5))
+    df.attrs["repeat_donations_by_year"] = dict(_DONATIONS_BY_YEAR)
+    return df
+
+
+def load_retention() -> pd.DataFrame:
+    """Load the retention data of Fader & Hardie (2007), "How to project customer retention".
+
+    Two segments ("regular" and "high end") of 1,000 customers each, acquired
+    at the start of year 1 and observed for 12 yearly renewal periods (from
+    Berry & Linoff 2004). Survivors after years 0-12: regular 1000, 631, 468,
+    382, 326, 289, 262, 241, 223, 207, 194, 183, 173; high end 1000, 869, 743,
+    653, 593, 551, 517, 491, 468, 445, 427, 409, 394. The paper fits the
+    shifted-beta-geometric model to years 1-7
+    (:func:`bayesclv.data.discrete.censor_retention` with ``periods=7``) and
+    projects years 8-12.
+
+    Returns
+    -------
+    pandas.DataFrame
+        2,000 rows, one per customer: ``customer_id`` (int64, 1-1000 regular,
+        1001-2000 high end), ``segment``, ``periods`` (years observed: the year
+        the customer left, or 12) and ``churned`` (1 if the customer left in
+        that year, 0 if still a customer after year 12).
+
+    References
+    ----------
+    .. [1] Fader, P. S. and Hardie, B. G. S. (2007). How to Project Customer
+       Retention. *Journal of Interactive Marketing*, 21(1), 76-90.
+
+    Examples
+    --------
+    >>> from bayesclv.datasets import load_retention
+    >>> df = load_retention()
+    >>> int(((df["segment"] == "regular") & (df["periods"] > 7)).sum())
+    241
+    """
+    df = _read_csv("retention.csv.gz", dtype={"customer_id": "int64", "segment": "string", "periods": "int64",
+                                             "churned": "int64"})
+    return df[["customer_id", "segment", "periods", "churned"]]

@@ -67,7 +67,7 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.
     """Distinct ``(first, second)`` pairs, sorted by ``first`` then ``second``, and each row's pair.
 
     The result of ``np.unique`` on the stacked columns with ``axis=0``, by one
-    ``lexsort`` (about 10x faster: ``axis=0`` sorts a structured view).
+    ``lexsort`` (``axis=0`` sorts a structured view, several times slower).
 
     Returns
     -------
@@ -194,7 +194,13 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
         def summed_loglik(*inputs):  # pragma: no cover - compiled
             value, grad = kernel(*inputs)
             return np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy()
-    else:  # pragma: no cover - every kernel has 3 or 4 parameters
+    elif op.n_params == 5:
+        @numba.njit(nogil=True, error_model="numpy")
+        def summed_loglik(*inputs):  # pragma: no cover - compiled
+            value, grad = kernel(*inputs)
+            return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
+                    grad[4].copy())
+    else:  # pragma: no cover - every kernel has 3 to 5 parameters
         raise NotImplementedError(f"no numba implementation for {op.n_params} parameters")
     return summed_loglik
 

@@ -15,7 +15,10 @@ import numpy as np
 from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import digamma, distinct, summed_total
 
-__all__ = ["expected_spend", "loglik", "loglik_tables", "population_mean_spend", "summed_loglik"]
+__all__ = ["PARAMETERS", "expected_spend", "loglik", "loglik_tables", "population_mean_spend", "simulate_population",
+           "summed_loglik"]
+
+PARAMETERS = ("p", "q", "gamma")
 
 
 def loglik(frequency, monetary_value, p, q, gamma, xp=PT):
@@ -160,3 +163,23 @@ def expected_spend(frequency, monetary_value, p, q, gamma):
     with np.errstate(divide="ignore", invalid="ignore"):
         value = p * (gamma + x * m) / denom
     return np.where(denom > 0, value, np.inf)
+
+
+def simulate_population(frequency, p, q, gamma, rng=None):
+    """Simulate mean repeat-transaction values for customers with ``frequency > 0``.
+
+    ``nu ~ Gamma(q, rate=gamma)``; the mean of ``x`` values ``Gamma(p, rate=nu)``
+    is ``Gamma(p x, rate=nu x)``. Customers with ``x = 0`` get 0.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``monetary_value`` and the latent ``nu``.
+    """
+    rng = np.random.default_rng(rng)
+    x = np.asarray(frequency, dtype=float)
+    shape = np.broadcast_shapes(x.shape, *(np.shape(v) for v in (p, q, gamma)))
+    nu = rng.gamma(q, 1.0 / np.asarray(gamma), size=shape)
+    xs = np.maximum(np.broadcast_to(x, shape), 1.0)
+    mean = rng.gamma(np.asarray(p) * xs, 1.0 / (nu * xs))
+    return {"monetary_value": np.where(np.broadcast_to(x, shape) > 0, mean, 0.0), "nu": nu}

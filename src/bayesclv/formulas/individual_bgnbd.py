@@ -13,7 +13,9 @@ purchase). Evaluated in log space with ``softplus`` of the log ratio of the
 two terms, so it stays finite for large ``x`` and ``T`` and ``p`` near 0 or 1.
 
 The functions share the signatures of :mod:`bayesclv.formulas.bgnbd` with the
-population parameters replaced by the individual ``lam, p``.
+population parameters replaced by the individual ``lam, p``. The simulators are
+those of the hierarchical BG/NBD: its population draws each customer's
+``(log lam, logit p)`` from a bivariate normal.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._simulate import latent_rates
 
 __all__ = [
     "discounted_expected_purchases",
@@ -30,6 +33,9 @@ __all__ = [
     "probability_alive",
     "probability_alive_at",
     "probability_of_purchases",
+    "simulate_future_purchases",
+    "simulate_histories",
+    "simulate_population",
 ]
 
 
@@ -130,3 +136,59 @@ def probability_of_purchases(n, t, frequency, recency, T, lam, p):
             given_alive = np.exp(log_kept)
     p_alive = probability_alive(frequency, recency, T, lam, p)
     return p_alive * given_alive + (1.0 - p_alive) * float(n == 0)
+
+
+# --------------------------------------------------------------------------- simulation
+def simulate_histories(T, lam, p, rng=None):
+    """Calibration histories of customers with known purchase rates ``lam`` and dropout probabilities ``p``.
+
+    The number of repeat purchases is ``min(M, G)`` with ``M ~ Poisson(lam T)``
+    and ``G ~ Geometric(p)``; the ``k``-th of ``M`` uniform events in ``[0, T]``
+    is ``T Beta(k, M - k + 1)``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T`` and the latent ``lambda``, ``p``, ``alive``.
+    """
+    rng = np.random.default_rng(rng)
+    T_full = np.broadcast_to(T, lam.shape)
+    m = rng.poisson(lam * T_full)
+    g = rng.geometric(np.clip(p, 1e-300, 1.0))
+    x = np.minimum(m, g)
+    k = np.maximum(x, 1)
+    recency = np.where(x > 0, T_full * rng.beta(k, np.maximum(m - k + 1, 1)), 0.0)
+    return {"frequency": x.astype(float), "recency": recency, "T": T_full.astype(float),
+            "lambda": lam, "p": p, "alive": g > m}
+
+
+def simulate_population(T, coefficients, cov, covariates=None, rng=None):
+    """Simulate histories under the hierarchical BG/NBD.
+
+    ``(log lam_i, logit p_i) ~ MvNormal(X_i B, Sigma)``; the arguments are as in
+    :func:`bayesclv.formulas.individual_paretonbd.simulate_population`.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T``, latent ``lambda``, ``p``, ``alive``.
+    """
+    rng = np.random.default_rng(rng)
+    T = np.asarray(T, dtype=float)
+    theta = latent_rates(rng, covariates, coefficients, cov, T.shape[0])
+    return simulate_histories(T, np.exp(theta[:, 0]), 1.0 / (1.0 + np.exp(-theta[:, 1])), rng)
+
+
+def simulate_future_purchases(t, frequency, recency, T, lam, p, rng=None):
+    """Purchase counts in ``(T, T+t]`` given each customer's ``lam, p`` and history.
+
+    Alive at ``T`` with the probability given the history and rates; an alive
+    customer's count is ``min(Poisson(lam t), Geometric(p))``.
+    """
+    rng = np.random.default_rng(rng)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, p)))
+    p_alive = np.broadcast_to(probability_alive(frequency, recency, T, lam, p), shape)
+    alive = rng.random(shape) < p_alive
+    count = np.minimum(rng.poisson(np.broadcast_to(lam, shape) * t),
+                       rng.geometric(np.clip(np.broadcast_to(p, shape), 1e-300, 1.0)))
+    return np.where(alive, count, 0)

@@ -15,7 +15,9 @@ the two terms, so they stay finite for large ``x``, ``T`` and extreme rates.
 
 The functions share the signatures of :mod:`bayesclv.formulas.paretonbd` with
 the population parameters replaced by the individual rates ``lam, mu``, so
-the models' prediction interface calls either module the same way.
+the models' prediction interface calls either module the same way. The
+simulators are those of the hierarchical Pareto/NBD (Abe 2009): its population
+draws each customer's ``(log lam, log mu)`` from a bivariate normal.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._ops import PT, discounted_increments
+from bayesclv.formulas._simulate import last_event_time, latent_rates
 
 __all__ = [
     "discounted_expected_purchases",
@@ -32,6 +35,9 @@ __all__ = [
     "probability_alive",
     "probability_alive_at",
     "probability_of_purchases",
+    "simulate_future_purchases",
+    "simulate_histories",
+    "simulate_population",
 ]
 
 
@@ -126,3 +132,66 @@ def probability_of_purchases(n, t, frequency, recency, T, lam, mu):
     given_alive = np.exp(np.logaddexp(log_survived, log_died))
     p_alive = probability_alive(frequency, recency, T, lam, mu)
     return p_alive * given_alive + (1.0 - p_alive) * float(n == 0)
+
+
+# --------------------------------------------------------------------------- simulation
+def simulate_histories(T, lam, mu, rng=None):
+    """Calibration histories of customers with known purchase rates ``lam`` and dropout rates ``mu``.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T`` and the latent ``lambda``, ``mu``, ``alive`` (alive at ``T``).
+    """
+    rng = np.random.default_rng(rng)
+    lifetime = rng.exponential(1.0 / mu)
+    window = np.minimum(lifetime, T)
+    x = rng.poisson(lam * window)
+    return {"frequency": x.astype(float), "recency": last_event_time(rng, x, window),
+            "T": np.broadcast_to(T, lam.shape).astype(float), "lambda": lam, "mu": mu,
+            "alive": lifetime > T}
+
+
+def simulate_population(T, coefficients, cov, covariates=None, rng=None):
+    """Simulate histories under the hierarchical Pareto/NBD (Abe 2009).
+
+    ``(log lam_i, log mu_i) ~ MvNormal(X_i B, Sigma)``; given the rates the
+    customer lives an ``Exp(mu_i)`` lifetime and buys at rate ``lam_i``.
+
+    Parameters
+    ----------
+    T : array_like
+        Observation length of each customer (1-d).
+    coefficients : array_like
+        ``B``, shape ``(n_covariates, 2)``: columns (purchase, dropout); the
+        first covariate is usually the intercept (a column of ones in ``X``).
+    cov : array_like
+        ``Sigma``, 2x2 covariance of ``(log lam, log mu)``.
+    covariates : array_like, optional
+        ``X``, shape ``(n_customers, n_covariates)``; default a column of ones.
+    rng : numpy.random.Generator or int, optional
+        Random generator or seed.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``frequency``, ``recency``, ``T``, latent ``lambda``, ``mu``, ``alive``.
+    """
+    rng = np.random.default_rng(rng)
+    T = np.asarray(T, dtype=float)
+    theta = latent_rates(rng, covariates, coefficients, cov, T.shape[0])
+    return simulate_histories(T, np.exp(theta[:, 0]), np.exp(theta[:, 1]), rng)
+
+
+def simulate_future_purchases(t, frequency, recency, T, lam, mu, rng=None):
+    """Purchase counts in ``(T, T+t]`` given each customer's rates ``lam, mu`` and history.
+
+    Alive at ``T`` with the probability given the history and rates; an alive
+    customer lives a further ``Exp(mu)`` (memoryless) and buys at rate ``lam``.
+    """
+    rng = np.random.default_rng(rng)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (frequency, recency, T, lam, mu)))
+    p_alive = np.broadcast_to(probability_alive(frequency, recency, T, lam, mu), shape)
+    alive = rng.random(shape) < p_alive
+    window = np.minimum(rng.exponential(1.0 / np.broadcast_to(mu, shape)), t)
+    return np.where(alive, rng.poisson(np.broadcast_to(lam, shape) * window), 0)

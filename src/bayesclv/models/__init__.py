@@ -1,12 +1,20 @@
-"""PyMC model classes: thin wiring of priors, data and the formulas."""
+"""Model classes: thin declarations of priors, data columns and a family's formulas on a shared contract.
 
-from bayesclv.models.base import CLVModel, FitDiagnostics, load
+:mod:`~bayesclv.models.contract` is what every fitted model offers;
+:class:`CLVModel` (fit, state, save) and the prediction mixins implement it
+for the population models (:class:`~bayesclv.models.pooled.PooledModel`) and
+the individual-level ones (:mod:`~bayesclv.models.hierarchical`).
+"""
+
+from bayesclv.models.base import CLVModel
 from bayesclv.models.bgnbd import BetaGeoModel
+from bayesclv.models.contract import FittedModel, RetentionModel, SpendModel, TransactionModel
+from bayesclv.models.diagnostics import FitDiagnostics
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.paretonbd import ParetoNBDModel
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.models.persistence import load
 
-__all__ = ["BetaGeoModel", "CLVModel", "FitDiagnostics", "GammaGammaModel", "HierarchicalBetaGeoModel",
-           "HierarchicalParetoNBDModel", "ParetoNBDModel",
-           "TransactionModel", "load"]
+__all__ = ["BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
+           "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ParetoNBDModel", "RetentionModel",
+           "SpendModel", "TransactionModel", "load"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from bayesclv.formulas import bgnbd
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.priors import Prior
-from bayesclv.simulate import future_purchases_bgnbd, simulate_bgnbd
 
 __all__ = ["BetaGeoModel"]
 
 
-class BetaGeoModel(TransactionModel):
+class BetaGeoModel(PooledTransactionModel):
     """Beta-geometric/NBD model of repeat purchases.
 
     Parameters
@@ -21,7 +20,7 @@ class BetaGeoModel(TransactionModel):
         ``r, a, b ~ HalfNormal(50)``, ``alpha ~ HalfNormal(500)``.
     group, pooling : optional
         Group column and pooling (``"partial"``, ``"none"``, ``"complete"``);
-        see :class:`~bayesclv.models.base.CLVModel`. With partial pooling the
+        see :class:`~bayesclv.models.pooled.PooledModel`. With partial pooling the
         posterior holds ``log_<name>_mean``, ``log_<name>_sd`` and the
         per-group ``r, alpha, a, b``.
 
@@ -35,7 +34,7 @@ class BetaGeoModel(TransactionModel):
     0.24
     """
 
-    parameter_names = ("r", "alpha", "a", "b")
+    parameter_names = bgnbd.PARAMETERS
     default_priors = {
         "r": Prior("HalfNormal", sigma=50.0),
         "alpha": Prior("HalfNormal", sigma=500.0),
@@ -43,6 +42,4 @@ class BetaGeoModel(TransactionModel):
         "b": Prior("HalfNormal", sigma=50.0),
     }
     formulas = bgnbd
-    simulator = staticmethod(future_purchases_bgnbd)
-    population_simulator = staticmethod(simulate_bgnbd)
     display_name = "BG/NBD"

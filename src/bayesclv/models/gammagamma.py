@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -10,17 +11,16 @@ import pandas as pd
 import pytensor.tensor as pt
 import xarray as xr
 
-from bayesclv.data.validation import check_columns
+from bayesclv.data.validation import check_columns, validate_rfm
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP, gammagamma
-from bayesclv.models.base import GROUP_CODE, CLVModel
+from bayesclv.models.pooled import PooledModel
 from bayesclv.priors import Prior
-from bayesclv.simulate import simulate_gammagamma
 
 __all__ = ["GammaGammaModel"]
 
 
-class GammaGammaModel(CLVModel):
+class GammaGammaModel(PooledModel):
     """Gamma-Gamma model of the mean value of repeat transactions.
 
     Fitted on customers with at least one repeat purchase (``frequency > 0``)
@@ -48,20 +48,22 @@ class GammaGammaModel(CLVModel):
         standardised values).
     group, pooling : optional
         Group column and pooling (``"partial"``, ``"none"``, ``"complete"``)
-        of ``p``, ``q``, ``gamma``; see :class:`~bayesclv.models.base.CLVModel`.
+        of ``p``, ``q``, ``gamma``; see :class:`~bayesclv.models.pooled.PooledModel`.
     covariates : list of str, optional
         Numeric customer-level columns of the data that shift the spend
         scale. The coefficients are shared by all groups.
     """
 
-    parameter_names = ("p", "q", "gamma")
+    parameter_names = gammagamma.PARAMETERS
     default_priors = {
         "p": Prior("HalfNormal", sigma=50.0),
         "q": Prior("HalfNormal", sigma=50.0),
         "gamma": Prior("HalfNormal", sigma=500.0),
     }
     data_columns = ("frequency", "monetary_value")
-    requires_monetary = True
+    given_columns = ("frequency",)  # a population simulation keeps each customer's number of purchases
+    validator = staticmethod(partial(validate_rfm, require_monetary=True))
+    formulas = gammagamma
     display_name = "Gamma-Gamma"
     coef_prior = Prior("Normal", mu=0.0, sigma=1.0)
 
@@ -84,6 +86,9 @@ class GammaGammaModel(CLVModel):
 
     def _config(self):
         return {**super()._config(), "covariates": self.covariates}
+
+    def _coefficient_names(self):
+        return ["spend_coef"] if self.covariates else []
 
     def _covariate_values(self, df: pd.DataFrame) -> pd.DataFrame:
         """The covariate columns as float; missing columns or non-finite values are errors."""
@@ -117,8 +122,9 @@ class GammaGammaModel(CLVModel):
             frame[[f"covariate:{c}" for c in self.covariates]] = centred.to_numpy()
         return frame
 
-    def _history_columns(self):
-        return [*super()._history_columns(), *self.covariates]  # covariates shift each customer's spend
+    @property
+    def history_columns(self):
+        return (*super().history_columns, *self.covariates)  # covariates shift each customer's spend
 
     def _coords(self):
         return {**super()._coords(), **({"covariate": self.covariates} if self.covariates else {})}
@@ -128,12 +134,6 @@ class GammaGammaModel(CLVModel):
         if self.covariates:
             params["spend_coef"] = self.priors["spend_coef"].create("spend_coef", dims="covariate")
         return params
-
-    def _likelihood_names(self):
-        return [*super()._likelihood_names(), *(["spend_coef"] if self.covariates else [])]
-
-    def _summary_names(self):
-        return [*super()._summary_names(), *(["spend_coef"] if self.covariates else [])]
 
     def _row_params(self, params, rows, xp):
         """Group parameters per row, with ``gamma`` scaled by ``exp(centred covariates . spend_coef)``."""
@@ -146,7 +146,9 @@ class GammaGammaModel(CLVModel):
             out["gamma"] = out["gamma"] * xp.exp(shift)
         return out
 
-    def _select_rows(self, df: pd.DataFrame) -> pd.DataFrame:
+    def _prepare(self, data: Any, *, time_unit: str | None = None) -> pd.DataFrame:
+        """The repeat buyers with positive mean spend: the customers the spend likelihood applies to."""
+        df = super()._prepare(data, time_unit=time_unit)
         free = (df["frequency"] > 0) & (df["monetary_value"] == 0)
         if free.any():
             ids = df.loc[free, "customer_id"].tolist()
@@ -154,26 +156,13 @@ class GammaGammaModel(CLVModel):
                 f"Gamma-Gamma: {len(ids)} repeat buyer(s) with mean spend 0 left out of the fit "
                 f"(a gamma spend must be positive): customer_id {ids[:5]}"
                 + (f" and {len(ids) - 5} more" if len(ids) > 5 else ""),
-                UserWarning, stacklevel=4,
+                UserWarning, stacklevel=3,
             )
         out = df[(df["frequency"] > 0) & ~free].reset_index(drop=True)
         out.attrs = dict(df.attrs)
         return out
 
-    def _loglik(self, data, params, xp):
-        return gammagamma.loglik(data["frequency"], data["monetary_value"], **params, xp=xp)
-
-    def _total_loglik(self, params, rows, summed):
-        if not summed or self.covariates:  # covariates give every row its own gamma: no shared terms
-            return super()._total_loglik(params, rows, summed)
-        tables = gammagamma.loglik_tables(rows["frequency"], rows["monetary_value"], rows["weight"],
-                                          group=rows[GROUP_CODE] if self.grouped else None)
-        return gammagamma.summed_loglik(tables, *(params[n] for n in self.parameter_names))
-
-    def _simulate_population(self, df, params, rng):
-        sim = simulate_gammagamma(df["frequency"].to_numpy(dtype=float)[None, :], **params, rng=rng)
-        return {"monetary_value": sim["monetary_value"]}
-
+    # ------------------------------------------------------------- predictions
     def expected_spend(self, data: Any | None = None) -> xr.DataArray:
         """Posterior of each customer's expected mean transaction value.
 
@@ -188,18 +177,7 @@ class GammaGammaModel(CLVModel):
         xarray.DataArray
             Dims ``(chain, draw, customer_id)``.
         """
-        df = self._data_for_prediction(data)
-        return self._over_customers(self._spend_formula, df, "expected_spend")
-
-    @staticmethod
-    def _spend_formula(columns, params):
-        return gammagamma.expected_spend(columns["frequency"], columns["monetary_value"], **params)
-
-    def _spend_by_history(self, data: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`expected_spend` once per distinct spend history (frequency, mean spend, group,
-        covariates): draws ``(chain, draw, history)`` and each customer's history index."""
-        df = self._data_for_prediction(data)
-        return self._distinct_values(self._spend_formula, self._design(df), list(self.data_columns))
+        return self._history_quantity(gammagamma.expected_spend, data, "expected_spend")
 
     def population_mean_spend(self) -> xr.DataArray:
         """Posterior of the population mean transaction value ``p gamma / (q - 1)``.

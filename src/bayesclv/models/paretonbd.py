@@ -5,14 +5,14 @@ from __future__ import annotations
 import pymc as pm
 
 from bayesclv.formulas import paretonbd
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.models.pooled import PooledTransactionModel
+from bayesclv.models.pooling import quantity_dims
 from bayesclv.priors import Prior
-from bayesclv.simulate import future_purchases_paretonbd, simulate_paretonbd
 
 __all__ = ["ParetoNBDModel"]
 
 
-class ParetoNBDModel(TransactionModel):
+class ParetoNBDModel(PooledTransactionModel):
     """Pareto/NBD model of repeat purchases with exponential lifetimes.
 
     The likelihood is evaluated without the Gauss hypergeometric function (see
@@ -39,10 +39,10 @@ class ParetoNBDModel(TransactionModel):
         coordinates (``log_dropout_mean_*``, ``log_dropout_cv2_*``).
     group, pooling : optional
         Group column and pooling (``"partial"``, ``"none"``, ``"complete"``);
-        see :class:`~bayesclv.models.base.CLVModel`.
+        see :class:`~bayesclv.models.pooled.PooledModel`.
     """
 
-    parameter_names = ("r", "alpha", "s", "beta")
+    parameter_names = paretonbd.PARAMETERS
     default_priors = {
         "r": Prior("HalfNormal", sigma=50.0),
         "alpha": Prior("HalfNormal", sigma=500.0),
@@ -50,13 +50,12 @@ class ParetoNBDModel(TransactionModel):
         "dropout_cv2": Prior("HalfNormal", sigma=10.0),
     }
     formulas = paretonbd
-    simulator = staticmethod(future_purchases_paretonbd)
-    population_simulator = staticmethod(simulate_paretonbd)
     display_name = "Pareto/NBD"
 
     def _parameters(self):
         r, alpha = self._quantity("r"), self._quantity("alpha")
         mean, cv2 = self._quantity("dropout_mean"), self._quantity("dropout_cv2")
-        s = pm.Deterministic("s", 1.0 / cv2, dims=self._param_dims)
-        beta = pm.Deterministic("beta", 1.0 / (cv2 * mean), dims=self._param_dims)
+        dims = quantity_dims(self.pooling)
+        s = pm.Deterministic("s", 1.0 / cv2, dims=dims)
+        beta = pm.Deterministic("beta", 1.0 / (cv2 * mean), dims=dims)
         return {"r": r, "alpha": alpha, "s": s, "beta": beta}

@@ -2,7 +2,7 @@
 
 ``pymc.sample(nuts_sampler="nutpie")`` hands the model to
 ``nutpie.compile_pymc_model``, which compiles the log density and a C callback
-around it with numba on every fit (about 8 s on CDNOW, never cached on disk).
+around it with numba on every fit (never cached on disk).
 The pooled and grouped models' likelihood is one summed kernel
 (:mod:`bayesclv.formulas._summed`), so the rest of their log density is a few
 scalar operations (priors, transforms, Jacobians). Here that graph is compiled

@@ -1,77 +1,60 @@
-"""Shared prediction interface of the purchase-count models (BG/NBD, Pareto/NBD).
+"""The purchase-count predictions of the contract (:class:`~bayesclv.models.contract.TransactionModel`).
 
-Each method evaluates the model's closed-form (or quadrature) formula for every
-posterior draw and customer: the result keeps ``chain, draw`` so that credible
-intervals and paired CLV computations stay possible.
+:class:`TransactionPredictions` implements them once, for the population and
+the individual-level models alike, from the family's formula module: each
+function takes the data columns and the parameters (population parameters, or
+a customer's own rates) and broadcasts over posterior draws. Every result
+keeps ``chain, draw`` so that intervals and paired CLV computations stay
+possible.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
-from bayesclv.models.base import GROUP_CODE, CLVModel, compress_rows
+from bayesclv.arguments import check_horizon
+from bayesclv.models.engine import compress_rows, distinct_rows
 
-__all__ = ["TransactionModel"]
-
-_ALIVE_COLUMNS = ("frequency", "T")  # what a customer's future given alive at T depends on
+__all__ = ["TransactionPredictions"]
 
 
-class TransactionModel(CLVModel):
-    """Base of the models of purchase counts; subclasses set ``formulas`` and ``simulator``.
+class TransactionPredictions:
+    """Predictions of purchase counts from a family's formula module; all horizons in the model's ``time_unit``.
 
-    All horizons ``t`` are in the model's ``time_unit`` (the unit of the data's
-    ``recency`` and ``T``).
+    Given alive at the end of observation, a customer's future depends on the
+    history only through some of its columns (for the BG/NBD and Pareto/NBD,
+    ``(frequency, T)``: the remaining lifetime is memoryless and recency no
+    longer matters). ``alive_stand_ins`` names each column that does not matter
+    then and the column that stands in for it, so that quantities given alive
+    are evaluated once per distinct remaining key and multiplied by P(alive)
+    per distinct history. A family for which no column drops out leaves it empty.
     """
 
     data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
-    formulas: ClassVar[ModuleType]
-    simulator: ClassVar[Any]  # posterior predictive: future purchases given a history
-    population_simulator: ClassVar[Any]  # new customers' histories from population parameters
+    alive_stand_ins: ClassVar[dict[str, str]] = {"recency": "T"}
 
-    def _loglik(self, data, params, xp):
-        return self.formulas.loglik(data["frequency"], data["recency"], data["T"], **params, xp=xp)
-
-    def _total_loglik(self, params, rows, summed):
-        if not summed:
-            return super()._total_loglik(params, rows, summed)
-        tables = self.formulas.loglik_tables(
-            rows["frequency"], rows["recency"], rows["T"], rows["weight"],
-            group=rows[GROUP_CODE] if self.grouped else None)
-        return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
-
-    def _simulate_population(self, df, params, rng):
-        sim = type(self).population_simulator(df["T"].to_numpy(dtype=float)[None, :], **params, rng=rng)
-        return {"frequency": sim["frequency"], "recency": sim["recency"]}
-
-    def _history_quantity(self, fn, data, name, *args) -> xr.DataArray:
-        df = self._data_for_prediction(data)
-        return self._over_customers(
-            lambda c, p: fn(*args, c["frequency"], c["recency"], c["T"], **p), df, name)
-
-    def _alive_weighted(self, fn, data, name, t, given_alive) -> xr.DataArray:
-        """A quantity that is ``P(alive at T) x`` (its value given alive at ``T``), per draw and customer.
-
-        Given alive at ``T`` the future is memoryless: ``fn(t, ..., given_alive=True)``
-        depends on a history through ``(frequency, T)`` only, so it is evaluated once
-        per distinct ``(frequency, T)`` (979 on CDNOW full, against 8,685 distinct
-        histories and 23,570 customers) and P(alive) once per distinct history.
-        """
-        df = self._data_for_prediction(data)
+    def _alive_weighted(self, fn, data: Any | None, name: str, *args: Any, given_alive: bool) -> xr.DataArray:
+        """``fn(*args, *columns, **params, given_alive=True)`` per draw and customer, times P(alive) unless
+        ``given_alive``: once per distinct key given alive, P(alive) once per distinct history."""
+        df = self.prediction_data(data)
         frame = self._design(df)
         histories, codes = compress_rows(frame, list(frame.columns))
         histories = histories.drop(columns="weight")
-        # recency is not used given alive; T stands in for it (a valid history)
-        def per_alive(c, p):
-            return fn(t, c["frequency"], c["T"], c["T"], **p, given_alive=True)
+        columns = [self.alive_stand_ins.get(c, c) for c in self.data_columns]
 
-        alive_rows, alive_codes = self._distinct_rows(histories, list(_ALIVE_COLUMNS))
+        def per_alive(c, p):
+            return fn(*args, *(c[col] for col in columns), **p, given_alive=True)
+
+        kept = [c for c in self.data_columns if c not in self.alive_stand_ins]
+        alive_rows, alive_codes = distinct_rows(histories, kept, self.data_columns)
         weight = None if given_alive else (
-            lambda c, p: self.formulas.probability_alive(c["frequency"], c["recency"], c["T"], **p), histories, codes)
-        return self._as_dataarray(self._expand_distinct(per_alive, alive_rows, alive_codes[codes], weight), df, name)
+            lambda c, p: self.formulas.probability_alive(*(c[col] for col in self.data_columns), **p),
+            histories, codes)
+        values = self._predictor().expand(per_alive, alive_rows, alive_codes[codes], weight)
+        return self._as_dataarray(values, df, name)
 
     def probability_alive(self, data: Any | None = None) -> xr.DataArray:
         """P(alive at the end of observation | history), dims ``(chain, draw, customer_id)``.
@@ -90,7 +73,8 @@ class TransactionModel(CLVModel):
         With ``given_alive=True``, conditional on being alive at the end of
         observation (multiply by :meth:`probability_alive` for the unconditional value).
         """
-        return self._alive_weighted(self.formulas.probability_alive_at, data, "probability_alive_at", t, given_alive)
+        return self._alive_weighted(self.formulas.probability_alive_at, data, "probability_alive_at", t,
+                                    given_alive=given_alive)
 
     def expected_purchases(self, t: float, data: Any | None = None, *,
                            given_alive: bool = False) -> xr.DataArray:
@@ -115,19 +99,67 @@ class TransactionModel(CLVModel):
         xarray.DataArray
             Dims ``(chain, draw, customer_id)``.
         """
-        _check_horizon(t)
-        return self._alive_weighted(self.formulas.expected_purchases, data, "expected_purchases", t, given_alive)
+        check_horizon(t)
+        return self._alive_weighted(self.formulas.expected_purchases, data, "expected_purchases", t,
+                                    given_alive=given_alive)
+
+    def discounted_expected_purchases(self, ends: np.ndarray, factors: np.ndarray, data: Any | None = None, *,
+                                      given_alive: bool = False) -> xr.DataArray:
+        """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(ends[k-1], ends[k]]``.
+
+        Parameters
+        ----------
+        ends : array_like
+            Increasing ends of the periods, in the model's time unit after the
+            end of observation (the first period starts at 0).
+        factors : array_like
+            Discount factor of each period's purchases.
+        data : DataFrame, optional
+            RFM frame in the model's time unit; default: the fitted data.
+        given_alive : bool, default False
+            Condition on being alive at the end of observation.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, customer_id)``.
+        """
+        ends, factors = _periods(ends, factors)
+        return self._alive_weighted(self.formulas.discounted_expected_purchases, data,
+                                    "discounted_expected_purchases", ends, factors, given_alive=given_alive)
+
+    def discounted_probability_alive(self, times: np.ndarray, factors: np.ndarray, data: Any | None = None, *,
+                                     given_alive: bool = False) -> xr.DataArray:
+        """Present value of the periods alive: ``sum_k factors[k] P(alive times[k] after the end of observation)``.
+
+        With ``times`` the starts of the periods this is the discounted number
+        of periods in which a customer is still served (a service cost's base).
+        """
+        times, factors = _periods(times, factors)
+        prob = self.formulas.probability_alive_at
+
+        def discounted(times, factors, *columns, given_alive, **params):
+            return sum(factor * prob(time, *columns, **params, given_alive=given_alive)
+                       for time, factor in zip(times, factors, strict=True))
+
+        return self._alive_weighted(discounted, data, "discounted_probability_alive", times, factors,
+                                    given_alive=given_alive)
 
     def probability_of_purchases(self, n: int, t: float, data: Any | None = None) -> xr.DataArray:
         """P(exactly ``n`` purchases in the next ``t`` time units | history), per draw and customer."""
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        _check_horizon(t)
-        return self._history_quantity(
-            self.formulas.probability_of_purchases, data, "probability_of_purchases", n, t)
+        check_horizon(t)
+        return self._history_quantity(self.formulas.probability_of_purchases, data, "probability_of_purchases", n, t)
 
     def expected_purchases_new_customer(self, t: float | np.ndarray) -> xr.DataArray:
         """Expected purchases in the first ``t`` time units of a newly acquired customer.
+
+        For the population models, from each draw's population parameters (a
+        new customer of each group for a grouped model); for the
+        individual-level models, the expectation over the population
+        distribution of the latent rates at the covariate means (without group
+        offsets), by Gauss-Hermite quadrature.
 
         Parameters
         ----------
@@ -138,18 +170,13 @@ class TransactionModel(CLVModel):
         -------
         xarray.DataArray
             Dims ``(chain, draw)`` or ``(chain, draw, t)`` for an array of
-            horizons; grouped models add ``group`` after ``draw`` (a new
-            customer of each group).
+            horizons; grouped population models add ``group`` after ``draw``.
         """
-        self._check_fitted()
+        self.check_fitted()
         t_arr = np.atleast_1d(np.asarray(t, dtype=float))
-        for value in t_arr:
-            _check_horizon(value)
-        post = self.posterior[list(self.parameter_names)]
-        params = {n: v[..., None] for n, v in self._param_arrays().items()}
-        values = self.formulas.expected_purchases_new_customer(t_arr, **params)
-        da = xr.DataArray(values, dims=(*post[self.parameter_names[0]].dims, "t"),
-                          coords={**{k: v.values for k, v in post.coords.items()}, "t": t_arr},
+        check_horizon(t_arr)
+        values, dims, coords = self._new_customer_draws(t_arr)
+        da = xr.DataArray(values, dims=(*dims, "t"), coords={**coords, "t": t_arr},
                           name="expected_purchases_new_customer")
         return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
 
@@ -166,14 +193,19 @@ class TransactionModel(CLVModel):
         xarray.DataArray
             Integer counts, dims ``(chain, draw, customer_id)``.
         """
-        _check_horizon(t)
+        check_horizon(t)
         rng = np.random.default_rng(random_seed)
-        df = self._data_for_prediction(data)
+        df = self.prediction_data(data)
+        simulate = self.formulas.simulate_future_purchases
         return self._over_customers(
-            lambda c, p: type(self).simulator(t, c["frequency"], c["recency"], c["T"], **p, rng=rng),
+            lambda c, p: simulate(t, *(c[col] for col in self.data_columns), **p, rng=rng),
             df, "purchases", dtype=np.int64, quantity="outcome")
 
 
-def _check_horizon(t: float) -> None:
-    if not np.isfinite(t) or t < 0:
-        raise ValueError(f"horizon t must be finite and >= 0, got {t!r}")
+def _periods(ends: Any, factors: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Horizons and their discount factors as float arrays of one length."""
+    ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
+    if ends.ndim != 1 or ends.shape != factors.shape:
+        raise ValueError(f"need one discount factor per horizon, got {ends.shape} horizons and {factors.shape} factors")
+    check_horizon(ends)
+    return ends, factors

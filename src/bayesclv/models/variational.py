@@ -13,9 +13,9 @@ each with a full-rank Gaussian over its own ``k`` local coordinates
 (``L_i`` lower triangular): a customer's purchase and dropout latents are
 strongly correlated a posteriori (a customer without repeat purchases is
 either a slow buyer or gone), and a diagonal ``L_i`` biased the population
-correlation towards 0 (0.09 for a simulated 0.3 on 100,000 customers). The
-fit is by stochastic gradient ascent on the evidence lower bound (Hoffman, Blei, Wang & Paisley 2013; Titsias & Lazaro-Gredilla
-2014). Each step takes a batch ``b`` of ``B`` of the ``N`` customers
+correlation towards 0. The fit is by stochastic gradient ascent on the
+evidence lower bound (Hoffman, Blei, Wang & Paisley 2013; Titsias &
+Lazaro-Gredilla 2014). Each step takes a batch ``b`` of ``B`` of the ``N`` customers
 (contiguous in one random order of the customers, the batches visited in a
 new random order every epoch; unless ``B`` divides ``N`` the last batch
 overlaps the one before, and the customers in the overlap are in two batches
@@ -43,7 +43,7 @@ compiled once and costs ``O(B)`` per step whatever ``N``.
 
 from __future__ import annotations
 
-import logging
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +52,7 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
-logger = logging.getLogger("bayesclv")
+from bayesclv.progress import Progress
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPS = 0.9, 0.999, 1e-8
 _LOCAL_INITIAL_SD = 0.5  # of each customer's coordinates before the first step
@@ -60,9 +60,9 @@ _GLOBAL_INITIAL_SD = 0.1
 _DECAY = 10.0  # step sizes fall as (1 + _DECAY step / steps)^-1/2
 _MODE = "NUMBA"  # compiled functions: numba, as the individual-level models' NUTS (no BLAS needed)
 #: converged when the mean ELBO of the last tenth of the steps exceeds that of the tenth before by
-#: less than this per customer (nats): on 20,000 simulated customers (batches of 2,000) the rise is
-#: 0.020 after 3,000 steps, with the population correlation still at -0.70 against a truth of 0.3,
-#: and 0.002 after 30,000, with every hyperparameter within 0.06 of the truth
+#: less than this per customer (nats); calibrated on simulated customers, where a rise of 0.02 still
+#: left the population correlation far off and 0.002 recovered every hyperparameter
+#: (validation/results/design_measurements.md)
 _CONVERGED_RISE = 0.005
 
 
@@ -82,9 +82,7 @@ class Approximation:
     batches: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: largest change of a global mean between the averages over the last two tenths of the steps (see
     #: :func:`_drift`): reported, not a convergence check. Along a flat ridge of the ELBO the parameters
-    #: move with almost no rise (CDNOW full, batches of 2,357: after 10,000 steps the rise is 0.0016 per
-    #: customer and the change 3.1, the population correlation at -0.70; after 50,000 steps it is -0.18,
-    #: change 0.26), but runs that recover a simulated truth also show 1.2-3.3 (5k-1M customers)
+    #: move with almost no rise, but runs that recover a simulated truth show drifts of a few sds too
     drift: float = float("inf")
 
     def sample(self, draws: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -229,7 +227,8 @@ def fit_minibatch_advi(model: pm.Model, customer_data: dict[str, np.ndarray], *,
     epoch = []
     elbo, batches = np.empty(steps), np.empty(steps, dtype=np.int64)
     local_entropy = float(loc["log_diag"].sum())
-    progress = _Progress(steps, progressbar)
+    progress = Progress("minibatch ADVI", progressbar, timed=False, stream=sys.stdout)
+    every = max(steps // 20, 1)  # progress every 5% of the steps
     # iterate averaging (Polyak & Juditsky 1992): the parameters jitter by about the step size from
     # step to step, for the global ones comparable to their posterior sd on large data
     window = max(steps // 10, 1)
@@ -279,7 +278,9 @@ def fit_minibatch_advi(model: pm.Model, customer_data: dict[str, np.ndarray], *,
             visits[batch] += 1.0
             for key, value in loc.items():
                 local_averaged[key][batch] += (value[batch] - local_averaged[key][batch]) / visits[batch, None]
-        progress.update(step, elbo)
+        if (step + 1) % every == 0:
+            recent = float(np.mean(elbo[max(0, step + 1 - every):step + 1]))
+            progress(f"step {step + 1}/{steps}, mean ELBO {recent:.6g}")
     # a customer whose batch was not in the last tenth keeps its last values
     unvisited = visits == 0
     unshuffled = {key: np.empty_like(value) for key, value in local_averaged.items()}
@@ -312,8 +313,7 @@ def elbo_converged(elbo: np.ndarray, batches: np.ndarray, n_customers: int) -> t
     """Whether the ELBO has stopped rising: the last tenth of the steps against the tenth before.
 
     Each step's estimate depends on which customers its batch holds, by far
-    more than the rise near the end (about 0.3 nats per customer from batch to
-    batch with 1,000 of 20,000 customers), so each batch is compared with
+    more than the rise near the end, so each batch is compared with
     itself: the rise is the mean over batches (``batches``: each step's batch)
     of its mean estimate in the last tenth minus that in the tenth before,
     per customer (nats). Converged when its size is below ``_CONVERGED_RISE``
@@ -341,22 +341,6 @@ def elbo_converged(elbo: np.ndarray, batches: np.ndarray, n_customers: int) -> t
         return False, float("nan")
     rise = float(np.mean(mean_last[both] - mean_before[both])) / n_customers
     return bool(abs(rise) < _CONVERGED_RISE), rise
-
-
-class _Progress:
-    """Text progress of the steps with the running mean ELBO (every 5%), or nothing."""
-
-    def __init__(self, steps: int, show: bool):
-        self.steps, self.show = steps, show
-        self.every = max(steps // 20, 1)
-
-    def update(self, step: int, elbo: np.ndarray) -> None:
-        if (step + 1) % self.every == 0:
-            recent = float(np.mean(elbo[max(0, step + 1 - self.every):step + 1]))
-            message = f"minibatch ADVI: step {step + 1}/{self.steps}, mean ELBO {recent:.6g}"
-            logger.info(message)
-            if self.show:
-                print(message, flush=True)
 
 
 def approximation_posterior(model: pm.Model, approx: Approximation, draws: int, deterministics: tuple[str, ...],

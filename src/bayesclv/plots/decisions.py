@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.clv import intervals
 from bayesclv.plots.labels import is_point_estimate, value_label
+from bayesclv.summaries import intervals
 
 __all__ = ["plot_clv_distribution", "plot_targeting_curve", "plot_tiers", "plot_top_customers"]
 
@@ -171,7 +171,7 @@ def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=Non
         ax.hlines(y, table["lower"], table["upper"], color=_BAND, lw=2,
                   label=_interval_words(table["interval"].iloc[0]))
     ax.plot(table["mean"], y, "o", color=_POINT, ms=4, label=POINT_LABEL if point else "posterior mean")
-    ax.set_yticks(y, [str(i) for i in table.index])
+    ax.set_yticks(y, [str(i) for i in table.index], parse_math=False)  # ids are text, "$" included
     ax.invert_yaxis()
     _thousands(ax)
     ax.set_xlabel(value_label(clv.attrs))
@@ -187,7 +187,7 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
     Parameters
     ----------
     gain : xarray.DataArray
-        Output of :func:`bayesclv.segment.cumulative_gain`, dims
+        Output of :func:`bayesclv.offers.cumulative_gain`, dims
         ``(chain, draw, n_targeted)``; its ``attrs`` (horizon, time unit,
         currency) label the value axis.
     prob : float, default 0.9

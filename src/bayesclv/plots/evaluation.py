@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.data import TIME_UNITS
-from bayesclv.evaluate import EvaluationResult, pit_coverage
-from bayesclv.models.transaction import TransactionModel
+from bayesclv.data.validation import TIME_UNITS
+from bayesclv.evaluate import EvaluationResult
+from bayesclv.metrics import pit_coverage
+from bayesclv.models.contract import TransactionModel
 from bayesclv.plots.decisions import POINT_LABEL
 from bayesclv.plots.labels import duration, is_point_estimate, unit_name
 
@@ -236,8 +237,8 @@ def frequency_recency_grid(
 
     Parameters
     ----------
-    model : BetaGeoModel or ParetoNBDModel
-        Fitted model.
+    model : TransactionModel
+        Fitted purchase-count model.
     quantity : {"probability_alive", "expected_purchases"}
     max_frequency : int, optional
         Largest frequency on the grid; default: the 99th percentile of the fitted data's.
@@ -256,15 +257,15 @@ def frequency_recency_grid(
     -------
     xarray.Dataset
         ``mean`` and ``width`` with dims ``(frequency, recency)``; NaN where
-        the cell is impossible (``frequency == 0`` with ``recency > 0``).
-        ``attrs`` hold the settings and ``draws``, the posterior draws behind
-        each cell (1 for a point estimate).
+        the cell is impossible (``recency > 0`` without repeat purchases, or
+        ``recency == 0`` with some). ``attrs`` hold the settings and ``draws``,
+        the posterior draws behind each cell (1 for a point estimate).
     """
     if quantity not in GRID_QUANTITIES:
         raise ValueError(f"quantity must be one of {GRID_QUANTITIES}, got {quantity!r}")
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
-    data = model._data_for_prediction(None)
+    data = model.prediction_data(None)
     if max_frequency is None:
         max_frequency = int(np.ceil(np.quantile(data["frequency"], 0.99)))
     T = float(data["T"].max()) if T is None else float(T)
@@ -272,7 +273,7 @@ def frequency_recency_grid(
     freq = np.arange(int(max_frequency) + 1, dtype=float)
     rec = np.linspace(0.0, T, n_recency)
     ff, rr = np.meshgrid(freq, rec, indexing="ij")
-    valid = ~((ff == 0) & (rr > 0))
+    valid = (ff == 0) == (rr == 0)  # recency is 0 exactly without repeat purchases
     cells = pd.DataFrame({"frequency": ff[valid], "recency": rr[valid], "T": T})
     cells.insert(0, "customer_id", np.arange(len(cells)))
     cells.attrs["time_unit"] = model.time_unit

@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import sys
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -27,14 +25,15 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from bayesclv import segment
-from bayesclv.clv import customer_lifetime_value, intervals
+import bayesclv.offers as offers
+import bayesclv.plots.decisions as decisions
+import bayesclv.segment as segment
+from bayesclv.clv import customer_lifetime_value
 from bayesclv.evaluate import evaluate, has_holdout
-from bayesclv.models.gammagamma import GammaGammaModel
-from bayesclv.models.transaction import TransactionModel
-from bayesclv.plots import decisions
+from bayesclv.models.contract import SpendModel, TransactionModel
 from bayesclv.plots.evaluation import plot_tracking
 from bayesclv.plots.labels import duration, money, unit_name
+from bayesclv.progress import Progress
 from bayesclv.report.headline import first_screen, headline_table
 from bayesclv.report.tables import (
     Column,
@@ -58,6 +57,7 @@ from bayesclv.report.wording import (
     glossary,
     holdout_label,
 )
+from bayesclv.summaries import intervals
 
 __all__ = ["Report", "build_report"]
 
@@ -91,18 +91,6 @@ class Report:
         path = Path(path)
         path.write_text(self.html, encoding="utf-8")
         return path
-
-
-class _Progress:
-    """One line per report step with the time it took, on stderr."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.start = time.perf_counter()
-
-    def __call__(self, step: str) -> None:
-        if self.enabled:
-            print(f"report [{time.perf_counter() - self.start:6.1f} s] {step}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -153,7 +141,7 @@ def _paragraph(text: str) -> str:
 # --------------------------------------------------------------------------- the report
 def build_report(
     transaction_model: TransactionModel,
-    spend_model: GammaGammaModel,
+    spend_model: SpendModel,
     data: Any | None = None,
     *,
     transactions: pd.DataFrame | None = None,
@@ -189,9 +177,9 @@ def build_report(
 
     Parameters
     ----------
-    transaction_model : BetaGeoModel or ParetoNBDModel
+    transaction_model : TransactionModel
         Fitted purchase-count model.
-    spend_model : GammaGammaModel
+    spend_model : SpendModel
         Fitted spend model.
     data : DataFrame, optional
         RFM frame (with ``monetary_value``); default: the transaction model's data.
@@ -211,9 +199,9 @@ def build_report(
     prob : float, default 0.9
         Probability inside every interval.
     offer_cost, uplift, min_prob_positive
-        Targeting settings, see :func:`bayesclv.segment.incremental_value`
+        Targeting settings, see :func:`bayesclv.offers.incremental_value`
         (``uplift`` may be a number, draws or a scipy.stats distribution) and
-        :func:`bayesclv.segment.targeting`.
+        :func:`bayesclv.offers.targeting`.
     top : int, default 20
         Number of customers in the top-customer and targeting tables.
     title : str
@@ -230,7 +218,7 @@ def build_report(
     Report
         The HTML and the tables shown in it.
     """
-    progress = _Progress(progressbar)
+    progress = Progress("report", progressbar)
     data = transaction_model.data if data is None else data
     unit = transaction_model.time_unit
     models = [transaction_model, spend_model]
@@ -269,8 +257,8 @@ def build_report(
     customers = customers.join(tiers[["p_top_10", "p_top_20", "tier", "certainty"]])
     customers = customers.join(stages[["stage"]])
     customers = customers.join(rfm[["rfm", "segment"]].rename(columns={"segment": "rfm_segment"}))
-    incremental = segment.incremental_value(clv, cost=offer_cost, uplift=uplift, random_seed=random_seed)
-    targets = segment.targeting(incremental, prob=prob, min_prob_positive=min_prob_positive)
+    incremental = offers.incremental_value(clv, cost=offer_cost, uplift=uplift, random_seed=random_seed)
+    targets = offers.targeting(incremental, prob=prob, min_prob_positive=min_prob_positive)
     tables["targeting"] = targets
     chosen = targets.index[targets["target"]]
     in_target = pd.Series(np.where(np.isin(clv["customer_id"].to_numpy(), chosen), "targeted", "not targeted"),
@@ -409,8 +397,7 @@ def _top_section(parts: _Parts, unit: str) -> str:
 
 def _targeting_section(parts: _Parts, offer: str) -> str:
     words, tables = parts.words, parts.tables
-    gain = segment.cumulative_gain(parts.incremental, tables["targeting"].index)
-    gain.attrs.update({k: parts.clv.attrs[k] for k in ("horizon", "time_unit", "currency") if k in parts.clv.attrs})
+    gain = offers.cumulative_gain(parts.incremental, tables["targeting"].index)
     fig, ax = _new_axes(7.5, 4)
     decisions.plot_targeting_curve(gain, prob=parts.prob, ax=ax)
     return (_paragraph(f"Incremental value of an offer = uplift x CLV - cost, per draw. {offer}")

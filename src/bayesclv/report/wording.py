@@ -17,7 +17,7 @@ from scipy import stats
 
 from bayesclv.data import TIME_UNITS
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
-from bayesclv.models.base import ESS_MIN, RHAT_MAX
+from bayesclv.models.diagnostics import ESS_MIN, RHAT_MAX
 from bayesclv.plots.labels import duration, money, unit_name
 
 __all__ = ["Uncertainty", "active_note", "convergence_verdict", "customer_facts", "glossary", "holdout_label"]

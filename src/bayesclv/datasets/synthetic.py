@@ -3,7 +3,7 @@
 Customers are acquired on whole days spread over an acquisition window and
 observed until a common end day, as in a real cohort (CDNOW: first purchases in
 the first 12 weeks of 1997, calibration to week 39). Their histories are drawn
-in continuous time by :mod:`bayesclv.simulate` and then recorded at the data's
+in continuous time by the families' simulators (:mod:`bayesclv.simulate`) and then recorded at the data's
 resolution of one **day**, expressed in ``time_unit``: a repeat purchase at
 ``tau`` days after the first one lands on day ``ceil(tau)``. So ``recency`` and
 ``T`` take the same few hundred values that real day-stamped data do, and
@@ -23,12 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayesclv.data.validation import check_time_unit
-from bayesclv.simulate import simulate_bgnbd, simulate_gammagamma, simulate_paretonbd
+from bayesclv.formulas import bgnbd, gammagamma, paretonbd
 
-__all__ = ["PUBLISHED_PARAMS", "iter_synthetic_rfm", "jittered_posterior", "synthetic_rfm", "synthetic_transactions"]
+__all__ = ["PUBLISHED_PARAMS", "iter_synthetic_rfm", "synthetic_rfm", "synthetic_transactions"]
 
 #: CDNOW estimates (weekly rates) of Fader, Hardie & Lee (2005): the default populations.
 PUBLISHED_PARAMS: dict[str, dict[str, float]] = {
@@ -36,7 +35,7 @@ PUBLISHED_PARAMS: dict[str, dict[str, float]] = {
     "paretonbd": {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
     "gammagamma": {"p": 6.25, "q": 3.74, "gamma": 15.44},
 }
-_SIMULATORS = {"bgnbd": simulate_bgnbd, "paretonbd": simulate_paretonbd}
+_SIMULATORS = {"bgnbd": bgnbd.simulate_population, "paretonbd": paretonbd.simulate_population}
 
 
 def _check_args(n_customers, model, observation_days, acquisition_days, chunk_customers):
@@ -131,7 +130,7 @@ def iter_synthetic_rfm(
             "T": t_days / days_per_unit,
         })
         if spend_params is not None:
-            frame["monetary_value"] = simulate_gammagamma(frequency, **spend_params, rng=rng)["monetary_value"]
+            frame["monetary_value"] = gammagamma.simulate_population(frequency, **spend_params, rng=rng)["monetary_value"]
         frame.attrs["time_unit"] = time_unit
         yield frame
 
@@ -221,39 +220,3 @@ def synthetic_transactions(
         out["value"] = extra.gamma(spend_params["p"], 1.0 / nu[ids[order]])
     out.attrs["observation_end"] = day0 + pd.Timedelta(days=int(observation_days))
     return out
-
-
-def jittered_posterior(model: Any, *, chains: int = 4, draws: int = 1000, jitter: float = 0.01,
-                       random_seed: int | np.random.Generator | None = None) -> Any:
-    """Give a MAP-fitted population model ``chains x draws`` draws jittered around its estimate.
-
-    Each parameter's draws are ``estimate * exp(jitter * N(0, 1))``. Prediction
-    cost depends on the number of draws, not on their values, so this stands
-    in for a NUTS posterior when timing or testing predictions, in seconds
-    instead of minutes. The model is changed in place and returned; it
-    predicts like a NUTS fit (``fit_method = "nuts"``).
-
-    Parameters
-    ----------
-    model : CLVModel
-        A population model (BG/NBD, Pareto/NBD, Gamma-Gamma) fitted with ``method="map"``.
-    chains, draws : int
-        Shape of the posterior made.
-    jitter : float, default 0.01
-        Multiplicative spread (sd on the log scale).
-    random_seed : int or numpy.random.Generator, optional
-
-    Returns
-    -------
-    CLVModel
-        ``model``, with the new posterior.
-    """
-    rng = np.random.default_rng(random_seed)
-    point = model.posterior
-    data = {name: (("chain", "draw"), float(value.values.ravel()[0])
-                   * np.exp(jitter * rng.standard_normal((chains, draws))))
-            for name, value in point.data_vars.items()}
-    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
-        data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
-    model.fit_method = "nuts"
-    return model

@@ -1,0 +1,154 @@
+"""Shifted-beta-geometric (sBG) model of contract duration (Fader & Hardie 2007, "How to project customer retention").
+
+In a contractual setting a customer renews at the end of each period with
+probability ``1 - theta`` and leaves with probability ``theta``; across customers
+``theta ~ Beta(alpha, beta)``. The period in which a customer leaves, ``T``
+(1, 2, ...), is shifted-geometric given ``theta``:
+
+    P(T = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta),    S(t) = P(T > t) = B(alpha, beta + t) / B(alpha, beta).
+
+A customer is one row ``(periods, churned)``: observed for ``periods`` periods
+(>= 1), and ``churned = 1`` if they left in the last of them (``T = periods``),
+else 0 (``T > periods``: alive at the end of observation, having renewed
+``periods`` times). Given ``T > n``, ``theta ~ Beta(alpha, beta + n)``, so every
+conditional quantity is the unconditional one with ``beta + n`` for ``beta``.
+
+The log-likelihood is written once against the ``xp`` namespace (PyTensor by
+default, NumPy with ``xp=NP``); the other functions are NumPy and broadcast over
+posterior draws and customers. It is a retention model, not a purchase model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from bayesclv.formulas._beta_geometric import discounted_survival, geometric_draws, whole_horizons
+from bayesclv.formulas._ops import PT
+
+__all__ = [
+    "PARAMETERS",
+    "churn_probability",
+    "discounted_expected_lifetime",
+    "discounted_expected_residual_lifetime",
+    "expected_residual_lifetime",
+    "loglik",
+    "retention_rate",
+    "simulate_population",
+    "simulate_residual_lifetime",
+    "survival",
+]
+
+PARAMETERS = ("alpha", "beta")
+
+
+def _betaln(a, b, xp):
+    return xp.gammaln(a) + xp.gammaln(b) - xp.gammaln(a + b)
+
+
+def loglik(periods, churned, alpha, beta, xp=PT):
+    """Per-customer sBG log-likelihood: ``log P(T = n)`` if churned, else ``log S(n)``.
+
+    Parameters
+    ----------
+    periods : array_like
+        Periods observed, ``n >= 1``.
+    churned : array_like
+        1 where the customer left in period ``n``, 0 where still a customer after it.
+    alpha, beta : array_like or TensorVariable
+        Population parameters (positive).
+    xp : namespace, default PT
+        ``PT`` returns a PyTensor expression, ``NP`` a NumPy array.
+    """
+    n, c = xp.asarray(periods), xp.asarray(churned)
+    left = _betaln(alpha + 1.0, beta + n - 1.0, xp)
+    stayed = _betaln(alpha, beta + n, xp)
+    return xp.where(c > 0, left, stayed) - _betaln(alpha, beta, xp)
+
+
+def survival(t, alpha, beta, periods=0):
+    """``P(T > periods + t | T > periods)``: still a customer ``t`` periods after ``periods`` (``S(t)`` at 0)."""
+    t = whole_horizons(t)
+    b = beta + whole_horizons(periods, "periods")
+    return np.exp(special.betaln(alpha, b + t) - special.betaln(alpha, b))
+
+
+def retention_rate(t, alpha, beta):
+    """``r(t) = S(t) / S(t - 1) = (beta + t - 1) / (alpha + beta + t - 1)``: share of period ``t - 1``'s customers renewing, ``t >= 1``."""
+    t = whole_horizons(t)
+    if np.any(t < 1):
+        raise ValueError(f"retention_rate is defined for periods t >= 1, got {t!r}")
+    return (beta + t - 1.0) / (alpha + beta + t - 1.0)
+
+
+def churn_probability(t, alpha, beta, periods=0):
+    """``P(T = periods + t | T > periods)``: leaving in the ``t``-th period after ``periods``, ``t >= 1``."""
+    t = whole_horizons(t)
+    if np.any(t < 1):
+        raise ValueError(f"churn_probability is defined for t >= 1 periods ahead, got {t!r}")
+    b = beta + whole_horizons(periods, "periods")
+    return np.exp(special.betaln(alpha + 1.0, b + t - 1.0) - special.betaln(alpha, b))
+
+
+def expected_residual_lifetime(periods, alpha, beta):
+    """``E[T - n | T > n]``: expected further periods of a customer who renewed ``n = periods`` times.
+
+    The periods ``n + 1 .. T`` are counted: ``E[1/theta]`` for ``theta ~ Beta(alpha, beta + n)``,
+    ``(alpha + beta + n - 1) / (alpha - 1)``, infinite for ``alpha <= 1``. At ``periods = 0``
+    it is the expected lifetime ``E[T] = sum_{t>=0} S(t)`` of a new customer.
+    """
+    n = whole_horizons(periods, "periods")
+    alpha_ = np.asarray(alpha, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(alpha_ > 1.0, (alpha_ + beta + n - 1.0) / (alpha_ - 1.0), np.inf)
+
+
+def discounted_expected_lifetime(d, alpha, beta):
+    """DEL: ``sum_{t>=0} S(t) / (1 + d)^t = 2F1(1, beta; alpha + beta; 1/(1+d))``, discount rate ``d > 0`` per period.
+
+    The expected discounted number of payments of a new customer, one at
+    acquisition (undiscounted) and one at each renewal (Fader & Hardie 2010,
+    "Customer-base valuation in a contractual setting").
+    """
+    return discounted_survival(d, alpha, beta)
+
+
+def discounted_expected_residual_lifetime(d, periods, alpha, beta):
+    """DERL: expected discounted number of future renewals of a customer who has renewed ``n = periods`` times.
+
+    ``sum_{t >= n+1} S(t | T > n) / (1 + d)^(t-n-1)``: the next renewal (at the end of
+    period ``n + 1``) undiscounted, as in Fader & Hardie (2010, equation (6), with
+    their ``n - 1`` renewals our ``periods``); equals
+    ``(beta+n)/(alpha+beta+n) 2F1(1, beta+n+1; alpha+beta+n+1; 1/(1+d))``.
+    """
+    n = whole_horizons(periods, "periods")
+    b = beta + n
+    return (b / (alpha + b)) * discounted_survival(d, alpha, b + 1.0)
+
+
+def simulate_population(periods, alpha, beta, rng=None):
+    """Simulate customers observed for ``periods`` periods from acquisition.
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        ``periods`` (observed: ``min(T, periods)``), ``churned`` (``T <= periods``),
+        and the latent ``theta`` and ``lifetime`` ``T``.
+    """
+    rng = np.random.default_rng(rng)
+    n = whole_horizons(periods, "periods")
+    shape = np.broadcast_shapes(n.shape, np.shape(alpha), np.shape(beta))
+    theta = rng.beta(alpha, beta, size=shape)
+    lifetime = geometric_draws(theta, rng)
+    churned = lifetime <= n
+    return {"periods": np.where(churned, lifetime, np.broadcast_to(n, shape)), "churned": churned.astype(float),
+            "theta": theta, "lifetime": lifetime}
+
+
+def simulate_residual_lifetime(periods, alpha, beta, rng=None):
+    """Draws of ``T - n`` for customers who renewed ``n = periods`` times: ``theta ~ Beta(alpha, beta + n)``, then geometric."""
+    rng = np.random.default_rng(rng)
+    n = whole_horizons(periods, "periods")
+    shape = np.broadcast_shapes(n.shape, np.shape(alpha), np.shape(beta))
+    theta = rng.beta(np.broadcast_to(alpha, shape), np.broadcast_to(beta + n, shape))
+    return geometric_draws(theta, rng)

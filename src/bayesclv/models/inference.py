@@ -1,0 +1,143 @@
+"""One dispatcher for every way of fitting a model: NUTS (nutpie, PyMC, numpyro), MAP, ADVI, minibatch ADVI.
+
+A model hands over its PyMC graph (``model._graph(df, summed)``), the
+variables to store and to judge convergence by, and how to finish the stored
+draws; the method-specific code lives here, once. Models with per-customer
+latent variables also offer ``_minibatch_model(df, batch_size)`` for
+minibatch ADVI.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from bayesclv.chunks import available_cpus
+from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
+from bayesclv.models.sampling import sample_nutpie
+from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
+
+__all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
+
+FIT_METHODS = ("nuts", "map", "advi")
+SAMPLERS = ("pymc", "nutpie", "numpyro")
+
+
+def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, thin: int,
+                        batch_size: int | None) -> None:
+    """Raise ValueError for a method, sampler, thinning or batch size that ``model.fit`` cannot use."""
+    if method not in FIT_METHODS:
+        raise ValueError(f"method must be one of {FIT_METHODS}, got {method!r}")
+    if method in model.unsupported_methods:
+        allowed = [m for m in FIT_METHODS if m not in model.unsupported_methods]
+        raise ValueError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
+                         f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}")
+    if batch_size is not None:
+        if not hasattr(model, "_minibatch_model"):
+            raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
+                             "(minibatch ADVI) is for the individual-level hierarchical models")
+        if method != "advi":
+            raise ValueError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if not (isinstance(thin, int) and 1 <= thin <= draws):
+        raise ValueError(f"thin must be an integer from 1 to draws ({draws}), got {thin!r}")
+
+
+def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int, chains: int,
+                  random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+                  batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
+    """Fit ``model`` to the prepared frame ``df``; see :meth:`bayesclv.models.CLVModel.fit` for the arguments.
+
+    Returns
+    -------
+    tuple
+        ``(idata, diagnostics)``: the finished posterior (and the sampler's
+        statistics) and the fit's convergence numbers.
+    """
+    if batch_size is not None:
+        return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
+                          progressbar=progressbar, **kwargs)
+    graph = model._graph(df, summed=sampler != "numpyro")  # JAX cannot run the summed kernels
+    keep = model._stored_variables(graph)
+    with graph:
+        if method == "nuts":
+            idata = _nuts(model, graph, keep, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                          random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
+            if thin > 1:
+                idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
+            diagnostics = None
+        elif method == "map":
+            result = pm.find_MAP(progressbar=progressbar, random_seed=random_seed, jitter=False,
+                                 return_inferencedata=True, **kwargs)
+            idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[keep]})
+            diagnostics = optimizer_diagnostics({g: result[g] for g in result.children if g != "posterior"})
+        else:
+            # Adam converges from the prior-scale initial point where PyMC's default optimiser
+            # (adagrad_window) is still far off after many more steps
+            kwargs.setdefault("obj_optimizer", pm.adam(learning_rate=0.01))
+            approx = pm.fit(n=max(tune, 1) * 10, method="advi", random_seed=random_seed,
+                            progressbar=progressbar, **kwargs)
+            idata = approx.sample(draws, random_seed=random_seed)
+            idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[keep]})
+            diagnostics = FitDiagnostics(method=method)
+    idata["posterior"] = xr.DataTree(model._finish_posterior(graph, idata["posterior"].to_dataset()))
+    if diagnostics is None:
+        diagnostics = compute_diagnostics(idata, model._diagnosed_variables(graph))
+    return idata, diagnostics
+
+
+def _nuts(model: Any, graph: pm.Model, keep: list[str], *, sampler: str, draws: int, tune: int, chains: int,
+          random_seed: int | None, progressbar: bool, target_accept: float, **kwargs: Any) -> xr.DataTree:
+    """NUTS draws of ``graph`` (inside its context) by the chosen sampler."""
+    if sampler != "pymc":
+        _require_sampler(sampler)
+    # chains are independent: by default one per core available to this process (PyMC assumes
+    # half the CPUs are hyper-threads and would give nutpie one thread on 2 cores)
+    cores = kwargs.pop("cores", min(chains, available_cpus()))
+    common = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
+                  target_accept=target_accept)
+    if sampler == "nutpie" and model.nutpie_linker == "cvm":
+        settings = dict(kwargs.pop("nuts", {}))
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
+                            "pass nutpie settings in nuts={...}")
+        return sample_nutpie(graph, var_names=keep, cores=cores,
+                             adaptation=settings.pop("adaptation", model.nutpie_adaptation), **common, **settings)
+    # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
+    nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}
+    if sampler in ("pymc", "nutpie"):
+        nuts_kwargs["cores"] = cores
+    if sampler == "nutpie":
+        nuts_kwargs["nuts"] = {"adaptation": model.nutpie_adaptation, **kwargs.pop("nuts", {})}
+    return pm.sample(**common, compute_convergence_checks=False, var_names=keep, **nuts_kwargs, **kwargs)
+
+
+def _minibatch(model: Any, df: Any, *, batch_size: int, draws: int, tune: int, random_seed: int | None,
+               progressbar: bool, learning_rate: float = 0.01, local_learning_rate: float = 0.05
+               ) -> tuple[xr.DataTree, FitDiagnostics]:
+    """Minibatch ADVI (:mod:`bayesclv.models.variational`); the approximation's draws become a one-chain posterior."""
+    if not 1 <= batch_size <= len(df):
+        raise ValueError(f"batch_size must be from 1 to the number of customers ({len(df)}), got {batch_size}")
+    batch_model, customer_data = model._minibatch_model(df, batch_size)
+    approx = fit_minibatch_advi(batch_model, customer_data, steps=max(tune, 1) * 10, batch_size=batch_size,
+                                learning_rate=learning_rate, local_learning_rate=local_learning_rate,
+                                random_seed=random_seed, progressbar=progressbar)
+    graph = model._graph(df, summed=True)
+    posterior = approximation_posterior(graph, approx, draws, model.parameter_names,
+                                        np.random.default_rng(random_seed))
+    idata = xr.DataTree.from_dict({"posterior": model._finish_posterior(graph, posterior)})
+    converged, rise = elbo_converged(approx.elbo, approx.batches, len(df))
+    return idata, FitDiagnostics(method="advi", steps=len(approx.elbo), batch_size=batch_size, elbo_rise=rise,
+                                 drift=approx.drift, ok=converged)
+
+
+def _require_sampler(sampler: str) -> None:
+    module = {"nutpie": "nutpie", "numpyro": "numpyro"}[sampler]
+    if importlib.util.find_spec(module) is None:
+        extra = "nutpie" if sampler == "nutpie" else "jax"
+        raise ImportError(f"sampler={sampler!r} needs the optional extra: pip install 'bayesclv[{extra}]'")

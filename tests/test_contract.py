@@ -1,0 +1,209 @@
+"""Every model class against the model contract (bayesclv.models.contract), one row per model.
+
+The idea of scikit-learn's ``check_estimator``: a table of configured models,
+each fitted fast on small data (MAP where the model allows it, short ADVI for
+the individual-level models), and one set of checks run on every row. Adding a
+model family means adding a row to ``ROWS``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesclv as bc
+from bayesclv.errors import NotFittedError
+from bayesclv.models.contract import FittedModel, SpendModel, TransactionModel
+
+MAP = {"method": "map", "progressbar": False}
+ADVI = {"method": "advi", "tune": 20, "draws": 30, "random_seed": 5, "progressbar": False}
+
+
+@dataclass(frozen=True)
+class Row:
+    """A configured model, the data it is fitted to and how (fast)."""
+
+    name: str
+    make: Any
+    fit: dict[str, Any] = field(default_factory=lambda: dict(MAP))
+    data: str = "rfm"  # "rfm": every 8th CDNOW sample customer (295); "small": every 5th of those (59)
+
+
+ROWS = [
+    Row("BetaGeoModel", lambda: bc.BetaGeoModel()),
+    Row("ParetoNBDModel", lambda: bc.ParetoNBDModel()),
+    Row("GammaGammaModel", lambda: bc.GammaGammaModel()),
+    Row("BetaGeoModel(group, partial)", lambda: bc.BetaGeoModel(group="cohort")),
+    Row("ParetoNBDModel(group, none)", lambda: bc.ParetoNBDModel(group="cohort", pooling="none")),
+    Row("GammaGammaModel(group, covariates)", lambda: bc.GammaGammaModel(group="cohort", covariates=["z"])),
+    Row("HierarchicalParetoNBDModel(covariates)", lambda: bc.HierarchicalParetoNBDModel(covariates=["z"]),
+        fit=ADVI, data="small"),
+    Row("HierarchicalBetaGeoModel(covariates, group)",
+        lambda: bc.HierarchicalBetaGeoModel(covariates=["z"], group="cohort"), fit=ADVI, data="small"),
+]
+IDS = [row.name for row in ROWS]
+
+
+@pytest.fixture(scope="module")
+def frames(cdnow_rfm):
+    cohorts = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30",
+                             cohort="M").set_index("customer_id")["cohort"]
+    rfm = cdnow_rfm.iloc[::8].reset_index(drop=True)  # every cohort (month of the first purchase)
+    rfm["cohort"] = rfm["customer_id"].map(cohorts)
+    rfm["z"] = (rfm["T"] - rfm["T"].mean()) / rfm["T"].std()
+    rfm.attrs = dict(cdnow_rfm.attrs)
+    small = rfm.iloc[::5].reset_index(drop=True)
+    small.attrs = dict(rfm.attrs)
+    return {"rfm": rfm, "small": small}
+
+
+def _fit(row: Row, data: pd.DataFrame):
+    model = row.make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short fits and free repeat buyers warn by design
+        fitted = model.fit(data, **row.fit)
+    assert fitted is model, "fit returns self"
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted(frames):
+    return {row.name: _fit(row, frames[row.data]) for row in ROWS}
+
+
+def _predictions(model, data: pd.DataFrame) -> dict[str, Any]:
+    """Every prediction of the model's contract, on ``data``."""
+    if isinstance(model, TransactionModel):
+        ends, factors = np.array([4.0, 8.0, 13.0]), np.array([0.99, 0.98, 0.97])
+        return {
+            "probability_alive": model.probability_alive(data),
+            "probability_alive_at": model.probability_alive_at(6.0, data),
+            "expected_purchases": model.expected_purchases(13.0, data),
+            "discounted_expected_purchases": model.discounted_expected_purchases(ends, factors, data),
+            "discounted_probability_alive": model.discounted_probability_alive(ends - 4.0, factors, data),
+            "probability_of_purchases": model.probability_of_purchases(1, 13.0, data),
+            "sample_purchases": model.sample_purchases(13.0, data, random_seed=3),
+            "log_likelihood": model.log_likelihood(data),
+        }
+    return {"expected_spend": model.expected_spend(data), "log_likelihood": model.log_likelihood(data)}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_unfitted_model_raises_not_fitted(row):
+    model = row.make()
+    assert isinstance(model, FittedModel)
+    for call in (lambda: model.posterior, model.check_fitted, model.prediction_data, model.log_likelihood,
+                 model.summary, lambda: model.save("never-written.nc")):
+        with pytest.raises(NotFittedError):
+            call()
+    for name in ("probability_alive", "expected_spend"):
+        if hasattr(model, name):
+            with pytest.raises(NotFittedError):
+                getattr(model, name)()
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_predictions_have_dims_attrs_and_named_intervals(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    assert isinstance(model, TransactionModel) != isinstance(model, SpendModel)
+    post = model.posterior
+    for name, values in _predictions(model, data).items():
+        assert values.dims == ("chain", "draw", "customer_id"), name
+        assert values.shape == (post.sizes["chain"], post.sizes["draw"], len(data)), name
+        np.testing.assert_array_equal(values["customer_id"].values, data["customer_id"].to_numpy())
+        assert values.attrs["time_unit"] == "W", name
+        outcome = name == "sample_purchases"
+        assert values.attrs["quantity"] == ("outcome" if outcome else "expectation"), name
+        # a spend likelihood exists for repeat buyers only
+        defined = data["frequency"].to_numpy() > 0 if isinstance(model, SpendModel) and name == "log_likelihood" \
+            else slice(None)
+        assert np.isfinite(values.values[..., defined]).all(), name
+        kind = bc.intervals(values.isel(customer_id=slice(0, 5)), prob=0.8)["interval"].iloc[0]
+        assert kind == ("80% predictive (eti)" if outcome else "80% credible (eti)"), name
+    table = model.summary()
+    assert list(table.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert np.isfinite(table["mean"]).all()
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.name != "GammaGammaModel"
+                                 and "GammaGamma" not in r.name], ids=lambda r: r.name)
+def test_purchase_quantities_agree_with_each_other(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    alive = model.probability_alive(data).values
+    for method, t in (("expected_purchases", 13.0), ("probability_alive_at", 6.0)):
+        given = getattr(model, method)(t, data, given_alive=True).values
+        np.testing.assert_allclose(getattr(model, method)(t, data).values, given * alive, rtol=1e-12)
+    # a discounted sum is the sum of its discounted increments
+    ends, factors = np.array([4.0, 8.0, 13.0]), np.array([0.99, 0.98, 0.97])
+    cumulative = [model.expected_purchases(t, data).values for t in ends]
+    increments = [cumulative[0]] + [b - a for a, b in zip(cumulative, cumulative[1:], strict=False)]
+    np.testing.assert_allclose(model.discounted_expected_purchases(ends, factors, data).values,
+                               sum(f * x for f, x in zip(factors, increments, strict=True)), rtol=1e-9, atol=1e-12)
+    service = sum(f * model.probability_alive_at(t, data).values for t, f in zip(ends - 4.0, factors, strict=True))
+    np.testing.assert_allclose(model.discounted_probability_alive(ends - 4.0, factors, data).values, service,
+                               rtol=1e-12)
+    # the count's pmf sums to one
+    pmf = sum(model.probability_of_purchases(n, 4.0, data.iloc[:20]).values for n in range(100))
+    np.testing.assert_allclose(pmf, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_distinct_histories_give_every_customer_their_predictions(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    df = model.prediction_data(data)
+    assert set(model.history_columns) <= set(df.columns)
+    histories, codes = model.distinct_histories(df)
+    assert codes.shape == (len(df),) and len(histories) <= len(df)
+    method = "probability_alive" if isinstance(model, TransactionModel) else "expected_spend"
+    by_history = getattr(model, method)(histories).values[..., codes]
+    np.testing.assert_allclose(by_history, getattr(model, method)(df).values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_save_load_round_trip_is_exact(row, fitted, frames, tmp_path):
+    model, data = fitted[row.name], frames[row.data]
+    model.save(tmp_path / "model.nc")
+    loaded = bc.load(tmp_path / "model.nc")
+    assert type(loaded) is type(model)
+    for name in model.posterior.data_vars:
+        np.testing.assert_array_equal(loaded.posterior[name].values, model.posterior[name].values)
+    before, after = _predictions(model, data), _predictions(loaded, data)
+    for name in before:
+        np.testing.assert_array_equal(after[name].values, before[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_same_seed_same_fit_and_simulations(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    if "random_seed" in row.fit:  # a MAP fit has no randomness to seed
+        again = _fit(row, data)
+        for name in model.posterior.data_vars:
+            np.testing.assert_array_equal(again.posterior[name].values, model.posterior[name].values, err_msg=name)
+    if isinstance(model, TransactionModel):
+        first, second = (model.sample_purchases(13.0, data, random_seed=11).values for _ in range(2))
+        np.testing.assert_array_equal(first, second)
+        assert not np.array_equal(first, model.sample_purchases(13.0, data, random_seed=12).values)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if "GammaGamma" not in r.name], ids=lambda r: r.name)
+def test_population_simulation_gives_valid_histories(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    n_samples = model.posterior.sizes["chain"] * model.posterior.sizes["draw"]
+    sample = np.array([0, n_samples - 1, n_samples - 1, n_samples // 2])
+    sim = model.simulate_population(sample, data, random_seed=2)
+    assert set(sim) == {"frequency", "recency"}
+    freq, rec = sim["frequency"], sim["recency"]
+    assert freq.shape == rec.shape == (len(sample), len(data))
+    T = data["T"].to_numpy()
+    assert (freq >= 0).all() and (freq == np.round(freq)).all()
+    assert ((rec >= 0) & (rec <= T)).all() and (rec[freq == 0] == 0).all()
+    again = model.simulate_population(sample, data, random_seed=2)
+    np.testing.assert_array_equal(again["frequency"], freq)
+    # the check that uses it: one simulated histogram per posterior draw
+    ppc = bc.frequency_ppc(model, data, n_draws=5, random_seed=1)
+    assert (ppc["predicted"].sum("frequency") == len(data)).all()
