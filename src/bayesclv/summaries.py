@@ -19,7 +19,7 @@ import xarray as xr
 from bayesclv.arguments import check_interval_method, check_prob
 from bayesclv.errors import DataValidationError
 
-__all__ = ["DIMS", "INTERVAL_KINDS", "SAMPLE_DIMS", "UNIT_ATTRS", "check_draws", "interval_bounds",
+__all__ = ["DIMS", "INTERVAL_KINDS", "SAMPLE_DIMS", "UNIT_ATTRS", "check_draws", "thin_posterior", "interval_bounds",
            "interval_kind", "interval_label", "intervals", "summary_arrays"]
 
 INTERVAL_KINDS = ("credible", "predictive")
@@ -97,6 +97,17 @@ def intervals(
     frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name,
                    **{k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}}
     return frame
+
+
+def thin_posterior(posterior: xr.Dataset, draws: int) -> xr.Dataset:
+    """``draws`` evenly spaced draws of each chain of ``posterior`` (all of them when it has no more).
+
+    Two posteriors thinned to the same number of draws keep their draws paired by position.
+    """
+    n = posterior.sizes["draw"]
+    if draws >= n:
+        return posterior
+    return posterior.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
 
 
 def summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
