@@ -303,10 +303,13 @@ def report(
 ) -> None:
     """Fit the models and write one self-contained HTML report (opens offline).
 
-    The report holds a data overview, convergence diagnostics, parameters with
-    intervals, CLV per customer with credible bands, value tiers, lifecycle
-    stages and RFM segments with CLV totals, top customers, targeting of an
-    offer and, with --calibration-end, a holdout check.
+    Its first screen gives the value of the customer base over the horizon,
+    the customers likely still active and the share of value in the top 10%,
+    each with its interval (in --currency), a one-sentence convergence verdict,
+    the value tiers, the top customers and what an offer returns. Then a
+    glossary, CLV per customer, tiers, lifecycle and RFM segments, top
+    customers, targeting, with --calibration-end a holdout check, and the
+    statistician's details.
     """
     check_output(out, "--out", (".html", ".htm"), force)
     if tables_dir is not None:
