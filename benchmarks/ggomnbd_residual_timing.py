@@ -22,7 +22,7 @@ import numpy as np
 import bayesclv as bc
 from bayesclv.formulas import NP, ggomnbd, paretonbd
 from bayesclv.formulas._residual import bgnbd_residual, paretonbd_residual
-from bayesclv.models.base import compress_rows
+from bayesclv.models.engine import compress_rows
 
 GGOM = (0.55, 10.6, 0.05, 0.6, 0.6)  # an interior point (b away from the CDNOW boundary)
 PARETO = (0.553, 10.578, 0.606, 11.669)

@@ -26,7 +26,7 @@ from scipy import optimize, stats
 
 from bayesclv.formulas import NP, ggomnbd, paretonbd
 from bayesclv.formulas import _ggom_integral as gi
-from bayesclv.models.base import compress_rows
+from bayesclv.models.engine import compress_rows
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from . import reference as ref

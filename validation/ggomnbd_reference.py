@@ -29,7 +29,7 @@ import bayesclv as bc
 from bayesclv.formulas import NP, ggomnbd, paretonbd
 from bayesclv.formulas._ggom_integral import summed_loglik_kernel
 from bayesclv.formulas._residual import paretonbd_residual
-from bayesclv.models.base import compress_rows
+from bayesclv.models.engine import compress_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_ggomnbd import ggomnbd as gref  # noqa: E402

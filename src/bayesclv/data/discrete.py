@@ -25,15 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesclv.data.rfm import purchase_log
-from bayesclv.data.validation import (
-    _numeric_column,
-    _offending_ids,
-    check_columns,
-    check_customer_ids,
-    check_not_empty,
-    to_pandas,
-)
+from bayesclv.data.columns import check_customer_ids, offending_ids
+from bayesclv.data.purchases import purchase_log
+from bayesclv.data.validation import check_columns, check_not_empty, numeric_column, to_pandas
 from bayesclv.errors import DataValidationError
 
 __all__ = [
@@ -56,15 +50,15 @@ def _row_ids(df: pd.DataFrame) -> pd.Series:
 
 def _whole_numbers(df: pd.DataFrame, col: str, ids: pd.Series, *, minimum: int, what: str) -> pd.Series:
     """Column ``col`` as int64 after checking it holds whole numbers >= ``minimum``."""
-    num = _numeric_column(df, col, ids)
+    num = numeric_column(df, col, ids)
     frac = (num != np.round(num)).to_numpy()
     if frac.any():
         raise DataValidationError(f"{int(frac.sum())} non-integer value(s); {what}", column=col,
-                                  rows=_offending_ids(ids, frac))
+                                  rows=offending_ids(ids, frac))
     low = (num < minimum).to_numpy()
     if low.any():
         raise DataValidationError(f"{int(low.sum())} value(s) below {minimum}; {what}", column=col,
-                                  rows=_offending_ids(ids, low))
+                                  rows=offending_ids(ids, low))
     return num.astype("int64")
 
 
@@ -72,8 +66,8 @@ def _check_unique_ids(df: pd.DataFrame, ids: pd.Series) -> None:
     if "customer_id" in df.columns:
         dup = df["customer_id"].duplicated(keep=False).to_numpy()
         if dup.any():
-            raise DataValidationError(f"{len(_offending_ids(ids, dup))} duplicated customer id(s); "
-                                      "one row per customer", column="customer_id", rows=_offending_ids(ids, dup))
+            raise DataValidationError(f"{len(offending_ids(ids, dup))} duplicated customer id(s); "
+                                      "one row per customer", column="customer_id", rows=offending_ids(ids, dup))
 
 
 def validate_opportunity_summary(df: Any) -> pd.DataFrame:
@@ -121,7 +115,7 @@ def validate_opportunity_summary(df: Any) -> pd.DataFrame:
     for col, bad, what in rules:
         if bad.any():
             raise DataValidationError(f"{int(bad.sum())} row(s) with {what}", column=col,
-                                      rows=_offending_ids(ids, bad))
+                                      rows=offending_ids(ids, bad))
     _check_unique_ids(pdf, ids)
     return out.reset_index(drop=True)
 
@@ -193,7 +187,7 @@ def opportunity_summary(
         raise DataValidationError(
             f"{int(outside.sum())} transaction(s) outside the opportunity calendar "
             f"[{edges[0].date()}, {edges[-1].date()}); filter them out or extend the calendar",
-            column=date, rows=_offending_ids(work["customer_id"], outside))
+            column=date, rows=offending_ids(work["customer_id"], outside))
     n_windows = edges.size - 1
     if calibration_end is None:
         cut = n_windows
@@ -255,17 +249,17 @@ def validate_retention(df: Any, *, group: str | None = None) -> pd.DataFrame:
     out = pdf.copy()
     out["periods"] = _whole_numbers(pdf, "periods", ids, minimum=1, what="periods counts the periods observed")
     churned = pdf["churned"].astype("int64") if pd.api.types.is_bool_dtype(pdf["churned"]) else \
-        _numeric_column(pdf, "churned", ids)
+        numeric_column(pdf, "churned", ids)
     bad = ~np.isin(churned.to_numpy(), (0, 1))
     if bad.any():
         raise DataValidationError(f"{int(bad.sum())} value(s) other than 0 and 1; churned is 1 if the customer "
-                                  "left in the last observed period", column="churned", rows=_offending_ids(ids, bad))
+                                  "left in the last observed period", column="churned", rows=offending_ids(ids, bad))
     out["churned"] = churned.astype("int64")
     if group is not None:
         missing = pdf[group].isna().to_numpy()
         if missing.any():
             raise DataValidationError(f"{int(missing.sum())} missing group label(s)", column=group,
-                                      rows=_offending_ids(ids, missing))
+                                      rows=offending_ids(ids, missing))
     _check_unique_ids(pdf, ids)
     return out.reset_index(drop=True)
 

@@ -25,6 +25,7 @@ __all__ = [
     "check_customer_ids",
     "check_no_transactions_after",
     "check_not_empty",
+    "numeric_column",
     "check_period",
     "check_time_unit",
     "check_unique_column_names",
@@ -178,7 +179,7 @@ def check_no_transactions_after(
 # ---------------------------------------------------------------------------
 # RFM frames brought by the user
 # ---------------------------------------------------------------------------
-def _numeric_column(df: pd.DataFrame, col: str, ids: pd.Series) -> pd.Series:
+def numeric_column(df: pd.DataFrame, col: str, ids: pd.Series) -> pd.Series:
     s = df[col]
     if pd.api.types.is_bool_dtype(s) or not (
         pd.api.types.is_numeric_dtype(s) or s.dtype == object
@@ -261,7 +262,7 @@ def validate_rfm(
     out.attrs = attrs
     ids = check_customer_ids(out, "customer_id")
     for col in num_cols:
-        out[col] = _numeric_column(out, col, ids)
+        out[col] = numeric_column(out, col, ids)
 
     def refuse(mask, message, column):
         mask = np.asarray(mask, dtype=bool)
