@@ -263,3 +263,14 @@ def test_holdout_labels_are_words():
                    "some_future_metric"):
         assert "_" not in holdout_label(metric)
     assert holdout_label("pit_coverage_80") == "the same share by randomised PIT (a calibrated model shows exactly 80%)"
+
+
+def test_user_strings_are_escaped(map_models, cdnow_rfm):
+    data = cdnow_rfm.drop(columns=["frequency_holdout", "T_holdout"])
+    data["customer_id"] = "<b>" + data["customer_id"].astype(str)
+    data.attrs = dict(cdnow_rfm.attrs)
+    built = build_report(map_models["BetaGeoModel"], map_models["GammaGammaModel"], data, currency="<i>€</i>",
+                         title="<script>alert(1)</script>", progressbar=False)
+    assert "<script" not in built.html and "<i>" not in built.html and "<b>" not in built.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in built.html and "&lt;i&gt;€&lt;/i&gt;" in built.html
+    assert "<b>509" in element(built.html, "summary")  # the top customer's id, shown as text
