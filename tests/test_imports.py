@@ -29,7 +29,7 @@ def test_import_loads_no_plotting_report_or_database_library():
 
 def test_fitting_and_predicting_names_load_no_plotting_or_database_library():
     statement = ("import bayesclv as bc; bc.BetaGeoModel; bc.GammaGammaModel; bc.rfm_summary; "
-                 "bc.customer_lifetime_value; bc.intervals; bc.evaluate")
+                 "bc.customer_lifetime_value; bc.intervals; bc.evaluate; bc.predict")
     assert _loaded_after(statement) == []
 
 

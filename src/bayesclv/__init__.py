@@ -44,6 +44,7 @@ _SOURCES = {
     "lifecycle_stages": "bayesclv.segment",
     "load": "bayesclv.models",
     "plots": "bayesclv.plots",
+    "predict": "bayesclv.customer_table",
     "repeat_purchase_tracking": "bayesclv.data",
     "report": "bayesclv.report",
     "rfm_scores": "bayesclv.segment",
@@ -79,6 +80,7 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
     from bayesclv.checks import frequency_ppc
     from bayesclv.clv import customer_lifetime_value
     from bayesclv.comparison import compare
+    from bayesclv.customer_table import predict
     from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
     from bayesclv.drivers import key_drivers, spend_drivers
     from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
