@@ -89,7 +89,7 @@ class PooledModel(Predictive, CLVModel):
 
     @property
     def history_columns(self) -> tuple[str, ...]:
-        return (*self.data_columns, *([self.group] if self.grouped else []))
+        return (*self.prediction_columns, *([self.group] if self.grouped else []))
 
     # -------------------------------------------------------------- rows
     def _design(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +101,14 @@ class PooledModel(Predictive, CLVModel):
         return frame
 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
-        """Each row's likelihood parameters (see :func:`bayesclv.models.pooling.row_params`)."""
-        return row_params(params, rows[GROUP_CODE].to_numpy() if self.grouped else None, xp)
+        """Each row's likelihood parameters (see :func:`bayesclv.models.pooling.row_params`) and the
+        family's :meth:`_formula_options`."""
+        return {**row_params(params, rows[GROUP_CODE].to_numpy() if self.grouped else None, xp),
+                **self._formula_options()}
+
+    def _formula_options(self) -> dict[str, Any]:
+        """Fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``)."""
+        return {}
 
     def _coefficient_names(self) -> list[str]:
         """Posterior variables besides the parameters that give rows their own parameters (covariate effects)."""
@@ -139,7 +145,8 @@ class PooledModel(Predictive, CLVModel):
         """
         if summed and hasattr(self.formulas, "summed_loglik") and not self._coefficient_names():
             tables = self.formulas.loglik_tables(*(rows[c] for c in self.data_columns), rows["weight"],
-                                                 group=rows[GROUP_CODE] if self.grouped else None)
+                                                 group=rows[GROUP_CODE] if self.grouped else None,
+                                                 **self._formula_options())
             return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
         params = self._row_params(params, rows, PT)
         cols = {c: pm.Data(c, rows[c].to_numpy(dtype=float)) for c in self.data_columns}
@@ -251,5 +258,5 @@ class PooledTransactionModel(TransactionPredictions, PooledModel):
         """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords."""
         post = self.posterior[list(self.parameter_names)]
         params = {n: v[..., None] for n, v in self._param_arrays().items()}
-        values = self.formulas.expected_purchases_new_customer(t, **params)
+        values = self.formulas.expected_purchases_new_customer(t, **params, **self._formula_options())
         return values, post[self.parameter_names[0]].dims, {k: v.values for k, v in post.coords.items()}
