@@ -17,6 +17,7 @@ import xarray as xr
 import bayesclv.chunks as chunks
 from bayesclv.arguments import check_clv_arguments
 from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
+from bayesclv.errors import ArgumentError
 from bayesclv.models.contract import SpendModel, TransactionModel
 
 __all__ = ["customer_lifetime_value", "pair_draws"]
@@ -94,6 +95,7 @@ def customer_lifetime_value(
     margin: float = 1.0,
     acquisition_cost: float = 0.0,
     service_cost_per_period: float = 0.0,
+    currency: str | None = None,
 ) -> xr.DataArray:
     """Posterior of each customer's discounted lifetime value over a finite horizon.
 
@@ -131,11 +133,15 @@ def customer_lifetime_value(
         Subtracted once; finite and >= 0.
     service_cost_per_period : float, default 0
         Cost per period of serving a customer who is still alive; finite and >= 0.
+    currency : str, optional
+        Currency of the spend model's values (e.g. "USD"); recorded in ``attrs``
+        so that figures and reports can name it. Does not change the values.
 
     Returns
     -------
     xarray.DataArray
-        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings.
+        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings
+        (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given).
 
     Raises
     ------
@@ -144,6 +150,8 @@ def customer_lifetime_value(
         :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
     """
     check_time_unit(time_unit)
+    if currency is not None and not isinstance(currency, str):
+        raise ArgumentError(f"must be a string such as 'USD', got {type(currency).__name__}", argument="currency")
     horizon, discount_rate, margin, acquisition_cost, service_cost_per_period = check_clv_arguments(
         horizon=horizon, discount_rate=discount_rate, margin=margin, acquisition_cost=acquisition_cost,
         service_cost_per_period=service_cost_per_period)
@@ -183,4 +191,6 @@ def customer_lifetime_value(
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
                  "discount_rate": discount_rate, "margin": margin,
                  "acquisition_cost": acquisition_cost, "service_cost_per_period": service_cost_per_period}
+    if currency:
+        clv.attrs["currency"] = currency
     return clv

@@ -43,7 +43,7 @@ from bayesclv.clv import customer_lifetime_value
 from bayesclv.data.dask import is_dask_collection, require_dask
 from bayesclv.data.validation import check_columns, to_pandas
 from bayesclv.models.engine import compress_rows
-from bayesclv.summaries import interval_kind, interval_label, summary_arrays
+from bayesclv.summaries import interval_kind, interval_label, summary_arrays, thin_posterior
 
 __all__ = [
     "clv_summary",
@@ -83,9 +83,7 @@ def prediction_copy(model: Any, draws: int | None = None) -> Any:
     post = model.posterior
     if draws is not None:
         check_whole("draws", draws)
-        n = post.sizes["draw"]
-        if draws < n:
-            post = post.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
+        post = thin_posterior(post, int(draws))
     light = copy.copy(model)
     light.idata = xr.DataTree.from_dict({"posterior": post})
     light.data = model.data.iloc[:0] if model.data is not None else None

@@ -19,12 +19,13 @@ import xarray as xr
 from bayesclv.arguments import check_interval_method, check_prob
 from bayesclv.errors import DataValidationError
 
-__all__ = ["DIMS", "INTERVAL_KINDS", "SAMPLE_DIMS", "check_draws", "interval_bounds", "interval_kind", "interval_label", "intervals",
-           "summary_arrays"]
+__all__ = ["DIMS", "INTERVAL_KINDS", "SAMPLE_DIMS", "UNIT_ATTRS", "check_draws", "thin_posterior", "interval_bounds",
+           "interval_kind", "interval_label", "intervals", "summary_arrays"]
 
 INTERVAL_KINDS = ("credible", "predictive")
 SAMPLE_DIMS = ("chain", "draw")
 DIMS = ("chain", "draw", "customer_id")  # of a per-customer prediction
+UNIT_ATTRS = ("horizon", "time_unit", "currency")  # what the values are measured in: kept by summaries
 
 
 def interval_kind(quantity: str | None) -> str:
@@ -71,7 +72,9 @@ def intervals(
     pandas.DataFrame
         One row per element of the non-sample dims, columns ``mean, median,
         lower, upper, interval`` where ``interval`` names the kind, e.g.
-        ``"90% credible (eti)"``.
+        ``"90% credible (eti)"``. ``attrs`` hold ``prob, kind, method, name``
+        and the units of ``values`` (its ``horizon``, ``time_unit`` and
+        ``currency`` attrs, where present), for labels.
     """
     check_prob(prob)
     check_interval_method(method)
@@ -91,8 +94,20 @@ def intervals(
     })
     frame = table.to_dataframe() if table["mean"].ndim else pd.DataFrame([{k: float(v) for k, v in table.items()}])
     frame["interval"] = interval_label(prob, kind, method)
-    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name}
+    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": values.name,
+                   **{k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}}
     return frame
+
+
+def thin_posterior(posterior: xr.Dataset, draws: int) -> xr.Dataset:
+    """``draws`` evenly spaced draws of each chain of ``posterior`` (all of them when it has no more).
+
+    Two posteriors thinned to the same number of draws keep their draws paired by position.
+    """
+    n = posterior.sizes["draw"]
+    if draws >= n:
+        return posterior
+    return posterior.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
 
 
 def summary_arrays(values: xr.DataArray, prob: float, method: str) -> dict[str, np.ndarray]:
