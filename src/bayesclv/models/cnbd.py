@@ -41,6 +41,7 @@ class _CNBDModel(PooledTransactionModel):
     def __init__(self, priors: dict[str, Prior] | None = None, *, k: int, group: str | None = None,
                  pooling: str | None = None):
         self.k = check_whole("k", k)
+        self._formula_options = {"k": self.k, "modified": self.modified}
         super().__init__(priors, group=group, pooling=pooling)
 
     @property
@@ -52,9 +53,6 @@ class _CNBDModel(PooledTransactionModel):
         # given alive, the phases of the next purchase already done depend on T - t_x: for k > 1 the
         # future depends on recency too, and only the Poisson case (k = 1) forgets it
         return {"recency": "T"} if self.k == 1 else {}
-
-    def _formula_options(self) -> dict[str, Any]:
-        return {"k": self.k, "modified": self.modified}
 
     def _config(self) -> dict[str, Any]:
         return {**super()._config(), "k": self.k}
