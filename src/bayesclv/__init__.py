@@ -19,11 +19,14 @@ __version__ = "0.1.0"
 
 #: Each public name and the module that defines it; a module's own name maps to itself.
 _SOURCES = {
+    "BetaGeoCNBDModel": "bayesclv.models",
     "BetaGeoModel": "bayesclv.models",
     "EvaluationResult": "bayesclv.evaluate",
     "GammaGammaModel": "bayesclv.models",
     "HierarchicalBetaGeoModel": "bayesclv.models",
     "HierarchicalParetoNBDModel": "bayesclv.models",
+    "ModifiedBetaGeoCNBDModel": "bayesclv.models",
+    "ModifiedBetaGeoModel": "bayesclv.models",
     "ParetoNBDModel": "bayesclv.models",
     "Prior": "bayesclv.priors",
     "build_report": "bayesclv.report",
@@ -85,10 +88,13 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
     from bayesclv.drivers import key_drivers, spend_drivers
     from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
     from bayesclv.models import (
+        BetaGeoCNBDModel,
         BetaGeoModel,
         GammaGammaModel,
         HierarchicalBetaGeoModel,
         HierarchicalParetoNBDModel,
+        ModifiedBetaGeoCNBDModel,
+        ModifiedBetaGeoModel,
         ParetoNBDModel,
         load,
     )
