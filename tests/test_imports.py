@@ -41,7 +41,8 @@ def test_plots_load_matplotlib_when_asked_for():
 def test_every_public_name_is_the_object_its_module_defines(name):
     value = getattr(bayesclv, name)
     module = importlib.import_module(bayesclv._SOURCES[name])
-    assert value is (module if module.__name__ == f"bayesclv.{name}" else getattr(module, name))
+    # a module's own name is the module, except a function named like its module (evaluate)
+    assert value is (getattr(module, name) if name == "evaluate" or module.__name__ != f"bayesclv.{name}" else module)
     assert name in dir(bayesclv)
 
 
@@ -50,3 +51,12 @@ def test_an_unknown_name_is_an_attribute_error():
         bayesclv.no_such_name  # noqa: B018
     with pytest.raises(ImportError):
         from bayesclv import no_such_name  # noqa: F401
+
+
+def test_evaluate_stays_the_function_whichever_import_comes_first():
+    # the submodule of the same name is bound to the package by every import of it (here: through the report)
+    probe = ("import bayesclv as bc, bayesclv.report, bayesclv.evaluate; bc.EvaluationResult; "
+             "from bayesclv import evaluate; print(callable(bc.evaluate), bc.evaluate is evaluate, "
+             "bc.evaluate.__module__)")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["True", "True", "bayesclv.evaluate"]

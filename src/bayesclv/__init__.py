@@ -13,6 +13,8 @@ and the first use against ``import pymc``.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -72,6 +74,27 @@ def __getattr__(name: str):
     value = module if module.__name__ == f"bayesclv.{name}" else getattr(module, name)
     globals()[name] = value
     return value
+
+
+class _Package(types.ModuleType):
+    """The package module, so that ``bc.evaluate`` stays the function.
+
+    Importing the submodule ``bayesclv.evaluate`` (from anywhere, at any time) binds
+    the module to the package's ``evaluate`` attribute; a data descriptor on the
+    module's type takes precedence over that binding.
+    """
+
+    @property
+    def evaluate(self):
+        """The :func:`bayesclv.evaluate.evaluate` function."""
+        return importlib.import_module("bayesclv.evaluate").evaluate
+
+    @evaluate.setter
+    def evaluate(self, value) -> None:
+        pass  # the import system's binding of the submodule: the function keeps the name
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
