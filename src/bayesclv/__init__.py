@@ -15,6 +15,7 @@ from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
 from bayesclv.models import (
     BetaGeoModel,
     GammaGammaModel,
+    GompertzNBDModel,
     HierarchicalBetaGeoModel,
     HierarchicalParetoNBDModel,
     ParetoNBDModel,
@@ -32,6 +33,7 @@ __all__ = [
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
+    "GompertzNBDModel",
     "HierarchicalBetaGeoModel",
     "HierarchicalParetoNBDModel",
     "ParetoNBDModel",
