@@ -108,13 +108,13 @@ def test_predictions_are_the_formula_module_at_the_fitted_parameters(ggom, cdnow
 
 
 def test_summed_kernel_equals_the_per_row_graph_with_groups(cdnow_rfm):
-    data = cdnow_rfm.assign(cohort=np.where(cdnow_rfm["T"] > 32.0, "early", "late"))
-    for model in (bc.GompertzNBDModel(group="cohort"), bc.GompertzNBDModel(group="cohort", pooling="none")):
-        summed, rows = model.build_model(data, summed=True), model.build_model(data, summed=False)
-        rng = np.random.default_rng(1)
-        point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in summed.initial_point().items()}
-        assert summed.compile_logp()(point) == pytest.approx(rows.compile_logp()(point), rel=1e-10)
-        np.testing.assert_allclose(summed.compile_dlogp()(point), rows.compile_dlogp()(point), rtol=1e-8, atol=1e-8)
+    data = cdnow_rfm.iloc[::3].assign(cohort=lambda d: np.where(d["T"] > 32.0, "early", "late"))
+    model = bc.GompertzNBDModel(group="cohort")
+    summed, rows = model.build_model(data, summed=True), model.build_model(data, summed=False)
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0.0, 0.3, np.shape(v)) for k, v in summed.initial_point().items()}
+    assert summed.compile_logp()(point) == pytest.approx(rows.compile_logp()(point), rel=1e-10)
+    np.testing.assert_allclose(summed.compile_dlogp()(point), rows.compile_dlogp()(point), rtol=1e-8, atol=1e-8)
 
 
 def test_clv_through_the_contract(ggom, cdnow_rfm):
