@@ -18,7 +18,7 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.errors import NotFittedError
-from bayesclv.models.contract import FittedModel, SpendModel, TransactionModel
+from bayesclv.models.contract import FittedModel, ResidualModel, SpendModel, TransactionModel
 
 MAP = {"method": "map", "progressbar": False}
 ADVI = {"method": "advi", "tune": 20, "draws": 30, "random_seed": 5, "progressbar": False}
@@ -49,6 +49,8 @@ ROWS = [
     Row("ModifiedBetaGeoModel", lambda: bc.ModifiedBetaGeoModel()),
     Row("BetaGeoCNBDModel(k=3, nuts)", lambda: bc.BetaGeoCNBDModel(k=3), fit=NUTS, data="small"),
     Row("ModifiedBetaGeoCNBDModel(k=2, group, partial)", lambda: bc.ModifiedBetaGeoCNBDModel(k=2, group="cohort")),
+    Row("GompertzNBDModel", lambda: bc.GompertzNBDModel()),
+    Row("GompertzNBDModel(nuts)", lambda: bc.GompertzNBDModel(), fit=NUTS, data="small"),
 ]
 IDS = [row.name for row in ROWS]
 
@@ -216,3 +218,24 @@ def test_population_simulation_gives_valid_histories(row, fitted, frames):
     # the check that uses it: one simulated histogram per posterior draw
     ppc = bc.frequency_ppc(model, data, n_draws=5, random_seed=1)
     assert (ppc["predicted"].sum("frequency") == len(data)).all()
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if isinstance(r.make(), ResidualModel)], ids=lambda r: r.name)
+def test_residual_predictions_bound_their_finite_horizon_sums(row, fitted, frames):
+    """DERT and the residual lifetime are integrals over the whole future: on a grid, the sums that take each
+    period's lowest discount factor (or survival) are lower bounds; the alive factor splits off as for the rest."""
+    model, data = fitted[row.name], frames[row.data].iloc[:40]
+    delta, ends = 0.05, np.arange(4.0, 204.0, 4.0)
+    alive = model.probability_alive(data).values
+    dert = model.discounted_expected_residual_transactions(delta, data)
+    life = model.expected_residual_lifetime(data)
+    for values in (dert, life):
+        assert values.dims == ("chain", "draw", "customer_id") and values.attrs["quantity"] == "expectation"
+    np.testing.assert_allclose(dert.values, alive * model.discounted_expected_residual_transactions(
+        delta, data, given_alive=True).values, rtol=1e-12)
+    np.testing.assert_allclose(life.values, alive * model.expected_residual_lifetime(data, given_alive=True).values,
+                               rtol=1e-12)
+    below = model.discounted_expected_purchases(ends, np.exp(-delta * ends), data).values
+    assert np.isfinite(dert.values).all() and (below <= dert.values * (1 + 1e-9)).all()
+    time_alive = model.discounted_probability_alive(ends, np.full(ends.size, 4.0), data).values
+    assert (time_alive <= life.values * (1 + 1e-9)).all()

@@ -8,7 +8,7 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.errors import ArgumentError
-from bayesclv.formulas._residual import bgnbd_residual
+from bayesclv.formulas import bgnbd
 from bayesclv.testing import jittered_posterior
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
@@ -48,7 +48,7 @@ def test_table_equals_the_individual_functions(sampled, cdnow_rfm):
     _assert_columns(table, "spend", gg.expected_spend(cdnow_rfm), 0.8)  # one-time buyers too
     clv = bc.customer_lifetime_value(bg, gg, horizon=6, time_unit="M", discount_rate=0.01, margin=0.3)
     _assert_columns(table, "clv", clv, 0.8)
-    assert "dert_mean" not in table  # the BG/NBD model offers no DERT method (yet)
+    _assert_columns(table, "dert", bg.discounted_expected_residual_transactions(math.log(1.01) / WEEKS_PER_MONTH), 0.8)
     assert table.attrs["intervals"]["clv"] == "80% credible (eti)"
     assert table.attrs["currency"] == "USD" and table.attrs["horizon"] == 6 and table.attrs["time_unit"] == "M"
     # a posterior mean lies inside its 80% interval
@@ -68,26 +68,20 @@ def test_without_spend_model_and_on_new_data_in_its_order(sampled, cdnow_rfm):
 
 
 def test_dert_where_the_model_offers_it(sampled, cdnow_rfm):
-    bg = copy.deepcopy(sampled[0])
-    calls = []
-
-    def dert(delta, data):  # the family formula, draw by draw, as a model method would give it
-        calls.append(delta)
-        post = bg.posterior
-        values = bgnbd_residual.discounted_expected_residual_transactions(
-            delta, *(data[c].to_numpy() for c in ("frequency", "recency", "T")),
-            *(post[p].values[..., None] for p in ("r", "alpha", "a", "b")))
-        return bg.probability_alive(data).copy(data=values)
-
-    bg.discounted_expected_residual_transactions = dert
+    bg = sampled[0]
     rows = cdnow_rfm.head(20)
     table = bc.predict(bg, rows, horizon=12, time_unit="M", discount_rate=0.01)
-    # 1% a month, continuously per week: (1.01)^-1 over one month of weeks
-    assert calls == [pytest.approx(math.log(1.01) / WEEKS_PER_MONTH, rel=1e-14)]
-    _assert_columns(table, "dert", dert(calls[0], rows))
+    # 1% a month, continuously per week: (1.01)^-1 over one month of weeks; the family formula draw by draw
+    delta = math.log(1.01) / WEEKS_PER_MONTH
+    values = bgnbd.discounted_expected_residual_transactions(
+        delta, *(rows[c].to_numpy() for c in ("frequency", "recency", "T")),
+        *(bg.posterior[p].values[..., None] for p in ("r", "alpha", "a", "b")))
+    _assert_columns(table, "dert", bg.probability_alive(rows).copy(data=values))
     # all future purchases, discounted, are more than a year's purchases each discounted by a full year
     assert (table["dert_mean"] > table["expected_purchases_mean"] * 1.01**-12).all()
     assert "dert_mean" not in bc.predict(bg, rows, horizon=12, time_unit="M")  # no discounting: no DERT
+    mbg = bc.ModifiedBetaGeoModel().fit(rows, method="map", progressbar=False)  # a family without DERT
+    assert "dert_mean" not in bc.predict(mbg, rows, horizon=12, time_unit="M", discount_rate=0.01)
 
 
 def test_settings_are_checked_before_any_work(sampled):

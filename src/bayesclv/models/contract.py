@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["FittedModel", "RetentionModel", "SpendModel", "TransactionModel"]
+__all__ = ["FittedModel", "ResidualModel", "RetentionModel", "SpendModel", "TransactionModel"]
 
 
 @runtime_checkable
@@ -134,6 +134,18 @@ class TransactionModel(FittedModel, Protocol):
         ``sample`` indexes the posterior's draws flattened over chains; the
         result maps each simulated data column to an array ``(len(sample), customers)``.
         """
+
+
+@runtime_checkable
+class ResidualModel(TransactionModel, Protocol):
+    """A purchase model with infinite-horizon quantities (Pareto/NBD, BG/NBD, GGom/NBD)."""
+
+    def discounted_expected_residual_transactions(self, delta: float, data: Any | None = None, *,
+                                                  given_alive: bool = False) -> xr.DataArray:
+        """DERT: all future purchases discounted continuously at rate ``delta`` per time unit (an expectation)."""
+
+    def expected_residual_lifetime(self, data: Any | None = None, *, given_alive: bool = False) -> xr.DataArray:
+        """Expected remaining lifetime after the end of observation, in the model's time unit."""
 
 
 @runtime_checkable
