@@ -13,11 +13,13 @@ from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_s
 from bayesclv.drivers import key_drivers, spend_drivers
 from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
 from bayesclv.models import (
+    BetaGeoBetaBinomModel,
     BetaGeoModel,
     GammaGammaModel,
     HierarchicalBetaGeoModel,
     HierarchicalParetoNBDModel,
     ParetoNBDModel,
+    ShiftedBetaGeoModel,
     load,
 )
 from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting
@@ -29,6 +31,7 @@ from bayesclv.summaries import intervals
 __version__ = "0.1.0"
 
 __all__ = [
+    "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
@@ -36,6 +39,7 @@ __all__ = [
     "HierarchicalParetoNBDModel",
     "ParetoNBDModel",
     "Prior",
+    "ShiftedBetaGeoModel",
     "__version__",
     "build_report",
     "compare",

@@ -7,6 +7,7 @@ the individual-level ones (:mod:`~bayesclv.models.hierarchical`).
 """
 
 from bayesclv.models.base import CLVModel
+from bayesclv.models.bgbb import BetaGeoBetaBinomModel
 from bayesclv.models.bgnbd import BetaGeoModel
 from bayesclv.models.contract import FittedModel, RetentionModel, SpendModel, TransactionModel
 from bayesclv.models.diagnostics import FitDiagnostics
@@ -14,7 +15,8 @@ from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.persistence import load
+from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
-__all__ = ["BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
+__all__ = ["BetaGeoBetaBinomModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
            "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ParetoNBDModel", "RetentionModel",
-           "SpendModel", "TransactionModel", "load"]
+           "ShiftedBetaGeoModel", "SpendModel", "TransactionModel", "load"]
