@@ -13,7 +13,11 @@ here the models must hand them the right data, weights, groups and histories.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
 import warnings
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -325,3 +329,27 @@ def test_plot_survival_draws_bands_and_labels_in_words(segments_nuts, tmp_path):
     assert (tmp_path / "survival.png").stat().st_size > 10_000
     with pytest.raises(TypeError, match="retention model"):
         bc.plots.plot_survival(bc.BetaGeoModel(), [1, 2])
+
+
+# --------------------------------------------------------------------------------------
+# SBC (the full run: validation/sbc_discrete.py)
+# --------------------------------------------------------------------------------------
+def test_sbc_script_smoke(tmp_path, monkeypatch):
+    """Two replications per model with tiny chains: prior draws simulate valid data that NUTS fits, and the
+    ranks of the truth among L = 19 thinned draws land in 0..19."""
+    path = Path(__file__).parents[1] / "validation" / "sbc_discrete.py"
+    spec = importlib.util.spec_from_file_location("sbc_discrete_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(sys, "argv", ["sbc_discrete.py", "--sims", "2", "--customers", "60", "--draws", "60",
+                                      "--tune", "60", "--chains", "1", "--ranks", "19", "--workers", "1",
+                                      "--out", str(tmp_path)])
+    script.main()
+    ranks = pd.read_csv(tmp_path / "sbc_discrete_ranks.csv")
+    assert ranks["error"].isna().all() and len(ranks) == 4
+    for name in (*bgbb.PARAMETERS, *sbg.PARAMETERS):
+        values = ranks[f"rank_{name}"].dropna()
+        assert len(values) >= 2 and values.between(0, 19).all(), name
+    summary = json.loads((tmp_path / "sbc_discrete_summary.json").read_text())
+    assert set(summary["models"]) == {"bgbb", "shifted_bg"}
+    assert (tmp_path / "sbc_discrete_summary.md").read_text().startswith("# SBC")
