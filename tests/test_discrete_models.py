@@ -314,12 +314,12 @@ def test_sbg_data_and_units():
     assert err.value.column == "cohort"
 
 
-def test_plot_survival_draws_bands_and_labels_in_words(segments_nuts, tmp_path):
+def test_plot_survival_draws_bands_and_labels_in_words(segments_nuts, segments_map, tmp_path):
     after_7 = {"regular": 241, "high end": 491}
     shares = {s: np.array([1000, after_7[s], *SURVIVORS_8_12[s]]) / 1000 for s in after_7}
     fig = bc.plots.plot_survival(segments_nuts, [0, 7, 8, 9, 10, 11, 12], actual=shares, calibration_end=7)
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "years" and ax.get_ylabel() == "share of customers still subscribed"
+    assert ax.get_xlabel() == "years since acquisition" and ax.get_ylabel() == "share of customers still subscribed"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "regular: 90% credible band" in labels and "high end: actual" in labels
     band = next(c for c in ax.collections if c.get_label() == "regular: 90% credible band")
@@ -327,6 +327,10 @@ def test_plot_survival_draws_bands_and_labels_in_words(segments_nuts, tmp_path):
     assert lower.min() > 0.1 and lower.max() <= 1.0 + 1e-12
     fig.savefig(tmp_path / "survival.png")
     assert (tmp_path / "survival.png").stat().st_size > 10_000
+    # a MAP fit is a point estimate: no band, and its curve says so
+    ax = bc.plots.plot_survival(segments_map, np.arange(13)).axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["high end: point estimate (MAP)", "regular: point estimate (MAP)"] and not ax.collections
     with pytest.raises(TypeError, match="retention model"):
         bc.plots.plot_survival(bc.BetaGeoModel(), [1, 2])
 

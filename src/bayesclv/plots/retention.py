@@ -8,12 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayesclv.models.contract import RetentionModel
+from bayesclv.plots.labels import UNIT_NAMES, is_point_estimate, unit_name
 from bayesclv.summaries import interval_bounds
 
 __all__ = ["plot_survival"]
-
-#: The unit of a retention table's period, in words, for axis labels.
-PERIOD_WORDS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
 
 
 def plot_survival(model: RetentionModel, t: Any, *, actual: Any = None, calibration_end: float | None = None,
@@ -34,7 +32,8 @@ def plot_survival(model: RetentionModel, t: Any, *, actual: Any = None, calibrat
         Period up to which the model was fitted, drawn as a dashed line
         (what lies after it is a projection).
     prob : float, default 0.9
-        Mass of the equal-tailed credible band. A MAP fit has no band.
+        Mass of the equal-tailed credible band. A MAP fit has no band: its
+        curve is labelled a point estimate.
     ax : matplotlib.axes.Axes, optional
 
     Returns
@@ -51,8 +50,10 @@ def plot_survival(model: RetentionModel, t: Any, *, actual: Any = None, calibrat
     for label in groups:
         curve = curves if label is None else curves.sel(group=label)
         name = "" if label is None else f"{label}: "
-        line = ax.plot(horizons, curve.mean(("chain", "draw")).to_numpy(), label=f"{name}posterior mean")[0]
-        if curve.sizes["chain"] * curve.sizes["draw"] > 1:
+        point = is_point_estimate(curve)
+        line = ax.plot(horizons, curve.mean(("chain", "draw")).to_numpy(),
+                       label=f"{name}{'point estimate (MAP)' if point else 'posterior mean'}")[0]
+        if not point:
             lower, upper = interval_bounds(curve, prob, "eti")
             ax.fill_between(horizons, lower.to_numpy(), upper.to_numpy(), color=line.get_color(), alpha=0.25,
                             label=f"{name}{prob:.0%} credible band")
@@ -62,7 +63,8 @@ def plot_survival(model: RetentionModel, t: Any, *, actual: Any = None, calibrat
                     label=f"{name}actual")
     if calibration_end is not None:
         ax.axvline(calibration_end, color="grey", ls="--", lw=1, label="end of calibration")
-    ax.set_xlabel(PERIOD_WORDS.get(model.time_unit, "periods"))
+    unit = unit_name(model.time_unit) if model.time_unit in UNIT_NAMES else "periods"
+    ax.set_xlabel(f"{unit} since acquisition")
     ax.set_ylabel("share of customers still subscribed")
     ax.set_ylim(0.0, 1.02)
     ax.legend(loc="best", fontsize="small")
