@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 import bayesclv as bc
-from bayesclv.errors import NotFittedError
 from bayesclv.data.discrete import censor_retention
+from bayesclv.errors import NotFittedError
 from bayesclv.models.contract import FittedModel, RetentionModel, SpendModel, TransactionModel
 
 MAP = {"method": "map", "progressbar": False}
