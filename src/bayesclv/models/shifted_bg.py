@@ -54,7 +54,7 @@ class ShiftedBetaGeoModel(RetentionPredictions, PooledModel):
     Examples
     --------
     Fader & Hardie (2007) fit each segment to years 1-7 (regular: alpha 0.704,
-    beta 1.182; high end: 0.668, 3.806):
+    beta 1.182; high end: 0.668, 3.806); the MAP under the default priors:
 
     >>> from bayesclv import ShiftedBetaGeoModel
     >>> from bayesclv.data.discrete import censor_retention
@@ -63,7 +63,7 @@ class ShiftedBetaGeoModel(RetentionPredictions, PooledModel):
     >>> model = ShiftedBetaGeoModel(group="segment", pooling="none")
     >>> model = model.fit(years_1_7, method="map", progressbar=False)
     >>> model.summary()["mean"].round(3).to_dict()
-    {'alpha[high end]': 0.668, 'alpha[regular]': 0.704, 'beta[high end]': 3.806, 'beta[regular]': 1.182}
+    {'alpha[high end]': 0.668, 'alpha[regular]': 0.704, 'beta[high end]': 3.805, 'beta[regular]': 1.182}
     >>> survivors = 1000 * model.population_survival([8, 12]).sel(group="regular")
     >>> survivors.round().values.ravel().tolist()  # of 1,000 regular customers; actual: 223, 173
     [220.0, 170.0]
