@@ -31,6 +31,11 @@ from bayesclv.errors import DataValidationError, TimeUnitError
 from bayesclv.formulas import NP, bgbb
 from bayesclv.formulas import shifted_bg as sbg
 
+try:  # tests/ as a package or as a plain directory on sys.path
+    from .test_plots_units import assert_no_clipped_text
+except ImportError:  # pragma: no cover
+    from test_plots_units import assert_no_clipped_text
+
 matplotlib.use("Agg")
 
 MAP = {"method": "map", "progressbar": False}
@@ -325,6 +330,7 @@ def test_plot_survival_draws_bands_and_labels_in_words(segments_nuts, segments_m
     band = next(c for c in ax.collections if c.get_label() == "regular: 90% credible band")
     lower = band.get_paths()[0].vertices[:, 1]
     assert lower.min() > 0.1 and lower.max() <= 1.0 + 1e-12
+    assert_no_clipped_text(fig)
     fig.savefig(tmp_path / "survival.png")
     assert (tmp_path / "survival.png").stat().st_size > 10_000
     # a MAP fit is a point estimate: no band, and its curve says so
