@@ -14,10 +14,13 @@ from bayesclv.drivers import key_drivers, spend_drivers
 from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
 from bayesclv.models import (
     BetaGeoBetaBinomModel,
+    BetaGeoCNBDModel,
     BetaGeoModel,
     GammaGammaModel,
     HierarchicalBetaGeoModel,
     HierarchicalParetoNBDModel,
+    ModifiedBetaGeoCNBDModel,
+    ModifiedBetaGeoModel,
     ParetoNBDModel,
     ShiftedBetaGeoModel,
     load,
@@ -32,11 +35,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BetaGeoBetaBinomModel",
+    "BetaGeoCNBDModel",
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
     "HierarchicalBetaGeoModel",
     "HierarchicalParetoNBDModel",
+    "ModifiedBetaGeoCNBDModel",
+    "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "Prior",
     "ShiftedBetaGeoModel",
