@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 #: Each public name and the module that defines it; a module's own name maps to itself.
 _SOURCES = {
+    "BetaGeoBetaBinomModel": "bayesclv.models",
     "BetaGeoCNBDModel": "bayesclv.models",
     "BetaGeoModel": "bayesclv.models",
     "EvaluationResult": "bayesclv.evaluate",
@@ -32,6 +33,7 @@ _SOURCES = {
     "ModifiedBetaGeoModel": "bayesclv.models",
     "ParetoNBDModel": "bayesclv.models",
     "Prior": "bayesclv.priors",
+    "ShiftedBetaGeoModel": "bayesclv.models",
     "build_report": "bayesclv.report",
     "compare": "bayesclv.comparison",
     "compare_groups": "bayesclv.offers",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
     from bayesclv.drivers import key_drivers, spend_drivers
     from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
     from bayesclv.models import (
+        BetaGeoBetaBinomModel,
         BetaGeoCNBDModel,
         BetaGeoModel,
         GammaGammaModel,
@@ -121,6 +124,7 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
         ModifiedBetaGeoCNBDModel,
         ModifiedBetaGeoModel,
         ParetoNBDModel,
+        ShiftedBetaGeoModel,
         load,
     )
     from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting

@@ -7,6 +7,7 @@ the individual-level ones (:mod:`~bayesclv.models.hierarchical`).
 """
 
 from bayesclv.models.base import CLVModel
+from bayesclv.models.bgbb import BetaGeoBetaBinomModel
 from bayesclv.models.bgnbd import BetaGeoModel
 from bayesclv.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
 from bayesclv.models.contract import FittedModel, ResidualModel, RetentionModel, SpendModel, TransactionModel
@@ -17,8 +18,10 @@ from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalP
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.persistence import load
+from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
-__all__ = ["BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
-           "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ModifiedBetaGeoCNBDModel",
-           "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel", "SpendModel",
+__all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel",
+           "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
+           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
+           "ShiftedBetaGeoModel", "SpendModel",
            "TransactionModel", "load"]

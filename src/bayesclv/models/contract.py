@@ -161,10 +161,20 @@ class SpendModel(FittedModel, Protocol):
 
 @runtime_checkable
 class RetentionModel(FittedModel, Protocol):
-    """A fitted contractual model of retention (e.g. the shifted-BG): survival curves, not purchase counts."""
+    """A fitted contractual model of retention (e.g. the shifted-BG): survival curves, not purchase counts.
+
+    Per-customer quantities condition on the history (a customer who churned
+    stays gone); an array of horizons adds a trailing ``t`` dim.
+    """
 
     def survival(self, t: float | np.ndarray, data: Any | None = None) -> xr.DataArray:
         """P(still a customer ``t`` periods after the end of observation | history)."""
 
     def retention_rate(self, t: float | np.ndarray, data: Any | None = None) -> xr.DataArray:
         """P(renewing at period ``t`` | a customer at period ``t - 1``)."""
+
+    def sample_residual_lifetime(self, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:
+        """One simulated number of further periods as a customer per draw and customer (an outcome)."""
+
+    def population_survival(self, t: float | np.ndarray) -> xr.DataArray:
+        """Share of a new cohort still customers after ``t`` periods, dims ``(chain, draw[, group][, t])``."""
