@@ -16,18 +16,28 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pymc.distributions.distribution import support_point
 
 import bayesclv as bc
-from bayesclv.errors import ArgumentError, BayesCLVError, DataValidationError, PriorError
+from bayesclv.errors import (
+    ArgumentError,
+    BayesCLVError,
+    DataValidationError,
+    ModelFileError,
+    OverwriteError,
+    PriorError,
+)
+from bayesclv.models.persistence import FORMAT_VERSION
 from bayesclv.priors import SUPPORTED, Prior
 from bayesclv.report import build_report
 
@@ -54,7 +64,7 @@ class Case:
 
 
 class Env:
-    """What a case may need besides its own input: fitted MAP models of the CDNOW sample."""
+    """What a case may need besides its own input: fitted MAP models of the CDNOW sample, a folder."""
 
     def __init__(self, request: pytest.FixtureRequest):
         self._request = request
@@ -62,6 +72,17 @@ class Env:
     @property
     def models(self) -> dict:
         return self._request.getfixturevalue("map_models")
+
+    @property
+    def folder(self) -> Path:
+        return self._request.getfixturevalue("tmp_path")
+
+    def saved(self) -> Path:
+        """The BG/NBD MAP fit saved to a file in :attr:`folder`."""
+        path = self.folder / "bg.nc"
+        if not path.exists():
+            self.models["BetaGeoModel"].save(path)
+        return path
 
 
 def _column(values) -> pd.Series:
@@ -112,6 +133,55 @@ def clv_matches(**reference) -> Callable[[Any, Env], None]:
         assert np.isfinite(value.values).all()
         np.testing.assert_array_equal(value.values, clv(env, **reference).values)
     return check
+
+
+def file_of(env: Env, name: str, content: bytes | Callable[[bytes], bytes]) -> Path:
+    """A file in the test's folder: ``content``, or ``content(bytes of the saved BG/NBD file)``."""
+    path = env.folder / name
+    path.write_bytes(content(env.saved().read_bytes()) if callable(content) else content)
+    return path
+
+
+def tampered(env: Env, posterior: Callable[[xr.Dataset], xr.Dataset] | None = None, drop: tuple = (),
+             **attrs) -> Path:
+    """The saved BG/NBD file with ``attrs`` replaced, ``drop`` removed or its posterior changed, as a new file."""
+    tree = xr.open_datatree(env.saved(), engine="h5netcdf").load()
+    tree.attrs = {k: v for k, v in {**tree.attrs, **attrs}.items() if k not in drop}
+    if posterior is not None:
+        tree["posterior"] = xr.DataTree(posterior(tree["posterior"].to_dataset()))
+    path = env.folder / f"tampered-{len(list(env.folder.iterdir()))}.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def save_over(env: Env, **kwargs) -> bytes:
+    """Save the BG/NBD fit over an existing file; the file's bytes afterwards."""
+    path = file_of(env, "precious.nc", b"precious")
+    env.models["BetaGeoModel"].save(path, **kwargs)
+    return path.read_bytes()
+
+
+def interrupted_save(env: Env) -> list[str]:
+    """Ctrl-C halfway through writing a save over an existing file: the names left in the folder."""
+    target = file_of(env, "old.nc", lambda saved: saved)
+    original = xr.DataTree.to_netcdf
+
+    def half(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89HDF half a file")
+        raise KeyboardInterrupt
+
+    xr.DataTree.to_netcdf = half
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            env.models["BetaGeoModel"].save(target, overwrite=True)
+    finally:
+        xr.DataTree.to_netcdf = original
+    assert target.read_bytes() == env.saved().read_bytes()  # the previous file, untouched
+    return sorted(p.name for p in env.folder.iterdir())
+
+
+def loads_like_saved(model, env: Env) -> None:
+    xr.testing.assert_identical(model.posterior, env.models["BetaGeoModel"].posterior)
 
 CASES: list[Case] = [
     # ---- item 1, inputs: customer ids -------------------------------------------------------
@@ -212,7 +282,45 @@ CASES: list[Case] = [
          lambda e: clv(e, margin=1.0, discount_rate=1.0), None, rule=lambda v, e: np.isfinite(v.values).all()),
     Case("customer_lifetime_value(horizon=3.0): a whole float is a horizon", lambda e: clv(e, horizon=3.0), None,
          rule=clv_matches(horizon=3)),
-    # ---- item 2, model files: rows to be added with the model-file work --------------------------
+    # ---- item 2, model files (bayesclv.models.persistence) ---------------------------------------
+    Case("save() over an existing file", lambda e: save_over(e), OverwriteError, match="overwrite=True"),
+    Case("save(overwrite=True) over an existing file", lambda e: save_over(e, overwrite=True), None,
+         rule=lambda out, e: out == e.saved().read_bytes() or pytest.fail("not replaced")),
+    Case("save() interrupted while writing: the old file stays, no temporary file is left",
+         interrupted_save, None, rule=lambda names, e: names == ["bg.nc", "old.nc"] or pytest.fail(str(names))),
+    Case("load a truncated file", lambda e: bc.load(file_of(e, "half.nc", lambda b: b[: len(b) // 2])),
+         ModelFileError, match="not a readable netCDF file"),
+    Case("load a file of random bytes", lambda e: bc.load(file_of(e, "r.nc", np.random.default_rng(0).bytes(4096))),
+         ModelFileError, match="not a readable netCDF file"),
+    Case("load an empty file", lambda e: bc.load(file_of(e, "empty.nc", b"")), ModelFileError,
+         match="not a readable netCDF file"),
+    Case("load a foreign netCDF file",
+         lambda e: bc.load(xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(e.folder / "f.nc", engine="h5netcdf")
+                           or e.folder / "f.nc"), ModelFileError, match="not a bayesclv model file"),
+    Case("load a file naming an unknown class", lambda e: bc.load(tampered(e, bayesclv_model="WeibullModel")),
+         ModelFileError, match="unknown model class 'WeibullModel'; known classes: .*BetaGeoModel"),
+    Case("load a file with a bad JSON attribute (priors)", lambda e: bc.load(tampered(e, priors="{not json")),
+         ModelFileError, match="attribute 'priors' is not valid JSON"),
+    Case("load a file with a bad JSON attribute (config)", lambda e: bc.load(tampered(e, config="[1, 2")),
+         ModelFileError, match="attribute 'config' is not valid JSON"),
+    Case("load a BG/NBD file marked as ParetoNBDModel", lambda e: bc.load(tampered(e, bayesclv_model="ParetoNBDModel")),
+         ModelFileError, match="do not fit the class it names, ParetoNBDModel"),
+    Case("load a file of a newer format", lambda e: bc.load(tampered(e, bayesclv_format=FORMAT_VERSION + 1)),
+         ModelFileError, match=f"format {FORMAT_VERSION + 1} .* reads formats up to {FORMAT_VERSION}: upgrade"),
+    Case("load a file whose format number is not a number", lambda e: bc.load(tampered(e, bayesclv_format="1")),
+         ModelFileError, match="format number '1'"),
+    Case("load a file written before format numbers (no bayesclv_format): read as format 1",
+         lambda e: bc.load(tampered(e, drop=("bayesclv_format", "bayesclv_version"))), None,
+         rule=loads_like_saved),
+    Case("load a file marked bayesclv_version=99.0 in the current format: the format decides, not the version",
+         lambda e: bc.load(tampered(e, bayesclv_version="99.0")), None, rule=loads_like_saved),
+    Case("load a file with time_unit='fortnight'", lambda e: bc.load(tampered(e, time_unit="fortnight")),
+         ModelFileError, match="bad time unit.*'fortnight'"),
+    Case("load a file with an unknown fit method", lambda e: bc.load(tampered(e, fit_method="magic")),
+         ModelFileError, match="unknown fit method 'magic'"),
+    Case("load a file with a NaN posterior",
+         lambda e: bc.load(tampered(e, posterior=lambda p: p.assign(r=p["r"] * np.nan))),
+         ModelFileError, match="non-finite values: r \\(100% of its values\\)"),
     # ---- item 3, CLI: rows to be added with the CLI work -----------------------------------------
     # ---- item 4, interrupts; item 5, CLV cost; item 6, Gamma-Gamma: rows to be added with that work -
 ]
@@ -243,6 +351,20 @@ def test_every_case_names_a_typed_error_or_a_rule():
     for case in CASES:
         assert (case.error is None) == (case.rule is not None), case.case
         assert case.error is None or issubclass(case.error, BayesCLVError), case.case
+
+
+def test_model_file_paths_that_do_not_exist_are_file_not_found(map_models, tmp_path):
+    # Not bayesclv errors but Python's own, as for any file function: no folder to save into, no file to load.
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        map_models["BetaGeoModel"].save(tmp_path / "missing" / "m.nc")
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        bc.load(tmp_path / "none.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_model_file_error_is_also_a_value_error():
+    # code written before ModelFileError caught ValueError around load(); OverwriteError is a FileExistsError
+    assert issubclass(ModelFileError, ValueError) and issubclass(OverwriteError, FileExistsError)
 
 
 # --------------------------------------------------------------------------- priors against PyMC
