@@ -12,7 +12,10 @@ HTML report.
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -183,6 +186,41 @@ def interrupted_save(env: Env) -> list[str]:
 def loads_like_saved(model, env: Env) -> None:
     xr.testing.assert_identical(model.posterior, env.models["BetaGeoModel"].posterior)
 
+
+def interrupted_fit(env: Env, method: str, **kwargs) -> tuple:
+    """Ctrl-C (SIGINT to this process) in the middle of a long fit of a model already fitted by MAP.
+
+    ADVI sends it from its own callback at step 100; NUTS from a timer 4 s in, after a
+    short fit has compiled the graph (or loaded it from the cache), so that it arrives
+    while nutpie samples. Returns the KeyboardInterrupt raised (or None), the model and
+    its posterior before.
+    """
+    rfm = env.models["BetaGeoModel"].data
+    model = bc.BetaGeoModel().fit(rfm.iloc[:300], method="map", progressbar=False)
+    before = model.idata
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
+    if method == "advi":
+        kwargs["callbacks"] = [lambda approx, loss, step: step == 100 and os.kill(os.getpid(), signal.SIGINT)]
+    else:
+        model.fit(rfm.iloc[:300], **{**kwargs, "draws": 20, "tune": 20, "chains": 1}, method=method,
+                  progressbar=False)
+        model.idata, model.fit_method = before, "map"
+        timer.start()
+    raised = None
+    try:
+        model.fit(rfm, method=method, progressbar=False, **kwargs)
+    except KeyboardInterrupt as exc:
+        raised = exc
+    finally:
+        timer.cancel()
+    return raised, model, before
+
+
+def unchanged_after_interrupt(out: tuple, env: Env) -> None:
+    raised, model, before = out
+    assert raised is not None, "fit() returned after Ctrl-C"
+    assert model.idata is before and model.fit_method == "map" and len(model.data) == 300
+
 CASES: list[Case] = [
     # ---- item 1, inputs: customer ids -------------------------------------------------------
     Case("mixed id types: customer 1 and '1' in a transaction log", lambda e: rfm(log(ids=(1, "1", 2))),
@@ -322,7 +360,13 @@ CASES: list[Case] = [
          lambda e: bc.load(tampered(e, posterior=lambda p: p.assign(r=p["r"] * np.nan))),
          ModelFileError, match="non-finite values: r \\(100% of its values\\)"),
     # ---- item 3, CLI: rows to be added with the CLI work -----------------------------------------
-    # ---- item 4, interrupts; item 5, CLV cost; item 6, Gamma-Gamma: rows to be added with that work -
+    # ---- item 4, interrupts (bayesclv.models.inference.fit_posterior; the CLI's exit 130 is in test_cli.py) ---
+    Case("Ctrl-C during a nutpie NUTS fit (nutpie returned its partial draws as a fitted model)",
+         lambda e: interrupted_fit(e, "nuts", sampler="nutpie", draws=10**6, tune=500, chains=2), None,
+         rule=unchanged_after_interrupt),
+    Case("Ctrl-C during ADVI (PyMC stopped the optimiser and returned the approximation so far)",
+         lambda e: interrupted_fit(e, "advi", tune=10**6, draws=100), None, rule=unchanged_after_interrupt),
+    # ---- item 5, CLV cost; item 6, Gamma-Gamma: rows to be added with that work -
 ]
 
 
