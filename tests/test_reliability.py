@@ -221,6 +221,32 @@ def unchanged_after_interrupt(out: tuple, env: Env) -> None:
     assert raised is not None, "fit() returned after Ctrl-C"
     assert model.idata is before and model.fit_method == "map" and len(model.data) == 300
 
+
+def grouped_tracking(env: Env):
+    """``evaluate(..., transactions=)`` of a BG/NBD fitted per channel (two groups, MAP): its tracking."""
+    tx = bc.datasets.load_cdnow("sample")
+    cal = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30")
+    cal["channel"] = np.where(cal["customer_id"] % 2 == 0, "web", "shop")
+    model = bc.BetaGeoModel(group="channel", pooling="none").fit(cal, method="map", progressbar=False)
+    return bc.evaluate(model, cal, transactions=tx, n_draws=20, random_seed=1), model, cal
+
+
+def tracks_each_group_with_its_own_parameters(out, env: Env) -> None:
+    # the cohort's expected cumulative purchases, customer by customer: E[X(e_k - b_i)] of customer
+    # i's group at each period end e_k after their acquisition b_i = c - T_i
+    result, model, cal = out
+    tracking = result.tracking
+    ends, c = tracking["end"].values, tracking.attrs["calibration_end_time"]
+    expected = np.zeros(ends.size)
+    for label in ("web", "shop"):
+        ages = cal.loc[cal["channel"] == label, "T"].to_numpy()
+        lags = ends[None, :] - (c - ages)[:, None]
+        grid = np.unique(lags[lags > 0])
+        new = model.expected_purchases_new_customer(grid).sel(group=label).values.ravel()
+        expected += np.where(lags > 0, np.interp(lags, grid, new), 0.0).sum(axis=0)
+    np.testing.assert_allclose(tracking["predicted_cumulative"].values.ravel(), expected, rtol=1e-9)
+    assert abs(result.metrics["tracking_holdout_error_pct"]) < 15
+
 CASES: list[Case] = [
     # ---- item 1, inputs: customer ids -------------------------------------------------------
     Case("mixed id types: customer 1 and '1' in a transaction log", lambda e: rfm(log(ids=(1, "1", 2))),
@@ -320,6 +346,27 @@ CASES: list[Case] = [
          lambda e: clv(e, margin=1.0, discount_rate=1.0), None, rule=lambda v, e: np.isfinite(v.values).all()),
     Case("customer_lifetime_value(horizon=3.0): a whole float is a horizon", lambda e: clv(e, horizon=3.0), None,
          rule=clv_matches(horizon=3)),
+    # ---- item 1, model side: spend data, horizons as strings, grouped tracking ---------------------
+    Case("Gamma-Gamma fit on data without repeat buyers (it returned the prior as a fit)",
+         lambda e: bc.GammaGammaModel().fit(e.models["BetaGeoModel"].data.query("frequency == 0").assign(
+             monetary_value=0.0), method="map", progressbar=False),
+         DataValidationError, "frequency", match="repeat buyers .* have none"),
+    *[Case(f"horizon given as a string: {label}", lambda e, f=f: f(e.models["BetaGeoModel"]), ArgumentError, argument)
+      for label, f, argument in [
+          ("expected_purchases('12')", lambda m: m.expected_purchases("12"), "t"),
+          ("probability_alive_at('12')", lambda m: m.probability_alive_at("12"), "t"),
+          ("expected_purchases_new_customer('12')", lambda m: m.expected_purchases_new_customer("12"), "t"),
+          ("discounted_expected_purchases(['4', '8'], ...)",
+           lambda m: m.discounted_expected_purchases(["4", "8"], [0.9, 0.8]), "t"),
+          ("discounted_probability_alive(['0', '4'], ...)",
+           lambda m: m.discounted_probability_alive(["0", "4"], [0.9, 0.8]), "t"),
+          ("probability_of_purchases('1', 12)", lambda m: m.probability_of_purchases("1", 12), "n"),
+          ("probability_of_purchases(True, 12)", lambda m: m.probability_of_purchases(True, 12), "n"),
+      ]],
+    Case("horizon given as a string: Pareto/NBD probability_alive_at('12') (a raw numpy TypeError)",
+         lambda e: e.models["ParetoNBDModel"].probability_alive_at("12"), ArgumentError, "t"),
+    Case("grouped model: evaluate(..., transactions=tx) (broadcasting ValueError; also broke build_report)",
+         grouped_tracking, None, rule=tracks_each_group_with_its_own_parameters),
     # ---- item 2, model files (bayesclv.models.persistence) ---------------------------------------
     Case("save() over an existing file", lambda e: save_over(e), OverwriteError, match="overwrite=True"),
     Case("save(overwrite=True) over an existing file", lambda e: save_over(e, overwrite=True), None,
