@@ -228,7 +228,10 @@ def grouped_tracking(env: Env):
     cal = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30")
     cal["channel"] = np.where(cal["customer_id"] % 2 == 0, "web", "shop")
     model = bc.BetaGeoModel(group="channel", pooling="none").fit(cal, method="map", progressbar=False)
-    return bc.evaluate(model, cal, transactions=tx, n_draws=20, random_seed=1), model, cal
+    # from the module: on main, bc.evaluate resolves to the module bayesclv.evaluate (lazy-import name clash)
+    from bayesclv.evaluate import evaluate
+
+    return evaluate(model, cal, transactions=tx, n_draws=20, random_seed=1), model, cal
 
 
 def tracks_each_group_with_its_own_parameters(out, env: Env) -> None:
