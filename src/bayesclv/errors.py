@@ -14,7 +14,9 @@ __all__ = [
     "BayesCLVError",
     "ConvergenceWarning",
     "DataValidationError",
+    "ModelFileError",
     "NotFittedError",
+    "OverwriteError",
     "PriorError",
     "TimeUnitError",
 ]
@@ -96,6 +98,26 @@ class TimeUnitError(DataValidationError):
 
 class NotFittedError(BayesCLVError, RuntimeError):
     """A method that needs a posterior was called before ``fit``."""
+
+
+class ModelFileError(BayesCLVError, ValueError):
+    """A file given to :func:`bayesclv.load` is not a model file this version can read.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong with the file, in words.
+    path : str, optional
+        The file; the message starts with it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message if path is None else f"model file {path!r}: {message}")
+
+
+class OverwriteError(BayesCLVError, FileExistsError):
+    """An output file exists and the call was not asked to replace it (``overwrite=True``)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -291,16 +291,29 @@ class CLVModel:
         return list(self.parameter_names)
 
     # ------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write the fitted model (posterior, data, priors, time unit) to one netCDF file.
+
+        The file is written under a temporary name in the same folder and then
+        renamed, so an interrupted save leaves no half-written file.
 
         Parameters
         ----------
         path : str or Path
             Destination file, conventionally ``*.nc``. :func:`bayesclv.load`
             reads it back exactly.
+        overwrite : bool, default False
+            Replace an existing file at ``path``; without it an existing file
+            is an error.
+
+        Raises
+        ------
+        bayesclv.errors.OverwriteError
+            ``path`` exists and ``overwrite`` is False.
+        FileNotFoundError
+            The folder of ``path`` does not exist.
         """
-        save_model(self, path)
+        save_model(self, path, overwrite=overwrite)
 
     def _config(self) -> dict[str, Any]:
         """Constructor arguments besides the priors (saved with the model)."""

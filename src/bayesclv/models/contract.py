@@ -88,8 +88,9 @@ class FittedModel(Protocol):
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
         """Parameter table with highest-density intervals and convergence numbers."""
 
-    def save(self, path: str | Path) -> None:
-        """Write the fitted model to one file that :func:`bayesclv.load` reads back exactly."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write the fitted model to one file that :func:`bayesclv.load` reads back exactly (atomically;
+        an existing file only with ``overwrite=True``)."""
 
 
 @runtime_checkable

@@ -159,6 +159,12 @@ class GammaGammaModel(PooledModel):
                 UserWarning, stacklevel=3,
             )
         out = df[(df["frequency"] > 0) & ~free].reset_index(drop=True)
+        if out.empty:  # the fit would return the prior as if it were a posterior
+            free_part = f", {int(free.sum())} with mean spend 0" if free.any() else ""
+            raise DataValidationError(
+                f"the Gamma-Gamma model is fitted on repeat buyers (frequency > 0) with positive mean spend, "
+                f"and these data have none ({len(df)} customers: {int((df['frequency'] == 0).sum())} without a "
+                f"repeat purchase{free_part})", column="frequency")
         out.attrs = dict(df.attrs)
         return out
 

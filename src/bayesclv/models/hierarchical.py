@@ -209,6 +209,18 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
                 raise DataValidationError(
                     "history differs from the fitted data: the posterior rates condition on the fitted "
                     "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+        # the rates were also fitted given each customer's group and covariates: those must match too
+        for col in ([self.group] if self.group else []) + self.covariates:
+            if col not in df.columns:
+                raise DataValidationError("column missing: the posterior rates condition on each customer's "
+                                          "fitted value of it", column=col)
+            fitted, given = self.data[col].to_numpy()[positions], df[col].to_numpy()
+            differ = (~np.isclose(given.astype(float), fitted.astype(float), rtol=1e-9, atol=1e-12)
+                      if col in self.covariates else given != fitted)
+            if differ.any():
+                raise DataValidationError(
+                    "differs from the fitted data: the posterior rates condition on each customer's fitted "
+                    "value; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
         return positions
 
     def _design(self, df: pd.DataFrame) -> pd.DataFrame:
