@@ -126,7 +126,7 @@ def test_predictions_have_dims_attrs_and_named_intervals(row, fitted, frames):
         kind = bc.intervals(values.isel(customer_id=slice(0, 5)), prob=0.8)["interval"].iloc[0]
         assert kind == ("80% predictive (eti)" if outcome else "80% credible (eti)"), name
     table = model.summary()
-    assert list(table.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(table.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
     assert np.isfinite(table["mean"]).all()
 
 

@@ -97,14 +97,14 @@ def test_nuts_model_shows_intervals_and_diagnostics(cdnow_rfm):
     model = synthetic_nuts_model(cdnow_rfm)
     (params,) = tables(model._repr_html_())
     summary = model.summary(prob=0.9)
-    assert list(params["r"]) == ["mean", "sd", "hdi_90%_lower", "hdi_90%_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(params["r"]) == ["mean", "sd", "eti_90%_lower", "eti_90%_upper", "r_hat", "ess_bulk", "ess_tail"]
     for name in ("r", "alpha", "a", "b"):
         row = params[name]
         assert float(row["mean"]) == pytest.approx(summary.loc[name, "mean"], rel=1e-3)
-        assert float(row["hdi_90%_lower"]) == pytest.approx(summary.loc[name, "hdi_lower"], rel=1e-3)
-        assert float(row["hdi_90%_upper"]) == pytest.approx(summary.loc[name, "hdi_upper"], rel=1e-3)
-    # normal draws with sd 1% of the centre: the 90% HDI is about centre +- 1.645%
-    assert float(params["alpha"]["hdi_90%_lower"]) == pytest.approx(4.4 * (1 - 0.01645), rel=3e-3)
+        assert float(row["eti_90%_lower"]) == pytest.approx(summary.loc[name, "lower"], rel=1e-3)
+        assert float(row["eti_90%_upper"]) == pytest.approx(summary.loc[name, "upper"], rel=1e-3)
+    # normal draws with sd 1% of the centre: the 90% ETI is about centre +- 1.645%
+    assert float(params["alpha"]["eti_90%_lower"]) == pytest.approx(4.4 * (1 - 0.01645), rel=3e-3)
     assert "OK: max R-hat" in model._repr_html_()
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from bayesclv.arguments import check_horizon
-from bayesclv.models.engine import compress_rows, distinct_rows
+from bayesclv.models.engine import compress_rows, distinct_rows, prediction_attrs
 
 __all__ = ["TransactionPredictions"]
 
@@ -177,7 +177,8 @@ class TransactionPredictions:
         check_horizon(t_arr)
         values, dims, coords = self._new_customer_draws(t_arr)
         da = xr.DataArray(values, dims=(*dims, "t"), coords={**coords, "t": t_arr},
-                          name="expected_purchases_new_customer")
+                          name="expected_purchases_new_customer",
+                          attrs=prediction_attrs(self.posterior, "expectation", self.time_unit))
         return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
 
     def sample_purchases(self, t: float, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import arviz_stats as azs
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import xarray as xr
 from bayesclv.evaluate import EvaluationResult
 from bayesclv.metrics import pit_coverage
 from bayesclv.models.contract import TransactionModel
+from bayesclv.summaries import interval_bounds
 
 __all__ = [
     "frequency_recency_grid",
@@ -41,9 +41,9 @@ def _axes(ax):
 
 
 def _band(values: xr.DataArray, prob: float, dims) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed ``prob`` interval over ``dims`` (arviz_stats)."""
-    eti = azs.eti(values.astype(float), prob=prob, dim=list(dims))
-    return eti.sel(ci_bound="lower").to_numpy(), eti.sel(ci_bound="upper").to_numpy()
+    """The ``prob`` interval over ``dims``, of the kind ArviZ's ``stats.ci_kind`` names (ETI unless set)."""
+    lower, upper = interval_bounds(values.astype(float), prob, dims=tuple(dims))
+    return lower.to_numpy(), upper.to_numpy()
 
 
 def plot_tracking(tracking: xr.Dataset, kind: str = "cumulative", prob: float = 0.9, ax=None):

@@ -23,7 +23,7 @@ def plot_key_drivers(table: pd.DataFrame, *, axes=None):
     -------
     matplotlib.figure.Figure
     """
-    required = {"mean", "hdi_lower", "hdi_upper", "p_positive"}
+    required = {"mean", "lower", "upper", "p_positive"}
     if not required <= set(table.columns) or list(table.index.names) != ["covariate", "process"]:
         raise ValueError("table must be the output of bayesclv.drivers.key_drivers")
     processes = list(dict.fromkeys(table.index.get_level_values("process")))
@@ -34,19 +34,19 @@ def plot_key_drivers(table: pd.DataFrame, *, axes=None):
         axes = axes[0]
     fig = axes[0].figure
     y = np.arange(len(covariates))[::-1]
-    prob = table.attrs.get("prob", float("nan"))
+    interval = table.attrs.get("interval", "interval")
     per = table.attrs.get("per", "sd")
     for ax, process in zip(axes, processes, strict=True):
         rows = table.xs(process, level="process").loc[covariates]
-        ax.hlines(y, rows["hdi_lower"], rows["hdi_upper"], color="C0", lw=2)
+        ax.hlines(y, rows["lower"], rows["upper"], color="C0", lw=2)
         ax.plot(rows["mean"], y, "o", color="C0")
         ax.axvline(0.0, color="grey", ls="--", lw=1)
         for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
-            ax.annotate(f"P(>0)={row['p_positive']:.2f}", (row["hdi_upper"], yi), xytext=(4, 4),
+            ax.annotate(f"P(>0)={row['p_positive']:.2f}", (row["upper"], yi), xytext=(4, 4),
                         textcoords="offset points", fontsize=8)
         latent = rows["latent"].iloc[0] if "latent" in rows else process
         ax.set_title(f"{process} ({latent})")
-        ax.set_xlabel(f"effect per {'1 sd' if per == 'sd' else 'unit'} ({prob:.0%} HDI)")
+        ax.set_xlabel(f"effect per {'1 sd' if per == 'sd' else 'unit'} ({interval})")
     axes[0].set_yticks(y, covariates)
     fig.tight_layout()
     return fig

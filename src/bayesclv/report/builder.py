@@ -136,11 +136,12 @@ def _diagnostics(models: list) -> pd.DataFrame:
 def _parameters(models: list, prob: float) -> pd.DataFrame:
     frames = []
     for model in models:
-        table = model.summary(prob=prob).reset_index()
+        summary = model.summary(prob=prob)
+        table = summary.reset_index()
         table.insert(0, "model", model.display_name)
+        table["interval"] = summary.attrs["interval"]  # e.g. "90% credible (eti)", or a point estimate
         frames.append(table)
-    table = pd.concat(frames, ignore_index=True).set_index(["model", "parameter"])
-    return table.rename(columns={"hdi_lower": f"{prob:.0%} HDI lower", "hdi_upper": f"{prob:.0%} HDI upper"})
+    return pd.concat(frames, ignore_index=True).set_index(["model", "parameter"])
 
 
 def build_report(
