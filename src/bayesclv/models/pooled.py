@@ -65,8 +65,6 @@ class PooledModel(Predictive, CLVModel):
         without a ``group``): one population for everybody.
     """
 
-    given_columns: tuple[str, ...] = ()
-
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
         self.pooling = check_pooling(group, pooling)
