@@ -37,15 +37,36 @@ def evaluation(bg_draws, cdnow_rfm):
 
 
 def test_tracking_plot_draws_actual_and_band(evaluation):
-    for kind in ("cumulative", "incremental"):
-        fig = plots.plot_tracking(evaluation.tracking, kind=kind)
-        assert isinstance(fig, Figure)
-        lines = fig.axes[0].get_lines()
-        np.testing.assert_array_equal(lines[1].get_ydata(), evaluation.tracking[f"actual_{kind}"])
-        np.testing.assert_allclose(lines[0].get_ydata(),
-                                   evaluation.tracking[f"predicted_{kind}"].mean(("chain", "draw")))
+    tracking = evaluation.tracking
+    fig = plots.plot_tracking(tracking, kind="cumulative")
+    assert isinstance(fig, Figure)
+    lines = fig.axes[0].get_lines()
+    np.testing.assert_array_equal(lines[1].get_ydata(), tracking["actual_cumulative"])
+    np.testing.assert_allclose(lines[0].get_ydata(), tracking["predicted_cumulative"].mean(("chain", "draw")))
     with pytest.raises(ValueError):
-        plots.plot_tracking(evaluation.tracking, kind="weekly")
+        plots.plot_tracking(tracking, kind="weekly")
+
+
+def test_incremental_tracking_draws_whole_weeks(evaluation):
+    """Week 39 is cut at the calibration end (6 days + 1 day) and the last week is 6 days long: the plot
+    adds the two pieces of week 39 back together and leaves the partial last week out, saying so."""
+    tracking = evaluation.tracking
+    end = tracking["end"].to_numpy()
+    cut = int(np.flatnonzero(np.isclose(end, tracking.attrs["calibration_end_time"]))[0])
+    assert end[cut + 1] == 39.0 and end[-1] == pytest.approx(77 + 6 / 7)  # CDNOW sample: 1998-06-30
+    ax = plots.plot_tracking(tracking, kind="incremental").axes[0]
+    predicted, actual = ax.get_lines()[:2]
+    np.testing.assert_array_equal(actual.get_xdata(), np.arange(1.0, 78.0))  # whole weeks 1..77
+    pieces = tracking["actual_incremental"].to_numpy()
+    expected = np.concatenate([pieces[:cut], [pieces[cut] + pieces[cut + 1]], pieces[cut + 2:-1]])
+    np.testing.assert_array_equal(actual.get_ydata(), expected)
+    week_39 = tracking["predicted_incremental"].isel(period=[cut, cut + 1]).sum("period").mean(("chain", "draw"))
+    assert predicted.get_ydata()[38] == pytest.approx(float(week_39))
+    assert actual.get_ydata()[38] > 40  # not the 1-day sliver (5 purchases) drawn as a week
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "last 6 days not shown (a partial week)" in legend
+    assert ax.get_ylabel() == "repeat purchases per week"
+    assert ax.get_xlabel() == "weeks since the cohort's first purchase"
 
 
 def test_ppc_calibration_and_coverage_plots(bg_draws, evaluation):

@@ -1,14 +1,20 @@
 """Tracking data from the transaction log and its per-draw prediction; PIT coverage of counts."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import bayesclv as bc
+import bayesclv.chunks as chunks
 from bayesclv.errors import DataValidationError
-from bayesclv.evaluate import evaluate, expected_tracking
+from bayesclv.evaluate import evaluate, expected_tracking, predictive_draws
 from bayesclv.formulas import bgnbd
 from bayesclv.metrics import pit_bounds, pit_coverage
+from bayesclv.summaries import thin_posterior
+from bayesclv.testing import jittered_posterior
 
 
 # ------------------------------------------------------------------- data layer
@@ -68,6 +74,37 @@ def test_expected_tracking_equals_per_customer_sum(map_models, tracking, cdnow_r
     # the calibration-period fit tracks the cohort within 5% at the end of calibration
     last_cal = int(np.flatnonzero(~tracking["holdout"].to_numpy())[-1])
     assert brute[last_cal] == pytest.approx(tracking["cumulative"].iloc[last_cal], rel=0.05)
+
+
+def test_expected_tracking_per_draw_over_distinct_lags(map_models, tracking, cdnow_rfm, monkeypatch):
+    """Each draw's cohort forecast is the per-customer sum, also when the distinct lags come in many chunks."""
+    model = jittered_posterior(copy.copy(map_models["BetaGeoModel"]), chains=2, draws=3, jitter=0.2,
+                               random_seed=5)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 6 * 37)  # 37 lags per chunk
+    pred = expected_tracking(model, tracking)
+    birth = tracking.attrs["calibration_end_time"] - cdnow_rfm["T"].to_numpy()
+    lag = np.clip(tracking["end"].to_numpy()[None, :] - birth[:, None], 0.0, None)
+    post = model.posterior
+    for c in range(2):
+        for d in range(3):
+            p = {n: float(post[n][c, d]) for n in ("r", "alpha", "a", "b")}
+            brute = bgnbd.expected_purchases_new_customer(lag, **p).sum(axis=0)
+            np.testing.assert_allclose(pred["predicted_cumulative"].values[c, d], brute, rtol=1e-10)
+
+
+def test_predictive_draws_thin_a_long_posterior(map_models, cdnow_rfm):
+    """Asked for 20 counts per customer, a 2 x 100-draw posterior simulates from 10 evenly spaced draws a chain."""
+    model = jittered_posterior(copy.copy(map_models["BetaGeoModel"]), chains=2, draws=100, random_seed=3)
+    draws = predictive_draws(model, 39.0, cdnow_rfm, n_draws=20, random_seed=1)
+    assert dict(draws.sizes) == {"chain": 2, "draw": 10, "customer_id": len(cdnow_rfm)}
+    assert model.posterior.sizes["draw"] == 100  # the caller's model keeps its posterior
+    thinned = copy.copy(model)
+    thinned.idata = xr.DataTree.from_dict({"posterior": thin_posterior(model.posterior, 10)})
+    np.testing.assert_array_equal(thinned.posterior["draw"], [0, 11, 22, 33, 44, 55, 66, 77, 88, 99])
+    seed = int(np.random.SeedSequence(1).spawn(1)[0].generate_state(1)[0])
+    np.testing.assert_array_equal(draws.values, thinned.sample_purchases(39.0, cdnow_rfm, random_seed=seed).values)
+    # a MAP fit (one draw) is still simulated repeatedly
+    assert predictive_draws(map_models["BetaGeoModel"], 39.0, cdnow_rfm, n_draws=20).sizes["draw"] == 20
 
 
 def test_expected_tracking_rejects_other_cohort(map_models, tracking):

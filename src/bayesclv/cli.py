@@ -194,7 +194,7 @@ def _run(transactions, *, customer_id, date, value, model, calibration_end, time
     pd.set_option("display.width", 140)
     point = any(is_point_estimate(m.posterior) for m in (transaction_model, spend_model))
     if point:
-        typer.echo(f"\nMAP fit: {POINT_ESTIMATE}; no intervals. Refit with --method nuts for credible intervals.")
+        typer.echo(f"\nMAP fit: {POINT_ESTIMATE}; no intervals. Refit with --method nuts (the default) for intervals.")
     for fitted in (transaction_model, spend_model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PointEstimateWarning)
@@ -304,6 +304,8 @@ def report(
     horizon_unit: HorizonUnitOpt = TimeUnit.M,
     discount_rate: DiscountRateOpt = 0.01,
     margin: MarginOpt = 1.0,
+    currency: Annotated[str | None, typer.Option(
+        help="currency of the value column, written with every amount (e.g. USD or €)")] = None,
     prob: Annotated[float, typer.Option(help="probability inside every interval", callback=ProbCheck)] = 0.9,
     offer_cost: Annotated[float, typer.Option(
         help="targeting: cost of the offer per customer", callback=in_range(0, float("inf"), high_open=True))] = 5.0,
@@ -327,10 +329,13 @@ def report(
 ) -> None:
     """Fit the models and write one self-contained HTML report (opens offline).
 
-    The report holds a data overview, convergence diagnostics, parameters with
-    intervals, CLV per customer with credible bands, value tiers, lifecycle
-    stages and RFM segments with CLV totals, top customers, targeting of an
-    offer and, with --calibration-end, a holdout check.
+    Its first screen gives the value of the customer base over the horizon,
+    the customers likely still active and the share of value in the top 10%,
+    each with its interval (in --currency), a one-sentence convergence verdict,
+    the value tiers, the top customers and what an offer returns. Then a
+    glossary, CLV per customer, tiers, lifecycle and RFM segments, top
+    customers, targeting, with --calibration-end a holdout check, and the
+    statistician's details.
     """
     check_output(out, "--out", (".html", ".htm"), force)
     if tables_dir is not None:
@@ -346,7 +351,8 @@ def report(
         seed=seed, method=method, quiet=quiet)
     result = build_report(
         transaction_model, spend_model, rfm, transactions=tx, customer_id=customer_id, date=date,
-        horizon=horizon, horizon_unit=horizon_unit.value, discount_rate=discount_rate, margin=margin, prob=prob,
+        horizon=horizon, horizon_unit=horizon_unit.value, discount_rate=discount_rate, margin=margin,
+        currency=currency, prob=prob,
         offer_cost=offer_cost, uplift=stats.norm(uplift, uplift_sd) if uplift_sd > 0 else uplift,
         min_prob_positive=min_prob_positive, title=f"Customer lifetime value report: {transactions.name}",
         progressbar=not quiet, random_seed=seed)

@@ -17,6 +17,7 @@ import xarray as xr
 import bayesclv.chunks as chunks
 from bayesclv.arguments import check_clv_arguments
 from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
+from bayesclv.errors import ArgumentError
 from bayesclv.models.contract import SpendModel, TransactionModel
 from bayesclv.summaries import is_point_estimate
 
@@ -95,6 +96,7 @@ def customer_lifetime_value(
     margin: float = 1.0,
     acquisition_cost: float = 0.0,
     service_cost_per_period: float = 0.0,
+    currency: str | None = None,
 ) -> xr.DataArray:
     """Posterior of each customer's discounted lifetime value over a finite horizon.
 
@@ -132,11 +134,15 @@ def customer_lifetime_value(
         Subtracted once; finite and >= 0.
     service_cost_per_period : float, default 0
         Cost per period of serving a customer who is still alive; finite and >= 0.
+    currency : str, optional
+        Currency of the spend model's values (e.g. "USD"); recorded in ``attrs``
+        so that figures and reports can name it. Does not change the values.
 
     Returns
     -------
     xarray.DataArray
-        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings,
+        Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings
+        (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given),
         ``point_estimate`` (1 when both models are point estimates) and, when
         one of them is, ``point_estimate_of`` (its display name: the intervals
         then hold the other model's uncertainty only).
@@ -148,6 +154,8 @@ def customer_lifetime_value(
         :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
     """
     check_time_unit(time_unit)
+    if currency is not None and not isinstance(currency, str):
+        raise ArgumentError(f"must be a string such as 'USD', got {type(currency).__name__}", argument="currency")
     horizon, discount_rate, margin, acquisition_cost, service_cost_per_period = check_clv_arguments(
         horizon=horizon, discount_rate=discount_rate, margin=margin, acquisition_cost=acquisition_cost,
         service_cost_per_period=service_cost_per_period)
@@ -192,4 +200,6 @@ def customer_lifetime_value(
                  "point_estimate": int(len(points) == 2)}
     if len(points) == 1:  # its intervals hold the other model's uncertainty only
         clv.attrs["point_estimate_of"] = points[0]
+    if currency:
+        clv.attrs["currency"] = currency
     return clv

@@ -13,6 +13,7 @@ repeat purchases per period (the tracking plot), draw by draw.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from bayesclv.errors import DataValidationError, NotFittedError
 from bayesclv.metrics import auc, brier_score, calibration_table, pit_bounds, pit_coverage, point_metrics
 from bayesclv.models.contract import TransactionModel
 from bayesclv.summaries import SAMPLE_DIMS as SAMPLE
-from bayesclv.summaries import intervals
+from bayesclv.summaries import intervals, thin_posterior
 
 __all__ = ["EvaluationResult", "check_transaction_model", "evaluate", "expected_tracking", "has_holdout",
            "predictive_draws"]
@@ -153,13 +154,16 @@ def _holdout_data(model: TransactionModel, data: Any | None) -> tuple[pd.DataFra
 # --------------------------------------------------------------------------- predictive draws
 def predictive_draws(model: TransactionModel, horizon: float, data: pd.DataFrame,
                      n_draws: int = 1000, random_seed: int | None = None) -> xr.DataArray:
-    """Posterior-predictive holdout counts, at least ``n_draws`` per customer.
+    """Posterior-predictive holdout counts, about ``n_draws`` (at least) per customer.
 
     Each call of ``model.sample_purchases`` simulates one count per posterior
-    draw. When the posterior has fewer than ``n_draws`` draws (a MAP fit has
-    one), it is called again with independent random streams and the results
-    are stacked along ``draw``: every posterior draw is paired with several
-    simulated outcomes, which is still a sample of the posterior predictive.
+    draw. A posterior with more draws than needed is thinned first to
+    ``ceil(n_draws / chains)`` evenly spaced draws per chain: simulating every
+    draw of a long NUTS run when a few hundred are asked for is wasted work. When the
+    posterior has fewer than ``n_draws`` draws (a MAP fit has one), it is
+    called again with independent random streams and the results are stacked
+    along ``draw``: every posterior draw is paired with several simulated
+    outcomes, which is still a sample of the posterior predictive.
 
     Returns
     -------
@@ -167,6 +171,11 @@ def predictive_draws(model: TransactionModel, horizon: float, data: pd.DataFrame
         Integer counts, dims ``(chain, draw, customer_id)``, ``attrs["quantity"] == "outcome"``.
     """
     post = model.posterior
+    keep = math.ceil(n_draws / post.sizes["chain"])
+    if keep < post.sizes["draw"]:
+        model = copy.copy(model)  # the same model on fewer draws; the caller's model is untouched
+        model.idata = xr.DataTree.from_dict({"posterior": thin_posterior(post, keep)})
+        post = model.posterior
     per_call = int(post.sizes["chain"] * post.sizes["draw"])
     reps = max(1, math.ceil(n_draws / per_call))
     streams = np.random.SeedSequence(random_seed).spawn(reps)
@@ -238,8 +247,9 @@ def evaluate(
     random_seed : int, optional
         Seed of the posterior-predictive simulation.
     n_draws : int, default 1000
-        Minimum number of simulated holdout counts per customer; posteriors
-        with fewer draws (a MAP fit has one) are simulated repeatedly.
+        Simulated holdout counts per customer (at least, rounded up to whole
+        draws per chain): a posterior with more draws is thinned to evenly
+        spaced ones, one with fewer (a MAP fit has one) is simulated repeatedly.
     transactions : DataFrame, optional
         The transaction log the RFM frame was built from. When given, the
         result's ``tracking`` holds the cohort's actual and predicted repeat
@@ -344,9 +354,10 @@ def expected_tracking(model: TransactionModel, tracking: pd.DataFrame, data: Any
     expected to have made ``sum_i E[X(e_k - b_i)]`` repeat purchases, with
     ``E[X(t)]`` the expected purchases of a new customer in their first ``t``
     units (:meth:`expected_purchases_new_customer`), evaluated for every
-    posterior draw (Fader, Hardie & Lee 2005, the tracking plot). Customers
-    acquired on the same day share a lag, so the work grows with distinct
-    acquisition times x periods, in chunks bounded by draws x lags.
+    posterior draw (Fader, Hardie & Lee 2005, the tracking plot). Acquisition
+    days and period ends lie on the day grid, so ``E[X]`` is evaluated once per
+    distinct lag (at most the days of the tracking), in chunks bounded by
+    draws x lags.
 
     Parameters
     ----------
@@ -391,19 +402,19 @@ def expected_tracking(model: TransactionModel, tracking: pd.DataFrame, data: Any
     births, counts = np.unique(np.round(cal_time - T, 9), return_counts=True)
     ends = tracking["end"].to_numpy(dtype=float)
     lags = ends[None, :] - births[:, None]  # (birth, period)
-    positive = lags > 0
+    birth_idx, period_idx = np.nonzero(lags > 0)
+    # births and period ends lie on the day grid, so the (birth, period) pairs share few lags: E[X(lag)]
+    # once per distinct lag, then a (lag, period) weight matrix sums each period's customers
+    distinct, lag_idx = np.unique(np.round(lags[birth_idx, period_idx], 9), return_inverse=True)
+    weights = np.zeros((distinct.size, ends.size))
+    np.add.at(weights, (lag_idx, period_idx), counts[birth_idx])
     post = model.posterior
     n_samples = int(post.sizes["chain"] * post.sizes["draw"])
     cumulative = np.zeros((post.sizes["chain"], post.sizes["draw"], ends.size))
-    birth_idx, period_idx = np.nonzero(positive)
     step = chunks.chunk_length(n_samples)  # lags per chunk: draws x lags in the chunk budget
-    for start in range(0, birth_idx.size, step):
-        b, k = birth_idx[start:start + step], period_idx[start:start + step]
-        expected = model.expected_purchases_new_customer(lags[b, k]).to_numpy()  # (chain, draw, lag)
-        # customers acquired at b, summed into period k: a (lag, period) weight matrix
-        weights = np.zeros((b.size, ends.size))
-        weights[np.arange(b.size), k] = counts[b]
-        cumulative += expected @ weights
+    for start in range(0, distinct.size, step):
+        expected = model.expected_purchases_new_customer(distinct[start:start + step]).to_numpy()
+        cumulative += expected @ weights[start:start + step]
     incremental = np.diff(cumulative, axis=-1, prepend=0.0)
     period = tracking["period"].to_numpy()
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "period": period}

@@ -22,9 +22,14 @@ import xarray as xr
 
 from bayesclv.arguments import check_prob
 from bayesclv.errors import DataValidationError
-from bayesclv.summaries import DIMS, SAMPLE_DIMS, check_draws, intervals
+from bayesclv.summaries import DIMS, SAMPLE_DIMS, UNIT_ATTRS, check_draws, intervals
 
 __all__ = ["compare_groups", "cumulative_gain", "incremental_value", "targeting"]
+
+
+def _units(values: xr.DataArray) -> dict[str, Any]:
+    """The attrs that say what ``values`` are measured in (horizon, time unit, currency)."""
+    return {k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}
 
 
 def _uplift_draws(uplift: Any, values: xr.DataArray, random_seed: int | None) -> Any:
@@ -79,7 +84,8 @@ def incremental_value(
     -------
     xarray.DataArray
         Incremental value, dims ``(chain, draw, customer_id)``; an expectation
-        (its intervals are credible intervals).
+        (its intervals are credible intervals), in the units of ``value``
+        (its ``horizon``, ``time_unit`` and ``currency`` attrs are kept).
     """
     value = check_draws(value, "value")
     if not np.isfinite(cost) or cost < 0:
@@ -92,7 +98,7 @@ def incremental_value(
         lift = lift.assign_coords({d: value[d].to_numpy() for d in lift.dims})
     out = (lift * value - cost).transpose(*DIMS)
     out.name = "incremental_value"
-    out.attrs = {"quantity": "expectation", "cost": float(cost)}
+    out.attrs = {**_units(value), "quantity": "expectation", "cost": float(cost)}
     return out
 
 
@@ -139,14 +145,15 @@ def cumulative_gain(incremental: xr.DataArray, order: Sequence) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray
-        Dims ``(chain, draw, n_targeted)`` with ``n_targeted = 1..len(order)``.
+        Dims ``(chain, draw, n_targeted)`` with ``n_targeted = 1..len(order)``;
+        the units of ``incremental`` are kept in ``attrs``.
     """
     incremental = check_draws(incremental, "incremental")
     ordered = incremental.sel(customer_id=list(order))
     gain = ordered.cumsum("customer_id").rename(customer_id="n_targeted")
     gain = gain.assign_coords(n_targeted=np.arange(1, len(order) + 1))
     gain.name = "cumulative_incremental_value"
-    gain.attrs = {"quantity": "expectation"}
+    gain.attrs = {**_units(incremental), "quantity": "expectation"}
     return gain
 
 

@@ -44,11 +44,13 @@ from bayesclv.data.dask import is_dask_collection, require_dask
 from bayesclv.data.validation import check_columns, to_pandas
 from bayesclv.models.engine import compress_rows
 from bayesclv.summaries import (
+    collapses,
     interval_kind,
     interval_label,
     interval_settings,
     is_point_estimate,
     summary_arrays,
+    thin_posterior,
     warn_point_estimate,
 )
 
@@ -90,9 +92,7 @@ def prediction_copy(model: Any, draws: int | None = None) -> Any:
     post = model.posterior
     if draws is not None:
         check_whole("draws", draws)
-        n = post.sizes["draw"]
-        if draws < n:
-            post = post.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
+        post = thin_posterior(post, int(draws))
     light = copy.copy(model)
     light.idata = xr.DataTree.from_dict({"posterior": post})
     light.data = model.data.iloc[:0] if model.data is not None else None
@@ -129,11 +129,13 @@ def _label(frame, prob: float, method: str, values: xr.DataArray | None):
     """Name the interval of a summary frame after the summarised ``values`` (warns for a point estimate)."""
     name, attrs = (None, {}) if values is None else (values.name, values.attrs)
     point = values is not None and is_point_estimate(values)
-    if point:
+    collapsed = values is not None and collapses(values)
+    if collapsed:
         warn_point_estimate(stacklevel=4)
-    kind = "point estimate" if point else interval_kind(attrs.get("quantity", "expectation"))
+    kind = "point estimate" if collapsed else interval_kind(attrs.get("quantity", "expectation"))
+    missing = "the parameters" if point and not collapsed else attrs.get("point_estimate_of")
     frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": name, "point_estimate": int(point),
-                   "interval": interval_label(prob, kind, method, point, attrs.get("point_estimate_of"))}
+                   "interval": interval_label(prob, kind, method, collapsed, missing)}
     return frame
 
 

@@ -34,13 +34,14 @@ from arviz_base import rcParams
 from bayesclv.arguments import check_interval_method, check_prob
 from bayesclv.errors import DataValidationError, PointEstimateWarning
 
-__all__ = ["DIMS", "INTERVAL_KINDS", "POINT_ESTIMATE", "SAMPLE_DIMS", "check_draws", "interval_bounds",
-           "interval_kind", "interval_label", "interval_settings", "intervals", "is_point_estimate",
-           "summary_arrays", "warn_point_estimate"]
+__all__ = ["DIMS", "INTERVAL_KINDS", "POINT_ESTIMATE", "SAMPLE_DIMS", "UNIT_ATTRS", "check_draws", "interval_bounds",
+           "collapses", "interval_kind", "interval_label", "interval_settings", "intervals", "is_point_estimate",
+           "summary_arrays", "thin_posterior", "warn_point_estimate"]
 
 INTERVAL_KINDS = ("credible", "predictive")
 SAMPLE_DIMS = ("chain", "draw")
 DIMS = ("chain", "draw", "customer_id")  # of a per-customer prediction
+UNIT_ATTRS = ("horizon", "time_unit", "currency")  # what the values are measured in: kept by summaries
 #: How every table, plot and report names the "interval" of a point estimate.
 POINT_ESTIMATE = "point estimate (no posterior uncertainty)"
 
@@ -75,6 +76,21 @@ def is_point_estimate(values: Any) -> bool:
         return True
     sizes = getattr(values, "sizes", {})
     return all(d in sizes for d in SAMPLE_DIMS) and sizes["chain"] * sizes["draw"] == 1
+
+
+def collapses(values: Any, kind: str | None = None) -> bool:
+    """Whether the interval of ``values`` collapses to the value: a point estimate that is not an outcome simulated
+    several times at it.
+
+    Outcomes (``kind`` "predictive", by default read from ``attrs["quantity"]``)
+    simulated many times at a point estimate keep a predictive interval: the
+    outcome's own randomness, without the parameters' uncertainty.
+    """
+    if not is_point_estimate(values):
+        return False
+    kind = interval_kind(values.attrs.get("quantity")) if kind is None else kind
+    sizes = values.sizes
+    return kind != "predictive" or sizes["chain"] * sizes["draw"] == 1
 
 
 def warn_point_estimate(stacklevel: int = 3) -> None:
@@ -144,7 +160,8 @@ def intervals(
         One row per element of the non-sample dims, columns ``mean, median,
         lower, upper, interval`` where ``interval`` names the kind, e.g.
         ``"90% credible (eti)"``. ``attrs`` hold ``prob, kind, method, name``
-        and ``point_estimate``.
+        and ``point_estimate``, and the units of ``values`` (its ``horizon``,
+        ``time_unit`` and ``currency`` attrs, where present), for labels.
 
     Warns
     -----
@@ -152,7 +169,10 @@ def intervals(
         ``values`` are a point estimate (a MAP fit's, or one draw): then
         ``mean = median = lower = upper`` = the value, ``interval`` reads
         ``"point estimate (no posterior uncertainty)"`` and ``attrs["kind"]``
-        is ``"point estimate"``, whatever ``kind`` says.
+        is ``"point estimate"``, whatever ``kind`` says. Outcomes simulated
+        several times at a point estimate (``kind`` "predictive") keep their
+        predictive interval, labelled "without the uncertainty of the
+        parameters", and do not warn.
     """
     prob, method = interval_settings(prob, method)
     if kind is None:
@@ -162,19 +182,32 @@ def intervals(
     missing = set(SAMPLE_DIMS) - set(values.dims)
     if missing:
         raise ValueError(f"values need dims chain and draw; missing {sorted(missing)}")
-    point = is_point_estimate(values)
+    point, collapsed = is_point_estimate(values), collapses(values, kind)
     mean = values.mean(SAMPLE_DIMS)
-    if point:
+    if collapsed:
         warn_point_estimate()
         lower = upper = mean
     else:
         lower, upper = interval_bounds(values.astype(float), prob, method)
     table = xr.Dataset({"mean": mean, "median": values.median(SAMPLE_DIMS), "lower": lower, "upper": upper})
     frame = table.to_dataframe() if table["mean"].ndim else pd.DataFrame([{k: float(v) for k, v in table.items()}])
-    frame["interval"] = interval_label(prob, kind, method, point, values.attrs.get("point_estimate_of"))
-    frame.attrs = {"prob": prob, "kind": "point estimate" if point else kind, "method": method, "name": values.name,
-                   "point_estimate": int(point)}
+    missing = "the parameters" if point and not collapsed else values.attrs.get("point_estimate_of")
+    frame["interval"] = interval_label(prob, kind, method, collapsed, missing)
+    frame.attrs = {"prob": prob, "kind": "point estimate" if collapsed else kind, "method": method,
+                   "name": values.name, "point_estimate": int(point),
+                   **{k: values.attrs[k] for k in UNIT_ATTRS if k in values.attrs}}
     return frame
+
+
+def thin_posterior(posterior: xr.Dataset, draws: int) -> xr.Dataset:
+    """``draws`` evenly spaced draws of each chain of ``posterior`` (all of them when it has no more).
+
+    Two posteriors thinned to the same number of draws keep their draws paired by position.
+    """
+    n = posterior.sizes["draw"]
+    if draws >= n:
+        return posterior
+    return posterior.isel(draw=np.unique(np.linspace(0, n - 1, int(draws)).round().astype(int)))
 
 
 def summary_arrays(values: xr.DataArray, prob: float | None = None, method: str | None = None
@@ -187,7 +220,7 @@ def summary_arrays(values: xr.DataArray, prob: float | None = None, method: str 
     """
     values = values.astype(float, copy=False)
     mean = values.mean(SAMPLE_DIMS, skipna=False).values
-    if is_point_estimate(values):
+    if collapses(values):
         return {"mean": mean, "sd": np.full_like(mean, np.nan), "lower": mean, "upper": mean}
     lower, upper = interval_bounds(values, prob, method)
     return {

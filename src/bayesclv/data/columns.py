@@ -135,6 +135,7 @@ def _parse_strings(strings: pd.Series, ids: pd.Series, column: str) -> list[tupl
     format carries a time zone. Unparseable strings stay NaT (reported by the caller);
     strings that parse only in a format with another date part are refused here.
     """
+    strings = strings.str.strip()  # padding from fixed-width text columns is not a format of its own
     first = strings.iloc[0]
     fmt = _guess_format(first)
     if fmt is None:  # nothing to hold the other rows to: refuse rather than guess each row

@@ -31,12 +31,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["fit_datatree", "observed_name"]
+__all__ = ["COUNT_COLUMNS", "fit_datatree", "observed_name"]
+
+#: Observed columns that count purchases (whole numbers, checked by the data validation).
+COUNT_COLUMNS = ("frequency",)
 
 
 def observed_name(model: Any) -> str:
     """The column the tree observes (``observed_data``, ``log_likelihood``, ``posterior_predictive``)."""
     return model.observed_columns[0]
+
+
+def _as_counts(name: str, values: np.ndarray) -> np.ndarray:
+    """Repeat-purchase counts as integers (ArviZ's discrete-data plots, e.g. the rootogram, test the dtype)."""
+    return values.astype(np.int64) if name in COUNT_COLUMNS else values
 
 
 def _posterior_predictive(model: Any, name: str, customer_id: np.ndarray,
@@ -45,7 +53,7 @@ def _posterior_predictive(model: Any, name: str, customer_id: np.ndarray,
     post = model.posterior
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     simulated = model.simulate_population(np.arange(n_chain * n_draw), random_seed=random_seed)
-    return xr.DataArray(np.asarray(simulated[name]).reshape(n_chain, n_draw, -1),
+    return xr.DataArray(_as_counts(name, np.asarray(simulated[name]).reshape(n_chain, n_draw, -1)),
                         dims=("chain", "draw", "customer_id"),
                         coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                 "customer_id": customer_id})
@@ -60,7 +68,7 @@ def fit_datatree(model: Any, *, log_likelihood: bool = True, posterior_predictiv
     name = observed_name(model)
     constant = [c for c in (*model.observed_columns, *model.constant_columns) if c != name]
     groups = {child: model.idata[child].to_dataset() for child in model.idata.children}
-    groups["observed_data"] = xr.Dataset({name: ("customer_id", df[name].to_numpy())},
+    groups["observed_data"] = xr.Dataset({name: ("customer_id", _as_counts(name, df[name].to_numpy()))},
                                          coords={"customer_id": customer_id})
     groups["constant_data"] = xr.Dataset({c: ("customer_id", df[c].to_numpy()) for c in dict.fromkeys(constant)},
                                          coords={"customer_id": customer_id})

@@ -21,7 +21,7 @@ from arviz_base import rcParams
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.summaries import POINT_ESTIMATE, interval_kind, interval_label, interval_settings, warn_point_estimate
 
-__all__ = ["ESS_MIN", "RHAT_MAX", "TREE_DEPTH_SHARE_MAX", "FitDiagnostics", "compute_diagnostics",
+__all__ = ["ESS_MIN", "RHAT_MAX", "TREE_DEPTH_SHARE_MAX", "FitDiagnostics", "bfmi_min", "compute_diagnostics",
            "optimizer_diagnostics", "report_fit", "summary_table"]
 
 logger = logging.getLogger("bayesclv")

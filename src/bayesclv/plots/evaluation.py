@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesclv.data.validation import TIME_UNITS
 from bayesclv.evaluate import EvaluationResult
 from bayesclv.metrics import pit_coverage
 from bayesclv.models.contract import TransactionModel
-from bayesclv.summaries import interval_bounds
+from bayesclv.plots.labels import duration, unit_name
+from bayesclv.summaries import POINT_ESTIMATE, interval_bounds, is_point_estimate
 
 __all__ = [
     "frequency_recency_grid",
@@ -46,6 +48,35 @@ def _band(values: xr.DataArray, prob: float, dims) -> tuple[np.ndarray, np.ndarr
     return lower.to_numpy(), upper.to_numpy()
 
 
+def _whole_periods(tracking: xr.Dataset) -> tuple[np.ndarray, xr.DataArray, np.ndarray, str | None]:
+    """Incremental purchases per whole time unit ``(k-1, k]``, for plotting.
+
+    The tracking's periods are cut at the calibration end, so the unit holding it comes in two
+    pieces (e.g. 6 days and 1 day), which are added back together here; a last period shorter
+    than one unit (the observation ended mid-week) is left out, and the returned note says so:
+    drawn as a full period it would dip.
+    """
+    start, end = tracking["start"].to_numpy(), tracking["end"].to_numpy()
+    unit_end = np.ceil(end - 1e-9)
+    ends, first = np.unique(unit_end, return_index=True)
+    length = np.add.reduceat(end - start, first)
+    keep = length > 1 - 1e-9
+    pred = tracking["predicted_incremental"]
+    summed = np.add.reduceat(pred.to_numpy(), first, axis=pred.dims.index("period"))
+    pred = xr.DataArray(summed, dims=pred.dims).isel(period=keep)
+    actual = np.add.reduceat(tracking["actual_incremental"].to_numpy(), first)[keep]
+    note = None
+    if not keep.all():
+        unit = tracking.attrs.get("time_unit")
+        dropped = float(length[~keep].sum())
+        if unit in TIME_UNITS and unit != "D":  # "6 days" rather than "0.9 weeks"
+            dropped, shown_unit = round(dropped * TIME_UNITS[unit], 1), "D"
+        else:
+            shown_unit = unit
+        note = f"last {duration(dropped, shown_unit)} not shown (a partial {unit_name(unit, 1)})"
+    return ends[keep], pred, actual, note
+
+
 def plot_tracking(tracking: xr.Dataset, kind: str = "cumulative", prob: float = 0.9, ax=None):
     """Actual vs predicted repeat purchases of the cohort per period, with a credible band.
 
@@ -55,6 +86,10 @@ def plot_tracking(tracking: xr.Dataset, kind: str = "cumulative", prob: float = 
         From :func:`bayesclv.evaluate.expected_tracking` (or ``evaluate(...,
         transactions=...).tracking``).
     kind : {"cumulative", "incremental"}, default "cumulative"
+        Cumulative purchases at the end of each period, or purchases per whole time unit:
+        the unit cut in two at the calibration end is drawn whole, and a last period shorter
+        than one unit is left out (the legend says so), as a partial week drawn as a full one
+        would dip.
     prob : float, default 0.9
         Mass of the equal-tailed band of the posterior of the expected count.
     ax : matplotlib.axes.Axes, optional
@@ -66,15 +101,25 @@ def plot_tracking(tracking: xr.Dataset, kind: str = "cumulative", prob: float = 
     if kind not in ("cumulative", "incremental"):
         raise ValueError(f"kind must be 'cumulative' or 'incremental', got {kind!r}")
     fig, ax = _axes(ax)
-    end = tracking["end"].to_numpy()
-    pred = tracking[f"predicted_{kind}"]
-    lower, upper = _band(pred, prob, SAMPLE)
-    ax.fill_between(end, lower, upper, step=None, alpha=0.3, label=f"{prob:.0%} credible band")
-    ax.plot(end, pred.mean(SAMPLE).to_numpy(), label="predicted (posterior mean)")
-    ax.plot(end, tracking[f"actual_{kind}"].to_numpy(), color="black", lw=1.2, label="actual")
+    unit = tracking.attrs.get("time_unit")
+    if kind == "incremental":
+        end, pred, actual, note = _whole_periods(tracking)
+    else:
+        end, pred, note = tracking["end"].to_numpy(), tracking["predicted_cumulative"], None
+        actual = tracking["actual_cumulative"].to_numpy()
+    point = is_point_estimate(pred)
+    if not point:
+        lower, upper = _band(pred, prob, SAMPLE)
+        ax.fill_between(end, lower, upper, alpha=0.3, label=f"{prob:.0%} credible band")
+    ax.plot(end, pred.mean(SAMPLE).to_numpy(),
+            label=f"predicted ({POINT_ESTIMATE})" if point else "predicted (posterior mean)")
+    ax.plot(end, actual, color="black", lw=1.2, label="actual")
     ax.axvline(tracking.attrs["calibration_end_time"], color="grey", ls="--", lw=1, label="end of calibration")
-    ax.set_xlabel(f"time since cohort start ({tracking.attrs.get('time_unit')})")
-    ax.set_ylabel(f"{kind} repeat purchases")
+    if note:
+        ax.plot([], [], " ", label=note)
+    ax.set_xlabel(f"{unit_name(unit)} since the cohort's first purchase")
+    ax.set_ylabel("cumulative repeat purchases" if kind == "cumulative" else
+                  f"repeat purchases per {unit_name(unit, 1)}")
     ax.legend(loc="best", fontsize="small")
     return fig
 
@@ -129,7 +174,8 @@ def plot_alive_calibration(result: EvaluationResult, ax=None):
     table = result.calibration
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     ax.plot(table["mean_predicted"], table["observed"], "o-", label="deciles")
-    ax.set_xlabel("mean predicted P(at least one holdout purchase)")
+    ax.set_xlabel(f"mean predicted P(at least one purchase in the {duration(result.horizon, result.time_unit)} "
+                  "holdout)")
     ax.set_ylabel("observed share with a holdout purchase")
     ax.set_title(f"AUC {result.metrics['auc']:.3f}, Brier {result.metrics['brier']:.3f}")
     ax.legend(fontsize="small")
@@ -211,7 +257,8 @@ def frequency_recency_grid(
     xarray.Dataset
         ``mean`` and ``width`` with dims ``(frequency, recency)``; NaN where
         the cell is impossible (``recency > 0`` without repeat purchases, or
-        ``recency == 0`` with some).
+        ``recency == 0`` with some). ``attrs`` hold the settings and ``draws``,
+        the posterior draws behind each cell (1 for a point estimate).
     """
     if quantity not in GRID_QUANTITIES:
         raise ValueError(f"quantity must be one of {GRID_QUANTITIES}, got {quantity!r}")
@@ -231,6 +278,7 @@ def frequency_recency_grid(
     cells.attrs["time_unit"] = model.time_unit
     mean = np.full(len(cells), np.nan)
     width = np.full(len(cells), np.nan)
+    n_draws = 0
     for start in range(0, len(cells), int(chunk_size)):
         chunk = cells.iloc[start:start + int(chunk_size)].reset_index(drop=True)
         chunk.attrs = dict(cells.attrs)
@@ -239,6 +287,7 @@ def frequency_recency_grid(
         else:
             draws = model.expected_purchases(horizon, chunk)
         lower, upper = _band(draws, prob, SAMPLE)
+        n_draws = draws.sizes["chain"] * draws.sizes["draw"]
         mean[start:start + len(chunk)] = draws.mean(SAMPLE).to_numpy()
         width[start:start + len(chunk)] = upper - lower
     out = {}
@@ -248,7 +297,19 @@ def frequency_recency_grid(
         out[name] = (("frequency", "recency"), full)
     return xr.Dataset(out, coords={"frequency": freq, "recency": rec},
                       attrs={"quantity": quantity, "T": T, "horizon": horizon, "prob": prob,
-                             "time_unit": model.time_unit})
+                             "time_unit": model.time_unit, "draws": int(n_draws)})
+
+
+def _grid_titles(grid: xr.Dataset) -> dict[str, tuple[str, str]]:
+    """Title and colour-bar label of each heat map, in words."""
+    unit = grid.attrs.get("time_unit")
+    if grid.attrs["quantity"] == "probability_alive":
+        what, scale = "P(alive): chance the customer is still active", "probability"
+    else:
+        what, scale = f"expected purchases in the next {duration(grid.attrs['horizon'], unit)}", "purchases"
+    width = ("no posterior uncertainty (point estimate)" if grid.attrs.get("draws", 2) == 1
+             else f"width of its {grid.attrs['prob']:.0%} credible interval")
+    return {"mean": (f"{what}\n(posterior mean)", scale), "width": (width, scale)}
 
 
 def plot_frequency_recency(grid: xr.Dataset, axes: Any = None):
@@ -265,15 +326,15 @@ def plot_frequency_recency(grid: xr.Dataset, axes: Any = None):
     matplotlib.figure.Figure
     """
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     fig = axes[0].figure
+    unit = grid.attrs.get("time_unit")
     extent = (0, grid.attrs["T"], grid["frequency"].values[-1] + 0.5, -0.5)
-    titles = {"mean": f"posterior mean of {grid.attrs['quantity']}",
-              "width": f"{grid.attrs['prob']:.0%} credible interval width"}
-    for ax, name in zip(axes, ("mean", "width"), strict=True):
+    for ax, (name, (title, scale)) in zip(axes, _grid_titles(grid).items(), strict=True):
         image = ax.imshow(grid[name].to_numpy(), aspect="auto", extent=extent, interpolation="nearest")
-        fig.colorbar(image, ax=ax)
-        ax.set_title(titles[name], fontsize="medium")
-        ax.set_xlabel(f"recency ({grid.attrs.get('time_unit')}), T = {grid.attrs['T']:g}")
+        fig.colorbar(image, ax=ax, label=scale)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel(f"recency: {unit_name(unit)} from first to last purchase\n"
+                      f"(customers observed for {duration(grid.attrs['T'], unit)})")
     axes[0].set_ylabel("frequency (repeat purchases)")
     return fig
