@@ -38,8 +38,13 @@ COUNT_COLUMNS = ("frequency",)
 
 
 def observed_name(model: Any) -> str:
-    """The column the tree observes (``observed_data``, ``log_likelihood``, ``posterior_predictive``)."""
-    return model.observed_columns[0]
+    """The column the tree observes (``observed_data``, ``log_likelihood``, ``posterior_predictive``).
+
+    The model's first observed column that its predictions also read: not a
+    likelihood-only summary such as CNBD-k's ``litt``.
+    """
+    only = getattr(model, "likelihood_only_columns", ())
+    return next(c for c in model.observed_columns if c not in only)
 
 
 def _as_counts(name: str, values: np.ndarray) -> np.ndarray:
