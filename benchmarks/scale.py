@@ -218,7 +218,7 @@ def child_resolution() -> dict:
 
 
 def _posterior_table(model, truth: dict) -> dict:
-    table = model.summary()
+    table = model.summary(prob=0.9, method="hdi").rename(columns={"lower": "hdi_lower", "upper": "hdi_upper"})
     return {name: {"true": truth[name], **{c: round(float(table.loc[name, c]), 4)
                                           for c in ("mean", "sd", "hdi_lower", "hdi_upper", "r_hat")}}
             for name in table.index}

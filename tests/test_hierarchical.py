@@ -141,7 +141,7 @@ def test_key_drivers_table_and_forest_plot(pareto_fit):
     sd_x = df["x"].std()
     purchase = table.loc[("x", "purchase")]
     assert purchase["mean"] == pytest.approx(float(draws.sel(process="purchase").mean()) * sd_x, rel=1e-12)
-    assert purchase["hdi_lower"] < purchase["mean"] < purchase["hdi_upper"]
+    assert purchase["lower"] < purchase["mean"] < purchase["upper"]
     assert purchase["p_positive"] > 0.99  # true effect +0.6 on log lambda
     assert table.loc[("x", "dropout"), "p_positive"] < 0.2  # true effect -0.5 on log mu
     per_unit = bc.key_drivers(model, per="unit")

@@ -14,7 +14,7 @@ from bayesclv.errors import DataValidationError
 from bayesclv.evaluate import check_transaction_model, evaluate, has_holdout
 from bayesclv.models.contract import TransactionModel
 
-__all__ = ["compare", "loo_tree"]
+__all__ = ["compare"]
 
 PARETO_K_THRESHOLD = 0.7
 _LOO_COLUMNS = ("elpd_loo", "p_loo", "se", "elpd_diff", "se_diff", "max_pareto_k", "n_pareto_k_gt_0_7")
@@ -47,20 +47,6 @@ def _check_same_customers(models: dict[str, TransactionModel]) -> None:
                 )
 
 
-def loo_tree(model: TransactionModel) -> xr.DataTree:
-    """DataTree for ``arviz_stats.loo``: the posterior and a ``log_likelihood`` group.
-
-    The ``log_likelihood`` group holds one variable, ``purchases``, the
-    pointwise log-likelihood of each customer's calibration history
-    (``model.log_likelihood()``, dims ``chain, draw, customer_id``).
-    """
-    ll = model.log_likelihood()
-    return xr.DataTree.from_dict({
-        "posterior": model.posterior,
-        "log_likelihood": xr.Dataset({"purchases": ll.drop_attrs()}),
-    })
-
-
 def _loo(model: TransactionModel) -> tuple[dict[str, float], xr.DataArray | None, str]:
     """LOO summary, pointwise elpd (or None) and a note."""
     post = model.posterior
@@ -68,7 +54,8 @@ def _loo(model: TransactionModel) -> tuple[dict[str, float], xr.DataArray | None
     empty = {c: math.nan for c in ("elpd_loo", "p_loo", "se", "max_pareto_k", "n_pareto_k_gt_0_7")}
     if model.fit_method == "map" or n_samples < 2:
         return empty, None, "MAP fit: a point estimate has no posterior draws, LOO not computed"
-    result = azs.loo(loo_tree(model), pointwise=True)
+    # the model's own ArviZ tree, the one az.loo / az.compare take directly
+    result = azs.loo(model.to_datatree(), pointwise=True)
     k = np.asarray(result.pareto_k.values, dtype=float)
     n_high = int((k > PARETO_K_THRESHOLD).sum())
     notes = []
@@ -94,9 +81,9 @@ def compare(
 ) -> pd.DataFrame:
     """Compare fitted purchase-count models by PSIS-LOO and holdout accuracy.
 
-    LOO (``arviz_stats.loo``) estimates each model's expected log predictive
-    density of a left-out customer's calibration history, from the posterior
-    draws and the pointwise log-likelihood ``model.log_likelihood()``. It
+    LOO (``arviz_stats.loo`` of ``model.to_datatree()``) estimates each model's
+    expected log predictive density of a left-out customer's calibration
+    history, from the posterior draws and the pointwise log-likelihood. It
     needs posterior draws: for MAP fits the LOO columns are NaN and ``note``
     says so (ADVI fits get LOO with a note that it is approximate).
 

@@ -7,6 +7,7 @@ to find the problem in the user's data.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ModelFileError",
     "NotFittedError",
     "OverwriteError",
+    "PointEstimateWarning",
     "PriorError",
     "TimeUnitError",
 ]
@@ -122,3 +124,17 @@ class OverwriteError(BayesCLVError, FileExistsError):
 
 class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences) indicate a poor fit."""
+
+
+class PointEstimateWarning(UserWarning):
+    """Intervals were asked of a point estimate (a MAP fit, or any posterior of one draw).
+
+    A point estimate has no posterior uncertainty: its intervals have lower =
+    upper = the value and are labelled "point estimate (no posterior
+    uncertainty)", never credible. Shown once per session (the same words each
+    time), unless the warning filters say otherwise.
+    """
+
+
+# once per session, not once per call site: a table of several quantities would repeat it otherwise
+warnings.filterwarnings("once", category=PointEstimateWarning)

@@ -14,6 +14,7 @@ import xarray as xr
 from bayesclv.data.validation import check_columns, validate_rfm
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP, gammagamma
+from bayesclv.models.engine import prediction_attrs
 from bayesclv.models.pooled import PooledModel
 from bayesclv.priors import Prior
 
@@ -193,5 +194,6 @@ class GammaGammaModel(PooledModel):
         average covariates of the fitted data.
         """
         p, q, gamma = xr.broadcast(*(self.posterior[n] for n in self.parameter_names))
-        return p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values)).rename(
-            "population_mean_spend")
+        mean = p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values))
+        mean.attrs = prediction_attrs(self.posterior, "expectation", None)
+        return mean.rename("population_mean_spend")

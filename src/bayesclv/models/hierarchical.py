@@ -79,6 +79,7 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
     nutpie_adaptation = "diag"
     # a per-customer likelihood graph: numba fuses its elementwise loops over customers
     nutpie_linker = "numba"
+    given_columns = ("T",)  # a simulated history keeps each customer's observation length
     latent_names: ClassVar[tuple[str, str]]  # posterior names of the per-customer latent quantities
     rate_names: ClassVar[tuple[str, str]]  # formula arguments: the rates on their natural scale
 

@@ -144,7 +144,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
             idata = approx.sample(draws, random_seed=random_seed)
             idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[keep]})
             diagnostics = FitDiagnostics(method=method)
-    idata["posterior"] = xr.DataTree(model._finish_posterior(graph, idata["posterior"].to_dataset()))
+    idata["posterior"] = xr.DataTree(_marked(model._finish_posterior(graph, idata["posterior"].to_dataset()), method))
     if diagnostics is None:
         diagnostics = compute_diagnostics(idata, model._diagnosed_variables(graph))
     return idata, diagnostics
@@ -189,10 +189,21 @@ def _minibatch(model: Any, df: Any, *, batch_size: int, draws: int, tune: int, r
     graph = model._graph(df, summed=True)
     posterior = approximation_posterior(graph, approx, draws, model.parameter_names,
                                         np.random.default_rng(random_seed))
-    idata = xr.DataTree.from_dict({"posterior": model._finish_posterior(graph, posterior)})
+    idata = xr.DataTree.from_dict({"posterior": _marked(model._finish_posterior(graph, posterior), "advi")})
     converged, rise = elbo_converged(approx.elbo, approx.batches, len(df))
     return idata, FitDiagnostics(method="advi", steps=len(approx.elbo), batch_size=batch_size, elbo_rise=rise,
                                  drift=approx.drift, ok=converged)
+
+
+def _marked(posterior: xr.Dataset, method: str) -> xr.Dataset:
+    """``posterior`` with ``attrs`` ``fit_method`` and ``point_estimate`` (1 for MAP or a single draw, else 0).
+
+    Every prediction carries the mark on (:func:`bayesclv.models.engine.prediction_attrs`), so that
+    intervals, tables and reports never call a point estimate's output credible.
+    """
+    single = posterior.sizes["chain"] * posterior.sizes["draw"] == 1
+    posterior.attrs.update(fit_method=method, point_estimate=int(method == "map" or single))
+    return posterior
 
 
 def _require_sampler(sampler: str) -> None:

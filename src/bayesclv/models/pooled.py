@@ -67,7 +67,6 @@ class PooledModel(Predictive, CLVModel):
         without a ``group``): one population for everybody.
     """
 
-    given_columns: tuple[str, ...] = ()
     #: a data column counting the identical customers each row stands for (a compressed table);
     #: None: every row is one customer
     weight_column: str | None = None

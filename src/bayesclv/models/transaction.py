@@ -18,7 +18,7 @@ import xarray as xr
 
 from bayesclv.arguments import check_horizon, check_real
 from bayesclv.errors import ArgumentError
-from bayesclv.models.engine import compress_rows, distinct_rows
+from bayesclv.models.engine import compress_rows, distinct_rows, prediction_attrs
 
 __all__ = ["ResidualPredictions", "TransactionPredictions"]
 
@@ -181,7 +181,8 @@ class TransactionPredictions:
         t_arr = np.atleast_1d(np.asarray(t, dtype=float))
         values, dims, coords = self._new_customer_draws(t_arr)
         da = xr.DataArray(values, dims=(*dims, "t"), coords={**coords, "t": t_arr},
-                          name="expected_purchases_new_customer")
+                          name="expected_purchases_new_customer",
+                          attrs=prediction_attrs(self.posterior, "expectation", self.time_unit))
         return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
 
     def sample_purchases(self, t: float, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:
