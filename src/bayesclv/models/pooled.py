@@ -127,6 +127,10 @@ class PooledModel(Predictive, CLVModel):
         """
         return {name: self._quantity(name) for name in self.parameter_names}
 
+    def _coefficients(self) -> dict[str, Any]:
+        """Create the covariate coefficients' random variables (none by default)."""
+        return {}
+
     def _coords(self) -> dict[str, list]:
         """Named dims of the PyMC model."""
         return {"group": self.groups} if self.grouped else {}
@@ -152,7 +156,8 @@ class PooledModel(Predictive, CLVModel):
         frame = self._design(df)
         unique, _ = compress_rows(frame, list(frame.columns))  # identical rows of one group
         with pm.Model(coords=self._coords()) as model:
-            pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
+            params = {**self._parameters(), **self._coefficients()}
+            pm.Potential("loglik", self._total_loglik(params, unique, summed))
         return model
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
@@ -248,8 +253,11 @@ class PooledTransactionModel(TransactionPredictions, PooledModel):
     given_columns = ("T",)  # a population simulation keeps each customer's observation length
 
     def _new_customer_draws(self, t: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
-        """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords."""
+        """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords.
+
+        With covariates: a customer with the fitted data's average covariates.
+        """
         post = self.posterior[list(self.parameter_names)]
-        params = {n: v[..., None] for n, v in self._param_arrays().items()}
+        params = {n: post[n].values[..., None] for n in self.parameter_names}
         values = self.formulas.expected_purchases_new_customer(t, **params)
         return values, post[self.parameter_names[0]].dims, {k: v.values for k, v in post.coords.items()}
