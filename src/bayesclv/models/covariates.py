@@ -131,9 +131,11 @@ class CovariateEffects:
         return {**super()._coords(),
                 **{f"{p}_covariate": cols for p, cols in self.process_covariates.items() if cols}}
 
-    def _coefficients(self) -> dict[str, Any]:
-        return {name: self.priors[name].create(name, dims=f"{process}_covariate")
-                for name, process in self._coefficient_processes().items()}
+    def _total_loglik(self, params: dict[str, Any], rows: pd.DataFrame, summed: bool) -> Any:
+        """The likelihood with the coefficients created next to the population parameters (in the PyMC model)."""
+        coefs = {name: self.priors[name].create(name, dims=f"{process}_covariate")
+                 for name, process in self._coefficient_processes().items()}
+        return super()._total_loglik({**params, **coefs}, rows, summed)
 
     @property
     def history_columns(self) -> tuple[str, ...]:

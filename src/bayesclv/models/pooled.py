@@ -127,10 +127,6 @@ class PooledModel(Predictive, CLVModel):
         """
         return {name: self._quantity(name) for name in self.parameter_names}
 
-    def _coefficients(self) -> dict[str, Any]:
-        """Create the covariate coefficients' random variables (none by default)."""
-        return {}
-
     def _coords(self) -> dict[str, list]:
         """Named dims of the PyMC model."""
         return {"group": self.groups} if self.grouped else {}
@@ -156,8 +152,7 @@ class PooledModel(Predictive, CLVModel):
         frame = self._design(df)
         unique, _ = compress_rows(frame, list(frame.columns))  # identical rows of one group
         with pm.Model(coords=self._coords()) as model:
-            params = {**self._parameters(), **self._coefficients()}
-            pm.Potential("loglik", self._total_loglik(params, unique, summed))
+            pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
         return model
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
