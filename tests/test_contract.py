@@ -45,6 +45,8 @@ ROWS = [
     Row("GammaGammaModel", lambda: bc.GammaGammaModel()),
     Row("BetaGeoModel(group, partial)", lambda: bc.BetaGeoModel(group="cohort")),
     Row("ParetoNBDModel(group, none)", lambda: bc.ParetoNBDModel(group="cohort", pooling="none")),
+    Row("ParetoNBDModel(covariates)", lambda: bc.ParetoNBDModel(covariates=["z"])),
+    Row("BetaGeoModel(group, covariates)", lambda: bc.BetaGeoModel(group="cohort", covariates=["z"])),
     Row("GammaGammaModel(group, covariates)", lambda: bc.GammaGammaModel(group="cohort", covariates=["z"])),
     Row("HierarchicalParetoNBDModel(covariates)", lambda: bc.HierarchicalParetoNBDModel(covariates=["z"]),
         fit=ADVI, data="small"),
