@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bayesclv.models.contract import RetentionModel
-from bayesclv.plots.labels import UNIT_NAMES, is_point_estimate, unit_name
+from bayesclv.plots.labels import UNIT_NAMES, unit_name
+from bayesclv.summaries import is_point_estimate
 from bayesclv.summaries import interval_bounds
 
 __all__ = ["plot_survival"]
