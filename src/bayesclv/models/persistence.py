@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesclv.data.discrete import OPPORTUNITY
 from bayesclv.data.validation import check_time_unit
 from bayesclv.errors import ModelFileError, OverwriteError
 from bayesclv.models.diagnostics import FitDiagnostics
@@ -169,7 +170,8 @@ def _check_format(attrs: dict, where: str) -> None:
         if key not in attrs:
             raise ModelFileError(f"the {key!r} attribute is missing", path=where)
     try:
-        check_time_unit(attrs["time_unit"])
+        if attrs["time_unit"] != OPPORTUNITY:  # BG/BB counts opportunities, which have no calendar length
+            check_time_unit(attrs["time_unit"])
     except ValueError as exc:
         raise ModelFileError(f"bad time unit: {exc}", path=where) from exc
     if attrs["fit_method"] not in FIT_METHODS:
