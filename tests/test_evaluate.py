@@ -1,6 +1,5 @@
 """Holdout evaluation and model comparison (bayesclv.evaluate)."""
 
-import copy
 import itertools
 import warnings
 
@@ -11,7 +10,6 @@ import xarray as xr
 from scipy.special import hyp2f1
 
 import bayesclv as bc
-from bayesclv.comparison import compare
 from bayesclv.errors import DataValidationError, NotFittedError
 from bayesclv.evaluate import EvaluationResult, churn_draws, evaluate
 from bayesclv.metrics import auc, brier_score, calibration_table, classification_rates, confusion_counts, coverage, mape
@@ -159,47 +157,6 @@ def test_evaluate_errors(map_models, cdnow_rfm):
         evaluate(bc.BetaGeoModel())
     with pytest.raises(TypeError, match="purchase-count"):
         evaluate(map_models["GammaGammaModel"])
-
-
-def test_compare_requires_same_customers(map_models):
-    bg = map_models["BetaGeoModel"]
-    fewer = copy.copy(bg)
-    fewer.data = bg.data.iloc[:100]
-    with pytest.raises(DataValidationError, match="different customers") as err:
-        compare({"all": bg, "fewer": fewer})
-    assert err.value.column == "customer_id" and len(err.value.rows) == len(bg.data) - 100
-    shifted = copy.copy(bg)
-    shifted.data = bg.data.assign(T=bg.data["T"] + 1.0)
-    with pytest.raises(DataValidationError, match="different values") as err:
-        compare({"a": bg, "b": shifted})
-    assert err.value.column == "T"
-
-
-# ------------------------------------------------------------------- compare, sampled fits
-def test_compare_sampled_and_map_fits(cdnow_rfm, map_models):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tiny fits: convergence warnings expected
-        nuts = bc.BetaGeoModel().fit(cdnow_rfm, draws=100, tune=100, chains=2, random_seed=5, progressbar=False)
-        advi = bc.BetaGeoModel().fit(cdnow_rfm, method="advi", draws=200, tune=100, random_seed=5,
-                                     progressbar=False)
-        table = compare({"map": map_models["BetaGeoModel"], "advi": advi, "nuts": nuts}, random_seed=0)
-    assert list(table.index[2:]) == ["map"]
-    sampled = table.loc[["advi", "nuts"]]
-    assert np.isfinite(sampled[["elpd_loo", "p_loo", "se", "max_pareto_k"]].to_numpy(float)).all()
-    assert sorted(sampled["rank"].tolist()) == [0, 1]
-    assert table["elpd_loo"].iloc[0] >= table["elpd_loo"].iloc[1]
-    assert table["elpd_diff"].iloc[0] == 0 and table["elpd_diff"].iloc[1] >= 0
-    # a 4-parameter population model: few effective parameters, a few thousand log-units for 2357 customers
-    assert 1 < table.loc["nuts", "p_loo"] < 20 and -11000 < table.loc["nuts", "elpd_loo"] < -8000
-    assert table.loc["nuts", "n_pareto_k_gt_0_7"] == 0
-    assert "ADVI" in table.loc["advi", "note"]
-    mp = table.loc["map"]
-    assert pd.isna(mp["rank"]) and np.isnan(mp["elpd_loo"]) and "MAP" in mp["note"]
-    # holdout columns are evaluate()'s metrics
-    assert mp["mae"] == pytest.approx(PEER_MAE["BetaGeoModel"], abs=1e-3)
-    assert (table["actual_total"] == 1882).all()
-    assert table.loc["nuts", "coverage_90"] == pytest.approx(
-        evaluate(nuts, prob=0.9, random_seed=0).metrics["coverage_90"])
 
 
 # ------------------------------------------------------------------- MAPE and churn (issue 19, the seeds' metrics)

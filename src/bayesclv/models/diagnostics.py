@@ -29,7 +29,8 @@ ESS_MIN = 400.0
 
 class FitDiagnostics(dict):
     """Convergence numbers of a fit: ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``,
-    ``divergences``, ``n_draws`` (sampled fits) and ``ok``."""
+    ``divergences``, ``n_draws`` (sampled fits) and ``ok``; ``fit_seconds`` and
+    ``fit_cpu_seconds`` (wall and CPU time of the fit, set by ``fit``)."""
 
     def __str__(self) -> str:
         if "elbo_rise" in self:
