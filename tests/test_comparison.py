@@ -9,7 +9,6 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.comparison import compare, observation_difference
-from bayesclv.errors import NotFittedError
 from bayesclv.evaluate import evaluate
 from bayesclv.testing import jittered_posterior
 
@@ -109,10 +108,8 @@ def test_specs_checked_before_any_fit(cdnow_rfm, map_models):
         compare([(bc.BetaGeoModel, "map")], cdnow_rfm)
     with pytest.raises(ValueError, match="prob"):
         compare([map_models["BetaGeoModel"]], prob=1.5)
-    unfitted = bc.BetaGeoModel()
-    unfitted.idata = None
-    with pytest.raises(NotFittedError):
-        compare([map_models["BetaGeoModel"], unfitted])
+    with pytest.raises(ValueError, match="'BG/NBD \\(2\\)' is not fitted"):
+        compare([map_models["BetaGeoModel"], bc.BetaGeoModel()])
 
 
 def test_list_names_and_own_fit_arguments(cdnow_rfm, map_models):
