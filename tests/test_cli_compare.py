@@ -57,13 +57,19 @@ def test_bad_option_is_one_line_before_reading(workdir, monkeypatch, command, fr
 
 
 def test_compare_subprocess_writes_table_and_page(tmp_path):
-    """``python -m bayesclv compare`` on 400 CDNOW sample customers with MAP fits, then again with --force."""
+    """``python -m bayesclv compare`` on 400 CDNOW sample customers with MAP fits, over old outputs."""
     tx = bc.datasets.load_cdnow("sample")
     tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])]
     tx.to_csv(tmp_path / "tx.csv", index=False)
+    for name in ("bayesclv_comparison.csv", "bayesclv_comparison.html"):
+        (tmp_path / name).write_text("old")
     args = [sys.executable, "-m", "bayesclv", "compare", "tx.csv", "--calibration-end", "1997-09-30",
             "--method", "map", "--quiet", "--seed", "7"]
-    run = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)
+    kept = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)
+    assert kept.returncode == 2 and "already exists; pass --force" in kept.stderr
+    assert (tmp_path / "bayesclv_comparison.csv").read_text() == "old"
+    run = subprocess.run([*args, "--force"], capture_output=True, text=True, cwd=tmp_path, timeout=900,
+                         check=False)
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(tmp_path / "bayesclv_comparison.csv", index_col="model")
     assert list(table.index) == ["bgnbd", "pnbd"]
@@ -79,8 +85,3 @@ def test_compare_subprocess_writes_table_and_page(tmp_path):
     page = (tmp_path / "bayesclv_comparison.html").read_text()
     assert "Model comparison: tx.csv" in page and "holdout MAE per customer" in page and "Pareto/NBD" in page
     assert "BG/NBD" in run.stdout and "bayesclv_comparison.html" in run.stdout
-    again = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)
-    assert again.returncode == 2 and "already exists; pass --force" in again.stderr
-    forced = subprocess.run([*args, "--force"], capture_output=True, text=True, cwd=tmp_path, timeout=900,
-                            check=False)
-    assert forced.returncode == 0, forced.stderr
