@@ -149,3 +149,15 @@ def test_compare_sampled_and_map_fits(cdnow_rfm, map_models):
     assert (table["actual_total"] == 1882).all()
     assert table.loc["nuts", "coverage_90"] == pytest.approx(
         evaluate(nuts, prob=0.9, random_seed=0).metrics["coverage_90"])
+
+
+def test_comparison_page_in_words(map_table):
+    from bayesclv.report.comparison import comparison_page
+
+    page = comparison_page(map_table, title="CDNOW <sample>", subtitle="MAP & more")
+    assert "CDNOW &lt;sample&gt;" in page and "MAP &amp; more" in page  # user text escaped
+    assert "No LOO: every model is a point estimate or not comparable." in page
+    assert f"Lowest holdout MAE: Pareto/NBD ({map_table.loc['Pareto/NBD', 'mae']:.4f}" in page
+    assert "1,654 / 1,882 (-12.1%)" in page or "1,653 / 1,882 (-12.1%)" in page  # BG/NBD's predicted total
+    assert page.count("MAP fit: a point estimate has no posterior draws") == 2  # each model's note, listed
+    assert "customers inside their 90% predictive interval, by randomised PIT" in page

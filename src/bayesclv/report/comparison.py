@@ -48,7 +48,6 @@ def _columns(label: str) -> list[Column]:
          lambda r: _number(r[f"pit_coverage_{label}"], ".1%")),
         ("AUC of P(alive) for buying in the holdout", lambda r: _number(r["auc_p_alive"], ".3f")),
         ("Brier score of P(buys in the holdout)", lambda r: _number(r["brier"], ".4f")),
-        ("note", lambda r: str(r["note"]) or "-"),
     ]
 
 
@@ -63,7 +62,7 @@ def comparison_section(table: pd.DataFrame) -> str:
     Returns
     -------
     str
-        HTML (a paragraph, the table, the notes), to go inside a ``<section>``.
+        HTML (paragraphs, the table, then each model's note as a list), to go inside a ``<section>``.
     """
     prob = float(table.attrs.get("prob", 0.9))
     label = f"{100 * prob:g}"
@@ -84,9 +83,11 @@ def comparison_section(table: pd.DataFrame) -> str:
         "the holdout (0 = perfect). Fit times are wall-clock and CPU seconds on the machine that fitted.")
     has_holdout = not table["mae"].isna().all()
     shown = words_table(table, _columns(label), "model")
+    notes = "".join(f"<li><strong>{html.escape(str(name))}</strong>: {html.escape(str(note))}</li>"
+                    for name, note in table["note"].items() if note)
     return (f"<p>{html.escape(intro)}</p>" + (f"<p>{html.escape(holdout)}</p>" if has_holdout else
                                               "<p>No holdout period in the data: holdout columns are empty.</p>")
-            + shown)
+            + shown + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""))
 
 
 def comparison_page(table: pd.DataFrame, *, title: str = "Model comparison", subtitle: str = "") -> str:
