@@ -87,10 +87,15 @@ def test_loo_refused_when_observations_differ(sampled, cdnow_rfm):
 def test_observation_difference_reads_the_likelihood_columns(map_models):
     bg = map_models["BetaGeoModel"]
     assert observation_difference(bg, map_models["ParetoNBDModel"]) is None
-    other = copy.copy(bg)
-    other.data_columns = ("frequency", "recency", "T", "litt")  # a family that also models inter-purchase times
-    assert observation_difference(other, bg) == ("its likelihood reads frequency, recency, T, litt, "
-                                                 "the reference's frequency, recency, T")
+    discrete = copy.copy(bg)
+    discrete.data_columns = ("frequency", "recency", "periods")  # a family observing purchase opportunities
+    assert observation_difference(discrete, bg) == ("its likelihood observes frequency, recency, periods, "
+                                                    "the reference's frequency, recency, T")
+    # a statistic of the same purchase times entering the likelihood as a constant (the CNBD-k's litt)
+    # leaves the observations as they are
+    timing = copy.copy(bg)
+    timing.data_columns, timing.likelihood_only_columns = ("litt", "frequency", "recency", "T"), ("litt",)
+    assert observation_difference(timing, bg) is None
 
 
 def test_specs_checked_before_any_fit(cdnow_rfm, map_models):
@@ -161,3 +166,13 @@ def test_comparison_page_in_words(map_table):
     assert "1,654 / 1,882 (-12.1%)" in page or "1,653 / 1,882 (-12.1%)" in page  # BG/NBD's predicted total
     assert page.count("MAP fit: a point estimate has no posterior draws") == 2  # each model's note, listed
     assert "customers inside their 90% predictive interval, by randomised PIT" in page
+
+
+def test_note_says_when_nuts_did_not_converge(sampled):
+    poor = copy.copy(sampled["bg"])
+    poor.diagnostics = {**sampled["bg"].diagnostics, "max_r_hat": 1.06, "min_ess_bulk": 92.0, "divergences": 3,
+                        "ok": False}
+    t = compare({"ok": sampled["bg"], "poor": poor})
+    assert t.loc["poor", "note"].startswith("NUTS not converged (max R-hat 1.060, min bulk ESS 92, 3 divergences): "
+                                            "its numbers are provisional")
+    assert "not converged" not in t.loc["ok", "note"]

@@ -9,8 +9,8 @@ hierarchical, a family added later) takes part unchanged. Per model it reports:
   the difference to the best model with its standard error. LOO compares
   models only on the same observations: the same customers with the same
   values in the same likelihood columns. A model fitted to other customers or
-  values, or whose likelihood reads other columns (a CNBD-k's inter-purchase
-  times, say), gets no LOO and its ``note`` says why.
+  values, or whose likelihood observes other columns (a discrete-time
+  family's opportunities, say), gets no LOO and its ``note`` says why.
 - Holdout accuracy from :func:`bayesclv.evaluate.evaluate`: MAE/RMSE of the
   expected holdout purchases, predicted vs actual total, the randomised-PIT
   coverage of the predictive intervals, how well P(alive) ranks holdout buyers
@@ -102,20 +102,34 @@ def _fit_all(specs: dict[str, Any], data: Any, fit_kwargs: dict[str, Any]) -> di
 
 
 # --------------------------------------------------------------------------- LOO
+def _observed(model: TransactionModel) -> tuple[str, ...]:
+    """The likelihood columns that are observations: ``data_columns`` without ``likelihood_only_columns``.
+
+    A likelihood-only column is a statistic of the same purchase times that
+    enters the likelihood as a constant (the CNBD-k's sum of log inter-purchase
+    times, ``litt``): every continuous-time family's likelihood is the density
+    of a customer's purchase times, and the CNBD-k's includes that constant so
+    that it is, so the observations are still ``frequency, recency, T``.
+    """
+    extra = set(getattr(model, "likelihood_only_columns", ()))
+    return tuple(c for c in model.data_columns if c not in extra)
+
+
 def observation_difference(model: TransactionModel, reference: TransactionModel) -> str | None:
     """Why ``model``'s log-likelihood is not over the same observations as ``reference``'s (None if it is).
 
-    The same observations: the same customers, the same likelihood columns
-    (``data_columns``) and the same values in them.
+    The same observations: the same customers, the same observed likelihood
+    columns (``data_columns`` less any ``likelihood_only_columns``) and the
+    same values in them.
 
     Returns
     -------
     str or None
         A sentence naming the difference, or None.
     """
-    if set(model.data_columns) != set(reference.data_columns):
-        return (f"its likelihood reads {', '.join(model.data_columns)}, the reference's "
-                f"{', '.join(reference.data_columns)}")
+    ours_cols, ref_cols = _observed(model), _observed(reference)
+    if set(ours_cols) != set(ref_cols):
+        return f"its likelihood observes {', '.join(ours_cols)}, the reference's {', '.join(ref_cols)}"
     ours = model.data.set_index("customer_id")
     theirs = reference.data.set_index("customer_id")
     extra = ours.index.difference(theirs.index)
@@ -124,7 +138,7 @@ def observation_difference(model: TransactionModel, reference: TransactionModel)
         return (f"fitted to other customers ({len(extra):,} not in the reference's data, "
                 f"{len(missing):,} of its customers missing)")
     aligned = ours.reindex(theirs.index)
-    for col in reference.data_columns:
+    for col in ref_cols:
         differ = ~np.isclose(aligned[col].to_numpy(float), theirs[col].to_numpy(float), rtol=1e-9, atol=1e-12)
         if differ.any():
             return f"fitted to other values of {col} ({int(differ.sum()):,} customers differ)"
@@ -267,7 +281,8 @@ def compare(
           and ``brier`` (of P(active in the holdout), the probability of the
           event observed: a Brier score of P(alive) itself would count every
           alive customer who happens not to buy as a miss);
-        - ``note``: why LOO is missing or unreliable.
+        - ``note``: why LOO is missing or unreliable, and whether a NUTS fit
+          did not converge (its ``diagnostics["ok"]`` is false).
 
         ``attrs`` hold ``prob`` and ``loo_reference`` (the first model's name).
 
@@ -304,6 +319,10 @@ def compare(
             loo_row = dict.fromkeys(("elpd_loo", "p_loo", "se", "max_pareto_k", "n_pareto_k_gt_0_7"), math.nan)
             elpd_i, note = None, f"LOO refused: not the same observations as {names[0]!r}, {differs}"
         diag = dict(model.diagnostics or {})
+        if "max_r_hat" in diag and not diag.get("ok", True):
+            note = "; ".join(filter(None, [
+                f"NUTS not converged (max R-hat {diag['max_r_hat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
+                f"{int(diag['divergences'])} divergences): its numbers are provisional", note]))
         rows[name] = {
             "family": model.display_name, "fit_method": model.fit_method,
             "fit_seconds": float(diag.get("fit_seconds", math.nan)),
