@@ -13,10 +13,13 @@ from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_s
 from bayesclv.drivers import key_drivers, spend_drivers
 from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
 from bayesclv.models import (
+    BetaGeoCNBDModel,
     BetaGeoModel,
     GammaGammaModel,
     HierarchicalBetaGeoModel,
     HierarchicalParetoNBDModel,
+    ModifiedBetaGeoCNBDModel,
+    ModifiedBetaGeoModel,
     ParetoNBDModel,
     load,
 )
@@ -29,11 +32,14 @@ from bayesclv.summaries import intervals
 __version__ = "0.1.0"
 
 __all__ = [
+    "BetaGeoCNBDModel",
     "BetaGeoModel",
     "EvaluationResult",
     "GammaGammaModel",
     "HierarchicalBetaGeoModel",
     "HierarchicalParetoNBDModel",
+    "ModifiedBetaGeoCNBDModel",
+    "ModifiedBetaGeoModel",
     "ParetoNBDModel",
     "Prior",
     "__version__",
