@@ -4,7 +4,8 @@ The families are found in the public API when the script runs: every model class
 whose instances are purchase-count models (``bayesclv.models.TransactionModel``)
 and whose likelihood columns the RFM frame of ``rfm_summary`` carries (so a
 discrete-time family, or one needing statistics the frame lacks, is listed as
-skipped with the reason). Each pooled family is also fitted grouped by the
+skipped with the reason). A family with a regularity ``k`` (CNBD-k) is fitted
+with k = 2 and 3 (k = 1 is its base family). Each pooled family is also fitted grouped by the
 first-purchase-week cohort (partial pooling); the individual-level
 (hierarchical) families are fitted on the sample only (on CDNOW full their
 NUTS fit needs ~13 GB; ``validation/hierarchical_cdnow.py`` studies them there).
@@ -46,9 +47,10 @@ def families(rfm: pd.DataFrame) -> tuple[dict[str, type], dict[str, str]]:
         cls = getattr(bc, name)
         if not (isinstance(cls, type) and issubclass(cls, CLVModel)):
             continue
+        needs_k = "k" in inspect.signature(cls).parameters
         try:
-            model = cls()
-        except TypeError as exc:  # a family that needs a setting to exist, e.g. a fixed k
+            model = cls(k=2) if needs_k else cls()
+        except TypeError as exc:  # a family that needs another setting to exist
             skipped[name] = f"needs constructor arguments ({exc})"
             continue
         if not isinstance(model, TransactionModel):
@@ -65,6 +67,11 @@ def specs(found: dict[str, type], kind: str) -> tuple[dict[str, CLVModel], dict[
     """One model per family, a cohort-grouped variant of each pooled family; hierarchical ones on the sample."""
     out, skipped = {}, {}
     for name, cls in found.items():
+        if "k" in inspect.signature(cls).parameters:  # Erlang-k regularity: k = 2 and 3 beside the k = 1 family
+            for k in (2, 3):
+                model = cls(k=k)
+                out[model.display_name] = model
+            continue
         model = cls()
         if name.startswith("Hierarchical") and kind == "full":
             skipped[name] = "individual-level NUTS on CDNOW full needs ~13 GB: see validation/hierarchical_cdnow.py"
@@ -72,7 +79,8 @@ def specs(found: dict[str, type], kind: str) -> tuple[dict[str, CLVModel], dict[
         out[model.display_name] = model
         if {"group", "pooling"} <= set(inspect.signature(cls).parameters):
             out[f"{model.display_name} grouped by cohort"] = cls(group="cohort", pooling="partial")
-    return out, skipped
+    first = [n for n in out if n == "BG/NBD"]  # the LOO reference: the classic model first
+    return {n: out[n] for n in first + [n for n in out if n not in first]}, skipped
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -95,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tx = bc.datasets.load_cdnow(args.kind)
-    rfm = bc.rfm_summary(tx, calibration_end="1997-09-30", cohort="W")
+    rfm = bc.rfm_summary(tx, calibration_end="1997-09-30", cohort="W", litt=True)
     found, skipped = families(rfm)
     models, more = specs(found, args.kind)
     skipped.update(more)
