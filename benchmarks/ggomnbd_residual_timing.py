@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import bayesclv as bc
-from bayesclv.formulas import NP, ggomnbd, paretonbd
-from bayesclv.formulas._residual import bgnbd_residual, paretonbd_residual
+from bayesclv.formulas import NP, bgnbd, ggomnbd, paretonbd
 from bayesclv.models.engine import compress_rows
 
 GGOM = (0.55, 10.6, 0.05, 0.6, 0.6)  # an interior point (b away from the CDNOW boundary)
@@ -56,9 +55,9 @@ def main() -> None:
         "ggomnbd_dert": lambda: ggomnbd.discounted_expected_residual_transactions(DELTA, x, t_x, T, *GGOM),
         "ggomnbd_residual_lifetime": lambda: ggomnbd.expected_residual_lifetime(x, t_x, T, *GGOM),
         "ggomnbd_loglik_per_row": lambda: ggomnbd.loglik(x, t_x, T, *(np.full(x.size, p) for p in GGOM), xp=NP),
-        "paretonbd_dert": lambda: paretonbd_residual.discounted_expected_residual_transactions(DELTA, x, t_x, T,
+        "paretonbd_dert": lambda: paretonbd.discounted_expected_residual_transactions(DELTA, x, t_x, T,
                                                                                               *PARETO),
-        "bgnbd_dert": lambda: bgnbd_residual.discounted_expected_residual_transactions(DELTA, x, t_x, T, *BG),
+        "bgnbd_dert": lambda: bgnbd.discounted_expected_residual_transactions(DELTA, x, t_x, T, *BG),
     }
     for name, f in timings.items():
         results["per_history_us"][name] = round(_cpu(f, 3) / len(x) * 1e6, 2)

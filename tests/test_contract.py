@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 import bayesclv as bc
+from bayesclv.data.discrete import censor_retention
 from bayesclv.errors import NotFittedError
-from bayesclv.models.contract import FittedModel, SpendModel, TransactionModel
+from bayesclv.models.contract import FittedModel, ResidualModel, RetentionModel, SpendModel, TransactionModel
 
 MAP = {"method": "map", "progressbar": False}
 ADVI = {"method": "advi", "tune": 20, "draws": 30, "random_seed": 5, "progressbar": False}
@@ -32,7 +33,10 @@ class Row:
     name: str
     make: Any
     fit: dict[str, Any] = field(default_factory=lambda: dict(MAP))
-    data: str = "rfm"  # "rfm": every 8th CDNOW sample customer (295); "small": every 5th of those (59)
+    # "rfm": every 8th CDNOW sample customer (295); "small": every 5th of those (59); "donations": the BG/BB
+    # table as shipped (22 rows standing for 11,104 donors); "retention": every 4th customer of the two
+    # shifted-BG segments, years 1-7 (500)
+    data: str = "rfm"
 
 
 ROWS = [
@@ -49,7 +53,12 @@ ROWS = [
     Row("ModifiedBetaGeoModel", lambda: bc.ModifiedBetaGeoModel()),
     Row("BetaGeoCNBDModel(k=3, nuts)", lambda: bc.BetaGeoCNBDModel(k=3), fit=NUTS, data="small"),
     Row("ModifiedBetaGeoCNBDModel(k=2, group, partial)", lambda: bc.ModifiedBetaGeoCNBDModel(k=2, group="cohort")),
+    Row("GompertzNBDModel", lambda: bc.GompertzNBDModel()),
+    Row("GompertzNBDModel(nuts)", lambda: bc.GompertzNBDModel(), fit=NUTS, data="small"),
+    Row("BetaGeoBetaBinomModel", lambda: bc.BetaGeoBetaBinomModel(), data="donations"),
+    Row("ShiftedBetaGeoModel(group, partial)", lambda: bc.ShiftedBetaGeoModel(group="segment"), data="retention"),
 ]
+UNITS = {"rfm": "W", "small": "W", "donations": "opportunity", "retention": "Y"}
 IDS = [row.name for row in ROWS]
 
 
@@ -66,7 +75,18 @@ def frames(cdnow_rfm):
     rfm.attrs = dict(cdnow_rfm.attrs)
     small = rfm.iloc[::5].reset_index(drop=True)
     small.attrs = dict(rfm.attrs)
-    return {"rfm": rfm, "small": small}
+    retention = censor_retention(bc.datasets.load_retention(), 7).iloc[::4].reset_index(drop=True)
+    retention.attrs["time_unit"] = "Y"
+    return {"rfm": rfm, "small": small, "donations": bc.datasets.load_donations(), "retention": retention}
+
+
+def _customers(model, data: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer: a compressed table's rows repeated ``weights`` times."""
+    df = model.prediction_data(data)
+    if "weights" not in df.columns:
+        return df
+    out = df.loc[df.index.repeat(df["weights"])].drop(columns="weights").reset_index(drop=True)
+    return out.assign(customer_id=np.arange(len(out)))
 
 
 def _fit(row: Row, data: pd.DataFrame):
@@ -97,6 +117,13 @@ def _predictions(model, data: pd.DataFrame) -> dict[str, Any]:
             "sample_purchases": model.sample_purchases(13.0, data, random_seed=3),
             "log_likelihood": model.log_likelihood(data),
         }
+    if isinstance(model, RetentionModel):
+        return {
+            "survival": model.survival(3, data),
+            "retention_rate": model.retention_rate(2, data),
+            "sample_residual_lifetime": model.sample_residual_lifetime(data, random_seed=3),
+            "log_likelihood": model.log_likelihood(data),
+        }
     return {"expected_spend": model.expected_spend(data), "log_likelihood": model.log_likelihood(data)}
 
 
@@ -112,19 +139,25 @@ def test_unfitted_model_raises_not_fitted(row):
         if hasattr(model, name):
             with pytest.raises(NotFittedError):
                 getattr(model, name)()
+    if isinstance(model, RetentionModel):
+        for call in (model.survival, model.population_survival):
+            with pytest.raises(NotFittedError):
+                call(1)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
 def test_predictions_have_dims_attrs_and_named_intervals(row, fitted, frames):
     model, data = fitted[row.name], frames[row.data]
-    assert isinstance(model, TransactionModel) != isinstance(model, SpendModel)
+    protocols = (TransactionModel, SpendModel, RetentionModel)
+    assert sum(isinstance(model, p) for p in protocols) == 1
+    assert model.time_unit == UNITS[row.data]
     post = model.posterior
     for name, values in _predictions(model, data).items():
         assert values.dims == ("chain", "draw", "customer_id"), name
         assert values.shape == (post.sizes["chain"], post.sizes["draw"], len(data)), name
-        np.testing.assert_array_equal(values["customer_id"].values, data["customer_id"].to_numpy())
-        assert values.attrs["time_unit"] == "W", name
-        outcome = name == "sample_purchases"
+        np.testing.assert_array_equal(values["customer_id"].values, model.prediction_data(data)["customer_id"])
+        assert values.attrs["time_unit"] == UNITS[row.data], name
+        outcome = name.startswith("sample_")
         assert values.attrs["quantity"] == ("outcome" if outcome else "expectation"), name
         # a spend likelihood exists for repeat buyers only
         defined = data["frequency"].to_numpy() > 0 if isinstance(model, SpendModel) and name == "log_likelihood" \
@@ -137,8 +170,10 @@ def test_predictions_have_dims_attrs_and_named_intervals(row, fitted, frames):
     assert np.isfinite(table["mean"]).all()
 
 
-@pytest.mark.parametrize("row", [r for r in ROWS if r.name != "GammaGammaModel"
-                                 and "GammaGamma" not in r.name], ids=lambda r: r.name)
+PURCHASE_ROWS = [r for r in ROWS if "GammaGamma" not in r.name and "Shifted" not in r.name]
+
+
+@pytest.mark.parametrize("row", PURCHASE_ROWS, ids=lambda r: r.name)
 def test_purchase_quantities_agree_with_each_other(row, fitted, frames):
     model, data = fitted[row.name], frames[row.data]
     alive = model.probability_alive(data).values
@@ -167,8 +202,13 @@ def test_distinct_histories_give_every_customer_their_predictions(row, fitted, f
     histories, codes = model.distinct_histories(df)
     assert codes.shape == (len(df),) and len(histories) <= len(df)
     method = "probability_alive" if isinstance(model, TransactionModel) else "expected_spend"
-    by_history = getattr(model, method)(histories).values[..., codes]
-    np.testing.assert_allclose(by_history, getattr(model, method)(df).values, rtol=1e-12)
+    if isinstance(model, RetentionModel):
+        def method_of(frame):
+            return model.survival(2, frame)
+    else:
+        method_of = getattr(model, method)
+    by_history = method_of(histories).values[..., codes]
+    np.testing.assert_allclose(by_history, method_of(df).values, rtol=1e-12)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
@@ -195,18 +235,31 @@ def test_same_seed_same_fit_and_simulations(row, fitted, frames):
         first, second = (model.sample_purchases(13.0, data, random_seed=11).values for _ in range(2))
         np.testing.assert_array_equal(first, second)
         assert not np.array_equal(first, model.sample_purchases(13.0, data, random_seed=12).values)
+    if isinstance(model, RetentionModel):
+        first, second = (model.sample_residual_lifetime(data, random_seed=11).values for _ in range(2))
+        np.testing.assert_array_equal(first, second)
+        assert not np.array_equal(first, model.sample_residual_lifetime(data, random_seed=12).values)
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if "GammaGamma" not in r.name], ids=lambda r: r.name)
 def test_population_simulation_gives_valid_histories(row, fitted, frames):
-    model, data = fitted[row.name], frames[row.data]
+    model, data = fitted[row.name], _customers(fitted[row.name], frames[row.data])
     n_samples = model.posterior.sizes["chain"] * model.posterior.sizes["draw"]
     sample = np.array([0, n_samples - 1, n_samples - 1, n_samples // 2])
     sim = model.simulate_population(sample, data, random_seed=2)
-    assert set(sim) == set(model.data_columns) - {"T"}  # each customer keeps T; CNBD-k simulates litt too
+    if isinstance(model, RetentionModel):  # observed for up to as many periods as the data; churned in the last
+        assert set(sim) == {"periods", "churned"} and sim["periods"].shape == (len(sample), len(data))
+        assert ((sim["periods"] >= 1) & (sim["periods"] <= data["periods"].to_numpy())).all()
+        assert (sim["churned"][sim["periods"] < data["periods"].to_numpy()] == 1).all()
+        np.testing.assert_array_equal(model.simulate_population(sample, data, random_seed=2)["periods"],
+                                      sim["periods"])
+        for i in range(len(sample)):  # every simulated history passes the model's own data check
+            model.prediction_data(data.assign(**{c: v[i] for c, v in sim.items()}))
+        return
+    assert set(sim) == set(model.data_columns) - {"T", "periods"}  # each keeps T (periods); CNBD-k simulates litt
     freq, rec = sim["frequency"], sim["recency"]
     assert freq.shape == rec.shape == (len(sample), len(data))
-    T = data["T"].to_numpy()
+    T = data["periods" if "periods" in data.columns else "T"].to_numpy()
     assert (freq >= 0).all() and (freq == np.round(freq)).all()
     assert ((rec >= 0) & (rec <= T)).all() and (rec[freq == 0] == 0).all()
     for i in range(len(sample)):  # every simulated history passes the model's own data check
@@ -216,3 +269,24 @@ def test_population_simulation_gives_valid_histories(row, fitted, frames):
     # the check that uses it: one simulated histogram per posterior draw
     ppc = bc.frequency_ppc(model, data, n_draws=5, random_seed=1)
     assert (ppc["predicted"].sum("frequency") == len(data)).all()
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if isinstance(r.make(), ResidualModel)], ids=lambda r: r.name)
+def test_residual_predictions_bound_their_finite_horizon_sums(row, fitted, frames):
+    """DERT and the residual lifetime are integrals over the whole future: on a grid, the sums that take each
+    period's lowest discount factor (or survival) are lower bounds; the alive factor splits off as for the rest."""
+    model, data = fitted[row.name], frames[row.data].iloc[:40]
+    delta, ends = 0.05, np.arange(4.0, 204.0, 4.0)
+    alive = model.probability_alive(data).values
+    dert = model.discounted_expected_residual_transactions(delta, data)
+    life = model.expected_residual_lifetime(data)
+    for values in (dert, life):
+        assert values.dims == ("chain", "draw", "customer_id") and values.attrs["quantity"] == "expectation"
+    np.testing.assert_allclose(dert.values, alive * model.discounted_expected_residual_transactions(
+        delta, data, given_alive=True).values, rtol=1e-12)
+    np.testing.assert_allclose(life.values, alive * model.expected_residual_lifetime(data, given_alive=True).values,
+                               rtol=1e-12)
+    below = model.discounted_expected_purchases(ends, np.exp(-delta * ends), data).values
+    assert np.isfinite(dert.values).all() and (below <= dert.values * (1 + 1e-9)).all()
+    time_alive = model.discounted_probability_alive(ends, np.full(ends.size, 4.0), data).values
+    assert (time_alive <= life.values * (1 + 1e-9)).all()

@@ -150,6 +150,27 @@ def test_bgbb_loglik_extreme_grid(bgbb_compiled):
         _close(bgbb._loglik_values(*H.T, *params), want, f"elementwise loop of the predictions at {params}")
 
 
+def test_bgbb_loglik_at_vanishing_beta_shapes(bgbb_compiled):
+    """alpha, beta ~ 1e-17 (where an optimiser's line search wanders): beta + n - x must not round to 0 when
+    x = n. Every route against the closed form of FHS (2010, eq. 5) in 40-digit mpmath; finite gradients."""
+    mpmath = pytest.importorskip("mpmath")
+    params = (7.1e-17, 1.0e-17, 0.92, 0.028)
+    H = np.array([(8, 8, 8), (1, 1, 8), (0, 0, 8), (3, 5, 8), (6, 6, 6)], dtype=float)
+    with mpmath.workdps(40):
+        a, b, g, d = (mpmath.mpf(v) for v in params)
+        want = [float(mpmath.log(
+            mpmath.beta(a + x, b + n - x) / mpmath.beta(a, b) * mpmath.beta(g, d + n) / mpmath.beta(g, d)
+            + sum(mpmath.beta(a + x, b + t - x + i) / mpmath.beta(a, b) * mpmath.beta(g + 1, d + t + i)
+                  / mpmath.beta(g, d) for i in range(int(n - t)))))
+            for x, t, n in (tuple(int(v) for v in h) for h in H)]
+    _close(bgbb.loglik(*H.T, *params, xp=NP), want, "numpy loglik")
+    value, *grads = bgbb_compiled(*H.T, *params)
+    _close(value, want, "pytensor loglik")
+    assert np.all(np.isfinite(grads))
+    _close([bgbb.summed_loglik(bgbb.loglik_tables(*h[:, None], [1.0]), *params, xp=NP) for h in H], want,
+           "summed kernel")
+
+
 def _summary_probabilities(n, params):
     """Every history (x, t_x) of n opportunities and its probability: the likelihood is that of one
     transaction sequence, shared by the C(t_x - 1, x - 1) sequences with that summary."""

@@ -209,5 +209,6 @@ def test_every_public_plot_function_is_rendered():
     """The tests above render each of these; a new public plot function needs a rendering test too."""
     rendered = {"plot_clv_distribution", "plot_tiers", "plot_top_customers", "plot_targeting_curve",
                 "plot_tracking", "plot_alive_calibration", "plot_coverage", "plot_frequency_ppc",
-                "plot_frequency_recency", "plot_key_drivers", "frequency_recency_grid"}
+                "plot_frequency_recency", "plot_key_drivers", "frequency_recency_grid",
+                "plot_survival"}  # plot_survival: in test_discrete_models.py
     assert set(plots.__all__) == rendered

@@ -1,4 +1,4 @@
-"""DERT and expected residual lifetime (bayesclv.formulas._residual, ggomnbd) against independent references.
+"""DERT and expected residual lifetime of the formula modules (paretonbd, bgnbd, ggomnbd) against independent references.
 
 - Pareto/NBD DERT against a numerical posterior expectation over the dropout rate and against
   Fader, Hardie & Lee's (2005) closed form with mpmath's confluent hypergeometric function at 50
@@ -16,8 +16,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from bayesclv.formulas import _special, bgnbd, ggomnbd
-from bayesclv.formulas._residual import bgnbd_residual, paretonbd_residual
+from bayesclv.formulas import _special, bgnbd, ggomnbd, paretonbd
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from .reference_residual import bgnbd_residual as bg_ref
@@ -48,17 +47,17 @@ def test_log_tricomi_matches_mpmath(z, s):
 def test_paretonbd_dert_matches_numerical_expectation_and_closed_form(params):
     x, t_x, T = HISTORIES.T
     for delta in DELTAS:
-        got = paretonbd_residual.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
+        got = paretonbd.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
         np.testing.assert_allclose(got, pn_ref.discounted_expected_residual_transactions(delta, x, t_x, T, *params),
                                    rtol=1e-9)
-    got = paretonbd_residual.discounted_expected_residual_transactions(0.0027, x[:3], t_x[:3], T[:3], *params)
+    got = paretonbd.discounted_expected_residual_transactions(0.0027, x[:3], t_x[:3], T[:3], *params)
     np.testing.assert_allclose(got, pn_ref.dert_mpmath(0.0027, x[:3], t_x[:3], T[:3], *params), rtol=1e-9)
 
 
 @pytest.mark.parametrize("params", PN_PARAMS)
 def test_paretonbd_residual_lifetime(params):
     x, t_x, T = HISTORIES.T
-    got = paretonbd_residual.expected_residual_lifetime(x, t_x, T, *params)
+    got = paretonbd.expected_residual_lifetime(x, t_x, T, *params)
     if params[2] <= 1.0:
         assert np.all(np.isinf(got))
     else:
@@ -69,7 +68,7 @@ def test_paretonbd_residual_lifetime(params):
                                            (BG_PARAMS[2], 0.1)])
 def test_bgnbd_dert_matches_two_dimensional_numerical_expectation(params, delta):
     x, t_x, T = HISTORIES[[0, 4, 6]].T
-    got = bgnbd_residual.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
+    got = bgnbd.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
     np.testing.assert_allclose(got, bg_ref.discounted_expected_residual_transactions(delta, x, t_x, T, *params),
                                rtol=1e-9)
 
@@ -85,14 +84,14 @@ def test_bgnbd_dert_is_the_sum_of_discounted_purchases_until_dropout():
 
     coarse, fine = present_value(1.0), present_value(0.5)
     tail = np.exp(-delta * horizon) * 1e3  # at most ~1e3 purchases after the horizon: below 1e-29
-    dert = float(bgnbd_residual.discounted_expected_residual_transactions(delta, *history, *params))
+    dert = float(bgnbd.discounted_expected_residual_transactions(delta, *history, *params))
     assert fine + (fine - coarse) / 3.0 == pytest.approx(dert, rel=1e-7, abs=tail)
 
 
 @pytest.mark.parametrize("params", BG_PARAMS + [(3.0, 2.0, 2.5, 4.0)])
 def test_bgnbd_residual_lifetime(params):
     x, t_x, T = HISTORIES.T
-    got = bgnbd_residual.expected_residual_lifetime(x, t_x, T, *params)
+    got = bgnbd.expected_residual_lifetime(x, t_x, T, *params)
     want = bg_ref.expected_residual_lifetime(x, t_x, T, *params)
     np.testing.assert_allclose(got, want, rtol=1e-9)
     assert np.isinf(got).any() == (params[2] <= 1.0 or params[0] <= 1.0)
@@ -101,8 +100,8 @@ def test_bgnbd_residual_lifetime(params):
 def test_dert_falls_with_the_discount_rate():
     x, t_x, T = HISTORIES.T
     deltas = np.array([1e-3, 1e-2, 1e-1])[:, None]
-    for values in (paretonbd_residual.discounted_expected_residual_transactions(deltas, x, t_x, T, *PN_PARAMS[0]),
-                   bgnbd_residual.discounted_expected_residual_transactions(deltas, x, t_x, T, *BG_PARAMS[0]),
+    for values in (paretonbd.discounted_expected_residual_transactions(deltas, x, t_x, T, *PN_PARAMS[0]),
+                   bgnbd.discounted_expected_residual_transactions(deltas, x, t_x, T, *BG_PARAMS[0]),
                    ggomnbd.discounted_expected_residual_transactions(deltas, x, t_x, T, 0.5, 10.0, 0.05, 0.6, 5.0)):
         assert np.all(np.diff(values, axis=0) < 0)
 
@@ -114,8 +113,8 @@ def test_ggomnbd_dert_and_residual_lifetime_tend_to_the_pareto_nbd():
     for delta in (0.0027, 0.1):
         np.testing.assert_allclose(
             ggomnbd.discounted_expected_residual_transactions(delta, x, t_x, T, r, alpha, b, s, b * beta_p),
-            paretonbd_residual.discounted_expected_residual_transactions(delta, x, t_x, T, r, alpha, s, beta_p),
+            paretonbd.discounted_expected_residual_transactions(delta, x, t_x, T, r, alpha, s, beta_p),
             rtol=1e-8)
     np.testing.assert_allclose(ggomnbd.expected_residual_lifetime(x, t_x, T, r, alpha, b, s, b * beta_p),
-                               paretonbd_residual.expected_residual_lifetime(x, t_x, T, r, alpha, s, beta_p),
+                               paretonbd.expected_residual_lifetime(x, t_x, T, r, alpha, s, beta_p),
                                rtol=1e-8)

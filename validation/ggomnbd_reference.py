@@ -28,7 +28,6 @@ from scipy import optimize
 import bayesclv as bc
 from bayesclv.formulas import NP, ggomnbd, paretonbd
 from bayesclv.formulas._ggom_integral import summed_loglik_kernel
-from bayesclv.formulas._residual import paretonbd_residual
 from bayesclv.models.engine import compress_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -55,7 +54,7 @@ def main() -> None:
                         paretonbd.loglik(x, t_x, T, r, a, s, bp, xp=NP))
               for r, a, s, bp in itertools.product(EXTREMES, repeat=4)]
     out["pareto_limit_b_1e-14"] = {"cases": int(np.size(errors)), "max_relative_error": float(np.max(errors))}
-    errors = [np.abs(paretonbd_residual.discounted_expected_residual_transactions(d, x[:4], t_x[:4], T[:4], *p)
+    errors = [np.abs(paretonbd.discounted_expected_residual_transactions(d, x[:4], t_x[:4], T[:4], *p)
                      / pn_ref.dert_mpmath(d, x[:4], t_x[:4], T[:4], *p) - 1.0)
               for d in (1e-4, 0.0027, 0.1, 10.0)
               for p in [(0.553, 10.578, 0.606, 11.669), (2.0, 1.0, 3.0, 50.0), (0.1, 100.0, 0.01, 0.01)]]

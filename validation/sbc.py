@@ -1,6 +1,7 @@
 """Simulation-based calibration (Talts et al. 2018) of the pooled models with their shipped priors.
 
-For each model (BG/NBD, Pareto/NBD, Gamma-Gamma) and each of ``--sims``
+For each model (BG/NBD, Pareto/NBD, Gamma-Gamma, MBG/NBD, BG/CNBD-2, MBG/CNBD-2,
+GGom/NBD) and each of ``--sims``
 replications: draw the parameters from the model's *default* priors and
 simulate a data set with the library's population simulators
 (``model.sample_prior_predictive``), fit it with NUTS (nutpie by default, short
@@ -30,6 +31,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,17 +40,25 @@ import pandas as pd
 import bayesclv as bc
 from bayesclv.checks import rank_uniformity, sbc_simulation
 
-MODELS = {"bgnbd": bc.BetaGeoModel, "paretonbd": bc.ParetoNBDModel, "gammagamma": bc.GammaGammaModel}
+# model factories (a CNBD-k's k is its structure, fixed per entry)
+MODELS = {"bgnbd": bc.BetaGeoModel, "paretonbd": bc.ParetoNBDModel, "gammagamma": bc.GammaGammaModel,
+          "mbgnbd": bc.ModifiedBetaGeoModel, "bgcnbd2": partial(bc.BetaGeoCNBDModel, k=2),
+          "mbgcnbd2": partial(bc.ModifiedBetaGeoCNBDModel, k=2), "ggomnbd": bc.GompertzNBDModel}
+SIMULATED = ("frequency", "recency", "litt", "monetary_value")
 RESULTS = Path(__file__).parent / "results"
 
 
 def base_data(n_customers: int) -> pd.DataFrame:
-    """Fixed columns of every replication: T evenly over 13-39 weeks; GG frequencies 1,2,3,4,6,10."""
+    """Fixed columns of every replication: T evenly over 13-39 weeks; GG frequencies 1,2,3,4,6,10.
+
+    ``litt`` (CNBD-k) is a possible value for those histories (equal inter-purchase times), replaced by the simulation.
+    """
     frequency = np.resize([1.0, 2.0, 3.0, 4.0, 6.0, 10.0], n_customers)
     df = pd.DataFrame({
         "customer_id": np.arange(n_customers),
         "frequency": frequency,
         "recency": np.full(n_customers, 13.0),
+        "litt": frequency * np.log(13.0 / frequency),
         "T": np.linspace(13.0, 39.0, n_customers),
         "monetary_value": np.ones(n_customers),
     })
@@ -58,10 +68,10 @@ def base_data(n_customers: int) -> pd.DataFrame:
 
 def prior_draws(model_key: str, n_customers: int, n_sims: int, seed: int) -> list[tuple[dict, dict]]:
     """(true parameters, simulated columns) of each replication, from the model's default priors."""
-    cls = MODELS[model_key]
-    prior = cls().sample_prior_predictive(base_data(n_customers), draws=n_sims, random_seed=seed)
-    cols = [c for c in ("frequency", "recency", "monetary_value") if c in prior]
-    return [({n: float(prior[n][i]) for n in cls.parameter_names}, {c: prior[c].values[i] for c in cols})
+    model = MODELS[model_key]()
+    prior = model.sample_prior_predictive(base_data(n_customers), draws=n_sims, random_seed=seed)
+    cols = [c for c in SIMULATED if c in prior]
+    return [({n: float(prior[n][i]) for n in model.parameter_names}, {c: prior[c].values[i] for c in cols})
             for i in range(n_sims)]
 
 
@@ -87,7 +97,8 @@ def summarise(ranks: pd.DataFrame, n_ranks: int, settings: dict, wall: float | N
            "total_replication_seconds": round(float(ranks["seconds"].sum()), 1),
            "load_average": os.getloadavg(),
            "reference": "Talts et al. 2018, arXiv:1804.06788", "models": {}}
-    for key, cls in MODELS.items():
+    for key, make in MODELS.items():
+        cls = make()
         part = ranks[(ranks["model"] == key)]
         if part.empty:
             continue

@@ -19,6 +19,7 @@ are the pure pieces; :func:`sbc_simulation` runs one replication.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -220,15 +221,16 @@ def rank_uniformity(ranks: Any, n_draws: int, n_bins: int = 20, random_seed: int
     }
 
 
-def sbc_simulation(model_cls: type[CLVModel], data: pd.DataFrame, truth: dict[str, float],
+def sbc_simulation(model_cls: Callable[[], CLVModel], data: pd.DataFrame, truth: dict[str, float],
                    simulated: dict[str, np.ndarray], *, n_ranks: int = 99,
                    fit_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """One SBC replication: fit ``model_cls`` (default priors) to simulated data, rank the truth.
 
     Parameters
     ----------
-    model_cls : type
-        ``BetaGeoModel``, ``ParetoNBDModel`` or ``GammaGammaModel``.
+    model_cls : callable
+        A model class (or a factory of models, e.g. ``functools.partial(BetaGeoCNBDModel, k=2)``)
+        called without arguments: default priors.
     data : DataFrame
         RFM frame supplying the fixed columns (``T``, or ``frequency`` for
         spend models) and ``attrs["time_unit"]``.
@@ -255,7 +257,7 @@ def sbc_simulation(model_cls: type[CLVModel], data: pd.DataFrame, truth: dict[st
         warnings.simplefilter("ignore")  # short fits warn about ESS by design; diagnostics are recorded
         model = model_cls().fit(df, method="nuts", **kwargs)
     out: dict[str, Any] = {}
-    for name in model_cls.parameter_names:
+    for name in model.parameter_names:
         kept = thin_draws(model.posterior[name].values, n_ranks)
         out[f"rank_{name}"] = sbc_rank(kept, truth[name])
     diag = model.diagnostics

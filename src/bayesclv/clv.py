@@ -17,7 +17,7 @@ import xarray as xr
 import bayesclv.chunks as chunks
 from bayesclv.arguments import check_clv_arguments
 from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
-from bayesclv.errors import ArgumentError
+from bayesclv.errors import ArgumentError, TimeUnitError
 from bayesclv.models.contract import SpendModel, TransactionModel
 
 __all__ = ["customer_lifetime_value", "pair_draws"]
@@ -148,6 +148,9 @@ def customer_lifetime_value(
     bayesclv.errors.ArgumentError
         A setting of the wrong type, not finite or out of its range (the rules of
         :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
+    bayesclv.errors.TimeUnitError
+        The purchase model has no calendar time (the BG/BB counts transaction
+        opportunities): value its customers per opportunity instead (see the message).
     """
     check_time_unit(time_unit)
     if currency is not None and not isinstance(currency, str):
@@ -158,6 +161,13 @@ def customer_lifetime_value(
     transaction_model.check_fitted()
     spend_model.check_fitted()
     data = transaction_model.prediction_data(None if data is None else to_pandas(data))
+    if transaction_model.time_unit not in TIME_UNITS:
+        raise TimeUnitError(
+            f"customer_lifetime_value counts periods of calendar time (time_unit={time_unit!r}), but the "
+            f"{transaction_model.display_name} model counts {transaction_model.time_unit!r}s, which have no calendar "
+            "length: its CLV's period is one opportunity. Value its customers with "
+            "model.discounted_expected_purchases(ends, factors) (ends = 1, 2, ..., H opportunities, factors = "
+            "(1 + d) ** -ends) times the value of a transaction", column="T")
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
     ends = period * np.arange(1, int(horizon) + 1)
     factors = (1.0 + discount_rate) ** -np.arange(1.0, int(horizon) + 1)

@@ -27,16 +27,25 @@ import pandas as pd
 
 from bayesclv.data.columns import check_customer_ids, offending_ids
 from bayesclv.data.purchases import purchase_log
-from bayesclv.data.validation import check_columns, check_not_empty, numeric_column, to_pandas
-from bayesclv.errors import DataValidationError
+from bayesclv.data.validation import TIME_UNITS, check_columns, check_not_empty, numeric_column, to_pandas
+from bayesclv.errors import DataValidationError, TimeUnitError
 
 __all__ = [
+    "OPPORTUNITY",
+    "PERIOD",
     "censor_retention",
+    "opportunity_frame",
     "opportunity_summary",
+    "retention_frame",
     "retention_from_survivors",
     "validate_opportunity_summary",
     "validate_retention",
 ]
+
+#: Time unit of the BG/BB: its horizons count transaction opportunities, whatever their calendar.
+OPPORTUNITY = "opportunity"
+#: Time unit of a retention table whose contract period has no calendar length given.
+PERIOD = "period"
 
 _OPPORTUNITY_COLUMNS = ("frequency", "recency", "periods")
 
@@ -118,6 +127,59 @@ def validate_opportunity_summary(df: Any) -> pd.DataFrame:
                                       rows=offending_ids(ids, bad))
     _check_unique_ids(pdf, ids)
     return out.reset_index(drop=True)
+
+
+def _recorded_unit(df: pd.DataFrame, time_unit: str | None, column: str) -> str | None:
+    """The unit the frame records or the caller asks for; TimeUnitError where the two disagree."""
+    recorded = df.attrs.get("time_unit")
+    if recorded is not None and time_unit is not None and recorded != time_unit:
+        raise TimeUnitError(f"the data are in time unit {recorded!r} (df.attrs['time_unit']) but {time_unit!r} "
+                            "was requested", column=column)
+    return recorded if recorded is not None else time_unit
+
+
+def opportunity_frame(df: Any, *, time_unit: str | None = None) -> pd.DataFrame:
+    """A BG/BB table checked for a model: :func:`validate_opportunity_summary`, row ids, the opportunity unit.
+
+    A compressed table (no ``customer_id``, e.g. ``load_donations()``) gets a
+    ``customer_id`` holding the row index 0, 1, ... (``attrs["customer_id"]``
+    says so), so that predictions label each row: one prediction per row,
+    shared by the ``weights`` customers the row stands for.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or polars.DataFrame
+        A BG/BB table (see :func:`validate_opportunity_summary`).
+    time_unit : str, optional
+        Must be ``"opportunity"`` (:data:`OPPORTUNITY`) if given: horizons count
+        opportunities, not calendar time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The checked table with ``customer_id`` and ``attrs["time_unit"] == "opportunity"``.
+
+    Raises
+    ------
+    TimeUnitError
+        The frame records, or the caller asks for, a calendar unit (an RFM frame
+        of :func:`bayesclv.rfm_summary` is not a BG/BB table).
+    DataValidationError
+        As :func:`validate_opportunity_summary`.
+    """
+    pdf = to_pandas(df)
+    for unit in (pdf.attrs.get("time_unit"), time_unit):
+        if unit in (None, OPPORTUNITY):
+            continue
+        raise TimeUnitError(f"the BG/BB counts transaction opportunities, not time in {unit!r}: frequency, recency "
+                            f"and periods count opportunities (build the table with opportunity_summary); "
+                            f"its time unit is {OPPORTUNITY!r}", column="periods")
+    out = validate_opportunity_summary(pdf)
+    if "customer_id" not in out.columns:
+        out.insert(0, "customer_id", np.arange(len(out), dtype=np.int64))
+        out.attrs["customer_id"] = "row index (the table has no customer_id column)"
+    out.attrs["time_unit"] = OPPORTUNITY
+    return out
 
 
 def _calendar(opportunities: Sequence) -> pd.DatetimeIndex:
@@ -262,6 +324,41 @@ def validate_retention(df: Any, *, group: str | None = None) -> pd.DataFrame:
                                       rows=offending_ids(ids, missing))
     _check_unique_ids(pdf, ids)
     return out.reset_index(drop=True)
+
+
+def retention_frame(df: Any, *, time_unit: str | None = None) -> pd.DataFrame:
+    """A shifted-BG table checked for a model: :func:`validate_retention` and the length of its period.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or polars.DataFrame
+        One row per customer: ``customer_id``, ``periods``, ``churned``.
+    time_unit : str, optional
+        Calendar length of one contract period (``"Y"`` for yearly renewals,
+        ``"M"``, ``"W"``, ``"D"``) where the frame does not record it; without
+        either the unit is ``"period"`` (:data:`PERIOD`). It only names the
+        period: every horizon counts whole periods.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The checked table with ``attrs["time_unit"]`` set.
+
+    Raises
+    ------
+    TimeUnitError
+        The frame records another unit than ``time_unit``, or the unit is unknown.
+    DataValidationError
+        As :func:`validate_retention`.
+    """
+    pdf = to_pandas(df)
+    unit = _recorded_unit(pdf, time_unit, "periods") or PERIOD
+    if unit != PERIOD and unit not in TIME_UNITS:
+        raise TimeUnitError(f"unknown time unit {unit!r} of a contract period; use one of {[*TIME_UNITS, PERIOD]}",
+                            column="periods")
+    out = validate_retention(pdf)
+    out.attrs["time_unit"] = unit
+    return out
 
 
 def retention_from_survivors(survivors: Sequence[int], *, first_id: int = 1) -> pd.DataFrame:

@@ -149,7 +149,8 @@ def load_retention() -> pd.DataFrame:
         2,000 rows, one per customer: ``customer_id`` (int64, 1-1000 regular,
         1001-2000 high end), ``segment``, ``periods`` (years observed: the year
         the customer left, or 12) and ``churned`` (1 if the customer left in
-        that year, 0 if still a customer after year 12).
+        that year, 0 if still a customer after year 12); ``attrs["time_unit"]``
+        is ``"Y"`` (yearly renewals).
 
     References
     ----------
@@ -165,4 +166,6 @@ def load_retention() -> pd.DataFrame:
     """
     df = _read_csv("retention.csv.gz", dtype={"customer_id": "int64", "segment": "string", "periods": "int64",
                                              "churned": "int64"})
-    return df[["customer_id", "segment", "periods", "churned"]]
+    df = df[["customer_id", "segment", "periods", "churned"]]
+    df.attrs["time_unit"] = "Y"
+    return df

@@ -28,25 +28,26 @@ an expectation over the posterior of the rates given alive at ``T``
   ``E[G / lambda] = (a+b+x-1)/(a-1) A/(rho-1)`` (``G`` geometric; infinite for
   ``a <= 1`` or ``rho <= 1``).
 
-The lead moves these into the family modules (``discounted_expected_residual_transactions``,
-``expected_residual_lifetime``) once the model-family contract lands.
+This module holds the expectations given alive; the family modules
+(:mod:`~bayesclv.formulas.paretonbd`, :mod:`~bayesclv.formulas.bgnbd`) multiply them by
+P(alive) in their ``discounted_expected_residual_transactions`` and
+``expected_residual_lifetime``.
 """
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numba
 import numpy as np
 from scipy import special
 
-from bayesclv.formulas import bgnbd, paretonbd
 from bayesclv.formulas._adaptive_quadrature import BETA_DISCOUNT, integrate, workspace
 from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._special import log_tricomi
 
-__all__ = ["bgnbd_residual", "paretonbd_residual"]
+__all__ = ["bgnbd_dert_given_alive", "bgnbd_residual_lifetime_given_alive", "paretonbd_dert_given_alive",
+           "paretonbd_residual_lifetime_given_alive"]
 
 # BG/NBD: the integrand of the Beta expectation is completely monotone in p, so below
 # p_lo = _LINEAR delta A / (rho + 2) its first-order Taylor expansion at 0 is exact to
@@ -71,23 +72,20 @@ def _log_tricomi(z, s):
     return out.reshape(arrays[0].shape)
 
 
-def _paretonbd_dert(delta, frequency, recency, T, r, alpha, s, beta):
-    """Pareto/NBD DERT: ``P(alive) (r+x)/(alpha+T) (beta+T) U(1, 2-s, delta (beta+T))``."""
-    x = np.asarray(frequency, dtype=float)
-
+def paretonbd_dert_given_alive(delta, frequency, T, r, alpha, s, beta):
+    """Pareto/NBD DERT given alive at ``T``: ``(r+x)/(alpha+T) (beta+T) U(1, 2-s, delta (beta+T))``."""
     def mean_discount(T, delta, s, beta):  # E[1 / (delta + mu)], mu ~ Gamma(s, beta + T)
         return np.add(beta, T) * np.exp(_log_tricomi(np.multiply(delta, np.add(beta, T)), s))
 
-    per_alive = (r + x) / np.add(alpha, T) * per_distinct(mean_discount, [T], [delta, s, beta])
-    return paretonbd.probability_alive(x, recency, T, r, alpha, s, beta) * per_alive
+    x = np.asarray(frequency, dtype=float)
+    return (r + x) / np.add(alpha, T) * per_distinct(mean_discount, [np.broadcast_to(T, x.shape)], [delta, s, beta])
 
 
-def _paretonbd_residual_lifetime(frequency, recency, T, r, alpha, s, beta):
-    """Pareto/NBD expected residual lifetime: ``P(alive) (beta+T)/(s-1)``, infinite for ``s <= 1``."""
+def paretonbd_residual_lifetime_given_alive(T, s, beta):
+    """Pareto/NBD expected residual lifetime given alive at ``T``: ``(beta+T)/(s-1)``, infinite for ``s <= 1``."""
     s = np.asarray(s, dtype=float)
     with np.errstate(divide="ignore"):
-        per_alive = np.where(s > 1.0, np.add(beta, T) / np.where(s > 1.0, s - 1.0, 1.0), np.inf)
-    return paretonbd.probability_alive(frequency, recency, T, r, alpha, s, beta) * per_alive
+        return np.where(s > 1.0, np.add(beta, T) / np.where(s > 1.0, s - 1.0, 1.0), np.inf)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -111,7 +109,7 @@ def _bgnbd_dert_kernel(rho, a, big_b, delta_a, p_lo, q_hi, window, flat_hi):  # 
         flat_hi[i] = _log_rate_discount(1.0 - q_hi[i], rho[i], delta_a[i])
 
 
-def _bgnbd_dert_given_alive(rho, a, big_b, delta_a):
+def _bgnbd_rate_discount(rho, a, big_b, delta_a):
     """``E[lambda / (delta + p lambda)]`` for ``lambda ~ Gamma(rho, A)``, ``p ~ Beta(a, B)``, broadcast."""
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, a, big_b, delta_a)))
     rho, a, big_b, delta_a = (np.ascontiguousarray(v).ravel() for v in arrays)
@@ -128,29 +126,21 @@ def _bgnbd_dert_given_alive(rho, a, big_b, delta_a):
     return np.exp(special.logsumexp(terms, axis=0)).reshape(arrays[0].shape)
 
 
-def _bgnbd_dert(delta, frequency, recency, T, r, alpha, a, b):
-    """BG/NBD DERT: ``P(alive) E[lambda / (delta + p lambda) | alive]`` (module docstring)."""
+def bgnbd_dert_given_alive(delta, frequency, T, r, alpha, a, b):
+    """BG/NBD DERT given alive at ``T``: ``E[lambda / (delta + p lambda)]`` (module docstring)."""
     x = np.asarray(frequency, dtype=float)
 
     def given_alive(x, T, delta, r, alpha, a, b):
-        return _bgnbd_dert_given_alive(r + x, a, b + x, np.multiply(delta, np.add(alpha, T)))
+        return _bgnbd_rate_discount(r + x, a, b + x, np.multiply(delta, np.add(alpha, T)))
 
-    per_alive = per_distinct(given_alive, [x, np.broadcast_to(T, x.shape)], [delta, r, alpha, a, b])
-    return bgnbd.probability_alive(x, recency, T, r, alpha, a, b) * per_alive
+    return per_distinct(given_alive, [x, np.broadcast_to(T, x.shape)], [delta, r, alpha, a, b])
 
 
-def _bgnbd_residual_lifetime(frequency, recency, T, r, alpha, a, b):
-    """BG/NBD residual lifetime: ``P(alive) (a+b+x-1)/(a-1) (alpha+T)/(r+x-1)``, infinite unless ``a, r+x > 1``."""
+def bgnbd_residual_lifetime_given_alive(frequency, T, r, alpha, a, b):
+    """BG/NBD residual lifetime given alive: ``(a+b+x-1)/(a-1) (alpha+T)/(r+x-1)``, infinite unless ``a, r+x > 1``."""
     x = np.asarray(frequency, dtype=float)
     rho, a_ = np.broadcast_arrays(np.asarray(r + x, dtype=float), np.asarray(a, dtype=float))
     finite = (rho > 1.0) & (a_ > 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_alive = np.where(finite, (a_ + b + x - 1.0) / np.where(finite, a_ - 1.0, 1.0)
-                             * np.add(alpha, T) / np.where(finite, rho - 1.0, 1.0), np.inf)
-    return bgnbd.probability_alive(x, recency, T, r, alpha, a, b) * per_alive
-
-
-paretonbd_residual = SimpleNamespace(discounted_expected_residual_transactions=_paretonbd_dert,
-                                     expected_residual_lifetime=_paretonbd_residual_lifetime)
-bgnbd_residual = SimpleNamespace(discounted_expected_residual_transactions=_bgnbd_dert,
-                                 expected_residual_lifetime=_bgnbd_residual_lifetime)
+        return np.where(finite, (a_ + b + x - 1.0) / np.where(finite, a_ - 1.0, 1.0)
+                        * np.add(alpha, T) / np.where(finite, rho - 1.0, 1.0), np.inf)

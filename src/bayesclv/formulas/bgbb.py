@@ -34,7 +34,7 @@ from bayesclv.formulas._beta_geometric import (
     survival_sums,
     whole_horizons,
 )
-from bayesclv.formulas._ops import PT
+from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._summed import digamma, summed_total
 
 __all__ = [
@@ -69,9 +69,14 @@ def _trailing(v, xp):
 
 
 def _dead_terms_count(frequency, recency, periods):
-    """Largest ``n - t_x``: the number of terms of the dropout sum of the likelihood."""
-    gaps = np.asarray(periods, dtype=float) - np.asarray(recency, dtype=float)
-    return int(np.max(gaps, initial=0.0))
+    """Largest ``n - t_x``: the number of terms of the dropout sum of the likelihood.
+
+    Data containers (PyTensor shared variables, e.g. ``pm.Data``) are read by their value.
+    """
+    def values(v):
+        return np.asarray(v.get_value() if hasattr(v, "get_value") else v, dtype=float)
+
+    return int(np.max(values(periods) - values(recency), initial=0.0))
 
 
 def _log_terms(x, t_x, n, alpha, beta, gamma, delta, xp, n_terms):
@@ -82,11 +87,11 @@ def _log_terms(x, t_x, n, alpha, beta, gamma, delta, xp, n_terms):
     ``B(alpha+x, beta+t_x-x+i) B(gamma+1, delta+t_x+i)``. Terms with ``i >= n - t_x``
     are set ``_MASKED`` below the alive term, so that they add exactly nothing.
     """
-    alive = _betaln(alpha + x, beta + n - x, xp) + _betaln(gamma, delta + n, xp)
+    alive = _betaln(alpha + x, beta + (n - x), xp) + _betaln(gamma, delta + n, xp)
     i = np.arange(n_terms, dtype=float)
     x_, t_, n_ = (_trailing(v, xp) for v in (x, t_x, n))
     a_, b_, g_, d_ = (_trailing(v, xp) for v in (alpha, beta, gamma, delta))
-    dead = _betaln(a_ + x_, b_ + t_ - x_ + i, xp) + _betaln(g_ + 1.0, d_ + t_ + i, xp)
+    dead = _betaln(a_ + x_, b_ + (t_ - x_ + i), xp) + _betaln(g_ + 1.0, d_ + t_ + i, xp)
     dead = xp.where((n_ - t_) > i, dead, _trailing(alive, xp) - _MASKED)
     return alive, dead
 
@@ -121,8 +126,12 @@ def loglik(frequency, recency, periods, alpha, beta, gamma, delta, xp=PT, n_term
     -----
     The likelihood is a sum of the alive term and ``n - t_x`` dropout terms,
     each a product of two beta functions; it is evaluated as a log-sum-exp of
-    log-beta functions, so no term under- or overflows.
+    log-beta functions, so no term under- or overflows. With ``xp=NP`` the
+    same sum runs in the compiled row loop of :func:`summed_loglik`, element by
+    element (``n_terms`` is not needed).
     """
+    if xp is NP:  # the compiled loop of the summed kernel: no draws x rows x dropout-terms temporaries
+        return _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta)
     if n_terms is None:
         n_terms = _dead_terms_count(frequency, recency, periods)
     x, t_x, n = (xp.asarray(v) for v in (frequency, recency, periods))
@@ -166,16 +175,16 @@ def _row_terms(a, b, c, d, x, t, n, gradient):  # pragma: no cover - compiled
     whenever a term exceeds the largest so far.
     """
     lg_ax = math.lgamma(a + x)
-    top = (lg_ax + math.lgamma(b + n - x) - math.lgamma(a + b + n)
+    top = (lg_ax + math.lgamma(b + (n - x)) - math.lgamma(a + b + n)
            + math.lgamma(c) + math.lgamma(d + n) - math.lgamma(c + d + n))
     s, ga, gb, gc, gd = 1.0, 0.0, 0.0, 0.0, 0.0
-    u, v, sab, scd = b + t - x, d + t, a + b + t, c + d + 1.0 + t
+    u, v, sab, scd = b + (t - x), d + t, a + b + t, c + d + 1.0 + t
     lg_u, lg_v, lg_sab, lg_scd = math.lgamma(u), math.lgamma(v), math.lgamma(sab), math.lgamma(scd)
     lg_c1 = math.lgamma(c + 1.0)
     dg_ax = dg_u = dg_v = dg_sab = dg_scd = dg_c1 = 0.0
     if gradient:
         dg_ax, dg_abn, dg_cdn = digamma(a + x), digamma(a + b + n), digamma(c + d + n)
-        ga, gb = dg_ax - dg_abn, digamma(b + n - x) - dg_abn
+        ga, gb = dg_ax - dg_abn, digamma(b + (n - x)) - dg_abn
         gc, gd = digamma(c) - dg_cdn, digamma(d + n) - dg_cdn
         dg_u, dg_v, dg_sab, dg_scd, dg_c1 = digamma(u), digamma(v), digamma(sab), digamma(scd), digamma(c + 1.0)
     for _ in range(int(n - t)):
@@ -271,7 +280,7 @@ def summed_loglik(tables, alpha, beta, gamma, delta, xp=PT):
 def _log_alive_term(frequency, periods, alpha, beta, gamma, delta, ahead):
     """log P(history, alive at opportunity ``n + ahead``), NumPy."""
     x, n = np.asarray(frequency, dtype=float), np.asarray(periods, dtype=float)
-    return (special.betaln(alpha + x, beta + n - x) - special.betaln(alpha, beta)
+    return (special.betaln(alpha + x, beta + (n - x)) - special.betaln(alpha, beta)
             + special.betaln(gamma, delta + n + ahead) - special.betaln(gamma, delta))
 
 
@@ -390,7 +399,7 @@ def probability_of_purchases(k, t, frequency, recency, periods, alpha, beta, gam
     ll = _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta)
     base = -special.betaln(alpha, beta) - special.betaln(gamma, delta) - ll
     # alive at all t opportunities, k transactions among them
-    stay = (_log_choose(t, k) + special.betaln(alpha + x + k, beta + n - x + t - k)
+    stay = (_log_choose(t, k) + special.betaln(alpha + x + k, beta + (n - x + t - k))
             + special.betaln(gamma, delta + n + t))
     # alive at j = k .. t-1 of them, then dropout
     j = np.arange(int(np.max(t, initial=0.0)), dtype=float)
@@ -466,7 +475,7 @@ def simulate_future_purchases(t, frequency, recency, periods, alpha, beta, gamma
     alive_prob = probability_alive(x, recency, n, alpha, beta, gamma, delta)
     shape = np.broadcast_shapes(np.shape(alive_prob), t.shape)
     alive = rng.random(shape) < alive_prob
-    p = rng.beta(np.broadcast_to(alpha + x, shape), np.broadcast_to(beta + n - x, shape))
+    p = rng.beta(np.broadcast_to(alpha + x, shape), np.broadcast_to(beta + (n - x), shape))
     theta = rng.beta(np.broadcast_to(gamma, shape), np.broadcast_to(delta + n + 1.0, shape))
     opportunities = np.minimum(geometric_draws(theta, rng), t)
     return np.where(alive, _binomial(rng, np.where(alive, opportunities, 0.0), p), 0.0)

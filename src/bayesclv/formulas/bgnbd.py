@@ -27,14 +27,17 @@ from bayesclv.formulas._beta_expectations import (
     survival_given_alive,
 )
 from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._residual import bgnbd_dert_given_alive, bgnbd_residual_lifetime_given_alive
 from bayesclv.formulas._simulate import alive_and_purchase_rate
 from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total
 
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_expected_residual_transactions",
     "expected_purchases",
     "expected_purchases_new_customer",
+    "expected_residual_lifetime",
     "loglik",
     "loglik_tables",
     "probability_alive",
@@ -298,6 +301,25 @@ def expected_purchases_new_customer(t, r, alpha, a, b):
     ``x = T = 0``, where the customer is alive.
     """
     return purchases_given_alive(r, a, b, np.asarray(t, dtype=float) / alpha)
+
+
+def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """DERT: ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]`` for a continuous discount rate ``delta > 0``.
+
+    P(alive) times the expectation given alive (:mod:`bayesclv.formulas._residual`);
+    with ``given_alive=True``, that expectation alone.
+    """
+    per_alive = bgnbd_dert_given_alive(delta, frequency, T, r, alpha, a, b)
+    return per_alive if given_alive else probability_alive(frequency, recency, T, r, alpha, a, b) * per_alive
+
+
+def expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """E[remaining lifetime after T | history]: P(alive) times the mean remaining lifetime given alive.
+
+    The mean is infinite unless ``a > 1`` and ``r + x > 1``.
+    """
+    per_alive = bgnbd_residual_lifetime_given_alive(frequency, T, r, alpha, a, b)
+    return per_alive if given_alive else probability_alive(frequency, recency, T, r, alpha, a, b) * per_alive
 
 
 def probability_alive_at(t, frequency, recency, T, r, alpha, a, b, given_alive=False):

@@ -267,19 +267,24 @@ def expected_purchases_new_customer(t, r, alpha, b, s, beta):
     return np.asarray(r) / alpha * np.exp(_log_survival_integral(t, s, b, -np.log(beta)))
 
 
-def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, b, s, beta):
+def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, b, s, beta, given_alive=False):
     """DERT: ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]`` for a continuous discount rate ``delta > 0``.
 
-    ``P(alive) (r+x)/(alpha+T) int_0^inf e^(-delta u) S_T(u) du``.
+    ``P(alive) (r+x)/(alpha+T) int_0^inf e^(-delta u) S_T(u) du``; with
+    ``given_alive=True``, without the P(alive) factor.
     """
     x = np.asarray(frequency, dtype=float)
     per_alive = (r + x) / np.add(alpha, T) * _time_alive(T, np.inf, b, s, beta, delta)
-    return probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
+    return per_alive if given_alive else probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
 
 
-def expected_residual_lifetime(frequency, recency, T, r, alpha, b, s, beta):
-    """E[remaining lifetime after T | history]: ``P(alive) int_0^inf S_T(u) du`` (finite for every ``s > 0``)."""
-    return probability_alive(frequency, recency, T, r, alpha, b, s, beta) * _time_alive(T, np.inf, b, s, beta)
+def expected_residual_lifetime(frequency, recency, T, r, alpha, b, s, beta, given_alive=False):
+    """E[remaining lifetime after T | history]: ``P(alive) int_0^inf S_T(u) du`` (finite for every ``s > 0``).
+
+    With ``given_alive=True``, without the P(alive) factor.
+    """
+    per_alive = _time_alive(T, np.inf, b, s, beta)
+    return per_alive if given_alive else probability_alive(frequency, recency, T, r, alpha, b, s, beta) * per_alive
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -37,14 +37,17 @@ from bayesclv.formulas._lifetime_integral import (
     shared_over_histories,
 )
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
+from bayesclv.formulas._residual import paretonbd_dert_given_alive, paretonbd_residual_lifetime_given_alive
 from bayesclv.formulas._simulate import alive_and_purchase_rate
 from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
 
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_expected_residual_transactions",
     "expected_purchases",
     "expected_purchases_new_customer",
+    "expected_residual_lifetime",
     "loglik",
     "loglik_tables",
     "probability_alive",
@@ -265,6 +268,25 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
 def expected_purchases_new_customer(t, r, alpha, s, beta):
     """E[X(t)] for a customer observed since acquisition: ``r/alpha E[min(t, omega)]``."""
     return np.asarray(r) / alpha * _mean_lifetime_within(t, s, beta)
+
+
+def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, s, beta, given_alive=False):
+    """DERT: ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]`` for a continuous discount rate ``delta > 0``.
+
+    P(alive) times the expectation given alive (:mod:`bayesclv.formulas._residual`);
+    with ``given_alive=True``, that expectation alone.
+    """
+    per_alive = paretonbd_dert_given_alive(delta, frequency, T, r, alpha, s, beta)
+    return per_alive if given_alive else probability_alive(frequency, recency, T, r, alpha, s, beta) * per_alive
+
+
+def expected_residual_lifetime(frequency, recency, T, r, alpha, s, beta, given_alive=False):
+    """E[remaining lifetime after T | history]: P(alive) times the mean remaining lifetime given alive.
+
+    The mean is infinite for ``s <= 1`` (``E[1/mu]`` diverges).
+    """
+    per_alive = paretonbd_residual_lifetime_given_alive(T, s, beta)
+    return per_alive if given_alive else probability_alive(frequency, recency, T, r, alpha, s, beta) * per_alive
 
 
 def probability_alive_at(t, frequency, recency, T, r, alpha, s, beta, given_alive=False):

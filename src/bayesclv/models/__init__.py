@@ -7,16 +7,21 @@ the individual-level ones (:mod:`~bayesclv.models.hierarchical`).
 """
 
 from bayesclv.models.base import CLVModel
+from bayesclv.models.bgbb import BetaGeoBetaBinomModel
 from bayesclv.models.bgnbd import BetaGeoModel
 from bayesclv.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
-from bayesclv.models.contract import FittedModel, RetentionModel, SpendModel, TransactionModel
+from bayesclv.models.contract import FittedModel, ResidualModel, RetentionModel, SpendModel, TransactionModel
 from bayesclv.models.diagnostics import FitDiagnostics
 from bayesclv.models.gammagamma import GammaGammaModel
+from bayesclv.models.ggomnbd import GompertzNBDModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.persistence import load
+from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
-__all__ = ["BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
-           "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ModifiedBetaGeoCNBDModel",
-           "ModifiedBetaGeoModel", "ParetoNBDModel", "RetentionModel", "SpendModel", "TransactionModel", "load"]
+__all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel",
+           "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
+           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
+           "ShiftedBetaGeoModel", "SpendModel",
+           "TransactionModel", "load"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from bayesclv.formulas import bgnbd
 from bayesclv.models.pooled import PooledTransactionModel
+from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["BetaGeoModel"]
 
 
-class BetaGeoModel(PooledTransactionModel):
+class BetaGeoModel(ResidualPredictions, PooledTransactionModel):
     """Beta-geometric/NBD model of repeat purchases.
 
     Parameters

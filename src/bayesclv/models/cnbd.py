@@ -201,8 +201,8 @@ class ModifiedBetaGeoCNBDModel(_CNBDModel):
     >>> from bayesclv.datasets import load_cdnow
     >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30", litt=True)
     >>> model = ModifiedBetaGeoCNBDModel(k=2).fit(rfm, method="map", progressbar=False)
-    >>> model.display_name, model.summary()["mean"].round(2).to_dict()
-    ('MBG/CNBD-2', {'r': 0.58, 'alpha': 2.29, 'a': 1.13, 'b': 1.59})
+    >>> model.display_name, model.summary()["mean"].round(3).to_dict()
+    ('MBG/CNBD-2', {'r': 0.58, 'alpha': 2.288, 'a': 1.134, 'b': 1.585})
     """
 
     modified = True

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["FittedModel", "RetentionModel", "SpendModel", "TransactionModel"]
+__all__ = ["FittedModel", "ResidualModel", "RetentionModel", "SpendModel", "TransactionModel"]
 
 
 @runtime_checkable
@@ -138,6 +138,18 @@ class TransactionModel(FittedModel, Protocol):
 
 
 @runtime_checkable
+class ResidualModel(TransactionModel, Protocol):
+    """A purchase model with infinite-horizon quantities (Pareto/NBD, BG/NBD, GGom/NBD)."""
+
+    def discounted_expected_residual_transactions(self, delta: float, data: Any | None = None, *,
+                                                  given_alive: bool = False) -> xr.DataArray:
+        """DERT: all future purchases discounted continuously at rate ``delta`` per time unit (an expectation)."""
+
+    def expected_residual_lifetime(self, data: Any | None = None, *, given_alive: bool = False) -> xr.DataArray:
+        """Expected remaining lifetime after the end of observation, in the model's time unit."""
+
+
+@runtime_checkable
 class SpendModel(FittedModel, Protocol):
     """A fitted model of the value of a customer's transactions (Gamma-Gamma)."""
 
@@ -150,10 +162,20 @@ class SpendModel(FittedModel, Protocol):
 
 @runtime_checkable
 class RetentionModel(FittedModel, Protocol):
-    """A fitted contractual model of retention (e.g. the shifted-BG): survival curves, not purchase counts."""
+    """A fitted contractual model of retention (e.g. the shifted-BG): survival curves, not purchase counts.
+
+    Per-customer quantities condition on the history (a customer who churned
+    stays gone); an array of horizons adds a trailing ``t`` dim.
+    """
 
     def survival(self, t: float | np.ndarray, data: Any | None = None) -> xr.DataArray:
         """P(still a customer ``t`` periods after the end of observation | history)."""
 
     def retention_rate(self, t: float | np.ndarray, data: Any | None = None) -> xr.DataArray:
         """P(renewing at period ``t`` | a customer at period ``t - 1``)."""
+
+    def sample_residual_lifetime(self, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:
+        """One simulated number of further periods as a customer per draw and customer (an outcome)."""
+
+    def population_survival(self, t: float | np.ndarray) -> xr.DataArray:
+        """Share of a new cohort still customers after ``t`` periods, dims ``(chain, draw[, group][, t])``."""

@@ -35,15 +35,22 @@ from bayesclv.chunks import map_chunks
 __all__ = ["Predictor", "as_dataarray", "compress_rows", "distinct_rows", "gather_rows"]
 
 
-def compress_rows(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+def compress_rows(df: pd.DataFrame, columns: list[str], weights: np.ndarray | None = None
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """Unique rows of ``columns`` with their multiplicities (``weight``), and each row's index into them.
 
     Identical customers contribute identical likelihood terms and have identical
     predictions, so they are evaluated once. Sorted, so that neighbouring rows
-    share ``x`` (and the chunks of a prediction their integrals).
+    share ``x`` (and the chunks of a prediction their integrals). ``weights``
+    (one per row of ``df``) counts the customers each row stands for (a table
+    already compressed, like the donations data); the default counts each row once.
     """
     grouped = df.groupby(columns, sort=True)
-    unique = grouped.size().reset_index(name="weight")
+    if weights is None:
+        unique = grouped.size().reset_index(name="weight")
+    else:
+        unique = pd.Series(np.asarray(weights, dtype=float), index=df.index).groupby(
+            [df[c] for c in columns], sort=True).sum().reset_index(name="weight")
     unique["weight"] = unique["weight"].astype(float)
     return unique, grouped.ngroup().to_numpy()
 

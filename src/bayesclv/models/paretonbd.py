@@ -7,12 +7,13 @@ import pymc as pm
 from bayesclv.formulas import paretonbd
 from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.models.pooling import quantity_dims
+from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["ParetoNBDModel"]
 
 
-class ParetoNBDModel(PooledTransactionModel):
+class ParetoNBDModel(ResidualPredictions, PooledTransactionModel):
     """Pareto/NBD model of repeat purchases with exponential lifetimes.
 
     The likelihood is evaluated without the Gauss hypergeometric function (see

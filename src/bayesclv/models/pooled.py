@@ -68,6 +68,9 @@ class PooledModel(Predictive, CLVModel):
     """
 
     given_columns: tuple[str, ...] = ()
+    #: a data column counting the identical customers each row stands for (a compressed table);
+    #: None: every row is one customer
+    weight_column: str | None = None
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})
@@ -158,7 +161,8 @@ class PooledModel(Predictive, CLVModel):
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
         frame = self._design(df)
-        unique, _ = compress_rows(frame, list(frame.columns))  # identical rows of one group
+        weights = df.get(self.weight_column) if self.weight_column else None  # customers per row; None: one each
+        unique, _ = compress_rows(frame, list(frame.columns), weights)  # identical rows of one group
         with pm.Model(coords=self._coords()) as model:
             pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
         return model

@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 import numpy as np
 import xarray as xr
 
-from bayesclv.arguments import check_horizon
+from bayesclv.arguments import check_horizon, check_real
 from bayesclv.models.engine import compress_rows, distinct_rows
 
-__all__ = ["TransactionPredictions"]
+__all__ = ["ResidualPredictions", "TransactionPredictions"]
 
 
 class TransactionPredictions:
@@ -200,6 +200,67 @@ class TransactionPredictions:
         return self._over_customers(
             lambda c, p: simulate(t, *(c[col] for col in self.prediction_columns), **p, rng=rng),
             df, "purchases", dtype=np.int64, quantity="outcome")
+
+
+class ResidualPredictions:
+    """Infinite-horizon predictions (:class:`~bayesclv.models.contract.ResidualModel`) from a family's formula module.
+
+    For the families whose formula module has ``discounted_expected_residual_transactions``
+    and ``expected_residual_lifetime`` (closed forms or one-dimensional quadrature);
+    combined with :class:`TransactionPredictions`, whose given-alive sharing it uses.
+    """
+
+    def discounted_expected_residual_transactions(self, delta: float, data: Any | None = None, *,
+                                                  given_alive: bool = False) -> xr.DataArray:
+        """DERT: present value of all future purchases, ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]``.
+
+        Fader, Hardie & Lee (2005, "RFM and CLV"): multiplied by the value of a
+        purchase it is the residual CLV of a customer with no horizon.
+
+        Parameters
+        ----------
+        delta : float
+            Continuously compounded discount rate per time unit of the model
+            (``model.time_unit``), > 0: an annual rate ``d`` on weekly data is
+            ``log(1 + d) / 52``.
+        data : DataFrame, optional
+            RFM frame in the model's time unit; default: the fitted data.
+        given_alive : bool, default False
+            Condition on being alive at the end of observation (the
+            unconditional value is this times :meth:`probability_alive`).
+
+        Returns
+        -------
+        xarray.DataArray
+            Expected discounted purchases, dims ``(chain, draw, customer_id)``.
+        """
+        delta = check_real("delta", delta, low=0.0, low_open=True,
+                           hint="a continuously compounded rate per time unit of the model")
+        return self._alive_weighted(self.formulas.discounted_expected_residual_transactions, data,
+                                    "discounted_expected_residual_transactions", delta, given_alive=given_alive)
+
+    def expected_residual_lifetime(self, data: Any | None = None, *, given_alive: bool = False) -> xr.DataArray:
+        """Expected remaining lifetime after the end of observation, ``E[(omega - T)^+ | history]``.
+
+        In the model's time unit. Infinite where the lifetime distribution has no finite mean given alive
+        (Pareto/NBD with ``s <= 1``, BG/NBD with ``a <= 1`` or ``r + x <= 1``);
+        the posterior then has draws at ``inf`` and medians or quantiles are the
+        summaries to report.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            RFM frame in the model's time unit; default: the fitted data.
+        given_alive : bool, default False
+            Condition on being alive at the end of observation.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, customer_id)``.
+        """
+        return self._alive_weighted(self.formulas.expected_residual_lifetime, data, "expected_residual_lifetime",
+                                    given_alive=given_alive)
 
 
 def _periods(ends: Any, factors: Any) -> tuple[np.ndarray, np.ndarray]:

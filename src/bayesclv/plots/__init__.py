@@ -18,6 +18,7 @@ from bayesclv.plots.evaluation import (
     plot_tracking,
 )
 from bayesclv.plots.hierarchy import plot_key_drivers
+from bayesclv.plots.retention import plot_survival
 
 __all__ = [
     "frequency_recency_grid",
@@ -27,6 +28,7 @@ __all__ = [
     "plot_frequency_ppc",
     "plot_frequency_recency",
     "plot_key_drivers",
+    "plot_survival",
     "plot_targeting_curve",
     "plot_tiers",
     "plot_top_customers",
