@@ -182,7 +182,7 @@ def child_fit(work: Path, what: str, draws: int, tune: int, chains: int, n: int 
     result["sampler"] = nuts
     result["diagnostics"] = dict(model.diagnostics)
     result["posterior"] = _posterior_table(model, PUBLISHED_PARAMS[what])
-    model.save(work / f"{what}.nc")
+    model.save(work / f"{what}.nc", overwrite=True)
     return result
 
 
@@ -218,7 +218,7 @@ def child_resolution() -> dict:
 
 
 def _posterior_table(model, truth: dict) -> dict:
-    table = model.summary()
+    table = model.summary(prob=0.9, method="hdi").rename(columns={"lower": "hdi_lower", "upper": "hdi_upper"})
     return {name: {"true": truth[name], **{c: round(float(table.loc[name, c]), 4)
                                           for c in ("mean", "sd", "hdi_lower", "hdi_upper", "r_hat")}}
             for name in table.index}
@@ -241,7 +241,7 @@ def child_posterior(work: Path) -> dict:
     result = {"customers": len(rfm), "draws": "4 x 1000 (MAP x 1% jitter)"}
     for cls, name in ((bc.BetaGeoModel, "bgnbd"), (bc.GammaGammaModel, "gammagamma")):
         model = jittered_posterior(cls().fit(rfm, method="map", progressbar=False), random_seed=rng)
-        model.save(work / f"predict-{name}.nc")
+        model.save(work / f"predict-{name}.nc", overwrite=True)
         result[name] = {k: round(float(v), 4) for k, v in model.summary()["mean"].items()}
     return result
 

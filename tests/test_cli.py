@@ -17,7 +17,8 @@ from bayesclv import cli, cli_conventions
 from bayesclv.cli import app
 
 runner = CliRunner()
-DIAGNOSTICS = re.compile(r"divergences \d+ of \d+ draws|no sampling diagnostics")  # one per fitted model
+# one per fitted model
+DIAGNOSTICS = re.compile(r"divergences \d+ of \d+ draws|no sampling diagnostics|optimiser (?:converged|failed)")
 
 
 def _run_module(*args, cwd=None, timeout=600):
@@ -205,16 +206,21 @@ def test_fit_map_writes_table_and_refuses_to_overwrite(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Top 10 customers by CLV" in result.stdout and f"written to {out}" in result.stdout
+    # a MAP fit is a point estimate: said so, never "credible", and no zero-width interval columns
+    assert "credible" not in result.stdout.lower() and "HDI" not in result.stdout
+    assert result.stdout.count("point estimate (no posterior uncertainty)") >= 3  # the note and both parameter tables
     table = pd.read_parquet(out)
     assert len(table) == 200 and pd.api.types.is_string_dtype(table.index)
-    assert {"clv_mean", "clv_lower", "clv_upper", "p_alive_mean", "expected_purchases_mean"} <= set(table.columns)
-    assert (table["clv_lower"] <= table["clv_upper"]).all()
+    assert {"clv_point_estimate", "p_alive_point_estimate", "expected_purchases_point_estimate"} <= set(table.columns)
+    assert not [c for c in table.columns if c.endswith(("_lower", "_upper", "_mean"))]
+    assert (table["p_alive_point_estimate"].between(0, 1)).all()
     out.write_bytes(b"the user's file")
     _one_line_error(runner.invoke(app, args), "already exists; pass --force")
     assert out.read_bytes() == b"the user's file"
     forced = runner.invoke(app, [*args, "--margin", "0.5", "--force"])
     assert forced.exit_code == 0, forced.output
-    assert pd.read_parquet(out)["clv_mean"].to_numpy() == pytest.approx(table["clv_mean"].to_numpy() / 2)
+    assert pd.read_parquet(out)["clv_point_estimate"].to_numpy() == pytest.approx(
+        table["clv_point_estimate"].to_numpy() / 2)
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):

@@ -45,6 +45,8 @@ ROWS = [
     Row("GammaGammaModel", lambda: bc.GammaGammaModel()),
     Row("BetaGeoModel(group, partial)", lambda: bc.BetaGeoModel(group="cohort")),
     Row("ParetoNBDModel(group, none)", lambda: bc.ParetoNBDModel(group="cohort", pooling="none")),
+    Row("ParetoNBDModel(covariates)", lambda: bc.ParetoNBDModel(covariates=["z"])),
+    Row("BetaGeoModel(group, covariates)", lambda: bc.BetaGeoModel(group="cohort", covariates=["z"])),
     Row("GammaGammaModel(group, covariates)", lambda: bc.GammaGammaModel(group="cohort", covariates=["z"])),
     Row("HierarchicalParetoNBDModel(covariates)", lambda: bc.HierarchicalParetoNBDModel(covariates=["z"]),
         fit=ADVI, data="small"),
@@ -163,11 +165,37 @@ def test_predictions_have_dims_attrs_and_named_intervals(row, fitted, frames):
         defined = data["frequency"].to_numpy() > 0 if isinstance(model, SpendModel) and name == "log_likelihood" \
             else slice(None)
         assert np.isfinite(values.values[..., defined]).all(), name
-        kind = bc.intervals(values.isel(customer_id=slice(0, 5)), prob=0.8)["interval"].iloc[0]
-        assert kind == ("80% predictive (eti)" if outcome else "80% credible (eti)"), name
-    table = model.summary()
-    assert list(table.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+        point = row.fit["method"] == "map"  # a point estimate: marked, and its intervals never credible
+        assert values.attrs["point_estimate"] == int(point), name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bc.errors.PointEstimateWarning)
+            kind = bc.intervals(values.isel(customer_id=slice(0, 5)), prob=0.8, method="eti")["interval"].iloc[0]
+        assert kind == ("point estimate (no posterior uncertainty)" if point else
+                        "80% predictive (eti)" if outcome else "80% credible (eti)"), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.errors.PointEstimateWarning)
+        table = model.summary()
+    assert list(table.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
     assert np.isfinite(table["mean"]).all()
+    assert table.attrs["point_estimate"] == int(row.fit["method"] == "map")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_datatree_has_the_groups_arviz_reads(row, fitted, frames):
+    model, data = fitted[row.name], frames[row.data]
+    tree = model.to_datatree(posterior_predictive=True, random_seed=2)
+    assert {"posterior", "observed_data", "constant_data", "log_likelihood", "posterior_predictive"} <= set(
+        tree.children)
+    (observed,) = tree["observed_data"].data_vars  # one per customer: ArviZ pairs it with the log-likelihood
+    assert observed == ("monetary_value" if isinstance(model, SpendModel) else "frequency")
+    assert set(tree["log_likelihood"].data_vars) == set(tree["posterior_predictive"].data_vars) == {observed}
+    fitted_data = model.data
+    np.testing.assert_array_equal(tree["observed_data"][observed].values, fitted_data[observed].to_numpy())
+    assert "T" in tree["constant_data"] or isinstance(model, SpendModel)
+    np.testing.assert_array_equal(tree["log_likelihood"][observed].values, model.log_likelihood().values)
+    replicated = tree["posterior_predictive"][observed]
+    assert replicated.shape == model.log_likelihood().shape and np.isfinite(replicated.values).all()
+    assert tree["posterior"].attrs["point_estimate"] == int(row.fit["method"] == "map")
 
 
 PURCHASE_ROWS = [r for r in ROWS if "GammaGamma" not in r.name and "Shifted" not in r.name]

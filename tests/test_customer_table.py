@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from arviz_base import rcParams
 
 import bayesclv as bc
 from bayesclv.errors import ArgumentError
@@ -29,7 +30,8 @@ def _bounds(values, prob=0.9):
     return flat.mean(axis=0), np.quantile(flat, (1 - prob) / 2, axis=0), np.quantile(flat, (1 + prob) / 2, axis=0)
 
 
-def _assert_columns(table, name, values, prob=0.9):
+def _assert_columns(table, name, values, prob=None):
+    prob = rcParams["stats.ci_prob"] if prob is None else prob  # the default interval is ArviZ's, as for bc.intervals
     mean, lower, upper = _bounds(values, prob)
     np.testing.assert_allclose(table[f"{name}_mean"], mean, rtol=1e-12)
     np.testing.assert_allclose(table[f"{name}_lower"], lower, rtol=1e-10)

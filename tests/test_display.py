@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from arviz_base import rc_context
 import xarray as xr
 
 import bayesclv as bc
@@ -83,28 +84,31 @@ def test_map_model_shows_point_estimates(map_models):
     model = map_models["BetaGeoModel"]
     view = model._repr_html_()
     (params,) = tables(view)
-    summary = model.summary()
+    with pytest.warns(bc.errors.PointEstimateWarning):
+        summary = model.summary()
     assert list(params) == ["r", "alpha", "a", "b"]
-    assert list(params["r"]) == ["mean"]  # no sd/interval/R-hat for a point estimate
+    assert list(params["r"]) == ["point estimate"]  # no sd/interval/R-hat for a point estimate
     for name in params:
-        assert float(params[name]["mean"]) == pytest.approx(summary.loc[name, "mean"], rel=1e-3)
-    assert params["r"]["mean"] == "0.2426"  # the published MLE, 0.2426
+        assert float(params[name]["point estimate"]) == pytest.approx(summary.loc[name, "mean"], rel=1e-3)
+    assert params["r"]["point estimate"] == "0.2426"  # the published MLE, 0.2426
     assert "fitted by map to 2,357 customers" in view
+    assert "point estimate (no posterior uncertainty)" in view and "credible" not in view
     assert "optimiser converged" in view
 
 
 def test_nuts_model_shows_intervals_and_diagnostics(cdnow_rfm):
     model = synthetic_nuts_model(cdnow_rfm)
-    (params,) = tables(model._repr_html_())
+    with rc_context({"stats.ci_prob": 0.9}):  # the view follows ArviZ's interval convention
+        (params,) = tables(model._repr_html_())
     summary = model.summary(prob=0.9)
-    assert list(params["r"]) == ["mean", "sd", "hdi_90%_lower", "hdi_90%_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(params["r"]) == ["mean", "sd", "eti_90%_lower", "eti_90%_upper", "r_hat", "ess_bulk", "ess_tail"]
     for name in ("r", "alpha", "a", "b"):
         row = params[name]
         assert float(row["mean"]) == pytest.approx(summary.loc[name, "mean"], rel=1e-3)
-        assert float(row["hdi_90%_lower"]) == pytest.approx(summary.loc[name, "hdi_lower"], rel=1e-3)
-        assert float(row["hdi_90%_upper"]) == pytest.approx(summary.loc[name, "hdi_upper"], rel=1e-3)
-    # normal draws with sd 1% of the centre: the 90% HDI is about centre +- 1.645%
-    assert float(params["alpha"]["hdi_90%_lower"]) == pytest.approx(4.4 * (1 - 0.01645), rel=3e-3)
+        assert float(row["eti_90%_lower"]) == pytest.approx(summary.loc[name, "lower"], rel=1e-3)
+        assert float(row["eti_90%_upper"]) == pytest.approx(summary.loc[name, "upper"], rel=1e-3)
+    # normal draws with sd 1% of the centre: the 90% ETI is about centre +- 1.645%
+    assert float(params["alpha"]["eti_90%_lower"]) == pytest.approx(4.4 * (1 - 0.01645), rel=3e-3)
     assert "OK: max R-hat" in model._repr_html_()
 
 

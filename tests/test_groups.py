@@ -180,7 +180,7 @@ def test_spend_covariate_effect_recovered_and_tabulated(spend_data):
     assert list(table.index) == ["z"] and table.attrs["prob"] == 0.9
     row = table.loc["z"]
     assert row["mean"] == pytest.approx(0.5, abs=4 * row["sd"])
-    assert 0.003 < row["sd"] < 0.05 and row["hdi_lower"] < row["mean"] < row["hdi_upper"]
+    assert 0.003 < row["sd"] < 0.05 and row["lower"] < row["mean"] < row["upper"]
     assert row["p_positive"] == 1.0
     draws = model.posterior["spend_coef"].sel(covariate="z").values
     assert row["ratio_mean"] == pytest.approx(np.exp(draws).mean(), rel=1e-12)

@@ -141,7 +141,7 @@ def test_key_drivers_table_and_forest_plot(pareto_fit):
     sd_x = df["x"].std()
     purchase = table.loc[("x", "purchase")]
     assert purchase["mean"] == pytest.approx(float(draws.sel(process="purchase").mean()) * sd_x, rel=1e-12)
-    assert purchase["hdi_lower"] < purchase["mean"] < purchase["hdi_upper"]
+    assert purchase["lower"] < purchase["mean"] < purchase["upper"]
     assert purchase["p_positive"] > 0.99  # true effect +0.6 on log lambda
     assert table.loc[("x", "dropout"), "p_positive"] < 0.2  # true effect -0.5 on log mu
     per_unit = bc.key_drivers(model, per="unit")
@@ -309,3 +309,19 @@ def test_batch_size_needs_advi_fits_the_data_and_short_runs_warn():
         fitted = bc.HierarchicalParetoNBDModel(covariates=["x"]).fit(
             df, method="advi", batch_size=1, tune=5, draws=5, random_seed=1, progressbar=False)
     assert fitted.posterior.sizes["customer_id"] == 50
+
+
+def test_prediction_data_must_keep_the_fitted_group_and_covariates(bg_fit):
+    # issue #20: a changed group label or covariate value, or a missing column, was silently ignored
+    # (the rates are the fitted customers' own); now refused like a changed history
+    model, df = bg_fit
+    relabelled = df.copy()
+    relabelled.loc[relabelled.index[:2], "segment"] = "catalogue"
+    shifted = df.copy()
+    shifted.loc[shifted.index[3], "x"] += 5.0
+    for data, column, rows in [(relabelled, "segment", ["c0", "c1"]), (shifted, "x", ["c3"]),
+                               (df.drop(columns="x"), "x", []), (df.drop(columns="segment"), "segment", [])]:
+        with pytest.raises(DataValidationError) as err:
+            model.probability_alive(data)
+        assert err.value.column == column and err.value.rows == rows
+    np.testing.assert_array_equal(model.probability_alive(df.copy()).values, model.probability_alive().values)

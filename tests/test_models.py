@@ -25,7 +25,7 @@ def test_map_matches_published_mle_within_one_percent(map_models, name):
 def test_summary_columns_and_map_diagnostics(map_models):
     model = map_models["BetaGeoModel"]
     table = model.summary(prob=0.8)
-    assert list(table.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+    assert list(table.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk", "ess_tail"]
     assert table.attrs["prob"] == 0.8
     assert model.diagnostics["ok"] is True and model.diagnostics["method"] == "map"
 
@@ -41,7 +41,7 @@ def test_nuts_posterior_centres_on_mle(nuts_bgnbd):
     table = nuts_bgnbd.summary(prob=0.9)
     # r and alpha are well identified: the 90% HDI contains the published MLE
     for param in ("r", "alpha"):
-        lo, hi = table.loc[param, ["hdi_lower", "hdi_upper"]]
+        lo, hi = table.loc[param, ["lower", "upper"]]
         assert lo < PUBLISHED["BetaGeoModel"][param] < hi
     assert table["r_hat"].max() < 1.05
     diag = nuts_bgnbd.diagnostics

@@ -184,8 +184,8 @@ def test_key_drivers_labels_are_not_clipped():
     index = pd.MultiIndex.from_product([["log first purchase amount", "acquired through the referral programme"],
                                         ["purchase", "dropout"]], names=["covariate", "process"])
     table = pd.DataFrame({"latent": ["log_lambda", "log_mu"] * 2, "mean": [0.31, -0.2, 0.05, 0.4],
-                          "sd": [0.05] * 4, "hdi_lower": [0.22, -0.35, -0.04, 0.25],
-                          "hdi_upper": [0.40, -0.05, 0.13, 0.55], "p_positive": [1.0, 0.01, 0.8, 1.0],
+                          "sd": [0.05] * 4, "lower": [0.22, -0.35, -0.04, 0.25],
+                          "upper": [0.40, -0.05, 0.13, 0.55], "p_positive": [1.0, 0.01, 0.8, 1.0],
                           "ratio_mean": [1.36, 0.82, 1.05, 1.5]}, index=index)
     table.attrs = {"prob": 0.9, "per": "sd"}
     fig = plots.plot_key_drivers(table)

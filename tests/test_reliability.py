@@ -12,22 +12,35 @@ HTML report.
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pymc.distributions.distribution import support_point
 
 import bayesclv as bc
-from bayesclv.errors import ArgumentError, BayesCLVError, DataValidationError, PriorError
+from bayesclv.errors import (
+    ArgumentError,
+    BayesCLVError,
+    DataValidationError,
+    ModelFileError,
+    OverwriteError,
+    PriorError,
+)
+from bayesclv.models.persistence import FORMAT_VERSION
 from bayesclv.priors import SUPPORTED, Prior
 from bayesclv.report import build_report
 
@@ -54,7 +67,7 @@ class Case:
 
 
 class Env:
-    """What a case may need besides its own input: fitted MAP models of the CDNOW sample."""
+    """What a case may need besides its own input: fitted MAP models of the CDNOW sample, a folder."""
 
     def __init__(self, request: pytest.FixtureRequest):
         self._request = request
@@ -62,6 +75,17 @@ class Env:
     @property
     def models(self) -> dict:
         return self._request.getfixturevalue("map_models")
+
+    @property
+    def folder(self) -> Path:
+        return self._request.getfixturevalue("tmp_path")
+
+    def saved(self) -> Path:
+        """The BG/NBD MAP fit saved to a file in :attr:`folder`."""
+        path = self.folder / "bg.nc"
+        if not path.exists():
+            self.models["BetaGeoModel"].save(path)
+        return path
 
 
 def _column(values) -> pd.Series:
@@ -112,6 +136,119 @@ def clv_matches(**reference) -> Callable[[Any, Env], None]:
         assert np.isfinite(value.values).all()
         np.testing.assert_array_equal(value.values, clv(env, **reference).values)
     return check
+
+
+def file_of(env: Env, name: str, content: bytes | Callable[[bytes], bytes]) -> Path:
+    """A file in the test's folder: ``content``, or ``content(bytes of the saved BG/NBD file)``."""
+    path = env.folder / name
+    path.write_bytes(content(env.saved().read_bytes()) if callable(content) else content)
+    return path
+
+
+def tampered(env: Env, posterior: Callable[[xr.Dataset], xr.Dataset] | None = None, drop: tuple = (),
+             **attrs) -> Path:
+    """The saved BG/NBD file with ``attrs`` replaced, ``drop`` removed or its posterior changed, as a new file."""
+    tree = xr.open_datatree(env.saved(), engine="h5netcdf").load()
+    tree.attrs = {k: v for k, v in {**tree.attrs, **attrs}.items() if k not in drop}
+    if posterior is not None:
+        tree["posterior"] = xr.DataTree(posterior(tree["posterior"].to_dataset()))
+    path = env.folder / f"tampered-{len(list(env.folder.iterdir()))}.nc"
+    tree.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def save_over(env: Env, **kwargs) -> bytes:
+    """Save the BG/NBD fit over an existing file; the file's bytes afterwards."""
+    path = file_of(env, "precious.nc", b"precious")
+    env.models["BetaGeoModel"].save(path, **kwargs)
+    return path.read_bytes()
+
+
+def interrupted_save(env: Env) -> list[str]:
+    """Ctrl-C halfway through writing a save over an existing file: the names left in the folder."""
+    target = file_of(env, "old.nc", lambda saved: saved)
+    original = xr.DataTree.to_netcdf
+
+    def half(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89HDF half a file")
+        raise KeyboardInterrupt
+
+    xr.DataTree.to_netcdf = half
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            env.models["BetaGeoModel"].save(target, overwrite=True)
+    finally:
+        xr.DataTree.to_netcdf = original
+    assert target.read_bytes() == env.saved().read_bytes()  # the previous file, untouched
+    return sorted(p.name for p in env.folder.iterdir())
+
+
+def loads_like_saved(model, env: Env) -> None:
+    xr.testing.assert_identical(model.posterior, env.models["BetaGeoModel"].posterior)
+
+
+def interrupted_fit(env: Env, method: str, **kwargs) -> tuple:
+    """Ctrl-C (SIGINT to this process) in the middle of a long fit of a model already fitted by MAP.
+
+    ADVI sends it from its own callback at step 100; NUTS from a timer 4 s in, after a
+    short fit has compiled the graph (or loaded it from the cache), so that it arrives
+    while nutpie samples. Returns the KeyboardInterrupt raised (or None), the model and
+    its posterior before.
+    """
+    rfm = env.models["BetaGeoModel"].data
+    model = bc.BetaGeoModel().fit(rfm.iloc[:300], method="map", progressbar=False)
+    before = model.idata
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
+    if method == "advi":
+        kwargs["callbacks"] = [lambda approx, loss, step: step == 100 and os.kill(os.getpid(), signal.SIGINT)]
+    else:
+        model.fit(rfm.iloc[:300], **{**kwargs, "draws": 20, "tune": 20, "chains": 1}, method=method,
+                  progressbar=False)
+        model.idata, model.fit_method = before, "map"
+        timer.start()
+    raised = None
+    try:
+        model.fit(rfm, method=method, progressbar=False, **kwargs)
+    except KeyboardInterrupt as exc:
+        raised = exc
+    finally:
+        timer.cancel()
+    return raised, model, before
+
+
+def unchanged_after_interrupt(out: tuple, env: Env) -> None:
+    raised, model, before = out
+    assert raised is not None, "fit() returned after Ctrl-C"
+    assert model.idata is before and model.fit_method == "map" and len(model.data) == 300
+
+
+def grouped_tracking(env: Env):
+    """``evaluate(..., transactions=)`` of a BG/NBD fitted per channel (two groups, MAP): its tracking."""
+    tx = bc.datasets.load_cdnow("sample")
+    cal = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30")
+    cal["channel"] = np.where(cal["customer_id"] % 2 == 0, "web", "shop")
+    model = bc.BetaGeoModel(group="channel", pooling="none").fit(cal, method="map", progressbar=False)
+    # from the module: on main, bc.evaluate resolves to the module bayesclv.evaluate (lazy-import name clash)
+    from bayesclv.evaluate import evaluate
+
+    return evaluate(model, cal, transactions=tx, n_draws=20, random_seed=1), model, cal
+
+
+def tracks_each_group_with_its_own_parameters(out, env: Env) -> None:
+    # the cohort's expected cumulative purchases, customer by customer: E[X(e_k - b_i)] of customer
+    # i's group at each period end e_k after their acquisition b_i = c - T_i
+    result, model, cal = out
+    tracking = result.tracking
+    ends, c = tracking["end"].values, tracking.attrs["calibration_end_time"]
+    expected = np.zeros(ends.size)
+    for label in ("web", "shop"):
+        ages = cal.loc[cal["channel"] == label, "T"].to_numpy()
+        lags = ends[None, :] - (c - ages)[:, None]
+        grid = np.unique(lags[lags > 0])
+        new = model.expected_purchases_new_customer(grid).sel(group=label).values.ravel()
+        expected += np.where(lags > 0, np.interp(lags, grid, new), 0.0).sum(axis=0)
+    np.testing.assert_allclose(tracking["predicted_cumulative"].values.ravel(), expected, rtol=1e-9)
+    assert abs(result.metrics["tracking_holdout_error_pct"]) < 15
 
 CASES: list[Case] = [
     # ---- item 1, inputs: customer ids -------------------------------------------------------
@@ -212,9 +349,74 @@ CASES: list[Case] = [
          lambda e: clv(e, margin=1.0, discount_rate=1.0), None, rule=lambda v, e: np.isfinite(v.values).all()),
     Case("customer_lifetime_value(horizon=3.0): a whole float is a horizon", lambda e: clv(e, horizon=3.0), None,
          rule=clv_matches(horizon=3)),
-    # ---- item 2, model files: rows to be added with the model-file work --------------------------
+    # ---- item 1, model side: spend data, horizons as strings, grouped tracking ---------------------
+    Case("Gamma-Gamma fit on data without repeat buyers (it returned the prior as a fit)",
+         lambda e: bc.GammaGammaModel().fit(e.models["BetaGeoModel"].data.query("frequency == 0").assign(
+             monetary_value=0.0), method="map", progressbar=False),
+         DataValidationError, "frequency", match="repeat buyers .* have none"),
+    *[Case(f"horizon given as a string: {label}", lambda e, f=f: f(e.models["BetaGeoModel"]), ArgumentError, argument)
+      for label, f, argument in [
+          ("expected_purchases('12')", lambda m: m.expected_purchases("12"), "t"),
+          ("probability_alive_at('12')", lambda m: m.probability_alive_at("12"), "t"),
+          ("expected_purchases_new_customer('12')", lambda m: m.expected_purchases_new_customer("12"), "t"),
+          ("discounted_expected_purchases(['4', '8'], ...)",
+           lambda m: m.discounted_expected_purchases(["4", "8"], [0.9, 0.8]), "t"),
+          ("discounted_probability_alive(['0', '4'], ...)",
+           lambda m: m.discounted_probability_alive(["0", "4"], [0.9, 0.8]), "t"),
+          ("probability_of_purchases('1', 12)", lambda m: m.probability_of_purchases("1", 12), "n"),
+          ("probability_of_purchases(True, 12)", lambda m: m.probability_of_purchases(True, 12), "n"),
+      ]],
+    Case("horizon given as a string: Pareto/NBD probability_alive_at('12') (a raw numpy TypeError)",
+         lambda e: e.models["ParetoNBDModel"].probability_alive_at("12"), ArgumentError, "t"),
+    Case("grouped model: evaluate(..., transactions=tx) (broadcasting ValueError; also broke build_report)",
+         grouped_tracking, None, rule=tracks_each_group_with_its_own_parameters),
+    # ---- item 2, model files (bayesclv.models.persistence) ---------------------------------------
+    Case("save() over an existing file", lambda e: save_over(e), OverwriteError, match="overwrite=True"),
+    Case("save(overwrite=True) over an existing file", lambda e: save_over(e, overwrite=True), None,
+         rule=lambda out, e: out == e.saved().read_bytes() or pytest.fail("not replaced")),
+    Case("save() interrupted while writing: the old file stays, no temporary file is left",
+         interrupted_save, None, rule=lambda names, e: names == ["bg.nc", "old.nc"] or pytest.fail(str(names))),
+    Case("load a truncated file", lambda e: bc.load(file_of(e, "half.nc", lambda b: b[: len(b) // 2])),
+         ModelFileError, match="not a readable netCDF file"),
+    Case("load a file of random bytes", lambda e: bc.load(file_of(e, "r.nc", np.random.default_rng(0).bytes(4096))),
+         ModelFileError, match="not a readable netCDF file"),
+    Case("load an empty file", lambda e: bc.load(file_of(e, "empty.nc", b"")), ModelFileError,
+         match="not a readable netCDF file"),
+    Case("load a foreign netCDF file",
+         lambda e: bc.load(xr.Dataset({"x": ("i", np.arange(3.0))}).to_netcdf(e.folder / "f.nc", engine="h5netcdf")
+                           or e.folder / "f.nc"), ModelFileError, match="not a bayesclv model file"),
+    Case("load a file naming an unknown class", lambda e: bc.load(tampered(e, bayesclv_model="WeibullModel")),
+         ModelFileError, match="unknown model class 'WeibullModel'; known classes: .*BetaGeoModel"),
+    Case("load a file with a bad JSON attribute (priors)", lambda e: bc.load(tampered(e, priors="{not json")),
+         ModelFileError, match="attribute 'priors' is not valid JSON"),
+    Case("load a file with a bad JSON attribute (config)", lambda e: bc.load(tampered(e, config="[1, 2")),
+         ModelFileError, match="attribute 'config' is not valid JSON"),
+    Case("load a BG/NBD file marked as ParetoNBDModel", lambda e: bc.load(tampered(e, bayesclv_model="ParetoNBDModel")),
+         ModelFileError, match="do not fit the class it names, ParetoNBDModel"),
+    Case("load a file of a newer format", lambda e: bc.load(tampered(e, bayesclv_format=FORMAT_VERSION + 1)),
+         ModelFileError, match=f"format {FORMAT_VERSION + 1} .* reads formats up to {FORMAT_VERSION}: upgrade"),
+    Case("load a file whose format number is not a number", lambda e: bc.load(tampered(e, bayesclv_format="1")),
+         ModelFileError, match="format number '1'"),
+    Case("load a file written before format numbers (no bayesclv_format): read as format 1",
+         lambda e: bc.load(tampered(e, drop=("bayesclv_format", "bayesclv_version"))), None,
+         rule=loads_like_saved),
+    Case("load a file marked bayesclv_version=99.0 in the current format: the format decides, not the version",
+         lambda e: bc.load(tampered(e, bayesclv_version="99.0")), None, rule=loads_like_saved),
+    Case("load a file with time_unit='fortnight'", lambda e: bc.load(tampered(e, time_unit="fortnight")),
+         ModelFileError, match="bad time unit.*'fortnight'"),
+    Case("load a file with an unknown fit method", lambda e: bc.load(tampered(e, fit_method="magic")),
+         ModelFileError, match="unknown fit method 'magic'"),
+    Case("load a file with a NaN posterior",
+         lambda e: bc.load(tampered(e, posterior=lambda p: p.assign(r=p["r"] * np.nan))),
+         ModelFileError, match="non-finite values: r \\(100% of its values\\)"),
     # ---- item 3, CLI: rows to be added with the CLI work -----------------------------------------
-    # ---- item 4, interrupts; item 5, CLV cost; item 6, Gamma-Gamma: rows to be added with that work -
+    # ---- item 4, interrupts (bayesclv.models.inference.fit_posterior; the CLI's exit 130 is in test_cli.py) ---
+    Case("Ctrl-C during a nutpie NUTS fit (nutpie returned its partial draws as a fitted model)",
+         lambda e: interrupted_fit(e, "nuts", sampler="nutpie", draws=10**6, tune=500, chains=2), None,
+         rule=unchanged_after_interrupt),
+    Case("Ctrl-C during ADVI (PyMC stopped the optimiser and returned the approximation so far)",
+         lambda e: interrupted_fit(e, "advi", tune=10**6, draws=100), None, rule=unchanged_after_interrupt),
+    # ---- item 5, CLV cost; item 6, Gamma-Gamma: rows to be added with that work -
 ]
 
 
@@ -243,6 +445,20 @@ def test_every_case_names_a_typed_error_or_a_rule():
     for case in CASES:
         assert (case.error is None) == (case.rule is not None), case.case
         assert case.error is None or issubclass(case.error, BayesCLVError), case.case
+
+
+def test_model_file_paths_that_do_not_exist_are_file_not_found(map_models, tmp_path):
+    # Not bayesclv errors but Python's own, as for any file function: no folder to save into, no file to load.
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        map_models["BetaGeoModel"].save(tmp_path / "missing" / "m.nc")
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        bc.load(tmp_path / "none.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_model_file_error_is_also_a_value_error():
+    # code written before ModelFileError caught ValueError around load(); OverwriteError is a FileExistsError
+    assert issubclass(ModelFileError, ValueError) and issubclass(OverwriteError, FileExistsError)
 
 
 # --------------------------------------------------------------------------- priors against PyMC

@@ -228,7 +228,10 @@ def test_report_command_takes_currency_and_horizon(tmp_path):
 def _stub(name, method, **diagnostics):
     from types import SimpleNamespace
 
-    return SimpleNamespace(display_name=name, fit_method=method, diagnostics=diagnostics)
+    import xarray as xr
+
+    posterior = xr.Dataset(attrs={"fit_method": method, "point_estimate": int(method == "map")})
+    return SimpleNamespace(display_name=name, fit_method=method, diagnostics=diagnostics, posterior=posterior)
 
 
 def test_verdict_is_green_only_for_converged_nuts():

@@ -41,11 +41,12 @@ def check_interval_method(method: Any, name: str = "method") -> str:
 
 def check_horizon(t: Any) -> None:
     """Every horizon in ``t`` (a number or an array of numbers) is finite and >= 0; ArgumentError otherwise."""
-    try:
-        values = np.asarray(t, dtype=float)
+    try:  # numbers only: numpy would read "12" (and a list of strings) as a float
+        raw = np.asarray(t)
+        values = raw.astype(float) if raw.dtype.kind in "iuf" else np.array([np.nan])
     except (TypeError, ValueError):
         values = np.array([np.nan])
-    if isinstance(t, (str, bytes, bool, np.bool_)) or not (np.isfinite(values) & (values >= 0)).all():
+    if not (np.isfinite(values) & (values >= 0)).all():
         raise ArgumentError(f"horizon must be finite and >= 0 (a number in the model's time unit), got {t!r}",
                             argument="t")
 

@@ -8,6 +8,7 @@ Its conventions (checks before any work, one-line errors with exit status 2,
 from __future__ import annotations
 
 import time
+import warnings
 from enum import Enum
 from importlib.metadata import version
 from pathlib import Path
@@ -136,9 +137,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
 
 
 def _customer_table(transaction_model, spend_model, rfm, *, horizon, time_unit, discount_rate, margin, prob):
-    """Per-customer CLV, P(alive) and expected purchases with intervals."""
+    """Per-customer CLV, P(alive) and expected purchases with intervals: ``<name>_mean/_lower/_upper``.
+
+    A point estimate (a MAP fit) has no interval: one column ``<name>_point_estimate`` each, and
+    ``attrs["interval"]`` reads "point estimate (no posterior uncertainty)".
+    """
     from bayesclv import customer_lifetime_value, intervals
     from bayesclv.data import TIME_UNITS
+    from bayesclv.errors import PointEstimateWarning
 
     clv = customer_lifetime_value(transaction_model, spend_model, rfm, horizon=horizon,
                                   time_unit=time_unit, discount_rate=discount_rate, margin=margin)
@@ -149,10 +155,16 @@ def _customer_table(transaction_model, spend_model, rfm, *, horizon, time_unit, 
         "expected_purchases": transaction_model.expected_purchases(t, rfm),
     }
     table = pd.DataFrame(index=pd.Index(rfm["customer_id"].to_numpy(), name="customer_id"))
-    for name, values in parts.items():
-        summary = intervals(values, prob=prob)
-        for col in ("mean", "lower", "upper"):
-            table[f"{name}_{col}"] = summary[col].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PointEstimateWarning)  # the printed text says it, once
+        for name, values in parts.items():
+            summary = intervals(values, prob=prob)
+            table.attrs.setdefault("interval", summary["interval"].iloc[0])  # the CLV's
+            if summary.attrs["point_estimate"]:
+                table[f"{name}_point_estimate"] = summary["mean"].to_numpy()
+            else:
+                for col in ("mean", "lower", "upper"):
+                    table[f"{name}_{col}"] = summary[col].to_numpy()
     for col in ("frequency", "recency", "T", "monetary_value"):
         table[col] = rfm[col].to_numpy()
     return table
@@ -187,18 +199,32 @@ def _run(transactions, *, customer_id, date, value, model, calibration_end, time
         transactions, customer_id=customer_id, date=date, value=value, model=model,
         calibration_end=calibration_end, time_unit=time_unit, draws=draws, tune=tune, chains=chains,
         seed=seed, method=method, quiet=quiet)
+    from bayesclv.errors import PointEstimateWarning
+    from bayesclv.summaries import POINT_ESTIMATE, is_point_estimate
+
     pd.set_option("display.width", 140)
+    point = any(is_point_estimate(m.posterior) for m in (transaction_model, spend_model))
+    if point:
+        typer.echo(f"\nMAP fit: {POINT_ESTIMATE}; no intervals. Refit with --method nuts (the default) for intervals.")
     for fitted in (transaction_model, spend_model):
-        typer.echo(f"\n{fitted.display_name} parameters ({prob:.0%} HDI):")
-        typer.echo(fitted.summary(prob=prob).round(4).to_string())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PointEstimateWarning)
+            summary = fitted.summary(prob=prob)
+        typer.echo(f"\n{fitted.display_name} parameters ({summary.attrs['interval']}):")
+        if summary.attrs["point_estimate"]:
+            summary = summary[["mean"]].rename(columns={"mean": "point_estimate"})
+        typer.echo(summary.round(4).to_string())
     table = _customer_table(transaction_model, spend_model, rfm, horizon=horizon, time_unit=horizon_unit.value,
                             discount_rate=discount_rate, margin=margin, prob=prob)
-    top = table.sort_values("clv_mean", ascending=False).head(10)
+    stat = "point_estimate" if "clv_point_estimate" in table else "mean"
+    shown = [f"clv_{stat}", *([] if stat == "point_estimate" else ["clv_lower", "clv_upper"]),
+             f"p_alive_{stat}", f"expected_purchases_{stat}"]
+    top = table.sort_values(f"clv_{stat}", ascending=False).head(10)
     typer.echo(f"\nTop 10 customers by CLV ({horizon} x {horizon_unit.value!r} periods, "
-               f"{discount_rate:g} discount per period; {prob:.0%} credible intervals):")
-    typer.echo(top[["clv_mean", "clv_lower", "clv_upper", "p_alive_mean", "expected_purchases_mean"]]
-               .round(2).to_string())
-    typer.echo(f"\nsum of posterior-mean CLV over all customers: {table['clv_mean'].sum():,.0f}")
+               f"{discount_rate:g} discount per period; {table.attrs['interval']}):")
+    typer.echo(top[shown].round(2).to_string())
+    what = "point-estimate" if stat == "point_estimate" else "posterior-mean"
+    typer.echo(f"\nsum of {what} CLV over all customers: {table[f'clv_{stat}'].sum():,.0f}")
     if out is None:
         typer.echo("per-customer table not saved (pass --out FILE.csv to save it)")
         return

@@ -19,6 +19,7 @@ from bayesclv.arguments import check_clv_arguments
 from bayesclv.data.validation import TIME_UNITS, check_time_unit, to_pandas
 from bayesclv.errors import ArgumentError, TimeUnitError
 from bayesclv.models.contract import SpendModel, TransactionModel
+from bayesclv.summaries import is_point_estimate
 
 __all__ = ["customer_lifetime_value", "pair_draws"]
 
@@ -141,7 +142,10 @@ def customer_lifetime_value(
     -------
     xarray.DataArray
         Dims ``(chain, draw, customer_id)``; ``attrs`` record the settings
-        (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given).
+        (``horizon``, ``time_unit``, ``discount_rate``, ..., and ``currency`` when given),
+        ``point_estimate`` (1 when both models are point estimates) and, when
+        one of them is, ``point_estimate_of`` (its display name: the intervals
+        then hold the other model's uncertainty only).
 
     Raises
     ------
@@ -178,6 +182,8 @@ def customer_lifetime_value(
                if service_cost_per_period else None)
     spend_histories, spend_codes = spend_model.distinct_histories(spend_model.prediction_data(data))
     spend = spend_model.expected_spend(spend_histories)
+    points = [model.display_name for model, part in ((transaction_model, purchases), (spend_model, spend))
+              if is_point_estimate(part)]
     purchases, spend = pair_draws(purchases.transpose("chain", "draw", "customer_id"), spend)
     sampled = purchases if "chain" in purchases.dims else spend
     shape = (sampled.sizes["chain"], sampled.sizes["draw"], len(data))
@@ -200,7 +206,10 @@ def customer_lifetime_value(
     clv.name = "clv"
     clv.attrs = {"quantity": "expectation", "horizon": int(horizon), "time_unit": time_unit,
                  "discount_rate": discount_rate, "margin": margin,
-                 "acquisition_cost": acquisition_cost, "service_cost_per_period": service_cost_per_period}
+                 "acquisition_cost": acquisition_cost, "service_cost_per_period": service_cost_per_period,
+                 "point_estimate": int(len(points) == 2)}
+    if len(points) == 1:  # its intervals hold the other model's uncertainty only
+        clv.attrs["point_estimate_of"] = points[0]
     if currency:
         clv.attrs["currency"] = currency
     return clv

@@ -33,7 +33,7 @@ from bayesclv.arguments import check_prob
 from bayesclv.evaluate import check_transaction_model, evaluate, has_holdout
 from bayesclv.models.contract import TransactionModel
 
-__all__ = ["compare", "loo_tree", "observation_difference"]
+__all__ = ["compare", "observation_difference"]
 
 PARETO_K_THRESHOLD = 0.7
 _LOO_COLUMNS = ("elpd_loo", "p_loo", "se", "elpd_diff", "se_diff", "max_pareto_k", "n_pareto_k_gt_0_7")
@@ -145,20 +145,6 @@ def observation_difference(model: TransactionModel, reference: TransactionModel)
     return None
 
 
-def loo_tree(model: TransactionModel) -> xr.DataTree:
-    """DataTree for ``arviz_stats.loo``: the posterior and a ``log_likelihood`` group.
-
-    The ``log_likelihood`` group holds one variable, ``purchases``, the
-    pointwise log-likelihood of each customer's calibration history
-    (``model.log_likelihood()``, dims ``chain, draw, customer_id``).
-    """
-    ll = model.log_likelihood()
-    return xr.DataTree.from_dict({
-        "posterior": model.posterior,
-        "log_likelihood": xr.Dataset({"purchases": ll.drop_attrs()}),
-    })
-
-
 def _loo(model: TransactionModel) -> tuple[dict[str, float], xr.DataArray | None, str]:
     """LOO summary, pointwise elpd (or None) and a note."""
     post = model.posterior
@@ -166,7 +152,8 @@ def _loo(model: TransactionModel) -> tuple[dict[str, float], xr.DataArray | None
     empty = {c: math.nan for c in ("elpd_loo", "p_loo", "se", "max_pareto_k", "n_pareto_k_gt_0_7")}
     if model.fit_method == "map" or n_samples < 2:
         return empty, None, "MAP fit: a point estimate has no posterior draws, LOO not computed"
-    result = azs.loo(loo_tree(model), pointwise=True)
+    # the model's own ArviZ tree, the one az.loo / az.compare take directly
+    result = azs.loo(model.to_datatree(), pointwise=True)
     k = np.asarray(result.pareto_k.values, dtype=float)
     n_high = int((k > PARETO_K_THRESHOLD).sum())
     notes = []

@@ -54,28 +54,33 @@ def model_html(name: str, *, priors: dict[str, str] | None = None, summary: pd.D
 
     An unfitted model (no ``summary``) shows its ``priors`` (name -> text). A
     fitted one shows ``summary`` (the model's parameter table: posterior mean,
-    sd, highest-density interval, R-hat and ESS; columns without any value,
-    as for a MAP fit, are left out) and the convergence line of
-    ``diagnostics``, marked OK or POOR.
+    sd, interval named by ``summary.attrs``, R-hat and ESS) and the
+    convergence line of ``diagnostics``, marked OK or POOR. A point estimate
+    (``summary.attrs["point_estimate"]``, a MAP fit) shows its values alone,
+    headed "point estimate (no posterior uncertainty)": no interval, never credible.
     """
     name = html.escape(name)
     if summary is None:
         table = pd.DataFrame({"prior": priors or {}})
         return f"<div><strong>{name}</strong> (not fitted)" + table_html(table, "parameter") + "</div>"
-    prob = summary.attrs.get("prob", 0.9)
-    table = summary.rename(columns={"hdi_lower": f"hdi_{prob:.0%}_lower", "hdi_upper": f"hdi_{prob:.0%}_upper"})
-    table = table.loc[:, table.notna().any()]  # a MAP fit has a point estimate only
+    interval = summary.attrs.get("interval", "")
+    if summary.attrs.get("point_estimate"):
+        table = summary[["mean"]].rename(columns={"mean": "point estimate"})
+    else:
+        prob, method = summary.attrs.get("prob", 0.9), summary.attrs.get("method", "eti")
+        table = summary.rename(columns={"lower": f"{method}_{prob:.0%}_lower", "upper": f"{method}_{prob:.0%}_upper"})
+        table = table.loc[:, table.notna().any()]
     diag = diagnostics or {}
     if "max_r_hat" in diag:
         line = _status(diag["ok"], ("OK: " if diag["ok"] else "POOR: ") + str(diag))
     elif diag.get("method") == "map":
-        line = _status(diag.get("ok", True), "MAP point estimate: optimiser "
-                       + ("converged" if diag.get("ok", True) else f"failed ({diag.get('message', '')})"))
+        line = _status(diag.get("ok", True), str(diag))
     else:
         line = html.escape(str(diag) if diag else "no diagnostics")
     header = (f"<strong>{name}</strong> fitted by {html.escape(str(fit_method))} to "
               f"{customers:,} customers, time unit {html.escape(repr(time_unit))}")
-    return f"<div>{header}{table_html(table)}<p>Diagnostics: {line}</p></div>"
+    caption = f"<p>Parameters: {html.escape(interval)}</p>" if interval else ""
+    return f"<div>{header}{caption}{table_html(table)}<p>Diagnostics: {line}</p></div>"
 
 
 def evaluation_html(metrics: dict[str, float], calibration: pd.DataFrame, customers: int, horizon: float,

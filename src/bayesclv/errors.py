@@ -7,6 +7,7 @@ to find the problem in the user's data.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 __all__ = [
@@ -14,7 +15,10 @@ __all__ = [
     "BayesCLVError",
     "ConvergenceWarning",
     "DataValidationError",
+    "ModelFileError",
     "NotFittedError",
+    "OverwriteError",
+    "PointEstimateWarning",
     "PriorError",
     "TimeUnitError",
 ]
@@ -98,5 +102,39 @@ class NotFittedError(BayesCLVError, RuntimeError):
     """A method that needs a posterior was called before ``fit``."""
 
 
+class ModelFileError(BayesCLVError, ValueError):
+    """A file given to :func:`bayesclv.load` is not a model file this version can read.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong with the file, in words.
+    path : str, optional
+        The file; the message starts with it.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = path
+        super().__init__(message if path is None else f"model file {path!r}: {message}")
+
+
+class OverwriteError(BayesCLVError, FileExistsError):
+    """An output file exists and the call was not asked to replace it (``overwrite=True``)."""
+
+
 class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences) indicate a poor fit."""
+
+
+class PointEstimateWarning(UserWarning):
+    """Intervals were asked of a point estimate (a MAP fit, or any posterior of one draw).
+
+    A point estimate has no posterior uncertainty: its intervals have lower =
+    upper = the value and are labelled "point estimate (no posterior
+    uncertainty)", never credible. Shown once per session (the same words each
+    time), unless the warning filters say otherwise.
+    """
+
+
+# once per session, not once per call site: a table of several quantities would repeat it otherwise
+warnings.filterwarnings("once", category=PointEstimateWarning)

@@ -511,22 +511,18 @@ def expected_tracking(model: TransactionModel, tracking: pd.DataFrame, data: Any
     if late.any():
         raise DataValidationError(f"T exceeds the {cal_time:g} units from cohort start to calibration end",
                                   column="T", rows=df["customer_id"].to_numpy()[late])
-    births, counts = np.unique(np.round(cal_time - T, 9), return_counts=True)
     ends = tracking["end"].to_numpy(dtype=float)
-    lags = ends[None, :] - births[:, None]  # (birth, period)
-    birth_idx, period_idx = np.nonzero(lags > 0)
-    # births and period ends lie on the day grid, so the (birth, period) pairs share few lags: E[X(lag)]
-    # once per distinct lag, then a (lag, period) weight matrix sums each period's customers
-    distinct, lag_idx = np.unique(np.round(lags[birth_idx, period_idx], 9), return_inverse=True)
-    weights = np.zeros((distinct.size, ends.size))
-    np.add.at(weights, (lag_idx, period_idx), counts[birth_idx])
     post = model.posterior
-    n_samples = int(post.sizes["chain"] * post.sizes["draw"])
     cumulative = np.zeros((post.sizes["chain"], post.sizes["draw"], ends.size))
-    step = chunks.chunk_length(n_samples)  # lags per chunk: draws x lags in the chunk budget
-    for start in range(0, distinct.size, step):
-        expected = model.expected_purchases_new_customer(distinct[start:start + step]).to_numpy()
-        cumulative += expected @ weights[start:start + step]
+    # a grouped population model predicts a new customer per group: each group's customers
+    # are tracked with their own group's E[X(t)]
+    groups = model.expected_purchases_new_customer(1.0).coords.get("group")
+    if groups is None:
+        cumulative += _cohort_cumulative(model, T, ends, cal_time, {})
+    else:
+        labels = df[model.group].to_numpy()
+        for label in groups.values:
+            cumulative += _cohort_cumulative(model, T[labels == label], ends, cal_time, {"group": label})
     incremental = np.diff(cumulative, axis=-1, prepend=0.0)
     period = tracking["period"].to_numpy()
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "period": period}
@@ -544,3 +540,26 @@ def expected_tracking(model: TransactionModel, tracking: pd.DataFrame, data: Any
         coords=coords,
         attrs={"time_unit": model.time_unit, "calibration_end_time": cal_time, "quantity": "expectation"},
     )
+
+
+def _cohort_cumulative(model: Any, T: np.ndarray, ends: np.ndarray, cal_time: float,
+                       select: dict) -> np.ndarray:
+    """``sum_i E[X(e_k - b_i)]`` per draw and period end ``e_k`` for customers of ages ``T`` at ``cal_time``."""
+    post = model.posterior
+    cumulative = np.zeros((post.sizes["chain"], post.sizes["draw"], ends.size))
+    if T.size == 0:
+        return cumulative
+    births, counts = np.unique(np.round(cal_time - T, 9), return_counts=True)
+    lags = ends[None, :] - births[:, None]  # (birth, period)
+    birth_idx, period_idx = np.nonzero(lags > 0)
+    # births and period ends lie on the day grid, so the (birth, period) pairs share few lags: E[X(lag)]
+    # once per distinct lag, then a (lag, period) weight matrix sums each period's customers
+    distinct, lag_idx = np.unique(np.round(lags[birth_idx, period_idx], 9), return_inverse=True)
+    weights = np.zeros((distinct.size, ends.size))
+    np.add.at(weights, (lag_idx, period_idx), counts[birth_idx])
+    n_samples = int(post.sizes["chain"] * post.sizes["draw"])
+    step = chunks.chunk_length(n_samples)  # lags per chunk: draws x lags in the chunk budget
+    for start in range(0, distinct.size, step):
+        expected = model.expected_purchases_new_customer(distinct[start:start + step]).sel(select)
+        cumulative += expected.transpose("chain", "draw", "t").to_numpy() @ weights[start:start + step]
+    return cumulative

@@ -38,12 +38,21 @@ import pandas as pd
 import xarray as xr
 
 import bayesclv.chunks as chunks
-from bayesclv.arguments import check_interval_method, check_prob, check_whole
+from bayesclv.arguments import check_whole
 from bayesclv.clv import customer_lifetime_value
 from bayesclv.data.dask import is_dask_collection, require_dask
 from bayesclv.data.validation import check_columns, to_pandas
 from bayesclv.models.engine import compress_rows
-from bayesclv.summaries import interval_kind, interval_label, summary_arrays, thin_posterior
+from bayesclv.summaries import (
+    collapses,
+    interval_kind,
+    interval_label,
+    interval_settings,
+    is_point_estimate,
+    summary_arrays,
+    thin_posterior,
+    warn_point_estimate,
+)
 
 __all__ = [
     "clv_summary",
@@ -116,15 +125,17 @@ def _summary_frame(values: xr.DataArray, prob: float, method: str) -> pd.DataFra
     return pd.DataFrame({"customer_id": values["customer_id"].values, **summary_arrays(values, prob, method)})
 
 
-def _check_summary_args(prob: float, method: str) -> None:
-    check_prob(prob)
-    check_interval_method(method, "interval method")
-
-
-def _label(frame, prob: float, method: str, name: str | None, quantity: str):
-    kind = interval_kind(quantity)
-    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": name,
-                   "interval": interval_label(prob, kind, method)}
+def _label(frame, prob: float, method: str, values: xr.DataArray | None):
+    """Name the interval of a summary frame after the summarised ``values`` (warns for a point estimate)."""
+    name, attrs = (None, {}) if values is None else (values.name, values.attrs)
+    point = values is not None and is_point_estimate(values)
+    collapsed = values is not None and collapses(values)
+    if collapsed:
+        warn_point_estimate(stacklevel=4)
+    kind = "point estimate" if collapsed else interval_kind(attrs.get("quantity", "expectation"))
+    missing = "the parameters" if point and not collapsed else attrs.get("point_estimate_of")
+    frame.attrs = {"prob": prob, "kind": kind, "method": method, "name": name, "point_estimate": int(point),
+                   "interval": interval_label(prob, kind, method, collapsed, missing)}
     return frame
 
 
@@ -169,17 +180,16 @@ def _stream_summary(block_fn, df: pd.DataFrame, history: list[str], codes: np.nd
         from rich.progress import track
 
         starts = track(starts, description=description, total=len(starts))
-    name, quantity = None, "expectation"
+    values = None
     for start in starts:
         rows = order[start:start + block]
         values = block_fn(df.iloc[first[rows]])
-        name, quantity = values.name, values.attrs.get("quantity", "expectation")
         for key, column in summary_arrays(values, prob, method).items():
             out[key][rows] = column
     code_index = code_index.ravel()
     frame = pd.DataFrame({"customer_id": df["customer_id"].to_numpy(),
                           **{key: column[code_index] for key, column in out.items()}}, copy=False)
-    return _label(frame, prob, method, name, quantity)
+    return _label(frame, prob, method, values)
 
 
 def _dask_blocks(data, history: list[str], block: int):
@@ -303,7 +313,7 @@ def predict_clv(transaction_model: Any, spend_model: Any, data: Any | None = Non
     return _lazy(lambda t, s: _clv_block(t, s, clv_kwargs), [tm, sm], data, block)
 
 
-def summarise(values: xr.DataArray, prob: float = 0.9, method: str = "eti"):
+def summarise(values: xr.DataArray, prob: float | None = None, method: str | None = None):
     """Per-customer ``mean, sd, lower, upper`` of draws with dims ``(chain, draw, customer_id)``.
 
     Parameters
@@ -311,22 +321,24 @@ def summarise(values: xr.DataArray, prob: float = 0.9, method: str = "eti"):
     values : xarray.DataArray
         In memory or dask-backed (e.g. from :func:`predict`); dask chunks are
         summarised one at a time.
-    prob : float, default 0.9
-        Probability inside the interval.
-    method : {"eti", "hdi"}, default "eti"
-        Interval computed by ``arviz_stats``.
+    prob : float, optional
+        Probability inside the interval; default ArviZ's ``rcParams["stats.ci_prob"]``.
+    method : {"eti", "hdi"}, optional
+        Interval computed by ``arviz_stats``; default ArviZ's ``rcParams["stats.ci_kind"]``.
 
     Returns
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
         Columns ``customer_id, mean, sd, lower, upper`` (``sd`` of the draws);
         a lazy dask DataFrame (one partition per chunk) for dask-backed input.
+        A pandas result's ``attrs`` name the interval; a point estimate's
+        (:func:`bayesclv.summaries.is_point_estimate`) has ``lower = upper =
+        mean``, ``sd`` NaN and the interval "point estimate (no posterior uncertainty)".
     """
-    _check_summary_args(prob, method)
+    prob, method = interval_settings(prob, method)
     values = values.transpose("chain", "draw", "customer_id")
     if not is_dask_collection(values.data):
-        return _label(_summary_frame(values, prob, method), prob, method, values.name,
-                      values.attrs.get("quantity", "expectation"))
+        return _label(_summary_frame(values, prob, method), prob, method, values)
     dask = require_dask()
     import dask.dataframe as dd
 
@@ -348,8 +360,8 @@ def _summary_of_chunk(chunk: np.ndarray, chain: np.ndarray, draw: np.ndarray, id
     return _summary_frame(values, prob, method)
 
 
-def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: float = 0.9,
-                    interval: str = "eti", draws: int | None = None, block_customers: int | None = None,
+def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: float | None = None,
+                    interval: str | None = None, draws: int | None = None, block_customers: int | None = None,
                     progressbar: bool = True, **kwargs: Any):
     """Per-customer posterior summaries of a prediction method without holding all draws.
 
@@ -362,10 +374,11 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
         ``"probability_alive"``, ``"expected_spend"``.
     data : pandas, polars or dask DataFrame, optional
         RFM frame in the model's time unit; default: the fitted data.
-    prob : float, default 0.9
-        Probability inside the interval.
-    interval : {"eti", "hdi"}, default "eti"
-        Equal-tailed or highest-density interval (``arviz_stats``).
+    prob : float, optional
+        Probability inside the interval; default ArviZ's ``rcParams["stats.ci_prob"]``.
+    interval : {"eti", "hdi"}, optional
+        Equal-tailed or highest-density interval (``arviz_stats``); default
+        ArviZ's ``rcParams["stats.ci_kind"]``.
     draws : int, optional
         Posterior draws per chain to use (evenly thinned); default all.
     block_customers : int, optional
@@ -381,13 +394,14 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
         Columns ``customer_id, mean, sd, lower, upper``, one row per customer
         in the input's order; for a dask DataFrame input a lazy dask DataFrame
         (rows ordered by history within each partition) to ``.compute()`` or
-        ``.to_parquet()`` on the active scheduler. A pandas result's ``attrs`` name the interval.
+        ``.to_parquet()`` on the active scheduler. A pandas result's ``attrs`` name the interval
+        (see :func:`summarise` for a point estimate).
 
     Examples
     --------
     >>> summary = predict_summary(bg, "expected_purchases", rfm, t=52)  # doctest: +SKIP
     """
-    _check_summary_args(prob, interval)
+    prob, interval = interval_settings(prob, interval)
     if data is not None and is_dask_collection(data):
         return summarise(predict(model, method, data, draws=draws, block_customers=block_customers,
                                  **kwargs), prob, interval)
@@ -399,8 +413,8 @@ def predict_summary(model: Any, method: str, data: Any | None = None, *, prob: f
                            interval, progressbar, method)
 
 
-def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = None, *, prob: float = 0.9,
-                interval: str = "eti", draws: int | None = None, block_customers: int | None = None,
+def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = None, *, prob: float | None = None,
+                interval: str | None = None, draws: int | None = None, block_customers: int | None = None,
                 progressbar: bool = True, **clv_kwargs: Any):
     """Per-customer CLV posterior summaries (``mean, sd, lower, upper``) in bounded memory.
 
@@ -425,7 +439,7 @@ def clv_summary(transaction_model: Any, spend_model: Any, data: Any | None = Non
     pandas.DataFrame or dask.dataframe.DataFrame
         As for :func:`predict_summary`.
     """
-    _check_summary_args(prob, interval)
+    prob, interval = interval_settings(prob, interval)
     if data is not None and is_dask_collection(data):
         return summarise(predict_clv(transaction_model, spend_model, data, draws=draws,
                                      block_customers=block_customers, **clv_kwargs), prob, interval)

@@ -46,7 +46,6 @@ def _date_range(part: pd.DataFrame, customer_id: str, date: str) -> pd.DataFrame
 
 def _rfm_partition(part: pd.DataFrame, *, customer_id: str, date: str, value: str | None, time_unit: str,
                    calibration_end, observation_end, cohort: str | None) -> pd.DataFrame:
-    part = part.reset_index()
     work = purchase_log(part, customer_id=customer_id, date=date, value=value)
     out = summarise_purchase_log(work, time_unit=time_unit, calibration_end=calibration_end,
                                  observation_end=observation_end, date=date, has_value=value is not None,
@@ -61,9 +60,10 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     """:func:`bayesclv.rfm_summary` of a dask DataFrame of transactions, partition by partition.
 
     One pass finds the first and last dates (to resolve and check the period
-    ends exactly as the in-memory version does); the log is then partitioned
-    by customer (``set_index(customer_id)``, a shuffle on a cluster) and each
-    partition is summarised on its own.
+    ends exactly as the in-memory version does); the log is then hash-partitioned
+    by customer (``shuffle(on=customer_id)``), so each customer's transactions
+    meet in one partition whichever files they came from, and each partition
+    is summarised on its own.
 
     Parameters
     ----------
@@ -98,8 +98,12 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
                                   "nothing to summarise")
     cal_end, obs_end = check_period(ranges["first"].min(), ranges["last"].max(), calibration_end,
                                     observation_end, column=date)
-    by_customer = transactions.set_index(customer_id, drop=True)
+    # A hash shuffle, not set_index: dask's optimiser may lower set_index to a blockwise
+    # sort of each partition (as it does on Parquet files), which leaves a customer whose
+    # transactions lie in several files in several partitions, counted once per file.
+    by_customer = transactions.shuffle(on=customer_id)
     kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
               "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort}
     meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
-    return dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
+    summary = dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
+    return summary.sort_values(customer_id)

@@ -11,6 +11,7 @@ every method), diagnostics :mod:`~bayesclv.models.diagnostics`, files
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,11 +20,12 @@ import pymc as pm
 import xarray as xr
 
 from bayesclv.data.validation import validate_rfm
-from bayesclv.errors import NotFittedError, TimeUnitError
+from bayesclv.errors import NotFittedError, PointEstimateWarning, TimeUnitError
 from bayesclv.models.diagnostics import FitDiagnostics, report_fit, summary_table
 from bayesclv.models.inference import check_fit_arguments, fit_posterior
 from bayesclv.models.persistence import register, save_model
 from bayesclv.priors import Prior
+from bayesclv.summaries import is_point_estimate
 
 __all__ = ["CLVModel"]
 
@@ -44,7 +46,9 @@ class CLVModel:
     ----------
     idata : xarray.DataTree
         The fit: ``posterior`` (dims ``chain, draw``, and ``group`` for grouped
-        models), ``sample_stats`` for NUTS.
+        models; ``attrs`` ``fit_method`` and ``point_estimate``, 1 for a MAP
+        fit), ``sample_stats`` for NUTS. ``to_datatree()`` (the prediction
+        mixin's) adds the data, the log-likelihood and the posterior predictive for ArviZ.
     data : pandas.DataFrame
         The validated data the model was fitted to.
     time_unit : str
@@ -220,9 +224,10 @@ class CLVModel:
         Warns
         -----
         ConvergenceWarning
-            When R-hat >= 1.01, bulk or tail ESS < 400, or any divergence
-            (NUTS); when the optimiser failed (MAP); when the ELBO still rises
-            (minibatch ADVI).
+            When R-hat >= 1.01, bulk or tail ESS < 400, any divergence, a
+            chain's E-BFMI below ArviZ's ``stats.bfmi_threshold`` (0.3) or over
+            1% of draws at the maximum tree depth (NUTS); when the optimiser
+            failed (MAP); when the ELBO still rises (minibatch ADVI).
         """
         check_fit_arguments(self, method=method, sampler=sampler, draws=draws, thin=thin,
                             batch_size=batch_size)
@@ -272,41 +277,62 @@ class CLVModel:
         self.check_fitted()
         return self.idata["posterior"].to_dataset()
 
-    def summary(self, prob: float = 0.9) -> pd.DataFrame:
-        """Parameter table: ``mean, sd, hdi_lower, hdi_upper, r_hat, ess_bulk, ess_tail``.
+    def summary(self, prob: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Parameter table: ``mean, sd, lower, upper, r_hat, ess_bulk, ess_tail``.
 
         Parameters
         ----------
-        prob : float, default 0.9
-            Probability mass of the highest-density interval.
+        prob : float, optional
+            Probability inside the interval; default ArviZ's ``rcParams["stats.ci_prob"]``.
+        method : {"eti", "hdi"}, optional
+            Equal-tailed or highest-density interval (``arviz_stats.summary``);
+            default ArviZ's ``rcParams["stats.ci_kind"]``, the convention of
+            :func:`bayesclv.intervals` too.
 
         Returns
         -------
         pandas.DataFrame
             Indexed by parameter name; a grouped model has one row per group,
             ``"r[<label>]"``, and with partial pooling the hyperparameters
-            ``log_<name>_mean`` and ``log_<name>_sd`` (log scale). For a MAP fit
-            ``mean`` is the point estimate and the other columns are NaN.
-            ``attrs["prob"]`` records the interval's probability.
+            ``log_<name>_mean`` and ``log_<name>_sd`` (log scale). ``attrs``
+            hold ``prob``, ``method``, ``kind`` and ``interval``, the interval's
+            label, e.g. ``"90% credible (eti)"``. For a MAP fit ``mean`` is the
+            point estimate, ``lower = upper`` = the point estimate, ``sd``,
+            R-hat and ESS are NaN and ``interval`` reads "point estimate (no
+            posterior uncertainty)", with a :class:`~bayesclv.errors.PointEstimateWarning`.
         """
         self.check_fitted()
-        return summary_table(self.idata, self._summary_names(), prob, point_estimate=self.fit_method == "map")
+        return summary_table(self.idata, self._summary_names(), prob,
+                             point_estimate=is_point_estimate(self.posterior), method=method)
 
     def _summary_names(self) -> list[str]:
         """Variables shown by :meth:`summary`."""
         return list(self.parameter_names)
 
     # ------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
         """Write the fitted model (posterior, data, priors, time unit) to one netCDF file.
+
+        The file is written under a temporary name in the same folder and then
+        renamed, so an interrupted save leaves no half-written file.
 
         Parameters
         ----------
         path : str or Path
             Destination file, conventionally ``*.nc``. :func:`bayesclv.load`
             reads it back exactly.
+        overwrite : bool, default False
+            Replace an existing file at ``path``; without it an existing file
+            is an error.
+
+        Raises
+        ------
+        bayesclv.errors.OverwriteError
+            ``path`` exists and ``overwrite`` is False.
+        FileNotFoundError
+            The folder of ``path`` does not exist.
         """
-        save_model(self, path)
+        save_model(self, path, overwrite=overwrite)
 
     def _config(self) -> dict[str, Any]:
         """Constructor arguments besides the priors (saved with the model)."""
@@ -326,7 +352,10 @@ class CLVModel:
 
         if self.idata is None:
             return model_html(type(self).__name__, priors={k: repr(v) for k, v in self.priors.items()})
-        return model_html(type(self).__name__, summary=self.summary(), diagnostics=self.diagnostics,
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PointEstimateWarning)  # the view labels a point estimate itself
+            summary = self.summary()
+        return model_html(type(self).__name__, summary=summary, diagnostics=self.diagnostics,
                           fit_method=self.fit_method, customers=len(self.data), time_unit=self.time_unit)
 
     def __repr__(self) -> str:

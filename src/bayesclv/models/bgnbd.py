@@ -1,8 +1,9 @@
-"""BG/NBD model class (Fader, Hardie & Lee 2005)."""
+"""BG/NBD model class (Fader, Hardie & Lee 2005), with optional static covariates."""
 
 from __future__ import annotations
 
 from bayesclv.formulas import bgnbd
+from bayesclv.models.covariates import CovariateEffects, Target
 from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
@@ -10,20 +11,34 @@ from bayesclv.priors import Prior
 __all__ = ["BetaGeoModel"]
 
 
-class BetaGeoModel(ResidualPredictions, PooledTransactionModel):
+class BetaGeoModel(CovariateEffects, ResidualPredictions, PooledTransactionModel):
     """Beta-geometric/NBD model of repeat purchases.
 
     Parameters
     ----------
     priors : dict of str to Prior, optional
-        Overrides for the priors of ``r``, ``alpha``, ``a``, ``b``. Defaults
-        (weakly informative; ``alpha`` is a time scale, in the data's unit):
-        ``r, a, b ~ HalfNormal(50)``, ``alpha ~ HalfNormal(500)``.
+        Overrides for the priors of ``r``, ``alpha``, ``a``, ``b`` (and the
+        covariate coefficients). Defaults (weakly informative; ``alpha`` is a
+        time scale, in the data's unit): ``r, a, b ~ HalfNormal(50)``,
+        ``alpha ~ HalfNormal(500)``; each coefficient ``Normal(0, 1)`` per sd
+        of its covariate.
     group, pooling : optional
         Group column and pooling (``"partial"``, ``"none"``, ``"complete"``);
         see :class:`~bayesclv.models.pooled.PooledModel`. With partial pooling the
         posterior holds ``log_<name>_mean``, ``log_<name>_sd`` and the
         per-group ``r, alpha, a, b``.
+    covariates : list of str, optional
+        Numeric customer-level columns of the data that act on both processes
+        (static, one value per customer). With ``z_i`` a customer's
+        covariates standardised by the fitted data's means and sds:
+        ``alpha_i = alpha exp(-purchase_coef . z_i)`` (the mean purchase rate
+        ``r / alpha_i`` is multiplied by ``exp(purchase_coef . z_i)``),
+        ``a_i = a exp(dropout_coef_a . z_i)`` and ``b_i = b exp(dropout_coef_b . z_i)``
+        (the odds ``a_i / b_i`` of the mean dropout probability move by
+        ``exp((dropout_coef_a - dropout_coef_b) . z_i)``); see
+        :mod:`bayesclv.models.covariates` and :func:`bayesclv.key_drivers`.
+    purchase_covariates, dropout_covariates : list of str, optional
+        Separate lists per process (each defaults to ``covariates``).
 
     Examples
     --------
@@ -44,3 +59,9 @@ class BetaGeoModel(ResidualPredictions, PooledTransactionModel):
     }
     formulas = bgnbd
     display_name = "BG/NBD"
+    covariate_targets = {
+        "purchase_coef": Target("purchase", "alpha", -1.0, 1.0),
+        "dropout_coef_a": Target("dropout", "a", 1.0, 1.0),
+        "dropout_coef_b": Target("dropout", "b", 1.0, -1.0),
+    }
+    driver_latents = {"purchase": "log_lambda", "dropout": "logit_p"}

@@ -13,7 +13,9 @@ Shared conventions:
   validates it with the model's own validator (its ``data_columns``).
 - Every prediction is an :class:`xarray.DataArray` with dims ``(chain, draw,
   customer_id)`` and ``attrs`` ``quantity`` (``"expectation"``: a credible
-  interval summarises it; ``"outcome"``: a predictive one) and ``time_unit``.
+  interval summarises it; ``"outcome"``: a predictive one), ``time_unit`` and
+  ``point_estimate`` (1 for a MAP fit's: no posterior uncertainty, never a
+  credible interval).
 - Horizons ``t`` are in the model's ``time_unit``, counted from the end of
   each customer's observation.
 - ``given_alive=True`` conditions on being alive at the end of observation;
@@ -39,7 +41,8 @@ class FittedModel(Protocol):
     Attributes
     ----------
     idata : xarray.DataTree or None
-        The fit (``posterior``; ``sample_stats`` for NUTS); None before ``fit``.
+        The fit (``posterior``, whose ``attrs["point_estimate"]`` is 1 for a MAP
+        fit; ``sample_stats`` for NUTS); None before ``fit``.
     data : pandas.DataFrame or None
         The validated frame the model was fitted to.
     data_columns : tuple of str
@@ -86,11 +89,18 @@ class FittedModel(Protocol):
     def log_likelihood(self, data: Any | None = None) -> xr.DataArray:
         """Pointwise log-likelihood, dims ``(chain, draw, customer_id)``."""
 
-    def summary(self, prob: float = 0.9) -> pd.DataFrame:
-        """Parameter table with highest-density intervals and convergence numbers."""
+    def summary(self, prob: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Parameter table with intervals (ArviZ's ``stats.ci_kind``/``stats.ci_prob`` unless given) and
+        convergence numbers."""
 
-    def save(self, path: str | Path) -> None:
-        """Write the fitted model to one file that :func:`bayesclv.load` reads back exactly."""
+    def to_datatree(self, *, log_likelihood: bool = True, posterior_predictive: bool = False,
+                    random_seed: int | None = None) -> xr.DataTree:
+        """The fit with ``observed_data``, ``constant_data``, ``log_likelihood`` (and ``posterior_predictive``)
+        for ``arviz_stats``/``arviz_plots``."""
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write the fitted model to one file that :func:`bayesclv.load` reads back exactly (atomically;
+        an existing file only with ``overwrite=True``)."""
 
 
 @runtime_checkable

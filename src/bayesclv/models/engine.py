@@ -32,7 +32,7 @@ import xarray as xr
 import bayesclv.chunks as chunks
 from bayesclv.chunks import map_chunks
 
-__all__ = ["Predictor", "as_dataarray", "compress_rows", "distinct_rows", "gather_rows"]
+__all__ = ["Predictor", "as_dataarray", "compress_rows", "distinct_rows", "gather_rows", "prediction_attrs"]
 
 
 def compress_rows(df: pd.DataFrame, columns: list[str], weights: np.ndarray | None = None
@@ -103,18 +103,29 @@ def gather_rows(values: np.ndarray, codes: np.ndarray, factor: np.ndarray | None
     return out.reshape(*lead, n)
 
 
+def prediction_attrs(posterior: xr.Dataset, quantity: str, time_unit: str | None) -> dict[str, Any]:
+    """The ``attrs`` of a prediction from ``posterior``: ``quantity``, ``time_unit`` and ``point_estimate``.
+
+    ``point_estimate`` is 1 for a posterior marked as one (a MAP fit) or of a
+    single draw, else 0 (an int, not a bool: netCDF files cannot hold bools).
+    """
+    point = bool(posterior.attrs.get("point_estimate")) or posterior.sizes["chain"] * posterior.sizes["draw"] == 1
+    return {"quantity": quantity, "time_unit": time_unit, "point_estimate": int(point)}
+
+
 def as_dataarray(values: np.ndarray, posterior: xr.Dataset, customer_id: np.ndarray, name: str,
                  quantity: str, time_unit: str | None) -> xr.DataArray:
     """Per-customer draws as a DataArray ``(chain, draw, customer_id)``.
 
     ``attrs["quantity"]`` ("expectation" or "outcome") tells
-    :func:`bayesclv.intervals` whether its interval is credible or predictive.
+    :func:`bayesclv.intervals` whether its interval is credible or predictive,
+    ``attrs["point_estimate"]`` whether there is an interval at all (:func:`prediction_attrs`).
     """
     return xr.DataArray(
         values, dims=("chain", "draw", "customer_id"),
         coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values, "customer_id": customer_id},
         name=name,
-        attrs={"quantity": quantity, "time_unit": time_unit},
+        attrs=prediction_attrs(posterior, quantity, time_unit),
     )
 
 

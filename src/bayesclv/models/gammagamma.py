@@ -14,6 +14,7 @@ import xarray as xr
 from bayesclv.data.validation import check_columns, validate_rfm
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP, gammagamma
+from bayesclv.models.engine import prediction_attrs
 from bayesclv.models.pooled import PooledModel
 from bayesclv.priors import Prior
 
@@ -159,6 +160,12 @@ class GammaGammaModel(PooledModel):
                 UserWarning, stacklevel=3,
             )
         out = df[(df["frequency"] > 0) & ~free].reset_index(drop=True)
+        if out.empty:  # the fit would return the prior as if it were a posterior
+            free_part = f", {int(free.sum())} with mean spend 0" if free.any() else ""
+            raise DataValidationError(
+                f"the Gamma-Gamma model is fitted on repeat buyers (frequency > 0) with positive mean spend, "
+                f"and these data have none ({len(df)} customers: {int((df['frequency'] == 0).sum())} without a "
+                f"repeat purchase{free_part})", column="frequency")
         out.attrs = dict(df.attrs)
         return out
 
@@ -187,5 +194,6 @@ class GammaGammaModel(PooledModel):
         average covariates of the fitted data.
         """
         p, q, gamma = xr.broadcast(*(self.posterior[n] for n in self.parameter_names))
-        return p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values)).rename(
-            "population_mean_spend")
+        mean = p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values))
+        mean.attrs = prediction_attrs(self.posterior, "expectation", None)
+        return mean.rename("population_mean_spend")

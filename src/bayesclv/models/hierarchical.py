@@ -79,6 +79,7 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
     nutpie_adaptation = "diag"
     # a per-customer likelihood graph: numba fuses its elementwise loops over customers
     nutpie_linker = "numba"
+    given_columns = ("T",)  # a simulated history keeps each customer's observation length
     latent_names: ClassVar[tuple[str, str]]  # posterior names of the per-customer latent quantities
     rate_names: ClassVar[tuple[str, str]]  # formula arguments: the rates on their natural scale
 
@@ -209,6 +210,18 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
                 raise DataValidationError(
                     "history differs from the fitted data: the posterior rates condition on the fitted "
                     "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+        # the rates were also fitted given each customer's group and covariates: those must match too
+        for col in ([self.group] if self.group else []) + self.covariates:
+            if col not in df.columns:
+                raise DataValidationError("column missing: the posterior rates condition on each customer's "
+                                          "fitted value of it", column=col)
+            fitted, given = self.data[col].to_numpy()[positions], df[col].to_numpy()
+            differ = (~np.isclose(given.astype(float), fitted.astype(float), rtol=1e-9, atol=1e-12)
+                      if col in self.covariates else given != fitted)
+            if differ.any():
+                raise DataValidationError(
+                    "differs from the fitted data: the posterior rates condition on each customer's fitted "
+                    "value; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
         return positions
 
     def _design(self, df: pd.DataFrame) -> pd.DataFrame:

@@ -9,7 +9,11 @@ minibatch ADVI.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -58,7 +62,62 @@ def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int,
     tuple
         ``(idata, diagnostics)``: the finished posterior (and the sampler's
         statistics) and the fit's convergence numbers.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C (SIGINT) arrived during the fit, even where the sampler or
+        optimiser caught it and returned what it had.
     """
+    message = "the fit was interrupted (Ctrl-C); the model is unchanged"
+    with _interrupts_raise() as interrupted:
+        try:
+            result = _fit(model, df, method=method, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                          random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, thin=thin,
+                          batch_size=batch_size, **kwargs)
+        except Exception as exc:  # e.g. diagnostics of a partial trace: the interrupt is the news
+            if interrupted.is_set():
+                raise KeyboardInterrupt(message) from exc
+            raise
+    if interrupted.is_set():
+        raise KeyboardInterrupt(message)
+    return result
+
+
+@contextlib.contextmanager
+def _interrupts_raise() -> Iterator[threading.Event]:
+    """Record a SIGINT that arrives inside the block, passing it on to the handler in place.
+
+    nutpie, PyMC's samplers and PyMC's ADVI catch KeyboardInterrupt and return the
+    draws or steps they have; the event lets :func:`fit_posterior` raise it again
+    instead of handing back a partial fit. Signal handlers can only be set from the
+    main thread; elsewhere nothing is recorded (the interrupt goes to the main thread).
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if previous == signal.SIG_IGN:
+            return
+        interrupted.set()
+        if callable(previous):
+            previous(signum, frame)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int, chains: int,
+         random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+         batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
+    """The body of :func:`fit_posterior`."""
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
@@ -85,7 +144,7 @@ def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int,
             idata = approx.sample(draws, random_seed=random_seed)
             idata = xr.DataTree.from_dict({"posterior": idata["posterior"].to_dataset()[keep]})
             diagnostics = FitDiagnostics(method=method)
-    idata["posterior"] = xr.DataTree(model._finish_posterior(graph, idata["posterior"].to_dataset()))
+    idata["posterior"] = xr.DataTree(_marked(model._finish_posterior(graph, idata["posterior"].to_dataset()), method))
     if diagnostics is None:
         diagnostics = compute_diagnostics(idata, model._diagnosed_variables(graph))
     return idata, diagnostics
@@ -130,10 +189,21 @@ def _minibatch(model: Any, df: Any, *, batch_size: int, draws: int, tune: int, r
     graph = model._graph(df, summed=True)
     posterior = approximation_posterior(graph, approx, draws, model.parameter_names,
                                         np.random.default_rng(random_seed))
-    idata = xr.DataTree.from_dict({"posterior": model._finish_posterior(graph, posterior)})
+    idata = xr.DataTree.from_dict({"posterior": _marked(model._finish_posterior(graph, posterior), "advi")})
     converged, rise = elbo_converged(approx.elbo, approx.batches, len(df))
     return idata, FitDiagnostics(method="advi", steps=len(approx.elbo), batch_size=batch_size, elbo_rise=rise,
                                  drift=approx.drift, ok=converged)
+
+
+def _marked(posterior: xr.Dataset, method: str) -> xr.Dataset:
+    """``posterior`` with ``attrs`` ``fit_method`` and ``point_estimate`` (1 for MAP or a single draw, else 0).
+
+    Every prediction carries the mark on (:func:`bayesclv.models.engine.prediction_attrs`), so that
+    intervals, tables and reports never call a point estimate's output credible.
+    """
+    single = posterior.sizes["chain"] * posterior.sizes["draw"] == 1
+    posterior.attrs.update(fit_method=method, point_estimate=int(method == "map" or single))
+    return posterior
 
 
 def _require_sampler(sampler: str) -> None:

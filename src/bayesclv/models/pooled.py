@@ -67,7 +67,6 @@ class PooledModel(Predictive, CLVModel):
         without a ``group``): one population for everybody.
     """
 
-    given_columns: tuple[str, ...] = ()
     #: a data column counting the identical customers each row stands for (a compressed table);
     #: None: every row is one customer
     weight_column: str | None = None
@@ -260,8 +259,11 @@ class PooledTransactionModel(TransactionPredictions, PooledModel):
     given_columns = ("T",)  # a population simulation keeps each customer's observation length
 
     def _new_customer_draws(self, t: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
-        """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords."""
+        """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords.
+
+        With covariates: a customer with the fitted data's average covariates.
+        """
         post = self.posterior[list(self.parameter_names)]
-        params = {n: v[..., None] for n, v in self._param_arrays().items()}
+        params = {n: post[n].values[..., None] for n in self.parameter_names}
         values = self.formulas.expected_purchases_new_customer(t, **params, **self._formula_options)
         return values, post[self.parameter_names[0]].dims, {k: v.values for k, v in post.coords.items()}

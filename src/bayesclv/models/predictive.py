@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesclv.formulas import NP
+from bayesclv.models.datatree import fit_datatree
 from bayesclv.models.engine import Predictor, as_dataarray
 
 __all__ = ["Predictive"]
@@ -27,6 +28,8 @@ class Predictive:
 
     formulas: ClassVar[ModuleType]  # the family's formula module (likelihood, predictions, simulators)
     data_columns: ClassVar[tuple[str, ...]] = ()
+    #: data columns a simulated history keeps (e.g. each customer's ``T``): the likelihood is conditional on them
+    given_columns: ClassVar[tuple[str, ...]] = ()
     #: data columns only the likelihood reads (CNBD-k's ``litt``): the predictive formulas neither take nor
     #: depend on them, so predictions are evaluated once per distinct value of the other columns
     likelihood_only_columns: ClassVar[tuple[str, ...]] = ()
@@ -40,6 +43,19 @@ class Predictive:
     def history_columns(self) -> tuple[str, ...]:
         """Columns of a prediction frame that determine a customer's predictions."""
         return self.prediction_columns
+
+    @property
+    def observed_columns(self) -> tuple[str, ...]:
+        """The data columns the likelihood explains (``data_columns`` less ``given_columns``): ArviZ's observed data."""
+        return tuple(c for c in self.data_columns if c not in self.given_columns)
+
+    @property
+    def constant_columns(self) -> tuple[str, ...]:
+        """Columns the likelihood is conditional on (``T``, group, covariates): ArviZ's constant data."""
+        group = getattr(self, "group", None)
+        columns = [*self.given_columns, *self.history_columns, *getattr(self, "covariates", ()),
+                   *([group] if group else [])]
+        return tuple(dict.fromkeys(c for c in columns if c not in self.observed_columns and c != "customer_id"))
 
     def distinct_histories(self, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """The distinct histories of a prediction frame and each customer's index into them.
@@ -68,6 +84,42 @@ class Predictive:
             histories["customer_id"] = np.arange(len(histories))
         histories.attrs = dict(data.attrs)
         return histories, codes
+
+    def to_datatree(self, *, log_likelihood: bool = True, posterior_predictive: bool = False,
+                    random_seed: int | None = None) -> xr.DataTree:
+        """The fit as an ArviZ DataTree that ``arviz_stats`` and ``arviz_plots`` take directly.
+
+        ``idata`` holds the fit itself (``posterior``, ``sample_stats``); this
+        adds the groups that describe the fitted data and, on demand, the heavy
+        ones (:mod:`bayesclv.models.datatree`): ``az.loo(model.to_datatree())``,
+        ``az.compare({"bg": bg.to_datatree(), "pnbd": pnbd.to_datatree()})``,
+        ``az.plot_ppc_dist`` and ``az.plot_loo_pit`` (with ``posterior_predictive=True``).
+
+        Parameters
+        ----------
+        log_likelihood : bool, default True
+            Add ``log_likelihood``: each fitted customer's pointwise
+            log-likelihood per draw (draws x customers x 8 bytes).
+        posterior_predictive : bool, default False
+            Add ``posterior_predictive``: for every draw, a new history of each
+            fitted customer from the population of that draw, keeping the
+            customer's ``T`` (and group and covariates): what a posterior
+            predictive check compares the data with (draws x customers x 8 bytes).
+        random_seed : int, optional
+            Seed of the posterior predictive simulation.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior``, ``sample_stats`` (NUTS), ``observed_data`` (the
+            model's first observed column: ``frequency``, or ``monetary_value``
+            for a spend model), ``log_likelihood`` (each customer's whole
+            history) and ``posterior_predictive`` under that name, so that
+            ArviZ pairs them, and ``constant_data`` (the rest of each
+            customer's data: ``recency``, ``T``, group, covariates).
+        """
+        return fit_datatree(self, log_likelihood=log_likelihood, posterior_predictive=posterior_predictive,
+                            random_seed=random_seed)
 
     def log_likelihood(self, data: Any | None = None) -> xr.DataArray:
         """Pointwise log-likelihood per customer and draw (for LOO and model comparison).

@@ -10,13 +10,15 @@ possible.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
 from bayesclv.arguments import check_horizon, check_real
-from bayesclv.models.engine import compress_rows, distinct_rows
+from bayesclv.errors import ArgumentError
+from bayesclv.models.engine import compress_rows, distinct_rows, prediction_attrs
 
 __all__ = ["ResidualPredictions", "TransactionPredictions"]
 
@@ -73,6 +75,7 @@ class TransactionPredictions:
         With ``given_alive=True``, conditional on being alive at the end of
         observation (multiply by :meth:`probability_alive` for the unconditional value).
         """
+        check_horizon(t)
         return self._alive_weighted(self.formulas.probability_alive_at, data, "probability_alive_at", t,
                                     given_alive=given_alive)
 
@@ -147,8 +150,9 @@ class TransactionPredictions:
 
     def probability_of_purchases(self, n: int, t: float, data: Any | None = None) -> xr.DataArray:
         """P(exactly ``n`` purchases in the next ``t`` time units | history), per draw and customer."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if not isinstance(n, (numbers.Integral, float, np.floating)) or isinstance(n, (bool, np.bool_)) \
+                or not np.isfinite(n) or int(n) != n or n < 0:
+            raise ArgumentError(f"must be a whole number >= 0 (a purchase count), got {n!r}", argument="n")
         check_horizon(t)
         return self._history_quantity(self.formulas.probability_of_purchases, data, "probability_of_purchases", n, t)
 
@@ -173,11 +177,12 @@ class TransactionPredictions:
             horizons; grouped population models add ``group`` after ``draw``.
         """
         self.check_fitted()
+        check_horizon(t)
         t_arr = np.atleast_1d(np.asarray(t, dtype=float))
-        check_horizon(t_arr)
         values, dims, coords = self._new_customer_draws(t_arr)
         da = xr.DataArray(values, dims=(*dims, "t"), coords={**coords, "t": t_arr},
-                          name="expected_purchases_new_customer")
+                          name="expected_purchases_new_customer",
+                          attrs=prediction_attrs(self.posterior, "expectation", self.time_unit))
         return da.isel(t=0, drop=True) if np.ndim(t) == 0 else da
 
     def sample_purchases(self, t: float, data: Any | None = None, random_seed: int | None = None) -> xr.DataArray:
@@ -265,6 +270,7 @@ class ResidualPredictions:
 
 def _periods(ends: Any, factors: Any) -> tuple[np.ndarray, np.ndarray]:
     """Horizons and their discount factors as float arrays of one length."""
+    check_horizon(ends)
     ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
     if ends.ndim != 1 or ends.shape != factors.shape:
         raise ValueError(f"need one discount factor per horizon, got {ends.shape} horizons and {factors.shape} factors")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesclv.plots.labels import is_point_estimate, value_label
-from bayesclv.summaries import intervals
+from bayesclv.plots.labels import value_label
+from bayesclv.summaries import POINT_ESTIMATE, intervals, is_point_estimate
 
 __all__ = ["plot_clv_distribution", "plot_targeting_curve", "plot_tiers", "plot_top_customers"]
 
@@ -43,7 +43,6 @@ def _interval_words(label: str) -> str:
     return f"{words} interval" + (" (HDI)" if label.endswith("(hdi)") else "")
 
 
-POINT_LABEL = "point estimate (no posterior uncertainty)"
 
 
 def plot_clv_distribution(clv: xr.DataArray, prob: float = 0.9, ax=None):
@@ -77,7 +76,7 @@ def plot_clv_distribution(clv: xr.DataArray, prob: float = 0.9, ax=None):
     rank = 100 * np.arange(1, len(outer) + 1) / len(outer)
     for table, label, alpha in bands:
         main.fill_between(rank, table["lower"], table["upper"], color=_BAND, alpha=alpha, lw=0, label=label)
-    main.plot(rank, outer["mean"], color=_POINT, lw=1.2, label=POINT_LABEL if point else "posterior mean")
+    main.plot(rank, outer["mean"], color=_POINT, lw=1.2, label=POINT_ESTIMATE if point else "posterior mean")
     main.set_yscale("symlog", linthresh=1.0)
     main.set_ylabel(value_label(clv.attrs))
     main.set_title("CLV per customer")
@@ -95,7 +94,7 @@ def plot_clv_distribution(clv: xr.DataArray, prob: float = 0.9, ax=None):
                              alpha=alpha, label=label if bound == "lower" else None, rasterized=True)
     relative.axhline(0.0, color=_POINT, lw=1.2)
     if point:
-        relative.text(0.5, 0.5, POINT_LABEL, ha="center", va="center", transform=relative.transAxes)
+        relative.text(0.5, 0.5, POINT_ESTIMATE, ha="center", va="center", transform=relative.transAxes)
         relative.set_yticks([])
     else:
         relative.set_ylabel("interval bounds\nvs the mean (%)")
@@ -143,7 +142,7 @@ def plot_tiers(tier_totals: pd.DataFrame, ax=None):
     _thousands(ax)
     ax.set_xlabel(value_label(tier_totals.attrs, "total CLV"))
     label = _interval_words(tier_totals["interval"].iloc[0]) if "interval" in tier_totals else "interval"
-    ax.set_title(f"CLV by tier ({POINT_LABEL})" if point else f"CLV by tier (bars: posterior mean; whiskers: {label})",
+    ax.set_title(f"CLV by tier ({POINT_ESTIMATE})" if point else f"CLV by tier (bars: posterior mean; whiskers: {label})",
                  fontsize="medium")
     return ax.figure
 
@@ -170,7 +169,7 @@ def plot_top_customers(clv: xr.DataArray, n: int = 20, prob: float = 0.9, ax=Non
     if not point:
         ax.hlines(y, table["lower"], table["upper"], color=_BAND, lw=2,
                   label=_interval_words(table["interval"].iloc[0]))
-    ax.plot(table["mean"], y, "o", color=_POINT, ms=4, label=POINT_LABEL if point else "posterior mean")
+    ax.plot(table["mean"], y, "o", color=_POINT, ms=4, label=POINT_ESTIMATE if point else "posterior mean")
     ax.set_yticks(y, [str(i) for i in table.index], parse_math=False)  # ids are text, "$" included
     ax.invert_yaxis()
     _thousands(ax)
@@ -205,7 +204,7 @@ def plot_targeting_curve(gain: xr.DataArray, prob: float = 0.9, ax=None):
     if not point:
         ax.fill_between(n, table["lower"], table["upper"], color=_BAND, alpha=0.25, lw=0,
                         label=_interval_words(table["interval"].iloc[0]))
-    ax.plot(n, table["mean"], color=_POINT, lw=1.5, label=POINT_LABEL if point else "posterior mean")
+    ax.plot(n, table["mean"], color=_POINT, lw=1.5, label=POINT_ESTIMATE if point else "posterior mean")
     best = int(n[np.argmax(table["mean"].to_numpy())])
     ax.axvline(best, color="grey", ls="--", lw=1, label=f"best mean: target {best:,}")
     ax.axhline(0, color="black", lw=0.5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import arviz_stats as azs
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -21,8 +20,8 @@ from bayesclv.data.validation import TIME_UNITS
 from bayesclv.evaluate import EvaluationResult
 from bayesclv.metrics import pit_coverage
 from bayesclv.models.contract import TransactionModel
-from bayesclv.plots.decisions import POINT_LABEL
-from bayesclv.plots.labels import duration, is_point_estimate, unit_name
+from bayesclv.plots.labels import duration, unit_name
+from bayesclv.summaries import POINT_ESTIMATE, interval_bounds, is_point_estimate
 
 __all__ = [
     "frequency_recency_grid",
@@ -44,9 +43,9 @@ def _axes(ax):
 
 
 def _band(values: xr.DataArray, prob: float, dims) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed ``prob`` interval over ``dims`` (arviz_stats)."""
-    eti = azs.eti(values.astype(float), prob=prob, dim=list(dims))
-    return eti.sel(ci_bound="lower").to_numpy(), eti.sel(ci_bound="upper").to_numpy()
+    """The ``prob`` interval over ``dims``, of the kind ArviZ's ``stats.ci_kind`` names (ETI unless set)."""
+    lower, upper = interval_bounds(values.astype(float), prob, dims=tuple(dims))
+    return lower.to_numpy(), upper.to_numpy()
 
 
 def _whole_periods(tracking: xr.Dataset) -> tuple[np.ndarray, xr.DataArray, np.ndarray, str | None]:
@@ -113,7 +112,7 @@ def plot_tracking(tracking: xr.Dataset, kind: str = "cumulative", prob: float = 
         lower, upper = _band(pred, prob, SAMPLE)
         ax.fill_between(end, lower, upper, alpha=0.3, label=f"{prob:.0%} credible band")
     ax.plot(end, pred.mean(SAMPLE).to_numpy(),
-            label=f"predicted ({POINT_LABEL})" if point else "predicted (posterior mean)")
+            label=f"predicted ({POINT_ESTIMATE})" if point else "predicted (posterior mean)")
     ax.plot(end, actual, color="black", lw=1.2, label="actual")
     ax.axvline(tracking.attrs["calibration_end_time"], color="grey", ls="--", lw=1, label="end of calibration")
     if note:

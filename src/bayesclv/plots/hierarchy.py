@@ -32,7 +32,7 @@ def plot_key_drivers(table: pd.DataFrame, *, axes=None):
     -------
     matplotlib.figure.Figure
     """
-    required = {"mean", "hdi_lower", "hdi_upper", "p_positive"}
+    required = {"mean", "lower", "upper", "p_positive"}
     if not required <= set(table.columns) or list(table.index.names) != ["covariate", "process"]:
         raise ValueError("table must be the output of bayesclv.drivers.key_drivers")
     processes = list(dict.fromkeys(table.index.get_level_values("process")))
@@ -43,11 +43,11 @@ def plot_key_drivers(table: pd.DataFrame, *, axes=None):
         axes = axes[0]
     fig = axes[0].figure
     y = np.arange(len(covariates))[::-1]
-    prob = table.attrs.get("prob", float("nan"))
+    interval = table.attrs.get("interval", "interval")
     per = "1 sd" if table.attrs.get("per", "sd") == "sd" else "one unit"
     for ax, process in zip(axes, processes, strict=True):
         rows = table.xs(process, level="process").loc[covariates]
-        ax.hlines(y, rows["hdi_lower"], rows["hdi_upper"], color="C0", lw=2)
+        ax.hlines(y, rows["lower"], rows["upper"], color="C0", lw=2)
         ax.plot(rows["mean"], y, "o", color="C0")
         ax.axvline(0.0, color="grey", ls="--", lw=1)
         ax.set_ylim(-0.6, len(covariates) - 0.4)
@@ -55,7 +55,7 @@ def plot_key_drivers(table: pd.DataFrame, *, axes=None):
         right.set_yticks(y, [f"P(>0) = {p:.2f}" for p in rows["p_positive"]], fontsize=8)
         latent = rows["latent"].iloc[0] if "latent" in rows else process
         ax.set_title(f"{process} ({LATENT_WORDS.get(latent, latent)})", fontsize="medium")
-        ax.set_xlabel(f"effect of {per} more ({prob:.0%} HDI)")
+        ax.set_xlabel(f"effect of {per} more ({interval})")
     axes[0].set_yticks(y, [textwrap.fill(str(c), 24) for c in covariates])
     if not fig.get_layout_engine():
         fig.tight_layout()

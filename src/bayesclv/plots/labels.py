@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["duration", "is_point_estimate", "money", "unit_name", "value_label"]
+__all__ = ["duration", "money", "unit_name", "value_label"]
 
 UNIT_NAMES = {"D": ("day", "days"), "W": ("week", "weeks"), "M": ("month", "months"), "Y": ("year", "years")}
 
@@ -54,8 +54,3 @@ def value_label(attrs: Mapping[str, Any], name: str = "CLV") -> str:
         label += f" ({attrs['currency']})"
     return label
 
-
-def is_point_estimate(values: Any) -> bool:
-    """Whether draws with dims ``chain, draw`` hold a single draw (a MAP fit): no posterior uncertainty."""
-    sizes = getattr(values, "sizes", {})
-    return sizes.get("chain", 1) * sizes.get("draw", 1) == 1

@@ -49,7 +49,6 @@ from bayesclv.report.tables import (
     words_table,
 )
 from bayesclv.report.wording import (
-    POINT,
     Uncertainty,
     active_note,
     convergence_verdict,
@@ -57,7 +56,7 @@ from bayesclv.report.wording import (
     glossary,
     holdout_label,
 )
-from bayesclv.summaries import intervals
+from bayesclv.summaries import POINT_ESTIMATE, intervals
 
 __all__ = ["Report", "build_report"]
 
@@ -113,7 +112,7 @@ class _Parts:
 
     def caption_interval(self, lead: str = ", ") -> str:
         """``", 90% credible interval."`` or ``" (point estimate (no posterior uncertainty))."``."""
-        return f"{lead}{self.uncertainty.interval}." if self.uncertainty.has_intervals else f" ({POINT})."
+        return f"{lead}{self.uncertainty.interval}." if self.uncertainty.has_intervals else f" ({POINT_ESTIMATE})."
 
 
 # --------------------------------------------------------------------------- HTML pieces
@@ -347,11 +346,11 @@ def _clv_section(parts: _Parts, *, discount_rate: float, margin: float, horizon_
     else:
         fig, ax = _new_axes(7.5, 4)
         decisions.plot_clv_distribution(parts.clv, prob=parts.prob, ax=ax)
-        bands = f"a {POINT}"
+        bands = f"a {POINT_ESTIMATE}"
     total = parts.tables["total"].loc["all"]
     whole = money(total["mean"], currency) + (
         f" ({uncertainty.interval} {money(total['lower'], currency)} – {money(total['upper'], currency)})"
-        if uncertainty.has_intervals else f" ({POINT})")
+        if uncertainty.has_intervals else f" ({POINT_ESTIMATE})")
     start = f" from {parts.as_of}" if parts.as_of else ""
     return (_paragraph(f"CLV over the next {parts.period}{start}, discounted at {discount_rate:.1%} per "
                        f"{unit_name(horizon_unit, 1)}, margin {margin:.0%} of revenue. The whole customer base: "
@@ -365,7 +364,7 @@ def _tiers_section(parts: _Parts) -> str:
     text = ("In each posterior draw customers are ranked by CLV; a customer's tier is the band it falls in most "
             "often, and 'how sure' is the share of draws in which it does (averaged over the tier). Totals are "
             "summed draw by draw, so they carry the same uncertainty." if parts.uncertainty.has_intervals else
-            f"Customers ranked by CLV, a {POINT}.")
+            f"Customers ranked by CLV, a {POINT_ESTIMATE}.")
     return (_paragraph(text) + words_table(parts.tables["tiers"], _tier_columns(parts.words), "tier")
             + _figure_html(fig, f"Total CLV per tier{parts.words.unit}" + parts.caption_interval()))
 
@@ -425,7 +424,7 @@ def _holdout_section(model, data, tables, *, prob, random_seed, transactions, cu
     shown = pd.DataFrame({"value": [holdout_value(k, v) for k, v in metrics.items()]},
                          index=[holdout_label(k) for k in metrics])
     shown.columns.name = "measure"
-    band = f"{uncertainty.interval}" if uncertainty.has_intervals else POINT
+    band = f"{uncertainty.interval}" if uncertainty.has_intervals else POINT_ESTIMATE
     tracking = ""
     if result.tracking is not None:
         fig, ax = _new_axes(7.5, 4)
@@ -460,7 +459,7 @@ def _plot_holdout_by_frequency(customers: pd.DataFrame, data: pd.DataFrame, ax, 
 def _method_note(prob: float, transaction_model, uncertainty: Uncertainty) -> str:
     if not uncertainty.has_intervals:
         notes = (
-            f"The models were fitted by {transaction_model.fit_method.upper()}: each is a {POINT}. CLV, P(alive), "
+            f"The models were fitted by {transaction_model.fit_method.upper()}: each is a {POINT_ESTIMATE}. CLV, P(alive), "
             "the totals and the segments are computed at that single parameter value, so they are shown without "
             "ranges; how far off they may be is not known.",
             "The holdout's predictive intervals hold only the randomness of purchases at the point estimate.",

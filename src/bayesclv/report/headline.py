@@ -16,7 +16,8 @@ import xarray as xr
 
 import bayesclv.segment as segment
 from bayesclv.plots.labels import money
-from bayesclv.report.wording import POINT, Uncertainty
+from bayesclv.report.wording import Uncertainty
+from bayesclv.summaries import POINT_ESTIMATE
 
 __all__ = ["first_screen", "headline_table"]
 
@@ -56,7 +57,7 @@ def _card(key: str, label: str, big: str, interval: str, foot: str) -> str:
 
 
 def _range(uncertainty: Uncertainty, lower: str, upper: str) -> str:
-    return f"{uncertainty.interval}: {lower} – {upper}" if uncertainty.has_intervals else POINT
+    return f"{uncertainty.interval}: {lower} – {upper}" if uncertainty.has_intervals else POINT_ESTIMATE
 
 
 def first_screen(headline: pd.DataFrame, *, uncertainty: Uncertainty, verdict: str, currency: str | None,

@@ -7,13 +7,16 @@ function of the row; a point estimate gets no interval columns.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from bayesclv.errors import PointEstimateWarning
 from bayesclv.plots.labels import money, unit_name
-from bayesclv.report.wording import POINT, Uncertainty
+from bayesclv.report.wording import Uncertainty
+from bayesclv.summaries import POINT_ESTIMATE, is_point_estimate
 
 __all__ = ["Column", "Words", "between", "convergence_html", "holdout_value", "offer_sentence", "overview_table",
            "parameter_table", "parameters_html", "percent", "top_customers_html", "words_table"]
@@ -92,14 +95,17 @@ def convergence_html(models: list) -> str:
         diag = dict(model.diagnostics or {})
         sampled = "max_r_hat" in diag
         verdict = ("converged" if diag["ok"] else "not converged") if sampled else \
-            POINT if model.fit_method == "map" else "approximation (no sampling diagnostics)"
+            POINT_ESTIMATE if is_point_estimate(model.posterior) else "approximation (no sampling diagnostics)"
         rows[model.display_name] = {
             "fitted by": str(model.fit_method).upper(),
             "largest R-hat": f"{diag['max_r_hat']:.3f}" if sampled else "-",
             "smallest bulk ESS": f"{diag['min_ess_bulk']:,.0f}" if sampled else "-",
             "smallest tail ESS": f"{diag['min_ess_tail']:,.0f}" if sampled else "-",
             "divergent transitions": f"{int(diag['divergences']):,}" if sampled else "-",
-            "draws": f"{int(diag['n_draws']):,}" if sampled else "1" if model.fit_method == "map" else "-",
+            "smallest E-BFMI": f"{min(diag['bfmi']):.2f}" if sampled and diag.get("bfmi") else "-",
+            "draws at max tree depth": (f"{diag['tree_depth_share']:.1%}"
+                                        if sampled and diag.get("tree_depth_share") is not None else "-"),
+            "draws": f"{int(diag['n_draws']):,}" if sampled else "1" if is_point_estimate(model.posterior) else "-",
             "verdict": verdict,
         }
     table = pd.DataFrame(rows).T
@@ -108,12 +114,23 @@ def convergence_html(models: list) -> str:
 
 
 def parameter_table(models: list, prob: float) -> pd.DataFrame:
+    """Each model's ``summary`` (interval kind after ArviZ's ``stats.ci_kind``), with its ``interval`` label.
+
+    A point estimate's rows say so in ``interval`` (the report words it itself, so its warning is not repeated).
+    """
     frames = []
     for model in models:
-        table = model.summary(prob=prob).reset_index()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PointEstimateWarning)
+            summary = model.summary(prob=prob)
+        table = summary.reset_index()
         table.insert(0, "model", model.display_name)
+        table["interval"] = summary.attrs["interval"]
+        table["point_estimate"] = summary.attrs["point_estimate"]
         frames.append(table)
-    return pd.concat(frames, ignore_index=True).set_index(["model", "parameter"])
+    table = pd.concat(frames, ignore_index=True).set_index(["model", "parameter"])
+    table.attrs["method"] = summary.attrs["method"]
+    return table
 
 
 def parameters_html(table: pd.DataFrame, prob: float, uncertainty: Uncertainty) -> str:
@@ -128,10 +145,15 @@ def parameters_html(table: pd.DataFrame, prob: float, uncertainty: Uncertainty) 
         return "-" if pd.isna(v) else f"{v:,.0f}"
 
     point = not uncertainty.has_intervals
+    method = str(table.attrs.get("method", "eti")).upper()
+
+    def bounds(r):  # a point-estimate model's row beside a sampled one's: no interval to show
+        return "-" if r["point_estimate"] else between(r["lower"], r["upper"], number)
+
     return words_table(shown, [
         ("point estimate" if point else "posterior mean", lambda r: number(r["mean"])),
         None if point else ("sd", lambda r: number(r["sd"])),
-        None if point else (f"{prob:.0%} HDI", lambda r: between(r["hdi_lower"], r["hdi_upper"], number)),
+        None if point else (f"{prob:.0%} {method}", bounds),
         None if point else ("R-hat", lambda r: "-" if pd.isna(r["r_hat"]) else f"{r['r_hat']:.3f}"),
         None if point else ("bulk ESS", lambda r: whole(r["ess_bulk"])),
         None if point else ("tail ESS", lambda r: whole(r["ess_tail"])),

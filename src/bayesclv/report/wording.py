@@ -17,12 +17,11 @@ from scipy import stats
 
 from bayesclv.data import TIME_UNITS
 from bayesclv.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
-from bayesclv.models.diagnostics import ESS_MIN, RHAT_MAX
+from bayesclv.models.diagnostics import ESS_MIN, RHAT_MAX, TREE_DEPTH_SHARE_MAX, bfmi_min
 from bayesclv.plots.labels import duration, money, unit_name
+from bayesclv.summaries import POINT_ESTIMATE, is_point_estimate
 
 __all__ = ["Uncertainty", "active_note", "convergence_verdict", "customer_facts", "glossary", "holdout_label"]
-
-POINT = "point estimate (no posterior uncertainty)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Uncertainty:
     @classmethod
     def of(cls, models: list, prob: float) -> Uncertainty:
         methods = [model.fit_method for model in models]
-        points = tuple(model.display_name for model in models if model.fit_method == "map")
+        points = tuple(model.display_name for model in models if is_point_estimate(model.posterior))
         if len(points) == len(models):
             return cls("point", prob, points)
         if points:
@@ -60,7 +59,7 @@ class Uncertainty:
         return {"credible": f"{share} credible interval",
                 "approximate": f"{share} interval (ADVI approximation)",
                 "partial": f"{share} interval (without the uncertainty of {' and '.join(self.point_models)})",
-                "point": POINT}[self.kind]
+                "point": POINT_ESTIMATE}[self.kind]
 
     @property
     def short(self) -> str:
@@ -69,6 +68,17 @@ class Uncertainty:
 
 
 # --------------------------------------------------------------------------- convergence
+def _sampler_health(diag: dict) -> str:
+    """E-BFMI and tree-depth saturation, where the sampler recorded them (``FitDiagnostics``)."""
+    text = ""
+    if diag.get("bfmi"):
+        text += f", smallest E-BFMI {min(diag['bfmi']):.2f} (needs &ge; {bfmi_min():g})"
+    if diag.get("tree_depth_share") is not None:
+        text += (f", {diag['tree_depth_share']:.1%} of draws at the maximum tree depth (needs &le; "
+                 f"{TREE_DEPTH_SHARE_MAX:.0%})")
+    return text
+
+
 def _numbers(models: list) -> str:
     """The diagnostics behind the verdict, one line per model (for a details element)."""
     lines = []
@@ -80,7 +90,7 @@ def _numbers(models: list) -> str:
                 f"{name}: largest R-hat {diag['max_r_hat']:.3f} (needs &lt; {RHAT_MAX:g}), smallest effective "
                 f"sample size {diag['min_ess_bulk']:,.0f} bulk / {diag['min_ess_tail']:,.0f} tail (needs "
                 f"&ge; {ESS_MIN:,.0f}), {int(diag['divergences']):,} divergent transitions in "
-                f"{int(diag['n_draws']):,} draws.")
+                f"{int(diag['n_draws']):,} draws{_sampler_health(diag)}.")
         else:
             lines.append(f"{name}: fitted by {html.escape(str(model.fit_method).upper())}, no sampling diagnostics.")
     return "<br>".join(lines)

@@ -1,0 +1,205 @@
+"""Static covariates on the pooled BG/NBD and Pareto/NBD: likelihood, recovery, bad input, key drivers, save/load."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+import xarray as xr
+
+import bayesclv as bc
+import reference
+from bayesclv.errors import DataValidationError
+from bayesclv.formulas import bgnbd, paretonbd
+
+FAMILIES = {
+    # class, point (population parameters at average covariates and coefficients per sd), reference, sampled
+    "bgnbd": (bc.BetaGeoModel, {"r": 0.6, "alpha": 5.0, "a": 0.9, "b": 3.0, "purchase_coef": [0.4, -0.2],
+                                "dropout_coef_a": [0.3, 0.1], "dropout_coef_b": [-0.25, 0.2]}, reference.bgnbd),
+    "paretonbd": (bc.ParetoNBDModel, {"r": 0.6, "alpha": 5.0, "s": 0.8, "beta": 12.0, "purchase_coef": [0.4, -0.2],
+                                      "dropout_coef": [-0.3, 0.25]}, reference.paretonbd),
+}
+
+
+def _with_covariates(rfm: pd.DataFrame, step: int = 40) -> pd.DataFrame:
+    df = rfm.iloc[::step].reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    df["age"] = rng.normal(40.0, 12.0, len(df)).round(1)
+    df["email"] = (rng.random(len(df)) < 0.4).astype(float)
+    df.attrs = dict(rfm.attrs)
+    return df
+
+
+def _set_posterior(model, point: dict, chains: int = 1, draws: int = 1) -> None:
+    """Give a fitted model a posterior of ``chains x draws`` copies of ``point``."""
+    post = {}
+    for name, value in point.items():
+        value = np.asarray(value, dtype=float)
+        dims = ("chain", "draw") + ((f"{model.covariate_targets[name].process}_covariate",) if value.ndim else ())
+        post[name] = (dims, np.broadcast_to(value, (chains, draws, *value.shape)).copy())
+    coords = {f"{p}_covariate": c for p, c in model.process_covariates.items()}
+    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords)})
+
+
+def _implied(model, point: dict, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each customer's parameters, written out from the parameterisation (not through the model's code)."""
+    z = (df[["age", "email"]].to_numpy() - df[["age", "email"]].mean().to_numpy()) / df[["age", "email"]].std().to_numpy()
+    out = {n: np.full(len(df), float(point[n])) for n in model.parameter_names}
+    out["alpha"] = point["alpha"] * np.exp(-z @ np.asarray(point["purchase_coef"]))
+    if "dropout_coef" in point:
+        out["beta"] = point["beta"] * np.exp(-z @ np.asarray(point["dropout_coef"]))
+    else:
+        out["a"] = point["a"] * np.exp(z @ np.asarray(point["dropout_coef_a"]))
+        out["b"] = point["b"] * np.exp(z @ np.asarray(point["dropout_coef_b"]))
+    return out
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_likelihood_with_covariates_is_the_pooled_likelihood_at_each_customers_parameters(family, cdnow_rfm):
+    cls, point, ref = FAMILIES[family]
+    df = _with_covariates(cdnow_rfm)
+    model = cls(covariates=["age", "email"])
+    graph = model.build_model(df)
+    # reference: the independent quadrature likelihood at each customer's implied parameters
+    implied = _implied(model, point, df)
+    expected = ref.loglik(df["frequency"], df["recency"], df["T"], *(implied[n] for n in model.parameter_names))
+    # the graph's likelihood term (the per-row PyTensor formula) at the point
+    values = {"r": point["r"], "alpha": point["alpha"], **{k: np.asarray(v) for k, v in point.items() if "coef" in k}}
+    if family == "paretonbd":
+        values.update(dropout_mean=point["s"] / point["beta"], dropout_cv2=1.0 / point["s"])
+    else:
+        values.update(a=point["a"], b=point["b"])
+    inputs = {graph.rvs_to_values[rv]: rv for rv in graph.free_RVs}
+    term = graph.replace_rvs_by_values([graph["loglik"]])[0]
+    fn = graph.compile_fn(term, inputs=list(inputs), point_fn=False)
+    args = {}
+    for vv, rv in inputs.items():
+        transform = graph.rvs_to_transforms[rv]
+        value = np.asarray(values[rv.name], dtype=float)
+        args[vv.name] = transform.forward(value, *rv.owner.inputs).eval() if transform is not None else value
+    assert float(fn(**args)) == pytest.approx(float(np.sum(expected)), rel=1e-9)
+    # the pointwise log-likelihood of a fitted model (the NumPy path) customer by customer
+    model.data, model.time_unit, model.fit_method = df, df.attrs["time_unit"], "nuts"
+    model._set_fit_state(df)
+    _set_posterior(model, point)
+    pointwise = model.log_likelihood().values[0, 0]
+    np.testing.assert_allclose(pointwise, expected, rtol=1e-9, atol=1e-10)
+
+
+def _simulated(family: str, n: int, seed: int) -> pd.DataFrame:
+    """Customers whose purchase (and dropout) scale follows a known coefficient of ``x`` (standard normal)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    T = rng.uniform(30.0, 52.0, n)
+    if family == "paretonbd":
+        sim = paretonbd.simulate_population(T, 0.8, 6.0 * np.exp(-0.5 * x), 0.7, 10.0 * np.exp(0.4 * x), rng=rng)
+    else:
+        sim = bgnbd.simulate_population(T, 0.8, 6.0 * np.exp(-0.5 * x), 1.0 * np.exp(0.6 * x), 3.0, rng=rng)
+    df = pd.DataFrame({"customer_id": np.arange(n), "frequency": sim["frequency"], "recency": sim["recency"],
+                       "T": T, "x": x})
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+def test_pareto_nbd_covariate_effects_are_recovered_by_map():
+    df = _simulated("paretonbd", 4000, seed=11)
+    model = bc.ParetoNBDModel(covariates=["x"]).fit(df, method="map", progressbar=False)
+    sd = df["x"].std()
+    # per unit of x: purchase rate x exp(0.5 x), dropout rate x exp(-0.4 x); standard errors ~0.03 and ~0.06
+    assert float(model.posterior["purchase_coef"].squeeze()) / sd == pytest.approx(0.5, abs=0.1)
+    assert float(model.posterior["dropout_coef"].squeeze()) / sd == pytest.approx(-0.4, abs=0.2)
+    assert float(model.posterior["r"].squeeze()) == pytest.approx(0.8, rel=0.2)
+
+
+def test_bg_nbd_covariate_effects_are_recovered_and_reported_in_words():
+    df = _simulated("bgnbd", 3000, seed=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short fit may warn about ESS
+        model = bc.BetaGeoModel(covariates=["x"]).fit(df, draws=250, tune=250, chains=2, random_seed=2,
+                                                      progressbar=False)
+    sd = df["x"].std()
+    per_unit = {n: model.posterior[n].values.ravel() / sd for n in model._coefficient_names()}
+    for name, value in {"purchase_coef": 0.5, "dropout_coef_a": 0.6, "dropout_coef_b": 0.0}.items():
+        lo, hi = np.quantile(per_unit[name], [0.005, 0.995])
+        assert lo < value < hi, (name, lo, hi)
+    assert per_unit["purchase_coef"].std() < 0.06  # 3,000 customers pin the purchase effect down
+    table = bc.key_drivers(model, per="unit", prob=0.9)
+    purchase, dropout = table.loc[("x", "purchase")], table.loc[("x", "dropout")]
+    assert purchase["mean"] == pytest.approx(per_unit["purchase_coef"].mean(), rel=1e-9)
+    assert purchase["p_positive"] > 0.99 and "raises it" in purchase["in_words"]
+    # the odds a_i / b_i of the mean dropout probability rise with x: effect coef_a - coef_b
+    diff = per_unit["dropout_coef_a"] - per_unit["dropout_coef_b"]
+    assert dropout["latent"] == "logit_p" and dropout["mean"] == pytest.approx(diff.mean(), rel=1e-9)
+    assert dropout["p_positive"] == pytest.approx((diff > 0).mean())
+    assert dropout["lower"] < dropout["mean"] < dropout["upper"]
+    per_sd = bc.key_drivers(model)  # one sd of x: sd times the per-unit effect
+    assert per_sd.loc[("x", "purchase"), "mean"] == pytest.approx(purchase["mean"] * sd, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad, column, rows", [
+    ("nan", "age", [3, 7]),
+    ("text", "age", [5]),
+    ("constant", "email", []),
+    ("missing", "income", []),
+])
+def test_bad_covariates_raise_typed_errors_naming_column_and_rows(bad, column, rows, cdnow_rfm):
+    df = _with_covariates(cdnow_rfm)
+    if bad == "nan":
+        df.loc[[3, 7], "age"] = np.nan
+    elif bad == "text":
+        df["age"] = df["age"].astype(object)
+        df.loc[5, "age"] = "forty"
+    elif bad == "constant":
+        df["email"] = 1.0
+    covariates = ["age", "email"] + (["income"] if bad == "missing" else [])
+    for cls in (bc.BetaGeoModel, bc.ParetoNBDModel):
+        with pytest.raises(DataValidationError) as err:
+            cls(covariates=covariates).build_model(df)
+        assert err.value.column == column
+        assert err.value.rows == df.loc[rows, "customer_id"].tolist()
+
+
+def test_predictions_use_each_customers_covariates_and_new_data_is_standardised_as_fitted(cdnow_rfm):
+    cls, point, _ = FAMILIES["paretonbd"]
+    df = _with_covariates(cdnow_rfm, step=20)
+    model = cls(covariates=["age", "email"])
+    model.data, model.time_unit, model.fit_method = df, df.attrs["time_unit"], "nuts"
+    model._set_fit_state(df)
+    _set_posterior(model, point, chains=2, draws=3)
+    implied = _implied(model, point, df)
+    cols = (df["frequency"].to_numpy(), df["recency"].to_numpy(), df["T"].to_numpy())
+    got = model.expected_purchases(10.0).values
+    assert got.shape == (2, 3, len(df))
+    expected = paretonbd.expected_purchases(10.0, *cols, **implied)
+    np.testing.assert_allclose(got[1, 2], expected, rtol=1e-10)
+    # a frame of a few customers predicts with the fit's standardisation, not its own
+    few = df.iloc[:4].copy()
+    few.attrs = dict(df.attrs)
+    np.testing.assert_allclose(model.probability_alive(few).values[0, 0],
+                               paretonbd.probability_alive(*(c[:4] for c in cols),
+                                                           **{k: v[:4] for k, v in implied.items()}), rtol=1e-10)
+    # a new customer: the population at the average covariates
+    new = model.expected_purchases_new_customer(5.0).values[0, 0]
+    assert new == pytest.approx(paretonbd.expected_purchases_new_customer(5.0, 0.6, 5.0, 0.8, 12.0), rel=1e-12)
+
+
+def test_covariate_model_saves_loads_and_keeps_separate_process_lists(cdnow_rfm, tmp_path):
+    df = _with_covariates(cdnow_rfm, step=20)
+    model = bc.BetaGeoModel(purchase_covariates=["age", "email"], dropout_covariates=["email"])
+    model.fit(df, method="map", progressbar=False)
+    post = model.posterior
+    assert list(post["purchase_coef"]["purchase_covariate"].values) == ["age", "email"]
+    assert list(post["dropout_coef_a"]["dropout_covariate"].values) == ["email"]
+    path = tmp_path / "bg.nc"
+    model.save(path)
+    loaded = bc.load(path)
+    assert loaded.process_covariates == {"purchase": ["age", "email"], "dropout": ["email"]}
+    np.testing.assert_allclose(loaded.probability_alive().values, model.probability_alive().values, rtol=1e-12)
+    table = bc.key_drivers(loaded)
+    assert list(table.index) == [("age", "purchase"), ("email", "purchase"), ("email", "dropout")]
+    assert np.isnan(table["p_positive"]).all() and "point estimate" in table["in_words"].iloc[0]
+    with pytest.raises(ValueError, match="without covariates"):
+        bc.key_drivers(bc.BetaGeoModel().fit(df, method="map", progressbar=False))
