@@ -1,19 +1,18 @@
 """Holdout evaluation and model comparison (bayesclv.evaluate)."""
 
-import copy
 import itertools
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.special import hyp2f1
 
 import bayesclv as bc
-from bayesclv.comparison import compare
 from bayesclv.errors import DataValidationError, NotFittedError
-from bayesclv.evaluate import EvaluationResult, evaluate
-from bayesclv.metrics import auc, brier_score, calibration_table, coverage
+from bayesclv.evaluate import EvaluationResult, churn_draws, evaluate
+from bayesclv.metrics import auc, brier_score, calibration_table, classification_rates, confusion_counts, coverage, mape
 
 HORIZON = 39.0  # weeks from 1997-09-30 to 1998-06-30
 # published per-customer holdout MAE on this CDNOW split (maximum likelihood fits)
@@ -160,42 +159,116 @@ def test_evaluate_errors(map_models, cdnow_rfm):
         evaluate(map_models["GammaGammaModel"])
 
 
-def test_compare_requires_same_customers(map_models):
-    bg = map_models["BetaGeoModel"]
-    fewer = copy.copy(bg)
-    fewer.data = bg.data.iloc[:100]
-    with pytest.raises(DataValidationError, match="different customers") as err:
-        compare({"all": bg, "fewer": fewer})
-    assert err.value.column == "customer_id" and len(err.value.rows) == len(bg.data) - 100
-    shifted = copy.copy(bg)
-    shifted.data = bg.data.assign(T=bg.data["T"] + 1.0)
-    with pytest.raises(DataValidationError, match="different values") as err:
-        compare({"a": bg, "b": shifted})
-    assert err.value.column == "T"
+# ------------------------------------------------------------------- MAPE and churn (issue 19, the seeds' metrics)
+def test_mape_hand_examples():
+    # |12 - 10| / 10 = 20%, |15 - 20| / 20 = 25%; the period with 0 actual purchases is left out and counted
+    assert mape([10, 0, 20], [12, 3, 15]) == (pytest.approx(22.5), 1)
+    assert mape([4.0], [5.0]) == (pytest.approx(25.0), 0)
+    value, n_zero = mape([0, 0], [1, 2])
+    assert np.isnan(value) and n_zero == 2
+    with pytest.raises(ValueError, match="shape"):
+        mape([1, 2], [1])
 
 
-# ------------------------------------------------------------------- compare, sampled fits
-def test_compare_sampled_and_map_fits(cdnow_rfm, map_models):
+def test_confusion_counts_and_rates_by_hand():
+    # two sets of predictions of four cases, outcomes yes, no, yes, no
+    counts = confusion_counts([[1, 1, 0, 0], [1, 0, 0, 0]], [1, 0, 1, 0])
+    assert {k: v.tolist() for k, v in counts.items()} == {"tp": [1, 1], "fp": [1, 0], "fn": [1, 1], "tn": [1, 2]}
+    rates = classification_rates(**counts)
+    np.testing.assert_allclose(rates["accuracy"], [0.5, 0.75])
+    np.testing.assert_allclose(rates["precision"], [0.5, 1.0])
+    np.testing.assert_allclose(rates["recall"], [0.5, 0.5])
+    # nothing predicted yes: precision undefined; no yes at all: recall undefined
+    none = classification_rates(*confusion_counts([0, 0], [1, 0]).values())
+    assert np.isnan(none["precision"]) and none["recall"] == 0 and none["accuracy"] == 0.5
+    assert np.isnan(classification_rates(0, 1, 0, 1)["recall"])
+
+
+TINY = pd.DataFrame({
+    "customer_id": list("abcdef"),
+    "frequency": [0, 1, 5, 2, 0, 3], "recency": [0.0, 2, 27, 5, 0, 35], "T": [40.0, 40, 40, 40, 10, 38],
+    "frequency_holdout": [0, 1, 2, 0, 1, 0], "T_holdout": 20.0,
+})
+TINY_DRAWS = {"r": [0.25, 0.3], "alpha": [4.0, 5.0], "a": [0.8, 1.2], "b": [2.5, 2.0]}
+
+
+def _bgnbd_p_alive(x, tx, T, r, alpha, a, b):
+    """P(alive | x, tx, T) of the BG/NBD, equation (13) of Fader, Hardie & Lee (2005)."""
+    odds = np.where(x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0)
+    return 1 / (1 + odds)
+
+
+@pytest.fixture(scope="module")
+def tiny_eval():
+    """A BG/NBD with a two-draw posterior set by hand, evaluated on six customers."""
+    data = TINY.copy()
+    data.attrs["time_unit"] = "W"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tiny fits: convergence warnings expected
-        nuts = bc.BetaGeoModel().fit(cdnow_rfm, draws=100, tune=100, chains=2, random_seed=5, progressbar=False)
-        advi = bc.BetaGeoModel().fit(cdnow_rfm, method="advi", draws=200, tune=100, random_seed=5,
-                                     progressbar=False)
-        table = compare({"map": map_models["BetaGeoModel"], "advi": advi, "nuts": nuts}, random_seed=0)
-    assert list(table.index[2:]) == ["map"]
-    sampled = table.loc[["advi", "nuts"]]
-    assert np.isfinite(sampled[["elpd_loo", "p_loo", "se", "max_pareto_k"]].to_numpy(float)).all()
-    assert sorted(sampled["rank"].tolist()) == [0, 1]
-    assert table["elpd_loo"].iloc[0] >= table["elpd_loo"].iloc[1]
-    assert table["elpd_diff"].iloc[0] == 0 and table["elpd_diff"].iloc[1] >= 0
-    # a 4-parameter population model: few effective parameters, a few thousand log-units for 2357 customers
-    assert 1 < table.loc["nuts", "p_loo"] < 20 and -11000 < table.loc["nuts", "elpd_loo"] < -8000
-    assert table.loc["nuts", "n_pareto_k_gt_0_7"] == 0
-    assert "ADVI" in table.loc["advi", "note"]
-    mp = table.loc["map"]
-    assert pd.isna(mp["rank"]) and np.isnan(mp["elpd_loo"]) and "MAP" in mp["note"]
-    # holdout columns are evaluate()'s metrics
-    assert mp["mae"] == pytest.approx(PEER_MAE["BetaGeoModel"], abs=1e-3)
-    assert (table["actual_total"] == 1882).all()
-    assert table.loc["nuts", "coverage_90"] == pytest.approx(
-        evaluate(nuts, prob=0.9, random_seed=0).metrics["coverage_90"])
+        warnings.simplefilter("ignore")
+        model = bc.BetaGeoModel().fit(data, method="map", progressbar=False)
+    model.idata = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        {k: (("chain", "draw"), np.array([v])) for k, v in TINY_DRAWS.items()}, coords={"chain": [0], "draw": [0, 1]})})
+    model.fit_method = "nuts"
+    return evaluate(model, prob=0.9, random_seed=0, n_draws=20)
+
+
+def test_churn_per_draw_by_hand(tiny_eval):
+    # the reference P(alive): a and e never bought again (1 in the BG/NBD); b and d look gone in both draws;
+    # c is alive in draw 0 (0.564) and gone in draw 1 (0.451); f alive in both
+    ref = np.array([[_bgnbd_p_alive(TINY["frequency"].to_numpy(), TINY["recency"].to_numpy(), TINY["T"].to_numpy(),
+                                     *(TINY_DRAWS[k][d] for k in ("r", "alpha", "a", "b"))) for d in (0, 1)]])
+    assert (ref[0, 0] < 0.5).tolist() == [False, True, False, True, False, False]
+    assert (ref[0, 1] < 0.5).tolist() == [False, True, True, True, False, False]
+    np.testing.assert_allclose(tiny_eval.customers["p_alive"], ref[0].mean(axis=0), rtol=1e-10)
+    # churned (no holdout purchase): a, d, f. Draw 0 predicts b, d: tp d; fp b; fn a, f; tn c, e.
+    # Draw 1 predicts b, c, d: tp d; fp b, c; fn a, f; tn e.
+    churn = tiny_eval.churn
+    assert churn["tp"].values.tolist() == [[1, 1]] and churn["fp"].values.tolist() == [[1, 2]]
+    assert churn["fn"].values.tolist() == [[2, 2]] and churn["tn"].values.tolist() == [[2, 1]]
+    np.testing.assert_allclose(churn["accuracy"], [[3 / 6, 2 / 6]])
+    np.testing.assert_allclose(churn["precision"], [[1 / 2, 1 / 3]])
+    np.testing.assert_allclose(churn["recall"], [[1 / 3, 1 / 3]])
+    m = tiny_eval.metrics
+    assert m["churn_accuracy"] == pytest.approx(5 / 12) and m["churn_precision"] == pytest.approx(5 / 12)
+    assert m["churn_recall"] == pytest.approx(1 / 3)
+    assert (m["churn_tp"], m["churn_fp"], m["churn_fn"], m["churn_tn"]) == (1.0, 1.5, 2.0, 1.5)
+    # the 90% equal-tailed interval of the two draws' accuracy, 2/6 and 3/6: the 5% and 95% quantiles
+    assert m["churn_accuracy_lower_90"] == pytest.approx(2 / 6 + 0.05 / 6)
+    assert m["churn_accuracy_upper_90"] == pytest.approx(2 / 6 + 0.95 / 6)
+    assert m["churn_recall_lower_90"] == m["churn_recall_upper_90"] == pytest.approx(1 / 3)
+    # the aggregate MAPE is the absolute error of the predicted holdout total (4 purchases happened)
+    assert m["actual_total"] == 4
+    assert m["mape_total"] == pytest.approx(100 * abs(m["predicted_total"] - 4) / 4)
+    # AUC of P(alive) against holdout buyers (b, c, e) vs non-buyers (a, d, f), ties counting half
+    assert m["auc_p_alive"] == pytest.approx(auc(ref[0].mean(axis=0), TINY["frequency_holdout"] > 0))
+
+
+def test_churn_threshold_moves_the_counts(tiny_eval):
+    # above every P(alive) below 1 (draw 1's f is 0.724): four predicted churners in each draw
+    churn = churn_draws(xr.DataArray(np.array([[[1.0, 0.2, 0.6, 0.1, 1.0, 0.8]]]),
+                                     dims=("chain", "draw", "customer_id")), [1, 0, 0, 1, 0, 1], threshold=0.9)
+    assert churn["tp"].item() == 2 and churn["fp"].item() == 2 and churn["fn"].item() == 1
+    with pytest.raises(ValueError, match="churn_threshold"):
+        churn_draws(xr.DataArray(np.ones((1, 1, 2)), dims=("chain", "draw", "customer_id")), [0, 1], threshold=1.5)
+
+
+def test_churn_interval_is_nan_for_a_point_estimate(bg_eval):
+    m = bg_eval.metrics
+    assert 0 < m["churn_accuracy"] < 1 and np.isnan(m["churn_accuracy_lower_90"])
+    assert m["churn_tp"] + m["churn_fp"] + m["churn_fn"] + m["churn_tn"] == 2357
+    assert m["churn_tp"] + m["churn_fn"] == (bg_eval.customers["actual"] == 0).sum()
+
+
+def test_period_mape_from_tracking(map_models, cdnow_rfm):
+    tx = bc.datasets.load_cdnow("sample")
+    result = evaluate(map_models["ParetoNBDModel"], prob=0.9, random_seed=0, n_draws=100, transactions=tx)
+    tracking = result.tracking
+    for part, mask in (("calibration", ~tracking["holdout"].values), ("holdout", tracking["holdout"].values)):
+        actual = tracking["actual_incremental"].values[mask]
+        predicted = tracking["predicted_incremental"].mean(("chain", "draw")).values[mask]
+        kept = actual > 0
+        assert result.metrics[f"zero_periods_{part}"] == (~kept).sum()
+        assert result.metrics[f"mape_periods_{part}"] == pytest.approx(
+            100 * np.mean(np.abs(predicted[kept] - actual[kept]) / actual[kept]))
+    # weekly repeat purchases of 2,357 customers are noisy: the weekly error is tens of percent
+    assert 5 < result.metrics["mape_periods_holdout"] < 60

@@ -1,4 +1,4 @@
-"""Command line: ``bayesclv demo``, ``fit``, ``report`` and ``evaluate`` (also ``python -m bayesclv``).
+"""Command line: ``bayesclv demo``, ``fit``, ``report``, ``evaluate`` and ``compare`` (also ``python -m bayesclv``).
 
 Its conventions (checks before any work, one-line errors with exit status 2,
 ``--force`` and atomic writes, Ctrl-C with exit status 130, ids as text) live in
@@ -63,7 +63,18 @@ class TableFormat(str, Enum):
     parquet = "parquet"
 
 
+class ComparedModel(str, Enum):
+    """Purchase models the compare command fits: population and individual-level (hierarchical) ones."""
+
+    bgnbd = "bgnbd"
+    pnbd = "pnbd"
+    hbgnbd = "hbgnbd"
+    hpnbd = "hpnbd"
+
+
 MODEL_CLASSES = {ModelName.bgnbd: "BetaGeoModel", ModelName.pnbd: "ParetoNBDModel"}
+COMPARED_CLASSES = {ComparedModel.bgnbd: "BetaGeoModel", ComparedModel.pnbd: "ParetoNBDModel",
+                    ComparedModel.hbgnbd: "HierarchicalBetaGeoModel", ComparedModel.hpnbd: "HierarchicalParetoNBDModel"}
 
 app = typer.Typer(
     cls=CommandGroup,
@@ -412,6 +423,80 @@ def evaluate_command(
     typer.echo(result.calibration.round(3).to_string())
     write_table(result.customers.set_index("customer_id"), out, force=force)
     typer.echo(f"per-customer table written to {out.resolve()}")
+
+
+@app.command("compare")
+def compare_command(
+    transactions: TransactionsArg,
+    calibration_end: Annotated[str, typer.Option(
+        help="last date of the calibration period (YYYY-MM-DD); later transactions are the holdout",
+        callback=date_option)],
+    model: Annotated[list[ComparedModel] | None, typer.Option(
+        help="a model to compare (repeat the option for each); default: bgnbd and pnbd")] = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    date: DateOpt = "date",
+    date_format: DateFormatOpt = None,
+    time_unit: TimeUnitOpt = TimeUnit.W,
+    method: MethodOpt = Method.nuts,
+    draws: DrawsOpt = 1000,
+    tune: TuneOpt = 1000,
+    chains: ChainsOpt = 4,
+    seed: SeedOpt = 2026,
+    prob: Annotated[float, typer.Option(
+        help="probability of the predictive intervals whose coverage is scored", callback=ProbCheck)] = 0.9,
+    out: Annotated[Path, typer.Option(help="the comparison table (.csv or .parquet)")
+                   ] = Path("bayesclv_comparison.csv"),
+    html: Annotated[Path, typer.Option(help="the comparison as an HTML page in the report's style")
+                    ] = Path("bayesclv_comparison.html"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit several models on the calibration period and compare them in one table.
+
+    Per model: PSIS-LOO (posterior draws needed: not for --method map), holdout
+    MAE/RMSE and total against the actual, randomised-PIT coverage of the
+    predictive intervals, AUC of P(alive) and Brier score for buying in the
+    holdout, and fit time. Writes the table (--out) and an HTML page (--html).
+    """
+    chosen = list(model or [ComparedModel.bgnbd, ComparedModel.pnbd])
+    repeated = sorted({m.value for m in chosen if chosen.count(m) > 1})
+    if repeated:
+        raise typer.BadParameter(f"{', '.join(repeated)} given more than once", param_hint="'--model'")
+    check_output(out, "--out", TABLE_SUFFIXES, force)
+    check_output(html, "--html", (".html", ".htm"), force)
+    if out.resolve() == html.resolve():
+        raise typer.BadParameter("--out and --html name the same file", param_hint="'--html'")
+    from bayesclv import compare, rfm_summary
+    from bayesclv import models as model_module
+    from bayesclv.report.comparison import comparison_page
+
+    specs = {m.value: getattr(model_module, COMPARED_CLASSES[m]) for m in chosen}
+    for name, cls in specs.items():
+        if method.value in cls.unsupported_methods:
+            raise typer.BadParameter(f"{name} cannot be fitted by {method.value}: "
+                                     f"{cls.unsupported_methods[method.value]}", param_hint="'--method'")
+    tx = read_transactions(transactions, customer_id, date, date_format)
+    rfm = rfm_summary(tx, customer_id=customer_id, date=date, time_unit=time_unit.value,
+                      calibration_end=calibration_end)
+    typer.echo(f"{len(rfm):,} customers; fitting {', '.join(specs)} ({method.value}) and scoring the holdout ...")
+    table = compare(specs, rfm, fit_kwargs={"method": method.value, "draws": draws, "tune": tune,
+                                             "chains": chains, "random_seed": seed, "progressbar": not quiet},
+                    prob=prob, random_seed=seed)
+    stop_if_interrupted()
+    pd.set_option("display.width", 160)
+    label = f"{100 * prob:g}"
+    shown = ["family", "fit_method", "fit_seconds", "elpd_loo", "elpd_diff", "se_diff", "mae", "rmse", "predicted_total",
+             "actual_total", f"pit_coverage_{label}", "auc_p_alive", "brier"]
+    typer.echo(table[shown].round(4).to_string())
+    for name, note in table["note"].items():
+        if note:
+            typer.echo(f"  {name}: {note}")
+    write_table(table, out, force=force)
+    page = comparison_page(table, title=f"Model comparison: {transactions.name}",
+                           subtitle=f"{len(rfm):,} customers · calibration to {calibration_end} · "
+                                    f"fitted by {method.value.upper()}")
+    write_atomic(html, lambda path: path.write_text(page, encoding="utf-8"), force=force)
+    typer.echo(f"table written to {out.resolve()}; page written to {html.resolve()}")
 
 
 def main() -> None:

@@ -6,8 +6,19 @@ accuracy of the expected number of holdout purchases, discrimination and
 calibration of the probability of buying at all in the holdout, and the
 coverage of predictive intervals of the holdout count (the metrics are the
 pure functions of :mod:`bayesclv.metrics`, whose notes explain the coverage of
-discrete outcomes). :func:`expected_tracking` predicts the cohort's cumulative
-repeat purchases per period (the tracking plot), draw by draw.
+discrete outcomes), the MAPE of the aggregate and per-period forecasts, and
+churn classification at a P(alive) threshold scored per posterior draw.
+:func:`expected_tracking` predicts the cohort's cumulative repeat purchases per
+period (the tracking plot), draw by draw.
+
+Churn. A customer counts as *churned* in the holdout when they made no
+purchase in it (the model's hidden dropout is never observed, so holdout
+inactivity is the observable stand-in), and as *predicted churned* in a
+posterior draw when that draw's P(alive at the end of calibration) is below
+the threshold. Churned is the positive class: precision is the share of
+predicted churners who made no holdout purchase, recall the share of holdout
+non-buyers the model flagged. Each draw gives its own confusion counts, so
+accuracy, precision and recall come with intervals over the posterior.
 :func:`bayesclv.comparison.compare` puts several models side by side.
 """
 
@@ -26,13 +37,23 @@ import bayesclv.chunks as chunks
 from bayesclv.arguments import check_prob, check_whole
 from bayesclv.data.tracking import repeat_purchase_tracking
 from bayesclv.errors import DataValidationError, NotFittedError
-from bayesclv.metrics import auc, brier_score, calibration_table, pit_bounds, pit_coverage, point_metrics
+from bayesclv.metrics import (
+    auc,
+    brier_score,
+    calibration_table,
+    classification_rates,
+    confusion_counts,
+    mape,
+    pit_bounds,
+    pit_coverage,
+    point_metrics,
+)
 from bayesclv.models.contract import TransactionModel
 from bayesclv.summaries import SAMPLE_DIMS as SAMPLE
-from bayesclv.summaries import intervals, thin_posterior
+from bayesclv.summaries import interval_bounds, intervals, thin_posterior
 
-__all__ = ["EvaluationResult", "check_transaction_model", "evaluate", "expected_tracking", "has_holdout",
-           "predictive_draws"]
+__all__ = ["EvaluationResult", "check_transaction_model", "churn_draws", "evaluate", "expected_tracking",
+           "has_holdout", "predictive_draws"]
 
 HOLDOUT_COLUMNS = ("frequency_holdout", "T_holdout")
 
@@ -61,6 +82,8 @@ class EvaluationResult:
     tracking : xarray.Dataset or None
         With ``transactions``: actual and predicted repeat purchases of the
         cohort per period (see :func:`expected_tracking`).
+    churn : xarray.Dataset or None
+        Churn classification per posterior draw (see :func:`churn_draws`).
     """
 
     customers: pd.DataFrame
@@ -70,6 +93,7 @@ class EvaluationResult:
     time_unit: str | None = None
     prob: tuple[float, ...] = field(default_factory=tuple)
     tracking: xr.Dataset | None = None
+    churn: xr.Dataset | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The metrics as a one-row DataFrame (columns in the order of ``metrics``)."""
@@ -201,6 +225,66 @@ def _interval_columns(draws: xr.DataArray, prob: tuple[float, ...]) -> pd.DataFr
     return pd.DataFrame(columns, index=draws["customer_id"].to_numpy())
 
 
+# --------------------------------------------------------------------------- churn
+def churn_draws(p_alive: xr.DataArray, churned: Any, threshold: float = 0.5) -> xr.Dataset:
+    """Churn classification at a P(alive) threshold, one confusion table per posterior draw.
+
+    In each draw a customer is predicted churned when P(alive) < ``threshold``;
+    churned is the positive class (see the module notes).
+
+    Parameters
+    ----------
+    p_alive : xarray.DataArray
+        P(alive) draws, dims ``(chain, draw, customer_id)`` (``model.probability_alive``).
+    churned : array_like of bool
+        Whether each customer churned (made no holdout purchase), in the order
+        of ``p_alive``'s ``customer_id``.
+    threshold : float, default 0.5
+        P(alive) below which a customer is predicted churned, in (0, 1).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(chain, draw)``: ``tp, fp, fn, tn`` (customers predicted churned
+        who churned, predicted churned who bought, predicted alive who
+        churned, predicted alive who bought) and ``accuracy, precision,
+        recall`` (NaN in a draw where they are undefined, see
+        :func:`bayesclv.metrics.classification_rates`); ``attrs`` hold
+        ``threshold`` and ``customers``.
+    """
+    threshold = check_prob(threshold, "churn_threshold")
+    predicted = p_alive.transpose(*SAMPLE, "customer_id").to_numpy() < threshold
+    counts = confusion_counts(predicted, churned)
+    rates = classification_rates(**counts)
+    return xr.Dataset({k: (SAMPLE, v) for k, v in {**counts, **rates}.items()},
+                      coords={d: p_alive[d].to_numpy() for d in SAMPLE},
+                      attrs={"threshold": threshold, "customers": int(p_alive.sizes["customer_id"])})
+
+
+def _churn_metrics(churn: xr.Dataset, prob: float) -> dict[str, float]:
+    """Posterior means of the churn rates and counts, and the rates' ``prob`` intervals.
+
+    A rate's mean and interval are over the draws where it is defined; with
+    fewer than two such draws (a MAP fit has one) the interval is NaN: a
+    point estimate has no posterior spread to show.
+    """
+    label = _prob_label(prob)
+    out = {}
+    for name in ("accuracy", "precision", "recall"):
+        defined = churn[name].to_numpy().ravel()
+        defined = defined[np.isfinite(defined)]
+        out[f"churn_{name}"] = float(defined.mean()) if defined.size else math.nan
+        lower = upper = math.nan
+        if defined.size > 1:
+            bounds = interval_bounds(xr.DataArray(defined[None, :], dims=SAMPLE), prob, "eti")
+            lower, upper = (float(b) for b in bounds)
+        out[f"churn_{name}_lower_{label}"] = lower
+        out[f"churn_{name}_upper_{label}"] = upper
+    for name in ("tp", "fp", "fn", "tn"):
+        out[f"churn_{name}"] = float(churn[name].mean())
+    return out
+
+
 # --------------------------------------------------------------------------- evaluate
 def evaluate(
     model: TransactionModel,
@@ -209,6 +293,7 @@ def evaluate(
     prob: float | tuple[float, ...] = (0.5, 0.8, 0.9),
     random_seed: int | None = None,
     n_draws: int = 1000,
+    churn_threshold: float = 0.5,
     transactions: Any | None = None,
     customer_id: str = "customer_id",
     date: str = "date",
@@ -250,6 +335,9 @@ def evaluate(
         Simulated holdout counts per customer (at least, rounded up to whole
         draws per chain): a posterior with more draws is thinned to evenly
         spaced ones, one with fewer (a MAP fit has one) is simulated repeatedly.
+    churn_threshold : float, default 0.5
+        P(alive) below which a customer is predicted churned (see the module
+        notes and :func:`churn_draws`).
     transactions : DataFrame, optional
         The transaction log the RFM frame was built from. When given, the
         result's ``tracking`` holds the cohort's actual and predicted repeat
@@ -257,7 +345,12 @@ def evaluate(
         :func:`expected_tracking`), and ``metrics`` gains
         ``tracking_calibration_error_pct`` and ``tracking_holdout_error_pct``
         (100 x (predicted - actual) / actual of the cumulative repeat purchases
-        at the end of calibration and of the holdout).
+        at the end of calibration and of the holdout), ``mape_periods_calibration``
+        and ``mape_periods_holdout`` (MAPE of the posterior-mean repeat purchases
+        per period against the actual ones, over the calibration and the holdout
+        periods) with ``zero_periods_calibration`` and ``zero_periods_holdout``,
+        the periods left out of them because nobody bought (see
+        :func:`bayesclv.metrics.mape`).
     customer_id, date : str
         Columns of ``transactions``.
 
@@ -267,8 +360,16 @@ def evaluate(
         ``customers`` (per-customer frame), ``metrics`` and ``calibration``.
         ``metrics`` holds ``mae``, ``rmse``, ``bias`` (mean predicted - actual),
         ``predicted_total``, ``actual_total``, ``total_error_pct``, ``correlation``
-        (Pearson, predicted vs actual), ``auc`` and ``brier`` (of
-        ``p_active_holdout`` against ``actual > 0``) and ``coverage_<p>`` for
+        (Pearson, predicted vs actual), ``mape_total`` (absolute percentage error
+        of the predicted holdout total; NaN when nobody bought), ``auc`` and
+        ``brier`` (of ``p_active_holdout`` against ``actual > 0``),
+        ``auc_p_alive`` (how well P(alive) ranks holdout buyers above
+        non-buyers), the churn classification at ``churn_threshold``
+        (``churn_accuracy``, ``churn_precision``, ``churn_recall``: posterior
+        means, each with ``_lower_<p>``/``_upper_<p>`` bounds of its interval at
+        the largest ``p``, NaN for a point estimate; ``churn_tp``, ``churn_fp``,
+        ``churn_fn``, ``churn_tn``: posterior mean counts; the draws are in
+        ``churn``) and ``coverage_<p>`` for
         each ``p`` (share of customers inside their interval), with
         ``interval_mass_<p>`` (mean predictive mass of those inclusive
         intervals: the coverage a calibrated model would show) and
@@ -291,17 +392,19 @@ def evaluate(
     check_transaction_model(model)
     prob = _check_prob(prob)
     check_whole("n_draws", n_draws)
+    churn_threshold = check_prob(churn_threshold, "churn_threshold")
     df, horizon = _holdout_data(model, data)
 
     def posterior_mean(da: xr.DataArray) -> np.ndarray:
         return da.mean(SAMPLE).to_numpy()
 
     actual = df["frequency_holdout"].to_numpy(dtype=float)
+    p_alive = model.probability_alive(df)
     customers = pd.DataFrame({
         "customer_id": df["customer_id"].to_numpy(),
         "actual": actual,
         "predicted": posterior_mean(model.expected_purchases(horizon, df)),
-        "p_alive": posterior_mean(model.probability_alive(df)),
+        "p_alive": posterior_mean(p_alive),
         "p_active_holdout": 1.0 - posterior_mean(model.probability_of_purchases(0, horizon, df)),
     })
     draws = predictive_draws(model, horizon, df, n_draws=int(n_draws), random_seed=random_seed)
@@ -321,8 +424,12 @@ def evaluate(
     active = actual > 0
     p_active = customers["p_active_holdout"].to_numpy()
     metrics = point_metrics(actual, customers["predicted"].to_numpy())
+    metrics["mape_total"] = mape([metrics["actual_total"]], [metrics["predicted_total"]])[0]
     metrics["auc"] = auc(p_active, active)
     metrics["brier"] = brier_score(np.clip(p_active, 0.0, 1.0), active)
+    metrics["auc_p_alive"] = auc(customers["p_alive"].to_numpy(), active)
+    churn = churn_draws(p_alive, ~active, churn_threshold)
+    metrics.update(_churn_metrics(churn, prob[-1]))
     for p in prob:
         label = _prob_label(p)
         metrics[f"coverage_{label}"] = float(customers[f"inside_{label}"].mean())
@@ -340,8 +447,13 @@ def evaluate(
             pred = float(tracking["predicted_cumulative"].isel(period=last).mean())
             act = float(tracking["actual_cumulative"].isel(period=last))
             metrics[f"tracking_{part}_error_pct"] = 100.0 * (pred - act) / act if act else math.nan
+        for part, mask in (("calibration", ~tracking["holdout"].values), ("holdout", tracking["holdout"].values)):
+            predicted_periods = tracking["predicted_incremental"].mean(SAMPLE).to_numpy()[mask]
+            value, n_zero = mape(tracking["actual_incremental"].to_numpy()[mask], predicted_periods)
+            metrics[f"mape_periods_{part}"] = value
+            metrics[f"zero_periods_{part}"] = float(n_zero)
     return EvaluationResult(customers=customers, metrics=metrics, calibration=calibration,
-                            horizon=horizon, time_unit=model.time_unit, prob=prob, tracking=tracking)
+                            horizon=horizon, time_unit=model.time_unit, prob=prob, tracking=tracking, churn=churn)
 
 
 # --------------------------------------------------------------------------- tracking

@@ -1,9 +1,16 @@
 """Metrics of predictions against outcomes: pure functions of arrays.
 
-Point accuracy (:func:`point_metrics`), discrimination and calibration of
-predicted probabilities (:func:`auc`, :func:`brier_score`,
-:func:`calibration_table`) and coverage of predictive intervals
-(:func:`coverage`, :func:`pit_bounds`, :func:`pit_coverage`).
+Point accuracy (:func:`point_metrics`, :func:`mape`), discrimination and
+calibration of predicted probabilities (:func:`auc`, :func:`brier_score`,
+:func:`calibration_table`), a yes/no classification scored per posterior draw
+(:func:`confusion_counts`, :func:`classification_rates`) and coverage of
+predictive intervals (:func:`coverage`, :func:`pit_bounds`, :func:`pit_coverage`).
+
+Zero actuals in the MAPE. The percentage error of a forecast of 0 is undefined
+(any error divided by 0), and periods with no purchases are common in a
+tracking series (holidays, the first days of a cohort). :func:`mape` leaves
+them out of the mean and returns how many it left out, so a reader sees on
+how many periods the figure rests; with no non-zero actual it is NaN.
 
 Coverage of discrete outcomes. A predictive interval of a count is a set of
 whole numbers; with inclusive bounds it holds *at least* its nominal mass
@@ -31,7 +38,8 @@ from scipy.stats import rankdata
 
 from bayesclv.arguments import check_prob
 
-__all__ = ["auc", "brier_score", "calibration_table", "coverage", "pit_bounds", "pit_coverage", "point_metrics"]
+__all__ = ["auc", "brier_score", "calibration_table", "classification_rates", "confusion_counts", "coverage", "mape",
+           "pit_bounds", "pit_coverage", "point_metrics"]
 
 
 def _as_labels(labels: Any) -> np.ndarray:
@@ -229,6 +237,105 @@ def point_metrics(actual: Any, predicted: Any) -> dict[str, float]:
         "total_error_pct": 100.0 * (predicted_total - actual_total) / actual_total if actual_total else math.nan,
         "correlation": corr,
     }
+
+
+def mape(actual: Any, predicted: Any) -> tuple[float, int]:
+    """Mean absolute percentage error over the non-zero actuals, and how many zero actuals were left out.
+
+    ``MAPE = 100 / m * sum_{i: a_i != 0} |p_i - a_i| / |a_i|`` with ``m`` the
+    number of non-zero actuals; zero actuals are left out (see the module notes).
+
+    Parameters
+    ----------
+    actual, predicted : array_like of float
+        Observed and forecast values (e.g. purchases per period), the same shape.
+
+    Returns
+    -------
+    tuple
+        ``(mape, n_zero)``: the MAPE in percent (NaN when every actual is 0)
+        and the number of zero actuals left out.
+
+    Examples
+    --------
+    >>> mape([10, 0, 20], [12, 3, 15])
+    (22.5, 1)
+    """
+    a = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    if a.shape != p.shape:
+        raise ValueError(f"actual and predicted must have the same shape, got {a.shape} and {p.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(p).all()):
+        raise ValueError("actual and predicted must be finite")
+    kept = a != 0
+    n_zero = int(a.size - kept.sum())
+    if not kept.any():
+        return math.nan, n_zero
+    return float(100.0 * np.mean(np.abs(p[kept] - a[kept]) / np.abs(a[kept]))), n_zero
+
+
+def confusion_counts(predicted: Any, actual: Any) -> dict[str, np.ndarray]:
+    """Confusion counts of yes/no predictions against outcomes, for each set of predictions.
+
+    Parameters
+    ----------
+    predicted : array_like of bool
+        Predictions, shape ``(..., n)``: the leading axes index sets of
+        predictions (e.g. posterior draws), the last one the cases.
+    actual : array_like of bool or {0, 1}
+        Outcomes, shape ``(n,)``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``tp`` (predicted yes, was yes), ``fp`` (predicted yes, was no),
+        ``fn`` (predicted no, was yes), ``tn`` (predicted no, was no): integer
+        arrays of the leading shape of ``predicted``.
+
+    Examples
+    --------
+    >>> {k: v.tolist() for k, v in confusion_counts([[1, 1, 0, 0], [1, 0, 0, 0]], [1, 0, 1, 0]).items()}
+    {'tp': [1, 1], 'fp': [1, 0], 'fn': [1, 1], 'tn': [1, 2]}
+    """
+    y = _as_labels(actual)
+    pred = _as_labels(predicted)
+    if y.ndim != 1 or pred.shape[-1:] != y.shape:
+        raise ValueError(f"predicted must be (..., n) and actual (n,), got {pred.shape} and {y.shape}")
+    tp = (pred & y).sum(axis=-1)
+    fp = (pred & ~y).sum(axis=-1)
+    n_yes = int(y.sum())
+    return {"tp": tp, "fp": fp, "fn": n_yes - tp, "tn": (y.size - n_yes) - fp}
+
+
+def classification_rates(tp: Any, fp: Any, fn: Any, tn: Any) -> dict[str, np.ndarray]:
+    """Accuracy, precision and recall from confusion counts (elementwise).
+
+    ``accuracy = (tp + tn) / n``, ``precision = tp / (tp + fp)`` (NaN where
+    nothing was predicted yes), ``recall = tp / (tp + fn)`` (NaN where no
+    case was yes).
+
+    Parameters
+    ----------
+    tp, fp, fn, tn : array_like of int
+        Confusion counts, as from :func:`confusion_counts`.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``accuracy``, ``precision``, ``recall`` (float arrays of the counts' shape).
+
+    Examples
+    --------
+    >>> {k: float(v) for k, v in classification_rates(3, 1, 2, 4).items()}
+    {'accuracy': 0.7, 'precision': 0.75, 'recall': 0.6}
+    """
+    tp, fp, fn, tn = (np.asarray(v, dtype=float) for v in (tp, fp, fn, tn))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "accuracy": (tp + tn) / (tp + fp + fn + tn),
+            "precision": np.where(tp + fp > 0, tp / (tp + fp), np.nan),
+            "recall": np.where(tp + fn > 0, tp / (tp + fn), np.nan),
+        }
 
 
 def calibration_table(p_active: Any, active: Any, actual: Any | None = None,

@@ -52,7 +52,8 @@ class FittedModel(Protocol):
     fit_method : str or None
         ``"nuts"``, ``"map"`` or ``"advi"``.
     diagnostics : dict or None
-        Convergence numbers of the fit (``ok`` says whether it converged).
+        Convergence numbers of the fit (``ok`` says whether it converged) and
+        what it cost: ``fit_seconds`` (wall) and ``fit_cpu_seconds``.
     display_name : str
         Name for tables and reports, e.g. ``"BG/NBD"``.
     """

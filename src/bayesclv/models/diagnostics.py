@@ -44,7 +44,8 @@ class FitDiagnostics(dict):
     """Convergence numbers of a fit: ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``,
     ``divergences``, ``n_draws``, ``bfmi`` (E-BFMI of each chain, when the sampler records
     the energy), ``tree_depth_share`` (share of draws at the maximum tree depth, when it
-    records that) for sampled fits, and ``ok``."""
+    records that) for sampled fits, and ``ok``; ``fit_seconds`` and ``fit_cpu_seconds``
+    (wall and CPU time of the fit, set by ``fit``)."""
 
     def __str__(self) -> str:
         if "elbo_rise" in self:

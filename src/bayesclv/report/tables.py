@@ -163,8 +163,13 @@ def parameters_html(table: pd.DataFrame, prob: float, uncertainty: Uncertainty) 
 def holdout_value(metric: str, value: float) -> str:
     if pd.isna(value):
         return "-"
-    if metric.startswith(("coverage_", "interval_mass_", "pit_coverage_")):
+    if metric.startswith(("coverage_", "interval_mass_", "pit_coverage_", "churn_accuracy", "churn_precision",
+                          "churn_recall")):
         return f"{value:.1%}"
+    if metric.startswith(("churn_", "zero_periods_")):
+        return f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
+    if metric.startswith("mape_"):
+        return f"{value:.1f}%"
     if metric.endswith("_pct"):
         return f"{value:+.1f}%"
     if metric.endswith("_total"):

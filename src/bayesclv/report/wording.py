@@ -146,18 +146,36 @@ _HOLDOUT_LABELS = {
     "brier": "Brier score of P(buys again) (0 = perfect, 0.25 = always 50%)",
     "tracking_calibration_error_pct": "cumulative repeat purchases at the end of calibration: error (%)",
     "tracking_holdout_error_pct": "cumulative repeat purchases at the end of the holdout: error (%)",
+    "mape_total": "absolute error of the predicted total (%)",
+    "auc_p_alive": "AUC: how well P(alive) ranks buyers above non-buyers (0.5 = chance, 1 = perfect)",
+    "churn_accuracy": "churn call at the P(alive) threshold: share of customers called right",
+    "churn_precision": "churn call: share of customers called churned who bought nothing",
+    "churn_recall": "churn call: share of non-buyers the model called churned",
+    "churn_tp": "customers called churned who bought nothing",
+    "churn_fp": "customers called churned who bought again",
+    "churn_fn": "customers called active who bought nothing",
+    "churn_tn": "customers called active who bought again",
+    "mape_periods_calibration": "mean absolute error per period, calibration (% of actual)",
+    "mape_periods_holdout": "mean absolute error per period, holdout (% of actual)",
+    "zero_periods_calibration": "calibration periods without purchases (left out of that error)",
+    "zero_periods_holdout": "holdout periods without purchases (left out of that error)",
 }
 _HOLDOUT_PREFIXES = {
     "coverage_": "share of customers whose actual purchases lie inside their {p}% predictive interval",
     "interval_mass_": "share a calibrated model would show (whole-number intervals hold more than {p}%)",
     "pit_coverage_": "the same share by randomised PIT (a calibrated model shows exactly {p}%)",
 }
+_INTERVAL_SUFFIXES = {"_lower_": "lower", "_upper_": "upper"}
 
 
 def holdout_label(metric: str) -> str:
     """Plain label of a holdout metric of :func:`bayesclv.evaluate` (unknown names without underscores)."""
     if metric in _HOLDOUT_LABELS:
         return _HOLDOUT_LABELS[metric]
+    for infix, end in _INTERVAL_SUFFIXES.items():
+        base, _, p = metric.rpartition(infix)
+        if base in _HOLDOUT_LABELS:
+            return f"{_HOLDOUT_LABELS[base]}: {end} end of the {p}% interval"
     for prefix, text in _HOLDOUT_PREFIXES.items():
         if metric.startswith(prefix):
             return text.format(p=metric[len(prefix):])

@@ -1,0 +1,152 @@
+"""CDNOW 39/39-week comparison of every continuous-time purchase family present at run time (issue 18, item 8).
+
+The families are found in the public API when the script runs: every model class
+whose instances are purchase-count models (``bayesclv.models.TransactionModel``)
+and whose likelihood columns the RFM frame of ``rfm_summary`` carries (so a
+discrete-time family, or one needing statistics the frame lacks, is listed as
+skipped with the reason). A family with a regularity ``k`` (CNBD-k) is fitted
+with k = 2 and 3 (k = 1 is its base family). Each pooled family is also fitted grouped by the
+first-purchase-week cohort (partial pooling); the individual-level
+(hierarchical) families are fitted on the sample only (on CDNOW full their
+NUTS fit needs ~13 GB; ``validation/hierarchical_cdnow.py`` studies them there).
+All are fitted by NUTS and compared by ``bayesclv.compare``: PSIS-LOO, holdout
+MAE/RMSE/total, randomised-PIT coverage, AUC of P(alive), Brier, fit time.
+
+Usage::
+
+    uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method nuts|map]
+
+Writes ``validation/results/compare_families_<kind>.{csv,md,html,json}`` (``..._<kind>_map...`` with ``--method map``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import bayesclv as bc
+from bayesclv.models import CLVModel, TransactionModel
+from bayesclv.report.comparison import comparison_page
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def families(rfm: pd.DataFrame) -> tuple[dict[str, type], dict[str, str]]:
+    """Continuous-time purchase-model classes of the public API that can fit ``rfm``, and the skipped ones."""
+    found, skipped = {}, {}
+    for name in bc.__all__:
+        cls = getattr(bc, name)
+        if not (isinstance(cls, type) and issubclass(cls, CLVModel)):
+            continue
+        needs_k = "k" in inspect.signature(cls).parameters
+        try:
+            model = cls(k=2) if needs_k else cls()
+        except TypeError as exc:  # a family that needs another setting to exist
+            skipped[name] = f"needs constructor arguments ({exc})"
+            continue
+        if not isinstance(model, TransactionModel):
+            continue  # spend or retention models
+        missing = [c for c in model.data_columns if c not in rfm.columns]
+        if missing:
+            skipped[name] = f"likelihood columns {missing} not in the continuous-time RFM frame"
+            continue
+        found[name] = cls
+    return found, skipped
+
+
+def specs(found: dict[str, type], kind: str) -> tuple[dict[str, CLVModel], dict[str, str]]:
+    """One model per family, a cohort-grouped variant of each pooled family; hierarchical ones on the sample."""
+    out, skipped = {}, {}
+    for name, cls in found.items():
+        if "k" in inspect.signature(cls).parameters:  # Erlang-k regularity: k = 2 and 3 beside the k = 1 family
+            for k in (2, 3):
+                model = cls(k=k)
+                out[model.display_name] = model
+            continue
+        model = cls()
+        if name.startswith("Hierarchical") and kind == "full":
+            skipped[name] = "individual-level NUTS on CDNOW full needs ~13 GB: see validation/hierarchical_cdnow.py"
+            continue
+        out[model.display_name] = model
+        if {"group", "pooling"} <= set(inspect.signature(cls).parameters):
+            out[f"{model.display_name} grouped by cohort"] = cls(group="cohort", pooling="partial")
+    first = [n for n in out if n == "BG/NBD"]  # the LOO reference: the classic model first
+    return {n: out[n] for n in first + [n for n in out if n not in first]}, skipped
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A pipe table (numbers to 4 decimals, missing as "-")."""
+    def cell(v):
+        return "-" if pd.isna(v) else f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+    rows = [[str(i), *(cell(v) for v in row)] for i, row in zip(table.index, table.itertuples(index=False))]
+    head = [table.index.name or "", *table.columns]
+    return "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", nargs="?", default="sample", choices=["sample", "full"])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--method", default="nuts", choices=["nuts", "map"])
+    args = parser.parse_args()
+
+    tx = bc.datasets.load_cdnow(args.kind)
+    rfm = bc.rfm_summary(tx, calibration_end="1997-09-30", cohort="W", litt=True)
+    found, skipped = families(rfm)
+    models, more = specs(found, args.kind)
+    skipped.update(more)
+    if args.method == "map":
+        for name in [n for n, m in models.items() if "map" in m.unsupported_methods]:
+            skipped[name] = f"cannot be fitted by MAP ({models.pop(name).unsupported_methods['map']})"
+    fit = {"method": args.method, "random_seed": 2026, "progressbar": False}
+    if args.method == "nuts":
+        fit.update(draws=args.draws, tune=args.tune, chains=args.chains)
+    for name, model in models.items():  # fitted here, one by one, so the log shows progress
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(rfm, **fit)
+        print(f"{name}: {model.diagnostics['fit_seconds']:.1f} s wall, {model.diagnostics['fit_cpu_seconds']:.1f} s "
+              f"CPU; {model.diagnostics}" + "".join(f"\n  warning: {w.message}" for w in caught), flush=True)
+    start = time.process_time()
+    table = bc.compare(models, rfm, random_seed=7)
+    compare_cpu = time.process_time() - start
+
+    stem = RESULTS / f"compare_families_{args.kind}{'' if args.method == 'nuts' else '_map'}"
+    table.to_csv(stem.with_suffix(".csv"))
+    settings = (f"{args.method.upper()}" + (f" {args.chains} x {args.draws} draws after {args.tune} tuning"
+                                           if args.method == "nuts" else ""))
+    subtitle = f"CDNOW {args.kind}: {len(rfm):,} customers, calibration weeks 1-39, holdout weeks 40-78; {settings}"
+    stem.with_suffix(".html").write_text(comparison_page(table, title="CDNOW: purchase-model families compared",
+                                                         subtitle=subtitle), encoding="utf-8")
+    shown = ["family", "fit_method", "fit_seconds", "fit_cpu_seconds", "elpd_loo", "se", "elpd_diff", "se_diff",
+             "max_pareto_k", "mae", "rmse", "predicted_total", "actual_total", "pit_coverage_90", "coverage_90",
+             "auc_p_alive", "auc", "brier"]
+    lines = [f"# {subtitle}", "", markdown(table[shown]), "", "Notes:", ""]
+    lines += [f"- {name}: {note}" for name, note in table["note"].items() if note]
+    lines += [f"- skipped {name}: {why}" for name, why in skipped.items()]
+    lines += ["", f"compare (LOO + holdout scoring of all models) took {compare_cpu:.0f} s CPU; "
+              f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    meta = {"data": f"CDNOW {args.kind}", "customers": len(rfm), "fit": fit, "skipped": skipped,
+            "compare_cpu_seconds": compare_cpu, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "python": platform.python_version(), "bayesclv": bc.__version__,
+            "table": json.loads(table.to_json(orient="index"))}
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
