@@ -68,12 +68,15 @@ class ComparedModel(str, Enum):
 
     bgnbd = "bgnbd"
     pnbd = "pnbd"
+    mbgnbd = "mbgnbd"
+    ggomnbd = "ggomnbd"
     hbgnbd = "hbgnbd"
     hpnbd = "hpnbd"
 
 
 MODEL_CLASSES = {ModelName.bgnbd: "BetaGeoModel", ModelName.pnbd: "ParetoNBDModel"}
 COMPARED_CLASSES = {ComparedModel.bgnbd: "BetaGeoModel", ComparedModel.pnbd: "ParetoNBDModel",
+                    ComparedModel.mbgnbd: "ModifiedBetaGeoModel", ComparedModel.ggomnbd: "GompertzNBDModel",
                     ComparedModel.hbgnbd: "HierarchicalBetaGeoModel", ComparedModel.hpnbd: "HierarchicalParetoNBDModel"}
 
 app = typer.Typer(
