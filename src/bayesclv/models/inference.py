@@ -18,12 +18,13 @@ import xarray as xr
 
 from bayesclv.chunks import available_cpus
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
+from bayesclv.models.marginal import fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
 __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
 
-FIT_METHODS = ("nuts", "map", "advi")
+FIT_METHODS = ("nuts", "map", "advi", "latent")
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 
 
@@ -36,6 +37,13 @@ def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, th
         allowed = [m for m in FIT_METHODS if m not in model.unsupported_methods]
         raise ValueError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
                          f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}")
+    integrates = getattr(model, "integrates_latents", False)
+    if method == "latent" and not integrates:
+        raise ValueError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
+                         f"hierarchical models; {type(model).__name__} has no latent rates")
+    if method == "nuts" and integrates and sampler != "nutpie":
+        raise ValueError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
+                         f"use method='latent' for sampler={sampler!r}")
     if batch_size is not None:
         if not hasattr(model, "_minibatch_model"):
             raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
@@ -62,10 +70,15 @@ def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int,
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
+    if method == "nuts" and getattr(model, "integrates_latents", False):
+        return fit_marginal(model, df, draws=draws, tune=tune, chains=chains,
+                            cores=kwargs.pop("cores", min(chains, available_cpus())), random_seed=random_seed,
+                            progressbar=progressbar, target_accept=target_accept, thin=thin,
+                            **kwargs.pop("nuts", {}), **kwargs)
     graph = model._graph(df, summed=sampler != "numpyro")  # JAX cannot run the summed kernels
     keep = model._stored_variables(graph)
     with graph:
-        if method == "nuts":
+        if method in ("nuts", "latent"):
             idata = _nuts(model, graph, keep, sampler=sampler, draws=draws, tune=tune, chains=chains,
                           random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
             if thin > 1:
