@@ -256,7 +256,8 @@ def test_sampled_latents_follow_the_conditional_posterior(family):
     x, t_x, T = (np.ascontiguousarray(v) for v in histories.T)
     mg.sample_latents(family, np.repeat(params[0], draws, 0), np.repeat(params[1], draws, 0),
                       np.repeat(params[2], draws, 0), np.repeat(params[3], draws), np.ones((n, 1)),
-                      np.zeros(n, dtype=np.int64), x, t_x, T, centre, chol, np.arange(n), 16, 1.2, 7, out)
+                      np.zeros(n, dtype=np.int64), x, t_x, T, centre, chol, np.arange(n), np.arange(draws),
+                      np.arange(n), 16, 1.2, 7, out)
     mean, sd = out.mean(axis=0), out.std(axis=0)
     expected_mean = moments[:, 0, :2]
     expected_sd = np.sqrt(moments[:, 0, 2:] - expected_mean**2)

@@ -344,29 +344,57 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
                 loglik[i, d] = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mix64(z):  # pragma: no cover - compiled
+    """SplitMix64's output function: a well-mixed 64-bit word from a counter."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _uniform(state):  # pragma: no cover - compiled
+    """A uniform in (0, 1) from the counter ``state[0]``, which it advances."""
+    state[0] += _MIX
+    return (np.float64(_mix64(state[0]) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def sample_latents(family, coefficients, offset, sigma, rho, X, group, frequency, recency, T, centre, chol,
-                   rows, candidates, spread, seed, out):  # pragma: no cover - compiled
+                   rows, draw_keys, customer_keys, candidates, spread, seed, out):  # pragma: no cover - compiled
     """Draws of ``theta`` from ``p(theta | y_i, phi_d)`` by sampling-importance-resampling, per draw and customer.
 
     For draw ``d`` and customer ``c`` (row ``rows[c]``) ``candidates`` points are
     drawn from the row's frame widened by ``spread`` (``N(c_i, spread^2 R_i R_i')``)
     and one is kept with probability proportional to its importance weight
     ``L_i(theta) N(theta; m_i, Sigma) / q(theta)``. Writes ``out[d, c, :]``.
+
+    The random numbers of a pair come from a counter-based generator keyed by
+    ``(seed, draw_keys[d], customer_keys[c])``: a customer's latents in a
+    posterior draw are the same whichever chunk of draws and customers asks
+    for them, so predictions made separately stay paired draw by draw.
     """
-    np.random.seed(seed)
     n_draws, n_customers = out.shape[0], out.shape[1]
     log_w = np.empty(candidates)
     th = np.empty((candidates, 2))
+    state = np.empty(1, dtype=np.uint64)
     for d in range(n_draws):
         p00, p01, p11, _ = _normal_constants(sigma[d], rho[d])
         for c in range(n_customers):
             i = rows[c]
+            state[0] = _mix64(_mix64(np.uint64(seed) + _MIX * np.uint64(draw_keys[d]))
+                              ^ (np.uint64(customer_keys[c]) * np.uint64(0xD1B54A32D192ED03)))
             m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
             r00, r10, r11 = spread * chol[i, 0], spread * chol[i, 1], spread * chol[i, 2]
             top = -np.inf
             for j in range(candidates):
-                z0, z1 = np.random.standard_normal(), np.random.standard_normal()
+                # Box-Muller: two standard normals from two uniforms
+                radius = math.sqrt(-2.0 * math.log(_uniform(state)))
+                angle = 2.0 * math.pi * _uniform(state)
+                z0, z1 = radius * math.cos(angle), radius * math.sin(angle)
                 a, b = centre[i, 0] + r00 * z0, centre[i, 1] + r10 * z0 + r11 * z1
                 th[j, 0], th[j, 1] = a, b
                 e0, e1 = a - m0, b - m1
@@ -378,7 +406,7 @@ def sample_latents(family, coefficients, offset, sigma, rho, X, group, frequency
             for j in range(candidates):
                 log_w[j] = math.exp(log_w[j] - top)
                 total += log_w[j]
-            pick = np.random.random() * total
+            pick = _uniform(state) * total
             j = 0
             while j < candidates - 1 and pick > log_w[j]:
                 pick -= log_w[j]
