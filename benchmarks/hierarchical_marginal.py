@@ -111,10 +111,10 @@ def main() -> None:
         else:
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "summary"}, default=float), flush=True)
-    results = {"kind": args.kind, "runs": runs}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"hierarchical_marginal_{args.kind}.json").write_text(json.dumps(results, indent=2, default=float))
-    (RESULTS / f"hierarchical_marginal_{args.kind}.md").write_text(_table(results))
+        results = {"kind": args.kind, "runs": runs}  # written after each model: a long run keeps what it has
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"hierarchical_marginal_{args.kind}.json").write_text(json.dumps(results, indent=2, default=float))
+        (RESULTS / f"hierarchical_marginal_{args.kind}.md").write_text(_table(results))
     print(_table(results))
 
 
