@@ -67,7 +67,9 @@ def latent_posterior(family: str, rfm, draws: int, thin: int, oracle: Path | Non
 
 def marginal_posterior(family: str, rfm, saved: Path | None) -> tuple[xr.Dataset, dict]:
     if saved is not None:
-        return xr.open_datatree(saved)["posterior"].to_dataset()[NAMES], {"reused": str(saved)}
+        provenance = saved.with_suffix(".json")
+        info = json.loads(provenance.read_text()) if provenance.exists() else {}
+        return xr.open_datatree(saved)["posterior"].to_dataset()[NAMES], {"reused": str(saved), **info}
     model = LATENT[family](covariates=["log_first_amount"])
     start, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():

@@ -10,6 +10,7 @@ minibatch ADVI.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any
 
 import numpy as np
@@ -70,11 +71,19 @@ def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int,
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
+    fallback = None
     if method == "nuts" and getattr(model, "integrates_latents", False):
-        return fit_marginal(model, df, draws=draws, tune=tune, chains=chains,
-                            cores=kwargs.pop("cores", min(chains, available_cpus())), random_seed=random_seed,
-                            progressbar=progressbar, target_accept=target_accept, thin=thin,
-                            **kwargs.pop("nuts", {}), **kwargs)
+        cores = kwargs.pop("cores", min(chains, available_cpus()))
+        fitted = fit_marginal(model, df, draws=draws, tune=tune, chains=chains, cores=cores,
+                              random_seed=random_seed, progressbar=progressbar, target_accept=target_accept,
+                              thin=thin, **kwargs.pop("nuts", {}), **kwargs)
+        if fitted is not None:
+            return fitted
+        fallback = ("sampled: the posterior of the population covariance is wider than the integration rule "
+                    "resolves (few customers)")
+        warnings.warn(f"{type(model).__name__}: {fallback}; fitting by NUTS on every customer's latent rates "
+                      "(method='latent')", UserWarning, stacklevel=3)
+        kwargs = {"cores": cores}  # the rule's settings are no sampler's
     graph = model._graph(df, summed=sampler != "numpyro")  # JAX cannot run the summed kernels
     keep = model._stored_variables(graph)
     with graph:
@@ -101,6 +110,8 @@ def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int,
     idata["posterior"] = xr.DataTree(model._finish_posterior(graph, idata["posterior"].to_dataset()))
     if diagnostics is None:
         diagnostics = compute_diagnostics(idata, model._diagnosed_variables(graph))
+    if fallback is not None:
+        diagnostics["latents"] = fallback
     return idata, diagnostics
 
 

@@ -260,7 +260,8 @@ class MarginalGraph:
         First with a 5 x 5 rule without correction (to get close cheaply), then
         with the model's rule; with automatic nodes the node count is then
         raised until the rule resolves the range of ``Sigma`` under the Laplace
-        approximation. Sets the walls of that range; returns the flat point.
+        approximation (``resolved`` is False where even the largest rule cannot).
+        Sets the walls of that range; returns the flat point.
         """
         final = (self.powers, self.log_weights)
         self.powers, self.log_weights = rule.product_rule(5)
@@ -274,7 +275,9 @@ class MarginalGraph:
         x = self._optimise(x, 6, 0.2, tol)
         self.laplace = self.laplace_covariance(x)
         self.range = self.covariance_range(x, self.laplace)
-        if self.auto_nodes:
+        widest = rule.resolved_range(rule.NODE_LADDER[-1])
+        self.resolved = not self.auto_nodes or (widest[0] <= self.range[0] and self.range[1] <= widest[1])
+        if self.auto_nodes and self.resolved:
             nodes = rule.nodes_for_range(*self.range, self.nodes)
             if nodes != self.nodes:
                 self.nodes = nodes
@@ -309,24 +312,28 @@ class MarginalGraph:
 
 def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
                  random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
-                 nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics]:
+                 nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
     Returns
     -------
-    tuple
+    tuple or None
         ``(idata, diagnostics)``; the posterior's attribute :data:`REFERENCE_ATTR`
         records the frames' reference population, the node count and the seed
-        of the per-draw latents (:class:`LatentSampler`).
+        of the per-draw latents (:class:`LatentSampler`). None, before any
+        sampling, where the posterior of ``Sigma`` spans more than the largest
+        rule resolves (few customers): their latents are then better sampled.
     """
     marginal = MarginalGraph(model, df, nodes)
     x = marginal.reference_point()
+    if not marginal.resolved:
+        return None
     idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                             progressbar=progressbar, target_accept=target_accept, **settings)
     if thin > 1:
         idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
     diagnostics = compute_diagnostics(idata, list(model.parameter_names))
-    diagnostics["nodes"] = marginal.nodes
+    diagnostics["nodes"], diagnostics["latents"] = marginal.nodes, "integrated"
     B, offset, sigma, rho = marginal.population(x)
     posterior = idata["posterior"].to_dataset()
     posterior.attrs[REFERENCE_ATTR] = json.dumps({
