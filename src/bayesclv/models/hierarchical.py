@@ -234,17 +234,13 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
         integrated out, drawn per posterior draw from the customer's conditional posterior)."""
         position = rows[_POSITION].to_numpy()
         if "sample" in params:
-            latent = self._latent_sampler().draw(params, position)
+            cached = getattr(self, "_latent_cache", None)  # the fitted rows' frames, built once per fit
+            if cached is None or cached[0] is not self.idata:
+                cached = self._latent_cache = (self.idata, LatentSampler(self))
+            latent = cached[1].draw(params, position)
         else:
             latent = [params[n][..., position] for n in self.latent_names]
         return dict(zip(self.rate_names, self._natural_rates(*latent, np.exp, special.expit), strict=True))
-
-    def _latent_sampler(self) -> LatentSampler:
-        """The fitted rows' frames for per-draw latents (built once per fit)."""
-        cached = getattr(self, "_latent_cache", None)
-        if cached is None or cached[0] is not self.idata:
-            cached = self._latent_cache = (self.idata, LatentSampler(self))
-        return cached[1]
 
     def rates(self, data: Any | None = None) -> xr.Dataset:
         """Posterior of each customer's own rates (``lam`` and ``mu`` or ``p``).
