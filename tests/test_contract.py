@@ -22,6 +22,7 @@ from bayesclv.models.contract import FittedModel, SpendModel, TransactionModel
 
 MAP = {"method": "map", "progressbar": False}
 ADVI = {"method": "advi", "tune": 20, "draws": 30, "random_seed": 5, "progressbar": False}
+NUTS = {"method": "nuts", "tune": 40, "draws": 30, "chains": 1, "random_seed": 5, "progressbar": False}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ ROWS = [
         fit=ADVI, data="small"),
     Row("HierarchicalBetaGeoModel(covariates, group)",
         lambda: bc.HierarchicalBetaGeoModel(covariates=["z"], group="cohort"), fit=ADVI, data="small"),
+    Row("ModifiedBetaGeoModel", lambda: bc.ModifiedBetaGeoModel()),
+    Row("BetaGeoCNBDModel(k=3, nuts)", lambda: bc.BetaGeoCNBDModel(k=3), fit=NUTS, data="small"),
+    Row("ModifiedBetaGeoCNBDModel(k=2, group, partial)", lambda: bc.ModifiedBetaGeoCNBDModel(k=2, group="cohort")),
 ]
 IDS = [row.name for row in ROWS]
 
@@ -53,8 +57,11 @@ IDS = [row.name for row in ROWS]
 def frames(cdnow_rfm):
     cohorts = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30",
                              cohort="M").set_index("customer_id")["cohort"]
+    litt = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30",
+                          litt=True).set_index("customer_id")["litt"]  # for the CNBD-k rows
     rfm = cdnow_rfm.iloc[::8].reset_index(drop=True)  # every cohort (month of the first purchase)
     rfm["cohort"] = rfm["customer_id"].map(cohorts)
+    rfm["litt"] = rfm["customer_id"].map(litt)
     rfm["z"] = (rfm["T"] - rfm["T"].mean()) / rfm["T"].std()
     rfm.attrs = dict(cdnow_rfm.attrs)
     small = rfm.iloc[::5].reset_index(drop=True)
@@ -196,12 +203,14 @@ def test_population_simulation_gives_valid_histories(row, fitted, frames):
     n_samples = model.posterior.sizes["chain"] * model.posterior.sizes["draw"]
     sample = np.array([0, n_samples - 1, n_samples - 1, n_samples // 2])
     sim = model.simulate_population(sample, data, random_seed=2)
-    assert set(sim) == {"frequency", "recency"}
+    assert set(sim) == set(model.data_columns) - {"T"}  # each customer keeps T; CNBD-k simulates litt too
     freq, rec = sim["frequency"], sim["recency"]
     assert freq.shape == rec.shape == (len(sample), len(data))
     T = data["T"].to_numpy()
     assert (freq >= 0).all() and (freq == np.round(freq)).all()
     assert ((rec >= 0) & (rec <= T)).all() and (rec[freq == 0] == 0).all()
+    for i in range(len(sample)):  # every simulated history passes the model's own data check
+        model.prediction_data(data.assign(**{c: v[i] for c, v in sim.items()}))
     again = model.simulate_population(sample, data, random_seed=2)
     np.testing.assert_array_equal(again["frequency"], freq)
     # the check that uses it: one simulated histogram per posterior draw

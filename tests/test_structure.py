@@ -23,7 +23,7 @@ FLOORS = [
     ("bayesclv.datasets", "bayesclv.simulate", "bayesclv.testing"),
     ("bayesclv.models",),
     ("bayesclv.clv", "bayesclv.evaluate", "bayesclv.checks", "bayesclv.drivers", "bayesclv.segment",
-     "bayesclv.offers"),
+     "bayesclv.offers", "bayesclv.customer_table"),
     ("bayesclv.comparison", "bayesclv.scale", "bayesclv.plots"),
     ("bayesclv.report",),
     ("bayesclv",),  # the public API: the package's __init__ gathers everything

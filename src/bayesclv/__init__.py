@@ -3,67 +3,103 @@
 The public API in one place::
 
     from bayesclv import rfm_summary, BetaGeoModel, GammaGammaModel, customer_lifetime_value
+
+Names are imported on first use (PEP 562): ``import bayesclv`` costs almost
+nothing, and a script that only fits a model never loads matplotlib, the report
+or the database drivers. ``benchmarks/import_time.py`` measures both the import
+and the first use against ``import pymc``.
 """
 
-from bayesclv import datasets, errors, plots, report, segment
-from bayesclv.checks import frequency_ppc
-from bayesclv.clv import customer_lifetime_value
-from bayesclv.comparison import compare
-from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
-from bayesclv.drivers import key_drivers, spend_drivers
-from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
-from bayesclv.models import (
-    BetaGeoModel,
-    GammaGammaModel,
-    HierarchicalBetaGeoModel,
-    HierarchicalParetoNBDModel,
-    ParetoNBDModel,
-    load,
-)
-from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting
-from bayesclv.priors import Prior
-from bayesclv.report import build_report
-from bayesclv.segment import group_totals, lifecycle_stages, rfm_scores, stage_summary, top_membership, value_tiers
-from bayesclv.summaries import intervals
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BetaGeoModel",
-    "EvaluationResult",
-    "GammaGammaModel",
-    "HierarchicalBetaGeoModel",
-    "HierarchicalParetoNBDModel",
-    "ParetoNBDModel",
-    "Prior",
-    "__version__",
-    "build_report",
-    "compare",
-    "compare_groups",
-    "cumulative_gain",
-    "customer_lifetime_value",
-    "datasets",
-    "errors",
-    "evaluate",
-    "expected_tracking",
-    "first_purchase_cohort",
-    "frequency_ppc",
-    "group_totals",
-    "incremental_value",
-    "intervals",
-    "key_drivers",
-    "lifecycle_stages",
-    "load",
-    "repeat_purchase_tracking",
-    "plots",
-    "report",
-    "rfm_scores",
-    "rfm_summary",
-    "segment",
-    "spend_drivers",
-    "stage_summary",
-    "targeting",
-    "top_membership",
-    "validate_rfm",
-    "value_tiers",
-]
+#: Each public name and the module that defines it; a module's own name maps to itself.
+_SOURCES = {
+    "BetaGeoCNBDModel": "bayesclv.models",
+    "BetaGeoModel": "bayesclv.models",
+    "EvaluationResult": "bayesclv.evaluate",
+    "GammaGammaModel": "bayesclv.models",
+    "HierarchicalBetaGeoModel": "bayesclv.models",
+    "HierarchicalParetoNBDModel": "bayesclv.models",
+    "ModifiedBetaGeoCNBDModel": "bayesclv.models",
+    "ModifiedBetaGeoModel": "bayesclv.models",
+    "ParetoNBDModel": "bayesclv.models",
+    "Prior": "bayesclv.priors",
+    "build_report": "bayesclv.report",
+    "compare": "bayesclv.comparison",
+    "compare_groups": "bayesclv.offers",
+    "cumulative_gain": "bayesclv.offers",
+    "customer_lifetime_value": "bayesclv.clv",
+    "datasets": "bayesclv.datasets",
+    "errors": "bayesclv.errors",
+    "evaluate": "bayesclv.evaluate",
+    "expected_tracking": "bayesclv.evaluate",
+    "first_purchase_cohort": "bayesclv.data",
+    "frequency_ppc": "bayesclv.checks",
+    "group_totals": "bayesclv.segment",
+    "incremental_value": "bayesclv.offers",
+    "intervals": "bayesclv.summaries",
+    "key_drivers": "bayesclv.drivers",
+    "lifecycle_stages": "bayesclv.segment",
+    "load": "bayesclv.models",
+    "plots": "bayesclv.plots",
+    "predict": "bayesclv.customer_table",
+    "repeat_purchase_tracking": "bayesclv.data",
+    "report": "bayesclv.report",
+    "rfm_scores": "bayesclv.segment",
+    "rfm_summary": "bayesclv.data",
+    "segment": "bayesclv.segment",
+    "spend_drivers": "bayesclv.drivers",
+    "stage_summary": "bayesclv.segment",
+    "targeting": "bayesclv.offers",
+    "top_membership": "bayesclv.segment",
+    "validate_rfm": "bayesclv.data",
+    "value_tiers": "bayesclv.segment",
+}
+
+__all__ = sorted([*_SOURCES, "__version__"])
+
+
+def __getattr__(name: str):
+    """Import the module behind a public name on first access and keep the name here."""
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'bayesclv' has no attribute {name!r}")
+    module = importlib.import_module(_SOURCES[name])
+    value = module if module.__name__ == f"bayesclv.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # the same names for type checkers and documentation tools, which do not run __getattr__
+    from bayesclv import datasets, errors, plots, report, segment
+    from bayesclv.checks import frequency_ppc
+    from bayesclv.clv import customer_lifetime_value
+    from bayesclv.comparison import compare
+    from bayesclv.customer_table import predict
+    from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
+    from bayesclv.drivers import key_drivers, spend_drivers
+    from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
+    from bayesclv.models import (
+        BetaGeoCNBDModel,
+        BetaGeoModel,
+        GammaGammaModel,
+        HierarchicalBetaGeoModel,
+        HierarchicalParetoNBDModel,
+        ModifiedBetaGeoCNBDModel,
+        ModifiedBetaGeoModel,
+        ParetoNBDModel,
+        load,
+    )
+    from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting
+    from bayesclv.priors import Prior
+    from bayesclv.report import build_report
+    from bayesclv.segment import group_totals, lifecycle_stages, rfm_scores, stage_summary, top_membership, value_tiers
+    from bayesclv.summaries import intervals

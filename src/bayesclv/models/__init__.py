@@ -8,13 +8,15 @@ the individual-level ones (:mod:`~bayesclv.models.hierarchical`).
 
 from bayesclv.models.base import CLVModel
 from bayesclv.models.bgnbd import BetaGeoModel
+from bayesclv.models.cnbd import BetaGeoCNBDModel, ModifiedBetaGeoCNBDModel
 from bayesclv.models.contract import FittedModel, RetentionModel, SpendModel, TransactionModel
 from bayesclv.models.diagnostics import FitDiagnostics
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
+from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.persistence import load
 
-__all__ = ["BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
-           "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ParetoNBDModel", "RetentionModel",
-           "SpendModel", "TransactionModel", "load"]
+__all__ = ["BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel", "GammaGammaModel",
+           "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "ModifiedBetaGeoCNBDModel",
+           "ModifiedBetaGeoModel", "ParetoNBDModel", "RetentionModel", "SpendModel", "TransactionModel", "load"]

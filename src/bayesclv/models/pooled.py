@@ -9,6 +9,8 @@ data set's total and gradient in one compiled pass), else the per-row formula.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -66,6 +68,9 @@ class PooledModel(Predictive, CLVModel):
     """
 
     given_columns: tuple[str, ...] = ()
+    # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
+    # family with such a structural constant sets its own dict per instance
+    _formula_options: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
@@ -89,7 +94,7 @@ class PooledModel(Predictive, CLVModel):
 
     @property
     def history_columns(self) -> tuple[str, ...]:
-        return (*self.data_columns, *([self.group] if self.grouped else []))
+        return (*self.prediction_columns, *([self.group] if self.grouped else []))
 
     # -------------------------------------------------------------- rows
     def _design(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -101,8 +106,10 @@ class PooledModel(Predictive, CLVModel):
         return frame
 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
-        """Each row's likelihood parameters (see :func:`bayesclv.models.pooling.row_params`)."""
-        return row_params(params, rows[GROUP_CODE].to_numpy() if self.grouped else None, xp)
+        """Each row's likelihood parameters (see :func:`bayesclv.models.pooling.row_params`) and the
+        family's ``_formula_options``."""
+        return {**row_params(params, rows[GROUP_CODE].to_numpy() if self.grouped else None, xp),
+                **self._formula_options}
 
     def _coefficient_names(self) -> list[str]:
         """Posterior variables besides the parameters that give rows their own parameters (covariate effects)."""
@@ -139,7 +146,8 @@ class PooledModel(Predictive, CLVModel):
         """
         if summed and hasattr(self.formulas, "summed_loglik") and not self._coefficient_names():
             tables = self.formulas.loglik_tables(*(rows[c] for c in self.data_columns), rows["weight"],
-                                                 group=rows[GROUP_CODE] if self.grouped else None)
+                                                 group=rows[GROUP_CODE] if self.grouped else None,
+                                                 **self._formula_options)
             return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
         params = self._row_params(params, rows, PT)
         cols = {c: pm.Data(c, rows[c].to_numpy(dtype=float)) for c in self.data_columns}
@@ -251,5 +259,5 @@ class PooledTransactionModel(TransactionPredictions, PooledModel):
         """Expected purchases of a new customer at horizons ``t`` per draw (and group), with dims and coords."""
         post = self.posterior[list(self.parameter_names)]
         params = {n: v[..., None] for n, v in self._param_arrays().items()}
-        values = self.formulas.expected_purchases_new_customer(t, **params)
+        values = self.formulas.expected_purchases_new_customer(t, **params, **self._formula_options)
         return values, post[self.parameter_names[0]].dims, {k: v.values for k, v in post.coords.items()}

@@ -27,11 +27,19 @@ class Predictive:
 
     formulas: ClassVar[ModuleType]  # the family's formula module (likelihood, predictions, simulators)
     data_columns: ClassVar[tuple[str, ...]] = ()
+    #: data columns only the likelihood reads (CNBD-k's ``litt``): the predictive formulas neither take nor
+    #: depend on them, so predictions are evaluated once per distinct value of the other columns
+    likelihood_only_columns: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def prediction_columns(self) -> tuple[str, ...]:
+        """Data columns the predictive formulas take, in their order."""
+        return tuple(c for c in self.data_columns if c not in self.likelihood_only_columns)
 
     @property
     def history_columns(self) -> tuple[str, ...]:
         """Columns of a prediction frame that determine a customer's predictions."""
-        return tuple(self.data_columns)
+        return self.prediction_columns
 
     def distinct_histories(self, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """The distinct histories of a prediction frame and each customer's index into them.
@@ -70,7 +78,8 @@ class Predictive:
             Dims ``(chain, draw, customer_id)``.
         """
         df = self.prediction_data(data)
-        return self._over_customers(lambda cols, prm: self._loglik(cols, prm, NP), df, "log_likelihood")
+        return self._over_customers(lambda cols, prm: self._loglik(cols, prm, NP), df, "log_likelihood",
+                                    columns=self.data_columns)
 
     def _loglik(self, data: dict[str, Any], params: dict[str, Any], xp) -> Any:
         """Per-row log-likelihood of the family (PyTensor with ``xp=PT``, NumPy with ``xp=NP``)."""
@@ -79,22 +88,24 @@ class Predictive:
     def _history_quantity(self, fn, data: Any | None, name: str, *args: Any) -> xr.DataArray:
         """``fn(*args, *data columns, **params)`` per draw and customer, once per distinct history."""
         df = self.prediction_data(data)
-        return self._over_customers(lambda c, p: fn(*args, *(c[col] for col in self.data_columns), **p), df, name)
+        return self._over_customers(lambda c, p: fn(*args, *(c[col] for col in self.prediction_columns), **p),
+                                    df, name)
 
     def _over_customers(self, func, df: pd.DataFrame, name: str, dtype=float,
-                        quantity: str = "expectation") -> xr.DataArray:
+                        quantity: str = "expectation", columns: tuple[str, ...] | None = None) -> xr.DataArray:
         """Evaluate ``func(columns, params)`` for every draw and customer -> DataArray(chain, draw, customer_id).
 
-        Expectations are evaluated once per distinct row of the design frame
-        (identical histories have identical expectations); outcomes (random
-        draws) are simulated for every customer on their own.
+        Expectations are evaluated once per distinct row of the design frame's
+        ``columns`` (default :attr:`prediction_columns`) and its other key
+        columns (identical histories have identical expectations); outcomes
+        (random draws) are simulated for every customer on their own.
         """
         frame = self._design(df)
         predictor = self._predictor()
         if quantity == "outcome":
             values = predictor.evaluate(func, frame, dtype=dtype, parallel=False)
         else:
-            values = predictor.on_distinct(func, frame, self.data_columns)
+            values = predictor.on_distinct(func, frame, self.prediction_columns if columns is None else columns)
         return self._as_dataarray(values, df, name, quantity)
 
     def _predictor(self) -> Predictor:

@@ -41,17 +41,17 @@ class TransactionPredictions:
         ``given_alive``: once per distinct key given alive, P(alive) once per distinct history."""
         df = self.prediction_data(data)
         frame = self._design(df)
-        histories, codes = compress_rows(frame, list(frame.columns))
+        histories, codes = compress_rows(frame, [c for c in frame.columns if c not in self.likelihood_only_columns])
         histories = histories.drop(columns="weight")
-        columns = [self.alive_stand_ins.get(c, c) for c in self.data_columns]
+        columns = [self.alive_stand_ins.get(c, c) for c in self.prediction_columns]
 
         def per_alive(c, p):
             return fn(*args, *(c[col] for col in columns), **p, given_alive=True)
 
-        kept = [c for c in self.data_columns if c not in self.alive_stand_ins]
+        kept = [c for c in self.prediction_columns if c not in self.alive_stand_ins]
         alive_rows, alive_codes = distinct_rows(histories, kept, self.data_columns)
         weight = None if given_alive else (
-            lambda c, p: self.formulas.probability_alive(*(c[col] for col in self.data_columns), **p),
+            lambda c, p: self.formulas.probability_alive(*(c[col] for col in self.prediction_columns), **p),
             histories, codes)
         values = self._predictor().expand(per_alive, alive_rows, alive_codes[codes], weight)
         return self._as_dataarray(values, df, name)
@@ -198,7 +198,7 @@ class TransactionPredictions:
         df = self.prediction_data(data)
         simulate = self.formulas.simulate_future_purchases
         return self._over_customers(
-            lambda c, p: simulate(t, *(c[col] for col in self.data_columns), **p, rng=rng),
+            lambda c, p: simulate(t, *(c[col] for col in self.prediction_columns), **p, rng=rng),
             df, "purchases", dtype=np.int64, quantity="outcome")
 
 
