@@ -1,6 +1,7 @@
 """Individual-level hierarchical models: smoke recovery, prediction interface, CLV, errors, save/load,
-key drivers. Fits are small NUTS runs on simulated data (the full recovery study with >= 20
-replications is validation/hierarchical_recovery.py)."""
+key drivers. Fits are small latent-variable NUTS runs (``method="latent"``: the prediction interface
+on stored per-customer latents; the default fit, latents integrated out, is tests/test_marginal_model.py)
+on simulated data (the full recovery study with >= 20 replications is validation/hierarchical_recovery.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def pareto_fit():
     df = _simulated(simulate_hierarchical_paretonbd, 400, 11)
     model = bc.HierarchicalParetoNBDModel(covariates=["x"])
     with pytest.warns(bc.errors.ConvergenceWarning):  # short chains: ESS below 400 is expected
-        model.fit(df, draws=200, tune=300, chains=2, random_seed=3, progressbar=False)
+        model.fit(df, method="latent", draws=200, tune=300, chains=2, random_seed=3, progressbar=False)
     return model, df
 
 
@@ -53,7 +54,7 @@ def bg_fit():
     df = _simulated(simulate_hierarchical_bgnbd, 150, 12, coefficients=np.array([[-2.0, -1.5], [0.6, -0.5]]))
     model = bc.HierarchicalBetaGeoModel(covariates=["x"], group="segment")
     with pytest.warns(bc.errors.ConvergenceWarning):
-        model.fit(df, draws=200, tune=200, chains=2, thin=2, random_seed=4, progressbar=False)
+        model.fit(df, method="latent", draws=100, tune=150, chains=2, thin=2, random_seed=4, progressbar=False)
     return model, df
 
 
@@ -184,9 +185,9 @@ def test_bgnbd_with_groups(bg_fit):
 
 def test_thinning_keeps_every_kth_draw(bg_fit):
     model, _ = bg_fit
-    assert model.posterior.sizes["draw"] == 100 and model.idata["sample_stats"].sizes["draw"] == 100
+    assert model.posterior.sizes["draw"] == 50 and model.idata["sample_stats"].sizes["draw"] == 50
     assert list(model.posterior["draw"].values[:3]) == [0, 2, 4]
-    assert model.diagnostics["n_draws"] == 200  # 2 chains x 100 kept draws
+    assert model.diagnostics["n_draws"] == 100  # 2 chains x 50 kept draws
 
 
 def test_centring_weights():

@@ -25,7 +25,9 @@ from scipy import special
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import individual_bgnbd, individual_paretonbd
 from bayesclv.models.base import CLVModel
+from bayesclv.formulas._marginal_rule import BGNBD, PARETONBD
 from bayesclv.models.latent import customer_arrays, latent_model
+from bayesclv.models.marginal import LatentSampler
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.predictive import Predictive
 from bayesclv.models.transaction import TransactionPredictions
@@ -75,6 +77,9 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
         "group_sd": Prior("HalfNormal", sigma=1.0),
     }
     unsupported_methods = {"map": "the joint mode collapses the population sds to 0"}
+    # method="nuts" integrates each customer's latents out (models.marginal); method="latent" samples them
+    integrates_latents = True
+    quadrature_family: ClassVar[int]  # family code of the marginal likelihood's compiled loops
     # two latents per customer: a low-rank mass-matrix update costs more than it saves
     nutpie_adaptation = "diag"
     # a per-customer likelihood graph: numba fuses its elementwise loops over customers
@@ -233,12 +238,21 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
 
     def _param_arrays(self, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
         post = self.posterior if post is None else post
-        return {n: post[n].values for n in self.latent_names}
+        if self.latent_names[0] in post:  # fitted with method="latent": every customer's latent draws
+            return {n: post[n].values for n in self.latent_names}
+        return LatentSampler.population_arrays(post, self.group is not None)
 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
-        """Each row's own rates: the latent draws of its customer on the formulas' scale."""
+        """Each row's own rates: the latent draws of its customer on the formulas' scale (with the latents
+        integrated out, drawn per posterior draw from the customer's conditional posterior)."""
         position = rows[_POSITION].to_numpy()
-        latent = [params[n][..., position] for n in self.latent_names]
+        if "sample" in params:
+            cached = getattr(self, "_latent_cache", None)  # the fitted rows' frames, built once per fit
+            if cached is None or cached[0] is not self.idata:
+                cached = self._latent_cache = (self.idata, LatentSampler(self))
+            latent = cached[1].draw(params, position)
+        else:
+            latent = [params[n][..., position] for n in self.latent_names]
         return dict(zip(self.rate_names, self._natural_rates(*latent, np.exp, special.expit), strict=True))
 
     def rates(self, data: Any | None = None) -> xr.Dataset:
@@ -336,6 +350,7 @@ class HierarchicalParetoNBDModel(HierarchicalTransactionModel):
 
     latent_names = ("log_lambda", "log_mu")
     rate_names = ("lam", "mu")
+    quadrature_family = PARETONBD
     formulas = individual_paretonbd
     display_name = "hierarchical Pareto/NBD"
 
@@ -353,6 +368,7 @@ class HierarchicalBetaGeoModel(HierarchicalTransactionModel):
 
     latent_names = ("log_lambda", "logit_p")
     rate_names = ("lam", "p")
+    quadrature_family = BGNBD
     formulas = individual_bgnbd
     display_name = "hierarchical BG/NBD"
 

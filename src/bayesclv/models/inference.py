@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +23,13 @@ import xarray as xr
 
 from bayesclv.chunks import available_cpus
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
+from bayesclv.models.marginal import fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
 __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
 
-FIT_METHODS = ("nuts", "map", "advi")
+FIT_METHODS = ("nuts", "map", "advi", "latent")
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 
 
@@ -40,6 +42,13 @@ def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, th
         allowed = [m for m in FIT_METHODS if m not in model.unsupported_methods]
         raise ValueError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
                          f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}")
+    integrates = getattr(model, "integrates_latents", False)
+    if method == "latent" and not integrates:
+        raise ValueError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
+                         f"hierarchical models; {type(model).__name__} has no latent rates")
+    if method == "nuts" and integrates and sampler != "nutpie":
+        raise ValueError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
+                         f"use method='latent' for sampler={sampler!r}")
     if batch_size is not None:
         if not hasattr(model, "_minibatch_model"):
             raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
@@ -121,10 +130,25 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
+    fallback = None
+    if method == "nuts" and getattr(model, "integrates_latents", False):
+        cores = kwargs.pop("cores", min(chains, available_cpus()))
+        fitted = fit_marginal(model, df, draws=draws, tune=tune, chains=chains, cores=cores,
+                              random_seed=random_seed, progressbar=progressbar, target_accept=target_accept,
+                              thin=thin, **kwargs.pop("nuts", {}), **kwargs)
+        if fitted is not None:
+            idata, diagnostics = fitted
+            idata["posterior"] = xr.DataTree(_marked(idata["posterior"].to_dataset(), method))
+            return idata, diagnostics
+        fallback = ("sampled: the posterior of the population covariance is wider than the integration rule "
+                    "resolves (few customers)")
+        warnings.warn(f"{type(model).__name__}: {fallback}; fitting by NUTS on every customer's latent rates "
+                      "(method='latent')", UserWarning, stacklevel=3)
+        kwargs = {"cores": cores}  # the rule's settings are no sampler's
     graph = model._graph(df, summed=sampler != "numpyro")  # JAX cannot run the summed kernels
     keep = model._stored_variables(graph)
     with graph:
-        if method == "nuts":
+        if method in ("nuts", "latent"):
             idata = _nuts(model, graph, keep, sampler=sampler, draws=draws, tune=tune, chains=chains,
                           random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
             if thin > 1:
@@ -147,6 +171,8 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     idata["posterior"] = xr.DataTree(_marked(model._finish_posterior(graph, idata["posterior"].to_dataset()), method))
     if diagnostics is None:
         diagnostics = compute_diagnostics(idata, model._diagnosed_variables(graph))
+    if fallback is not None:
+        diagnostics["latents"] = fallback
     return idata, diagnostics
 
 

@@ -31,7 +31,7 @@ from bayesclv.formulas import PT
 from bayesclv.models.pooling import group_codes, group_labels
 
 __all__ = ["PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights", "latent_model",
-           "standardisation"]
+           "population_coords", "population_parameters", "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
@@ -109,6 +109,54 @@ def customer_arrays(model: Any, df: pd.DataFrame, population: pd.DataFrame) -> d
     return arrays
 
 
+def population_coords(model: Any, population: pd.DataFrame) -> dict[str, list]:
+    """Coordinates of the population parameters (processes, covariates, groups)."""
+    coords = {"process": list(PROCESSES), "covariate": ["intercept", *model.covariates], "slope": model.covariates}
+    if model.group is not None:
+        coords["group"] = [str(g) for g in group_labels(population, model.group)]
+    return coords
+
+
+def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any]:
+    """The population parameters of an individual-level model, created in the current PyMC model.
+
+    Intercepts at the covariate means, slopes per sd of a covariate (with the
+    per-unit ``coefficients`` as a deterministic), group offsets (non-centred),
+    the sds and correlation of the two latent quantities under an LKJ prior.
+    ``population`` standardises the covariates.
+
+    Returns
+    -------
+    dict
+        ``intercept`` (2,), ``slopes`` (covariates, 2) or None, ``group_offset``
+        (groups, 2) or None, ``chol`` (the 2 x 2 Cholesky factor of ``Sigma``),
+        ``sigma`` (2,) and ``correlation``.
+    """
+    intercept = model.priors["intercept"].create("intercept", dims="process")
+    slopes = None
+    if model.covariates:
+        centre, scale = standardisation(population, model.covariates)
+        slopes = model.priors["slopes"].create("slopes", dims=("slope", "process"))
+        per_unit = slopes / scale[:, None]
+        pm.Deterministic("coefficients", pt.concatenate(
+            [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
+            dims=("covariate", "process"))
+    else:
+        pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
+    offset = None
+    if model.group is not None:
+        group_sd = model.priors["group_sd"].create("group_sd", dims="process")
+        group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
+        offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+    sigma_prior = model.priors["sigma"]
+    sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
+    chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=2, sd_dist=sd_dist,
+                                          compute_corr=True, store_in_trace=False)
+    return {"intercept": intercept, "slopes": slopes, "group_offset": offset, "chol": chol,
+            "sigma": pm.Deterministic("sigma", sigma, dims="process"),
+            "correlation": pm.Deterministic("correlation", corr[0, 1])}
+
+
 def latent_model(model: Any, df: pd.DataFrame, population: pd.DataFrame) -> pm.Model:
     """The PyMC model of ``model`` (an individual-level model) for the customers of ``df``.
 
@@ -116,39 +164,21 @@ def latent_model(model: Any, df: pd.DataFrame, population: pd.DataFrame) -> pm.M
     data when ``df`` is a minibatch, which is not validated on its own: a batch
     may hold one value of a covariate that varies in the population).
     """
-    coords = {"customer_id": df["customer_id"].to_numpy(), "process": list(PROCESSES),
-              "covariate": ["intercept", *model.covariates], "slope": model.covariates}
-    if model.group is not None:
-        coords["group"] = [str(g) for g in group_labels(population, model.group)]
+    coords = {"customer_id": df["customer_id"].to_numpy(), **population_coords(model, population)}
     arrays = customer_arrays(model, df, population)
     with pm.Model(coords=coords) as graph:
         inputs = {name: pm.Data(name, values, dims=("customer_id", "slope")[:values.ndim])
                   for name, values in arrays.items()}
-        intercept = model.priors["intercept"].create("intercept", dims="process")
+        population_params = population_parameters(model, population)
+        intercept, slopes = population_params["intercept"], population_params["slopes"]
         mean = intercept[None, :]
         if model.covariates:
-            centre, scale = standardisation(population, model.covariates)
-            slopes = model.priors["slopes"].create("slopes", dims=("slope", "process"))
             # elementwise, not a matrix product: no BLAS call in the compiled graph
             mean = mean + sum(inputs["standardised"][:, k, None] * slopes[k][None, :]
                               for k in range(len(model.covariates)))
-            per_unit = slopes / scale[:, None]
-            pm.Deterministic("coefficients", pt.concatenate(
-                [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
-                dims=("covariate", "process"))
-        else:
-            pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
         if model.group is not None:
-            group_sd = model.priors["group_sd"].create("group_sd", dims="process")
-            group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
-            offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
-            mean = mean + offset[inputs["group_code"]]
-        sigma_prior = model.priors["sigma"]
-        sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
-        chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=2, sd_dist=sd_dist,
-                                              compute_corr=True, store_in_trace=False)
-        pm.Deterministic("sigma", sigma, dims="process")
-        pm.Deterministic("correlation", corr[0, 1])
+            mean = mean + population_params["group_offset"][inputs["group_code"]]
+        chol = population_params["chol"]
         # latents partially centred (weights w_i from the customer's purchase count);
         # z = standard-normal innovations of theta = mean + L z
         w = inputs["purchase_weight"]

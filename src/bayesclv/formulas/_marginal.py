@@ -1,0 +1,414 @@
+"""Individual-level models with each customer's latent rates integrated out by adaptive quadrature.
+
+Customer ``i`` of a hierarchical model has two latent quantities
+``theta_i = (log lam_i, log mu_i)`` (Pareto/NBD) or ``(log lam_i, logit p_i)``
+(BG/NBD) with ``theta_i ~ N(m_i, Sigma)``, ``m_i = X_i B`` (plus a group
+intercept), and a closed-form likelihood ``L_i(theta)`` given them. The
+population parameters' likelihood is ``prod_i p(y_i | phi)`` with::
+
+    p(y_i | phi) = int L_i(theta) N(theta; m_i, Sigma) dtheta
+                 ~ sum_k exp(a_ik) N(theta_ik; m_i, Sigma),
+    theta_ik = c_i + R_i u_k,   a_ik = log w_k + |u_k|^2 / 2 + log|R_i| + log L_i(theta_ik),
+
+a Gauss-Hermite product rule (nodes ``u_k``, weights ``w_k`` for the weight
+``exp(-|u|^2/2)``) in a frame ``(c_i, R_i)`` per distinct row. The frame is the
+conditional posterior's mean and Cholesky factor of its covariance at a
+reference value of the population parameters
+(:func:`bayesclv.formulas._marginal_rule.adapt_rows`: a Laplace step, then
+moments by quadrature) and stays FIXED while the population parameters are
+sampled, so ``a_ik`` is data: a gradient costs a quadratic form
+and an exponential per node and row (:func:`marginal_loglik`, one numba pass,
+wrapped by :class:`MarginalLoglikOp`).
+
+The gradient follows from ``d log p(y_i) / d phi = E[d log N(theta; m_i, Sigma) / d phi]``
+under the normalised node weights: only the weighted first and second moments
+of ``u`` per row are needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+from bayesclv.formulas._marginal_rule import latent_loglik
+
+__all__ = ["MarginalLoglikOp", "marginal_loglik", "node_expectations", "sample_latents"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
+_FAST = {"reassoc", "contract", "arcp", "nsz", "nnan", "ninf"}
+
+
+# ------------------------------------------------------------------- the kernel
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _exp_nonpositive(s, top, bits):  # pragma: no cover - compiled
+    """``s[k] <- exp(s[k] - top)`` for ``s[k] <= top``, in place; returns the sum.
+
+    Written out (Cody-Waite reduction, degree-11 Taylor polynomial, the power of
+    two assembled in the exponent bits; relative error < 1e-14) because numba's
+    ``math.exp`` is a scalar libm call that does not vectorise: this loop runs
+    about 15x faster, and the exponentials are most of a gradient's cost.
+    """
+    scale = bits.view(np.float64)
+    n = s.size
+    for k in range(n):
+        v = max(s[k] - top, -700.0)
+        t = math.floor(v * 1.4426950408889634 + 0.5)
+        r = v - t * 0.6931471803691238 - t * 1.9082149292705877e-10
+        s[k] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+                1.0 / 3628800 + r / 39916800))))))))))
+        bits[k] = (np.int64(t) + 1023) << 52
+    total = 0.0
+    for k in range(n):
+        s[k] *= scale[k]
+        total += s[k]
+    return total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _row_log_terms(a_row, powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt):  # pragma: no cover - compiled
+    """``s[k] = a_ik - t . S(u_k)``, the node terms without ``d' P d / 2``; returns ``d' P d``.
+
+    ``delta_k = d + R u_k`` gives ``delta_k' P delta_k = d' P d + 2 t . S(u_k)`` with the
+    tilt ``t = (R' P d, R' P R)`` written into ``tilt`` as ``(b0, b1, A00, A01, A11)``
+    and ``S(u) = (u0, u1, u0^2/2, u0 u1, u1^2/2)``.
+    """
+    pd0, pd1 = p00 * d0 + p01 * d1, p01 * d0 + p11 * d1
+    b0, b1 = r00 * pd0 + r10 * pd1, r11 * pd1  # R' P d
+    pr00, pr10 = p00 * r00 + p01 * r10, p01 * r00 + p11 * r10  # first column of P R
+    a00, a01, a11 = r00 * pr00 + r10 * pr10, r11 * pr10, r11 * r11 * p11  # R' P R
+    tilt[0], tilt[1], tilt[2], tilt[3], tilt[4] = b0, b1, a00, a01, a11
+    h00, h11 = 0.5 * a00, 0.5 * a11
+    for k in range(s.size):
+        s[k] = a_row[k] - (b0 * powers[0, k] + b1 * powers[1, k] + h00 * powers[2, k] + a01 * powers[3, k]
+                           + h11 * powers[4, k])
+    return d0 * pd0 + d1 * pd1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _shift_bound(tilt, top_term):  # pragma: no cover - compiled
+    """An upper bound of ``max_k s[k]``: ``max_k a_k + max_u (-b . u - u' A u / 2) = max_k a_k + b' A^-1 b / 2``.
+
+    A running maximum over the nodes is a chain of dependent compares that costs
+    more than the rest of the row's terms; the bound is exact enough (within a
+    few tens of nats of the maximum) for a stable ``log sum exp``.
+    """
+    b0, b1, a00, a01, a11 = tilt[0], tilt[1], tilt[2], tilt[3], tilt[4]
+    det = a00 * a11 - a01 * a01
+    if not det > 0.0:
+        return np.inf
+    return top_term + 0.5 * (a11 * b0 * b0 - 2.0 * a01 * b0 * b1 + a00 * b1 * b1) / det
+
+
+_CORRECTION_CAP = 0.1  # nats: largest change of a row's error estimate (the errors near the reference are ~1e-3)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _correction(tilt, row, derivative, shift):  # pragma: no cover - compiled
+    """The fixed rule's error at ``tilt`` by its second-order Taylor expansion around the reference tilt.
+
+    ``row`` holds the error at the reference tilt, the reference tilt, and the
+    error's gradient and Hessian there (:func:`rule_corrections`). Returns the
+    error and writes its derivative in the tilt into ``derivative`` (``shift``: scratch of size 5).
+    """
+    for j in range(5):
+        shift[j] = tilt[j] - row[1 + j]
+    change = 0.0
+    for j in range(5):
+        slope = row[6 + j]
+        for l in range(5):
+            slope += row[11 + 5 * j + l] * shift[l]
+        derivative[j] = slope
+        change += (row[6 + j] + 0.5 * (slope - row[6 + j])) * shift[j]
+    # the expansion holds near the reference; far from it (early warm-up) its quadratic term could
+    # grow without bound, so the change is tapered smoothly to at most _CORRECTION_CAP nats
+    ratio = change / _CORRECTION_CAP
+    taper = 1.0 - math.tanh(ratio) ** 2
+    for j in range(5):
+        derivative[j] *= taper
+    return row[0] + _CORRECTION_CAP * math.tanh(ratio)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _normal_constants(sigma, rho):  # pragma: no cover - compiled
+    s0, s1 = sigma[0], sigma[1]
+    one = 1.0 - rho * rho
+    p00, p01, p11 = 1.0 / (one * s0 * s0), -rho / (one * s0 * s1), 1.0 / (one * s1 * s1)
+    return p00, p01, p11, -_LOG_2PI - math.log(s0) - math.log(s1) - 0.5 * math.log(one)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _row_mean(coefficients, offset, X, group, i):  # pragma: no cover - compiled
+    m0, m1 = offset[group[i], 0], offset[group[i], 1]
+    for p in range(X.shape[1]):
+        m0 += X[i, p] * coefficients[p, 0]
+        m1 += X[i, p] * coefficients[p, 1]
+    return m0, m1
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms, top_terms,
+                    powers, correction):  # pragma: no cover - compiled
+    """Total marginal log-likelihood of the rows and its gradient in the population parameters.
+
+    Parameters
+    ----------
+    coefficients : (P, 2) array
+        ``B``: row 0 the intercepts, then one row per (standardised) covariate.
+    offset : (G, 2) array
+        Group intercepts (one zero row without groups).
+    sigma : (2,) array
+        Population sds of the latent quantities.
+    rho : float
+        Their correlation.
+    X : (n, P) array
+        Each row's design (a leading column of ones).
+    group : (n,) int array
+        Each row's group code.
+    weight : (n,) array
+        Customers sharing the row.
+    centre, chol, log_terms : arrays
+        The rows' frames (:func:`adapt_rows`) and ``a_ik`` (:func:`node_log_terms`).
+    top_terms : (n,) array
+        ``max_k a_ik`` of each row.
+    powers : (5, K) array
+        The standard nodes' powers (:func:`product_rule`).
+    correction : (n, 36) array
+        Each row's second-order model of the rule's error (:func:`rule_corrections`);
+        ``(n, 0)`` for the uncorrected rule.
+
+    Returns
+    -------
+    tuple
+        ``(value, d_coefficients, d_offset, d_sigma, d_rho)``.
+    """
+    n, n_nodes = log_terms.shape
+    p00, p01, p11, log_norm = _normal_constants(sigma, rho)
+    g_coef, g_offset = np.zeros_like(coefficients), np.zeros_like(offset)
+    s = np.empty(n_nodes)
+    bits = np.empty(n_nodes, dtype=np.int64)
+    tilt, derivative, shift = np.empty(5), np.empty(5), np.empty(5)
+    corrected = correction.shape[1] > 0
+    total = count = m00 = m01 = m11 = 0.0
+    for i in range(n):
+        m0, m1 = _row_mean(coefficients, offset, X, group, i)
+        d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
+        r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
+        dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+        top = _shift_bound(tilt, top_terms[i])
+        mass = _exp_nonpositive(s, top, bits)
+        if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
+            _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+            top = -np.inf
+            for k in range(n_nodes):
+                top = max(top, s[k])
+            mass = _exp_nonpositive(s, top, bits)
+        e0 = e1 = e00 = e01 = e11 = 0.0
+        for k in range(n_nodes):
+            e0 += s[k] * powers[0, k]
+            e1 += s[k] * powers[1, k]
+            e00 += s[k] * powers[2, k]
+            e01 += s[k] * powers[3, k]
+            e11 += s[k] * powers[4, k]
+        e0, e1, e00, e01, e11 = e0 / mass, e1 / mass, e00 / mass, e01 / mass, e11 / mass
+        w = weight[i]
+        value = log_norm - 0.5 * dpd + top + math.log(mass)
+        if corrected:  # d(value)/d(tilt) = -(E[u0], E[u1], E[u0^2]/2, E[u0 u1], E[u1^2]/2) - derivative
+            value -= _correction(tilt, correction[i], derivative, shift)
+            e0 += derivative[0]
+            e1 += derivative[1]
+            e00 += 2.0 * derivative[2]
+            e01 += derivative[3]
+            e11 += 2.0 * derivative[4]
+        total += w * value
+        # moments of delta = theta - m under the normalised node weights
+        ru0, ru1 = r00 * e0, r10 * e0 + r11 * e1
+        q00 = r00 * r00 * e00
+        q01 = r00 * (r10 * e00 + r11 * e01)
+        q11 = r10 * r10 * e00 + 2.0 * r10 * r11 * e01 + r11 * r11 * e11
+        f0, f1 = d0 + ru0, d1 + ru1
+        m00 += w * (d0 * d0 + 2.0 * d0 * ru0 + q00)
+        m01 += w * (d0 * d1 + d0 * ru1 + d1 * ru0 + q01)
+        m11 += w * (d1 * d1 + 2.0 * d1 * ru1 + q11)
+        count += w
+        gm0, gm1 = w * (p00 * f0 + p01 * f1), w * (p01 * f0 + p11 * f1)  # d/dm_i = P E[delta]
+        for p in range(X.shape[1]):
+            g_coef[p, 0] += X[i, p] * gm0
+            g_coef[p, 1] += X[i, p] * gm1
+        g_offset[group[i], 0] += gm0
+        g_offset[group[i], 1] += gm1
+    s0, s1 = sigma[0], sigma[1]
+    one = 1.0 - rho * rho
+    g_sigma = np.empty(2)
+    g_sigma[0] = -count / s0 + (m00 / s0**3 - rho * m01 / (s0 * s0 * s1)) / one
+    g_sigma[1] = -count / s1 + (m11 / s1**3 - rho * m01 / (s0 * s1 * s1)) / one
+    quad = m00 / (s0 * s0) - 2.0 * rho * m01 / (s0 * s1) + m11 / (s1 * s1)
+    g_rho = count * rho / one - rho * quad / (one * one) + m01 / (one * s0 * s1)
+    return total, g_coef, g_offset, g_sigma, g_rho
+
+
+class MarginalLoglikOp(Op):
+    """:func:`marginal_loglik` in a PyTensor graph: inputs ``coefficients, offset, sigma, rho`` and the
+    row tables ``X, group, weight, centre, chol, log_terms, top_terms, powers, correction``; outputs the total and its gradients."""
+
+    __props__ = ()
+
+    def make_node(self, coefficients, offset, sigma, rho, *tables):
+        params = [pt.as_tensor_variable(v, dtype="float64") for v in (coefficients, offset, sigma, rho)]
+        tables = [pt.as_tensor_variable(v) for v in tables]
+        return Apply(self, params + tables, [pt.dscalar()] + [p.type() for p in params])
+
+    def perform(self, node, inputs, outputs):
+        value, *grads = marginal_loglik(*inputs[:3], float(inputs[3]), *inputs[4:])
+        outputs[0][0] = np.asarray(value)
+        for k, g in enumerate(grads):
+            outputs[k + 1][0] = np.asarray(g)
+
+    def infer_shape(self, node, shapes):
+        return [()] + list(shapes[:4])
+
+    def connection_pattern(self, node):
+        return [[True] * 5] * 4 + [[False] * 5] * (len(node.inputs) - 4)
+
+    def pullback(self, inputs, outputs, output_grads):
+        g = output_grads[0]
+        return [g * d for d in outputs[1:]] + [disconnected_type() for _ in inputs[4:]]
+
+
+@register_funcify_default_op_cache_key(MarginalLoglikOp)
+def _numba_funcify_marginal_loglik(op, node=None, **kwargs):
+    """Native numba implementation for graphs compiled with numba (PyMC's NUTS, ``find_MAP``)."""
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def marginal(coefficients, offset, sigma, rho, *tables):  # pragma: no cover - compiled
+        value, g_coef, g_offset, g_sigma, g_rho = marginal_loglik(coefficients, offset, sigma, rho.item(), *tables)
+        return np.full((), value), g_coef, g_offset, g_sigma, np.full((), g_rho)
+
+    return marginal
+
+
+# ------------------------------------------------------------------- predictions
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                      values, out, loglik):  # pragma: no cover - compiled
+    """Posterior expectations given each draw of the population parameters, by the rows' node weights.
+
+    For draw ``d`` and row ``i`` the normalised weights ``pi_dik`` of the rule
+    (:func:`marginal_loglik`) weigh ``p(theta_ik | y_i, phi_d)``, so
+    ``out[i, d, q] = sum_k pi_dik values[i, q, k]`` is ``E[g_q(theta_i) | y_i, phi_d]``
+    for ``values[i, q, k] = g_q(theta_ik)``. ``loglik[i, d]`` (when it has
+    columns) receives the row's log-likelihood ``log p(y_i | phi_d)`` by the
+    uncorrected rule. Parameters carry a leading draw axis: ``coefficients``
+    ``(D, P, 2)``, ``offset`` ``(D, G, 2)``, ``sigma`` ``(D, 2)``, ``rho`` ``(D,)``.
+    Rows run outermost, so each row's values stay in cache over the draws.
+    """
+    n_draws = coefficients.shape[0]
+    n, n_nodes = log_terms.shape
+    s = np.empty(n_nodes)
+    bits = np.empty(n_nodes, dtype=np.int64)
+    tilt = np.empty(5)
+    constants = np.empty((n_draws, 4))
+    for d in range(n_draws):
+        p00, p01, p11, log_norm = _normal_constants(sigma[d], rho[d])
+        constants[d, 0], constants[d, 1], constants[d, 2], constants[d, 3] = p00, p01, p11, log_norm
+    want_loglik = loglik.shape[1] > 0
+    for i in range(n):
+        r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
+        for d in range(n_draws):
+            p00, p01, p11 = constants[d, 0], constants[d, 1], constants[d, 2]
+            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
+            dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+            top = _shift_bound(tilt, top_terms[i])
+            mass = _exp_nonpositive(s, top, bits)
+            if not mass > 1e-250:
+                _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                top = -np.inf
+                for k in range(n_nodes):
+                    top = max(top, s[k])
+                mass = _exp_nonpositive(s, top, bits)
+            for q in range(values.shape[1]):
+                total = 0.0
+                for k in range(n_nodes):
+                    total += s[k] * values[i, q, k]
+                out[i, d, q] = total / mass
+            if want_loglik:
+                loglik[i, d] = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mix64(z):  # pragma: no cover - compiled
+    """SplitMix64's output function: a well-mixed 64-bit word from a counter."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _uniform(state):  # pragma: no cover - compiled
+    """A uniform in (0, 1) from the counter ``state[0]``, which it advances."""
+    state[0] += _MIX
+    return (np.float64(_mix64(state[0]) >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def sample_latents(family, coefficients, offset, sigma, rho, X, group, frequency, recency, T, centre, chol,
+                   rows, draw_keys, customer_keys, candidates, spread, seed, out):  # pragma: no cover - compiled
+    """Draws of ``theta`` from ``p(theta | y_i, phi_d)`` by sampling-importance-resampling, per draw and customer.
+
+    For draw ``d`` and customer ``c`` (row ``rows[c]``) ``candidates`` points are
+    drawn from the row's frame widened by ``spread`` (``N(c_i, spread^2 R_i R_i')``)
+    and one is kept with probability proportional to its importance weight
+    ``L_i(theta) N(theta; m_i, Sigma) / q(theta)``. Writes ``out[d, c, :]``.
+
+    The random numbers of a pair come from a counter-based generator keyed by
+    ``(seed, draw_keys[d], customer_keys[c])``: a customer's latents in a
+    posterior draw are the same whichever chunk of draws and customers asks
+    for them, so predictions made separately stay paired draw by draw.
+    """
+    n_draws, n_customers = out.shape[0], out.shape[1]
+    log_w = np.empty(candidates)
+    th = np.empty((candidates, 2))
+    state = np.empty(1, dtype=np.uint64)
+    for d in range(n_draws):
+        p00, p01, p11, _ = _normal_constants(sigma[d], rho[d])
+        for c in range(n_customers):
+            i = rows[c]
+            state[0] = _mix64(_mix64(np.uint64(seed) + _MIX * np.uint64(draw_keys[d]))
+                              ^ (np.uint64(customer_keys[c]) * np.uint64(0xD1B54A32D192ED03)))
+            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            r00, r10, r11 = spread * chol[i, 0], spread * chol[i, 1], spread * chol[i, 2]
+            top = -np.inf
+            for j in range(candidates):
+                # Box-Muller: two standard normals from two uniforms
+                radius = math.sqrt(-2.0 * math.log(_uniform(state)))
+                angle = 2.0 * math.pi * _uniform(state)
+                z0, z1 = radius * math.cos(angle), radius * math.sin(angle)
+                a, b = centre[i, 0] + r00 * z0, centre[i, 1] + r10 * z0 + r11 * z1
+                th[j, 0], th[j, 1] = a, b
+                e0, e1 = a - m0, b - m1
+                log_w[j] = (latent_loglik(family, frequency[i], recency[i], T[i], a, b, False)[0]
+                            - 0.5 * (p00 * e0 * e0 + 2.0 * p01 * e0 * e1 + p11 * e1 * e1)
+                            + 0.5 * (z0 * z0 + z1 * z1))
+                top = max(top, log_w[j])
+            total = 0.0
+            for j in range(candidates):
+                log_w[j] = math.exp(log_w[j] - top)
+                total += log_w[j]
+            pick = _uniform(state) * total
+            j = 0
+            while j < candidates - 1 and pick > log_w[j]:
+                pick -= log_w[j]
+                j += 1
+            out[d, c, 0], out[d, c, 1] = th[j, 0], th[j, 1]

@@ -1,0 +1,390 @@
+"""Individual-level models with each customer's latent rates integrated out: NUTS on the population only.
+
+The hierarchical Pareto/NBD and BG/NBD give customer ``i`` two latent
+quantities ``theta_i ~ N(m_i, Sigma)`` with a closed-form likelihood given
+them. Integrating ``theta_i`` out of each distinct row (history, covariates,
+group) by the fixed adaptive Gauss-Hermite rule of
+:mod:`bayesclv.formulas._marginal` leaves a density of the ~7-12 population
+parameters alone, which nutpie samples on the C-compiled graph (no funnel
+between latents and population sds, no per-customer coordinates).
+
+The rule's frames are the rows' conditional posteriors at a reference value of
+the population parameters, found by alternating frame adaptation and
+maximisation of the log density (:meth:`MarginalGraph.reference_point`); the
+rule's node count is chosen so that it resolves the population covariances
+the posterior visits (:func:`bayesclv.formulas._marginal_rule.nodes_for_range`),
+and a soft wall (zero inside the resolved range) keeps early warm-up from
+leaving that range.
+
+Per-customer quantities follow by conditional sampling: for each posterior
+draw, one ``theta_i`` from ``p(theta_i | y_i, phi_d)`` by importance
+resampling in the row's frame (:class:`LatentSampler`), computed on demand
+for the chunk of draws and customers a prediction asks for, never stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import xarray as xr
+from pytensor.graph.replace import clone_replace
+from scipy import optimize
+
+from bayesclv.formulas import _marginal as kernel
+from bayesclv.formulas import _marginal_rule as rule
+from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
+from bayesclv.models.latent import population_coords, population_parameters, standardisation
+from bayesclv.models.pooling import group_codes, group_labels
+from bayesclv.models.sampling import compile_nutpie_model
+
+__all__ = ["REFERENCE_ATTR", "LatentSampler", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+
+REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
+_HISTORY = ["frequency", "recency", "T"]
+_CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and customer, widening of the frame
+_JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
+
+
+@dataclass
+class RowTable:
+    """Distinct rows (history, standardised covariates, group) of the fitted customers.
+
+    Attributes
+    ----------
+    history : numpy.ndarray
+        ``(n, 3)``: frequency, recency, T.
+    X : numpy.ndarray
+        ``(n, P)``: a column of ones, then the standardised covariates.
+    group : numpy.ndarray
+        ``(n,)`` group codes (0 without groups).
+    weight : numpy.ndarray
+        Customers sharing each row.
+    codes : numpy.ndarray
+        Each customer's row.
+    """
+
+    history: np.ndarray
+    X: np.ndarray
+    group: np.ndarray
+    weight: np.ndarray
+    codes: np.ndarray
+
+    def means(self, B: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """Each row's population mean ``X B + offset[group]``, shape ``(n, 2)``."""
+        return self.X @ B + offset[self.group]
+
+
+def row_table(model: Any, df: pd.DataFrame) -> RowTable:
+    """The distinct rows of ``df`` for ``model`` (an individual-level model); covariates standardised as in ``df``."""
+    frame = df[_HISTORY + model.covariates].astype(float)
+    frame = frame.assign(group_code=group_codes(df, model.group, group_labels(df, model.group))
+                         if model.group is not None else 0)
+    grouped = frame.groupby(list(frame.columns), sort=True)
+    unique = grouped.size().reset_index(name="weight")
+    X = np.ones((len(unique), 1))
+    if model.covariates:
+        centre, scale = standardisation(df, model.covariates)
+        X = np.column_stack([X, (unique[model.covariates].to_numpy(dtype=float) - centre) / scale])
+    return RowTable(unique[_HISTORY].to_numpy(dtype=float), np.ascontiguousarray(X),
+                    unique["group_code"].to_numpy(dtype=np.int64), unique["weight"].to_numpy(dtype=float),
+                    grouped.ngroup().to_numpy())
+
+
+def _covariance(sigma: np.ndarray, rho: float) -> np.ndarray:
+    off = rho * sigma[0] * sigma[1]
+    return np.array([[sigma[0] ** 2, off], [off, sigma[1] ** 2]])
+
+
+class MarginalGraph:
+    """The marginal model of one data set: PyMC graph, rule frames, reference point and sampling.
+
+    Parameters
+    ----------
+    model : HierarchicalTransactionModel
+        Supplies the priors, covariates, group and family (``quadrature_family``).
+    df : pandas.DataFrame
+        The prepared frame.
+    nodes : int, optional
+        Nodes per dimension of the rule; by default chosen from the rows and
+        the posterior's range of population covariances.
+    """
+
+    def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
+        self.family = model.quadrature_family
+        self.has_group, self.has_slopes = model.group is not None, bool(model.covariates)
+        self.rows = rows = row_table(model, df)
+        self.auto_nodes = nodes is None
+        self.nodes = rule.minimum_nodes(len(rows.weight)) if nodes is None else int(nodes)
+        self.powers, self.log_weights = rule.product_rule(self.nodes)
+        self.corrected = True
+        n = len(rows.weight)
+        with pm.Model(coords=population_coords(model, df)) as graph:
+            params = population_parameters(model, df)
+            B = params["intercept"][None, :]
+            if self.has_slopes:
+                B = pt.concatenate([B, params["slopes"]])
+            offset = params["group_offset"] if self.has_group else pt.zeros((1, 2))
+            self.tables = {name: pytensor.shared(value, name=name) for name, value in (
+                ("centre", np.zeros((n, 2))), ("chol", np.ones((n, 3))), ("log_terms", np.zeros((n, 1))),
+                ("top_terms", np.zeros(n)), ("powers", np.zeros((5, 1))),
+                ("correction", np.zeros((n, rule.CORRECTION_COLUMNS))),
+                ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])))}
+            t = self.tables
+            total = kernel.MarginalLoglikOp()(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
+                                              rows.weight, t["centre"], t["chol"], t["log_terms"], t["top_terms"],
+                                              t["powers"], t["correction"])[0]
+            pm.Potential("loglik", total)
+            low, high = rule.covariance_range(params["sigma"], params["correlation"], t["sigma_ref"])
+            pm.Potential("rule_range", rule.range_penalty(low, high, t["walls"]))
+        self.graph = graph
+        self.stored = [*model.parameter_names, "intercept"] + (["slopes"] if self.has_slopes else [])
+        self._compile([B, offset, params["sigma"], params["correlation"]])
+
+    def _compile(self, outputs: list) -> None:
+        """The log density and gradient in the sampler's flat coordinates, and the kernel's parameters from them."""
+        graph = self.graph
+        point = graph.initial_point()
+        free = [graph.rvs_to_values[rv] for rv in graph.free_RVs]
+        shapes = [point[v.name].shape for v in free]
+        offsets = np.cumsum([0, *(int(np.prod(s)) for s in shapes)])
+        flat = pt.dvector("x")
+        pieces = {v: flat[int(lo):int(hi)].reshape(s)
+                  for v, lo, hi, s in zip(free, offsets[:-1], offsets[1:], shapes, strict=True)}
+        logp = graph.logp(jacobian=True)
+        grad = pt.concatenate([g.ravel() for g in pt.grad(logp, free)])
+        logp, grad = clone_replace([logp, grad], pieces)
+        outs = clone_replace(graph.replace_rvs_by_values(outputs), pieces)
+        self.logp_grad = pytensor.function([flat], [logp, grad])
+        self._population = pytensor.function([flat], outs, on_unused_input="ignore")
+        self.free_names = [v.name for v in free]
+
+    def population(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The kernel's ``(B, offset, sigma, rho)`` at the flat point ``x``."""
+        B, offset, sigma, rho = self._population(x)
+        return np.asarray(B), np.asarray(offset), np.asarray(sigma), float(rho)
+
+    def adapt(self, B, offset, sigma, rho, refinements: int = 2) -> None:
+        """Centre every row's rule at its conditional posterior under these population parameters."""
+        h, t = self.rows.history, self.tables
+        mean = self.rows.means(B, offset)
+        centre, chol = rule.adapt_rows(self.family, h[:, 0], h[:, 1], h[:, 2], mean, sigma, rho,
+                                       refinements=refinements)
+        terms = rule.node_log_terms(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol, self.powers,
+                                    self.log_weights)
+        for name, value in (("centre", centre), ("chol", chol), ("log_terms", terms),
+                            ("top_terms", terms.max(axis=1)), ("powers", self.powers)):
+            t[name].set_value(value)
+        if self.corrected:
+            tilts = rule.row_tilts(mean, sigma, rho, centre, chol)
+            t["correction"].set_value(rule.rule_corrections(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol,
+                                                            terms, self.powers, tilts))
+        else:
+            t["correction"].set_value(np.zeros((len(centre), 0)))
+
+    def initial_population(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """A start from the data: the mean purchase rate; a lifetime of about twice the mean observation
+        period (Pareto/NBD) or a dropout probability of about 0.3 per repeat purchase (BG/NBD)."""
+        h, w = self.rows.history, self.rows.weight
+        B = np.zeros((self.rows.X.shape[1], 2))
+        B[0, 0] = np.log((w @ (h[:, 0] + 0.5)) / (w @ h[:, 2]))
+        B[0, 1] = -np.log(2.0 * (w @ h[:, 2]) / w.sum()) if self.family == rule.PARETONBD else -1.0
+        return B, np.zeros((int(self.rows.group.max()) + 1, 2)), np.array([1.0, 1.5]), 0.0
+
+    def flat_point(self, B, offset, sigma, rho) -> np.ndarray:
+        """The sampler's (unconstrained) coordinates of these population parameters."""
+        L = np.linalg.cholesky(_covariance(sigma, rho))
+        values = {"intercept": B[0], "chol": np.array([L[0, 0], L[1, 0], L[1, 1]])}
+        if self.has_slopes:
+            values["slopes"] = B[1:]
+        if self.has_group:
+            sd = np.maximum(offset.std(axis=0), 0.05)
+            values["group_sd"], values["group_z"] = sd, offset / sd
+        for rv in self.graph.free_RVs:
+            self.graph.set_initval(rv, values[rv.name])
+        point = self.graph.initial_point()
+        return np.concatenate([np.ravel(point[name]) for name in self.free_names])
+
+    def _optimise(self, x: np.ndarray, rounds: int, radius: float, tol: float, refinements: int = 2) -> np.ndarray:
+        """Maximise the log density in a box around ``x`` (the rule is accurate near its centre), re-centre the
+        rule there, and repeat until the point moves less than ``tol``."""
+        for _ in range(rounds):
+            res = optimize.minimize(lambda v: tuple(-np.asarray(o) for o in self.logp_grad(v)), x, jac=True,
+                                    method="L-BFGS-B", bounds=list(zip(x - radius, x + radius, strict=True)))
+            moved = float(np.max(np.abs(res.x - x)))
+            x = res.x
+            self.adapt(*self.population(x), refinements=refinements)
+            if moved < tol:
+                break
+            if moved < 0.5 * radius:
+                radius = max(2.0 * moved, 0.05)
+        return x
+
+    def laplace_covariance(self, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+        """Inverse of the negative Hessian of the log density at ``x`` (central differences of the gradient)."""
+        d = len(x)
+        H = np.empty((d, d))
+        for j in range(d):
+            e = np.zeros(d)
+            e[j] = step
+            H[:, j] = (self.logp_grad(x + e)[1] - self.logp_grad(x - e)[1]) / (2 * step)
+        H = -(H + H.T) / 2
+        # a flat direction (a prior-dominated group sd) must not give a singular matrix
+        return np.linalg.inv(H + 1e-8 * np.eye(d) * max(np.abs(np.diag(H)).max(), 1.0))
+
+    def covariance_range(self, x: np.ndarray, cov: np.ndarray, draws: int = 4000, inflate: float = 1.5,
+                         q: float = 5e-3, seed: int = 0) -> tuple[float, float]:
+        """Quantiles ``q`` and ``1 - q`` of the extreme eigenvalues of ``Sigma^-1 Sigma_ref`` over the Laplace
+        approximation at ``x`` with its sds widened by ``inflate``."""
+        rng = np.random.default_rng(seed)
+        _, _, s, r = self.population(x)
+        ref = _covariance(s, r)
+        low, high = [], []
+        for z in rng.multivariate_normal(x, inflate**2 * cov, size=draws):
+            _, _, sz, rz = self.population(z)
+            lo, hi = rule.covariance_range(sz, rz, ref, xp=np)
+            low.append(lo)
+            high.append(hi)
+        return float(np.quantile(low, q)), float(np.quantile(high, 1 - q))
+
+    def reference_point(self, tol: float = 2e-3) -> np.ndarray:
+        """The frames' reference: alternately centre the rule and maximise the log density with it.
+
+        First with a 5 x 5 rule without correction (to get close cheaply), then
+        with the model's rule; with automatic nodes the node count is then
+        raised until the rule resolves the range of ``Sigma`` under the Laplace
+        approximation (``resolved`` is False where even the largest rule cannot).
+        Sets the walls of that range; returns the flat point.
+        """
+        final = (self.powers, self.log_weights)
+        self.powers, self.log_weights = rule.product_rule(5)
+        self.corrected = False
+        start = self.initial_population()
+        self.adapt(*start, refinements=1)
+        x = self._optimise(self.flat_point(*start), 12, 1.0, 0.05, refinements=1)
+        self.powers, self.log_weights = final
+        self.corrected = True
+        self.adapt(*self.population(x))
+        x = self._optimise(x, 6, 0.2, tol)
+        self.laplace = self.laplace_covariance(x)
+        self.range = self.covariance_range(x, self.laplace)
+        widest = rule.resolved_range(rule.NODE_LADDER[-1])
+        self.resolved = not self.auto_nodes or (widest[0] <= self.range[0] and self.range[1] <= widest[1])
+        if self.auto_nodes and self.resolved:
+            nodes = rule.nodes_for_range(*self.range, self.nodes)
+            if nodes != self.nodes:
+                self.nodes = nodes
+                self.powers, self.log_weights = rule.product_rule(nodes)
+                self.adapt(*self.population(x))
+                x = self._optimise(x, 6, 0.2, tol)
+                self.laplace = self.laplace_covariance(x)
+        _, _, s, r = self.population(x)
+        self.tables["sigma_ref"].set_value(_covariance(s, r))
+        self.tables["walls"].set_value(np.array(rule.resolved_range(self.nodes)))
+        self.reference = x
+        return x
+
+    def sample(self, *, draws: int, tune: int, chains: int, cores: int, random_seed: int | None, progressbar: bool,
+               target_accept: float, **settings: Any) -> xr.DataTree:
+        """nutpie on the C-compiled density; chains start at the reference point plus a jittered draw of its
+        Laplace approximation (PyMC's uniform(-1, 1) jitter would start them where the rule is least accurate)."""
+        import nutpie
+
+        compiled = compile_nutpie_model(self.graph, self.stored)
+        x, spread = self.reference, np.linalg.cholesky(self.laplace)
+
+        def initial(seed):
+            return x + _JITTER * spread @ np.random.default_rng(int(seed)).normal(size=x.size)
+
+        compiled = dataclasses.replace(compiled, _make_initial_points=initial)
+        seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
+        settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
+        return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
+                             save_warmup=False, progress_bar=progressbar, target_accept=target_accept, **settings)
+
+
+def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
+                 random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+                 nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
+    """NUTS on the population parameters of ``model`` with the latents integrated out.
+
+    Returns
+    -------
+    tuple or None
+        ``(idata, diagnostics)``; the posterior's attribute :data:`REFERENCE_ATTR`
+        records the frames' reference population, the node count and the seed
+        of the per-draw latents (:class:`LatentSampler`). None, before any
+        sampling, where the posterior of ``Sigma`` spans more than the largest
+        rule resolves (few customers): their latents are then better sampled.
+    """
+    marginal = MarginalGraph(model, df, nodes)
+    x = marginal.reference_point()
+    if not marginal.resolved:
+        return None
+    idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                            progressbar=progressbar, target_accept=target_accept, **settings)
+    if thin > 1:
+        idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
+    diagnostics = compute_diagnostics(idata, list(model.parameter_names))
+    diagnostics["nodes"], diagnostics["latents"] = marginal.nodes, "integrated"
+    B, offset, sigma, rho = marginal.population(x)
+    posterior = idata["posterior"].to_dataset()
+    posterior.attrs[REFERENCE_ATTR] = json.dumps({
+        "coefficients": B.tolist(), "offset": offset.tolist(), "sigma": sigma.tolist(), "rho": rho,
+        "nodes": marginal.nodes, "seed": int(np.random.default_rng(random_seed).integers(2**31))})
+    idata["posterior"] = xr.DataTree(posterior)
+    return idata, diagnostics
+
+
+class LatentSampler:
+    """Per-draw latents of the fitted customers from ``p(theta_i | y_i, phi_d)`` (importance resampling).
+
+    Parameters
+    ----------
+    model : HierarchicalTransactionModel
+        A model fitted with its latents integrated out.
+    """
+
+    def __init__(self, model: Any):
+        posterior = model.posterior
+        reference = json.loads(posterior.attrs[REFERENCE_ATTR])
+        self.family, self.seed = model.quadrature_family, int(reference["seed"])
+        self.rows = row_table(model, model.data)
+        h = self.rows.history
+        self.x, self.t_x, self.T = (np.ascontiguousarray(h[:, j]) for j in range(3))
+        B, offset = np.array(reference["coefficients"]), np.array(reference["offset"])
+        self.centre, self.chol = rule.adapt_rows(self.family, self.x, self.t_x, self.T, self.rows.means(B, offset),
+                                                 np.array(reference["sigma"]), reference["rho"])
+
+    @staticmethod
+    def population_arrays(posterior: xr.Dataset, has_group: bool) -> dict[str, np.ndarray]:
+        """The kernel's population draws, each ``(chain, draw, ...)``, and each draw's flat index ``sample``."""
+        B = posterior["intercept"].values[:, :, None, :]
+        if "slopes" in posterior:
+            B = np.concatenate([B, posterior["slopes"].values], axis=2)
+        chains, draws = B.shape[:2]
+        offset = posterior["group_offset"].values if has_group else np.zeros((chains, draws, 1, 2))
+        return {"coefficients": B, "offset": offset, "sigma": posterior["sigma"].values,
+                "correlation": posterior["correlation"].values,
+                "sample": np.arange(chains * draws, dtype=np.int64).reshape(chains, draws)}
+
+    def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latents ``(theta0, theta1)`` of the customers at ``positions`` (in the fitted data) for the draws in
+        ``params`` (:meth:`population_arrays`, all draws or a chunk), each shaped ``sample.shape + (customers,)``."""
+        lead = params["sample"].shape
+        flat = {k: np.ascontiguousarray(v.reshape(-1, *v.shape[len(lead):])) for k, v in params.items()}
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        out = np.empty((flat["sample"].size, positions.size, 2))
+        kernel.sample_latents(self.family, flat["coefficients"], flat["offset"], flat["sigma"], flat["correlation"],
+                              self.rows.X, self.rows.group, self.x, self.t_x, self.T, self.centre, self.chol,
+                              self.rows.codes[positions], flat["sample"], positions, _CANDIDATES, _SPREAD,
+                              self.seed, out)
+        out = out.reshape(*lead, positions.size, 2)
+        return out[..., 0], out[..., 1]

@@ -1,0 +1,265 @@
+"""Integrating each customer's latent rates out of the hierarchical models (bayesclv.formulas._marginal, _marginal_rule).
+
+References are independent of the rule under test: the latent log-likelihood against the individual
+formulas (themselves checked against SciPy in tests/test_individual_formulas.py), each row's marginal
+likelihood against SciPy's adaptive 2-D quadrature, the kernel's gradient against central finite
+differences, node expectations against SciPy quadrature of the conditional posterior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy import integrate, special
+
+from bayesclv.formulas import NP, individual_bgnbd, individual_paretonbd
+from bayesclv.formulas import _marginal as mg
+from bayesclv.formulas import _marginal_rule as rule
+
+FAMILIES = {rule.PARETONBD: individual_paretonbd, rule.BGNBD: individual_bgnbd}
+# (x, t_x, T) in weeks: no repeat purchase, one, many, the extremes (x = 500, T = 1000 weeks)
+HISTORIES = np.array([(0, 0, 0.5), (0, 0, 39), (0, 0, 1000), (1, 0.5, 1000), (1, 1000, 1000), (1, 20, 39),
+                      (3, 2, 2.5), (50, 30, 39), (500, 1, 1000), (500, 999.99, 1000)], dtype=float)
+SIGMA, RHO = np.array([1.1, 1.7]), 0.3
+MEAN = np.array([-2.5, -3.5])
+
+
+def _natural(family, a, c):
+    return (np.exp(a), np.exp(c)) if family == rule.PARETONBD else (np.exp(a), special.expit(c))
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_latent_loglik_equals_the_individual_formula_and_its_derivatives(family):
+    for x, t_x, T in HISTORIES:
+        for a in (-9.0, -2.0, 0.0, 4.0):
+            for c in (-9.0, -3.0, 0.0, 3.0):
+                f, *derivs = rule.latent_loglik(family, x, t_x, T, a, c, True)
+                expected = FAMILIES[family].loglik(x, t_x, T, *_natural(family, a, c), xp=NP)
+                assert f == pytest.approx(expected, rel=1e-12, abs=1e-12)
+                h = 1e-5
+                ga = (rule.latent_loglik(family, x, t_x, T, a + h, c, True)[0]
+                      - rule.latent_loglik(family, x, t_x, T, a - h, c, True)[0]) / (2 * h)
+                gc = (rule.latent_loglik(family, x, t_x, T, a, c + h, True)[0]
+                      - rule.latent_loglik(family, x, t_x, T, a, c - h, True)[0]) / (2 * h)
+                haa = (rule.latent_loglik(family, x, t_x, T, a + h, c, True)[1]
+                       - rule.latent_loglik(family, x, t_x, T, a - h, c, True)[1]) / (2 * h)
+                hcc = (rule.latent_loglik(family, x, t_x, T, a, c + h, True)[2]
+                       - rule.latent_loglik(family, x, t_x, T, a, c - h, True)[2]) / (2 * h)
+                hac = (rule.latent_loglik(family, x, t_x, T, a, c + h, True)[1]
+                       - rule.latent_loglik(family, x, t_x, T, a, c - h, True)[1]) / (2 * h)
+                scale = 1.0 + np.max(np.abs(derivs))
+                assert np.allclose(derivs, [ga, gc, haa, hac, hcc], atol=1e-6 * scale)
+
+
+def _scipy_marginal(family, x, t_x, T, centre, chol):
+    """log of int L(theta) N(theta; MEAN, Sigma) dtheta by SciPy's dblquad in the row's frame."""
+    cov = np.array([[SIGMA[0] ** 2, RHO * SIGMA[0] * SIGMA[1]], [RHO * SIGMA[0] * SIGMA[1], SIGMA[1] ** 2]])
+    precision = np.linalg.inv(cov)
+    norm = -np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(cov)) + np.log(chol[0] * chol[2])
+
+    def log_integrand(u1, u0):
+        th = np.array([centre[0] + chol[0] * u0, centre[1] + chol[1] * u0 + chol[2] * u1])
+        d = th - MEAN
+        return rule.latent_loglik(family, x, t_x, T, th[0], th[1], False)[0] - 0.5 * d @ precision @ d + norm
+
+    peak = log_integrand(0.0, 0.0)
+    value, _ = integrate.dblquad(lambda u1, u0: np.exp(log_integrand(u1, u0) - peak), -14, 14, -14, 14,
+                                 epsabs=0, epsrel=1e-11)
+    return np.log(value) + peak
+
+
+def _rule_tables(family, histories, nodes, mean=MEAN, sigma=SIGMA, rho=RHO):
+    x, t_x, T = histories.T
+    means = np.broadcast_to(mean, (len(x), 2))
+    centre, chol = rule.adapt_rows(family, x, t_x, T, means, sigma, rho)
+    powers, log_weights = rule.product_rule(nodes)
+    terms = rule.node_log_terms(family, x, t_x, T, centre, chol, powers, log_weights)
+    return centre, chol, powers, terms
+
+
+def _row_values(family, histories, nodes, correction=None, coefficients=None, sigma=SIGMA, rho=RHO):
+    """Each row's log-likelihood by the kernel (one row at a time)."""
+    centre, chol, powers, terms = _rule_tables(family, histories, nodes)
+    coefficients = MEAN[None, :] if coefficients is None else coefficients
+    out = []
+    for i in range(len(histories)):
+        corr = np.zeros((1, 0)) if correction is None else correction[i:i + 1]
+        out.append(mg.marginal_loglik(coefficients, np.zeros((1, 2)), sigma, rho, np.ones((1, 1)),
+                                      np.zeros(1, dtype=np.int64), np.ones(1), centre[i:i + 1], chol[i:i + 1],
+                                      terms[i:i + 1], terms[i:i + 1].max(axis=1), powers, corr)[0])
+    return np.array(out), centre, chol
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_rows_marginal_likelihood_matches_scipy_quadrature(family):
+    values, centre, chol = _row_values(family, HISTORIES, nodes=20)
+    reference = [_scipy_marginal(family, *h, centre[i], chol[i]) for i, h in enumerate(HISTORIES)]
+    assert np.all(np.isfinite(values))
+    assert values == pytest.approx(reference, abs=1e-5)
+    coarse, _, _ = _row_values(family, HISTORIES, nodes=8)
+    assert coarse == pytest.approx(reference, abs=5e-3)
+
+
+def test_resolved_range_grows_with_the_nodes_and_the_choice_covers_the_range():
+    ranges = [rule.resolved_range(n) for n in rule.NODE_LADDER]
+    assert all(a[0] > b[0] and a[1] < b[1] for a, b in zip(ranges, ranges[1:]))
+    n = rule.nodes_for_range(0.5, 2.5, minimum=8)
+    low, high = rule.resolved_range(n)
+    assert low <= 0.5 and high >= 2.5
+    assert rule.nodes_for_range(0.9, 1.1, minimum=8) == 8
+    assert rule.nodes_for_range(1e-3, 1e3, minimum=8) == rule.NODE_LADDER[-1]
+
+
+def test_covariance_range_is_the_generalised_eigenvalues():
+    sigma_ref = np.array([[1.3, 0.4], [0.4, 2.0]])
+    sigma, rho = np.array([0.9, 1.7]), -0.3
+    cov = np.array([[0.81, rho * 0.9 * 1.7], [rho * 0.9 * 1.7, 1.7**2]])
+    expected = np.sort(np.linalg.eigvals(np.linalg.solve(cov, sigma_ref)).real)
+    assert np.allclose(rule.covariance_range(sigma, rho, sigma_ref, xp=np), expected)
+    low, high = pt.dscalar(), pt.dscalar()
+    penalty = pytensor.function([low, high], rule.range_penalty(low, high, np.array([0.5, 2.0])))
+    assert penalty(0.6, 1.9) == 0.0
+    assert penalty(0.25, 1.0) == pytest.approx(-0.5 * 200.0 * np.log(2.0) ** 2)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_correction_removes_the_rules_error_away_from_the_reference(family):
+    """Moving the population parameters from the reference, the corrected 8 x 8 rule follows a 36 x 36
+    rule re-centred at the new parameters far more closely than the uncorrected one."""
+    x, t_x, T = HISTORIES.T
+    centre, chol, powers, terms = _rule_tables(family, HISTORIES, 8)
+    tilts = rule.row_tilts(np.broadcast_to(MEAN, (len(x), 2)), SIGMA, RHO, centre, chol)
+    correction = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers, tilts)
+    moved = dict(coefficients=(MEAN + [0.08, -0.1])[None, :], sigma=SIGMA * [1.05, 0.95], rho=0.25)
+    plain, _, _ = _row_values(family, HISTORIES, 8, **moved)
+    corrected, _, _ = _row_values(family, HISTORIES, 8, correction, **moved)
+    x2 = np.broadcast_to(MEAN + [0.08, -0.1], (len(x), 2))
+    c2, r2 = rule.adapt_rows(family, x, t_x, T, x2, moved["sigma"], moved["rho"], refine_nodes=36)
+    p2, w2 = rule.product_rule(36)
+    t2 = rule.node_log_terms(family, x, t_x, T, c2, r2, p2, w2)
+    accurate = np.array([
+        mg.marginal_loglik(moved["coefficients"], np.zeros((1, 2)), moved["sigma"], moved["rho"], np.ones((1, 1)),
+                           np.zeros(1, dtype=np.int64), np.ones(1), c2[i:i + 1], r2[i:i + 1], t2[i:i + 1],
+                           t2[i:i + 1].max(axis=1), p2, np.zeros((1, 0)))[0] for i in range(len(x))])
+    assert np.abs(corrected - accurate).max() < 5e-4
+    assert np.abs(corrected - accurate).sum() < 0.3 * np.abs(plain - accurate).sum()
+
+
+def _kernel_inputs(family, n=200, groups=3, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(2, n).astype(float)
+    T = rng.uniform(5, 40, n)
+    t_x = np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    group = rng.integers(0, groups, n)
+    weight = rng.integers(1, 4, n).astype(float)
+    B = np.array([[-2.5, -3.0], [0.3, -0.2]])
+    offset = rng.normal(size=(groups, 2)) * 0.2
+    mean = X @ B + offset[group]
+    centre, chol = rule.adapt_rows(family, x, t_x, T, mean, SIGMA, RHO)
+    powers, log_weights = rule.product_rule(6)
+    terms = rule.node_log_terms(family, x, t_x, T, centre, chol, powers, log_weights)
+    correction = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers,
+                                     rule.row_tilts(mean, SIGMA, RHO, centre, chol))
+    tables = (X, group, weight, centre, chol, terms, terms.max(axis=1), powers, correction)
+    return (B, offset, SIGMA, RHO), tables, (x, t_x, T)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("corrected", [False, True])
+def test_kernel_gradient_equals_finite_differences(family, corrected):
+    params, tables, _ = _kernel_inputs(family)
+    if not corrected:
+        tables = tables[:-1] + (np.zeros((len(tables[0]), 0)),)
+    B, offset, sigma, rho = params[0] + 0.1, params[1] - 0.05, params[2] * 1.1, 0.35  # off the reference
+
+    def value(*p):
+        return mg.marginal_loglik(*p[:3], p[3], *tables)[0]
+
+    _, *grads = mg.marginal_loglik(B, offset, sigma, rho, *tables)
+    point = [B, offset, sigma, np.array(rho)]
+    h = 1e-6
+    for k, g in enumerate(grads):
+        for idx in np.ndindex(np.shape(point[k])):
+            up = [p.copy() for p in point]
+            down = [p.copy() for p in point]
+            up[k][idx] += h
+            down[k][idx] -= h
+            numeric = (value(*up[:3], float(up[3])) - value(*down[:3], float(down[3]))) / (2 * h)
+            assert np.asarray(g)[idx] == pytest.approx(numeric, rel=1e-5, abs=1e-5)
+
+
+def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
+    params, tables, _ = _kernel_inputs(rule.PARETONBD)
+    B, offset, sigma = pt.dmatrix("B"), pt.dmatrix("offset"), pt.dvector("sigma")
+    rho = pt.dscalar("rho")
+    total = mg.MarginalLoglikOp()(B, offset, sigma, rho, *tables)[0]
+    outputs = [total, *pytensor.grad(total, [B, offset, sigma, rho])]
+    expected = mg.marginal_loglik(*params[:3], params[3], *tables)
+    for mode in ("FAST_RUN", "NUMBA"):
+        fn = pytensor.function([B, offset, sigma, rho], outputs, mode=mode)
+        got = fn(*params)
+        assert float(got[0]) == pytest.approx(expected[0], rel=1e-12)
+        for a, b in zip(got[1:], expected[1:], strict=True):
+            assert np.allclose(a, b, rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_node_expectations_match_scipy_posterior_means(family):
+    """E[lam | y_i, phi] and E[second rate | y_i, phi] from the node weights against SciPy quadrature."""
+    histories = HISTORIES[[1, 3, 5, 7, 8]]
+    centre, chol, powers, terms = _rule_tables(family, histories, 20)
+    th0 = centre[:, :1] + chol[:, :1] * powers[0]
+    th1 = centre[:, 1:] + chol[:, 1:2] * powers[0] + chol[:, 2:] * powers[1]
+    values = np.stack(_natural(family, th0, th1), axis=1)  # (rows, 2, nodes)
+    n = len(histories)
+    out, loglik = np.empty((n, 1, 2)), np.empty((n, 1))
+    mg.node_expectations(MEAN[None, None, :], np.zeros((1, 1, 2)), SIGMA[None], np.array([RHO]), np.ones((n, 1)),
+                         np.zeros(n, dtype=np.int64), centre, chol, terms, terms.max(axis=1), powers, values, out,
+                         loglik)
+    cov = np.array([[SIGMA[0] ** 2, RHO * SIGMA[0] * SIGMA[1]], [RHO * SIGMA[0] * SIGMA[1], SIGMA[1] ** 2]])
+    precision = np.linalg.inv(cov)
+    for i, (x, t_x, T) in enumerate(histories):
+        def density(u1, u0, g, i=i, x=x, t_x=t_x, T=T):
+            a = centre[i, 0] + chol[i, 0] * u0
+            c = centre[i, 1] + chol[i, 1] * u0 + chol[i, 2] * u1
+            d = np.array([a, c]) - MEAN
+            log_p = rule.latent_loglik(family, x, t_x, T, a, c, False)[0] - 0.5 * d @ precision @ d - loglik[i, 0]
+            return np.exp(log_p) * g(a, c)
+        for q, g in enumerate((lambda a, c: 1.0, lambda a, c: _natural(family, a, c)[0],
+                               lambda a, c: _natural(family, a, c)[1])):
+            ref, _ = integrate.dblquad(lambda u1, u0, g=g: density(u1, u0, g), -12, 12, -12, 12, epsrel=1e-9)
+            ref *= chol[i, 0] * chol[i, 2] / (2 * np.pi * np.sqrt(np.linalg.det(cov)))
+            if q == 0:
+                assert ref == pytest.approx(1.0, abs=1e-4)  # loglik: the row's log-likelihood by the 20 x 20 rule
+            else:
+                assert out[i, 0, q - 1] == pytest.approx(ref, rel=1e-4)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_sampled_latents_follow_the_conditional_posterior(family):
+    """Importance-resampled latents: their mean and sd match the node-weighted posterior moments."""
+    histories = HISTORIES[[1, 5, 7]]
+    n = len(histories)
+    centre, chol, powers, terms = _rule_tables(family, histories, 12)
+    th0 = centre[:, :1] + chol[:, :1] * powers[0]
+    th1 = centre[:, 1:] + chol[:, 1:2] * powers[0] + chol[:, 2:] * powers[1]
+    values = np.stack([th0, th1, th0**2, th1**2], axis=1)
+    moments = np.empty((n, 1, 4))
+    params = (MEAN[None, None, :], np.zeros((1, 1, 2)), SIGMA[None], np.array([RHO]))
+    mg.node_expectations(*params, np.ones((n, 1)), np.zeros(n, dtype=np.int64), centre, chol, terms,
+                         terms.max(axis=1), powers, values, moments, np.empty((n, 0)))
+    draws = 20_000
+    out = np.empty((draws, n, 2))
+    x, t_x, T = (np.ascontiguousarray(v) for v in histories.T)
+    mg.sample_latents(family, np.repeat(params[0], draws, 0), np.repeat(params[1], draws, 0),
+                      np.repeat(params[2], draws, 0), np.repeat(params[3], draws), np.ones((n, 1)),
+                      np.zeros(n, dtype=np.int64), x, t_x, T, centre, chol, np.arange(n), np.arange(draws),
+                      np.arange(n), 16, 1.2, 7, out)
+    mean, sd = out.mean(axis=0), out.std(axis=0)
+    expected_mean = moments[:, 0, :2]
+    expected_sd = np.sqrt(moments[:, 0, 2:] - expected_mean**2)
+    assert np.allclose(mean, expected_mean, atol=4 * expected_sd / np.sqrt(draws) + 0.01 * expected_sd)
+    assert np.allclose(sd, expected_sd, rtol=0.03)

@@ -1,0 +1,115 @@
+"""The hierarchical models with each customer's latents integrated out (the default fit) against the
+latent-variable NUTS (``method="latent"``, the oracle): population parameters and per-customer predictions
+on a small simulated problem, pairing of per-draw latents, save/load. The customers buy often and mostly
+drop out within the observation period, so that 500 of them pin the population covariance down to the
+range the rule resolves (less informative customers need thousands: they fall back to latent NUTS).
+The same comparison on 2,000 less informative customers with longer chains is
+validation/marginal_vs_latent_simulated.py; on the CDNOW sample, validation/marginal_vs_latent.py."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesclv as bc
+from bayesclv.simulate import simulate_hierarchical_paretonbd
+
+B_TRUE = np.array([[0.0, -2.5], [0.5, -0.4]])
+COV_TRUE = np.array([[0.8**2, 0.3 * 0.8 * 0.7], [0.3 * 0.8 * 0.7, 0.7**2]])
+
+
+@pytest.fixture(scope="module")
+def fits():
+    rng = np.random.default_rng(21)
+    n = 500
+    x = rng.normal(size=n)
+    T = np.round(rng.uniform(30, 52, size=n))
+    sim = simulate_hierarchical_paretonbd(T, B_TRUE, COV_TRUE, covariates=np.column_stack([np.ones(n), x]), rng=rng)
+    df = pd.DataFrame({"customer_id": np.arange(n), "frequency": sim["frequency"], "recency": sim["recency"],
+                       "T": T, "x": x})
+    df.attrs["time_unit"] = "W"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)  # short chains
+        marginal = bc.HierarchicalParetoNBDModel(covariates=["x"]).fit(
+            df, draws=300, tune=200, chains=2, random_seed=1, progressbar=False)
+        latent = bc.HierarchicalParetoNBDModel(covariates=["x"]).fit(
+            df, method="latent", draws=300, tune=300, chains=2, random_seed=2, progressbar=False)
+    return marginal, latent, df
+
+
+def test_marginal_fit_recovers_the_simulated_population_and_agrees_with_latent_nuts(fits):
+    marginal, latent, _ = fits
+    assert marginal.fit_method == "nuts" and latent.fit_method == "latent"
+    assert marginal.diagnostics["latents"] == "integrated"
+    assert marginal.diagnostics["divergences"] == 0 and marginal.diagnostics["max_r_hat"] < 1.02
+    coef = marginal.posterior["coefficients"]
+    mean, sd = coef.mean(("chain", "draw")).values, coef.std(("chain", "draw")).values
+    assert np.all(np.abs(mean - B_TRUE) < 3.5 * sd), (mean, sd)
+    for name in ("coefficients", "sigma", "correlation"):
+        a, b = marginal.posterior[name], latent.posterior[name]
+        gap = np.abs(a.mean(("chain", "draw")).values - b.mean(("chain", "draw")).values)
+        # both short runs: their means differ by Monte Carlo error, a small fraction of the posterior sd
+        assert np.all(gap < 0.35 * b.std(("chain", "draw")).values), (name, gap)
+
+
+def test_predictions_equal_the_latent_draws_monte_carlo(fits):
+    marginal, latent, df = fits
+    for quantity in (lambda m: m.probability_alive(), lambda m: m.expected_purchases(26.0)):
+        a = quantity(marginal).mean(("chain", "draw")).values
+        b = quantity(latent).mean(("chain", "draw")).values
+        scale = np.abs(b).mean()
+        assert np.abs(a - b).mean() < 0.03 * scale
+        assert abs(a.mean() - b.mean()) < 0.02 * scale
+
+
+def test_per_draw_latents_are_paired_across_predictions_and_subsets(fits):
+    marginal, _, df = fits
+    rates = marginal.rates(df.iloc[[3, 40, 7]])
+    alive = marginal.probability_alive()
+    assert "log_lambda" not in marginal.posterior
+    np.testing.assert_array_equal(marginal.probability_alive(df.iloc[[3, 40, 7]]).values,
+                                  alive.values[..., [3, 40, 7]])
+    from bayesclv.formulas import individual_paretonbd
+    row = df.iloc[40]
+    direct = individual_paretonbd.probability_alive(row["frequency"], row["recency"], row["T"],
+                                                    rates["lam"].values[..., 1], rates["mu"].values[..., 1])
+    np.testing.assert_allclose(direct, alive.values[..., 40], rtol=1e-12)
+    # the draws differ between customers and between posterior draws (the latents are sampled, not a mean)
+    assert np.unique(rates["lam"].values[..., 0]).size > 0.9 * rates["lam"].values[..., 0].size
+
+
+def test_a_saved_marginal_fit_predicts_the_same(fits, tmp_path):
+    marginal, _, _ = fits
+    marginal.save(tmp_path / "m.nc")
+    loaded = bc.load(tmp_path / "m.nc")
+    np.testing.assert_array_equal(loaded.probability_alive().values, marginal.probability_alive().values)
+
+
+def test_method_latent_is_only_for_the_individual_level_models(fits):
+    _, _, df = fits
+    with pytest.raises(ValueError, match="method='latent'"):
+        bc.ParetoNBDModel().fit(df, method="latent")
+    with pytest.raises(ValueError, match="method='latent' for sampler"):
+        bc.HierarchicalParetoNBDModel().fit(df, sampler="pymc")
+
+
+def test_few_customers_fall_back_to_latent_nuts_with_a_warning():
+    """With 60 customers the posterior of Sigma spans more than the largest rule resolves."""
+    rng = np.random.default_rng(3)
+    n = 60
+    T = np.round(rng.uniform(30, 52, size=n))
+    sim = simulate_hierarchical_paretonbd(T, B_TRUE[:1], COV_TRUE, covariates=np.ones((n, 1)), rng=rng)
+    df = pd.DataFrame({"customer_id": np.arange(n), "frequency": sim["frequency"], "recency": sim["recency"],
+                       "T": T})
+    df.attrs["time_unit"] = "W"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = bc.HierarchicalParetoNBDModel().fit(df, draws=30, tune=30, chains=1, random_seed=1,
+                                                    progressbar=False)
+    assert any("method='latent'" in str(w.message) for w in caught)
+    assert model.diagnostics["latents"].startswith("sampled")
+    assert model.posterior["log_mu"].sizes["customer_id"] == n
+    assert np.isfinite(model.probability_alive().values).all()
