@@ -18,7 +18,7 @@ COMPARE_ERRORS = [
     ("compare tx.csv", "Missing option '--calibration-end'"),
     ("compare tx.csv --calibration-end 1997-13-45", "'--calibration-end': '1997-13-45' is not a date"),
     ("compare tx.csv --calibration-end 1997-03-01 --model weibull",
-     "'--model': Value error, 'weibull' is not one of 'bgnbd', 'pnbd', 'hbgnbd', 'hpnbd'"),
+     "'--model': Value error, 'weibull' is not one of 'bgnbd', 'pnbd', 'mbgnbd', 'ggomnbd', 'hbgnbd', 'hpnbd'"),
     ("compare tx.csv --calibration-end 1997-03-01 --model pnbd --model pnbd", "'--model': pnbd given more than once"),
     ("compare tx.csv --calibration-end 1997-03-01 --model bgnbd --model hbgnbd --method map",
      "'--method': hbgnbd cannot be fitted by map: the joint mode"),
