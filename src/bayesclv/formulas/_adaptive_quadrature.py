@@ -149,10 +149,15 @@ def _node(kind, p, u, with_grad, d):  # pragma: no cover - compiled
         power = (p[0] - 1.0) * math.log(p[3] + w)  # decreasing in u for k >= 1, increasing below
         inc = u + math.log(killed_renewals(v, p[0], p[5], p[6])) - p[1] * (p[3] + w) - p[2] * w
         return (inc, power) if p[0] >= 1.0 else (inc + power, 0.0)
-    # BETA_DISCOUNT: u = logit(p); E_lambda[lambda / (delta + p lambda)] = (rho/p) U(1, 1-rho, delta A / p)
-    log_p = -logaddexp(0.0, -u)
-    log_q = -logaddexp(0.0, u)
-    return p[0] * log_p, p[1] * log_q + p[2] - log_p + log_tricomi(p[3] * math.exp(-log_p), p[4])
+    # BETA_DISCOUNT: u = logit(p); E_lambda[lambda / (delta + p lambda)] = (rho/p) U(1, 1-rho, delta A / p).
+    # log p, log(1-p) and 1/p from one exponential: this node runs a few hundred times per DERT
+    e = math.exp(-abs(u))
+    log1p_e = math.log1p(e)
+    if u > 0.0:
+        log_p, log_q, inv_p = -log1p_e, -u - log1p_e, 1.0 + e
+    else:
+        log_p, log_q, inv_p = u - log1p_e, -log1p_e, 1.0 + 1.0 / e
+    return p[0] * log_p, p[1] * log_q + p[2] - log_p + log_tricomi(p[3] * inv_p, p[4])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
