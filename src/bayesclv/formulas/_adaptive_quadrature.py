@@ -14,7 +14,8 @@ so the variation of ``g`` over the piece is at most ``inc(c) - inc(a) +
 dec(a) - dec(c)``. :func:`integrate` bisects (depth first, the piece with the
 higher bound first) until every piece either varies by at most
 ``_SLOPE`` (then an 8-node Gauss-Legendre rule, calibrated like the Pareto/NBD
-pieces: error below 1e-13 of the piece) or cannot hold more than
+pieces: error below 1e-13 of the piece; ``BETA_DISCOUNT``: ``_LONG_SLOPE`` under a
+16-node rule) or cannot hold more than
 ``exp(-_DROP)`` of what has been integrated so far (then it is dropped). The
 number of pieces follows the integrand's mass, however wide the interval.
 
