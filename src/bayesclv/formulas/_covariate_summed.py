@@ -17,9 +17,11 @@ temporaries in a PyTensor graph:
 - BG/NBD's beta-function ratio ``B(a_i, b_i + x) / B(a_i, b_i)`` is a product
   of ``x`` factors for a small ``x`` (no log-gamma or digamma per row), the
   log-gamma form beyond;
-- a customer without repeat purchases needs only the purchase scale (BG/NBD),
-  and Pareto/NBD's lifetime integral is evaluated per row by the same
-  quadrature as the per-row formula (:func:`log_lifetime_integral_at`).
+- a customer without repeat purchases needs only the purchase scale (BG/NBD);
+  Pareto/NBD's lifetime integral of each row is the pooled kernel's
+  piecewise rule (:func:`log_piecewise_integral`: 4 nodes on a short flat
+  interval, 8 per piece elsewhere, calibrated to 1e-13 in ``log J``), about
+  half the work of the per-row formula's windowed 24-node rule.
 
 Parameters are vectors over groups (length 1 without groups); the
 coefficients are vectors over their process's covariates (length 0 when the
@@ -35,7 +37,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-from bayesclv.formulas._lifetime_integral import LOG_WEIGHTS, NODES, log_lifetime_integral_at
+from bayesclv.formulas._lifetime_integral import log_piecewise_integral
 from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import SummedLoglikOp, digamma, distinct, softplus_and_sigmoid
 
@@ -194,7 +196,7 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
     gammaln(r) + r log(alpha_i) + s log(beta_i) + logaddexp(A_i, log s + log
     J_i)`` with the alive branch ``A_i = -(r+x) log(alpha_i+T) - s
     log(beta_i+T)`` and ``J_i`` the lifetime integral from ``t_x`` to ``T``
-    (:func:`log_lifetime_integral_at`, in ``Q = log(m + tau)``, ``m =
+    (:func:`log_piecewise_integral`, in ``Q = log(m + tau)``, ``m =
     min(alpha_i, beta_i)``, a substitution: no derivative through ``m``).
 
     Returns
@@ -206,7 +208,6 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
     d_pc, d_dc = np.zeros(purchase_coef.size), np.zeros(dropout_coef.size)
     total = _count_terms(r, x_group, x_value, x_weight, group_weight, d_r)
     log_alpha, log_beta, log_s = np.log(alpha), np.log(beta), np.log(s)
-    scratch = np.empty((5, NODES.size))
     for i in range(frequency.size):
         g, w, age, t = row_group[i], weight[i], T[i], recency[i]
         eta_p, eta_d = _linear(purchase_coef, z_purchase, i), _linear(dropout_coef, z_dropout, i)
@@ -218,8 +219,8 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
         lse = pi = d_rho = d_sigma = d_ca = d_cb = 0.0
         if t < age:
             m = min(a_i, b_i)
-            log_j, d_rho, d_sigma, d_ca, d_cb, _, _ = log_lifetime_integral_at(
-                rho, s[g] + 1.0, a_i - m, b_i - m, math.log(m + t), math.log(m + age), NODES, LOG_WEIGHTS, scratch)
+            log_j, d_rho, d_sigma, d_ca, d_cb = log_piecewise_integral(
+                rho, s[g] + 1.0, a_i - m, b_i - m, math.log(m + t), math.log(m + age), True)
             lse, pi = softplus_and_sigmoid(log_s[g] + log_j - alive)
         stay = 1.0 - pi
         total += w * (r[g] * log_a_i + s[g] * log_b_i + alive + lse)
