@@ -20,6 +20,7 @@ import numpy as np
 from scipy import special
 
 import bayesclv.formulas.individual_bgnbd as individual_bgnbd
+from bayesclv.formulas._covariate_summed import bgnbd_kernel, covariate_tables, covariate_total
 from bayesclv.formulas._beta_expectations import (
     over_horizons,
     over_horizons_shared,
@@ -33,6 +34,8 @@ from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_
 
 __all__ = [
     "PARAMETERS",
+    "covariate_loglik_tables",
+    "covariate_summed_loglik",
     "discounted_expected_purchases",
     "discounted_expected_residual_transactions",
     "discounted_probability_alive",
@@ -220,6 +223,36 @@ def summed_loglik(tables, r, alpha, a, b, xp=PT):
         ``sum_i weight_i loglik(x_i, t_x_i, T_i)``.
     """
     return summed_total(_summed_loglik_kernel, [r, alpha, a, b], tables, xp)
+
+
+covariate_loglik_tables = covariate_tables  # the data tables of :func:`covariate_summed_loglik`
+
+
+def covariate_summed_loglik(tables, r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, xp=PT):
+    """Total log-likelihood of rows with static covariates, each at its own parameters.
+
+    Row ``i`` of ``tables`` (:func:`covariate_loglik_tables`) contributes
+    ``weight_i loglik(x_i, t_x_i, T_i)`` at ``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``a_i = a exp(dropout_coef_a . zd_i)``,
+    ``b_i = b exp(dropout_coef_b . zd_i)``
+    (see :mod:`bayesclv.models.covariates`).
+
+    Parameters
+    ----------
+    tables : tuple of numpy.ndarray
+        From :func:`covariate_loglik_tables`.
+    r, alpha, a, b : TensorVariable or array_like
+        Population parameters: scalars, or vectors over the groups of ``tables``.
+    purchase_coef, dropout_coef_a, dropout_coef_b : TensorVariable or array_like
+        Coefficient vectors, one entry per covariate of the process (length 0 without covariates).
+    xp : namespace, default PT
+        ``PT`` for a PyTensor scalar whose gradient comes from the same
+        compiled pass, ``NP`` for a float.
+
+    Returns
+    -------
+    TensorVariable or float
+    """
+    return covariate_total(bgnbd_kernel, [r, alpha, a, b], [purchase_coef, dropout_coef_a, dropout_coef_b], tables, xp)
 
 
 def probability_alive(frequency, recency, T, r, alpha, a, b):
