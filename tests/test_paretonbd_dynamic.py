@@ -13,7 +13,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy import integrate, special, stats
+from scipy import integrate, stats
 
 import bayesclv as bc
 from bayesclv.datasets.time_varying import TRUE_PARAMETERS, synthetic_time_varying
@@ -36,7 +36,7 @@ def _customers(seed=3, period=7.0, offset=-2.0):
     return x, t_x, T, start, end, values
 
 
-def _purchase_sum(start, end, values, times, coef_values=None):
+def _purchase_sum(start, end, values, times):
     """Sum of the covariates at given purchase times (the period holding each time)."""
     out = np.zeros((len(times), values.shape[-1]))
     for i, ts in enumerate(times):
@@ -79,7 +79,7 @@ def test_loglik_equals_double_integral_over_the_rates():
     sums = _purchase_sum(start, end, values, times)
     before, within = _arrays(x, t_x, T, start, end)
     ll = paretonbd_dynamic.loglik(x, sums, before, within, values, values, R, ALPHA, S, BETA, gamma, delta, xp=NP)
-    for i in range(x.size):
+    for i in (0, 3, 4):  # no repeat purchase; an early and a late last purchase, several periods after it
         a, b = np.exp(values[i] @ gamma), np.exp(values[i] @ delta)
         lengths = end[i] - start[i]
         cum_a, cum_b = np.r_[0, np.cumsum(lengths * a)], np.r_[0, np.cumsum(lengths * b)]
@@ -104,7 +104,7 @@ def test_loglik_equals_double_integral_over_the_rates():
             return np.exp(given_rates(lam, mu) + stats.gamma.logpdf(lam, R, scale=1 / ALPHA) + u
                           + stats.gamma.logpdf(mu, S, scale=1 / BETA) + v - ll[i])
 
-        total, _ = integrate.dblquad(integrand, -40, 6, -40, 6, epsabs=1e-12, epsrel=1e-11)
+        total, _ = integrate.dblquad(integrand, -35, 5, -35, 5, epsabs=1e-10, epsrel=1e-10)
         assert total == pytest.approx(1.0, abs=1e-8), i
 
 
@@ -173,7 +173,7 @@ def test_future_quantities_equal_quadrature():
 # ------------------------------------------------------------------ the model
 @pytest.fixture(scope="module")
 def simulated():
-    tx, cov, cal = synthetic_time_varying(1500, seed=4)
+    tx, cov, cal = synthetic_time_varying(1000, seed=4)
     paths = bc.covariate_paths(cov, ["contact", "season"])
     return bc.time_varying_summary(tx, paths, calibration_end=cal), paths
 
@@ -189,7 +189,7 @@ def map_fit(simulated):
 def test_map_recovers_the_purchase_effects(map_fit):
     drivers = bc.key_drivers(map_fit, per="unit")
     truth = TRUE_PARAMETERS["purchase_coef"]
-    # 1500 customers: the MAP's sampling sd of these effects is about 0.05-0.07 (validation/tv_covariates_recovery.py)
+    # 1000 customers: the MAP's sampling sd of these effects is about 0.05-0.07 (validation/tv_covariates_recovery.py)
     assert drivers.loc[("contact", "purchase"), "mean"] == pytest.approx(truth["contact"], abs=0.2)
     assert drivers.loc[("season", "purchase"), "mean"] == pytest.approx(truth["season"], abs=0.2)
     assert list(drivers.index) == [("contact", "purchase"), ("season", "purchase"), ("season", "dropout")]
@@ -228,11 +228,11 @@ def test_save_load_round_trip(map_fit, tmp_path):
 
 def test_nuts_smoke(simulated):
     data, paths = simulated
-    small = data.iloc[:200].reset_index(drop=True)
+    small = data.iloc[:100].reset_index(drop=True)
     small.attrs = dict(data.attrs)
     model = bc.TimeVaryingParetoNBDModel(covariates=["contact"])
-    model.fit(small, paths=paths, tune=100, draws=50, chains=1, random_seed=1, progressbar=False)
-    assert model.posterior["purchase_coef"].shape == (1, 50, 1)
+    model.fit(small, paths=paths, tune=60, draws=30, chains=1, random_seed=1, progressbar=False)
+    assert model.posterior["purchase_coef"].shape == (1, 30, 1)
     assert np.isfinite(model.probability_alive().values).all()
 
 

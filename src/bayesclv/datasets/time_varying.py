@@ -26,7 +26,7 @@ TRUE_PARAMETERS: dict[str, Any] = {"r": 0.8, "alpha": 6.0, "s": 0.7, "beta": 30.
 
 
 def synthetic_time_varying(n_customers: int = 1000, *, weeks: int = 52, holdout_weeks: int = 26,
-                           acquisition_weeks: int = 12, contact_rate: float = 0.3,
+                           acquisition_weeks: int = 12, period_weeks: int = 1, contact_rate: float = 0.3,
                            parameters: dict[str, Any] | None = None, seed: int = 0
                            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Transactions and weekly covariates of a synthetic base.
@@ -37,8 +37,10 @@ def synthetic_time_varying(n_customers: int = 1000, *, weeks: int = 52, holdout_
         Customers, acquired on days drawn uniformly over the first ``acquisition_weeks``.
     weeks, holdout_weeks : int
         Calibration and holdout length; the covariate table covers both.
+    period_weeks : int
+        Length of the covariate periods in weeks (``weeks`` and ``holdout_weeks`` must be multiples).
     contact_rate : float
-        Share of customer-weeks with a mailing.
+        Share of customer-periods with a mailing.
     parameters : dict, optional
         ``r, alpha, s, beta`` (per week) and ``purchase_coef``/``dropout_coef``
         (``{covariate: effect per unit}``); default :data:`TRUE_PARAMETERS`.
@@ -49,23 +51,23 @@ def synthetic_time_varying(n_customers: int = 1000, *, weeks: int = 52, holdout_
     transactions : pandas.DataFrame
         ``customer_id, date``, one row per purchase (several on one day are possible).
     covariates : pandas.DataFrame
-        ``customer_id, period_start, contact, season``, one row per customer and week
-        (periods ``"7D"``).
+        ``customer_id, period_start, contact, season``, one row per customer and period
+        (periods ``f"{7 * period_weeks}D"``).
     calibration_end : pandas.Timestamp
         The last calibration day.
     """
     p = {**TRUE_PARAMETERS, **(parameters or {})}
     rng = np.random.default_rng(seed)
     origin = pd.Timestamp("2020-01-06")
-    total = weeks + holdout_weeks
-    starts = origin + pd.to_timedelta(7 * np.arange(total), unit="D")
+    total = (weeks + holdout_weeks) // period_weeks  # periods
+    starts = origin + pd.to_timedelta(7 * period_weeks * np.arange(total), unit="D")
     ids = np.arange(1, n_customers + 1)
     table = pd.DataFrame({"customer_id": np.repeat(ids, total), "period_start": np.tile(starts, n_customers),
                           "contact": (rng.random(n_customers * total) < contact_rate).astype(float),
-                          "season": np.tile(np.sin(2 * np.pi * np.arange(total) / 52.0), n_customers)})
-    paths = covariate_paths(table, ["contact", "season"])
+                          "season": np.tile(np.sin(2 * np.pi * period_weeks * np.arange(total) / 52.0), n_customers)})
+    paths = covariate_paths(table, ["contact", "season"], period=f"{7 * period_weeks}D")
     birth = origin + pd.to_timedelta(rng.integers(0, 7 * acquisition_weeks, n_customers), unit="D")
-    end = origin + pd.Timedelta(days=7 * total - 1)
+    end = origin + pd.Timedelta(days=7 * (weeks + holdout_weeks) - 1)
     until = (end - birth).days.to_numpy() / 7.0
     cols = ["contact", "season"]
     pieces = paths.pieces(ids, birth, until, "W", cols)

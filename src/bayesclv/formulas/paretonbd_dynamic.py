@@ -72,17 +72,36 @@ def _cumulative(lengths, rate, xp):
 
 
 def _log_piece_integrals(p, q, scale_a, scale_b, lengths, xp):
-    """``log int_0^{L} (scale_a+u)^-p (scale_b+u)^-q du`` per piece (``-inf`` for an empty piece).
+    """``log int_0^{L} (scale_a+u)^-p (scale_b+u)^-q du`` per piece ``(..., N, K)``; ``-inf`` for an empty piece.
 
     Substituting ``Q = log(m + u)`` with ``m = min(scale_a, scale_b)`` gives the
     static lifetime integral's form; its quadrature windows the integrand to
-    where it has mass, so a large ``p`` costs nothing extra.
+    where it has mass, so a large ``p`` costs nothing extra. Only the pieces
+    with a length (known from the data) are integrated: most periods of a
+    customer who bought recently lie before ``t_x``.
     """
-    m = xp.zero_grad(xp.minimum(scale_a, scale_b))
-    args = (p, q, scale_a - m, scale_b - m, xp.log(m), xp.log(m + lengths))
+    lengths = np.asarray(lengths, dtype=float)
+    full = scale_a + 0.0 * (p + scale_b)  # every argument at the pieces' shape
+    shape = lengths.shape
+    idx = np.flatnonzero(lengths.reshape(-1) > 0.0)
     if xp is PT:
-        return log_lifetime_integral_op(*args)[0]
-    return log_lifetime_integral_np(*args)[0]
+        def take(v):
+            return (v + 0.0 * full).reshape((-1,))[idx]
+    else:
+        def take(v):
+            v = np.broadcast_to(v, np.broadcast_shapes(np.shape(v), np.shape(full)))
+            return v.reshape(*v.shape[:-2], -1)[..., idx]
+    a, b = take(scale_a), take(scale_b)
+    m = xp.zero_grad(xp.minimum(a, b))
+    args = (take(p), take(q), a - m, b - m, xp.log(m), xp.log(m + lengths.reshape(-1)[idx]))
+    if xp is PT:
+        values = log_lifetime_integral_op(*args)[0]
+        empty = pt.full((int(np.prod(shape)),), -np.inf, dtype="float64")  # float64: a bare -inf would be float32
+        return pt.set_subtensor(empty[idx], values).reshape(shape)
+    values = log_lifetime_integral_np(*args)[0]
+    out = np.full((*np.shape(full)[:-2], int(np.prod(shape))), -np.inf)
+    out[..., idx] = values
+    return out.reshape(*np.shape(full)[:-2], *shape)
 
 
 def _param(v, xp):

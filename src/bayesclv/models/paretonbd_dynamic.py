@@ -18,8 +18,8 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from bayesclv import chunks
 from bayesclv.arguments import check_horizon
+from bayesclv.chunks import chunk_length
 from bayesclv.data.covariate_paths import SUM_PREFIX, CovariatePaths, validate_time_varying
 from bayesclv.errors import ArgumentError, DataValidationError, TimeUnitError
 from bayesclv.formulas import PT, paretonbd_dynamic
@@ -221,7 +221,7 @@ class TimeVaryingParetoNBDModel(CLVModel):
         arrays = self._arrays(df, self.paths if paths is None else paths, horizon)
         draws, shape = self._draws()
         n, k = len(df), arrays["before"].shape[1]
-        step = chunks.chunk_length(n * max(k, 1))
+        step = chunk_length(n * max(k, 1))
         out = np.empty((draws["r"].size, n))
         for lo in range(0, out.shape[0], step):
             part = {key: v[lo:lo + step] for key, v in draws.items()}
