@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayesclv as bc
-from bayesclv.data.covariate_paths import SUM_PREFIX, CovariatePaths, validate_time_varying
+from bayesclv.data.time_varying import SUM_PREFIX, CovariatePaths, validate_time_varying
 from bayesclv.errors import ArgumentError, DataValidationError
 
 

@@ -12,7 +12,7 @@ time-varying covariates and ``time_varying_summary`` adds what the time-varying 
 needs from the log (first purchase day, covariate sums over the purchase days). ``TIME_UNITS`` maps each supported time unit to its length in days.
 """
 
-from bayesclv.data.covariate_paths import CovariatePaths, covariate_paths, time_varying_summary
+from bayesclv.data.time_varying import CovariatePaths, covariate_paths, time_varying_summary
 from bayesclv.data.database import rfm_summary_chunks
 from bayesclv.data.purchases import COHORT_FREQUENCIES
 from bayesclv.data.rfm import first_purchase_cohort, rfm_summary

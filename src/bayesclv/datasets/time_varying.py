@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesclv.data.covariate_paths import covariate_paths
+from bayesclv.data.time_varying import covariate_paths
 from bayesclv.formulas import paretonbd_dynamic
 
 __all__ = ["TRUE_PARAMETERS", "synthetic_time_varying"]

@@ -2,7 +2,7 @@
 
 Its data are two things: per-customer rows (:func:`bayesclv.data.time_varying_summary`:
 RFM, first purchase day, the covariates summed over the purchase days) and
-the covariate periods themselves (:func:`bayesclv.data.covariate_paths`),
+the covariate periods themselves (:func:`bayesclv.data.time_varying`),
 passed to ``fit(data, paths=...)`` and kept with the model. Predictions read
 the covariates' future path from the periods, so a horizon beyond them is an
 error naming the customers, never an extrapolation.
@@ -20,7 +20,7 @@ import xarray as xr
 
 from bayesclv.arguments import check_horizon
 from bayesclv.chunks import chunk_length
-from bayesclv.data.covariate_paths import SUM_PREFIX, CovariatePaths, validate_time_varying
+from bayesclv.data.time_varying import SUM_PREFIX, CovariatePaths, validate_time_varying
 from bayesclv.errors import ArgumentError, DataValidationError, TimeUnitError
 from bayesclv.formulas import PT, paretonbd_dynamic
 from bayesclv.models.base import CLVModel
@@ -107,7 +107,7 @@ class TimeVaryingParetoNBDModel(CLVModel):
         (``method`` ``"nuts"`` or ``"map"``).
         """
         if not isinstance(paths, CovariatePaths):
-            raise ArgumentError("expected the CovariatePaths of bayesclv.data.covariate_paths", argument="paths")
+            raise ArgumentError("expected the CovariatePaths of bayesclv.data.time_varying", argument="paths")
         missing = [c for c in self.covariates if c not in paths.covariates]
         if missing:
             raise DataValidationError(f"covariate not in the paths (they hold {list(paths.covariates)})",
@@ -179,6 +179,8 @@ class TimeVaryingParetoNBDModel(CLVModel):
     # ------------------------------------------------------------------- fit
     def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
         paths = self._pending_paths if self._pending_paths is not None else self.paths
+        if paths is None:
+            raise ArgumentError("the model needs its covariate periods: fit(data, paths=...)", argument="paths")
         self._set_fit_state(df, paths)
         arrays = self._arrays(df, paths)
         coords = {f"{p}_covariate": cols for p, cols in self.process_covariates.items() if cols}
