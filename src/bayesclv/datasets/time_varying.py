@@ -38,7 +38,7 @@ def synthetic_time_varying(n_customers: int = 1000, *, weeks: int = 52, holdout_
     weeks, holdout_weeks : int
         Calibration and holdout length; the covariate table covers both.
     period_weeks : int
-        Length of the covariate periods in weeks (``weeks`` and ``holdout_weeks`` must be multiples).
+        Length of the covariate periods in weeks.
     contact_rate : float
         Share of customer-periods with a mailing.
     parameters : dict, optional
@@ -59,7 +59,7 @@ def synthetic_time_varying(n_customers: int = 1000, *, weeks: int = 52, holdout_
     p = {**TRUE_PARAMETERS, **(parameters or {})}
     rng = np.random.default_rng(seed)
     origin = pd.Timestamp("2020-01-06")
-    total = (weeks + holdout_weeks) // period_weeks  # periods
+    total = -(-(weeks + holdout_weeks) // period_weeks)  # periods, the last may reach past the holdout
     starts = origin + pd.to_timedelta(7 * period_weeks * np.arange(total), unit="D")
     ids = np.arange(1, n_customers + 1)
     table = pd.DataFrame({"customer_id": np.repeat(ids, total), "period_start": np.tile(starts, n_customers),
