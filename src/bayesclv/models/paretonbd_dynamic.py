@@ -104,10 +104,13 @@ class TimeVaryingParetoNBDModel(CLVModel):
         ``paths`` must cover each customer from the first purchase to the
         calibration end; further periods (the future path) are kept for
         predictions. Other arguments as :meth:`bayesclv.models.CLVModel.fit`
-        (``method`` ``"nuts"`` or ``"map"``).
+        (``method`` ``"nuts"`` or ``"map"``; ``sampler`` ``"nutpie"`` or ``"pymc"``).
         """
         if not isinstance(paths, CovariatePaths):
             raise ArgumentError("expected the CovariatePaths of bayesclv.data.time_varying", argument="paths")
+        if kwargs.get("sampler") == "numpyro":
+            raise ArgumentError("the lifetime integral's Op has no JAX form: use sampler='nutpie' or 'pymc'",
+                                argument="sampler")
         missing = [c for c in self.covariates if c not in paths.covariates]
         if missing:
             raise DataValidationError(f"covariate not in the paths (they hold {list(paths.covariates)})",
