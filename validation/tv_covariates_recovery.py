@@ -31,10 +31,10 @@ from bayesclv.errors import ConvergenceWarning, PointEstimateWarning
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COVARIATES = ["contact", "season"]
-REPLICATES = 4
-MAP_CUSTOMERS = 1500
-NUTS_CUSTOMERS = 800
-DRAWS = 400
+REPLICATES = 3
+MAP_CUSTOMERS = 1000
+NUTS_CUSTOMERS = 500
+DRAWS = 300
 PERIOD_WEEKS = 4  # covariate periods of 4 weeks: 13 a year (the cost grows with the periods after t_x)
 
 

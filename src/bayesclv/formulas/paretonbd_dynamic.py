@@ -166,10 +166,21 @@ def loglik(frequency, purchase_sum, before, within, purchase_values, dropout_val
     r0, alpha0, s0, beta0 = (xp.asarray(v) if xp is PT else np.asarray(v, dtype=float)[..., None]
                              for v in (r, alpha, s, beta))
     purchase_term = _purchase_term(purchase_sum, purchase_coef, xp)
+    return (xp.gammaln(r0 + x) - xp.gammaln(r0) + r0 * xp.log(alpha0) + s0 * xp.log(beta0)
+            + purchase_term + _log_total(log_alive, log_pieces, xp))
+
+
+def _log_total(log_alive, log_pieces, xp):
+    """``log(exp(log_alive) + sum_k exp(log_pieces))``, shifted by the largest term.
+
+    Written out rather than PyTensor's ``logsumexp``, an OpFromGraph whose inner
+    function the copies of a compiled function share: nutpie's chains call their
+    copies from parallel threads.
+    """
     mod = pt if xp is PT else np
     parts = mod.concatenate([log_alive[..., None], log_pieces], axis=-1)
-    return (xp.gammaln(r0 + x) - xp.gammaln(r0) + r0 * xp.log(alpha0) + s0 * xp.log(beta0)
-            + purchase_term + xp.logsumexp(parts, axis=-1))
+    top = xp.zero_grad(mod.max(parts, axis=-1, keepdims=True))  # finite: the alive part always is
+    return top[..., 0] + xp.log(mod.sum(xp.exp(parts - top), axis=-1))
 
 
 def _purchase_term(purchase_sum, coef, xp):
