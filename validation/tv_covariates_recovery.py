@@ -50,9 +50,12 @@ def estimates(model) -> dict[str, np.ndarray]:
     """Draws (or the point estimate) of each compared quantity; effects per unit of the covariate."""
     post = model.posterior
     out = {n: post[n].values.ravel() for n in ("r", "alpha", "s", "beta")}
-    sds = model.scaling["sd"]
+    scaling = model.scaling
     for (cov, process), (_, effect) in model.covariate_effects().items():
-        out[f"{process}:{cov}"] = effect.values.ravel() / sds[cov]
+        out[f"{process}:{cov}"] = effect.values.ravel() / scaling.loc[cov, "sd"]
+        # the model's alpha, beta are at the covariates' fitted means; the simulator's at covariates 0
+        scale = "alpha" if process == "purchase" else "beta"
+        out[scale] = out[scale] * np.exp(out[f"{process}:{cov}"] * scaling.loc[cov, "mean"])
     return out
 
 
@@ -104,6 +107,15 @@ def nuts_study() -> tuple[pd.DataFrame, dict, float]:
     return pd.DataFrame(rows).T, info, time.process_time() - cpu
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """A pipe table (no optional dependency)."""
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = ["| | " + " | ".join(map(str, table.columns)) + " |", "|---" * (len(table.columns) + 1) + "|"]
+    lines += ["| " + str(i) + " | " + " | ".join(cell(v) for v in row) + " |" for i, row in table.iterrows()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     warnings.simplefilter("ignore", PointEstimateWarning)
     map_table, map_cpu = map_study()
@@ -121,14 +133,14 @@ def main() -> None:
         "",
         f"## MAP on {REPLICATES} bases of {MAP_CUSTOMERS} customers ({map_cpu:.0f} CPU s)",
         "",
-        map_table.to_markdown(floatfmt=".3f"),
+        markdown(map_table),
         "",
         f"## NUTS, 4 chains x {DRAWS} draws, one base of {NUTS_CUSTOMERS} customers ({nuts_cpu:.0f} CPU s, fit "
         f"{info['fit_cpu_seconds']:.0f})",
         "",
         f"Divergences: {info['divergences']}. 90% equal-tailed credible intervals.",
         "",
-        nuts_table.to_markdown(floatfmt=".3f"),
+        markdown(nuts_table),
         "",
         "Holdout (26 weeks, expected purchases along the simulated covariates' future path): "
         f"actual {info['holdout']['actual']:.0f}, predicted {info['holdout']['predicted_mean']:.0f} "
