@@ -374,9 +374,11 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
     @numba.njit(nogil=True, error_model="numpy")
     def log_lifetime_integral(rho, sigma, c_alpha, c_beta, q0, q1):  # pragma: no cover - compiled
         shape = rho.shape
-        flat = [np.ascontiguousarray(v).reshape(rho.size) for v in (rho, sigma, c_alpha, c_beta, q0, q1)]
-        outs = [np.empty(rho.size) for _ in range(7)]
-        _lifetime_kernel(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], nodes, log_weights,
+        n = rho.size  # one line per input: a comprehension over arrays of mixed layouts does not type
+        outs = [np.empty(n) for _ in range(7)]
+        _lifetime_kernel(np.ascontiguousarray(rho).reshape(n), np.ascontiguousarray(sigma).reshape(n),
+                         np.ascontiguousarray(c_alpha).reshape(n), np.ascontiguousarray(c_beta).reshape(n),
+                         np.ascontiguousarray(q0).reshape(n), np.ascontiguousarray(q1).reshape(n), nodes, log_weights,
                          outs[0], outs[1], outs[2], outs[3], outs[4], outs[5], outs[6])
         return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
                 outs[3].reshape(shape), outs[4].reshape(shape), outs[5].reshape(shape),

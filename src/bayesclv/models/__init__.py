@@ -17,6 +17,7 @@ from bayesclv.models.ggomnbd import GompertzNBDModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretonbd import ParetoNBDModel
+from bayesclv.models.paretonbd_dynamic import TimeVaryingParetoNBDModel
 from bayesclv.models.persistence import load
 from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
@@ -24,4 +25,4 @@ __all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVMode
            "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
            "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
            "ShiftedBetaGeoModel", "SpendModel",
-           "TransactionModel", "load"]
+           "TimeVaryingParetoNBDModel", "TransactionModel", "load"]
