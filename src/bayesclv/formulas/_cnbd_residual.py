@@ -38,6 +38,7 @@ import math
 
 import numba
 import numpy as np
+from scipy import special
 
 from bayesclv.formulas._cnbd_sums import phase_weights
 from bayesclv.formulas._ops import gauss_legendre
@@ -259,8 +260,6 @@ def cnbd_dert_quadrature(rho, z, d, a, big_b, k: int) -> np.ndarray:
     -------
     numpy.ndarray
     """
-    from scipy import special
-
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, z, d, a, big_b)))
     rho, z, d, a, big_b = (np.ascontiguousarray(v).ravel() for v in arrays)
     with np.errstate(divide="ignore", invalid="ignore"):
