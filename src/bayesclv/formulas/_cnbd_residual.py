@@ -1,4 +1,4 @@
-"""(M)BG/CNBD-k DERT given alive (k = 1: the BG/NBD): a product Gauss-Legendre rule over lambda and ``p``.
+"""(M)BG/CNBD-k DERT given alive for ``k > 1``: a product Gauss-Legendre rule over lambda and ``p``.
 
 Alive at ``T`` with ``i`` phases of the next purchase done, rate ``lambda`` and
 dropout probability ``p`` (see :mod:`bayesclv.formulas.cnbd`), purchase ``j``
@@ -254,7 +254,7 @@ def cnbd_dert_quadrature(rho, z, d, a, big_b, k: int) -> np.ndarray:
     rho, z, d, a, big_b : array_like
         ``r + k x``, ``(T - t_x) / (alpha + T)``, ``delta (alpha + T)``, ``a`` and ``b + x + m``.
     k : int
-        Erlang phases per inter-purchase time (1: the BG/NBD, with ``z = 0``).
+        Erlang phases per inter-purchase time (also correct for 1, the BG/NBD with ``z = 0``).
 
     Returns
     -------
