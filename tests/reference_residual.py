@@ -13,6 +13,13 @@ confluent hypergeometric function or the library's quadrature:
   integral over ``logit(p)`` (outer) and ``log(lambda)`` (inner). The residual lifetime is
   ``E[G / lambda]`` for the geometric number ``G`` of purchases up to dropout.
 
+* (M)BG/CNBD-k: alive at ``T`` with ``i`` phases of the next purchase done (weight
+  ``(lambda (T - t_x))^i / i!`` on the alive branch ``lambda^(kx) e^(-lambda T) (1-p)^(x+m)``), purchase
+  ``j`` comes after ``j k - i`` Erlang phases, discounted by ``(lambda / (lambda + delta))^(jk-i)`` on
+  average, and is made with probability ``(1-p)^(j-1)``: the sum ``q^(k-i) / (1 - (1-p) q^k)``, integrated
+  over ``logit(p)`` (outer) and ``log(lambda)`` (inner) numerically; the likelihood is that of
+  ``tests/reference_cnbd.py``.
+
 The closed form of Fader, Hardie & Lee (2005, eq. 2) with ``mpmath.hyperu`` (50 digits) is a second
 reference for the Pareto/NBD DERT.
 """
@@ -22,14 +29,19 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 from scipy.special import betaln, gammaln
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from .reference import _INF, _log_sigmoid, _vec, bgnbd, log_beta_moment, log_gamma_moment, log_quad, paretonbd
+    from .reference_cnbd import _log_components as _cnbd_log_components
+    from .reference_cnbd import _log_lambda_integral
 except ImportError:  # pragma: no cover
     from reference import _INF, _log_sigmoid, _vec, bgnbd, log_beta_moment, log_gamma_moment, log_quad, paretonbd
+    from reference_cnbd import _log_components as _cnbd_log_components
+    from reference_cnbd import _log_lambda_integral
 
-__all__ = ["bgnbd_residual", "paretonbd_residual"]
+__all__ = ["bgnbd_residual", "cnbd_residual", "paretonbd_residual"]
 
 
 def _log_mu_expectation(T, s, beta, extra):
@@ -95,6 +107,34 @@ def _bg_residual_lifetime(x, tx, T, r, alpha, a, b):
     return math.exp(log_num - bgnbd.loglik.scalar(x, tx, T, r, alpha, a, b))
 
 
+def _cnbd_dert(delta, x, tx, T, r, alpha, a, b, k, m, given_alive):
+    """E[1{alive} sum_i phase_i(lambda) q^(k-i) / (1 - (1-p) q^k)] / L (or / P(alive) L given alive)."""
+    k = int(k)
+    lead_p = -float(betaln(a, b))
+    gap = T - tx
+    log_gap = math.log(gap) if gap > 0.0 else -_INF
+    phases = k if gap > 0.0 else 1  # (lambda gap)^i / i! vanishes for i > 0 when gap = 0
+
+    def inner(log1m_p):  # log E_lambda[lambda^(kx) e^(-lambda T) sum_i (lambda gap)^i/i! q^(k-i) / (1 - (1-p) q^k)]
+        def extra(y):
+            log_q = -math.log1p(delta * math.exp(-y))
+            log_den = math.log(-math.expm1(log1m_p + k * log_q))
+            terms = [i * (y + log_gap) - math.lgamma(i + 1.0) + (k - i) * log_q if i else k * log_q
+                     for i in range(phases)]
+            top = max(terms)
+            return top + math.log(sum(math.exp(t - top) for t in terms)) - log_den
+
+        return _log_lambda_integral(extra, x, T, r, alpha, k)
+
+    def h_p(z):
+        lp, lq = _log_sigmoid(z), _log_sigmoid(-z)
+        return lead_p + a * lp + (b + x + m) * lq + inner(lq)
+
+    log_num = log_quad(h_p, -_INF, _INF, math.log(a / (b + x + m)), 1.0)
+    la, ld = _cnbd_log_components(x, tx, T, r, alpha, a, b, k, m)
+    return math.exp(log_num - (la if given_alive else float(np.logaddexp(la, ld))))
+
+
 paretonbd_residual = SimpleNamespace(
     discounted_expected_residual_transactions=_vec(_pn_dert),
     dert_mpmath=_vec(_pn_dert_mpmath),
@@ -104,3 +144,4 @@ bgnbd_residual = SimpleNamespace(
     discounted_expected_residual_transactions=_vec(_bg_dert),
     expected_residual_lifetime=_vec(_bg_residual_lifetime),
 )
+cnbd_residual = SimpleNamespace(discounted_expected_residual_transactions=_vec(_cnbd_dert))

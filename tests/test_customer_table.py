@@ -82,8 +82,9 @@ def test_dert_where_the_model_offers_it(sampled, cdnow_rfm):
     # all future purchases, discounted, are more than a year's purchases each discounted by a full year
     assert (table["dert_mean"] > table["expected_purchases_mean"] * 1.01**-12).all()
     assert "dert_mean" not in bc.predict(bg, rows, horizon=12, time_unit="M")  # no discounting: no DERT
-    mbg = bc.ModifiedBetaGeoModel().fit(rows, method="map", progressbar=False)  # a family without DERT
-    assert "dert_mean" not in bc.predict(mbg, rows, horizon=12, time_unit="M", discount_rate=0.01)
+    mbg = bc.ModifiedBetaGeoModel().fit(rows, method="map", progressbar=False)  # DERT through the contract
+    _assert_columns(bc.predict(mbg, rows, horizon=12, time_unit="M", discount_rate=0.01), "dert",
+                    mbg.discounted_expected_residual_transactions(delta, rows))
 
 
 def test_settings_are_checked_before_any_work(sampled):

@@ -121,7 +121,9 @@ def test_bgbb_weights_count_customers_in_every_graph():
     compressed, per_customer = load_donations(), _expand(load_donations())
     model = bc.BetaGeoBetaBinomModel()
     graphs = [model.build_model(df, summed=summed) for df in (compressed, per_customer) for summed in (True, False)]
-    point = {"alpha_log__": 0.3, "beta_log__": -0.2, "gamma_log__": -0.5, "delta_log__": 1.1}
+    # the sampler's coordinates: each pair of shapes as (log a - log b, log(a + b)) (models/mean_concentration.py)
+    point = {"alpha_beta_mean_concentration__": [0.5, np.logaddexp(0.3, -0.2)],
+             "gamma_delta_mean_concentration__": [-1.6, np.logaddexp(-0.5, 1.1)]}
     values = [g.compile_logp()(point) for g in graphs]
     np.testing.assert_allclose(values, values[0], rtol=1e-11)
     # a frame whose weights are 1 fits as the per-customer table

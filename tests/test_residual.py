@@ -6,6 +6,8 @@
   (tests/reference_residual.py); residual lifetimes likewise.
 - Tricomi's U (the special function under the Pareto/NBD DERT) against mpmath over 14 decades.
 - The GGom/NBD DERT and residual lifetime at the Pareto/NBD limit.
+- (M)BG/CNBD-k (and so MBG/NBD) DERT against a 2-D numerical posterior expectation over
+  ``(lambda, p)`` of the individual-level model, extremes included (x = 500, T = 1000).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from bayesclv.formulas import _special, bgnbd, ggomnbd, paretonbd
+from bayesclv.formulas import _special, bgnbd, cnbd, ggomnbd, mbgnbd, paretonbd
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from .reference_residual import bgnbd_residual as bg_ref
+    from .reference_residual import cnbd_residual as cnbd_ref
     from .reference_residual import paretonbd_residual as pn_ref
 except ImportError:  # pragma: no cover
     from reference_residual import bgnbd_residual as bg_ref
+    from reference_residual import cnbd_residual as cnbd_ref
     from reference_residual import paretonbd_residual as pn_ref
 
 HISTORIES = np.array([(0, 0, 0.5), (0, 0, 100), (1, 0, 100), (3, 2, 2.5), (30, 1, 78), (200, 50, 52),
@@ -137,3 +141,59 @@ def test_ggomnbd_dert_and_residual_lifetime_tend_to_the_pareto_nbd():
     np.testing.assert_allclose(ggomnbd.expected_residual_lifetime(x, t_x, T, r, alpha, b, s, b * beta_p),
                                paretonbd.expected_residual_lifetime(x, t_x, T, r, alpha, s, beta_p),
                                rtol=1e-8)
+
+
+# (delta, history (x, t_x, T), params (r, alpha, a, b), k, modified, given_alive): small and large
+# discounting, a new customer, a long gap since the last purchase, x = 500 over T = 1000 weeks, tiny a and b
+CNBD_CASES = [
+    (0.0027, (3.0, 20.0, 40.0), (0.5, 10.0, 0.8, 2.5), 2, False, False),
+    (0.1, (500.0, 990.0, 1000.0), (0.5, 10.0, 0.8, 2.5), 3, True, False),
+    (0.0027, (0.0, 0.0, 40.0), (0.1, 100.0, 0.01, 0.01), 2, True, True),
+    (1e-4, (2.0, 30.43, 38.86), (0.2426, 4.414, 0.793, 2.426), 4, False, True),
+    (0.0027, (30.0, 70.0, 78.0), (2.0, 1.0, 3.0, 50.0), 1, True, False),
+]
+
+
+@pytest.mark.parametrize("delta, history, params, k, modified, given_alive", CNBD_CASES)
+def test_cnbd_dert_matches_two_dimensional_numerical_expectation(delta, history, params, k, modified, given_alive):
+    got = cnbd.discounted_expected_residual_transactions(delta, *history, *params, k=k, modified=modified,
+                                                         given_alive=given_alive)
+    want = cnbd_ref.discounted_expected_residual_transactions(delta, *history, *params, k, float(modified),
+                                                              float(given_alive))
+    assert float(got) == pytest.approx(float(want), rel=1e-9)
+
+
+def test_mbgnbd_dert_is_the_bgnbd_one_with_one_more_survived_purchase():
+    x, t_x, T = HISTORIES.T
+    r, alpha, a, b = BG_PARAMS[0]
+    got = mbgnbd.discounted_expected_residual_transactions(0.0027, x, t_x, T, r, alpha, a, b)
+    given_alive = bgnbd.discounted_expected_residual_transactions(0.0027, x, t_x, T, r, alpha, a, b + 1.0,
+                                                                  given_alive=True)
+    np.testing.assert_allclose(got, mbgnbd.probability_alive(x, t_x, T, r, alpha, a, b) * given_alive, rtol=1e-14)
+
+
+@pytest.mark.parametrize("k, modified", [(2, False), (3, True)])
+def test_cnbd_dert_is_the_sum_of_discounted_purchases_until_dropout(k, modified):
+    """DERT = int e^(-delta t) dE[X(t)]: the library's expected purchases on a fine grid, extrapolated."""
+    params, history = (0.5, 10.0, 0.8, 2.5), (2.0, 30.43, 38.86)
+    delta, horizon = 0.05, 1500.0
+
+    def present_value(step):
+        ends = np.arange(step, horizon + step / 2, step)
+        return cnbd.discounted_expected_purchases(ends, np.exp(-delta * (ends - step / 2)), *history, *params, k=k,
+                                                  modified=modified)
+
+    coarse, fine = present_value(1.0), present_value(0.5)
+    dert = float(cnbd.discounted_expected_residual_transactions(delta, *history, *params, k=k, modified=modified))
+    assert fine + (fine - coarse) / 3.0 == pytest.approx(dert, rel=1e-6)
+
+
+def test_cnbd_dert_is_finite_and_falls_with_the_discount_rate_over_an_extreme_grid():
+    x = np.array([0.0, 1.0, 30.0, 500.0, 500.0])
+    t_x = np.array([0.0, 0.5, 70.0, 990.0, 100.0])
+    T = np.array([0.5, 1000.0, 78.0, 1000.0, 1000.0])
+    deltas = np.array([1e-5, 1e-3, 1e-1, 10.0])[:, None]
+    for params in [(0.5, 10.0, 0.8, 2.5), (1e-3, 1e3, 1e3, 1e-3), (50.0, 0.1, 0.02, 50.0)]:
+        values = cnbd.discounted_expected_residual_transactions(deltas, x, t_x, T, *params, k=3, given_alive=True)
+        assert np.isfinite(values).all() and (values > 0).all()
+        assert np.all(np.diff(values, axis=0) < 0)

@@ -102,18 +102,38 @@ def summarise(ranks: pd.DataFrame, n_ranks: int, settings: dict, wall: float | N
         part = ranks[(ranks["model"] == key)]
         if part.empty:
             continue
-        ok = part[part["error"].fillna("") == ""]
-        entry = {"priors": {k: repr(v) for k, v in cls.default_priors.items()},
-                 "n_sims": len(part), "n_failed": int(len(part) - len(ok)),
-                 "share_divergent_fits": float((ok["divergences"] > 0).mean()),
-                 "share_rhat_gt_1_01": float((ok["max_r_hat"] > 1.01).mean()),
-                 "median_min_ess_bulk": float(ok["min_ess_bulk"].median()),
-                 "median_fit_seconds": float(ok["seconds"].median()),
-                 "parameters": {}}
-        for name in cls.parameter_names:
-            entry["parameters"][name] = rank_uniformity(ok[f"rank_{name}"].astype(int).to_numpy(), n_ranks)
-        out["models"][key] = entry
+        out["models"][key] = model_entry(part, cls, n_ranks)
     return out
+
+
+def model_entry(part: pd.DataFrame, model, n_ranks: int) -> dict:
+    """One model's replications summarised: failures, diagnostics and the rank-uniformity test per parameter.
+
+    ``model`` is the model (or its class): its ``default_priors`` and ``parameter_names``.
+    Failed replications (an ``error``) are counted, not ranked.
+    """
+    ok = part[part["error"].fillna("") == ""]
+    return {"priors": {k: repr(v) for k, v in model.default_priors.items()},
+            "n_sims": len(part), "n_failed": int(len(part) - len(ok)),
+            "share_divergent_fits": float((ok["divergences"] > 0).mean()),
+            "share_rhat_gt_1_01": float((ok["max_r_hat"] > 1.01).mean()),
+            "median_min_ess_bulk": float(ok["min_ess_bulk"].median()),
+            "median_fit_seconds": float(ok["seconds"].median()),
+            "parameters": {name: rank_uniformity(ok[f"rank_{name}"].astype(int).to_numpy(), n_ranks)
+                           for name in model.parameter_names}}
+
+
+def run_replications(jobs: list, workers: int, record) -> None:
+    """Run ``(fn, *args)`` jobs in this process (``workers <= 1``, as the smoke tests do) or in a pool,
+    calling ``record(k, row)`` as each finishes."""
+    if workers <= 1:
+        for k, (fn, *job) in enumerate(jobs, 1):
+            record(k, fn(*job))
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(*job) for job in jobs]
+        for k, fut in enumerate(as_completed(futures), 1):
+            record(k, fut.result())
 
 
 def markdown(summary: dict) -> str:
@@ -180,14 +200,7 @@ def main() -> None:
         print(f"[{k}/{len(tasks)}] {row['model']} sim {row['sim']}: {row['seconds']} s "
               f"{row['error'] or ''} elapsed {time.perf_counter() - start:.0f} s", flush=True)
 
-    if args.workers <= 1:  # in-process (also what the smoke test runs)
-        for k, (fn, *job) in enumerate(jobs, 1):
-            record(k, fn(*job))
-    else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = [pool.submit(*job) for job in jobs]
-            for k, fut in enumerate(as_completed(futures), 1):
-                record(k, fut.result())
+    run_replications(jobs, args.workers, record)
     ranks = pd.DataFrame(rows)
     summary = summarise(ranks, args.ranks, settings, None if args.summarise_only else time.perf_counter() - start)
     (out_dir / "sbc_summary.json").write_text(json.dumps(summary, indent=2))

@@ -32,15 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import bayesclv as bc
-from bayesclv.checks import rank_uniformity, sbc_simulation
+from bayesclv.checks import sbc_simulation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the ranks' summary and the job loop of sbc.py
+from sbc import model_entry, run_replications  # noqa: E402
 
 MODELS = {"bgbb": bc.BetaGeoBetaBinomModel, "shifted_bg": bc.ShiftedBetaGeoModel}
 RESULTS = Path(__file__).parent / "results"
@@ -87,15 +90,7 @@ def summarise(ranks: pd.DataFrame, n_ranks: int, settings: dict, wall: float | N
         part = ranks[ranks["model"] == key]
         if part.empty:
             continue
-        ok = part[part["error"].fillna("") == ""]
-        out["models"][key] = {
-            "priors": {k: repr(v) for k, v in cls.default_priors.items()},
-            "n_sims": len(part), "n_failed": int(len(part) - len(ok)),
-            "share_divergent_fits": float((ok["divergences"] > 0).mean()),
-            "share_rhat_gt_1_01": float((ok["max_r_hat"] > 1.01).mean()),
-            "median_fit_seconds": float(ok["seconds"].median()),
-            "parameters": {name: rank_uniformity(ok[f"rank_{name}"].astype(int).to_numpy(), n_ranks)
-                           for name in cls.parameter_names}}
+        out["models"][key] = model_entry(part, cls, n_ranks)
     return out
 
 
@@ -150,14 +145,7 @@ def main() -> None:
         print(f"[{k}/{len(tasks)}] {row['model']} sim {row['sim']}: {row['seconds']} s {row['error'] or ''}",
               flush=True)
 
-    if args.workers <= 1:  # in-process (also what the smoke test runs)
-        for k, (fn, *job) in enumerate(jobs, 1):
-            record(k, fn(*job))
-    else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = [pool.submit(*job) for job in jobs]
-            for k, fut in enumerate(as_completed(futures), 1):
-                record(k, fut.result())
+    run_replications(jobs, args.workers, record)
     summary = summarise(pd.DataFrame(rows), args.ranks, settings, time.perf_counter() - start)
     (out_dir / "sbc_discrete_summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "sbc_discrete_summary.md").write_text(markdown(summary))

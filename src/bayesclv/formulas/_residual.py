@@ -1,4 +1,4 @@
-"""Infinite-horizon quantities of the Pareto/NBD and BG/NBD: DERT and expected residual lifetime.
+"""Infinite-horizon quantities of the Pareto/NBD, BG/NBD and (M)BG/CNBD-k: DERT and expected residual lifetime.
 
 DERT (discounted expected residual transactions, Fader, Hardie & Lee 2005, "RFM
 and CLV") is ``E[int_T^inf e^(-delta (t - T)) dX(t) | history]`` for a continuous
@@ -45,11 +45,12 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas._adaptive_quadrature import BETA_DISCOUNT, integrate, workspace
+from bayesclv.formulas._cnbd_residual import cnbd_dert_quadrature
 from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._special import log_tricomi
 
-__all__ = ["bgnbd_dert_given_alive", "bgnbd_residual_lifetime_given_alive", "paretonbd_dert_given_alive",
-           "paretonbd_residual_lifetime_given_alive"]
+__all__ = ["bgnbd_dert_given_alive", "bgnbd_residual_lifetime_given_alive", "cnbd_dert_given_alive",
+           "paretonbd_dert_given_alive", "paretonbd_residual_lifetime_given_alive"]
 
 # BG/NBD: the integrand of the Beta expectation is completely monotone in p, so below
 # p_lo = _LINEAR delta A / (rho + 2) its first-order Taylor expansion at 0 is exact to
@@ -146,3 +147,24 @@ def bgnbd_residual_lifetime_given_alive(frequency, T, r, alpha, a, b):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(finite, (a_ + b + x - 1.0) / np.where(finite, a_ - 1.0, 1.0)
                         * np.add(alpha, T) / np.where(finite, rho - 1.0, 1.0), np.inf)
+
+
+def cnbd_dert_given_alive(delta, frequency, recency, T, r, alpha, a, b, k, modified):
+    """(M)BG/CNBD-k DERT given alive at ``T``.
+
+    Given alive, an MBG customer is a BG one with one more purchase survived (``b + 1``
+    for ``b``), so ``k = 1`` is :func:`bgnbd_dert_given_alive` with ``b + m``; for
+    ``k > 1`` the phases done since the last purchase make it depend on ``T - t_x`` too
+    (:mod:`bayesclv.formulas._cnbd_residual`).
+    """
+    m = 1.0 if modified else 0.0
+    x = np.asarray(frequency, dtype=float)
+    if k == 1:  # the phases done do not matter: share the rows of one (x, T)
+        return bgnbd_dert_given_alive(delta, x, T, r, alpha, a, np.add(b, m))
+
+    def given_alive(x, t_x, T, delta, r, alpha, a, b):
+        big_a = np.add(alpha, T)
+        return cnbd_dert_quadrature(r + k * x, (T - t_x) / big_a, np.multiply(delta, big_a), a, b + x + m, k)
+
+    return per_distinct(given_alive, [x, np.broadcast_to(recency, x.shape), np.broadcast_to(T, x.shape)],
+                        [delta, r, alpha, a, b])

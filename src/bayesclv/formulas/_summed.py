@@ -38,7 +38,8 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._ops import PT
 
-__all__ = ["SummedLoglikOp", "Table", "digamma", "distinct", "softplus_and_sigmoid", "summed_total"]
+__all__ = ["SummedLoglikOp", "Table", "digamma", "distinct", "softplus_and_sigmoid", "summed_loglik_function",
+           "summed_total"]
 
 
 class Table(NamedTuple):
@@ -217,3 +218,49 @@ def summed_total(kernel, params: list, tables: tuple, xp):
             params = [pt.reshape(p, (1,)) for p in params]
         return SummedLoglikOp(kernel, len(params))(*params, *tables)[0]
     return kernel(*(np.atleast_1d(np.asarray(p, dtype=float)) for p in params), *tables)[0]
+
+
+def summed_loglik_function(kernel, names: tuple[str, ...], family: str):
+    """A family's ``summed_loglik(tables, *params, xp=PT)``: :func:`summed_total` of ``kernel`` with its parameters named.
+
+    Every family's summed log-likelihood is the same call on its own kernel; this
+    writes it once, with the docstring naming the family and its parameters.
+
+    Parameters
+    ----------
+    kernel : numba function
+        ``kernel(*params, *tables) -> (total, gradient)``, parameters as vectors over groups.
+    names : tuple of str
+        The parameters, in the kernel's order.
+    family : str
+        Name of the family in the docstring.
+
+    Returns
+    -------
+    callable
+    """
+    listed = ", ".join(names)
+
+    def summed_loglik(tables, *params, xp=PT):
+        if len(params) != len(names):
+            raise TypeError(f"summed_loglik takes the {family} parameters ({listed}), got {len(params)} values")
+        return summed_total(kernel, list(params), tables, xp)
+
+    summed_loglik.__doc__ = f"""Total {family} log-likelihood of the rows of ``loglik_tables``, value and gradient in one pass.
+
+    Parameters
+    ----------
+    tables : tuple of numpy.ndarray
+        From the family's ``loglik_tables``.
+    {listed} : TensorVariable or array_like
+        Population parameters: scalars, or vectors over the groups of ``tables``.
+    xp : namespace, default PT
+        ``PT`` for a PyTensor scalar whose gradient comes from the same
+        compiled pass, ``NP`` for a float.
+
+    Returns
+    -------
+    TensorVariable or float
+        The weighted sum of the rows' log-likelihoods.
+    """
+    return summed_loglik

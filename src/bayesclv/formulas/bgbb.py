@@ -35,7 +35,7 @@ from bayesclv.formulas._beta_geometric import (
     whole_horizons,
 )
 from bayesclv.formulas._ops import NP, PT
-from bayesclv.formulas._summed import digamma, summed_total
+from bayesclv.formulas._summed import digamma, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
@@ -265,13 +265,7 @@ def _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta):
     return out
 
 
-def summed_loglik(tables, alpha, beta, gamma, delta, xp=PT):
-    """Total BG/BB log-likelihood of the rows of :func:`loglik_tables` (value and gradient in one pass).
-
-    Parameters are scalars or vectors over the groups of ``tables``; ``xp=PT``
-    gives a PyTensor scalar, ``NP`` a float.
-    """
-    return summed_total(_summed_loglik_kernel, [alpha, beta, gamma, delta], tables, xp)
+summed_loglik = summed_loglik_function(_summed_loglik_kernel, PARAMETERS, "BG/BB")
 
 
 # ---------------------------------------------------------------------------------------

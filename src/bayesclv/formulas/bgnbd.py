@@ -30,7 +30,7 @@ from bayesclv.formulas._beta_expectations import (
 from bayesclv.formulas._ops import NP, PT, discounted_increments
 from bayesclv.formulas._residual import bgnbd_dert_given_alive, bgnbd_residual_lifetime_given_alive
 from bayesclv.formulas._simulate import alive_and_purchase_rate
-from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
@@ -204,25 +204,7 @@ def _summed_loglik_kernel(r, alpha, a, b, x_group, x_value, x_weight, T_group, T
     return total, grad
 
 
-def summed_loglik(tables, r, alpha, a, b, xp=PT):
-    """Total BG/NBD log-likelihood of the rows of :func:`loglik_tables`.
-
-    Parameters
-    ----------
-    tables : tuple of numpy.ndarray
-        From :func:`loglik_tables`.
-    r, alpha, a, b : TensorVariable or array_like
-        Population parameters: scalars, or vectors over the groups of ``tables``.
-    xp : namespace, default PT
-        ``PT`` for a PyTensor scalar whose gradient comes from the same
-        compiled pass, ``NP`` for a float.
-
-    Returns
-    -------
-    TensorVariable or float
-        ``sum_i weight_i loglik(x_i, t_x_i, T_i)``.
-    """
-    return summed_total(_summed_loglik_kernel, [r, alpha, a, b], tables, xp)
+summed_loglik = summed_loglik_function(_summed_loglik_kernel, PARAMETERS, "BG/NBD")
 
 
 covariate_loglik_tables = covariate_tables  # the data tables of :func:`covariate_summed_loglik`

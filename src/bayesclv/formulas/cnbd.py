@@ -42,11 +42,13 @@ from bayesclv.formulas._cnbd_quadrature import count_probabilities
 from bayesclv.formulas._cnbd_sums import given_alive_sums, phase_weights
 from bayesclv.formulas._mle import maximum_likelihood
 from bayesclv.formulas._ops import NP, PT, discounted_increments
-from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._residual import cnbd_dert_given_alive
+from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_expected_residual_transactions",
     "discounted_probability_alive",
     "expected_purchases",
     "expected_purchases_new_customer",
@@ -278,25 +280,7 @@ def _summed_loglik_kernel(r, alpha, a, b, x_group, x_value, x_weight, T_group, T
     return total, grad
 
 
-def summed_loglik(tables, r, alpha, a, b, xp=PT):
-    """Total (M)BG/CNBD-k log-likelihood of the rows of :func:`loglik_tables` (``k`` travels with the tables).
-
-    Parameters
-    ----------
-    tables : tuple of numpy.ndarray
-        From :func:`loglik_tables`.
-    r, alpha, a, b : TensorVariable or array_like
-        Population parameters: scalars, or vectors over the groups of ``tables``.
-    xp : namespace, default PT
-        ``PT`` for a PyTensor scalar whose gradient comes from the same
-        compiled pass, ``NP`` for a float.
-
-    Returns
-    -------
-    TensorVariable or float
-        ``sum_i weight_i loglik(litt_i, x_i, t_x_i, T_i)``.
-    """
-    return summed_total(_summed_loglik_kernel, [r, alpha, a, b], tables, xp)
+summed_loglik = summed_loglik_function(_summed_loglik_kernel, PARAMETERS, "(M)BG/CNBD-k")
 
 
 def probability_alive(frequency, recency, T, r, alpha, a, b, *, k, modified=False):
@@ -462,6 +446,21 @@ def expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, *, k, modi
     if given_alive:
         return per_alive
     return per_alive * probability_alive(x, t_x, T_, r, alpha, a, b, k=k, modified=modified)
+
+
+def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, a, b, *, k, modified=False,
+                                              given_alive=False):
+    """DERT: ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]`` for a continuous discount rate ``delta > 0``.
+
+    P(alive) times the expectation given alive (:func:`bayesclv.formulas._residual.cnbd_dert_given_alive`:
+    the BG/NBD's with ``b + m`` for ``k = 1``, a quadrature over ``lambda`` and ``p`` for ``k > 1``);
+    ``given_alive`` as in :func:`expected_purchases`.
+    """
+    k = _check_k(k)
+    per_alive = cnbd_dert_given_alive(delta, frequency, recency, T, r, alpha, a, b, k, modified)
+    if given_alive:
+        return per_alive
+    return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)
 
 
 def simulate_population(T, r, alpha, a, b, *, k, modified=False, rng=None):

@@ -45,7 +45,7 @@ from bayesclv.formulas._adaptive_quadrature import GGOM_COUNT, SURVIVAL, integra
 from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._ops import NP, PT, discounted_increments
 from bayesclv.formulas._special import logaddexp
-from bayesclv.formulas._summed import distinct, draw_vectors, summed_total
+from bayesclv.formulas._summed import distinct, draw_vectors, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
@@ -158,13 +158,7 @@ def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray
             row_a, row_b, t_x, w, np.bincount(g, weights=w, minlength=g.max(initial=0) + 1))
 
 
-def summed_loglik(tables, r, alpha, b, s, beta, xp=PT):
-    """Total GGom/NBD log-likelihood of the rows of :func:`loglik_tables` (value and gradient in one pass).
-
-    ``r, alpha, b, s, beta`` are scalars or vectors over the groups of ``tables``;
-    ``xp=PT`` gives a PyTensor scalar, ``NP`` a float.
-    """
-    return summed_total(gi.summed_loglik_kernel, [r, alpha, b, s, beta], tables, xp)
+summed_loglik = summed_loglik_function(gi.summed_loglik_kernel, PARAMETERS, "GGom/NBD")
 
 
 def probability_alive(frequency, recency, T, r, alpha, b, s, beta):

@@ -30,6 +30,7 @@ from bayesclv.formulas._ops import PT
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_expected_residual_transactions",
     "discounted_probability_alive",
     "expected_purchases",
     "expected_purchases_new_customer",
@@ -73,9 +74,8 @@ def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray
     return cnbd.loglik_tables(0.0, frequency, recency, T, weight, group=group, **_MBG)
 
 
-def summed_loglik(tables, r, alpha, a, b, xp=PT):
-    """Total MBG/NBD log-likelihood of the rows of :func:`loglik_tables`, value and gradient in one pass."""
-    return cnbd.summed_loglik(tables, r, alpha, a, b, xp=xp)
+# the (M)BG/CNBD-k kernel: k = 1 and the MBG variant travel with the tables of loglik_tables
+summed_loglik = cnbd.summed_loglik
 
 
 def probability_alive(frequency, recency, T, r, alpha, a, b):
@@ -113,6 +113,12 @@ def probability_of_purchases(n, t, frequency, recency, T, r, alpha, a, b):
 def expected_purchases_new_customer(t, r, alpha, a, b):
     """E[X(t)] for a customer observed since acquisition: ``b/(a+b)`` times a BG/NBD customer's with ``b + 1``."""
     return cnbd.expected_purchases_new_customer(t, r, alpha, a, b, **_MBG)
+
+
+def discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """DERT ``E[int_T^inf e^(-delta (t-T)) dX(t) | history]``: given alive the BG/NBD's with ``b + 1`` for ``b``."""
+    return cnbd.discounted_expected_residual_transactions(delta, frequency, recency, T, r, alpha, a, b,
+                                                          given_alive=given_alive, **_MBG)
 
 
 def expected_residual_lifetime(frequency, recency, T, r, alpha, a, b, given_alive=False):

@@ -8,13 +8,14 @@ import numpy as np
 
 from bayesclv.data.discrete import opportunity_frame
 from bayesclv.formulas import bgbb
+from bayesclv.models.mean_concentration import BetaShapeSampling
 from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.priors import Prior
 
 __all__ = ["BetaGeoBetaBinomModel"]
 
 
-class BetaGeoBetaBinomModel(PooledTransactionModel):
+class BetaGeoBetaBinomModel(BetaShapeSampling, PooledTransactionModel):
     """Beta-geometric/beta-Bernoulli model of transactions at discrete opportunities (BG/BB).
 
     A customer acquired at opportunity 0 is observed at ``periods`` further
@@ -69,6 +70,7 @@ class BetaGeoBetaBinomModel(PooledTransactionModel):
     """
 
     parameter_names = bgbb.PARAMETERS
+    beta_pairs = (("alpha", "beta"), ("gamma", "delta"))  # sampled as mean and concentration
     default_priors = {name: Prior("HalfNormal", sigma=50.0) for name in bgbb.PARAMETERS}
     data_columns = ("frequency", "recency", "periods")
     alive_stand_ins = {"recency": "periods"}  # given alive at periods + 1 the future depends on (x, n)

@@ -14,6 +14,7 @@ from bayesclv.arguments import check_whole
 from bayesclv.data.timing import validate_timing_rfm
 from bayesclv.formulas import cnbd
 from bayesclv.models.pooled import PooledTransactionModel
+from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"]
@@ -21,7 +22,7 @@ __all__ = ["BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"]
 _SELECT_METHODS = ("map", "nuts")
 
 
-class _CNBDModel(PooledTransactionModel):
+class _CNBDModel(ResidualPredictions, PooledTransactionModel):
     """The (M)BG/CNBD-k declaration shared by both variants; ``modified`` tells them apart."""
 
     parameter_names = cnbd.PARAMETERS

@@ -149,7 +149,7 @@ class TransactionModel(FittedModel, Protocol):
 
 @runtime_checkable
 class ResidualModel(TransactionModel, Protocol):
-    """A purchase model with infinite-horizon quantities (Pareto/NBD, BG/NBD, GGom/NBD)."""
+    """A purchase model with infinite-horizon quantities (Pareto/NBD, BG/NBD, GGom/NBD, MBG/NBD, (M)BG/CNBD-k)."""
 
     def discounted_expected_residual_transactions(self, delta: float, data: Any | None = None, *,
                                                   given_alive: bool = False) -> xr.DataArray:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from bayesclv.formulas import mbgnbd
 from bayesclv.models.pooled import PooledTransactionModel
+from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["ModifiedBetaGeoModel"]
 
 
-class ModifiedBetaGeoModel(PooledTransactionModel):
+class ModifiedBetaGeoModel(ResidualPredictions, PooledTransactionModel):
     """Modified beta-geometric/NBD model: the BG/NBD in which customers can drop out right after the first purchase.
 
     An alive customer buys at Poisson rate ``lambda ~ Gamma(r, rate=alpha)``
     and, after every purchase (the first included), drops out with probability
     ``p ~ Beta(a, b)``. Unlike the BG/NBD, a customer without repeat purchases
     need not be alive. Given alive, the future depends on ``(frequency, T)``
-    only, as for the BG/NBD. The math is in the documentation's page on the
+    only, as for the BG/NBD; DERT and the expected residual lifetime are those
+    of a BG/NBD customer with ``b + 1`` for ``b``. The math is in the documentation's page on the
     MBG/NBD and (M)BG/CNBD-k (:mod:`bayesclv.formulas.mbgnbd`).
 
     Parameters
