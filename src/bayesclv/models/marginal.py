@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import clone_replace
-from scipy import optimize
+from scipy import optimize, special
 
 from bayesclv.chunks import chunk_length, map_chunks
 from bayesclv.formulas import _marginal as kernel
@@ -50,7 +50,7 @@ from bayesclv.models.latent import population_coords, population_parameters, sta
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
@@ -463,3 +463,63 @@ class LatentPosterior:
                               self.seed, out)
         out = out.reshape(*lead, positions.size, 2)
         return out[..., 0], out[..., 1]
+
+
+class MarginalPredictions:
+    """Expectations of an individual-level model fitted with its latents integrated out, by the rule's nodes.
+
+    Mixed in before :class:`~bayesclv.models.transaction.TransactionPredictions`: with the latents
+    integrated out an expectation is ``E[q(rates_i) | y_i, phi_d]`` per draw (:meth:`LatentPosterior.expectations`);
+    a fit with sampled latents (``method="latent"``) goes on to the per-draw formulas.
+    """
+
+    def _latent_posterior(self) -> LatentPosterior:
+        """The fitted rows' frames and nodes (latents integrated out), built once per fit."""
+        cached = getattr(self, "_latent_cache", None)
+        if cached is None or cached[0] is not self.idata:
+            cached = self._latent_cache = (self.idata, LatentPosterior(self))
+        return cached[1]
+
+    def _integrated(self) -> bool:
+        return self.latent_names[0] not in self.posterior
+
+    def _node_quantity(self, data: Any | None, name: str, quantities, ratio: bool = False) -> xr.DataArray:
+        """``E[g(rates_i) | y_i, population draw]`` per draw and customer, by the rule's nodes (no sampling noise).
+
+        ``quantities(columns, rates)`` gives ``g`` (one array, or two whose ratio of
+        expectations is wanted) from the rows' columns and the rates at their nodes.
+        """
+        df = self.prediction_data(data)
+        posterior = self._latent_posterior()
+        history = posterior.rows.history
+
+        def at_nodes(rows, latent0, latent1):
+            columns = {c: history[rows, j][:, None] for j, c in enumerate(("frequency", "recency", "T"))}
+            rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, special.expit),
+                             strict=True))
+            return quantities(columns, rates)
+
+        values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio)
+        return self._as_dataarray(values, df, name)
+
+    def _history_quantity(self, fn, data: Any | None, name: str, *args: Any) -> xr.DataArray:
+        """With the latents integrated out, the posterior expectation over each customer's latents per draw."""
+        if not self._integrated():
+            return super()._history_quantity(fn, data, name, *args)
+        return self._node_quantity(
+            data, name, lambda c, p: [fn(*args, *(c[col] for col in self.prediction_columns), **p)])
+
+    def _alive_weighted(self, fn, data: Any | None, name: str, *args: Any, given_alive: bool) -> xr.DataArray:
+        """With the latents integrated out, ``E[fn(given alive) P(alive)]`` per draw; given alive, divided by
+        ``E[P(alive)]`` (the expectation conditional on being alive), so that the unconditional value is the
+        given-alive one times :meth:`probability_alive` draw by draw."""
+        if not self._integrated():
+            return super()._alive_weighted(fn, data, name, *args, given_alive=given_alive)
+
+        def quantities(c, p):
+            columns = [c[col] for col in self.prediction_columns]
+            # floored: where every node is dead the ratio falls back to the unweighted mean instead of 0 / 0
+            alive = np.maximum(self.formulas.probability_alive(*columns, **p), 1e-300)
+            return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
+
+        return self._node_quantity(data, name, quantities, ratio=given_alive)
