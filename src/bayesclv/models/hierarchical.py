@@ -27,7 +27,7 @@ from bayesclv.formulas import individual_bgnbd, individual_paretonbd
 from bayesclv.models.base import CLVModel
 from bayesclv.formulas._marginal_rule import BGNBD, PARETONBD
 from bayesclv.models.latent import customer_arrays, latent_model
-from bayesclv.models.marginal import LatentSampler
+from bayesclv.models.marginal import LatentPosterior, MarginalPredictions
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.predictive import Predictive
 from bayesclv.models.transaction import TransactionPredictions
@@ -39,7 +39,7 @@ _HERMITE_NODES = 24  # per dimension, for expectations over the population distr
 _POSITION = "position"  # design column: a customer's row among the fitted latents
 
 
-class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel):
+class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, Predictive, CLVModel):
     """Shared machinery of the individual-level models; subclasses set the latent scales.
 
     Parameters
@@ -240,17 +240,14 @@ class HierarchicalTransactionModel(TransactionPredictions, Predictive, CLVModel)
         post = self.posterior if post is None else post
         if self.latent_names[0] in post:  # fitted with method="latent": every customer's latent draws
             return {n: post[n].values for n in self.latent_names}
-        return LatentSampler.population_arrays(post, self.group is not None)
+        return LatentPosterior.population_arrays(post, self.group is not None)
 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
         """Each row's own rates: the latent draws of its customer on the formulas' scale (with the latents
         integrated out, drawn per posterior draw from the customer's conditional posterior)."""
         position = rows[_POSITION].to_numpy()
         if "sample" in params:
-            cached = getattr(self, "_latent_cache", None)  # the fitted rows' frames, built once per fit
-            if cached is None or cached[0] is not self.idata:
-                cached = self._latent_cache = (self.idata, LatentSampler(self))
-            latent = cached[1].draw(params, position)
+            latent = self._latent_posterior().draw(params, position)
         else:
             latent = [params[n][..., position] for n in self.latent_names]
         return dict(zip(self.rate_names, self._natural_rates(*latent, np.exp, special.expit), strict=True))

@@ -16,16 +16,20 @@ the posterior visits (:func:`bayesclv.formulas._marginal_rule.nodes_for_range`),
 and a soft wall (zero inside the resolved range) keeps early warm-up from
 leaving that range.
 
-Per-customer quantities follow by conditional sampling: for each posterior
-draw, one ``theta_i`` from ``p(theta_i | y_i, phi_d)`` by importance
-resampling in the row's frame (:class:`LatentSampler`), computed on demand
-for the chunk of draws and customers a prediction asks for, never stored.
+Per-customer quantities follow from ``p(theta_i | y_i, phi_d)`` in the same
+frames (:class:`LatentPosterior`): an expectation (P(alive), expected
+purchases, their discounted sums) is the rule's weighted sum over its nodes
+for each posterior draw, without sampling noise; where a draw of the latents
+is needed (simulated outcomes, the rates themselves) one ``theta_i`` per
+posterior draw is drawn by importance resampling in the row's frame. Both are
+computed on demand for the draws and customers a prediction asks for, never stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +40,9 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 from pytensor.graph.replace import clone_replace
-from scipy import optimize
+from scipy import optimize, special
 
+from bayesclv.chunks import chunk_length, map_chunks
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
@@ -45,7 +50,7 @@ from bayesclv.models.latent import population_coords, population_parameters, sta
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["REFERENCE_ATTR", "LatentSampler", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
@@ -320,7 +325,7 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     tuple or None
         ``(idata, diagnostics)``; the posterior's attribute :data:`REFERENCE_ATTR`
         records the frames' reference population, the node count and the seed
-        of the per-draw latents (:class:`LatentSampler`). None, before any
+        of the per-draw latents (:class:`LatentPosterior`). None, before any
         sampling, where the posterior of ``Sigma`` spans more than the largest
         rule resolves (few customers): their latents are then better sampled.
     """
@@ -343,8 +348,14 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     return idata, diagnostics
 
 
-class LatentSampler:
-    """Per-draw latents of the fitted customers from ``p(theta_i | y_i, phi_d)`` (importance resampling).
+class LatentPosterior:
+    """Each fitted customer's latents given each population draw, ``p(theta_i | y_i, phi_d)``, in the fit's frames.
+
+    Expectations of a function of the latents are the rule's weighted sums
+    over its nodes (:meth:`expectations`: the nodes and weights of the
+    likelihood, no sampling noise); where a draw of the latents themselves is
+    needed (outcomes, :meth:`rates`) they are drawn by importance resampling
+    (:meth:`draw`).
 
     Parameters
     ----------
@@ -362,6 +373,10 @@ class LatentSampler:
         B, offset = np.array(reference["coefficients"]), np.array(reference["offset"])
         self.centre, self.chol = rule.adapt_rows(self.family, self.x, self.t_x, self.T, self.rows.means(B, offset),
                                                  np.array(reference["sigma"]), reference["rho"])
+        self.powers, log_weights = rule.product_rule(int(reference["nodes"]))
+        self.log_terms = rule.node_log_terms(self.family, self.x, self.t_x, self.T, self.centre, self.chol,
+                                             self.powers, log_weights)
+        self.top_terms = self.log_terms.max(axis=1)
 
     @staticmethod
     def population_arrays(posterior: xr.Dataset, has_group: bool) -> dict[str, np.ndarray]:
@@ -375,9 +390,69 @@ class LatentSampler:
                 "correlation": posterior["correlation"].values,
                 "sample": np.arange(chains * draws, dtype=np.int64).reshape(chains, draws)}
 
+    def nodes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The latents ``(theta0, theta1)`` at the rule's nodes of ``rows``, each ``(len(rows), nodes)``."""
+        centre, chol = self.centre[rows], self.chol[rows]
+        theta0 = centre[:, :1] + chol[:, :1] * self.powers[0]
+        return theta0, centre[:, 1:] + chol[:, 1:2] * self.powers[0] + chol[:, 2:] * self.powers[1]
+
+    def expectations(self, params: dict[str, np.ndarray], positions: np.ndarray, at_nodes: Callable,
+                     ratio: bool = False) -> np.ndarray:
+        """``E[g(theta_i) | y_i, phi_d]`` for every draw ``d`` in ``params`` and customer at ``positions``.
+
+        Parameters
+        ----------
+        params : dict
+            Population draws (:meth:`population_arrays`), each ``(chain, draw, ...)``.
+        positions : numpy.ndarray
+            The customers' positions in the fitted data.
+        at_nodes : callable
+            ``at_nodes(rows, theta0, theta1)``: for the distinct ``rows`` (indices
+            into the fit's rows) and the latents at their nodes (each
+            ``(len(rows), nodes)``), a list of one or two arrays ``g(theta)`` of that shape.
+        ratio : bool, default False
+            Return the ratio of the two expectations (a conditional expectation,
+            ``E[g0] / E[g1]``) instead of the first.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(chain, draw, len(positions))``. Distinct rows are evaluated once, in
+            chunks of rows (each chunk over all draws) on every core.
+        """
+        lead = params["sample"].shape
+        flat = {k: np.ascontiguousarray(v.reshape(-1, *v.shape[len(lead):]))
+                for k, v in params.items() if k != "sample"}
+        n_draws = int(np.prod(lead))
+        needed, local = np.unique(self.rows.codes[np.asarray(positions, dtype=np.int64)], return_inverse=True)
+        order = np.argsort(local, kind="stable")
+        bounds = np.searchsorted(local[order], np.arange(len(needed) + 1))
+        n_q = 2 if ratio else 1
+        out = np.empty((n_draws, len(order)))
+        n_nodes = self.powers.shape[1]
+        step = chunk_length(n_draws * 2 + n_nodes * 6)
+
+        def evaluate(start: int) -> None:
+            stop = min(start + step, len(needed))
+            rows = needed[start:stop]
+            values = np.stack([np.broadcast_to(v, (len(rows), n_nodes))
+                               for v in at_nodes(rows, *self.nodes(rows))][:n_q], axis=1)
+            result = np.empty((len(rows), n_draws, n_q))
+            kernel.node_expectations(flat["coefficients"], flat["offset"], flat["sigma"], flat["correlation"],
+                                     self.rows.X[rows], self.rows.group[rows], self.centre[rows], self.chol[rows],
+                                     self.log_terms[rows], self.top_terms[rows], self.powers,
+                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)))
+            value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
+            customers = order[bounds[start]:bounds[stop]]
+            out[:, customers] = value[local[customers] - start].T
+
+        map_chunks(evaluate, len(needed), step)
+        return out.reshape(*lead, len(order))
+
     def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents ``(theta0, theta1)`` of the customers at ``positions`` (in the fitted data) for the draws in
-        ``params`` (:meth:`population_arrays`, all draws or a chunk), each shaped ``sample.shape + (customers,)``."""
+        ``params`` (:meth:`population_arrays`, all draws or a chunk), each shaped ``sample.shape + (customers,)``,
+        by importance resampling in the rows' frames."""
         lead = params["sample"].shape
         flat = {k: np.ascontiguousarray(v.reshape(-1, *v.shape[len(lead):])) for k, v in params.items()}
         positions = np.ascontiguousarray(positions, dtype=np.int64)
@@ -388,3 +463,63 @@ class LatentSampler:
                               self.seed, out)
         out = out.reshape(*lead, positions.size, 2)
         return out[..., 0], out[..., 1]
+
+
+class MarginalPredictions:
+    """Expectations of an individual-level model fitted with its latents integrated out, by the rule's nodes.
+
+    Mixed in before :class:`~bayesclv.models.transaction.TransactionPredictions`: with the latents
+    integrated out an expectation is ``E[q(rates_i) | y_i, phi_d]`` per draw (:meth:`LatentPosterior.expectations`);
+    a fit with sampled latents (``method="latent"``) goes on to the per-draw formulas.
+    """
+
+    def _latent_posterior(self) -> LatentPosterior:
+        """The fitted rows' frames and nodes (latents integrated out), built once per fit."""
+        cached = getattr(self, "_latent_cache", None)
+        if cached is None or cached[0] is not self.idata:
+            cached = self._latent_cache = (self.idata, LatentPosterior(self))
+        return cached[1]
+
+    def _integrated(self) -> bool:
+        return self.latent_names[0] not in self.posterior
+
+    def _node_quantity(self, data: Any | None, name: str, quantities, ratio: bool = False) -> xr.DataArray:
+        """``E[g(rates_i) | y_i, population draw]`` per draw and customer, by the rule's nodes (no sampling noise).
+
+        ``quantities(columns, rates)`` gives ``g`` (one array, or two whose ratio of
+        expectations is wanted) from the rows' columns and the rates at their nodes.
+        """
+        df = self.prediction_data(data)
+        posterior = self._latent_posterior()
+        history = posterior.rows.history
+
+        def at_nodes(rows, latent0, latent1):
+            columns = {c: history[rows, j][:, None] for j, c in enumerate(("frequency", "recency", "T"))}
+            rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, special.expit),
+                             strict=True))
+            return quantities(columns, rates)
+
+        values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio)
+        return self._as_dataarray(values, df, name)
+
+    def _history_quantity(self, fn, data: Any | None, name: str, *args: Any) -> xr.DataArray:
+        """With the latents integrated out, the posterior expectation over each customer's latents per draw."""
+        if not self._integrated():
+            return super()._history_quantity(fn, data, name, *args)
+        return self._node_quantity(
+            data, name, lambda c, p: [fn(*args, *(c[col] for col in self.prediction_columns), **p)])
+
+    def _alive_weighted(self, fn, data: Any | None, name: str, *args: Any, given_alive: bool) -> xr.DataArray:
+        """With the latents integrated out, ``E[fn(given alive) P(alive)]`` per draw; given alive, divided by
+        ``E[P(alive)]`` (the expectation conditional on being alive), so that the unconditional value is the
+        given-alive one times :meth:`probability_alive` draw by draw."""
+        if not self._integrated():
+            return super()._alive_weighted(fn, data, name, *args, given_alive=given_alive)
+
+        def quantities(c, p):
+            columns = [c[col] for col in self.prediction_columns]
+            # floored: where every node is dead the ratio falls back to the unweighted mean instead of 0 / 0
+            alive = np.maximum(self.formulas.probability_alive(*columns, **p), 1e-300)
+            return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
+
+        return self._node_quantity(data, name, quantities, ratio=given_alive)
