@@ -16,12 +16,13 @@ from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.ggomnbd import GompertzNBDModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
+from bayesclv.models.paretoggg import ParetoGGGModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.persistence import load
 from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
 __all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel",
            "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
-           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
+           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoGGGModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
            "ShiftedBetaGeoModel", "SpendModel",
            "TransactionModel", "load"]
