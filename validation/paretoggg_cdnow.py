@@ -103,7 +103,12 @@ def main() -> None:
     parser.add_argument("--simulated", type=int, default=1000, help="customers of the simulated base")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-cdnow", action="store_true")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only time the likelihood gradient on CDNOW sample and full (-> paretoggg_cost.md)")
     args = parser.parse_args()
+    if args.cost_only:
+        write_cost()
+        return
     results = {"settings": vars(args), "load_average": os.getloadavg()}
     cdnow = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30", litt=True)
     sets = {"simulated regular": simulated_base(args.simulated, args.seed)}
@@ -115,6 +120,20 @@ def main() -> None:
                          "Pareto/GGG": fit(bc.ParetoGGGModel(), rfm, args, keep_latents=True)}
         print(name, json.dumps(results[name], default=float))
     write(results)
+
+
+def write_cost() -> None:
+    """CPU seconds of one likelihood + gradient pass on CDNOW sample and full, and what NUTS would cost."""
+    lines = ["# Pareto/GGG latent sampler: cost per gradient on CDNOW", "",
+             f"Load average {tuple(round(v, 1) for v in os.getloadavg())}; CPU seconds (process time).", "",
+             "| data | customers | likelihood + gradient, ms CPU | 1,000 draws x 2 chains at 64 / 256 leapfrog steps, CPU s |",
+             "|---|---|---|---|"]
+    for name in ("sample", "full"):
+        rfm = bc.rfm_summary(bc.datasets.load_cdnow(name), calibration_end="1997-09-30", litt=True)
+        g = gradient_seconds(rfm, repeats=5)
+        lines.append(f"| CDNOW {name} | {len(rfm)} | {1000 * g:.1f} | {2000 * 64 * g:.0f} / {2000 * 256 * g:.0f} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "paretoggg_cost.md").write_text("\n".join(lines) + "\n")
 
 
 def write(results: dict) -> None:

@@ -95,9 +95,9 @@ class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
     -----
     ``fit(method="nuts")`` (the default) samples the six population parameters
     and every customer's three latents (stored as ``k``, ``lam``, ``mu``, dims
-    ``(chain, draw, customer_id)``); ``method="advi"`` fits a mean-field
-    approximation of the same model. MAP is refused: the joint mode of a model
-    with per-customer latents collapses the population. Predictions use each
+    ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
+    with per-customer latents collapses the population), and so is ADVI (its
+    mean-field steps drive dropout latents to underflow). Predictions use each
     customer's posterior latents, so they exist only for the fitted customers
     (others raise :class:`~bayesclv.errors.DataValidationError`);
     :meth:`expected_purchases_new_customer` and :meth:`simulate_population`
@@ -132,7 +132,8 @@ class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
     # given alive, the time since the last purchase still sets the wait for the next one (k != 1)
     alive_stand_ins: dict[str, str] = {}
     unsupported_methods = {"map": "the joint mode of the per-customer latents and the population collapses "
-                                  "the population's spread"}
+                                  "the population's spread",
+                           "advi": "mean-field ADVI drives dropout latents to underflow and stops on NaN"}
     # three latents per customer: a low-rank mass-matrix update costs more than it saves
     nutpie_adaptation = "diag"
 
