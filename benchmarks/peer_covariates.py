@@ -22,10 +22,15 @@ process and its children) are measured around the fit, so the ratios compare
 like with like on the same, shared machine. The peer's fits are stopped after
 ``--peer-timeout`` seconds and recorded as "did not finish".
 
-    uv run python benchmarks/peer_covariates.py                      # CDNOW sample, 4 x 1000
-    uv run python benchmarks/peer_covariates.py --dataset full --peer-timeout 1800
+    uv run python benchmarks/peer_covariates.py                      # CDNOW sample and full, 4 x 1000
+    uv run python benchmarks/peer_covariates.py --datasets full --peer-timeout 1800
 
-Writes ``benchmarks/results/peer_covariates_<dataset>.json`` and ``.md``.
+Writes ``benchmarks/results/peer_covariates_<dataset>.json`` and ``.md`` per data set.
+bayesclv's likelihood with covariates is one compiled kernel over the distinct
+(history, covariates) rows (:mod:`bayesclv.formulas._covariate_summed`); the
+peer's is its PyTensor graph, row by row. Besides the times, each fit records
+its NUTS leapfrog steps per draw and divergences, so per-gradient cost and
+number of gradients can be told apart.
 See ``benchmarks/peer_pymc_marketing.py`` for the peer's environment.
 """
 
@@ -88,6 +93,7 @@ def worker(library: str, model: str, data_csv: str, out_path: str, args) -> None
         start, cpu = time.perf_counter(), _cpu()
         fitted.fit(rfm, **settings)
         posterior = fitted.posterior
+        stats = fitted.idata["sample_stats"]
         predict = lambda: fitted.expected_purchases(39.0).values  # noqa: E731
     else:
         from pymc_extras.prior import Prior
@@ -108,8 +114,11 @@ def worker(library: str, model: str, data_csv: str, out_path: str, args) -> None
         fitted.fit(data, method="mcmc", nuts_sampler="nutpie", cores=min(args.chains, os.cpu_count() or 1),
                    **settings)
         posterior = fitted.idata["posterior"]
+        stats = fitted.idata["sample_stats"]
         predict = lambda: fitted.expected_purchases(future_t=39.0).values  # noqa: E731
     out = {"fit_s": time.perf_counter() - start, "fit_cpu_s": _cpu() - cpu,
+           "steps_per_draw": float(np.mean(stats["n_steps"].values)),
+           "divergences": int(np.sum(stats["diverging"].values)),
            "draws": _draws(posterior, NAMES[model], library != "bayesclv")}
     start, cpu = time.perf_counter(), _cpu()
     values = predict()
@@ -174,19 +183,26 @@ def compare(ours: dict, peer: dict) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs=4)
-    parser.add_argument("--dataset", default="sample", choices=["sample", "full"])
+    parser.add_argument("--datasets", nargs="+", default=["sample", "full"], choices=["sample", "full"])
     parser.add_argument("--models", nargs="+", default=["bgnbd", "paretonbd"])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--peer-timeout", type=float, default=1200.0)
+    parser.add_argument("--peer-timeout", type=float, default=1800.0)
+    parser.add_argument("--suffix", default="", help="appended to the result files' names (a partial run)")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args)
         return
     RESULTS.mkdir(exist_ok=True)
-    rfm = cdnow_with_covariates(args.dataset)
+    for dataset in args.datasets:
+        benchmark(dataset, args)
+
+
+def benchmark(dataset: str, args) -> None:
+    """Fit every model of ``args.models`` with both libraries on ``dataset``; write its result files."""
+    rfm = cdnow_with_covariates(dataset)
     with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as fh:
         data_csv = fh.name
     rfm.to_csv(data_csv, index=False)
@@ -205,10 +221,10 @@ def main() -> None:
             entry["ratios"] = {"fit_s": f">= {peer.get('wall_s', float('nan')) / ours['fit_s']:.1f}"}
         results[model] = entry
         print(LABELS[model], json.dumps(entry.get("ratios")), flush=True)
-    meta = {"dataset": args.dataset, "customers": len(rfm), "covariates": COVARIATES, "draws": args.draws,
+    meta = {"dataset": dataset, "customers": len(rfm), "covariates": COVARIATES, "draws": args.draws,
             "tune": args.tune, "chains": args.chains, "started": started, "load_before": load_before,
             "load_after": os.getloadavg(), "cpus": os.cpu_count()}
-    stem = RESULTS / f"peer_covariates_{args.dataset}"
+    stem = RESULTS / f"peer_covariates_{dataset}{args.suffix}"
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     stem.with_suffix(".md").write_text(markdown(meta, results))
 
@@ -221,15 +237,17 @@ def markdown(meta: dict, results: dict) -> str:
              f"{meta['cpus']} CPUs, shared: load average before {meta['load_before']}, after {meta['load_after']}. "
              "Wall seconds are inflated by other work on the machine; CPU seconds (process and children) "
              "and the ratios are the comparison.\n",
-             "| model | library | status | fit wall (s) | fit CPU (s) | E[purchases 39 wk] wall (s) | CPU (s) | mean |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | library | status | fit wall (s) | fit CPU (s) | E[purchases 39 wk] wall (s) | CPU (s) | mean "
+             "| leapfrog steps/draw | divergences |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for model, entry in results.items():
         for lib in ("bayesclv", "pymc-marketing"):
             r = entry[lib]
             cells = [f"{r[k]:.1f}" if isinstance(r.get(k), float) else "-" for k in
                      ("fit_s", "fit_cpu_s", "predict_s", "predict_cpu_s")]
             mean = f"{r['expected_purchases_mean']:.4f}" if "expected_purchases_mean" in r else "-"
-            lines.append(f"| {LABELS[model]} | {lib} | {r['status']} | " + " | ".join(cells) + f" | {mean} |")
+            steps = f"{r['steps_per_draw']:.1f} | {r['divergences']}" if "steps_per_draw" in r else "- | -"
+            lines.append(f"| {LABELS[model]} | {lib} | {r['status']} | " + " | ".join(cells) + f" | {mean} | {steps} |")
     lines += ["", "## Ratios (PyMC-Marketing / bayesclv; > 1: bayesclv faster)\n",
               "| model | fit wall | fit CPU | prediction wall | prediction CPU |", "|---|---|---|---|---|"]
     for model, entry in results.items():

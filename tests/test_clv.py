@@ -8,6 +8,7 @@ import xarray as xr
 
 import bayesclv as bc
 import bayesclv.chunks
+import bayesclv.formulas._ops
 from bayesclv.clv import pair_draws
 from bayesclv.testing import jittered_posterior
 
@@ -99,3 +100,24 @@ def test_given_alive_factorises(map_models):
     np.testing.assert_allclose(
         (model.expected_purchases(13.0, given_alive=True) * model.probability_alive()).values,
         model.expected_purchases(13.0).values, rtol=1e-12)
+
+
+def test_clv_long_horizon_says_what_it_costs_and_keeps_the_per_period_values(map_models, cdnow_rfm):
+    """Beyond a century of months the call warns (no silent long run); the BG/NBD's one-pass sums over
+    1,201 months equal the per-period closed forms (purchases and the service cost's periods alive)."""
+    bg, gg = map_models["BetaGeoModel"], map_models["GammaGammaModel"]
+    few = cdnow_rfm.iloc[::300]
+    with pytest.warns(UserWarning, match="1,201 periods"):
+        clv = bc.customer_lifetime_value(bg, gg, few, horizon=1201, time_unit="M", discount_rate=0.01,
+                                         service_cost_per_period=0.5)
+    weeks = 365.25 / 12 / 7
+    ends = weeks * np.arange(1.0, 1202)
+    factors = 1.01 ** -np.arange(1.0, 1202)
+    args = [few[c].to_numpy() for c in ("frequency", "recency", "T")]
+    params = [float(bg.posterior[n].values.ravel()[0]) for n in ("r", "alpha", "a", "b")]
+    formulas = bg.formulas
+    purchases = bayesclv.formulas._ops.discounted_increments(
+        lambda t: formulas.expected_purchases(t, *args, *params), ends, factors)
+    alive = sum(f * formulas.probability_alive_at(t - weeks, *args, *params) for t, f in zip(ends, factors))
+    spend = gg.expected_spend(few).values.ravel()
+    np.testing.assert_allclose(clv.values.ravel(), spend * purchases - 0.5 * alive, rtol=1e-10)

@@ -13,7 +13,8 @@ import xarray as xr
 import bayesclv as bc
 import reference
 from bayesclv.errors import DataValidationError
-from bayesclv.formulas import bgnbd, paretonbd
+from bayesclv.formulas import NP, bgnbd, paretonbd
+from bayesclv.formulas._covariate_summed import bgnbd_kernel, paretonbd_kernel
 
 FAMILIES = {
     # class, point (population parameters at average covariates and coefficients per sd), reference, sampled
@@ -87,6 +88,91 @@ def test_likelihood_with_covariates_is_the_pooled_likelihood_at_each_customers_p
     _set_posterior(model, point)
     pointwise = model.log_likelihood().values[0, 0]
     np.testing.assert_allclose(pointwise, expected, rtol=1e-9, atol=1e-10)
+
+
+def _kernel_rows(seed: int, n: int = 300) -> dict:
+    """Rows with weights, three groups, two purchase and one dropout covariate, and the extremes: no repeat
+    purchase, ``x`` beyond the product form (40, 500), ``T`` = 1,000, ``t_x == T``."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(2.0, n).astype(float) * (rng.random(n) < 0.6)
+    T = rng.uniform(5.0, 80.0, n)
+    t = np.where(x > 0, T * rng.random(n), 0.0)
+    x[:4], t[:4], T[:4] = [40.0, 500.0, 500.0, 3.0], [60.0, 900.0, 1000.0, 70.0], [70.0, 1000.0, 1000.0, 70.0]
+    return {"x": x, "t": t, "T": T, "w": rng.integers(1, 4, n).astype(float), "group": rng.integers(0, 3, n),
+            "zp": rng.standard_normal((n, 2)), "zd": rng.standard_normal((n, 1))}
+
+
+KERNELS = {
+    # formula module, parameters per group, coefficients, each row's parameters from them
+    "bgnbd": (bgnbd, {"r": [0.6, 0.3, 1.2], "alpha": [5.0, 2.0, 9.0], "a": [0.9, 0.4, 2.0], "b": [3.0, 1.5, 0.7]},
+              {"purchase_coef": [0.4, -0.2], "dropout_coef_a": [0.3], "dropout_coef_b": [-0.5]},
+              lambda p, c, d: {"r": p["r"], "alpha": p["alpha"] * np.exp(-d["zp"] @ c["purchase_coef"]),
+                               "a": p["a"] * np.exp(d["zd"] @ c["dropout_coef_a"]),
+                               "b": p["b"] * np.exp(d["zd"] @ c["dropout_coef_b"])}),
+    "paretonbd": (paretonbd, {"r": [0.6, 0.3, 1.2], "alpha": [5.0, 2.0, 9.0], "s": [0.8, 0.4, 2.0],
+                              "beta": [12.0, 3.0, 40.0]},
+                  {"purchase_coef": [0.4, -0.2], "dropout_coef": [-0.3]},
+                  lambda p, c, d: {"r": p["r"], "alpha": p["alpha"] * np.exp(-d["zp"] @ c["purchase_coef"]),
+                                   "s": p["s"], "beta": p["beta"] * np.exp(-d["zd"] @ c["dropout_coef"])}),
+}
+
+
+def _kernel_total(family: str, params: dict, coefs: dict, rows: dict) -> float:
+    module = KERNELS[family][0]
+    tables = module.covariate_loglik_tables(rows["x"], rows["t"], rows["T"], rows["w"], rows["zp"], rows["zd"],
+                                            group=rows["group"])
+    return module.covariate_summed_loglik(tables, *(np.asarray(v, dtype=float) for v in params.values()),
+                                          *(np.asarray(v, dtype=float) for v in coefs.values()), xp=NP)
+
+
+@pytest.mark.parametrize("family", KERNELS)
+def test_covariate_kernel_is_the_weighted_per_row_likelihood_with_groups_and_extremes(family):
+    module, params, coefs, implied = KERNELS[family]
+    rows = _kernel_rows(5)
+    by_row = implied({k: np.asarray(v)[rows["group"]] for k, v in params.items()},
+                     {k: np.asarray(v) for k, v in coefs.items()}, rows)
+    per_row = module.loglik(rows["x"], rows["t"], rows["T"], *by_row.values(), xp=NP)
+    assert np.isfinite(per_row).all()
+    total = _kernel_total(family, params, coefs, rows)
+    assert total == pytest.approx(float(np.sum(rows["w"] * per_row)), rel=1e-10)
+
+
+@pytest.mark.parametrize("family", KERNELS)
+def test_covariate_kernel_gradient_matches_finite_differences(family):
+    module, params, coefs, _ = KERNELS[family]
+    rows = {k: v[:60] for k, v in _kernel_rows(7).items()}
+    values = {**params, **coefs}
+    sizes = [len(v) for v in values.values()]
+    flat = np.concatenate([np.asarray(v, dtype=float) for v in values.values()])
+
+    def total(theta):
+        parts = np.split(theta, np.cumsum(sizes)[:-1])
+        named = dict(zip(values, parts, strict=True))
+        return _kernel_total(family, {k: named[k] for k in params}, {k: named[k] for k in coefs}, rows)
+
+    tables = module.covariate_loglik_tables(rows["x"], rows["t"], rows["T"], rows["w"], rows["zp"], rows["zd"],
+                                            group=rows["group"])
+    kernel = {"bgnbd": bgnbd_kernel, "paretonbd": paretonbd_kernel}[family]
+    grad = np.concatenate(kernel(*np.split(flat, np.cumsum(sizes)[:-1]), *tables)[1])
+    steps = 1e-6 * np.maximum(np.abs(flat), 1.0)
+    numeric = [(total(flat + h * e) - total(flat - h * e)) / (2 * h) for h, e in zip(steps, np.eye(flat.size))]
+    np.testing.assert_allclose(grad, numeric, rtol=2e-6, atol=2e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_summed_graph_equals_the_per_row_graph_with_groups_and_one_process_covariates(family, cdnow_rfm):
+    cls = FAMILIES[family][0]
+    df = _with_covariates(cdnow_rfm, step=20)
+    df["cohort"] = np.where(df["T"] > df["T"].median(), "early", "late")
+    model = cls(group="cohort", pooling="partial", purchase_covariates=["age", "email"], dropout_covariates=["email"])
+    logps = []
+    for summed in (True, False):
+        graph = model.build_model(df, summed=summed)
+        point = graph.initial_point()
+        point = {k: v + 0.1 * np.arange(1, np.size(v) + 1).reshape(np.shape(v)) for k, v in point.items()}
+        logps.append((graph.compile_logp()(point), graph.compile_dlogp()(point)))
+    assert logps[0][0] == pytest.approx(logps[1][0], rel=1e-10)
+    np.testing.assert_allclose(logps[0][1], logps[1][1], rtol=1e-8, atol=1e-8)
 
 
 def _simulated(family: str, n: int, seed: int) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import pytest
 from scipy import optimize
 
 from bayesclv.formulas import bgnbd, gammagamma, paretonbd
-from bayesclv.formulas._beta_expectations import purchases_over_horizons
+from bayesclv.formulas._beta_expectations import over_horizons
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from . import reference as ref
@@ -476,11 +476,11 @@ def test_discounted_expected_purchases_equal_the_discounted_increments(model):
     if model == "bgnbd":  # both paths were taken
         rho, a, B = like[:, 0] + ordinary[:, 0], like[:, 2], like[:, 3] + ordinary[:, 0]
         out, ok = np.empty(400), np.ones(400, dtype=bool)
-        purchases_over_horizons(rho, a, B, 1.0 / (like[:, 1] + ordinary[:, 2]), ends, factors, out, ok)
+        over_horizons(rho, a, B, 1.0 / (like[:, 1] + ordinary[:, 2]), ends, factors, out, ok, False)
         assert ok.mean() > 0.9
         out, ok = np.empty(400), np.ones(400, dtype=bool)
-        purchases_over_horizons(params[:, 0] + H[:, 0], params[:, 2], params[:, 3] + H[:, 0],
-                                1.0 / (params[:, 1] + H[:, 2]), ends, factors, out, ok)
+        over_horizons(params[:, 0] + H[:, 0], params[:, 2], params[:, 3] + H[:, 0],
+                      1.0 / (params[:, 1] + H[:, 2]), ends, factors, out, ok, False)
         assert 0.05 < ok.mean() < 0.95
 
 

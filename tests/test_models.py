@@ -12,7 +12,13 @@ import bayesclv as bc
 from bayesclv.errors import ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
 from bayesclv.formulas import bgnbd, paretonbd
 from bayesclv.models import inference
-from bayesclv.simulate import future_purchases_bgnbd, future_purchases_paretonbd, simulate_bgnbd, simulate_paretonbd
+from bayesclv.simulate import (
+    future_purchases_bgnbd,
+    future_purchases_paretonbd,
+    simulate_bgnbd,
+    simulate_gammagamma,
+    simulate_paretonbd,
+)
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -266,3 +272,42 @@ def test_spend_fit_leaves_out_free_repeat_buyers_with_a_warning(cdnow_rfm):
     assert len(model.data) == 945 and free_id not in set(model.data["customer_id"])
     # predictions still cover that customer, shrunk towards zero spend
     assert model.expected_spend(data).sel(customer_id=free_id).item() > 0
+
+
+def test_gammagamma_sampling_coordinates_keep_the_declared_priors():
+    """NUTS moves p, q on a log-then-linear scale and gamma as mean_log_spend = log p + log gamma - digamma(q);
+    the model's density in those coordinates is the declared priors' (SciPy) times the Jacobian, and without
+    the Jacobian (what MAP optimises) the priors' density of (p, q, gamma) itself."""
+    import pymc as pm
+    from scipy import special, stats
+
+    model = bc.GammaGammaModel(priors={"gamma": bc.Prior("Gamma", alpha=2.0, beta=0.01)})
+    with pm.Model() as graph:
+        model._spend_parameters()
+    w_p, w_q, centre = 1.3, -0.4, 2.5
+    p, q = (50.0 * np.logaddexp(0.0, w - np.log(50.0)) for w in (w_p, w_q))
+    gamma = np.exp(centre - np.log(p) + special.digamma(q))
+    point = {"p_log_then_linear__": w_p, "q_log_then_linear__": w_q, "gamma_mean_log_spend__": centre}
+    prior = (stats.halfnorm(scale=50.0).logpdf(p) + stats.halfnorm(scale=50.0).logpdf(q)
+             + stats.gamma(2.0, scale=100.0).logpdf(gamma))
+    jacobian = sum(np.log(50.0) - np.logaddexp(0.0, np.log(50.0) - w) for w in (w_p, w_q)) + np.log(gamma)
+    # abs: PyMC rounds the half-normal's normalising constant to ~1e-7
+    assert graph.compile_logp()(point) == pytest.approx(prior + jacobian, abs=1e-6)
+    assert graph.compile_logp(jacobian=False)(point) == pytest.approx(prior, abs=1e-6)
+
+
+def test_gammagamma_nuts_without_divergences_where_spend_is_heavy_tailed():
+    """q = 0.5 (no mean spend across customers) and p = 15: a case where NUTS on (log p, log q, log gamma)
+    diverged (validation/results/sbc_gammagamma.md); the truth lies inside the 94% intervals."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"customer_id": np.arange(300), "frequency": np.resize([1.0, 2, 3, 4, 6, 10], 300),
+                       "recency": 13.0, "T": 39.0})
+    df["monetary_value"] = simulate_gammagamma(df["frequency"].to_numpy(), 15.0, 0.5, 80.0,
+                                               rng=rng)["monetary_value"]
+    df.attrs["time_unit"] = "W"
+    model = bc.GammaGammaModel().fit(df, draws=500, tune=500, chains=2, random_seed=4, progressbar=False)
+    assert model.diagnostics["divergences"] == 0
+    post = model.posterior
+    for name, truth in (("p", 15.0), ("q", 0.5), ("gamma", 80.0)):
+        lo, hi = np.quantile(post[name].values, [0.03, 0.97])
+        assert lo < truth < hi, name

@@ -43,6 +43,15 @@ def test_log_tricomi_matches_mpmath(z, s):
     assert _special.log_tricomi(z, s) == pytest.approx(want, rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("z, s", list(itertools.product((0.05, 1.0, 1.999, 2.0), (1.5, 1.5000001, 2.4999999, 30.2426,
+                                                                                  63.9))))
+def test_log_tricomi_series_and_recurrence_match_mpmath(z, s):
+    """Small ``z``: the series at ``s - 1 - round(s - 1)`` near +-1/2 and 0, then up to 63 recurrence steps."""
+    with mp.workdps(30):
+        want = float(mp.log(mp.hyperu(1, 2 - mp.mpf(s), z)))
+    assert _special.log_tricomi(z, s) == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("params", PN_PARAMS)
 def test_paretonbd_dert_matches_numerical_expectation_and_closed_form(params):
     x, t_x, T = HISTORIES.T
@@ -68,6 +77,16 @@ def test_paretonbd_residual_lifetime(params):
                                            (BG_PARAMS[2], 0.1)])
 def test_bgnbd_dert_matches_two_dimensional_numerical_expectation(params, delta):
     x, t_x, T = HISTORIES[[0, 4, 6]].T
+    got = bgnbd.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
+    np.testing.assert_allclose(got, bg_ref.discounted_expected_residual_transactions(delta, x, t_x, T, *params),
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("params, delta", [((50.0, 1.0, 100.0, 0.01), 1e-5), ((0.01, 100.0, 0.01, 100.0), 1e-5),
+                                           ((0.01, 100.0, 0.01, 100.0), 1.0), ((0.01, 0.01, 0.01, 0.01), 1e-5)])
+def test_bgnbd_dert_at_extremes_matches_two_dimensional_numerical_expectation(params, delta):
+    """x = 500 and T = 1000 weeks, a one-week-old customer; parameters and discount rates at the grid's ends."""
+    x, t_x, T = np.array([(500, 999, 1000), (0, 0, 1000), (5, 1, 2)], dtype=float).T
     got = bgnbd.discounted_expected_residual_transactions(delta, x, t_x, T, *params)
     np.testing.assert_allclose(got, bg_ref.discounted_expected_residual_transactions(delta, x, t_x, T, *params),
                                rtol=1e-9)

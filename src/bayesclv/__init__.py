@@ -35,8 +35,10 @@ _SOURCES = {
     "ParetoNBDModel": "bayesclv.models",
     "Prior": "bayesclv.priors",
     "ShiftedBetaGeoModel": "bayesclv.models",
+    "TimeVaryingParetoNBDModel": "bayesclv.models",
     "build_report": "bayesclv.report",
     "compare": "bayesclv.comparison",
+    "covariate_paths": "bayesclv.data",
     "compare_groups": "bayesclv.offers",
     "cumulative_gain": "bayesclv.offers",
     "customer_lifetime_value": "bayesclv.clv",
@@ -62,6 +64,7 @@ _SOURCES = {
     "spend_drivers": "bayesclv.drivers",
     "stage_summary": "bayesclv.segment",
     "targeting": "bayesclv.offers",
+    "time_varying_summary": "bayesclv.data",
     "top_membership": "bayesclv.segment",
     "validate_rfm": "bayesclv.data",
     "value_tiers": "bayesclv.segment",
@@ -111,7 +114,14 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
     from bayesclv.clv import customer_lifetime_value
     from bayesclv.comparison import compare
     from bayesclv.customer_table import predict
-    from bayesclv.data import first_purchase_cohort, repeat_purchase_tracking, rfm_summary, validate_rfm
+    from bayesclv.data import (
+        covariate_paths,
+        first_purchase_cohort,
+        repeat_purchase_tracking,
+        rfm_summary,
+        time_varying_summary,
+        validate_rfm,
+    )
     from bayesclv.drivers import key_drivers, spend_drivers
     from bayesclv.evaluate import EvaluationResult, evaluate, expected_tracking
     from bayesclv.models import (
@@ -127,6 +137,7 @@ if TYPE_CHECKING:  # the same names for type checkers and documentation tools, w
         ParetoGGGModel,
         ParetoNBDModel,
         ShiftedBetaGeoModel,
+        TimeVaryingParetoNBDModel,
         load,
     )
     from bayesclv.offers import compare_groups, cumulative_gain, incremental_value, targeting

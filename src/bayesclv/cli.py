@@ -203,6 +203,7 @@ def _run(transactions, *, customer_id, date, value, model, calibration_end, time
         calibration_end=calibration_end, time_unit=time_unit, draws=draws, tune=tune, chains=chains,
         seed=seed, method=method, quiet=quiet)
     from bayesclv.errors import PointEstimateWarning
+    from bayesclv.plots.labels import duration, unit_name
     from bayesclv.summaries import POINT_ESTIMATE, is_point_estimate
 
     pd.set_option("display.width", 140)
@@ -216,6 +217,9 @@ def _run(transactions, *, customer_id, date, value, model, calibration_end, time
         typer.echo(f"\n{fitted.display_name} parameters ({summary.attrs['interval']}):")
         if summary.attrs["point_estimate"]:
             summary = summary[["mean"]].rename(columns={"mean": "point_estimate"})
+        else:  # an effective sample size is a count of draws
+            summary = summary.assign(**{c: summary[c].round().astype("Int64") for c in ("ess_bulk", "ess_tail")
+                                        if c in summary})
         typer.echo(summary.round(4).to_string())
     table = _customer_table(transaction_model, spend_model, rfm, horizon=horizon, time_unit=horizon_unit.value,
                             discount_rate=discount_rate, margin=margin, prob=prob)
@@ -223,8 +227,9 @@ def _run(transactions, *, customer_id, date, value, model, calibration_end, time
     shown = [f"clv_{stat}", *([] if stat == "point_estimate" else ["clv_lower", "clv_upper"]),
              f"p_alive_{stat}", f"expected_purchases_{stat}"]
     top = table.sort_values(f"clv_{stat}", ascending=False).head(10)
-    typer.echo(f"\nTop 10 customers by CLV ({horizon} x {horizon_unit.value!r} periods, "
-               f"{discount_rate:g} discount per period; {table.attrs['interval']}):")
+    per = unit_name(horizon_unit.value, 1)
+    typer.echo(f"\nTop 10 customers by CLV over the next {duration(horizon, horizon_unit.value)} "
+               f"({discount_rate:.4g} discount per {per}, margin {margin:g}; {table.attrs['interval']}):")
     typer.echo(top[shown].round(2).to_string())
     what = "point-estimate" if stat == "point_estimate" else "posterior-mean"
     typer.echo(f"\nsum of {what} CLV over all customers: {table[f'clv_{stat}'].sum():,.0f}")

@@ -8,6 +8,7 @@ draw of expected spend, so the CLV posterior carries the uncertainty of both
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numba
@@ -22,6 +23,8 @@ from bayesclv.models.contract import SpendModel, TransactionModel
 from bayesclv.summaries import is_point_estimate
 
 __all__ = ["customer_lifetime_value", "pair_draws"]
+
+_LONG_HORIZON = 1200  # periods beyond which the call says what it will cost (a century of months)
 
 
 def pair_draws(first, second):
@@ -172,6 +175,13 @@ def customer_lifetime_value(
             "length: its CLV's period is one opportunity. Value its customers with "
             "model.discounted_expected_purchases(ends, factors) (ends = 1, 2, ..., H opportunities, factors = "
             "(1 + d) ** -ends) times the value of a transaction", column="T")
+    if horizon > _LONG_HORIZON:
+        warnings.warn(
+            f"customer_lifetime_value: {horizon:,} periods of {time_unit!r}; the cost grows with the number of "
+            f"periods (for the BG/NBD and Pareto/NBD families in proportion, {horizon / 12:,.0f}x that of 12), "
+            "which can take minutes for many customers and draws. A longer period (e.g. time_unit='Y' with the "
+            "annual discount rate) needs fewer.",
+            UserWarning, stacklevel=2)
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
     ends = period * np.arange(1, int(horizon) + 1)
     factors = (1.0 + discount_rate) ** -np.arange(1.0, int(horizon) + 1)

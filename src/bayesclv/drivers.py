@@ -20,6 +20,7 @@ import pandas as pd
 from bayesclv.models.covariates import CovariateEffects
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.hierarchical import HierarchicalTransactionModel
+from bayesclv.models.paretonbd_dynamic import TimeVaryingParetoNBDModel
 from bayesclv.summaries import interval_bounds, interval_label, interval_settings
 
 __all__ = ["key_drivers", "spend_drivers"]
@@ -27,14 +28,19 @@ __all__ = ["key_drivers", "spend_drivers"]
 SCALES = ("sd", "unit")
 
 
-def key_drivers(model: HierarchicalTransactionModel | CovariateEffects, prob: float | None = None, per: str = "sd",
-                method: str | None = None) -> pd.DataFrame:
+_POPULATION = (CovariateEffects, TimeVaryingParetoNBDModel)  # effects from covariate_effects(), per sd
+
+
+def key_drivers(model: HierarchicalTransactionModel | CovariateEffects | TimeVaryingParetoNBDModel,
+                prob: float | None = None, per: str = "sd", method: str | None = None) -> pd.DataFrame:
     """Table of covariate effects on the purchase rate and on dropout, with uncertainty.
 
     Parameters
     ----------
-    model : HierarchicalParetoNBDModel, HierarchicalBetaGeoModel, ParetoNBDModel or BetaGeoModel
-        Fitted with ``covariates=[...]``.
+    model : HierarchicalParetoNBDModel, HierarchicalBetaGeoModel, ParetoNBDModel, BetaGeoModel,
+            TimeVaryingParetoNBDModel
+        Fitted with ``covariates=[...]`` (time-varying ones: effects on the
+        log purchase and dropout rates at each moment).
     prob : float, optional
         Probability inside the intervals; default ArviZ's ``rcParams["stats.ci_prob"]``.
     per : {"sd", "unit"}, default "sd"
@@ -64,7 +70,7 @@ def key_drivers(model: HierarchicalTransactionModel | CovariateEffects, prob: fl
     Spend is not covered (see :func:`spend_drivers`).
     """
     model.check_fitted()
-    if not isinstance(model, HierarchicalTransactionModel | CovariateEffects):
+    if not isinstance(model, (HierarchicalTransactionModel, *_POPULATION)):
         raise TypeError("key_drivers needs a purchase model with covariates (ParetoNBDModel, BetaGeoModel or "
                         f"their hierarchical versions), got {type(model).__name__}")
     if not model.covariates:
@@ -94,7 +100,7 @@ def key_drivers(model: HierarchicalTransactionModel | CovariateEffects, prob: fl
 
 def _effects(model) -> dict[tuple[str, str], tuple[str, Any]]:
     """``(covariate, process) -> (latent, effect per unit (chain, draw))`` of either kind of model."""
-    if isinstance(model, CovariateEffects):
+    if isinstance(model, _POPULATION):
         sds = model.scaling["sd"]
         return {key: (latent, effect / sds[key[0]]) for key, (latent, effect) in model.covariate_effects().items()}
     effects = model.posterior["coefficients"]

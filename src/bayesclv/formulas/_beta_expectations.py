@@ -9,10 +9,12 @@ Given alive at ``T``, the BG/NBD's predictions reduce to two expectations over
 Both have closed forms in Gauss' hypergeometric function; ``scipy.special.hyp2f1``
 is used where it is reliable (:func:`_closed_form_error`), a Taylor series for
 small ``k``, and a quadrature in ``logit(p)`` everywhere else. For a discounted
-sum over many horizons the series' coefficients do not depend on the horizon:
-:func:`purchases_over_horizons` computes them once per element (and
-:func:`purchases_over_horizons_shared` once per draw and ``x``) and evaluates
-every horizon by Horner's rule.
+sum over many horizons the closed form's parameters do not depend on the
+horizon: :func:`over_horizons` builds its series once per element (and
+:func:`over_horizons_shared` once per draw and ``x``), evaluates the horizons
+with ``z <= 1/2`` by Horner's rule and continues the function to the later
+ones through its differential equation, step by step, so the cost stays
+linear in the number of horizons however close ``z`` comes to 1.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from scipy import special
 
 from bayesclv.formulas._ops import gauss_legendre
 
-__all__ = ["purchases_given_alive", "purchases_over_horizons", "purchases_over_horizons_shared",
-           "survival_given_alive"]
+__all__ = ["over_horizons", "over_horizons_shared", "purchases_given_alive", "survival_given_alive"]
 
 _SERIES_LIMIT = 0.05  # (rho+1) k up to which the purchases use their Taylor series
 _SERIES_EPS = 1e-17  # relative size of the last term summed
@@ -38,7 +39,10 @@ _EDGE_BISECTIONS = 16  # window edges to ~2e-3 (rounded outwards)
 _QUAD_PANELS = 32
 _QUAD_NODES = 12
 _QUAD_CHUNK = 4096  # elements per quadrature block (bounds the memory of the nodes)
-_HORIZON_TERMS = 400  # most terms of the shared hypergeometric series (purchases_over_horizons)
+_HORIZON_TERMS = 400  # most terms of the series at 0 up to _ANCHOR (over_horizons)
+_ANCHOR = 0.5  # z up to which over_horizons sums the series at 0; beyond, it continues the function
+_STEP = 0.5  # largest continuation step, as a share of the distance 1 - z to the singular point
+_STEP_TERMS = 400  # most Taylor terms of one continuation step
 
 
 def _survival_closed_form(rho, c, B, k):
@@ -221,9 +225,8 @@ def purchases_given_alive(rho, a, B, k):
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _horizon_branch(rho, a, B):  # pragma: no cover - compiled
-    """``(lead, second, c3)`` of the closed form's ``2F1`` (:func:`_survival_closed_form`, ``c = a - 1``)."""
-    c = a - 1.0
+def _horizon_branch(rho, c, B):  # pragma: no cover - compiled
+    """``(lead, second, c3)`` of the closed form's ``2F1`` (:func:`_survival_closed_form` with shape ``c``)."""
     if c >= rho:
         return rho, B, c + B
     return c, c + B - rho, c + B
@@ -233,15 +236,16 @@ def _horizon_branch(rho, a, B):  # pragma: no cover - compiled
 def _series_coefficients(lead, second, c3, z_last, coef):  # pragma: no cover - compiled
     """Power-series coefficients of ``2F1(lead, second; c3; z)`` into ``coef[0..n]``, enough for ``z <= z_last``.
 
-    Summed at ``z_last`` until a term (past the point where the terms' ratio
-    decreases to ``z``) is below ``_SERIES_EPS`` of the sum. Returns ``(n,
+    Summed at ``z_last`` until the tail after a term is below ``_SERIES_EPS`` of
+    the sum: for ``m >= n`` (and ``c3 + n > 0``) the terms' ratio is at most
+    ``z`` times ``max(1, (|lead|+n)/(n+1)) max(1, (|second|+n)/(c3+n))`` (each
+    factor is monotone in ``m``), a geometric bound. Returns ``(n,
     rounding)``, ``rounding = n eps sum|terms| / |sum|`` the relative error of
     the sums; ``n = -1`` where the series does not converge in ``_HORIZON_TERMS``
     terms or rounding is above 1e-3.
     """
     coef[0] = 1.0
     power = total = total_abs = 1.0
-    bound = max(abs(lead), abs(second), abs(c3))
     n = 0
     while n < _HORIZON_TERMS:
         coef[n + 1] = coef[n] * (lead + n) * (second + n) / ((c3 + n) * (n + 1.0))
@@ -250,115 +254,202 @@ def _series_coefficients(lead, second, c3, z_last, coef):  # pragma: no cover - 
         term = coef[n] * power
         total += term
         total_abs += abs(term)
-        if n > bound and abs(term) <= _SERIES_EPS * abs(total):
+        ratio = z_last * max(1.0, (abs(lead) + n) / (n + 1.0)) * max(1.0, (abs(second) + n) / (c3 + n))
+        if c3 + n > 0.0 and ratio < 1.0 and abs(term) * ratio <= _SERIES_EPS * (1.0 - ratio) * abs(total):
             rounding = 2.2e-16 * (n + 1) * total_abs / abs(total)
             return (n, rounding) if rounding < 1e-3 else (-1, rounding)
     return -1, np.inf
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _discounted_from_series(coef, n, scale, zs, prefactor, factors, rounding, series):  # pragma: no cover
-    """``sum_j factors[j] (E_j - E_(j-1))`` with ``E_j = scale (1 - prefactor_j 2F1(z_j))``, and whether it is good.
-
-    ``prefactor_j = (1 + k_j)^-lead``. Horner's rule for every horizon side by
-    side (``series`` is scratch); False where the rounding, amplified by
-    ``S/(1-S)``, exceeds ``_CLOSED_FORM_TOL``.
-    """
-    n_t = zs.size
-    for j in range(n_t):
-        series[j] = coef[n]
+def _series_at(coef, n, z):  # pragma: no cover - compiled
+    """The series of ``coef[0..n]`` and its derivative at ``z`` (Horner's rule)."""
+    value, slope = coef[n], 0.0
     for m in range(n - 1, -1, -1):
-        for j in range(n_t):
-            series[j] = series[j] * zs[j] + coef[m]
-    previous = value = 0.0
-    for j in range(n_t):
-        survive = prefactor[j] * series[j]
-        if not abs(survive) * rounding <= _CLOSED_FORM_TOL * abs(1.0 - survive):
+        slope = slope * z + value
+        value = value * z + coef[m]
+    return value, slope
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _continue(lead, second, c3, z0, value, slope, error, z1):  # pragma: no cover - compiled
+    """``2F1(lead, second; c3; z)`` and its derivative at ``z1`` from their values at ``z0`` (``_ANCHOR <= z0 < z1 < 1``).
+
+    The function solves ``z(1-z) w'' + (c3 - (lead+second+1) z) w' - lead second w = 0``;
+    its Taylor coefficients about ``z0`` follow from the ODE by a three-term
+    recurrence, and their series converges for steps below ``1 - z0`` (the
+    singular point ``z = 1``). Steps of at most ``_STEP`` of that distance
+    need a bounded number of terms whatever ``z1``, so evaluating ``n`` horizons
+    in order costs ``O(n)`` (plus ``O(log k)`` steps to approach ``z = 1``).
+    ``error`` is the relative error carried in; returns ``(value, slope,
+    error, ok)`` with each step's rounding, ``n eps sum|terms| / |sum|``, added
+    (the error carried in is passed on as it is: the continued function
+    dominates the equation's other solution near ``z = 1`` wherever the series
+    is accepted, which the tests check against per-horizon references); ``ok``
+    False where a step does not converge in ``_STEP_TERMS`` terms.
+    """
+    p2, q1, r0 = -1.0, -(lead + second + 1.0), -lead * second
+    while z0 < z1:
+        h = min(z1 - z0, _STEP * (1.0 - z0))
+        p0, p1, q0 = z0 * (1.0 - z0), 1.0 - 2.0 * z0, c3 - (lead + second + 1.0) * z0
+        before, now = value, slope * h  # Taylor terms n and n+1, times h^n
+        total, total_abs = before + now, abs(before) + abs(now)
+        d_total, d_abs = now, abs(now)
+        n = 0
+        while True:
+            after = -((p1 * n + q0) * (n + 1.0) * h * now
+                      + (p2 * n * (n - 1.0) + q1 * n + r0) * h * h * before) / (p0 * (n + 2.0) * (n + 1.0))
+            n += 1
+            total += after
+            total_abs += abs(after)
+            d_total += (n + 1.0) * after
+            d_abs += (n + 1.0) * abs(after)
+            before, now = now, after
+            tail = abs(before) + abs(now)
+            if n >= 2 and tail <= _SERIES_EPS * abs(total) and (n + 1.0) * tail <= _SERIES_EPS * abs(d_total):
+                break
+            if n >= _STEP_TERMS:
+                return value, slope, np.inf, False
+        growth = max(total_abs / abs(total), d_abs / abs(d_total) if d_total != 0.0 else 1.0)
+        error += 2.2e-16 * (n + 2) * growth
+        value, slope, z0 = total, d_total / h, z0 + h
+    return value, slope, error, True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _on_horizons(lead, second, c3, zs, coef, n, rounding, anchor, values, errors):  # pragma: no cover - compiled
+    """``2F1(lead, second; c3; zs[j])`` for increasing ``zs`` into ``values``, relative errors into ``errors``.
+
+    Up to ``_ANCHOR`` from the series at 0 (``coef[0..n]``, enough for
+    ``_ANCHOR``); beyond, continued horizon by horizon from ``anchor`` (the
+    value and derivative at ``_ANCHOR``) by :func:`_continue`. False where a
+    step fails.
+    """
+    z0, value, slope, error = _ANCHOR, anchor[0], anchor[1], rounding
+    for j in range(zs.size):
+        if zs[j] <= _ANCHOR:
+            values[j], errors[j] = _series_at(coef, n, zs[j])[0], rounding
+            continue
+        value, slope, error, ok = _continue(lead, second, c3, z0, value, slope, error, zs[j])
+        if not ok:
+            return False
+        z0, values[j], errors[j] = zs[j], value, error
+    return True
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _present_value(values, errors, prefactor, factors, scale, survival):  # pragma: no cover - compiled
+    """Discounted sum of :func:`_on_horizons`' values, and whether it is good.
+
+    ``S_j = prefactor_j values_j`` is the closed form's expectation
+    (:func:`_survival_closed_form`). ``survival``: ``sum_j factors[j] S_j``;
+    otherwise the purchases ``E_j = scale (1 - S_j)`` as ``sum_j factors[j]
+    (E_j - E_(j-1))``, whose subtraction amplifies the error by ``S/(1-S)``.
+    False where an error exceeds ``_CLOSED_FORM_TOL``.
+    """
+    previous = total = 0.0
+    for j in range(values.size):
+        survive = prefactor[j] * values[j]
+        if survival:
+            if not errors[j] <= _CLOSED_FORM_TOL:
+                return 0.0, False
+            total += factors[j] * survive
+            continue
+        if not abs(survive) * errors[j] <= _CLOSED_FORM_TOL * abs(1.0 - survive):
             return 0.0, False
         cumulative = scale * (1.0 - survive)
-        value += factors[j] * (cumulative - previous)
+        total += factors[j] * (cumulative - previous)
         previous = cumulative
-    return value, True
+    return total, True
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _declined(rho, a, B, k_first, k_last):  # pragma: no cover - compiled
-    """Elements :func:`purchases_over_horizons` leaves to the per-horizon path."""
-    return ((rho + 1.0) * k_first <= _SERIES_LIMIT or not k_last < 100.0 or rho - a - B > 50.0
-            or a == 1.0)
+def _declined(rho, a, B, survival):  # pragma: no cover - compiled
+    """Elements :func:`over_horizons` leaves to the per-horizon path (``hyp2f1`` unreliable, ``a = 1``)."""
+    return rho - a - B > 50.0 or (not survival and a == 1.0)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def purchases_over_horizons(rho, a, B, inv_scale, ends, factors, out, ok):  # pragma: no cover - compiled
-    """Present value ``sum_j factors[j] (E_j - E_(j-1))`` of :func:`purchases_given_alive` at every horizon.
+def _prepare_series(lead, second, c3, z_last, coef, anchor):  # pragma: no cover - compiled
+    """Coefficients up to ``min(z_last, _ANCHOR)`` and, where ``z_last`` is beyond, the anchor; ``(n, rounding)``."""
+    n, rounding = _series_coefficients(lead, second, c3, min(z_last, _ANCHOR), coef)
+    if n >= 0 and z_last > _ANCHOR:
+        anchor[0], anchor[1] = _series_at(coef, n, _ANCHOR)
+    return n, rounding
 
-    Element ``i`` has ``k_j = ends[j] * inv_scale[i]``. The closed form of
-    :func:`purchases_given_alive` needs ``2F1(lead, second; c+B; z_j)`` with
-    ``z_j = k_j/(1+k_j)`` (see :func:`_survival_closed_form`, ``c = a - 1``), whose
-    parameters do not depend on the horizon: its power-series coefficients are
-    computed once (:func:`_series_coefficients`) and every ``z_j`` evaluated
-    from them (:func:`_discounted_from_series`). The rounding error of the
-    sums is amplified by ``S/(1-S)`` as in :func:`purchases_given_alive`; where
-    that exceeds ``_CLOSED_FORM_TOL``, where the series is slow (``k >= 100``),
-    where the Taylor series in ``k`` applies, or where ``rho - a - B > 50``,
-    ``ok[i]`` is set False and ``out[i]`` left for the caller.
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def over_horizons(rho, a, B, inv_scale, times, factors, out, ok, survival):  # pragma: no cover - compiled
+    """Present value at increasing horizons ``times`` of :func:`purchases_given_alive` or :func:`survival_given_alive`.
+
+    Element ``i`` has ``k_j = times[j] * inv_scale[i]``. ``survival``: ``out[i] =
+    sum_j factors[j] S(k_j)`` (:func:`survival_given_alive`); otherwise the
+    purchases ``sum_j factors[j] (E_j - E_(j-1))`` (:func:`purchases_given_alive`).
+    Both closed forms need ``2F1(lead, second; c+B; z_j)``, ``z_j = k_j/(1+k_j)``
+    (:func:`_survival_closed_form` with ``c = a`` or ``a - 1``), whose parameters
+    do not depend on the horizon: the series at 0 is built once per element
+    and the horizons beyond ``_ANCHOR`` are reached by continuation
+    (:func:`_on_horizons`), so the cost is linear in the number of horizons. Where
+    the rounding, amplified as in :func:`purchases_given_alive`, exceeds
+    ``_CLOSED_FORM_TOL``, or :func:`_declined`, ``ok[i]`` is set False and
+    ``out[i]`` left for the caller.
     """
     coef = np.empty(_HORIZON_TERMS + 1)
-    n_t = ends.size
-    zs, prefactor, series = np.empty(n_t), np.empty(n_t), np.empty(n_t)
+    n_t = times.size
+    zs, prefactor, values, errors, anchor = (np.empty(n_t), np.empty(n_t), np.empty(n_t), np.empty(n_t),
+                                             np.empty(2))
     for i in range(rho.size):
-        if _declined(rho[i], a[i], B[i], ends[0] * inv_scale[i], ends[n_t - 1] * inv_scale[i]):
+        c = a[i] if survival else a[i] - 1.0
+        if _declined(rho[i], a[i], B[i], survival):
             ok[i] = False
             continue
-        lead, second, c3 = _horizon_branch(rho[i], a[i], B[i])
+        lead, second, c3 = _horizon_branch(rho[i], c, B[i])
         for j in range(n_t):
-            k = ends[j] * inv_scale[i]
+            k = times[j] * inv_scale[i]
             zs[j], prefactor[j] = k / (1.0 + k), math.exp(-lead * math.log1p(k))
-        n, rounding = _series_coefficients(lead, second, c3, zs[n_t - 1], coef)
-        if n < 0:
+        n, rounding = _prepare_series(lead, second, c3, zs[n_t - 1], coef, anchor)
+        if n < 0 or not _on_horizons(lead, second, c3, zs, coef, n, rounding, anchor, values, errors):
             ok[i] = False
             continue
-        out[i], ok[i] = _discounted_from_series(coef, n, (a[i] + B[i] - 1.0) / (a[i] - 1.0), zs, prefactor,
-                                                factors, rounding, series)
+        out[i], ok[i] = _present_value(values, errors, prefactor, factors, (a[i] + B[i] - 1.0) / c, survival)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def purchases_over_horizons_shared(r, alpha, a, b, x_value, x_start, T_value, row_T, ends, factors, out,
-                                    ok):  # pragma: no cover - compiled
-    """:func:`purchases_over_horizons` for draws (``r, alpha, a, b`` of length D) x rows -> ``out`` ``(D, rows)``.
+def over_horizons_shared(r, alpha, a, b, x_value, x_start, T_value, row_T, times, factors, out, ok,
+                         survival):  # pragma: no cover - compiled
+    """:func:`over_horizons` for draws (``r, alpha, a, b`` of length D) x rows -> ``out`` ``(D, rows)``.
 
     Rows are sorted by ``x`` (``x_start[j]`` is the first row of ``x_value[j]``)
-    and read their ``T`` from ``T_value[row_T]``. The series' coefficients depend
-    on the draw and ``x`` only, and ``k_j`` on the draw and ``T`` only: both are
-    computed once per draw for every distinct value, not once per row.
+    and read their ``T`` from ``T_value[row_T]``. The series at 0 and its value
+    at ``_ANCHOR`` depend on the draw and ``x`` only, and ``k_j`` on the draw
+    and ``T`` only: both are computed once per draw for every distinct value,
+    not once per row.
     """
     coef = np.empty(_HORIZON_TERMS + 1)
-    n_t = ends.size
+    n_t = times.size
     zs, log1p_k = np.empty((T_value.size, n_t)), np.empty((T_value.size, n_t))
-    draw_prefactor = np.empty((T_value.size, n_t))  # (1 + k)^-c, for the rows whose lead is c = a - 1
-    prefactor, series = np.empty(n_t), np.empty(n_t)
+    draw_prefactor = np.empty((T_value.size, n_t))  # (1 + k)^-c, for the rows whose lead is c
+    prefactor, values, errors, anchor = np.empty(n_t), np.empty(n_t), np.empty(n_t), np.empty(2)
     for d in range(r.size):
-        c = a[d] - 1.0
+        c = a[d] if survival else a[d] - 1.0
         for k_ in range(T_value.size):
             for j in range(n_t):
-                k = ends[j] / (alpha[d] + T_value[k_])
+                k = times[j] / (alpha[d] + T_value[k_])
                 zs[k_, j], log1p_k[k_, j] = k / (1.0 + k), math.log1p(k)
                 draw_prefactor[k_, j] = math.exp(-c * log1p_k[k_, j])
+        z_last = zs[:, n_t - 1].max()
         for jx in range(x_value.size):
             rho, B = r[d] + x_value[jx], b[d] + x_value[jx]
-            lead, second, c3 = _horizon_branch(rho, a[d], B)
-            scale = (a[d] + B - 1.0) / c
-            n = -2  # coefficients not computed yet for this x
-            rounding = np.inf
-            for i in range(x_start[jx], x_start[jx + 1]):
-                t_ = row_T[i]
-                if _declined(rho, a[d], B, ends[0] / (alpha[d] + T_value[t_]),
-                             ends[n_t - 1] / (alpha[d] + T_value[t_])):
+            rows = range(x_start[jx], x_start[jx + 1])
+            if _declined(rho, a[d], B, survival):
+                for i in rows:
                     ok[d, i] = False
-                    continue
-                if n == -2:  # for the largest z among all T: enough terms for every row of this x
-                    n, rounding = _series_coefficients(lead, second, c3, zs[:, n_t - 1].max(), coef)
-                if n < 0:
+                continue
+            lead, second, c3 = _horizon_branch(rho, c, B)
+            n, rounding = _prepare_series(lead, second, c3, z_last, coef, anchor)
+            for i in rows:
+                t_ = row_T[i]
+                if n < 0 or not _on_horizons(lead, second, c3, zs[t_], coef, n, rounding, anchor, values, errors):
                     ok[d, i] = False
                     continue
                 if lead == c:
@@ -367,5 +458,5 @@ def purchases_over_horizons_shared(r, alpha, a, b, x_value, x_start, T_value, ro
                     for j in range(n_t):
                         prefactor[j] = math.exp(-lead * log1p_k[t_, j])
                     row_prefactor = prefactor
-                out[d, i], ok[d, i] = _discounted_from_series(coef, n, scale, zs[t_], row_prefactor, factors,
-                                                              rounding, series)
+                out[d, i], ok[d, i] = _present_value(values, errors, row_prefactor, factors, (a[d] + B - 1.0) / c,
+                                                     survival)

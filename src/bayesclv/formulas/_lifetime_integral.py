@@ -33,7 +33,7 @@ from bayesclv.formulas._ops import NP, PT, gauss_legendre
 from bayesclv.formulas._summed import distinct, draw_vectors, unique_pairs
 
 __all__ = ["LOG_WEIGHTS", "NODES", "LogLifetimeIntegralOp", "difference_of_shared", "log_lifetime_integral",
-           "log_lifetime_integral_at", "log_lifetime_integral_op", "shared_limit_integrals", "shared_limits",
+           "log_lifetime_integral_at", "log_lifetime_integral_op", "log_piecewise_integral", "shared_limit_integrals", "shared_limits",
            "shared_over_histories"]
 
 _N_NODES = 24
@@ -42,7 +42,7 @@ LOG_WEIGHTS = np.log(_WEIGHTS)
 _WINDOW_DROP = 40.0  # exp(-40) ~ 4e-18: integrand mass ignored outside the window
 _NEWTON_STEPS = 8
 _TINY = 1e-300
-# integrals between neighbouring limits (_log_piecewise_integral): a 4-node Gauss-Legendre rule where
+# integrals between neighbouring limits (log_piecewise_integral): a 4-node Gauss-Legendre rule where
 # the interval is at most _SHORT_WIDTH wide in Q and the log-integrand changes by at most _SHORT_SLOPE
 # over it, else equal pieces, each at most _PIECE_WIDTH wide (the integrand's poles lie pi off the real
 # axis) with a change of at most _PIECE_SLOPE, under an 8-node rule. The bounds were calibrated against
@@ -180,7 +180,7 @@ def _log_slope(u, rho, sigma, ca, cb):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _log_piecewise_integral(rho, sigma, ca, cb, q0, q1, with_grad):  # pragma: no cover - compiled
+def log_piecewise_integral(rho, sigma, ca, cb, q0, q1, with_grad):  # pragma: no cover - compiled
     """``log int_{q0}^{q1} exp(g(Q)) dQ`` and its partials in ``rho, sigma, c_alpha, c_beta``.
 
     The partials are 0 unless ``with_grad``.
@@ -254,7 +254,7 @@ def shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d_
 
     ``R_k = int_{tau_k}^{tau_last} (alpha+tau)^-rho (beta+tau)^-sigma dtau``, accumulated from the
     right as ``R_k = I_k + R_(k+1)`` with ``I_k`` the integral between neighbouring limits
-    (:func:`_log_piecewise_integral` in ``Q = log(m + tau)``); the partials of ``log R_k`` in
+    (:func:`log_piecewise_integral` in ``Q = log(m + tau)``); the partials of ``log R_k`` in
     ``rho, sigma, alpha, beta`` mix those of ``I_k`` and ``R_(k+1)`` with weights ``I_k/R_k``.
     Every history with this ``x`` then has ``J = R(t_x) - R(T)``. Writes ``log_r[k]`` and
     ``d_r[:, k]`` for ``k`` in ``start..stop-1`` (``-inf`` and 0 at the last limit); ``d_r`` only
@@ -266,7 +266,7 @@ def shared_limit_integrals(rho, sigma, ca, cb, m, limits, start, stop, log_r, d_
     q_next = np.log(m + limits[last])
     for k in range(last - 1, start - 1, -1):
         q = np.log(m + limits[k])
-        log_i, d0, d1, d2, d3 = _log_piecewise_integral(rho, sigma, ca, cb, q, q_next, with_grad)
+        log_i, d0, d1, d2, d3 = log_piecewise_integral(rho, sigma, ca, cb, q, q_next, with_grad)
         prev = log_r[k + 1]
         top = max(log_i, prev)
         if top == -np.inf:  # limits equal in Q to rounding: no mass yet
@@ -374,9 +374,11 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
     @numba.njit(nogil=True, error_model="numpy")
     def log_lifetime_integral(rho, sigma, c_alpha, c_beta, q0, q1):  # pragma: no cover - compiled
         shape = rho.shape
-        flat = [np.ascontiguousarray(v).reshape(rho.size) for v in (rho, sigma, c_alpha, c_beta, q0, q1)]
-        outs = [np.empty(rho.size) for _ in range(7)]
-        _lifetime_kernel(flat[0], flat[1], flat[2], flat[3], flat[4], flat[5], nodes, log_weights,
+        n = rho.size  # one line per input: a comprehension over arrays of mixed layouts does not type
+        outs = [np.empty(n) for _ in range(7)]
+        _lifetime_kernel(np.ascontiguousarray(rho).reshape(n), np.ascontiguousarray(sigma).reshape(n),
+                         np.ascontiguousarray(c_alpha).reshape(n), np.ascontiguousarray(c_beta).reshape(n),
+                         np.ascontiguousarray(q0).reshape(n), np.ascontiguousarray(q1).reshape(n), nodes, log_weights,
                          outs[0], outs[1], outs[2], outs[3], outs[4], outs[5], outs[6])
         return (outs[0].reshape(shape), outs[1].reshape(shape), outs[2].reshape(shape),
                 outs[3].reshape(shape), outs[4].reshape(shape), outs[5].reshape(shape),

@@ -10,8 +10,9 @@ an expectation over the posterior of the rates given alive at ``T``
 - **Pareto/NBD** (``mu ~ Gamma(s, beta+T)``, exponential lifetime): DERT given
   alive is ``E[lambda] E[1/(delta + mu)] = (r+x)/A (beta+T) U(1, 2-s, delta(beta+T))``,
   FHL's ``Psi(s, s; delta(beta+T)) (delta(beta+T))^(s-1)`` by Kummer's
-  transformation; Tricomi's ``U`` is evaluated as ``int_0^inf e^(-zu)(1+u)^-s du``
-  (:func:`bayesclv.formulas._special.log_tricomi`). The residual
+  transformation; Tricomi's ``U(1, 2-s, z) = int_0^inf e^(-zu)(1+u)^-s du`` is evaluated by
+  :func:`bayesclv.formulas._special.log_tricomi` (a series for small ``z``, a continued fraction
+  for large ``z``). The residual
   lifetime is ``E[1/mu] = (beta+T)/(s-1)`` (infinite for ``s <= 1``).
 - **BG/NBD** (``p ~ Beta(a, b+x)``): dropout happens at a purchase, so the
   future is the purchase process itself. Purchase ``j`` (after ``T``) is made if
@@ -21,7 +22,8 @@ an expectation over the posterior of the rates given alive at ``T``
   DERT given ``(lambda, p)`` is ``lambda / (delta + p lambda)``. Over ``lambda``
   this is ``(rho/p) U(1, 1-rho, delta A / p)`` (``rho = r+x``), and its
   expectation over ``p`` is taken by adaptive quadrature in ``logit(p)``
-  (``BETA_DISCOUNT``) between two tails where the integrand is linear (near 0:
+  (``BETA_DISCOUNT``, a few hundred evaluations of ``U``, which is why ``log_tricomi`` has no
+  inner quadrature where ``z = delta A / p`` is small) between two tails where the integrand is linear (near 0:
   ``rho/(delta A) (1 - (rho+1) p/(delta A))``) or constant (near 1) to rounding,
   whose Beta moments are regularised incomplete beta functions.
   The residual lifetime is the time to the purchase that ends it,
@@ -66,7 +68,7 @@ def _tricomi_kernel(z, s, out):  # pragma: no cover - compiled
 def _log_tricomi(z, s):
     """:func:`log_tricomi` broadcast over arrays."""
     arrays = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(s, dtype=float))
-    flat = [np.ascontiguousarray(v).ravel() for v in arrays]
+    flat = [np.array(v, dtype=float).ravel() for v in arrays]
     out = np.empty(flat[0].size)
     _tricomi_kernel(*flat, out)
     return out.reshape(arrays[0].shape)
@@ -112,7 +114,7 @@ def _bgnbd_dert_kernel(rho, a, big_b, delta_a, p_lo, q_hi, window, flat_hi):  # 
 def _bgnbd_rate_discount(rho, a, big_b, delta_a):
     """``E[lambda / (delta + p lambda)]`` for ``lambda ~ Gamma(rho, A)``, ``p ~ Beta(a, B)``, broadcast."""
     arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (rho, a, big_b, delta_a)))
-    rho, a, big_b, delta_a = (np.ascontiguousarray(v).ravel() for v in arrays)
+    rho, a, big_b, delta_a = (np.array(v, dtype=float).ravel() for v in arrays)
     p_lo = np.minimum(_LINEAR * delta_a / (rho + 2.0), 0.25)
     q_hi = np.full(rho.size, _FLAT / 2.0)
     window, flat_hi = np.empty(rho.size), np.empty(rho.size)

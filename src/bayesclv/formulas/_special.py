@@ -1,8 +1,9 @@
 """Special functions for the quadrature integrands, compiled with numba.
 
 - :func:`log_tricomi`: ``log U(1, 2-s, z) = log int_0^inf e^(-zu) (1+u)^-s du``, Tricomi's
-  confluent hypergeometric function of the DERT (continued fraction, or a marching
-  Gauss-Legendre rule on its concave log-integrand);
+  confluent hypergeometric function of the DERT (a series and a recurrence in ``s`` for small
+  ``z``, the continued fraction for large ``z`` or ``s``, else a marching Gauss-Legendre rule on its
+  concave log-integrand);
 - :func:`gamma_p`: the regularised lower incomplete gamma function ``P(a, y)`` (series below
   ``y = a + 1``, Legendre's continued fraction for ``Q = 1 - P`` above; Press et al.'s split);
 - :func:`logaddexp`.
@@ -14,6 +15,8 @@ import math
 
 import numba
 import numpy as np
+
+from scipy import special
 
 from bayesclv.formulas._ops import gauss_legendre
 
@@ -27,7 +30,14 @@ _LONG_LOG_WEIGHTS = np.log(_LONG_WEIGHTS)
 _TRICOMI_SLOPE = 20.0
 _TRICOMI_WIDTH = 8.0
 _TRICOMI_NEWTON = 8
-_FRACTION_TERMS = 50  # log_tricomi: continued fraction where it converges within this many terms
+_FRACTION_TERMS = 100  # log_tricomi: continued fraction where it converges within this many terms
+# log_tricomi: the series (alternating, with terms up to e^z) keeps 1e-13 up to _SERIES_Z; its recurrence
+# takes about s steps, the continued fraction a few dozen terms above _SERIES_S
+_SERIES_Z = 2.0
+_SERIES_S = 64.0
+_SERIES_TERMS = 200
+_EULER = 0.5772156649015329
+_ZETA = special.zeta(np.arange(2.0, 42.0))  # lgamma(1 - nu) = EULER nu + sum_k zeta(k) nu^k / k
 _GAMMA_TERMS = 100000  # gamma_p: a bound for non-finite inputs
 _EPS = 1e-17
 _TINY = 1e-300
@@ -153,6 +163,52 @@ def _tricomi_fraction(z, s):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lgamma_one_minus_over(nu):  # pragma: no cover - compiled
+    """``lgamma(1 - nu) / nu`` for ``-1 < nu < 1/2`` (``EULER`` at 0), accurate near 0 by its Taylor series."""
+    if abs(nu) > 0.1:
+        return math.lgamma(1.0 - nu) / nu
+    total, power = _EULER, 1.0
+    for k in range(_ZETA.size):
+        power *= nu
+        term = _ZETA[k] * power / (k + 2.0)
+        total += term
+        if abs(term) < _EPS * abs(total):
+            break
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _tricomi_series(z, s):  # pragma: no cover - compiled
+    """``U(1, 2-s, z) = e^z z^rho Gamma(-rho, z)`` (``rho = s - 1 > -1``) for ``z <= _SERIES_Z``.
+
+    With ``rho = m + nu``, ``m = max(0, round(rho))``, ``-1 < nu < 1/2``, the series of the
+    incomplete gamma function gives ``V_0 = e^z z^nu Gamma(-nu, z)`` as
+    ``e^z [(1 - z^nu Gamma(1-nu)) / nu - sum_(n>=1) (-z)^n / (n! (n - nu))]``, whose first term
+    (``-log z - EULER`` at ``nu = 0``: the exponential integral) is taken through ``expm1``. The
+    recurrence ``V_k = (1 - z V_(k-1)) / (nu + k)`` (``Gamma(a+1, z) = a Gamma(a, z) + z^a e^-z``)
+    climbs to ``V_m``; it damps errors once ``nu + k > z``.
+    """
+    m = max(0.0, math.floor(s - 0.5))
+    nu = s - 1.0 - m
+    log_z = math.log(z)
+    if nu == 0.0:
+        total = -(log_z + _EULER)
+    else:
+        total = -math.expm1(nu * (log_z + _lgamma_one_minus_over(nu))) / nu
+    term = 1.0
+    for n in range(1, _SERIES_TERMS):
+        term *= -z / n
+        part = term / (n - nu)
+        total -= part
+        if abs(part) < _EPS * abs(total):
+            break
+    value = math.exp(z) * total
+    for k in range(1, int(m) + 1):
+        value = (1.0 - z * value) / (nu + k)
+    return value
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def log_tricomi(z, s):  # pragma: no cover - compiled
     """``log int_0^inf e^(-z u) (1 + u)^-s du`` for ``z > 0``, ``s > 0``: ``log U(1, 2 - s, z)``.
 
@@ -162,11 +218,13 @@ def log_tricomi(z, s):  # pragma: no cover - compiled
     ``max(0, log((1-s)/z))``; steps are marched outwards from it, each as
     wide as keeps the change of ``phi`` within ``_TRICOMI_SLOPE`` (at most
     ``_TRICOMI_WIDTH``), under a 16-node rule, until ``phi`` has fallen by
-    ``_DROP``. Where the continued fraction (:func:`_tricomi_fraction`) converges
-    quickly it is used instead.
+    ``_DROP``. For small ``z`` (and ``s`` not large) the series of :func:`_tricomi_series` is used
+    instead, and where the continued fraction (:func:`_tricomi_fraction`) converges quickly, that.
     """
     if not (z > 0.0 and s > 0.0):
         return np.nan
+    if z <= _SERIES_Z and s <= _SERIES_S:
+        return math.log(_tricomi_series(z, s))
     fraction = _tricomi_fraction(z, s)
     if fraction > 0.0:
         return math.log(fraction)

@@ -20,10 +20,11 @@ import numpy as np
 from scipy import special
 
 import bayesclv.formulas.individual_bgnbd as individual_bgnbd
+from bayesclv.formulas._covariate_summed import bgnbd_kernel, covariate_tables, covariate_total
 from bayesclv.formulas._beta_expectations import (
+    over_horizons,
+    over_horizons_shared,
     purchases_given_alive,
-    purchases_over_horizons,
-    purchases_over_horizons_shared,
     survival_given_alive,
 )
 from bayesclv.formulas._ops import NP, PT, discounted_increments
@@ -33,8 +34,11 @@ from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_
 
 __all__ = [
     "PARAMETERS",
+    "covariate_loglik_tables",
+    "covariate_summed_loglik",
     "discounted_expected_purchases",
     "discounted_expected_residual_transactions",
+    "discounted_probability_alive",
     "expected_purchases",
     "expected_purchases_new_customer",
     "expected_residual_lifetime",
@@ -221,6 +225,36 @@ def summed_loglik(tables, r, alpha, a, b, xp=PT):
     return summed_total(_summed_loglik_kernel, [r, alpha, a, b], tables, xp)
 
 
+covariate_loglik_tables = covariate_tables  # the data tables of :func:`covariate_summed_loglik`
+
+
+def covariate_summed_loglik(tables, r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, xp=PT):
+    """Total log-likelihood of rows with static covariates, each at its own parameters.
+
+    Row ``i`` of ``tables`` (:func:`covariate_loglik_tables`) contributes
+    ``weight_i loglik(x_i, t_x_i, T_i)`` at ``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``a_i = a exp(dropout_coef_a . zd_i)``,
+    ``b_i = b exp(dropout_coef_b . zd_i)``
+    (see :mod:`bayesclv.models.covariates`).
+
+    Parameters
+    ----------
+    tables : tuple of numpy.ndarray
+        From :func:`covariate_loglik_tables`.
+    r, alpha, a, b : TensorVariable or array_like
+        Population parameters: scalars, or vectors over the groups of ``tables``.
+    purchase_coef, dropout_coef_a, dropout_coef_b : TensorVariable or array_like
+        Coefficient vectors, one entry per covariate of the process (length 0 without covariates).
+    xp : namespace, default PT
+        ``PT`` for a PyTensor scalar whose gradient comes from the same
+        compiled pass, ``NP`` for a float.
+
+    Returns
+    -------
+    TensorVariable or float
+    """
+    return covariate_total(bgnbd_kernel, [r, alpha, a, b], [purchase_coef, dropout_coef_a, dropout_coef_b], tables, xp)
+
+
 def probability_alive(frequency, recency, T, r, alpha, a, b):
     """P(customer is alive at T | history); equation (A10) of FHL (2005).
 
@@ -232,20 +266,16 @@ def probability_alive(frequency, recency, T, r, alpha, a, b):
     return np.where(x > 0, special.expit(-d), 1.0)
 
 
-def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
-    """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(T + ends[k-1], T + ends[k]]``.
+def _given_alive_over_horizons(times, factors, frequency, T, r, alpha, a, b, survival):
+    """Present value over ``times`` of the purchases (or, ``survival``, of P(alive)) given alive at ``T``.
 
-    Equals :func:`bayesclv.formulas._ops.discounted_increments` of
-    :func:`expected_purchases` over the horizons ``ends`` (increasing), but
-    evaluates one hypergeometric series per element for all horizons
-    (:func:`purchases_over_horizons`; shared across the rows of one ``x`` and
-    draw when the parameters vary along draws only and the histories along the
-    last axis, :func:`purchases_over_horizons_shared`); elements it declines go
-    through :func:`purchases_given_alive` horizon by horizon. ``given_alive`` as
-    in :func:`expected_purchases` (P(alive) is computed once, not per horizon).
+    One series and continuation per element for all horizons (:func:`over_horizons`),
+    shared across the rows of one ``x`` and draw when the parameters vary along
+    draws only and the histories along the last axis (:func:`over_horizons_shared`);
+    elements it declines go through the closed forms horizon by horizon.
     """
     x = np.asarray(frequency, dtype=float)
-    ends, factors = np.asarray(ends, dtype=float), np.asarray(factors, dtype=float)
+    times, factors = np.asarray(times, dtype=float), np.asarray(factors, dtype=float)
     T_ = np.asarray(T, dtype=float)
     by_draw = draw_vectors((r, alpha, a, b), x, T_)
     if by_draw is not None:
@@ -256,8 +286,8 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
         x_start = np.searchsorted(xs.index, np.arange(xs.value.size + 1))
         by_x = np.empty((draws[0].size, x.size))
         ok_by_x = np.ones(by_x.shape, dtype=bool)
-        purchases_over_horizons_shared(*draws, xs.value, x_start, Ts.value, Ts.index, ends, factors, by_x,
-                                        ok_by_x)
+        over_horizons_shared(*draws, xs.value, x_start, Ts.value, Ts.index, times, factors, by_x, ok_by_x,
+                             survival)
         out, ok = np.empty_like(by_x), np.empty_like(ok_by_x)
         out[:, order], ok[:, order] = by_x, ok_by_x
         out, ok = out.reshape(*lead, x.size), ok.reshape(*lead, x.size)
@@ -265,15 +295,40 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
         arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r + x, a, b + x, 1.0 / (alpha + T))))
         flat = [np.ascontiguousarray(v).ravel() for v in arrays]
         out, ok = np.empty(flat[0].size), np.ones(flat[0].size, dtype=bool)
-        purchases_over_horizons(*flat, ends, factors, out, ok)
+        over_horizons(*flat, times, factors, out, ok, survival)
         out, ok = out.reshape(arrays[0].shape), ok.reshape(arrays[0].shape)
     if not ok.all():
         bad = ~ok
         views = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, x, T)))
         r_, alpha_, a_, b_, x_, T_b = (v[bad] for v in views)
-        out[bad] = discounted_increments(
-            lambda t: purchases_given_alive(r_ + x_, a_, b_ + x_, t / (alpha_ + T_b)), ends, factors)
-    return out if given_alive else out * probability_alive(x, recency, T, r, alpha, a, b)
+        if survival:
+            out[bad] = sum(f * survival_given_alive(r_ + x_, a_, b_ + x_, t / (alpha_ + T_b))
+                           for t, f in zip(times, factors, strict=True))
+        else:
+            out[bad] = discounted_increments(
+                lambda t: purchases_given_alive(r_ + x_, a_, b_ + x_, t / (alpha_ + T_b)), times, factors)
+    return out
+
+
+def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(T + ends[k-1], T + ends[k]]``.
+
+    Equals :func:`bayesclv.formulas._ops.discounted_increments` of
+    :func:`expected_purchases` over the horizons ``ends`` (increasing), at a
+    cost linear in their number (:func:`_given_alive_over_horizons`).
+    ``given_alive`` as in :func:`expected_purchases` (P(alive) is computed once, not per horizon).
+    """
+    out = _given_alive_over_horizons(ends, factors, frequency, T, r, alpha, a, b, survival=False)
+    return out if given_alive else out * probability_alive(frequency, recency, T, r, alpha, a, b)
+
+
+def discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """``sum_k factors[k] P(alive at T + times[k])`` for increasing ``times``, at a cost linear in their number.
+
+    Equals the discounted sum of :func:`probability_alive_at`; ``given_alive`` as there.
+    """
+    out = _given_alive_over_horizons(times, factors, frequency, T, r, alpha, a, b, survival=True)
+    return out if given_alive else out * probability_alive(frequency, recency, T, r, alpha, a, b)
 
 
 def expected_purchases(t, frequency, recency, T, r, alpha, a, b, given_alive=False):

@@ -47,6 +47,7 @@ from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, s
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_probability_alive",
     "expected_purchases",
     "expected_purchases_new_customer",
     "expected_residual_lifetime",
@@ -371,6 +372,22 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
     else:
         per_alive = discounted_increments(
             lambda t: _given_alive(t, frequency, recency, T, r, alpha, a, b, k, modified)[0], ends, factors)
+    if given_alive:
+        return per_alive
+    return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)
+
+
+def discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a, b, *, k, modified=False,
+                                 given_alive=False):
+    """``sum_j factors[j]`` :func:`probability_alive_at` ``(times[j])``; for ``k = 1`` in one pass
+    (:func:`bayesclv.formulas.bgnbd.discounted_probability_alive`)."""
+    k = _check_k(k)
+    if k == 1:
+        per_alive = bgnbd.discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a,
+                                                       b + (1.0 if modified else 0.0), given_alive=True)
+    else:
+        per_alive = sum(f * _given_alive(t, frequency, recency, T, r, alpha, a, b, k, modified)[1]
+                        for t, f in zip(times, factors, strict=True))
     if given_alive:
         return per_alive
     return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)

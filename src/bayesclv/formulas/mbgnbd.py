@@ -30,6 +30,7 @@ from bayesclv.formulas._ops import PT
 __all__ = [
     "PARAMETERS",
     "discounted_expected_purchases",
+    "discounted_probability_alive",
     "expected_purchases",
     "expected_purchases_new_customer",
     "expected_residual_lifetime",
@@ -96,6 +97,12 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
     """Present value ``sum_j factors[j] (E[X(T + ends[j])] - E[X(T + ends[j-1])])`` of the expected purchases."""
     return cnbd.discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b,
                                               given_alive=given_alive, **_MBG)
+
+
+def discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a, b, given_alive=False):
+    """``sum_j factors[j] P(alive at T + times[j] | history)``, in one pass over the horizons."""
+    return cnbd.discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a, b,
+                                             given_alive=given_alive, **_MBG)
 
 
 def probability_of_purchases(n, t, frequency, recency, T, r, alpha, a, b):

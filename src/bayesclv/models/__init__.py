@@ -18,6 +18,7 @@ from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalP
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretoggg import ParetoGGGModel
 from bayesclv.models.paretonbd import ParetoNBDModel
+from bayesclv.models.paretonbd_dynamic import TimeVaryingParetoNBDModel
 from bayesclv.models.persistence import load
 from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
@@ -25,4 +26,4 @@ __all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVMode
            "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
            "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoGGGModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
            "ShiftedBetaGeoModel", "SpendModel",
-           "TransactionModel", "load"]
+           "TimeVaryingParetoNBDModel", "TransactionModel", "load"]

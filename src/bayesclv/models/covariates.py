@@ -31,6 +31,7 @@ import pytensor.tensor as pt
 
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP
+from bayesclv.models.pooling import GROUP_CODE
 from bayesclv.priors import Prior
 
 __all__ = ["COLUMN_PREFIX", "PROCESSES", "CovariateEffects", "Target", "covariate_values"]
@@ -132,10 +133,22 @@ class CovariateEffects:
                 **{f"{p}_covariate": cols for p, cols in self.process_covariates.items() if cols}}
 
     def _total_loglik(self, params: dict[str, Any], rows: pd.DataFrame, summed: bool) -> Any:
-        """The likelihood with the coefficients created next to the population parameters (in the PyMC model)."""
+        """The likelihood with the coefficients created next to the population parameters (in the PyMC model).
+
+        With ``summed`` and covariates, the family's covariate kernel
+        (``covariate_summed_loglik``): the total and its gradient in one
+        compiled pass over the distinct rows, the chain rule to the
+        coefficients inside it; else the per-row formula.
+        """
         coefs = {name: self.priors[name].create(name, dims=f"{process}_covariate")
                  for name, process in self._coefficient_processes().items()}
-        return super()._total_loglik({**params, **coefs}, rows, summed)
+        if not (summed and coefs and hasattr(self.formulas, "covariate_summed_loglik")):
+            return super()._total_loglik({**params, **coefs}, rows, summed)
+        z = [rows[[COLUMN_PREFIX + c for c in self.process_covariates[p]]].to_numpy(dtype=float) for p in PROCESSES]
+        tables = self.formulas.covariate_loglik_tables(*(rows[c] for c in self.data_columns), rows["weight"], *z,
+                                                       group=rows[GROUP_CODE] if self.grouped else None)
+        coefs = {name: coefs.get(name, np.zeros(0)) for name in self.covariate_targets}  # a process without covariates
+        return self.formulas.covariate_summed_loglik(tables, *(params[n] for n in self.parameter_names), **coefs)
 
     @property
     def history_columns(self) -> tuple[str, ...]:

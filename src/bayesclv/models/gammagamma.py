@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from pymc.distributions.distribution import support_point
+from pymc.logprob.transforms import Transform
+from pytensor.tensor.random.op import RandomVariable
 
 from bayesclv.data.validation import check_columns, validate_rfm
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP, gammagamma
 from bayesclv.models.engine import prediction_attrs
 from bayesclv.models.pooled import PooledModel
+from bayesclv.models.pooling import quantity_dims
 from bayesclv.priors import Prior
 
 __all__ = ["GammaGammaModel"]
@@ -76,6 +82,8 @@ class GammaGammaModel(PooledModel):
         if len(set(self.covariates)) != len(self.covariates):
             raise ValueError(f"covariates must be distinct column names, got {self.covariates}")
         super().__init__(priors, group=group, pooling=pooling)
+        if self.pooling != "partial":  # 0.8 left 3% of SBC fits with a divergence, 0.9 none of the hardest
+            self.default_target_accept = 0.9
         self.covariate_means: list[float] | None = None  # centre of each covariate in the fit
 
     # ----------------------------------------------------------- covariates
@@ -131,10 +139,44 @@ class GammaGammaModel(PooledModel):
         return {**super()._coords(), **({"covariate": self.covariates} if self.covariates else {})}
 
     def _parameters(self):
-        params = super()._parameters()
+        params = self._spend_parameters() if self.pooling != "partial" else super()._parameters()
         if self.covariates:
             params["spend_coef"] = self.priors["spend_coef"].create("spend_coef", dims="covariate")
         return params
+
+    def _spend_parameters(self):
+        """``p``, ``q`` and ``gamma`` with their priors, moved by NUTS in better-conditioned coordinates.
+
+        ``p`` and ``q`` on :class:`_LogThenLinear`, ``gamma`` as ``mean_log_spend``
+        (:class:`_MeanLogSpend`); the priors are those declared, so prior draws
+        and MAP (PyMC leaves the transforms' Jacobians out of the optimised
+        density) are unchanged. ``gamma`` is a custom distribution with its
+        prior's density and draws that takes ``p`` and ``q`` as inputs, which its
+        transform needs. A prior without a positive typical value, or that PyMC
+        builds from several random variables, keeps PyMC's default transform.
+        """
+        dims = quantity_dims(self.pooling) or None
+        p, q = (self.priors[name].create(name, dims=dims, **_LogThenLinear.for_prior(self.priors[name]))
+                for name in ("p", "q"))
+        prior = self.priors["gamma"]
+        prior_rv = getattr(pm, prior.distribution).dist(**prior.parameters)
+        op = prior_rv.owner.op
+        if not isinstance(op, RandomVariable):
+            return {"p": p, "q": q, "gamma": self._quantity("gamma")}
+        arguments = [np.asarray(v.eval()) for v in op.dist_params(prior_rv.owner)]
+
+        def logp(value, p, q):
+            return pm.logp(getattr(pm, prior.distribution).dist(**prior.parameters), value)
+
+        def random(p, q, rng=None, size=None):
+            return op.rng_fn(rng, *arguments, size)
+
+        def start(rv, size, p, q):  # the sampler's initial point: the prior's, as for a plain prior
+            return pt.broadcast_to(support_point(prior_rv), rv.shape)
+
+        gamma = pm.CustomDist("gamma", p, q, logp=logp, random=random, support_point=start,
+                              transform=_MeanLogSpend(), dims=dims)
+        return {"p": p, "q": q, "gamma": gamma}
 
     def _row_params(self, params, rows, xp):
         """Group parameters per row, with ``gamma`` scaled by ``exp(centred covariates . spend_coef)``."""
@@ -197,3 +239,62 @@ class GammaGammaModel(PooledModel):
         mean = p.copy(data=gammagamma.population_mean_spend(p.values, q.values, gamma.values))
         mean.attrs = prediction_attrs(self.posterior, "expectation", None)
         return mean.rename("population_mean_spend")
+
+
+class _MeanLogSpend(Transform):
+    """NUTS's coordinate for ``gamma``: ``mean_log_spend = log p + log gamma - digamma(q)``.
+
+    That is ``E[log(p/nu)]``, the population mean of the log of a customer's
+    expected transaction value. The data pin it down for every ``q``, whereas
+    ``gamma`` moves with ``p`` and ``q`` along a curved ridge (``gamma``
+    proportional to ``q/p`` for large ``q``). It is a transform of ``gamma`` given ``(p, q)``, so the
+    priors of ``p``, ``q`` and ``gamma`` stay as declared: the sampler adds the
+    Jacobian ``log gamma``, and MAP (PyMC leaves transforms' Jacobians out of
+    the optimised density) still finds the mode in ``(p, q, gamma)``.
+    """
+
+    name = "mean_log_spend"
+
+    def forward(self, value, *inputs):  # inputs: rng, size, p, q
+        p, q = inputs[-2:]
+        return pt.log(value) + pt.log(p) - pt.psi(q)
+
+    def backward(self, value, *inputs):
+        p, q = inputs[-2:]
+        return pt.exp(value - pt.log(p) + pt.psi(q))
+
+    def log_jac_det(self, value, *inputs):
+        p, q = inputs[-2:]
+        return value - pt.log(p) + pt.psi(q)
+
+
+class _LogThenLinear(Transform):
+    """NUTS's coordinate ``w`` for a shape ``p``: ``p = c softplus(w - log c)``, ``c`` the prior's typical value.
+
+    Below ``c`` it is ``log p`` (where the likelihood pins a shape down, it is
+    near Gaussian in the log); above, ``p`` itself. With a half-normal prior and
+    a likelihood flat in ``p`` (the spend shape ``p`` when ``q`` is small, ``q``
+    when customers spend alike), the log coordinate meets the prior's tail as a
+    wall whose curvature grows like ``p^2``: there NUTS's leapfrog steps, tuned
+    to the bulk, diverged. On ``p`` itself that tail is Gaussian.
+    """
+
+    name = "log_then_linear"
+
+    def __init__(self, scale: float):
+        self.log_scale = math.log(scale)
+
+    @classmethod
+    def for_prior(cls, prior: Prior) -> dict:
+        """``default_transform`` for a parameter with ``prior`` (none where it has no positive typical value)."""
+        typical = float(support_point(getattr(pm, prior.distribution).dist(**prior.parameters)).eval())
+        return {"default_transform": cls(typical)} if np.isfinite(typical) and typical > 0.0 else {}
+
+    def forward(self, value, *inputs):
+        return self.log_scale + pt.log(pt.expm1(value * math.exp(-self.log_scale)))
+
+    def backward(self, value, *inputs):
+        return math.exp(self.log_scale) * pt.softplus(value - self.log_scale)
+
+    def log_jac_det(self, value, *inputs):
+        return self.log_scale - pt.softplus(self.log_scale - value)

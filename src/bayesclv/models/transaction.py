@@ -145,6 +145,8 @@ class TransactionPredictions:
             return sum(factor * prob(time, *columns, **params, given_alive=given_alive)
                        for time, factor in zip(times, factors, strict=True))
 
+        if hasattr(self.formulas, "discounted_probability_alive"):  # the family sums all horizons in one pass
+            discounted = self.formulas.discounted_probability_alive
         return self._alive_weighted(discounted, data, "discounted_probability_alive", times, factors,
                                     given_alive=given_alive)
 

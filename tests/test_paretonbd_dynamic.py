@@ -1,0 +1,246 @@
+"""Pareto/NBD with time-varying covariates: likelihood against independent references, predictions, the model.
+
+References: the static-covariate Pareto/NBD (constant covariates), a SciPy double
+integral over (lambda, mu) of the likelihood given the rates (derived per
+period in closed form in the death time, the other order of integration than
+the library's), SciPy quad for the future integrals, and recovery of known
+parameters from a simulated base.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from scipy import integrate, stats
+
+import bayesclv as bc
+from bayesclv.datasets.time_varying import TRUE_PARAMETERS, synthetic_time_varying
+from bayesclv.errors import ArgumentError, DataValidationError
+from bayesclv.formulas import NP, PT, paretonbd, paretonbd_dynamic
+
+R, ALPHA, S, BETA = 0.9, 8.0, 0.8, 12.0
+
+
+def _customers(seed=3, period=7.0, offset=-2.0):
+    """Five customers with weekly-ish periods starting before the first purchase and random covariates."""
+    rng = np.random.default_rng(seed)
+    x = np.array([0.0, 1.0, 2.0, 5.0, 3.0])
+    T = np.array([20.0, 30.0, 26.5, 40.0, 33.0])
+    t_x = np.array([0.0, 4.0, 25.0, 12.0, 30.5])
+    k = int(np.ceil((T.max() - offset) / period))
+    start = np.minimum(np.maximum(offset + period * np.arange(k), 0.0)[None], T[:, None])
+    end = np.minimum((offset + period * np.arange(1, k + 1))[None], T[:, None])
+    values = rng.normal(size=(x.size, k, 2))
+    return x, t_x, T, start, end, values
+
+
+def _purchase_sum(start, end, values, times):
+    """Sum of the covariates at given purchase times (the period holding each time)."""
+    out = np.zeros((len(times), values.shape[-1]))
+    for i, ts in enumerate(times):
+        for t in ts:
+            k = np.nonzero((start[i] <= t) & (t < end[i]) | (end[i] == t) & (start[i] < t))[0][0]
+            out[i] += values[i, k]
+    return out
+
+
+def _arrays(x, t_x, T, start, end):
+    zero = np.zeros(x.size)
+    return paretonbd_dynamic.overlap(start, end, zero, t_x), paretonbd_dynamic.overlap(start, end, t_x, T)
+
+
+def test_constant_covariates_equal_the_static_covariate_model():
+    x, t_x, T, start, end, values = _customers()
+    x = np.array([0.0, 1.0, 2.0, 500.0, 3.0])  # x = 500: the windowed quadrature's extreme
+    const = np.repeat(values[:, :1, :], values.shape[1], axis=1)  # each customer's first value throughout
+    gamma, delta = np.array([0.4, -0.2]), np.array([-0.3, 0.5])
+    before, within = _arrays(x, t_x, T, start, end)
+    ll = paretonbd_dynamic.loglik(x, x[:, None] * const[:, 0], before, within, const, const,
+                                  R, ALPHA, S, BETA, gamma, delta, xp=NP)
+    ref = paretonbd.loglik(x, t_x, T, R, ALPHA * np.exp(-const[:, 0] @ gamma), S, BETA * np.exp(-const[:, 0] @ delta),
+                           xp=NP)
+    np.testing.assert_allclose(ll, ref, rtol=0, atol=1e-8)
+    # and the predictions
+    future = paretonbd_dynamic.overlap(start, end, T, T)  # empty: T + 0
+    p_alive = paretonbd_dynamic.probability_alive(x, before, within, const, const, R, ALPHA, S, BETA, gamma, delta)
+    np.testing.assert_allclose(p_alive, paretonbd.probability_alive(
+        x, t_x, T, R, ALPHA * np.exp(-const[:, 0] @ gamma), S, BETA * np.exp(-const[:, 0] @ delta)), atol=1e-10)
+    assert future.sum() == 0
+
+
+def test_loglik_equals_double_integral_over_the_rates():
+    x, t_x, T, start, end, values = _customers()
+    gamma, delta = np.array([0.5, -0.3]), np.array([0.2, 0.4])
+    rng = np.random.default_rng(0)
+    times = [np.sort(np.r_[rng.uniform(0, t_x[i], int(x[i]) - 1), t_x[i]]) if x[i] else np.empty(0)
+             for i in range(x.size)]
+    sums = _purchase_sum(start, end, values, times)
+    before, within = _arrays(x, t_x, T, start, end)
+    ll = paretonbd_dynamic.loglik(x, sums, before, within, values, values, R, ALPHA, S, BETA, gamma, delta, xp=NP)
+    for i in (0, 3, 4):  # no repeat purchase; an early and a late last purchase, several periods after it
+        a, b = np.exp(values[i] @ gamma), np.exp(values[i] @ delta)
+        lengths = end[i] - start[i]
+        cum_a, cum_b = np.r_[0, np.cumsum(lengths * a)], np.r_[0, np.cumsum(lengths * b)]
+
+        def cumulative(t, cum, rate):
+            k = min(np.searchsorted(end[i], t), len(rate) - 1)
+            return cum[k] + rate[k] * (t - start[i, k])
+
+        pieces = [(max(start[i, k], t_x[i]), end[i, k], k) for k in range(len(a)) if end[i, k] > max(start[i, k], t_x[i])]
+
+        def given_rates(lam, mu):
+            """lambda^x prod a(t_j) [survive to T + sum_k int_piece mu b_k exp(-lam A - mu B)], per piece in closed form."""
+            value = np.exp(-lam * cum_a[-1] - mu * cum_b[-1])
+            for lo, hi, k in pieces:
+                rate = lam * a[k] + mu * b[k]
+                value += mu * b[k] * np.exp(-lam * cumulative(lo, cum_a, a) - mu * cumulative(lo, cum_b, b)) \
+                    * -np.expm1(-rate * (hi - lo)) / rate
+            return x[i] * np.log(lam) + sums[i] @ gamma + np.log(value)
+
+        def integrand(v, u):
+            lam, mu = np.exp(u), np.exp(v)
+            return np.exp(given_rates(lam, mu) + stats.gamma.logpdf(lam, R, scale=1 / ALPHA) + u
+                          + stats.gamma.logpdf(mu, S, scale=1 / BETA) + v - ll[i])
+
+        total, _ = integrate.dblquad(integrand, -35, 5, -35, 5, epsabs=1e-10, epsrel=1e-10)
+        assert total == pytest.approx(1.0, abs=1e-8), i
+
+
+def test_gradient_matches_finite_differences_and_draws_broadcast():
+    x, t_x, T, start, end, values = _customers()
+    before, within = _arrays(x, t_x, T, start, end)
+    sums = x[:, None] * values[:, 0]
+    theta = pt.dvector("theta")
+    ll = paretonbd_dynamic.loglik(x, sums, before, within, values, values[..., :1], theta[0], theta[1], theta[2],
+                                  theta[3], theta[4:6], theta[6:7], xp=PT).sum()
+    f = pytensor.function([theta], [ll, pt.grad(ll, theta)])
+    point = np.array([R, ALPHA, S, BETA, 0.3, -0.2, 0.4])
+    value, grad = f(point)
+    step = 1e-6
+    numeric = [(f(point + step * e)[0] - f(point - step * e)[0]) / (2 * step) for e in np.eye(point.size)]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6)
+    # NumPy with a leading axis of draws equals the draws one by one
+    draws = np.array([point, point * 1.1])
+    many = paretonbd_dynamic.loglik(x, sums, before, within, values, values[..., :1], *draws[:, :4].T,
+                                    draws[:, 4:6], draws[:, 6:7], xp=NP)
+    assert many.sum(axis=1)[0] == pytest.approx(value, rel=1e-12)
+    one = paretonbd_dynamic.loglik(x, sums, before, within, values, values[..., :1], *draws[1, :4],
+                                   draws[1, 4:6], draws[1, 6:7], xp=NP)
+    np.testing.assert_allclose(many[1], one, rtol=1e-12)
+
+
+def test_future_quantities_equal_quadrature():
+    x, t_x, T, start, end, values = _customers()
+    horizon = 9.0
+    k = start.shape[1] + 2
+    starts = np.arange(k) * 7.0 - 2.0
+    start = np.maximum(starts, 0)[None].repeat(x.size, 0)
+    end = (starts + 7.0)[None].repeat(x.size, 0)
+    start, end = np.minimum(start, (T + horizon)[:, None]), np.minimum(end, (T + horizon)[:, None])
+    values = np.random.default_rng(1).normal(size=(x.size, k, 1))
+    gamma, delta = np.array([0.5]), np.array([-0.4])
+    before, within = _arrays(x, t_x, T, start, end)
+    future = paretonbd_dynamic.overlap(start, end, T, T + horizon)
+    args = (x, before, within, future, values, values, R, ALPHA, S, BETA, gamma, delta)
+    expected = paretonbd_dynamic.expected_purchases(*args, given_alive=True)
+    alive_at = paretonbd_dynamic.probability_alive_at(*args, given_alive=True)
+    for i in range(x.size):
+        a, b = np.exp(values[i, :, 0] * gamma[0]), np.exp(values[i, :, 0] * delta[0])
+
+        def cumulative(t, rate):
+            return np.sum(rate * np.clip(np.minimum(end[i], t) - start[i], 0, None))
+
+        a_T, b_T = cumulative(T[i], a), cumulative(T[i], b)
+
+        def rate(u, i=i, a=a):
+            return a[np.searchsorted(end[i], u, side="right")]
+
+        def flow(u, b_T=b_T, b=b):
+            return rate(u) * ((BETA + b_T) / (BETA + cumulative(u, b))) ** S
+
+        breaks = [e for e in end[i] if T[i] < e < T[i] + horizon]
+        ref = (R + x[i]) / (ALPHA + a_T) * integrate.quad(flow, T[i], T[i] + horizon, points=breaks, epsabs=1e-13,
+                                                           epsrel=1e-12)[0]
+        assert expected[i] == pytest.approx(ref, rel=1e-9)
+        assert alive_at[i] == pytest.approx(((BETA + b_T) / (BETA + cumulative(T[i] + horizon, b))) ** S, rel=1e-12)
+    unconditional = paretonbd_dynamic.expected_purchases(*args)
+    p_alive = paretonbd_dynamic.probability_alive(x, before, within, values, values, R, ALPHA, S, BETA, gamma, delta)
+    np.testing.assert_allclose(unconditional, p_alive * expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ the model
+@pytest.fixture(scope="module")
+def simulated():
+    tx, cov, cal = synthetic_time_varying(1000, seed=4)
+    paths = bc.covariate_paths(cov, ["contact", "season"])
+    return bc.time_varying_summary(tx, paths, calibration_end=cal), paths
+
+
+@pytest.fixture(scope="module")
+def map_fit(simulated):
+    data, paths = simulated
+    return bc.TimeVaryingParetoNBDModel(purchase_covariates=["contact", "season"],
+                                        dropout_covariates=["season"]).fit(data, paths=paths, method="map",
+                                                                           progressbar=False)
+
+
+def test_map_recovers_the_purchase_effects(map_fit):
+    drivers = bc.key_drivers(map_fit, per="unit")
+    truth = TRUE_PARAMETERS["purchase_coef"]
+    # 1000 customers: the MAP's sampling sd of these effects is about 0.05-0.07 (validation/tv_covariates_recovery.py)
+    assert drivers.loc[("contact", "purchase"), "mean"] == pytest.approx(truth["contact"], abs=0.2)
+    assert drivers.loc[("season", "purchase"), "mean"] == pytest.approx(truth["season"], abs=0.2)
+    assert list(drivers.index) == [("contact", "purchase"), ("season", "purchase"), ("season", "dropout")]
+    summary = map_fit.summary()
+    assert summary.loc["r", "mean"] == pytest.approx(TRUE_PARAMETERS["r"], rel=0.3)
+
+
+def test_predictions_follow_the_paths_and_refuse_uncovered_horizons(map_fit, simulated):
+    data, paths = simulated
+    p_alive = map_fit.probability_alive()
+    assert p_alive.dims == ("chain", "draw", "customer_id") and p_alive.attrs["point_estimate"] == 1
+    assert ((p_alive > 0) & (p_alive <= 1)).all()
+    assert (p_alive.values[..., data["recency"].to_numpy() == data["T"].to_numpy()] == 1).all()
+    expected = map_fit.expected_purchases(26.0)
+    # the holdout of a base drawn from the model: the total within 10%
+    assert float(expected.sum()) == pytest.approx(data["frequency_holdout"].sum(), rel=0.1)
+    given = map_fit.expected_purchases(26.0, given_alive=True)
+    np.testing.assert_allclose(expected.values, (given * p_alive).values, rtol=1e-12)
+    assert (map_fit.probability_alive_at(10.0) <= p_alive + 1e-15).all()
+    with pytest.raises(DataValidationError, match="future path") as info:
+        map_fit.expected_purchases(27.0)  # the table ends with the 26-week holdout
+    assert info.value.column == "period_start" and len(info.value.rows) > 0
+    with pytest.raises(ArgumentError):
+        map_fit.expected_purchases(-1.0)
+
+
+def test_save_load_round_trip(map_fit, tmp_path):
+    path = tmp_path / "tv.nc"
+    map_fit.save(path)
+    loaded = bc.load(path)
+    assert type(loaded) is bc.TimeVaryingParetoNBDModel
+    np.testing.assert_allclose(loaded.expected_purchases(5.0).values, map_fit.expected_purchases(5.0).values,
+                               rtol=1e-12)
+    assert loaded.scaling.equals(map_fit.scaling)
+
+
+def test_nuts_smoke(simulated):
+    data, paths = simulated
+    small = data.iloc[:100].reset_index(drop=True)
+    small.attrs = dict(data.attrs)
+    model = bc.TimeVaryingParetoNBDModel(covariates=["contact"])
+    model.fit(small, paths=paths, tune=60, draws=30, chains=1, random_seed=1, progressbar=False)
+    assert model.posterior["purchase_coef"].shape == (1, 30, 1)
+    assert np.isfinite(model.probability_alive().values).all()
+
+
+def test_model_arguments_are_checked(simulated):
+    data, paths = simulated
+    with pytest.raises(ArgumentError):
+        bc.TimeVaryingParetoNBDModel()
+    with pytest.raises(DataValidationError, match="not in the paths"):
+        bc.TimeVaryingParetoNBDModel(covariates=["email"]).fit(data, paths=paths, method="map")
+    with pytest.raises(ArgumentError):
+        bc.TimeVaryingParetoNBDModel(covariates=["contact"]).fit(data, paths=paths.table, method="map")
