@@ -401,7 +401,7 @@ def simulate_histories(T, k, lam, mu, rng=None, times=False):
                 log[i].append(value)
         active = idx
     out = {"frequency": x.reshape(shape), "recency": t_x.reshape(shape), "T": T, "litt": litt.reshape(shape),
-           "k": k, "lambda": lam, "mu": mu, "alive": (end == T_).reshape(shape) & (end > 0)}
+           "k": k, "lambda": lam, "mu": mu, "alive": ((end == T_) & (end > 0)).reshape(shape)}
     if times:
         out["times"] = [np.asarray(v) for v in log]
     return out
