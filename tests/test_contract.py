@@ -57,6 +57,7 @@ ROWS = [
     Row("ModifiedBetaGeoCNBDModel(k=2, group, partial)", lambda: bc.ModifiedBetaGeoCNBDModel(k=2, group="cohort")),
     Row("GompertzNBDModel", lambda: bc.GompertzNBDModel()),
     Row("GompertzNBDModel(nuts)", lambda: bc.GompertzNBDModel(), fit=NUTS, data="small"),
+    Row("ParetoGGGModel(nuts)", lambda: bc.ParetoGGGModel(), fit=NUTS, data="small"),
     Row("BetaGeoBetaBinomModel", lambda: bc.BetaGeoBetaBinomModel(), data="donations"),
     Row("ShiftedBetaGeoModel(group, partial)", lambda: bc.ShiftedBetaGeoModel(group="segment"), data="retention"),
 ]
@@ -69,7 +70,7 @@ def frames(cdnow_rfm):
     cohorts = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30",
                              cohort="M").set_index("customer_id")["cohort"]
     litt = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30",
-                          litt=True).set_index("customer_id")["litt"]  # for the CNBD-k rows
+                          litt=True).set_index("customer_id")["litt"]  # for the CNBD-k and Pareto/GGG rows
     rfm = cdnow_rfm.iloc[::8].reset_index(drop=True)  # every cohort (month of the first purchase)
     rfm["cohort"] = rfm["customer_id"].map(cohorts)
     rfm["litt"] = rfm["customer_id"].map(litt)

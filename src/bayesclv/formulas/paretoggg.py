@@ -44,27 +44,31 @@ from scipy import special
 
 from bayesclv.formulas._adaptive_quadrature import (GAMMA_TAIL, RENEWAL, RENEWAL_END, integrate, killed_renewals,
                                                     workspace)
-from bayesclv.formulas._ops import NP, PT
+from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
 from bayesclv.formulas._special import log_gamma_q, logaddexp
-from bayesclv.formulas._summed import digamma
+from bayesclv.formulas._summed import SummedLoglikOp, digamma
 
 __all__ = [
     "LATENTS",
     "PARAMETERS",
+    "discounted_expected_purchases",
     "expected_purchases",
     "log_population_density",
     "loglik",
     "loglik_gradient",
     "probability_alive",
     "probability_alive_at",
+    "probability_of_purchases",
     "simulate_future_purchases",
     "simulate_histories",
     "simulate_population",
+    "summed_loglik",
 ]
 
 PARAMETERS = ("t", "gamma", "r", "alpha", "s", "beta")  # population: k ~ Gamma(t, gamma), ...
 LATENTS = ("k", "lam", "mu")
 _TAIL_DROP = 40.0
+_COUNT_NODES = 48  # Gauss-Legendre nodes over the wait for the next purchase (probability_of_purchases)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -175,6 +179,26 @@ def loglik_gradient(litt, frequency, recency, T, k, lam, mu):
     return tuple(_run_loglik(litt, frequency, recency, T, k, lam, mu, True))
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _summed_kernel(k, lam, mu, litt, x, t_x, T):  # pragma: no cover - compiled
+    """Total log-likelihood of every customer given their own ``k, lam, mu``, and its partials (3, n)."""
+    out = np.empty((4, x.size))
+    _loglik_kernel(x, t_x, T, litt, k, lam, mu, True, out)
+    return out[0].sum(), out[1:].copy()
+
+
+def summed_loglik(litt, frequency, recency, T, k, lam, mu, xp=PT):
+    """Sum of :func:`loglik` over the customers, each with their own ``k, lam, mu`` (vectors of one length).
+
+    ``xp=PT``: a PyTensor scalar whose gradient comes from the same compiled pass
+    (:func:`loglik_gradient`), for NUTS on the customers' latents; ``xp=NP``: a float.
+    """
+    data = [np.ascontiguousarray(v, dtype=float) for v in (litt, frequency, recency, T)]
+    if xp is PT:
+        return SummedLoglikOp(_summed_kernel, 3)(k, lam, mu, *data)[0]
+    return float(np.sum(loglik(*data, k, lam, mu, xp=NP)))
+
+
 def _log_alive_and_bracket(frequency, recency, T, k, lam, mu):
     """``log`` of the alive-at-T part and of the whole bracket, both after the factor ``e^(-mu t_x)``."""
     delta = np.asarray(T, dtype=float) - np.asarray(recency, dtype=float)
@@ -272,6 +296,61 @@ def expected_purchases(t, frequency, recency, T, k, lam, mu, given_alive=False):
     return per_alive if given_alive else per_alive * probability_alive(frequency, recency, T, k, lam, mu)
 
 
+def discounted_expected_purchases(ends, factors, frequency, recency, T, k, lam, mu, given_alive=False):
+    """Present value of the expected purchases: ``sum_j factors[j]`` times those in ``(T + ends[j-1], T + ends[j]]``.
+
+    See :func:`bayesclv.formulas._ops.discounted_increments`; ``given_alive`` as in
+    :func:`expected_purchases`.
+    """
+    return discounted_increments(
+        lambda t: expected_purchases(t, frequency, recency, T, k, lam, mu, given_alive=given_alive), ends, factors)
+
+
+def _count_tail(n, t, delta, k, lam, mu):
+    """P(at least ``n >= 1`` purchases in ``(T, T+t]`` | alive at ``T``, ``Delta`` since the last one).
+
+    The ``n``-th purchase comes at ``V + G`` with ``V = W - Delta`` the wait for the next
+    one and ``G ~ Gamma((n-1) k, k lam)`` the ``n - 1`` gaps after it; it is seen when it
+    precedes both death and ``t``: ``E[e^(-mu V) omega^((n-1)k) P((n-1)k, (k lam + mu)(t - V)); V < t]``
+    (as for the bracket of :func:`loglik`). The expectation over ``V`` is taken in its log
+    survival ``y = log P(V > v)`` (Gauss-Legendre on ``[log P(V > t), 0]``, weight ``e^y``):
+    ``V`` is nearly linear in ``y`` for any ``k``, so the integrand is smooth where the
+    probability scale would crowd its variation into the upper end.
+    """
+    kl = k * lam
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        tail_delta = special.gammaincc(k, kl * delta)  # P(W > Delta)
+        low = np.log(special.gammaincc(k, kl * (delta + t))) - np.log(tail_delta)  # log P(V > t)
+        low = np.where(tail_delta > 0.0, np.maximum(np.nan_to_num(low, nan=0.0), -_TAIL_DROP), 0.0)
+        nodes, weights = gauss_legendre(_COUNT_NODES)
+        y = low[..., None] * (1.0 - nodes)
+        wait = special.gammainccinv(k[..., None], np.exp(y) * tail_delta[..., None]) / kl[..., None] - delta[..., None]
+        wait = np.clip(np.nan_to_num(wait, nan=t), 0.0, t)
+        value = np.exp(y - mu[..., None] * wait)
+        if n > 1:
+            m = (n - 1) * k[..., None]
+            value = value * np.exp(-m * np.log1p(mu / kl)[..., None]) * special.gammainc(
+                m, (kl + mu)[..., None] * (t - wait))
+    return -low * (value @ weights)
+
+
+def probability_of_purchases(n, t, frequency, recency, T, k, lam, mu):
+    """P(exactly ``n`` purchases in ``(T, T+t]`` | history, k, lam, mu).
+
+    Alive at ``T`` (:func:`probability_alive`), the count is at least ``n`` with the
+    probability of :func:`_count_tail`; the difference of two such tails is the
+    probability of exactly ``n``. A customer dead at ``T`` makes none. At ``k = 1``
+    this is the Pareto/NBD's.
+    """
+    n, t = int(n), float(t)
+    delta = np.asarray(T, dtype=float) - np.asarray(recency, dtype=float)
+    delta, k, lam, mu = (np.asarray(v, dtype=float) for v in np.broadcast_arrays(delta, k, lam, mu))
+    at_least = 1.0 if n == 0 else _count_tail(n, t, delta, k, lam, mu)
+    exactly = at_least - _count_tail(n + 1, t, delta, k, lam, mu)
+    p_alive = probability_alive(frequency, recency, T, k, lam, mu)
+    return p_alive * np.clip(exactly, 0.0, 1.0) + (1.0 - p_alive) * float(n == 0)
+
+
 def log_population_density(k, lam, mu, t, gamma, r, alpha, s, beta, xp=NP):
     """Log density of the latents: ``k ~ Gamma(t, gamma)``, ``lam ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``."""
     def log_gamma(v, shape, rate):
@@ -322,7 +401,7 @@ def simulate_histories(T, k, lam, mu, rng=None, times=False):
                 log[i].append(value)
         active = idx
     out = {"frequency": x.reshape(shape), "recency": t_x.reshape(shape), "T": T, "litt": litt.reshape(shape),
-           "k": k, "lambda": lam, "mu": mu, "alive": (end == T_).reshape(shape) & (end > 0)}
+           "k": k, "lambda": lam, "mu": mu, "alive": ((end == T_) & (end > 0)).reshape(shape)}
     if times:
         out["times"] = [np.asarray(v) for v in log]
     return out

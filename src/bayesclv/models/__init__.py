@@ -16,6 +16,7 @@ from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.ggomnbd import GompertzNBDModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
+from bayesclv.models.paretoggg import ParetoGGGModel
 from bayesclv.models.paretonbd import ParetoNBDModel
 from bayesclv.models.paretonbd_dynamic import TimeVaryingParetoNBDModel
 from bayesclv.models.persistence import load
@@ -23,6 +24,6 @@ from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
 __all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel",
            "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
-           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
+           "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoGGGModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
            "ShiftedBetaGeoModel", "SpendModel",
            "TimeVaryingParetoNBDModel", "TransactionModel", "load"]

@@ -1,0 +1,270 @@
+"""Pareto/GGG model class (Platzer & Reutterer 2016): per-customer regularity, purchase and dropout rates.
+
+Customer ``i`` buys at Gamma(``k_i``, rate ``k_i lambda_i``) inter-purchase times and
+drops out at rate ``mu_i``; across customers ``k ~ Gamma(t, gamma)``,
+``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``. The mathematics given the
+three latents is :mod:`bayesclv.formulas.paretoggg`; this class samples the
+population parameters and every customer's latents by NUTS and makes each
+prediction of the contract from the customer's own posterior draws, like the
+individual-level hierarchical models (:mod:`bayesclv.models.hierarchical`), whose
+prediction mixins and engine it shares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from scipy import special
+
+from bayesclv.data.timing import validate_timing_rfm
+from bayesclv.errors import DataValidationError
+from bayesclv.formulas import PT, paretoggg
+from bayesclv.models.base import CLVModel
+from bayesclv.models.predictive import Predictive
+from bayesclv.models.transaction import TransactionPredictions
+from bayesclv.priors import Prior
+
+__all__ = ["ParetoGGGModel"]
+
+_POSITION = "position"  # design column: a customer's row among the fitted latents
+_POPULATION = (("t", "gamma"), ("r", "alpha"), ("s", "beta"))  # shape and rate of each latent's population
+# repeat purchases from which a customer's latent is sampled centred: the data then say more about it than
+# the population (log lambda: about one observation per purchase; log k: about one per two gaps)
+_CENTRED_FROM = {"k": 10, "lam": 2, "mu": np.inf}
+_LAGUERRE_NODES = 5  # per latent, for a new customer's expectation over the population
+
+
+def _gamma_latents(name: str, centred: np.ndarray, shape, rate):
+    """Latents ``~ Gamma(shape, rate)`` of every customer, each in the parameterisation that samples well.
+
+    A customer whose data pin the latent down gets it centred: the sampler moves
+    ``log x`` under the log-Gamma density. The others get it non-centred:
+    ``log x = log G - log rate`` with ``log G = psi(a) + sqrt(psi'(a)) z``
+    (``G ~ Gamma(a, 1)``), ``z`` under the exact density of ``log G`` times the
+    Jacobian, which is near a standard normal whatever the population, so the
+    population and the latents of customers with little data form no funnel.
+    Both are exact; only the sampler's geometry differs.
+    """
+    parts, order = [], []
+    if (~centred).any():
+        z = pm.Flat(f"{name}_innovation", shape=int((~centred).sum()))
+        scale = pt.sqrt(pt.tri_gamma(shape))
+        u = pt.digamma(shape) + scale * z
+        pm.Potential(f"{name}_population", pt.sum(shape * u - pt.exp(u) - pt.gammaln(shape) + pt.log(scale)))
+        parts.append(pt.exp(u) / rate)
+        order.append(np.flatnonzero(~centred))
+    if centred.any():
+        w = pm.Flat(f"log_{name}", shape=int(centred.sum()))
+        pm.Potential(f"{name}_population_centred",
+                     pt.sum(shape * pt.log(rate) - pt.gammaln(shape) + shape * w - rate * pt.exp(w)))
+        parts.append(pt.exp(w))
+        order.append(np.flatnonzero(centred))
+    return pt.concatenate(parts)[np.argsort(np.concatenate(order))]
+
+
+class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
+    """Pareto/GGG (Platzer & Reutterer 2016): Pareto/NBD with regular, Gamma-distributed inter-purchase times.
+
+    Each customer ``i`` has a regularity ``k_i`` (the shape of their
+    inter-purchase times: 1 is the Poisson process of the Pareto/NBD, larger is
+    more regular), a purchase rate ``lambda_i`` (purchases per time unit while
+    alive) and a dropout rate ``mu_i``, drawn from ``k ~ Gamma(t, gamma)``,
+    ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)`` (shape, rate).
+
+    The likelihood needs, besides ``(frequency, recency, T)``, the sum of the
+    log inter-purchase times ``litt``: build the frame with
+    ``rfm_summary(transactions, ..., litt=True)``.
+
+    Parameters
+    ----------
+    priors : dict of str to Prior, optional
+        Overrides for the priors of the sampled population quantities: each
+        latent's mean and squared coefficient of variation, ``k_mean = t / gamma``,
+        ``k_cv2 = 1 / t``, ``lam_mean = r / alpha`` (per time unit),
+        ``lam_cv2 = 1 / r``, ``mu_mean = s / beta``, ``mu_cv2 = 1 / s``. Defaults
+        (weakly informative): ``k_mean ~ HalfNormal(5)``, the rate means
+        ``HalfNormal(1)``, every ``*_cv2 ~ HalfNormal(10)``. ``summary()`` shows
+        ``t, gamma, r, alpha, s, beta``.
+
+    Notes
+    -----
+    ``fit(method="nuts")`` (the default) samples the six population parameters
+    and every customer's three latents (stored as ``k``, ``lam``, ``mu``, dims
+    ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
+    with per-customer latents collapses the population), and so is ADVI (its
+    mean-field steps drive dropout latents to underflow). Predictions use each
+    customer's posterior latents, so they exist only for the fitted customers
+    (others raise :class:`~bayesclv.errors.DataValidationError`);
+    :meth:`expected_purchases_new_customer` and :meth:`simulate_population`
+    draw from the population instead.
+
+    Examples
+    --------
+    >>> import bayesclv as bc
+    >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30", litt=True)
+    >>> model = bc.ParetoGGGModel().fit(rfm, draws=500, tune=500, chains=2)  # doctest: +SKIP
+    >>> model.probability_alive().mean(("chain", "draw"))  # doctest: +SKIP
+    """
+
+    parameter_names = paretoggg.PARAMETERS
+    latent_names = paretoggg.LATENTS
+    # sampled: each latent's population mean and squared coefficient of variation (1 / shape), as for the
+    # Pareto/NBD's dropout: in (shape, rate) the posterior is a curved ridge
+    default_priors = {
+        "k_mean": Prior("HalfNormal", sigma=5.0),
+        "k_cv2": Prior("HalfNormal", sigma=10.0),
+        "lam_mean": Prior("HalfNormal", sigma=1.0),
+        "lam_cv2": Prior("HalfNormal", sigma=10.0),
+        "mu_mean": Prior("HalfNormal", sigma=1.0),
+        "mu_cv2": Prior("HalfNormal", sigma=10.0),
+    }
+    formulas = paretoggg
+    display_name = "Pareto/GGG"
+    data_columns = ("litt", "frequency", "recency", "T")
+    likelihood_only_columns = ("litt",)  # the predictions given the latents depend on (x, t_x, T) only
+    given_columns = ("T",)  # a simulated history keeps each customer's observation length
+    validator = staticmethod(validate_timing_rfm)
+    # given alive, the time since the last purchase still sets the wait for the next one (k != 1)
+    alive_stand_ins: dict[str, str] = {}
+    unsupported_methods = {"map": "the joint mode of the per-customer latents and the population collapses "
+                                  "the population's spread",
+                           "advi": "mean-field ADVI drives dropout latents to underflow and stops on NaN"}
+    # three latents per customer: a low-rank mass-matrix update costs more than it saves
+    nutpie_adaptation = "diag"
+
+    # ----------------------------------------------------------------- model
+    def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
+        """Population, each customer's latents (centred where the data pin them down), the likelihood."""
+        coords = {"customer_id": df["customer_id"].to_numpy()}
+        frequency = df["frequency"].to_numpy(dtype=float)
+        with pm.Model(coords=coords) as graph:
+            cols = {c: pm.Data(c, df[c].to_numpy(dtype=float), dims="customer_id") for c in self.data_columns}
+            latent = {}
+            for name, (shape_name, rate_name) in zip(self.latent_names, _POPULATION, strict=True):
+                mean = self.priors[f"{name}_mean"].create(f"{name}_mean")
+                shape = pm.Deterministic(shape_name, 1.0 / self.priors[f"{name}_cv2"].create(f"{name}_cv2"))
+                rate = pm.Deterministic(rate_name, shape / mean)
+                centred = frequency >= _CENTRED_FROM[name]
+                latent[name] = pm.Deterministic(name, _gamma_latents(name, centred, shape, rate), dims="customer_id")
+            if summed:
+                total = paretoggg.summed_loglik(*(df[c].to_numpy(dtype=float) for c in self.data_columns),
+                                                **latent, xp=PT)
+            else:  # a per-customer PyTensor graph, for backends that cannot call the compiled kernel (JAX)
+                total = self._loglik(cols, latent, PT).sum()
+            pm.Potential("loglik", total)
+        return graph
+
+    def _diagnosed_variables(self, model: pm.Model) -> list[str]:
+        return list(self.parameter_names)
+
+    def _stored_variables(self, model: pm.Model) -> list[str]:
+        return [*self.parameter_names, *self.latent_names]
+
+    # ----------------------------------------------------------- predictions
+    @property
+    def history_columns(self) -> tuple[str, ...]:
+        return ("customer_id", *self.data_columns)  # each customer has their own latents
+
+    def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
+        """Rows of the fitted data for the customers of ``df``; their histories must match."""
+        if df is self.data:
+            return np.arange(len(df))
+        positions = pd.Index(self.data["customer_id"]).get_indexer(df["customer_id"])
+        unknown = positions < 0
+        if unknown.any():
+            raise DataValidationError(
+                "customers not in the fitted data: Pareto/GGG predictions use each customer's posterior "
+                "latents; refit with these customers included", column="customer_id",
+                rows=df.loc[unknown, "customer_id"].tolist())
+        for col in self.data_columns:
+            fitted = self.data[col].to_numpy(dtype=float)[positions]
+            differ = ~np.isclose(df[col].to_numpy(dtype=float), fitted, rtol=1e-9, atol=1e-12)
+            if differ.any():
+                raise DataValidationError(
+                    "history differs from the fitted data: the posterior latents condition on the fitted "
+                    "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+        return positions
+
+    def _design(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The fitted histories of ``df``'s customers and their positions among the fitted latents."""
+        positions = self._customer_positions(df)
+        frame = pd.DataFrame({c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns})
+        frame[_POSITION] = positions
+        return frame
+
+    def _param_arrays(self, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
+        post = self.posterior if post is None else post
+        return {n: post[n].values for n in self.latent_names}
+
+    def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
+        """Each row's own latents: the posterior draws of its customer."""
+        position = rows[_POSITION].to_numpy()
+        return {n: params[n][..., position] for n in self.latent_names}
+
+    def latents(self, data: Any | None = None) -> xr.Dataset:
+        """Posterior of each customer's regularity ``k``, purchase rate ``lam`` and dropout rate ``mu``.
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            Fitted customers to return; default all.
+
+        Returns
+        -------
+        xarray.Dataset
+            One variable per latent, dims ``(chain, draw, customer_id)``.
+        """
+        df = self.prediction_data(data)
+        return xr.Dataset({name: self._over_customers(lambda c, p, name=name: p[name], df, name)
+                           for name in self.latent_names})
+
+    # ------------------------------------------------------------ population
+    def _population_draws(self, sample: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws of the six population parameters, flattened over chains, at ``sample``."""
+        post = self.posterior
+        index = slice(None) if sample is None else np.asarray(sample)
+        return {n: post[n].values.reshape(-1)[index] for n in self.parameter_names}
+
+    def _new_customer_draws(self, t: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], dict[str, Any]]:
+        """Expected purchases of a new customer (just after the first purchase): each draw's expectation over
+        the population's ``k, lambda, mu`` by a generalised Gauss-Laguerre rule per latent."""
+        post = self.posterior
+        pop = self._population_draws()
+        values = np.empty((pop["t"].size, t.size))
+        for i in range(pop["t"].size):
+            axes = []
+            for shape, rate in _POPULATION:
+                nodes, weights = special.roots_genlaguerre(_LAGUERRE_NODES, pop[shape][i] - 1.0)
+                axes.append((nodes / pop[rate][i], weights / weights.sum()))
+            grids = np.meshgrid(*(a[0] for a in axes), indexing="ij")
+            weight = np.einsum("i,j,l->ijl", *(a[1] for a in axes)).ravel()
+            k, lam, mu = (g.ravel() for g in grids)
+            values[i] = [weight @ paretoggg.expected_purchases(h, 0.0, 0.0, 0.0, k, lam, mu, given_alive=True)
+                         for h in t]
+        values = values.reshape(post.sizes["chain"], post.sizes["draw"], t.size)
+        return values, ("chain", "draw"), {"chain": post["chain"].values, "draw": post["draw"].values}
+
+    def simulate_population(self, sample: np.ndarray, data: Any | None = None,
+                            random_seed: int | np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """Histories of new customers like ``data``'s from the population of each posterior sample.
+
+        For each sample every customer gets new latents from that sample's
+        population and a history over their own ``T``; see
+        :meth:`bayesclv.models.contract.TransactionModel.simulate_population`.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``frequency``, ``recency`` and ``litt``, each ``(len(sample), customers)``.
+        """
+        df = self.prediction_data(data)
+        rng = np.random.default_rng(random_seed)
+        pop = self._population_draws(sample)
+        T = np.broadcast_to(df["T"].to_numpy(dtype=float)[None, :], (len(pop["t"]), len(df)))
+        sim = paretoggg.simulate_population(T, *(pop[n][:, None] for n in self.parameter_names), rng=rng)
+        return {"frequency": sim["frequency"], "recency": sim["recency"], "litt": sim["litt"]}
