@@ -80,7 +80,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
         fn = logp_fn.copy()  # a function per chain: compiled functions keep their own storage
 
         def logp_and_grad(x, **_):
-            value, gradient = fn(x)
+            with np.errstate(all="ignore"):  # a non-finite result is handled below, not a user's warning
+                value, gradient = fn(x)
             value, gradient = float(value), np.ascontiguousarray(gradient, dtype=np.float64)
             if not (np.isfinite(value) and np.isfinite(gradient).all()):
                 # a point where the density under- or overflows: nutpie rejects a -inf
