@@ -57,7 +57,6 @@ ROWS = [
     Row("ModifiedBetaGeoCNBDModel(k=2, group, partial)", lambda: bc.ModifiedBetaGeoCNBDModel(k=2, group="cohort")),
     Row("GompertzNBDModel", lambda: bc.GompertzNBDModel()),
     Row("GompertzNBDModel(nuts)", lambda: bc.GompertzNBDModel(), fit=NUTS, data="small"),
-    Row("ParetoGGGModel(nuts)", lambda: bc.ParetoGGGModel(), fit=NUTS, data="small"),
     Row("BetaGeoBetaBinomModel", lambda: bc.BetaGeoBetaBinomModel(), data="donations"),
     Row("ShiftedBetaGeoModel(group, partial)", lambda: bc.ShiftedBetaGeoModel(group="segment"), data="retention"),
 ]

@@ -141,3 +141,11 @@ def test_predictions_only_for_fitted_customers(fitted):
     with pytest.raises(DataValidationError) as err:
         fitted.probability_alive(other)
     assert err.value.column == "customer_id" and err.value.rows == [10**6, 10**6 + 1]
+
+
+def test_simulation_refuses_counts_it_cannot_reach_instead_of_hanging():
+    # a tiny regularity with a huge rate means millions of purchases in a 52-week window
+    with pytest.raises(bc.errors.ArgumentError, match="more than 100,000 purchases"):
+        paretoggg.simulate_histories(np.full(3, 52.0), 1e-4, 5e3, 1e-6, rng=1)
+    ordinary = paretoggg.simulate_histories(np.full(3, 52.0), 2.0, 0.3, 0.02, rng=1)
+    assert np.all(ordinary["frequency"] > 0)

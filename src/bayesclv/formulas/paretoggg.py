@@ -46,6 +46,7 @@ from bayesclv.formulas._adaptive_quadrature import (GAMMA_TAIL, RENEWAL, RENEWAL
                                                     workspace)
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
 from bayesclv.formulas._special import log_gamma_q, logaddexp
+from bayesclv.errors import ArgumentError
 from bayesclv.formulas._summed import SummedLoglikOp, digamma
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
 PARAMETERS = ("t", "gamma", "r", "alpha", "s", "beta")  # population: k ~ Gamma(t, gamma), ...
 LATENTS = ("k", "lam", "mu")
 _TAIL_DROP = 40.0
+_MAX_PURCHASES = 100_000  # simulated purchases per customer before simulate_histories gives up
 _COUNT_NODES = 48  # Gauss-Legendre nodes over the wait for the next purchase (probability_of_purchases)
 
 
@@ -388,7 +390,9 @@ def simulate_histories(T, k, lam, mu, rng=None, times=False):
     x, t_x, litt = np.zeros(n), np.zeros(n), np.zeros(n)
     log = [[] for _ in range(n)] if times else None
     active = np.arange(n)
-    while active.size:  # one more inter-purchase time for every customer whose window is not over
+    for _ in range(_MAX_PURCHASES + 1):  # one more inter-purchase time per customer whose window is open
+        if not active.size:
+            break
         gap = rng.gamma(k_[active], 1.0 / (k_[active] * lam_[active]))
         new = t_x[active] + gap
         ok = new <= end[active]
@@ -400,6 +404,11 @@ def simulate_histories(T, k, lam, mu, rng=None, times=False):
             for i, value in zip(idx, new[ok], strict=True):
                 log[i].append(value)
         active = idx
+    else:  # tiny k or huge lambda: a renewal count no simulation reaches, refused instead of hanging
+        i = active[0]
+        raise ArgumentError(
+            f"{active.size} customers would make more than {_MAX_PURCHASES:,} purchases in their window "
+            f"(e.g. k = {k_[i]:.3g}, lambda = {lam_[i]:.3g}, window {end[i]:.3g})", argument="k, lam")
     out = {"frequency": x.reshape(shape), "recency": t_x.reshape(shape), "T": T, "litt": litt.reshape(shape),
            "k": k, "lambda": lam, "mu": mu, "alive": ((end == T_) & (end > 0)).reshape(shape)}
     if times:
