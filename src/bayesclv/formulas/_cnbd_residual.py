@@ -111,6 +111,18 @@ def _log_beta_series(x, a, b, log_beta_ab):  # pragma: no cover - compiled
     return a * math.log(x) + b * math.log1p(-x) - math.log(a) - log_beta_ab + math.log(total)
 
 
+@numba.njit(cache=True, nogil=True)
+def _join_edges(left, n_left, centre, right, n_right):  # pragma: no cover - compiled
+    """Panel edges in ascending order from two walks out of ``centre`` (``left`` walked downwards)."""
+    edges = np.empty(n_left + n_right + 1)
+    for j in range(n_left):
+        edges[j] = left[n_left - 1 - j]
+    edges[n_left] = centre
+    for j in range(n_right):
+        edges[n_left + 1 + j] = right[j]
+    return edges
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  # pragma: no cover - compiled
     """DERT given alive (times ``1``) for one element; ``d = delta A``."""
@@ -125,13 +137,8 @@ def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  
     right = np.empty(_MAX_PANELS // 2)
     n_left, _ = _walk(start, -1.0, -np.inf, rho, log_w, d, k, left, 0)
     n_right, _ = _walk(start, 1.0, np.inf, rho, log_w, d, k, right, 0)
-    n_edges = n_left + n_right + 1
-    edges = np.empty(n_edges)
-    for j in range(n_left):
-        edges[j] = left[n_left - 1 - j]
-    edges[n_left] = start
-    for j in range(n_right):
-        edges[n_left + 1 + j] = right[j]
+    edges = _join_edges(left, n_left, start, right, n_right)
+    n_edges = edges.size
     n_lam = (n_edges - 1) * _NODES.size
     lam_weight = np.empty(n_lam)  # sum_i w_i Gamma density x q^(k-i) x Jacobian x rule weight
     one_minus_c = np.empty(n_lam)
@@ -193,13 +200,8 @@ def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  
         n_pr += 1
         if upper_tail:
             break
-    n_p_edges = n_pl + n_pr + 1
-    p_edges = np.empty(n_p_edges)
-    for j in range(n_pl):
-        p_edges[j] = p_edges_l[n_pl - 1 - j]
-    p_edges[n_pl] = mode
-    for j in range(n_pr):
-        p_edges[n_pl + 1 + j] = p_edges_r[j]
+    p_edges = _join_edges(p_edges_l, n_pl, mode, p_edges_r, n_pr)
+    n_p_edges = p_edges.size
     n_p = (n_p_edges - 1) * _NODES.size
     p_node = np.empty(n_p)
     p_weight = np.empty(n_p)
