@@ -1,15 +1,18 @@
 """Parameter recovery of the Pareto/NBD with time-varying covariates on simulated bases.
 
-Bases from :func:`bayesclv.datasets.time_varying.synthetic_time_varying` (4-weekly
-``contact`` and ``season`` covariates on both processes, 52 calibration and 26
-holdout weeks) with known parameters:
-
-1. MAP on ``REPLICATES`` bases of ``MAP_CUSTOMERS`` customers: mean and sd of
-   each estimate across bases against the truth (effects per unit).
-2. NUTS (4 chains x ``DRAWS``) on one base of ``NUTS_CUSTOMERS`` customers:
-   posterior mean, 90% credible interval (whether it holds the truth), R-hat,
-   ESS; holdout purchases predicted along the covariates' path against the
-   simulated holdout.
+1. The likelihood against the generative definition: bases simulated here by thinning (not the
+   library's simulator), strong purchase effects, maximum likelihood (SciPy on the library's NumPy
+   likelihood) with standard errors from the numerical Hessian, on ``MLE_SEEDS`` bases.
+2. The synthetic bases of :mod:`bayesclv.datasets.time_varying` (4-weekly ``contact`` and
+   ``season`` on both processes, 52 calibration and 26 holdout weeks), the same bases two ways:
+   the model's data (every purchase at its time, ``synthetic_time_varying_summary``) and the day
+   log (``synthetic_time_varying`` -> ``time_varying_summary``, where purchases on one day merge).
+   Maximum likelihood of each on ``REPLICATES`` bases of ``MLE_CUSTOMERS``.
+3. The model's MAP (standardised covariates, default priors) on ``REPLICATES`` bases of
+   ``MAP_CUSTOMERS`` (model's data): mean and sd of each estimate across bases against the truth.
+4. NUTS (4 chains x ``DRAWS``) on one base of ``NUTS_CUSTOMERS`` customers (model's data):
+   posterior mean, 90% credible interval (whether it holds the truth), R-hat, ESS; holdout
+   purchases predicted along the covariates' path against the simulated holdout.
 
 Run: ``nice -n 10 uv run python validation/tv_covariates_recovery.py`` -> ``validation/results/tv_covariates_recovery.md``
 (and ``.json``). CPU seconds are recorded per step.
@@ -24,14 +27,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 import bayesclv as bc
-from bayesclv.datasets.time_varying import TRUE_PARAMETERS, synthetic_time_varying
+from bayesclv.datasets.time_varying import TRUE_PARAMETERS, synthetic_time_varying, synthetic_time_varying_summary
 from bayesclv.errors import ConvergenceWarning, PointEstimateWarning
+from bayesclv.formulas import NP, paretonbd_dynamic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COVARIATES = ["contact", "season"]
-REPLICATES = 3
+MLE_SEEDS = 4
+MLE_CUSTOMERS = 2000
+REPLICATES = 4
 MAP_CUSTOMERS = 1000
 NUTS_CUSTOMERS = 500
 DRAWS = 300
@@ -60,9 +67,123 @@ def estimates(model) -> dict[str, np.ndarray]:
 
 
 def base(n: int, seed: int):
-    tx, cov, cal = synthetic_time_varying(n, period_weeks=PERIOD_WEEKS, seed=seed)
-    paths = bc.covariate_paths(cov, COVARIATES, period=f"{7 * PERIOD_WEEKS}D")
-    return bc.time_varying_summary(tx, paths, calibration_end=cal), paths
+    """The model's data of a synthetic base (every purchase at its time) and its covariate paths."""
+    return synthetic_time_varying_summary(n, period_weeks=PERIOD_WEEKS, seed=seed)
+
+
+def day_log(n: int, seed: int, paths):
+    """The same base through its transaction log of calendar days (purchases on one day merge)."""
+    tx, _, cal = synthetic_time_varying(n, period_weeks=PERIOD_WEEKS, seed=seed)
+    return bc.time_varying_summary(tx, paths, calibration_end=cal)
+
+
+SCALES = ("log r", "log alpha", "log s", "log beta")
+
+
+def mle(x, purchase_sum, before, within, values, truth, n_purchase):
+    """SciPy maximum likelihood of ``log r, log alpha, log s, log beta``, the purchase and the dropout effects
+    (the same covariates ``values`` on both processes), standard errors from the numerical Hessian."""
+    def nll(theta):
+        return -paretonbd_dynamic.loglik(x, purchase_sum, before, within, values, values, *np.exp(theta[:4]),
+                                         theta[4:4 + n_purchase], theta[4 + n_purchase:], xp=NP).sum()
+
+    est = optimize.minimize(nll, truth, method="L-BFGS-B").x
+    step = np.eye(est.size) * 1e-4
+    hessian = np.array([[(nll(est + a + b) - nll(est + a - b) - nll(est - a + b) + nll(est - a - b)) / 4e-8
+                         for b in step] for a in step])
+    return est, np.sqrt(np.diag(np.linalg.inv(hessian)))
+
+
+def thinning_base(n: int, rng) -> tuple:
+    """Customers simulated from the definition by thinning: 4-week periods on a grid each customer joins at a
+    uniform point, a 0/1 ``contact`` (30%) and a ``switch`` on from calendar week 26, on both processes;
+    52 weeks from calendar 0, acquisition over the first 12. Returns the likelihood's arrays."""
+    k, period = 15, 4.0
+    born = rng.uniform(0.0, 12.0, n)
+    T = 52.0 - born
+    start = -rng.uniform(0.0, period, n)[:, None] + period * np.arange(k)
+    values = np.stack([rng.random((n, k)) < 0.3, born[:, None] + start >= 26.0], axis=-1).astype(float)
+    gamma, delta = np.array(THINNING["purchase"]), np.array(THINNING["dropout"])
+    lam, mu = rng.gamma(THINNING["r"], 1 / THINNING["alpha"], n), rng.gamma(THINNING["s"], 1 / THINNING["beta"], n)
+    x, t_x, sums = np.zeros(n), np.zeros(n), np.zeros((n, 2))
+    for i in range(n):
+        death, top = T[i], mu[i] * np.exp(values[i] @ delta).max()  # the dropout hazard, thinned as well
+        t = rng.exponential(1 / top)
+        while t <= T[i]:
+            z = values[i, np.searchsorted(start[i], t, side="right") - 1]
+            if rng.random() < mu[i] * np.exp(z @ delta) / top:
+                death = t
+                break
+            t += rng.exponential(1 / top)
+        top = lam[i] * np.exp(values[i] @ gamma).max()
+        t = rng.exponential(1 / top)
+        while t <= death:
+            z = values[i, np.searchsorted(start[i], t, side="right") - 1]
+            if rng.random() < lam[i] * np.exp(z @ gamma) / top:
+                x[i], t_x[i], sums[i] = x[i] + 1, t, sums[i] + z
+            t += rng.exponential(1 / top)
+    lo, hi = np.clip(start, 0.0, T[:, None]), np.clip(start + period, 0.0, T[:, None])
+    zero = np.zeros(n)
+    return (x, sums, paretonbd_dynamic.overlap(lo, hi, zero, t_x), paretonbd_dynamic.overlap(lo, hi, t_x, T), values)
+
+
+THINNING = {"r": 0.8, "alpha": 6.0, "s": 0.7, "beta": 30.0, "purchase": [1.0, 0.5], "dropout": [-0.6, 0.3]}
+
+
+def mle_table(rows: list[dict], truth: dict, ses: list[dict]) -> pd.DataFrame:
+    table, se = pd.DataFrame(rows), pd.DataFrame(ses)
+    out = pd.DataFrame({"truth": pd.Series(truth), "mean": table.mean(), "sd across": table.std(ddof=1),
+                        "mean se": se.mean()})
+    out["z of mean"] = (out["mean"] - out["truth"]) / (out["mean se"] / np.sqrt(len(table)))
+    return out
+
+
+def independent_study() -> tuple[pd.DataFrame, float]:
+    cpu = time.process_time()
+    names = [*SCALES, "purchase:contact", "purchase:switch", "dropout:contact", "dropout:switch"]
+    truth = np.r_[np.log([THINNING[p] for p in ("r", "alpha", "s", "beta")]), THINNING["purchase"], THINNING["dropout"]]
+    rows, ses = [], []
+    for seed in range(MLE_SEEDS):
+        est, se = mle(*thinning_base(MLE_CUSTOMERS, np.random.default_rng(500 + seed)), truth, 2)
+        rows.append(dict(zip(names, est, strict=True)))
+        ses.append(dict(zip(names, se, strict=True)))
+    return mle_table(rows, dict(zip(names, truth, strict=True)), ses), time.process_time() - cpu
+
+
+def arrays_of(data, paths):
+    """The likelihood's arrays of a summary frame (covariates per unit, not standardised)."""
+    T, t_x = data["T"].to_numpy(), data["recency"].to_numpy()
+    pieces = paths.pieces(data["customer_id"], data["first_purchase"], T, "W", COVARIATES)
+    zero = np.zeros(len(data))
+    return (data["frequency"].to_numpy(), data[[f"purchase_sum:{c}" for c in COVARIATES]].to_numpy(),
+            paretonbd_dynamic.overlap(pieces.start, pieces.end, zero, t_x),
+            paretonbd_dynamic.overlap(pieces.start, pieces.end, t_x, T), pieces.values)
+
+
+def day_log_study() -> tuple[dict[str, pd.DataFrame], dict, float]:
+    cpu = time.process_time()
+    true = truth()
+    names = list(true)
+    start = np.r_[np.log([true[p] for p in ("r", "alpha", "s", "beta")]), [true[n] for n in names[4:]]]
+    true = dict(zip([*SCALES, *names[4:]], start, strict=True))
+    results = {"model's data": ([], []), "day log": ([], [])}
+    lost = {"purchases drawn": 0.0, "purchase days in the log": 0.0, "contact sum drawn": 0.0,
+            "contact sum in the log": 0.0}
+    for seed in range(REPLICATES):
+        data, paths = base(MLE_CUSTOMERS, 200 + seed)
+        log = day_log(MLE_CUSTOMERS, 200 + seed, paths)
+        lost["purchases drawn"] += data["frequency"].sum()
+        lost["purchase days in the log"] += log["frequency"].sum()
+        lost["contact sum drawn"] += data["purchase_sum:contact"].sum()
+        lost["contact sum in the log"] += log["purchase_sum:contact"].sum()
+        for label, frame in (("model's data", data), ("day log", log)):
+            est, se = mle(*arrays_of(frame, paths), start, len(COVARIATES))
+            results[label][0].append(dict(zip(true, est, strict=True)))
+            results[label][1].append(dict(zip(true, se, strict=True)))
+    lost["share of purchases lost"] = 1 - lost["purchase days in the log"] / lost["purchases drawn"]
+    lost["share of contact-period purchases lost"] = 1 - lost["contact sum in the log"] / lost["contact sum drawn"]
+    tables = {label: mle_table(rows, true, ses) for label, (rows, ses) in results.items()}
+    return tables, lost, time.process_time() - cpu
 
 
 def map_study() -> tuple[pd.DataFrame, float]:
@@ -118,25 +239,65 @@ def markdown(table: pd.DataFrame) -> str:
 
 def main() -> None:
     warnings.simplefilter("ignore", PointEstimateWarning)
+    independent, independent_cpu = independent_study()
+    logs, lost, log_cpu = day_log_study()
     map_table, map_cpu = map_study()
     nuts_table, info, nuts_cpu = nuts_study()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tv_covariates_recovery.json").write_text(json.dumps(
-        {"map": map_table.to_dict(orient="index"), "nuts": nuts_table.to_dict(orient="index"), **info,
+        {"independent_mle": independent.to_dict(orient="index"),
+         "day_log_mle": {k: v.to_dict(orient="index") for k, v in logs.items()}, "day_log_loss": lost,
+         "map": map_table.to_dict(orient="index"), "nuts": nuts_table.to_dict(orient="index"), **info,
+         "independent_cpu_seconds": independent_cpu, "day_log_cpu_seconds": log_cpu,
          "map_cpu_seconds": map_cpu, "nuts_cpu_seconds": nuts_cpu}, indent=2, default=float))
+    data_rows = logs["model's data"].loc[["purchase:contact", "purchase:season"], "mean"]
+    log_rows = logs["day log"].loc[["purchase:contact", "purchase:season"], "mean"]
     lines = [
         "# Time-varying covariates: parameter recovery (Pareto/NBD)",
         "",
-        "Written by `validation/tv_covariates_recovery.py`. Simulated bases: 4-weekly `contact` (0/1, 30% of periods)",
-        "and `season` (yearly sine) on both the purchase rate and the dropout hazard; 52 calibration and 26",
-        "holdout weeks; customers acquired over the first 12 weeks. Effects per unit of the covariate.",
+        "Written by `validation/tv_covariates_recovery.py`. Effects per unit of the covariate. `z of mean` is the",
+        "mean estimate's distance from the truth in standard errors of the mean (mean Hessian se / sqrt(bases)).",
         "",
-        f"## MAP on {REPLICATES} bases of {MAP_CUSTOMERS} customers ({map_cpu:.0f} CPU s)",
+        f"## 1. The likelihood against an independent simulator: MLE on {MLE_SEEDS} bases of {MLE_CUSTOMERS} "
+        f"({independent_cpu:.0f} CPU s)",
+        "",
+        "Simulated by thinning from the definition (not the library's simulator): 4-week periods, a 0/1 `contact`",
+        "(30%) and a `switch` on from calendar week 26, on both processes; purchase effects 1.0 and 0.5.",
+        "Maximum likelihood with SciPy on the library's NumPy likelihood, no priors.",
+        "",
+        markdown(independent),
+        "",
+        f"## 2. The synthetic bases two ways: MLE on {REPLICATES} bases of {MLE_CUSTOMERS} ({log_cpu:.0f} CPU s)",
+        "",
+        "`synthetic_time_varying_summary` (the model's data: every purchase at its time) against",
+        "`synthetic_time_varying` -> `time_varying_summary` (the transaction log of calendar days) of the same bases:",
+        "4-weekly `contact` (0/1, 30%) and `season` (yearly sine) on both processes, default `TRUE_PARAMETERS`,",
+        "52 calibration weeks, customers acquired over the first 12.",
+        "",
+        "### The model's data",
+        "",
+        markdown(logs["model's data"]),
+        "",
+        "### The day log",
+        "",
+        markdown(logs["day log"]),
+        "",
+        f"The log holds {lost['purchase days in the log']:.0f} purchase days of {lost['purchases drawn']:.0f} drawn "
+        f"purchases ({100 * lost['share of purchases lost']:.1f}% lost: several on one day, or on the first "
+        f"purchase's day); in contact periods {100 * lost['share of contact-period purchases lost']:.1f}% are lost.",
+        f"Purchase effects: contact {data_rows.iloc[0]:.3f} (model's data) vs {log_rows.iloc[0]:.3f} (day log), "
+        f"season {data_rows.iloc[1]:.3f} vs {log_rows.iloc[1]:.3f}.",
+        "",
+        f"## 3. MAP (the model, default priors) on {REPLICATES} bases of {MAP_CUSTOMERS} customers, the model's data "
+        f"({map_cpu:.0f} CPU s)",
         "",
         markdown(map_table),
         "",
-        f"## NUTS, 4 chains x {DRAWS} draws, one base of {NUTS_CUSTOMERS} customers ({nuts_cpu:.0f} CPU s, fit "
-        f"{info['fit_cpu_seconds']:.0f})",
+        f"`sd` is across the {REPLICATES} bases; `bias / sd` divides by it (the mean's standard error is "
+        f"sd / sqrt({REPLICATES})).",
+        "",
+        f"## 4. NUTS, 4 chains x {DRAWS} draws, one base of {NUTS_CUSTOMERS} customers, the model's data "
+        f"({nuts_cpu:.0f} CPU s, fit {info['fit_cpu_seconds']:.0f})",
         "",
         f"Divergences: {info['divergences']}. 90% equal-tailed credible intervals.",
         "",
@@ -147,9 +308,24 @@ def main() -> None:
         f"(90% credible {info['holdout']['lower']:.0f} to {info['holdout']['upper']:.0f}); "
         f"per-customer MAE {info['holdout']['mae']:.3f}.",
         "",
+        READING,
+        "",
     ]
     (RESULTS / "tv_covariates_recovery.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+READING = """## Reading
+
+The first study of this page (3 bases of 1000, fitted from the day log) found the purchase effects 5-13% below
+the truth. The likelihood is not the cause: on bases simulated from the definition by an independent
+thinning simulator its MLE is unbiased (section 1), and so is the MLE on the synthetic bases' own data
+(section 2, model's data). The cause was the day log: a purchase is a purchase *day* in
+`time_varying_summary` (as in `rfm_summary`), so two purchases of a customer on one day are one. That loses
+more purchases where the rate is high, in mailing weeks and in season, so the rate ratio the log shows is
+smaller than the one drawn (section 2, day log). Real day-stamped data have the same property: where many
+customers buy more than once a day, the effects are attenuated in the same way. The recovery studies now fit
+the model's data (`synthetic_time_varying_summary`); the dropout effects stay weakly identified at these sizes."""
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def log_rates(values, coef, xp=NP):
     -> ``(N, K)`` (``(D, N, K)``); 0 without covariates."""
     values = np.asarray(values, dtype=float)
     if values.shape[-1] == 0:
-        return 0.0 * values[..., 0]
+        return np.zeros(values.shape[:-1])
     if xp is PT:
         return pt.tensordot(pt.as_tensor_variable(values), coef, axes=[[2], [0]])
     return np.einsum("nkp,...p->...nk", values, np.asarray(coef, dtype=float))
