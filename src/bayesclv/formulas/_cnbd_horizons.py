@@ -28,15 +28,17 @@ Expected purchases, ``E[C_N]`` with ``C_n = beta_0 + .. + beta_(n-1)``, grow at 
 purchases made alive: ``(1-y)^2 E' = sum_(i<k) w_i (rho+i) [(1-y) F_i(k-1) + y F_(i+1)(k-1)]``.
 
 So ``k + 1`` functions per residue (only ``r = k-1`` for the purchases) follow a linear ODE
-with polynomial coefficients. It is started by the negative binomial sums at a short
-horizon (:func:`_start`, a few hundred terms) and carried from horizon to horizon by
-Taylor steps whose coefficients follow from the ODE by a recurrence; each step takes as
-many terms as the series needs to fall below ``_EPS`` of the solution and is shortened
-when it does not within ``_ORDER``. The polynomials are built from their factors ``y``,
-``1-y`` and ``1 + y + .. + y^(k-1)`` around each point, ``1-y = (alpha+T)/(alpha+T+t)`` kept
-apart, so nothing cancels near ``y = 1``. The cost per horizon no longer grows with its
-length (the sums over the phase count need about ``rho t/(alpha+T)`` terms), so a
-discounted sum over ``H`` periods costs ``O(H)``.
+with polynomial coefficients. Horizons whose phase-count sums are short take those sums
+(:func:`~bayesclv.formulas._cnbd_sums.phase_count_sums`, as one horizon alone would); from
+the last of them the same sums split by ``i`` and ``r`` (:func:`_start`) start the ODE.
+Each Taylor expansion of the ODE (``_ORDER`` terms, their coefficients by a recurrence)
+serves every horizon within its reach, where its last terms are below ``_EPS`` of the
+solution (about a third of the radius of convergence), and the state at the reach starts
+the next one. The polynomials are built from their factors ``y``, ``1-y`` and
+``1 + y + .. + y^(k-1)`` around each point, ``1-y = (alpha+T)/(alpha+T+t)`` kept apart, so
+nothing cancels near ``y = 1``. The work per horizon is bounded, where the sums over the
+phase count need about ``rho t/(alpha+T)`` terms, so a discounted sum over ``H`` periods
+costs ``O(H)``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ _EPS = 1e-17  # Taylor terms (and series tails) left out are below this fraction
 _ORDER = 36  # Taylor terms of one expansion (its reach is about 0.35 of the radius of convergence)
 _SERIES_TERMS = 150.0  # horizons whose phase-count sums are this short take them
 _START = 300.0  # kappa (rho + k + 40) at the ODE's start when the first horizon is long
+_MOST_EXPANSIONS = 100  # expansions to the next horizon beyond which its sums are cheaper
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -252,7 +255,9 @@ def _one(rho, w, a, big_b, k, kappas, weights_t, purchases, scratch):  # pragma:
     """``sum_j weights_t[j] Q(kappas[j])`` for one element, ``kappas`` ascending (``t/(alpha+T)``).
 
     Horizons whose phase-count sums are short take them (:func:`phase_count_sums`); from
-    the last of those on (or a short start) the ODE carries the solution.
+    the last of those on (or a short start) the ODE carries the solution, unless it is so
+    stiff (``a + B`` huge: a mode decaying at the rate ``k (a + B) / y``) that the expansions
+    reach but a sliver, where the sums take the remaining horizons.
     """
     work, F, E, closure, residues, full, start_c, q, series = scratch
     total = 0.0
@@ -281,6 +286,8 @@ def _one(rho, w, a, big_b, k, kappas, weights_t, purchases, scratch):  # pragma:
     y, u = kappa0 / (1.0 + kappa0), 1.0 / (1.0 + kappa0)
     while t < kappas.size:
         reach = _expand(y, u, rho, w, k, residues, closure, F, E, purchases, work, series)
+        if reach * _MOST_EXPANSIONS < kappas[t] / (1.0 + kappas[t]) - y:
+            break  # stiff (a + B huge): the sums are cheaper for the rest
         while t < kappas.size:
             u_t = 1.0 / (1.0 + kappas[t])
             h = u - u_t if u < 0.5 else kappas[t] / (1.0 + kappas[t]) - y
@@ -291,6 +298,9 @@ def _one(rho, w, a, big_b, k, kappas, weights_t, purchases, scratch):  # pragma:
         if t < kappas.size:
             _advance(reach, k, residues, F, E, purchases, work)
             y, u = y + reach, u - reach
+    for t in range(t, kappas.size):
+        c, s = phase_count_sums(rho, w, k, kappas[t], a, big_b, q)
+        total += weights_t[t] * (c if purchases else s)
     return total
 
 
