@@ -70,7 +70,8 @@ def test_litt_from_a_transaction_log():
     assert rfm["litt"].tolist() == pytest.approx([math.log(1.0) + math.log(2.0), 0.0, 0.0], abs=1e-15)
     days_unit = bc.rfm_summary(tx, litt=True, time_unit="D")
     assert days_unit["litt"].iloc[0] == pytest.approx(math.log(7.0) + math.log(14.0) + math.log(28.0))
-    assert "litt" not in bc.rfm_summary(tx).columns
+    assert bc.rfm_summary(tx, calibration_end="2020-01-31")["litt"].tolist() == rfm["litt"].tolist()  # default
+    assert "litt" not in bc.rfm_summary(tx, litt=False).columns
 
 
 def test_litt_of_cdnow_matches_an_independent_count(cdnow):

@@ -134,7 +134,7 @@ def test_clv_and_scale_through_the_contract(fitted, rfm):
 
 def test_missing_or_impossible_litt_is_a_typed_error(rfm):
     model = bc.BetaGeoCNBDModel(k=2)
-    with pytest.raises(DataValidationError, match=r"rfm_summary\(\.\.\., litt=True\)") as info:
+    with pytest.raises(DataValidationError, match=r"rfm_summary \(its litt column, on by default\)") as info:
         model.fit(rfm.drop(columns="litt"), **MAP)
     assert info.value.column == "litt"
     bad = rfm.copy()

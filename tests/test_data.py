@@ -47,6 +47,7 @@ def test_cdnow_calibration_facts(cdnow_rfm):
         "recency",
         "T",
         "monetary_value",
+        "litt",
         "frequency_holdout",
         "monetary_value_holdout",
         "T_holdout",
@@ -114,6 +115,12 @@ _TINY_FREQ = [0.0, 1.0, 2.0]
 _TINY_REC_DAYS = [0.0, 30.0, 28.0]
 _TINY_T_DAYS = [25.0, 30.0, 32.0]  # to 2020-02-02
 _TINY_MONETARY = [0.0, 9.0, 15.0]  # mean of repeat days: c2: 9; c3: (20 + 10) / 2
+_TINY_GAPS_DAYS = [[], [30.0], [14.0, 14.0]]  # days between consecutive purchase days
+
+
+def _tiny_litt(per: float) -> list[float]:
+    """Sum of the log inter-purchase times in units of ``per`` days."""
+    return [float(sum(np.log(g / per) for g in gaps)) for gaps in _TINY_GAPS_DAYS]
 
 
 @pytest.mark.parametrize("unit", ["D", "W", "M", "Y"])
@@ -128,6 +135,7 @@ def test_tiny_by_hand(unit):
             "recency": [d / per for d in _TINY_REC_DAYS],
             "T": [d / per for d in _TINY_T_DAYS],
             "monetary_value": _TINY_MONETARY,
+            "litt": _tiny_litt(per),
         }
     )
     pd.testing.assert_frame_equal(out, expected, check_exact=False, rtol=1e-12)
@@ -138,8 +146,10 @@ def test_tiny_by_hand(unit):
 
 def test_tiny_without_value_has_no_monetary_column():
     out = rfm_summary(_tiny(), customer_id="cust", date="when", time_unit="D")
-    assert list(out.columns) == ["customer_id", "frequency", "recency", "T"]
+    assert list(out.columns) == ["customer_id", "frequency", "recency", "T", "litt"]
     assert out["frequency"].tolist() == _TINY_FREQ
+    assert list(rfm_summary(_tiny(), customer_id="cust", date="when", litt=False).columns) == [
+        "customer_id", "frequency", "recency", "T"]
 
 
 def test_tiny_observation_end_extends_T():
@@ -174,6 +184,7 @@ def test_tiny_calibration_by_hand(unit):
             "recency": [0.0, 0.0, 14 / per],
             "T": [12 / per, 17 / per, 19 / per],
             "monetary_value": [0.0, 0.0, 20.0],
+            "litt": [0.0, 0.0, np.log(14 / per)],  # c2's second day and c3's third lie in the holdout
             "frequency_holdout": [0.0, 1.0, 1.0],
             "monetary_value_holdout": [0.0, 9.0, 10.0],
             "T_holdout": [20 / per] * 3,

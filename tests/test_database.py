@@ -206,6 +206,7 @@ HOSTILE_CASES = [
     {"value": "amount", "time_unit": "D", "calibration_end": "2021-01-31", "observation_end": "2021-03-01"},
     {"value": "amount", "time_unit": "M", "calibration_end": "2021-01-31", "cohort": "W"},
     {"time_unit": "Y", "calibration_end": "2021-02-01 17:00", "cohort": "Y"},
+    {"value": "amount", "calibration_end": "2021-01-31", "litt": False},
 ]
 
 

@@ -26,6 +26,7 @@ from scipy import optimize, stats
 
 from bayesclv.formulas import NP, ggomnbd, paretonbd
 from bayesclv.formulas import _ggom_integral as gi
+from bayesclv.formulas._ops import discounted_increments
 from bayesclv.models.engine import compress_rows
 
 try:  # tests/ as a package or as a plain directory on sys.path
@@ -130,6 +131,27 @@ def test_count_distribution_sums_to_one_with_the_expected_purchases_as_mean():
     pmf = ggomnbd.probability_of_purchases(n, 26.0, x, t_x, T, *params)
     assert pmf.sum() == pytest.approx(1.0, abs=1e-10)
     assert (n * pmf).sum() == pytest.approx(float(ggomnbd.expected_purchases(26.0, x, t_x, T, *params)), rel=1e-9)
+
+
+def test_discounted_expected_purchases_equal_the_increments_per_horizon_at_extremes():
+    """Each period's survival integral on its own (linear cost) against the cumulative integral per horizon."""
+    x, t_x, T = np.array([[0.0, 3.0, 500.0, 0.0, 2.0, 1.0], [0.0, 20.0, 999.0, 0.0, 0.5, 0.0],
+                          [30.0, 30.0, 1000.0, 1000.0, 0.5, 0.0]])
+    ends = 4.35 * np.arange(1.0, 1201.0)
+    factors = 1.01 ** -np.arange(1.0, 1201.0)
+    for params in [(0.55, 10.6, 1e-4, 0.6, 1e-2), (1e-3, 1e-3, 1e-3, 1e-3, 1e-3), (1e3, 1e3, 1.0, 1e3, 1e3),
+                   (1e-3, 1e3, 1e-6, 1e3, 1e-3), (50.0, 0.01, 2.0, 0.05, 40.0)]:
+        want = discounted_increments(
+            lambda t, p=params: ggomnbd.expected_purchases(t, x, t_x, T, *p, given_alive=True), ends, factors)
+        got = ggomnbd.discounted_expected_purchases(ends, factors, x, t_x, T, *params, given_alive=True)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=0.0, err_msg=str(params))
+    irregular = np.array([0.0, 2.0, 1.0, 50.0, 50.0, 400.0])  # out of order: a negative piece
+    weights = np.array([1.0, 0.5, 0.8, 0.3, 2.0, 0.1])
+    params = (0.5, 10.0, 0.05, 0.6, 5.0)
+    want = discounted_increments(
+        lambda t: ggomnbd.expected_purchases(t, x, t_x, T, *params), irregular, weights)
+    np.testing.assert_allclose(ggomnbd.discounted_expected_purchases(irregular, weights, x, t_x, T, *params), want,
+                               rtol=1e-10, atol=1e-300)
 
 
 def test_discounted_expected_purchases_on_a_fine_grid_converge_to_dert():

@@ -178,9 +178,9 @@ def customer_lifetime_value(
     if horizon > _LONG_HORIZON:
         warnings.warn(
             f"customer_lifetime_value: {horizon:,} periods of {time_unit!r}; the cost grows with the number of "
-            f"periods (for the BG/NBD and Pareto/NBD families in proportion, {horizon / 12:,.0f}x that of 12), "
-            "which can take minutes for many customers and draws. A longer period (e.g. time_unit='Y' with the "
-            "annual discount rate) needs fewer.",
+            "periods (in proportion for the BG/NBD, Pareto/NBD, GGom/NBD and (M)BG/CNBD-k families, "
+            f"{horizon / 12:,.0f}x that of 12), which can take minutes for many customers and draws. A longer "
+            "period (e.g. time_unit='Y' with the annual discount rate) needs fewer.",
             UserWarning, stacklevel=2)
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
     ends = period * np.arange(1, int(horizon) + 1)

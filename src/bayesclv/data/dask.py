@@ -45,18 +45,18 @@ def _date_range(part: pd.DataFrame, customer_id: str, date: str) -> pd.DataFrame
 
 
 def _rfm_partition(part: pd.DataFrame, *, customer_id: str, date: str, value: str | None, time_unit: str,
-                   calibration_end, observation_end, cohort: str | None) -> pd.DataFrame:
+                   calibration_end, observation_end, cohort: str | None, litt: bool) -> pd.DataFrame:
     work = purchase_log(part, customer_id=customer_id, date=date, value=value)
     out = summarise_purchase_log(work, time_unit=time_unit, calibration_end=calibration_end,
                                  observation_end=observation_end, date=date, has_value=value is not None,
-                                 cohort=cohort)
+                                 cohort=cohort, litt=litt)
     out.attrs = {}
     return out
 
 
 def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", date: str = "date",
                      value: str | None = None, time_unit: str = "W", calibration_end: Any = None,
-                     observation_end: Any = None, cohort: str | None = None):
+                     observation_end: Any = None, cohort: str | None = None, litt: bool = True):
     """:func:`bayesclv.rfm_summary` of a dask DataFrame of transactions, partition by partition.
 
     One pass finds the first and last dates (to resolve and check the period
@@ -69,7 +69,7 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     ----------
     transactions : dask.dataframe.DataFrame
         One row per transaction.
-    customer_id, date, value, time_unit, calibration_end, observation_end, cohort
+    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt
         As for :func:`bayesclv.rfm_summary`.
 
     Returns
@@ -103,7 +103,7 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     # transactions lie in several files in several partitions, counted once per file.
     by_customer = transactions.shuffle(on=customer_id)
     kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
-              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort}
+              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort, "litt": litt}
     meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
     summary = dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
     return summary.sort_values(customer_id)

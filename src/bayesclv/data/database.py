@@ -385,13 +385,17 @@ def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration
                  order: str) -> str:
     """Customer-days, then one row per cohort customer: first day, recency and counts in days, mean values."""
     end_day = _day(end)
-    daily = ("SELECT cid, day, SUM(v) AS v FROM tx GROUP BY cid, day" if has_value
-             else "SELECT DISTINCT cid, day FROM tx")
+    days = ("SELECT cid, day, SUM(v) AS v FROM tx GROUP BY cid, day" if has_value
+            else "SELECT DISTINCT cid, day FROM tx")
+    # each purchase day's gap to the customer's previous one, for the log inter-purchase times
+    daily = f"SELECT p.*, p.day - LAG(p.day) OVER (PARTITION BY p.cid ORDER BY p.day) AS gap FROM ({days}) AS p"
     columns = [
         "d.cid AS customer_id",
         "f.first_day - DATE '1970-01-01' AS first_day",
         f"MAX(CASE WHEN d.day <= {end_day} THEN d.day END) - f.first_day AS recency_days",
         f"COUNT(CASE WHEN d.day <= {end_day} THEN 1 END) AS n_days",
+        f"COALESCE(SUM(CASE WHEN d.day <= {end_day} AND d.gap IS NOT NULL THEN LN(d.gap) END), 0.0) "
+        "AS log_gap_days",
     ]
     if has_value:  # mean over the repeat purchase days (first one excluded), 0 without any
         columns.append(f"COALESCE(AVG(CASE WHEN d.day > f.first_day AND d.day <= {end_day} THEN d.v END), 0.0) "
@@ -410,7 +414,7 @@ def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration
 
 def _finish(batch: dict[str, np.ndarray], *, days_per_unit: float, time_unit: str, end: pd.Timestamp,
             calibration_end: pd.Timestamp | None, observation_end: pd.Timestamp,
-            cohort: str | None) -> pd.DataFrame:
+            cohort: str | None, litt: bool) -> pd.DataFrame:
     """The pandas path's frame (columns, dtypes, attrs) from one batch of database rows."""
     first_day = batch["first_day"].astype(np.int64)
     out = pd.DataFrame({"customer_id": pd.Series(batch["customer_id"])})
@@ -419,6 +423,8 @@ def _finish(batch: dict[str, np.ndarray], *, days_per_unit: float, time_unit: st
     out["T"] = ((end - _EPOCH).days - first_day).astype("float64") / days_per_unit
     if "monetary_value" in batch:
         out["monetary_value"] = batch["monetary_value"].astype("float64")
+    if litt:  # sum_j log(gap_j / days_per_unit) from the database's sum of log gaps in days
+        out["litt"] = batch["log_gap_days"].astype("float64") - out["frequency"] * np.log(days_per_unit)
     if calibration_end is not None:
         out["frequency_holdout"] = batch["frequency_holdout"].astype("float64")
         if "monetary_value_holdout" in batch:
@@ -444,6 +450,7 @@ def rfm_summary_chunks(
     calibration_end: Any = None,
     observation_end: Any = None,
     cohort: str | None = None,
+    litt: bool = True,
     chunk_customers: int = CHUNK_CUSTOMERS,
 ) -> Iterator[pd.DataFrame]:
     """:func:`bayesclv.rfm_summary` of transactions in a database, streamed in chunks of customers.
@@ -464,7 +471,7 @@ def rfm_summary_chunks(
         For a connection, database file or URL: a table name (``"schema.table"``
         allowed) or a SQL query (starting with ``SELECT``, ``WITH``, ``FROM``,
         ``VALUES`` or ``TABLE``). A DuckDB file with a single table needs none.
-    customer_id, date, value, time_unit, calibration_end, observation_end, cohort
+    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt
         As for :func:`bayesclv.rfm_summary`. Dates must be ``DATE``/``TIMESTAMP``
         columns (time-zone-aware ones are read in the connection's time zone) or
         ISO 8601 strings (``YYYY-MM-DD``, optionally with a time); values numbers
@@ -505,7 +512,7 @@ def rfm_summary_chunks(
     end = obs_end if cal_end is None else cal_end
     sql = _summary_sql(tx_sql, has_value=value is not None, end=end, calibration_end=cal_end, order=order)
     options = {"days_per_unit": days_per_unit, "time_unit": time_unit, "end": end, "calibration_end": cal_end,
-               "observation_end": obs_end, "cohort": cohort}
+               "observation_end": obs_end, "cohort": cohort, "litt": litt}
     return _stream(stack, source, sql, int(chunk_customers), options)
 
 

@@ -72,7 +72,7 @@ def rfm_summary(
     observation_end: Any = None,
     cohort: str | None = None,
     table: str | None = None,
-    litt: bool = False,
+    litt: bool = True,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -117,11 +117,11 @@ def rfm_summary(
         be a model's ``group``.
     table : str, optional
         Table name or SQL query, for a database connection, file or URL.
-    litt : bool, default False
+    litt : bool, default True
         Add a ``litt`` column: the sum over each customer's repeat purchase days
         (in calibration) of the log of the time since the previous purchase day,
         in ``time_unit`` (0 without repeat purchases). The regularity models
-        ((M)BG/CNBD-k) need it. Pandas and polars transactions only.
+        ((M)BG/CNBD-k, Pareto/GGG) need it; ``False`` leaves it out.
 
     Returns
     -------
@@ -139,6 +139,8 @@ def rfm_summary(
         - ``monetary_value`` (only with ``value``) : mean value of the *repeat*
           purchase days (first purchase day excluded), 0.0 when ``frequency == 0``,
           as the Gamma-Gamma spend model expects.
+        - ``litt`` (unless ``litt=False``) : sum of the log inter-purchase times
+          in calibration, in ``time_unit`` (0 when ``frequency == 0``).
         - with ``calibration_end`` only: ``frequency_holdout`` (number of purchase
           days in ``(calibration_end, observation_end]``), ``monetary_value_holdout``
           (mean value per holdout purchase day, 0.0 if none; only with ``value``),
@@ -169,17 +171,14 @@ def rfm_summary(
         check_cohort_frequency(cohort)
     from bayesclv.data.database import is_database_source, rfm_summary_database
 
-    if litt and (is_database_source(transactions, table) or is_dask_collection(transactions)):
-        raise NotImplementedError("rfm_summary(litt=True) takes pandas or polars transactions, "
-                                  "not a database or a dask DataFrame")
     if is_database_source(transactions, table):  # the database aggregates
         return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
                                     time_unit=time_unit, calibration_end=calibration_end,
-                                    observation_end=observation_end, cohort=cohort)
+                                    observation_end=observation_end, cohort=cohort, litt=litt)
     if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
         return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
                                 time_unit=time_unit, calibration_end=calibration_end,
-                                observation_end=observation_end, cohort=cohort)
+                                observation_end=observation_end, cohort=cohort, litt=litt)
     check_time_unit(time_unit)
     tx = to_pandas(transactions)
     check_not_empty(tx)

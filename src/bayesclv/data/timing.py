@@ -5,7 +5,7 @@ besides ``(x, t_x, T)``, the sum over a customer's repeat purchases of the log
 of the inter-purchase times, ``litt = sum_j log(t_j - t_(j-1))`` (``t_0`` the
 first purchase; 0 without repeat purchases). As for ``recency``, purchases are
 purchase days, so every inter-purchase time is at least one day.
-``rfm_summary(..., litt=True)`` adds it to the RFM frame; :func:`validate_timing_rfm`
+``rfm_summary`` adds it to the RFM frame; :func:`validate_timing_rfm`
 checks a frame that carries it.
 """
 
@@ -58,7 +58,7 @@ def validate_timing_rfm(df: Any, *, time_unit: str | None = None) -> pd.DataFram
     Parameters
     ----------
     df : pandas.DataFrame or polars.DataFrame
-        RFM frame with ``litt`` (``rfm_summary(..., litt=True)``).
+        RFM frame with ``litt`` (``rfm_summary`` adds it).
     time_unit : str, optional
         As for :func:`~bayesclv.data.validation.validate_rfm`.
 
@@ -78,7 +78,7 @@ def validate_timing_rfm(df: Any, *, time_unit: str | None = None) -> pd.DataFram
     if "litt" not in pdf.columns:
         raise DataValidationError(
             "missing column 'litt' (the sum of the log inter-purchase times, which the likelihood of the "
-            "regular-timing models needs): build the frame with rfm_summary(..., litt=True)", column="litt")
+            "regular-timing models needs): build the frame with rfm_summary (its litt column, on by default)", column="litt")
     out = validate_rfm(pdf, time_unit=time_unit)
     ids = out["customer_id"]
     litt = numeric_column(out, "litt", ids).to_numpy()

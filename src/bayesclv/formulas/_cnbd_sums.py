@@ -29,7 +29,7 @@ import numpy as np
 
 from bayesclv.formulas._cnbd_quadrature import given_alive_quadrature
 
-__all__ = ["given_alive_sums", "phase_weights"]
+__all__ = ["given_alive_sums", "phase_count_sums", "phase_weights", "sum_terms"]
 
 _TAIL_EPS = 1e-17  # the sum stops when a bound on the rest is below this fraction of it
 _RESCALE = 1e280  # the running NB probability is kept below this, its scale in a separate log
@@ -68,7 +68,13 @@ def _phase_weights_into(rho, z, k, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _sums(rho, w, k, kappa, a, B, q):  # pragma: no cover - compiled
+def sum_terms(rho, kappa, k):  # pragma: no cover - compiled
+    """About the terms :func:`phase_count_sums` takes (the spread of the phase count ``M``)."""
+    return kappa * (rho + k + 40.0) + 10.0 * np.sqrt((rho + k) * kappa * (1.0 + kappa))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def phase_count_sums(rho, w, k, kappa, a, B, q):  # pragma: no cover - compiled
     """``(E[C_N], E[beta_N])`` over the phases done ``i`` (weights ``w``); ``q`` is scratch of length ``k``.
 
     One pass over ``M``: ``q[i]`` holds ``w_i P(M = m)`` for ``M ~ NB(rho+i, y)``, all on
@@ -139,7 +145,7 @@ def _given_alive_flat(rho, z, kappa, a, B, k, skip, purchases, survival):  # pra
             purchases[e] = survival[e] = np.nan
             continue
         _phase_weights_into(rho[e], z[e], k, w)
-        purchases[e], survival[e] = _sums(rho[e], w, k, kappa[e], a[e], B[e], q)
+        purchases[e], survival[e] = phase_count_sums(rho[e], w, k, kappa[e], a[e], B[e], q)
 
 
 def given_alive_sums(rho, z, kappa, a, B, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +168,7 @@ def given_alive_sums(rho, z, kappa, a, B, k: int) -> tuple[np.ndarray, np.ndarra
     rho, z, kappa, a, B = (np.ascontiguousarray(v).ravel() for v in arrays)
     purchases, survival = np.empty(rho.size), np.empty(rho.size)
     with np.errstate(invalid="ignore"):
-        spread = kappa * (rho + k + 40.0) + 10.0 * np.sqrt((rho + k) * kappa * (1.0 + kappa))
+        spread = sum_terms(rho, kappa, k)
     long = (spread > _LONGEST_SUM) & (k > 1) & np.isfinite(spread)
     _given_alive_flat(rho, z, kappa, a, B, int(k), long, purchases, survival)
     if long.any():

@@ -41,7 +41,8 @@ from bayesclv.formulas._lifetime_integral import log_piecewise_integral
 from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import SummedLoglikOp, digamma, distinct, softplus_and_sigmoid
 
-__all__ = ["CovariateLoglikOp", "bgnbd_kernel", "covariate_tables", "covariate_total", "paretonbd_kernel"]
+__all__ = ["CovariateLoglikOp", "bgnbd_kernel", "covariate_summed_loglik_function", "covariate_tables", "covariate_total",
+           "paretonbd_kernel"]
 
 _PRODUCT_TERMS = 32  # up to this many repeat purchases the beta ratio is a product of x factors
 _RESCALE = 1e-200  # a running product below this is moved into the logarithm (no underflow)
@@ -274,3 +275,63 @@ def covariate_total(kernel, params: list, coefs: list, tables: tuple, xp):
         return CovariateLoglikOp(kernel, len(inputs))(*inputs, *tables)[0]
     arrays = [np.atleast_1d(np.asarray(p, dtype=float)) for p in params]
     return kernel(*arrays, *(np.asarray(c, dtype=float).reshape(-1) for c in coefs), *tables)[0]
+
+
+def covariate_summed_loglik_function(kernel, names: tuple[str, ...], coef_names: tuple[str, ...], family: str,
+                                     effects: str):
+    """A family's ``covariate_summed_loglik(tables, *params, *coefs, xp=PT)``: :func:`covariate_total` of ``kernel``.
+
+    The covariate counterpart of :func:`bayesclv.formulas._summed.summed_loglik_function`:
+    the same call for every family, written once, with the docstring naming the
+    family's parameters, coefficients and how they act (``effects``).
+
+    Parameters
+    ----------
+    kernel : numba function
+        ``kernel(*params, *coefs, *tables) -> (total, gradient)``.
+    names, coef_names : tuple of str
+        The population parameters and the coefficient vectors, in the kernel's order.
+    family : str
+        Name of the family in the docstring.
+    effects : str
+        The row's parameters in terms of the population and the covariates, for the docstring.
+
+    Returns
+    -------
+    callable
+    """
+    listed, coefs_listed = ", ".join(names), ", ".join(coef_names)
+    order = (*names, *coef_names)
+
+    def covariate_summed_loglik(tables, *args, xp=PT, **named):
+        values = dict(zip(order, args))
+        if set(values) & set(named) or len(args) > len(order):
+            raise TypeError(f"covariate_summed_loglik takes ({listed}, {coefs_listed}) once each")
+        values.update(named)
+        if set(values) != set(order):
+            raise TypeError(f"covariate_summed_loglik needs {', '.join(n for n in order if n not in values)}")
+        return covariate_total(kernel, [values[n] for n in names], [values[n] for n in coef_names], tables, xp)
+
+    covariate_summed_loglik.__doc__ = f"""Total {family} log-likelihood of rows with static covariates, each at its own parameters.
+
+    Row ``i`` of ``tables`` (:func:`covariate_loglik_tables`) contributes
+    ``weight_i loglik(x_i, t_x_i, T_i)`` at {effects}
+    (see :mod:`bayesclv.models.covariates`).
+
+    Parameters
+    ----------
+    tables : tuple of numpy.ndarray
+        From :func:`covariate_loglik_tables`.
+    {listed} : TensorVariable or array_like
+        Population parameters: scalars, or vectors over the groups of ``tables``.
+    {coefs_listed} : TensorVariable or array_like
+        Coefficient vectors, one entry per covariate of the process (length 0 without covariates).
+    xp : namespace, default PT
+        ``PT`` for a PyTensor scalar whose gradient comes from the same
+        compiled pass, ``NP`` for a float.
+
+    Returns
+    -------
+    TensorVariable or float
+    """
+    return covariate_summed_loglik

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import special
 
 import bayesclv.formulas.individual_bgnbd as individual_bgnbd
-from bayesclv.formulas._covariate_summed import bgnbd_kernel, covariate_tables, covariate_total
+from bayesclv.formulas._covariate_summed import bgnbd_kernel, covariate_summed_loglik_function, covariate_tables
 from bayesclv.formulas._beta_expectations import (
     over_horizons,
     over_horizons_shared,
@@ -210,31 +210,10 @@ summed_loglik = summed_loglik_function(_summed_loglik_kernel, PARAMETERS, "BG/NB
 covariate_loglik_tables = covariate_tables  # the data tables of :func:`covariate_summed_loglik`
 
 
-def covariate_summed_loglik(tables, r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, xp=PT):
-    """Total log-likelihood of rows with static covariates, each at its own parameters.
-
-    Row ``i`` of ``tables`` (:func:`covariate_loglik_tables`) contributes
-    ``weight_i loglik(x_i, t_x_i, T_i)`` at ``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``a_i = a exp(dropout_coef_a . zd_i)``,
-    ``b_i = b exp(dropout_coef_b . zd_i)``
-    (see :mod:`bayesclv.models.covariates`).
-
-    Parameters
-    ----------
-    tables : tuple of numpy.ndarray
-        From :func:`covariate_loglik_tables`.
-    r, alpha, a, b : TensorVariable or array_like
-        Population parameters: scalars, or vectors over the groups of ``tables``.
-    purchase_coef, dropout_coef_a, dropout_coef_b : TensorVariable or array_like
-        Coefficient vectors, one entry per covariate of the process (length 0 without covariates).
-    xp : namespace, default PT
-        ``PT`` for a PyTensor scalar whose gradient comes from the same
-        compiled pass, ``NP`` for a float.
-
-    Returns
-    -------
-    TensorVariable or float
-    """
-    return covariate_total(bgnbd_kernel, [r, alpha, a, b], [purchase_coef, dropout_coef_a, dropout_coef_b], tables, xp)
+covariate_summed_loglik = covariate_summed_loglik_function(
+    bgnbd_kernel, ("r", "alpha", "a", "b"), ("purchase_coef", "dropout_coef_a", "dropout_coef_b"), "BG/NBD",
+    "``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``a_i = a exp(dropout_coef_a . zd_i)``, "
+    "``b_i = b exp(dropout_coef_b . zd_i)``")
 
 
 def probability_alive(frequency, recency, T, r, alpha, a, b):

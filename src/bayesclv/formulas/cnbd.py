@@ -38,10 +38,11 @@ import numpy as np
 from scipy import special
 
 from bayesclv.formulas import bgnbd
+from bayesclv.formulas._cnbd_horizons import over_horizons
 from bayesclv.formulas._cnbd_quadrature import count_probabilities
 from bayesclv.formulas._cnbd_sums import given_alive_sums, phase_weights
 from bayesclv.formulas._mle import maximum_likelihood
-from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._residual import cnbd_dert_given_alive
 from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_loglik_function
 
@@ -340,13 +341,24 @@ def probability_alive_at(t, frequency, recency, T, r, alpha, a, b, *, k, modifie
     return survive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)
 
 
+def _over_horizons(times, weights, frequency, recency, T, r, alpha, a, b, k, modified, purchases):
+    """``sum_j weights[j]`` times the expected purchases in ``(T, T + times[j]]`` (``purchases``) or the
+    survival to ``T + times[j]`` of a customer alive at ``T``, all horizons in one pass (``k > 1``)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    m = 1.0 if modified else 0.0
+    return over_horizons(times, weights, r + k * x, (T - t_x) / (alpha + T), 1.0 / (alpha + T), a, b + x + m, k,
+                         purchases=purchases)
+
+
 def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b, *, k, modified=False,
                                   given_alive=False):
     """Present value of the expected purchases: ``sum_j factors[j]`` times those in ``(T + ends[j-1], T + ends[j]]``.
 
     For ``k = 1`` :func:`bayesclv.formulas.bgnbd.discounted_expected_purchases` (one
-    hypergeometric series for all horizons); for ``k > 1`` the increments of
-    :func:`expected_purchases` horizon by horizon. ``given_alive`` as in :func:`expected_purchases`.
+    hypergeometric series for all horizons); for ``k > 1`` the one-pass ODE of
+    :mod:`bayesclv.formulas._cnbd_horizons` over the cumulative purchases, each weighted
+    by ``factors[j] - factors[j+1]`` (the same sum, summed by parts), so that the cost
+    grows in proportion to the number of horizons. ``given_alive`` as in :func:`expected_purchases`.
     """
     k = _check_k(k)
     m = 1.0 if modified else 0.0
@@ -354,8 +366,9 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
         per_alive = bgnbd.discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, a, b + m,
                                                         given_alive=True)
     else:
-        per_alive = discounted_increments(
-            lambda t: _given_alive(t, frequency, recency, T, r, alpha, a, b, k, modified)[0], ends, factors)
+        factors = np.asarray(factors, dtype=float).ravel()
+        by_parts = factors - np.append(factors[1:], 0.0)
+        per_alive = _over_horizons(ends, by_parts, frequency, recency, T, r, alpha, a, b, k, modified, True)
     if given_alive:
         return per_alive
     return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)
@@ -363,15 +376,15 @@ def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha
 
 def discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a, b, *, k, modified=False,
                                  given_alive=False):
-    """``sum_j factors[j]`` :func:`probability_alive_at` ``(times[j])``; for ``k = 1`` in one pass
-    (:func:`bayesclv.formulas.bgnbd.discounted_probability_alive`)."""
+    """``sum_j factors[j]`` :func:`probability_alive_at` ``(times[j])``, all horizons in one pass (for ``k = 1``
+    :func:`bayesclv.formulas.bgnbd.discounted_probability_alive`, for ``k > 1`` the ODE of
+    :mod:`bayesclv.formulas._cnbd_horizons`)."""
     k = _check_k(k)
     if k == 1:
         per_alive = bgnbd.discounted_probability_alive(times, factors, frequency, recency, T, r, alpha, a,
                                                        b + (1.0 if modified else 0.0), given_alive=True)
     else:
-        per_alive = sum(f * _given_alive(t, frequency, recency, T, r, alpha, a, b, k, modified)[1]
-                        for t, f in zip(times, factors, strict=True))
+        per_alive = _over_horizons(times, factors, frequency, recency, T, r, alpha, a, b, k, modified, False)
     if given_alive:
         return per_alive
     return per_alive * probability_alive(frequency, recency, T, r, alpha, a, b, k=k, modified=modified)

@@ -43,7 +43,7 @@ from scipy import special
 from bayesclv.formulas import _ggom_integral as gi
 from bayesclv.formulas._adaptive_quadrature import GGOM_COUNT, SURVIVAL, integrate, log_y, offset, workspace
 from bayesclv.formulas._distinct import per_distinct
-from bayesclv.formulas._ops import NP, PT, discounted_increments
+from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._special import logaddexp
 from bayesclv.formulas._summed import distinct, draw_vectors, summed_loglik_function
 
@@ -245,14 +245,57 @@ def expected_purchases(t, frequency, recency, T, r, alpha, b, s, beta, given_ali
     return per_alive if given_alive else probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _discounted_time_alive_kernel(s, log_c, b, ends, factors, out):  # pragma: no cover - compiled
+    """``sum_j factors[j] int_(ends[j-1])^(ends[j]) S_T(u) du`` per element (``ends[-1] = 0``).
+
+    Each period's piece is integrated on its own (as in :func:`_survival_integral_kernel`,
+    ``sigma = 1``), so a period costs the same however far out it lies; a piece with
+    ``ends[j] < ends[j-1]`` counts negatively.
+    """
+    p = np.empty(5)
+    grad = np.empty(5)
+    work = workspace()
+    for i in range(s.size):
+        log_ic = -log_c[i]
+        log_m = min(log_ic, 0.0)
+        m = math.exp(log_m)
+        p[0], p[1], p[2], p[3], p[4] = s[i], 1.0, log_ic, m, log_m
+        scale = log_m - s[i] * log_c[i] - math.log(b[i])
+        total, lo = 0.0, 0.0
+        for j in range(ends.size):
+            hi = offset(b[i] * ends[j], m, log_m)
+            if hi >= lo:
+                total += factors[j] * math.exp(integrate(SURVIVAL, p, lo, hi, False, grad, work) + scale)
+            else:
+                total -= factors[j] * math.exp(integrate(SURVIVAL, p, hi, lo, False, grad, work) + scale)
+            lo = hi
+        out[i] = total
+
+
+def _discounted_time_alive(ends, factors, T, b, s, beta):
+    """``sum_j factors[j]`` times the time alive in ``(T + ends[j-1], T + ends[j]]``, once per distinct ``T``."""
+    ends, factors = (np.ascontiguousarray(np.asarray(v, dtype=float).ravel()) for v in (ends, factors))
+
+    def value(T, b, s, beta):
+        arrays = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (s, _log_c(T, b, beta), b)))
+        flat = [np.ascontiguousarray(v).ravel() for v in arrays]
+        out = np.empty(flat[0].size)
+        _discounted_time_alive_kernel(*flat, ends, factors, out)
+        return out.reshape(arrays[0].shape)
+
+    return per_distinct(value, [T], [b, s, beta])
+
+
 def discounted_expected_purchases(ends, factors, frequency, recency, T, r, alpha, b, s, beta, given_alive=False):
     """Present value of the expected purchases: ``sum_k factors[k]`` times those in ``(T + ends[k-1], T + ends[k]]``.
 
-    See :func:`bayesclv.formulas._ops.discounted_increments`; P(alive) is computed once.
+    ``E[lambda]`` times the discounted time alive, each period's survival integral
+    taken on its own (:func:`_discounted_time_alive_kernel`), so the cost grows in
+    proportion to the number of periods; P(alive) is computed once.
     """
     x = np.asarray(frequency, dtype=float)
-    per_alive = discounted_increments(
-        lambda t: expected_purchases(t, x, recency, T, r, alpha, b, s, beta, given_alive=True), ends, factors)
+    per_alive = (r + x) / np.add(alpha, T) * _discounted_time_alive(ends, factors, T, b, s, beta)
     return per_alive if given_alive else probability_alive(x, recency, T, r, alpha, b, s, beta) * per_alive
 
 

@@ -26,7 +26,11 @@ import numpy as np
 from scipy import special
 
 import bayesclv.formulas.individual_paretonbd as individual_paretonbd
-from bayesclv.formulas._covariate_summed import covariate_tables, covariate_total, paretonbd_kernel
+from bayesclv.formulas._covariate_summed import (
+    covariate_summed_loglik_function,
+    covariate_tables,
+    paretonbd_kernel,
+)
 from bayesclv.formulas._lifetime_integral import (
     LOG_WEIGHTS,
     NODES,
@@ -221,30 +225,9 @@ def summed_loglik(tables, r, alpha, s, beta, xp=PT):
 covariate_loglik_tables = covariate_tables  # the data tables of :func:`covariate_summed_loglik`
 
 
-def covariate_summed_loglik(tables, r, alpha, s, beta, purchase_coef, dropout_coef, xp=PT):
-    """Total log-likelihood of rows with static covariates, each at its own parameters.
-
-    Row ``i`` of ``tables`` (:func:`covariate_loglik_tables`) contributes
-    ``weight_i loglik(x_i, t_x_i, T_i)`` at ``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``beta_i = beta exp(-dropout_coef . zd_i)``
-    (see :mod:`bayesclv.models.covariates`).
-
-    Parameters
-    ----------
-    tables : tuple of numpy.ndarray
-        From :func:`covariate_loglik_tables`.
-    r, alpha, s, beta : TensorVariable or array_like
-        Population parameters: scalars, or vectors over the groups of ``tables``.
-    purchase_coef, dropout_coef : TensorVariable or array_like
-        Coefficient vectors, one entry per covariate of the process (length 0 without covariates).
-    xp : namespace, default PT
-        ``PT`` for a PyTensor scalar whose gradient comes from the same
-        compiled pass, ``NP`` for a float.
-
-    Returns
-    -------
-    TensorVariable or float
-    """
-    return covariate_total(paretonbd_kernel, [r, alpha, s, beta], [purchase_coef, dropout_coef], tables, xp)
+covariate_summed_loglik = covariate_summed_loglik_function(
+    paretonbd_kernel, ("r", "alpha", "s", "beta"), ("purchase_coef", "dropout_coef"), "Pareto/NBD",
+    "``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``beta_i = beta exp(-dropout_coef . zd_i)``")
 
 
 def probability_alive(frequency, recency, T, r, alpha, s, beta):

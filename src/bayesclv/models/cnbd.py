@@ -71,7 +71,7 @@ class _CNBDModel(ResidualPredictions, PooledTransactionModel):
         Parameters
         ----------
         data : DataFrame
-            RFM frame with ``litt`` (``rfm_summary(..., litt=True)``).
+            RFM frame with ``litt`` (``rfm_summary`` adds it).
         k_max : int, default 8
             Largest ``k`` fitted.
         method : {"map", "nuts"}, default "map"
@@ -147,7 +147,7 @@ class BetaGeoCNBDModel(_CNBDModel):
     the BG/NBD); after each repeat purchase the customer drops out with
     probability ``p ~ Beta(a, b)``. The likelihood reads the data column
     ``litt`` (the sum of the log inter-purchase times), so build the frame
-    with ``rfm_summary(..., litt=True)``. Given alive, the future depends on
+    by ``rfm_summary``. Given alive, the future depends on
     ``recency`` too for ``k > 1`` (how far the next purchase's phases have
     progressed). Choose ``k`` with :meth:`select_k`. The math is in the
     documentation's page on the MBG/NBD and (M)BG/CNBD-k
@@ -170,7 +170,7 @@ class BetaGeoCNBDModel(_CNBDModel):
     --------
     >>> from bayesclv import BetaGeoCNBDModel, rfm_summary
     >>> from bayesclv.datasets import load_cdnow
-    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30", litt=True)
+    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30")
     >>> model = BetaGeoCNBDModel(k=2).fit(rfm, method="map", progressbar=False)
     >>> model.display_name, model.summary()["mean"].round(2).to_dict()
     ('BG/CNBD-2', {'r': 0.23, 'alpha': 1.46, 'a': 0.94, 'b': 2.07})
@@ -200,7 +200,7 @@ class ModifiedBetaGeoCNBDModel(_CNBDModel):
     --------
     >>> from bayesclv import ModifiedBetaGeoCNBDModel, rfm_summary
     >>> from bayesclv.datasets import load_cdnow
-    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30", litt=True)
+    >>> rfm = rfm_summary(load_cdnow(), calibration_end="1997-09-30")
     >>> model = ModifiedBetaGeoCNBDModel(k=2).fit(rfm, method="map", progressbar=False)
     >>> model.display_name, model.summary()["mean"].round(3).to_dict()
     ('MBG/CNBD-2', {'r': 0.58, 'alpha': 2.288, 'a': 1.134, 'b': 1.585})

@@ -78,7 +78,7 @@ class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
 
     The likelihood needs, besides ``(frequency, recency, T)``, the sum of the
     log inter-purchase times ``litt``: build the frame with
-    ``rfm_summary(transactions, ..., litt=True)``.
+    ``rfm_summary(transactions, ...)``.
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
     Examples
     --------
     >>> import bayesclv as bc
-    >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30", litt=True)
+    >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30")
     >>> model = bc.ParetoGGGModel().fit(rfm, draws=500, tune=500, chains=2)  # doctest: +SKIP
     >>> model.probability_alive().mean(("chain", "draw"))  # doctest: +SKIP
     """
