@@ -90,12 +90,22 @@ def _pooled(rfm, settings: dict) -> dict:
 
 
 def run(kind: str, settings: dict) -> dict:
-    rfm = bc.rfm_summary(bc.datasets.load_cdnow(kind), value="value", calibration_end="1997-09-30",
-                         log_spend=True)
-    out = {"customers": len(rfm), "settings": {k: v for k, v in settings.items() if k != "progressbar"}}
+    tx = bc.datasets.load_cdnow(kind)
+    try:
+        rfm = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30", log_spend=True)
+        dropped = []
+    except bc.errors.DataValidationError as err:  # a repeat purchase day of value 0 has no log value
+        dropped = [int(c) for c in err.rows]
+        rfm = bc.rfm_summary(tx[~tx["customer_id"].isin(dropped)], value="value", calibration_end="1997-09-30",
+                             log_spend=True)
+    out = {"customers": len(rfm), "dropped_zero_value_customers": dropped,
+           "settings": {k: v for k, v in settings.items() if k != "progressbar"}}
     out["fits"] = [_pooled(rfm, settings)]
     for cls in (bc.JointSpendParetoNBDModel, bc.JointSpendBetaGeoModel):
-        out["fits"].append(_joint(cls, rfm, settings))
+        try:
+            out["fits"].append(_joint(cls, rfm, settings))
+        except bc.errors.DataValidationError as err:  # the rule cannot resolve the population covariance
+            out["fits"].append({"model": cls.display_name, "error": str(err)})
         print(kind, json.dumps(out["fits"][-1]), flush=True)
     return out
 
@@ -107,11 +117,16 @@ def _markdown(results: dict) -> str:
              "the spend-frequency correlation that Gamma-Gamma takes to be 0. Spend MAE: mean value per holdout",
              "purchase day, customers who buy in the holdout. Revenue: each customer's holdout revenue.", ""]
     for kind, res in results.items():
-        lines += [f"## CDNOW {kind} ({res['customers']} customers; {res['settings']})", "",
+        dropped = (f"; left out for a repeat purchase day of value 0: {res['dropped_zero_value_customers']}"
+                   if res.get("dropped_zero_value_customers") else "")
+        lines += [f"## CDNOW {kind} ({res['customers']} customers; {res['settings']}{dropped})", "",
                   "| model | purchase-dropout | purchase-spend | dropout-spend | spend MAE | revenue MAE | "
                   "total predicted [90%] | total actual | max R-hat | min ESS bulk/tail | div | CPU s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for f in res["fits"]:
+            if "error" in f:
+                lines.append(f"| {f['model']} | not fitted: {f['error']} |")
+                continue
             c = f.get("correlations", {})
             cells = [f"{c[p]['mean']:+.3f} [{c[p]['interval_90'][0]:+.3f}, {c[p]['interval_90'][1]:+.3f}]"
                      if p in c else "0 (assumed)" if p == "purchase-spend" else "-"

@@ -39,7 +39,8 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._marginal_rule import latent_loglik
 
-__all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik", "node_expectations", "sample_latents", "tilted_node_expectations"]
+__all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
+           "node_expectations", "sample_latents", "tilted_node_expectations"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
