@@ -292,7 +292,8 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         mu1 = post["intercept"].sel(process="dropout").values[..., None]
         s0 = post["sigma"].sel(process="purchase").values[..., None]
         s1 = post["sigma"].sel(process="dropout").values[..., None]
-        rho = self._rate_correlation()[..., None]
+        # the rates' correlation through _population_draws (a joint spend model's has two more)
+        rho = self._population_draws()["correlation"].reshape(mu0.shape[:2])[..., None]
         latent0 = mu0 + s0 * u0
         latent1 = mu1 + s1 * (rho * u0 + np.sqrt(1.0 - rho**2) * u1)
         rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, special.expit),
@@ -301,10 +302,6 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
             np.sum(w * self.formulas.expected_purchases(h, 0.0, 0.0, 0.0, **rates, given_alive=True), axis=-1)
             for h in t], axis=-1)
         return values, ("chain", "draw"), {"chain": post["chain"].values, "draw": post["draw"].values}
-
-    def _rate_correlation(self) -> np.ndarray:
-        """Posterior draws ``(chain, draw)`` of the correlation of the two latent rates."""
-        return self.posterior["correlation"].values
 
     def simulate_population(self, sample: np.ndarray, data: Any | None = None,
                             random_seed: int | np.random.Generator | None = None) -> dict[str, np.ndarray]:

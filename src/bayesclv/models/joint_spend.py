@@ -416,9 +416,6 @@ class JointSpendPredictions:
         return {"coefficients": draws["coefficients"][..., :2], "sigma": draws["sigma"][..., :2],
                 "correlation": draws["correlation"][..., 0]}
 
-    def _rate_correlation(self) -> np.ndarray:
-        return self.posterior["correlation"].sel(pair=PAIRS[0]).values
-
     # ------------------------------------------------------------------ spend
     def _spend_quantity(self, data: Any | None, name: str, quantities, tilted: tuple[bool, ...],
                         ratio: bool = False) -> xr.DataArray:
