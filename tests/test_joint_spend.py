@@ -194,6 +194,9 @@ def test_joint_fit_recovers_the_spend_frequency_correlation(fitted):
         assert np.all(np.abs(mean - truth) < 3.5 * sd + 0.02), (name, mean, sd)
     spend_corr = post["correlation"].sel(pair="purchase-spend").values
     assert np.quantile(spend_corr, 0.05) > 0.2  # clearly non-zero, as simulated (0.5)
+    table = model.summary()  # one row per correlation pair
+    row = [label for label in table.index if "purchase-spend" in str(label)]
+    assert len(row) == 1 and table.loc[row[0], "mean"] == pytest.approx(spend_corr.mean(), abs=1e-3)
 
 
 def test_joint_predictions_keep_purchases_and_spend_paired(fitted):
