@@ -153,9 +153,10 @@ def main() -> None:
                 "progressbar": False}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "joint_spend_cdnow.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
     for kind in args.kinds:
-        results[kind] = run(kind, settings)
+        result = run(kind, settings)
+        results = json.loads(path.read_text()) if path.exists() else {}  # another kind may have been written
+        results[kind] = result
         path.write_text(json.dumps(results, indent=2))
         (RESULTS / "joint_spend_cdnow.md").write_text(_markdown(results))
 
