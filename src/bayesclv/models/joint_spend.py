@@ -24,6 +24,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import xarray as xr
+from scipy import special
 
 from bayesclv.arguments import check_clv_arguments
 from bayesclv.chunks import chunk_length, map_chunks
@@ -427,7 +428,8 @@ class JointSpendPredictions:
 
         def at_nodes(rows, latent0, latent1):
             columns = [history[rows, j][:, None] for j in range(3)]
-            rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, _expit), strict=True))
+            latent = self._natural_rates(latent0, latent1, np.exp, special.expit)
+            rates = dict(zip(self.rate_names, latent, strict=True))
             return quantities(columns, rates)
 
         values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio, tilted)
@@ -476,10 +478,6 @@ class JointSpendPredictions:
             margin * self.formulas.discounted_expected_purchases(ends, factors, *c, **p)], (True,))
         clv.attrs.update(horizon=int(horizon), discount_rate=float(discount_rate), margin=float(margin))
         return clv
-
-
-def _expit(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 class JointSpendParetoNBDModel(JointSpendPredictions, HierarchicalParetoNBDModel):
