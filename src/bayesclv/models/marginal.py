@@ -334,6 +334,9 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
                  nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
+    The graph is ``model.marginal_graph`` where the model declares one (the joint
+    spend models' :class:`~bayesclv.models.joint_spend.JointSpendGraph`), else :class:`MarginalGraph`.
+
     Returns
     -------
     tuple or None
