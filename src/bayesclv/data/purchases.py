@@ -18,6 +18,7 @@ from bayesclv.data.validation import (
     check_no_transactions_after,
     check_values,
     parse_dates,
+    unique_list,
 )
 from bayesclv.data.timing import log_interpurchase_time_sum
 from bayesclv.errors import DataValidationError
@@ -58,13 +59,35 @@ def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | 
     return work
 
 
+def log_spend_statistics(repeat: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
+    """Per customer, the mean and the within sum of squares of the log values of the repeat purchase days.
+
+    Given ``n_i = frequency`` log day values with a normal law around the customer's own mean, these two
+    numbers are sufficient statistics (the joint spend models' likelihood needs nothing else). Both are 0
+    without repeat purchases. A repeat day worth 0 has no logarithm: a typed error names its customers.
+    """
+    zero = (repeat["value"] <= 0).to_numpy()
+    if zero.any():
+        raise DataValidationError(
+            "repeat purchase days of value 0 have no log spend: drop them or leave log_spend out",
+            column="value", rows=unique_list(repeat.loc[zero, "customer_id"]))
+    logs = pd.DataFrame({"customer_id": repeat["customer_id"].to_numpy(),
+                         "log_value": np.log(repeat["value"].to_numpy(dtype=float))})
+    grouped = logs.groupby("customer_id", sort=True)["log_value"]
+    mean = grouped.mean()
+    squares = (logs["log_value"] - logs["customer_id"].map(mean)).pow(2).groupby(logs["customer_id"]).sum()
+    return pd.DataFrame({"log_spend_mean": mean, "log_spend_ss": squares}).reindex(customers).fillna(0.0)
+
+
 def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
                            observation_end: pd.Timestamp, date: str, has_value: bool,
-                           cohort: str | None = None, litt: bool = False) -> pd.DataFrame:
+                           cohort: str | None = None, litt: bool = False,
+                           log_spend: bool = False) -> pd.DataFrame:
     """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
 
     ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column,
-    ``litt`` the sum of the log inter-purchase times.
+    ``litt`` the sum of the log inter-purchase times, ``log_spend`` the spend sufficient
+    statistics of the repeat purchase days (:func:`log_spend_statistics`).
 
     Works on any subset of customers that holds all of each customer's
     transactions (e.g. one partition of a log partitioned by customer).
@@ -92,6 +115,8 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
         out["monetary_value"] = (
             repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
         )
+    if log_spend:
+        out = out.join(log_spend_statistics(repeat, out.index))
     if litt:
         out["litt"] = log_interpurchase_time_sum(cal["customer_id"], cal["day"], days_per_unit)
 

@@ -9,6 +9,7 @@ import pandas as pd
 from bayesclv.data.dask import is_dask_collection, rfm_summary_dask
 from bayesclv.data.purchases import check_cohort_frequency, cohort_labels, purchase_log, summarise_purchase_log
 from bayesclv.data.validation import check_columns, check_not_empty, check_period, check_time_unit, to_pandas
+from bayesclv.errors import ArgumentError
 
 __all__ = ["first_purchase_cohort", "rfm_summary"]
 
@@ -73,6 +74,7 @@ def rfm_summary(
     cohort: str | None = None,
     table: str | None = None,
     litt: bool = True,
+    log_spend: bool = False,
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -122,6 +124,12 @@ def rfm_summary(
         (in calibration) of the log of the time since the previous purchase day,
         in ``time_unit`` (0 without repeat purchases). The regularity models
         ((M)BG/CNBD-k, Pareto/GGG) need it; ``False`` leaves it out.
+    log_spend : bool, default False
+        With ``value``: add ``log_spend_mean`` and ``log_spend_ss``, the mean and
+        the within sum of squares of the log values of the repeat purchase days
+        in calibration (both 0 without repeat purchases): the spend sufficient
+        statistics of the joint spend models (:class:`bayesclv.JointSpendParetoNBDModel`).
+        A repeat purchase day of value 0 is an error. Pandas and polars transactions only.
 
     Returns
     -------
@@ -145,6 +153,7 @@ def rfm_summary(
           days in ``(calibration_end, observation_end]``), ``monetary_value_holdout``
           (mean value per holdout purchase day, 0.0 if none; only with ``value``),
           ``T_holdout`` (``observation_end - calibration_end`` in ``time_unit``).
+        - with ``log_spend`` only: ``log_spend_mean`` and ``log_spend_ss``.
         - with ``cohort`` only: ``cohort`` (string label of the first-purchase period).
 
         ``attrs["time_unit"]`` records the unit, ``attrs["observation_end"]`` the
@@ -171,6 +180,11 @@ def rfm_summary(
         check_cohort_frequency(cohort)
     from bayesclv.data.database import is_database_source, rfm_summary_database
 
+    if log_spend and value is None:
+        raise ArgumentError("log_spend=True needs the transaction values: pass value=", argument="log_spend")
+    if log_spend and (is_database_source(transactions, table) or is_dask_collection(transactions)):
+        raise NotImplementedError("rfm_summary(log_spend=True) takes pandas or polars transactions, "
+                                  "not a database or a dask DataFrame")
     if is_database_source(transactions, table):  # the database aggregates
         return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
                                     time_unit=time_unit, calibration_end=calibration_end,
@@ -190,4 +204,4 @@ def rfm_summary(
     )
     return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
                                   observation_end=obs_end, date=date, has_value=value is not None,
-                                  cohort=cohort, litt=litt)
+                                  cohort=cohort, litt=litt, log_spend=log_spend)

@@ -39,7 +39,8 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._marginal_rule import latent_loglik
 
-__all__ = ["MarginalLoglikOp", "marginal_loglik", "node_expectations", "sample_latents"]
+__all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
+           "node_expectations", "sample_latents", "tilted_node_expectations"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
@@ -295,6 +296,71 @@ def _numba_funcify_marginal_loglik(op, node=None, **kwargs):
     return marginal
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def grouped_marginal_loglik(coefficients, sigma, rho, bounds, X, weight, centre, chol, log_terms, top_terms, powers,
+                            correction):  # pragma: no cover - compiled
+    """:func:`marginal_loglik` over consecutive blocks of rows, each with its own population.
+
+    Block ``g`` holds rows ``bounds[g]:bounds[g + 1]`` and the population
+    ``coefficients[g]`` ``(P, 2)``, ``sigma[g]``, ``rho[g]`` (no groups): the joint
+    spend models' rows given their mean log spend, one block per count of repeat
+    purchases. Returns the total and its gradients ``(G, P, 2)``, ``(G, 2)``, ``(G,)``.
+    """
+    n_blocks = bounds.size - 1
+    g_coef, g_sigma, g_rho = np.zeros_like(coefficients), np.zeros_like(sigma), np.zeros(n_blocks)
+    offset = np.zeros((1, 2))
+    group = np.zeros(X.shape[0], dtype=np.int64)
+    total = 0.0
+    for g in range(n_blocks):
+        lo, hi = bounds[g], bounds[g + 1]
+        value, gc, _, gs, gr = marginal_loglik(coefficients[g], offset, sigma[g], rho[g], X[lo:hi], group[lo:hi],
+                                               weight[lo:hi], centre[lo:hi], chol[lo:hi], log_terms[lo:hi],
+                                               top_terms[lo:hi], powers, correction[lo:hi])
+        total += value
+        g_coef[g], g_sigma[g], g_rho[g] = gc, gs, gr
+    return total, g_coef, g_sigma, g_rho
+
+
+class GroupedMarginalLoglikOp(Op):
+    """:func:`grouped_marginal_loglik` in a PyTensor graph: inputs ``coefficients, sigma, rho`` (one population
+    per block) and the tables ``bounds, X, weight, centre, chol, log_terms, top_terms, powers, correction``."""
+
+    __props__ = ()
+
+    def make_node(self, coefficients, sigma, rho, *tables):
+        params = [pt.as_tensor_variable(v, dtype="float64") for v in (coefficients, sigma, rho)]
+        tables = [pt.as_tensor_variable(v) for v in tables]
+        return Apply(self, params + tables, [pt.dscalar()] + [p.type() for p in params])
+
+    def perform(self, node, inputs, outputs):
+        value, *grads = grouped_marginal_loglik(*(np.ascontiguousarray(v) for v in inputs))
+        outputs[0][0] = np.asarray(value)
+        for k, g in enumerate(grads):
+            outputs[k + 1][0] = np.asarray(g)
+
+    def infer_shape(self, node, shapes):
+        return [()] + list(shapes[:3])
+
+    def connection_pattern(self, node):
+        return [[True] * 4] * 3 + [[False] * 4] * (len(node.inputs) - 3)
+
+    def pullback(self, inputs, outputs, output_grads):
+        g = output_grads[0]
+        return [g * d for d in outputs[1:]] + [disconnected_type() for _ in inputs[3:]]
+
+
+@register_funcify_default_op_cache_key(GroupedMarginalLoglikOp)
+def _numba_funcify_grouped_marginal_loglik(op, node=None, **kwargs):
+    """Native numba implementation for graphs compiled with numba."""
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def grouped(coefficients, sigma, rho, *tables):  # pragma: no cover - compiled
+        value, g_coef, g_sigma, g_rho = grouped_marginal_loglik(coefficients, sigma, rho, *tables)
+        return np.full((), value), g_coef, g_sigma, g_rho
+
+    return grouped
+
+
 # ------------------------------------------------------------------- predictions
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
@@ -342,6 +408,57 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
                 out[i, d, q] = total / mass
             if want_loglik:
                 loglik[i, d] = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def tilted_node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                             values, tilted, tilt_coefficients, out):  # pragma: no cover - compiled
+    """:func:`node_expectations` where some quantities carry a per-draw factor log-linear in the latents.
+
+    ``out[i, d, q] = sum_k pi_dik values[i, q, k] f_dik`` with ``f_dik = exp(c_d . [X_i, theta_ik])``
+    where ``tilted[q]`` (else 1), ``tilt_coefficients`` ``(D, P + 2)``: the joint spend models'
+    expected value of a purchase day given the latents. ``theta_ik = centre_i + R_i u_k`` makes the
+    exponent ``c_d . [X_i, centre_i] + g . u_k`` with ``g = R_i' c_theta``.
+    """
+    n_draws = coefficients.shape[0]
+    n, n_nodes = log_terms.shape
+    n_x = X.shape[1]
+    s = np.empty(n_nodes)
+    lin = np.empty(n_nodes)
+    bits = np.empty(n_nodes, dtype=np.int64)
+    tilt = np.empty(5)
+    for i in range(n):
+        r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
+        for d in range(n_draws):
+            p00, p01, p11, _ = _normal_constants(sigma[d], rho[d])
+            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
+            _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+            top = -np.inf
+            for k in range(n_nodes):
+                top = max(top, s[k])
+            mass = _exp_nonpositive(s, top, bits)
+            c = tilt_coefficients[d]
+            base = c[n_x] * centre[i, 0] + c[n_x + 1] * centre[i, 1]
+            for p in range(n_x):
+                base += c[p] * X[i, p]
+            g0, g1 = r00 * c[n_x] + r10 * c[n_x + 1], r11 * c[n_x + 1]
+            high = -np.inf
+            for k in range(n_nodes):
+                lin[k] = g0 * powers[0, k] + g1 * powers[1, k]
+                high = max(high, lin[k])
+            _exp_nonpositive(lin, high, bits)
+            scale = math.exp(base + high)
+            for q in range(values.shape[1]):
+                total = 0.0
+                if tilted[q]:
+                    for k in range(n_nodes):
+                        total += s[k] * values[i, q, k] * lin[k]
+                    out[i, d, q] = scale * total / mass
+                else:
+                    for k in range(n_nodes):
+                        total += s[k] * values[i, q, k]
+                    out[i, d, q] = total / mass
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)

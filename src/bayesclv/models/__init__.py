@@ -15,6 +15,7 @@ from bayesclv.models.diagnostics import FitDiagnostics
 from bayesclv.models.gammagamma import GammaGammaModel
 from bayesclv.models.ggomnbd import GompertzNBDModel
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
+from bayesclv.models.joint_spend import JointSpendBetaGeoModel, JointSpendParetoNBDModel
 from bayesclv.models.mbgnbd import ModifiedBetaGeoModel
 from bayesclv.models.paretoggg import ParetoGGGModel
 from bayesclv.models.paretonbd import ParetoNBDModel
@@ -24,6 +25,7 @@ from bayesclv.models.shifted_bg import ShiftedBetaGeoModel
 
 __all__ = ["BetaGeoBetaBinomModel", "BetaGeoCNBDModel", "BetaGeoModel", "CLVModel", "FitDiagnostics", "FittedModel",
            "GammaGammaModel", "GompertzNBDModel", "HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel",
+           "JointSpendBetaGeoModel", "JointSpendParetoNBDModel",
            "ModifiedBetaGeoCNBDModel", "ModifiedBetaGeoModel", "ParetoGGGModel", "ParetoNBDModel", "ResidualModel", "RetentionModel",
            "ShiftedBetaGeoModel", "SpendModel",
            "TimeVaryingParetoNBDModel", "TransactionModel", "load"]

@@ -292,7 +292,8 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         mu1 = post["intercept"].sel(process="dropout").values[..., None]
         s0 = post["sigma"].sel(process="purchase").values[..., None]
         s1 = post["sigma"].sel(process="dropout").values[..., None]
-        rho = post["correlation"].values[..., None]
+        # the rates' correlation through _population_draws (a joint spend model's has two more)
+        rho = self._population_draws()["correlation"].reshape(mu0.shape[:2])[..., None]
         latent0 = mu0 + s0 * u0
         latent1 = mu1 + s1 * (rho * u0 + np.sqrt(1.0 - rho**2) * u1)
         rates = dict(zip(self.rate_names, self._natural_rates(latent0, latent1, np.exp, special.expit),

@@ -249,15 +249,30 @@ class MarginalGraph:
         """Quantiles ``q`` and ``1 - q`` of the extreme eigenvalues of ``Sigma^-1 Sigma_ref`` over the Laplace
         approximation at ``x`` with its sds widened by ``inflate``."""
         rng = np.random.default_rng(seed)
-        _, _, s, r = self.population(x)
-        ref = _covariance(s, r)
+        refs = [_covariance(s, r) for s, r in zip(*self.rule_covariances(x), strict=True)]
         low, high = [], []
         for z in rng.multivariate_normal(x, inflate**2 * cov, size=draws):
-            _, _, sz, rz = self.population(z)
-            lo, hi = rule.covariance_range(sz, rz, ref, xp=np)
-            low.append(lo)
-            high.append(hi)
+            ranges = [rule.covariance_range(sz, rz, ref, xp=np)
+                      for sz, rz, ref in zip(*self.rule_covariances(z), refs, strict=True)]
+            low.append(min(lo for lo, _ in ranges))
+            high.append(max(hi for _, hi in ranges))
         return float(np.quantile(low, q)), float(np.quantile(high, 1 - q))
+
+    def rule_covariances(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sds ``(G, 2)`` and correlations ``(G,)`` of the populations the rule integrates against at ``x``
+        (one here; the joint spend models have one per count of repeat purchases)."""
+        _, _, s, r = self.population(x)
+        return np.asarray(s)[None, :], np.array([r])
+
+    def set_rule_reference(self, x: np.ndarray) -> None:
+        """Record the covariance(s) at the reference ``x`` that the range penalty measures against."""
+        _, _, s, r = self.population(x)
+        self.tables["sigma_ref"].set_value(_covariance(s, r))
+
+    def reference_record(self, x: np.ndarray) -> dict[str, Any]:
+        """The population at the reference ``x``, as saved with the posterior (:data:`REFERENCE_ATTR`)."""
+        B, offset, sigma, rho = self.population(x)
+        return {"coefficients": B.tolist(), "offset": offset.tolist(), "sigma": sigma.tolist(), "rho": rho}
 
     def reference_point(self, tol: float = 2e-3) -> np.ndarray:
         """The frames' reference: alternately centre the rule and maximise the log density with it.
@@ -290,8 +305,7 @@ class MarginalGraph:
                 self.adapt(*self.population(x))
                 x = self._optimise(x, 6, 0.2, tol)
                 self.laplace = self.laplace_covariance(x)
-        _, _, s, r = self.population(x)
-        self.tables["sigma_ref"].set_value(_covariance(s, r))
+        self.set_rule_reference(x)
         self.tables["walls"].set_value(np.array(rule.resolved_range(self.nodes)))
         self.reference = x
         return x
@@ -320,6 +334,9 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
                  nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
+    The graph is ``model.marginal_graph`` where the model declares one (the joint
+    spend models' :class:`~bayesclv.models.joint_spend.JointSpendGraph`), else :class:`MarginalGraph`.
+
     Returns
     -------
     tuple or None
@@ -329,7 +346,7 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
         sampling, where the posterior of ``Sigma`` spans more than the largest
         rule resolves (few customers): their latents are then better sampled.
     """
-    marginal = MarginalGraph(model, df, nodes)
+    marginal = getattr(model, "marginal_graph", MarginalGraph)(model, df, nodes)
     x = marginal.reference_point()
     if not marginal.resolved:
         return None
@@ -339,11 +356,10 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
         idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
     diagnostics = compute_diagnostics(idata, list(model.parameter_names))
     diagnostics["nodes"], diagnostics["latents"] = marginal.nodes, "integrated"
-    B, offset, sigma, rho = marginal.population(x)
     posterior = idata["posterior"].to_dataset()
     posterior.attrs[REFERENCE_ATTR] = json.dumps({
-        "coefficients": B.tolist(), "offset": offset.tolist(), "sigma": sigma.tolist(), "rho": rho,
-        "nodes": marginal.nodes, "seed": int(np.random.default_rng(random_seed).integers(2**31))})
+        **marginal.reference_record(x), "nodes": marginal.nodes,
+        "seed": int(np.random.default_rng(random_seed).integers(2**31))})
     idata["posterior"] = xr.DataTree(posterior)
     return idata, diagnostics
 

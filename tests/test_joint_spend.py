@@ -1,0 +1,253 @@
+"""The joint spend models: spend statistics of the RFM summary, the marginal likelihood against a 3-D
+integration of the full latent model over the raw log values, the spend given the latents against
+quadrature, the purchase part at zero spend correlations against the plain hierarchical kernel, and
+parameter recovery (a non-zero spend-frequency correlation) on simulated customers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, optimize, special, stats
+
+import bayesclv as bc
+from bayesclv.errors import ArgumentError, DataValidationError
+from bayesclv.formulas import _marginal as kernel
+from bayesclv.formulas import _marginal_rule as rule
+from bayesclv.formulas import individual_paretonbd
+from bayesclv.formulas.joint_spend import conditional_population, spend_loglik, spend_tilt
+from bayesclv.models.joint_spend import block_frames, joint_rows
+
+SIGMA = np.array([0.8, 0.7, 0.5])
+CORRELATION = np.array([0.2, 0.5, -0.3])  # purchase-dropout, purchase-spend, dropout-spend
+B = np.array([[-1.0, -3.0, 3.5]])
+SPEND_SD = 0.4
+
+
+def _covariance(sigma=SIGMA, correlation=CORRELATION):
+    R = np.eye(3)
+    R[0, 1] = R[1, 0] = correlation[0]
+    R[0, 2] = R[2, 0] = correlation[1]
+    R[1, 2] = R[2, 1] = correlation[2]
+    return R * np.outer(sigma, sigma)
+
+
+def test_rfm_summary_log_spend_statistics():
+    tx = pd.DataFrame({"customer_id": [1, 1, 1, 1, 2, 2, 3],
+                       "date": pd.to_datetime(["1997-01-01", "1997-01-08", "1997-01-08", "1997-02-01",
+                                               "1997-01-03", "1997-01-20", "1997-01-05"]),
+                       "value": [5.0, 10.0, 2.0, 30.0, 7.0, 20.0, 9.0]})
+    rfm = bc.rfm_summary(tx, value="value", log_spend=True).set_index("customer_id")
+    days = np.log([12.0, 30.0])  # customer 1's repeat days: 10 + 2 merged, then 30
+    assert rfm.loc[1, "log_spend_mean"] == pytest.approx(days.mean(), abs=1e-12)
+    assert rfm.loc[1, "log_spend_ss"] == pytest.approx(((days - days.mean()) ** 2).sum(), abs=1e-12)
+    assert rfm.loc[2, "log_spend_mean"] == pytest.approx(np.log(20.0)) and rfm.loc[2, "log_spend_ss"] == 0.0
+    assert rfm.loc[3, "log_spend_mean"] == 0.0 and rfm.loc[3, "frequency"] == 0.0
+    with pytest.raises(DataValidationError) as err:  # a free repeat purchase has no log value
+        bc.rfm_summary(tx.assign(value=[5.0, 10.0, 2.0, 0.0, 7.0, 20.0, 9.0]), value="value", log_spend=True)
+    assert err.value.column == "value" and err.value.rows == [1]
+    with pytest.raises(ArgumentError):
+        bc.rfm_summary(tx, log_spend=True)
+
+
+def _paretonbd_loglik(x, t_x, T, a, c):
+    """log L(lam, mu | x, t_x, T) of the individual Pareto/NBD (Schmittlein et al. 1987), written out here."""
+    lam, mu = np.exp(a), np.exp(c)
+    s = lam + mu
+    return x * a - np.log(s) + np.logaddexp(c - s * t_x, a - s * T)
+
+
+def _reference_log_integral(x, t_x, T, logs, mean=B[0], cov=None, spend_sd=SPEND_SD, log_g=None):
+    """``log int g(v) L(theta) prod_j N(logs_j; m, sw^2) N(v = (theta, m); mean, cov) dv`` by a 40^3-node
+    Gauss-Hermite rule centred at the integrand's mode and scaled by its curvature (raw log values)."""
+    cov = _covariance() if cov is None else cov
+
+    def log_f(v):
+        v = np.atleast_2d(v)
+        out = _paretonbd_loglik(x, t_x, T, v[:, 0], v[:, 1]) + stats.multivariate_normal(mean, cov).logpdf(v)
+        return out + stats.norm.logpdf(np.asarray(logs)[None, :], v[:, 2:3], spend_sd).sum(axis=1)
+
+    mode = optimize.minimize(lambda v: -log_f(v)[0], mean, method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x
+    h = 1e-4
+    H = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            e_i, e_j = np.eye(3)[i] * h, np.eye(3)[j] * h
+            H[i, j] = (log_f(mode + e_i + e_j) - log_f(mode + e_i - e_j) - log_f(mode - e_i + e_j)
+                       + log_f(mode - e_i - e_j))[0] / (4 * h * h)
+    L = np.linalg.cholesky(np.linalg.inv(-H))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    u = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), -1).reshape(-1, 3)
+    log_w = np.log(np.einsum("i,j,k->ijk", weights, weights, weights).ravel()) + 0.5 * (u * u).sum(axis=1)
+    v = mode + u @ L.T
+    values = log_f(v) + log_w + (0.0 if log_g is None else log_g(v))
+    return special.logsumexp(values) + np.log(np.linalg.det(L))
+
+
+def _reference_loglik(x, t_x, T, logs):
+    return _reference_log_integral(x, t_x, T, logs)
+
+
+@pytest.mark.parametrize("row", [(0.0, 0.0, 30.0, []), (1.0, 12.0, 40.0, [3.2]),
+                                 (4.0, 20.0, 35.0, [3.0, 3.9, 3.4, 2.8]),
+                                 (12.0, 45.0, 50.0, list(np.linspace(2.5, 4.4, 12)))])
+def test_marginal_likelihood_equals_3d_integration_of_the_latent_model(row):
+    x, t_x, T, logs = row
+    logs = np.asarray(logs)
+    mean_log = logs.mean() if x else 0.0
+    ss = ((logs - mean_log) ** 2).sum() if x else 0.0
+    df = pd.DataFrame({"customer_id": [0], "frequency": [x], "recency": [t_x], "T": [T],
+                       "log_spend_mean": [mean_log], "log_spend_ss": [ss]})
+    model = bc.JointSpendParetoNBDModel()
+    rows, bounds, counts, _ = joint_rows(model, df)
+    populations = [conditional_population(B, SIGMA, CORRELATION, np.asarray(SPEND_SD), float(n)) for n in counts]
+    powers, log_weights = rule.product_rule(24)
+    centre, chol, terms, correction = block_frames(rule.PARETONBD, rows, bounds, populations, powers, log_weights)
+    C = np.stack([p[0] for p in populations])
+    sd, rho = np.stack([p[1] for p in populations]), np.array([float(p[2]) for p in populations])
+    value = kernel.grouped_marginal_loglik(C, sd, rho, bounds, rows.X, rows.weight, centre, chol, terms,
+                                           terms.max(axis=1), powers, correction)[0]
+    if x:
+        value += spend_loglik(mean_log, ss, x, B[0, 2], SIGMA[2], SPEND_SD)
+    assert value == pytest.approx(_reference_loglik(x, t_x, T, logs), abs=1e-6)
+
+
+def test_spend_given_the_latents_equals_quadrature_over_the_log_mean():
+    theta, n, mean_log = np.array([-0.7, -2.6]), 3.0, 3.1
+    cov = _covariance()
+    # m | theta from the joint normal, times the likelihood of the n log values' mean, by quadrature over m
+    a = np.linalg.solve(cov[:2, :2], cov[:2, 2])
+    prior_mean, prior_var = B[0, 2] + a @ (theta - B[0, :2]), cov[2, 2] - a @ cov[:2, 2]
+
+    def density(m):
+        return stats.norm.pdf(m, prior_mean, np.sqrt(prior_var)) * stats.norm.pdf(mean_log, m, SPEND_SD / np.sqrt(n))
+
+    norm = integrate.quad(density, -10, 15, epsabs=0, epsrel=1e-12)[0]
+    expected = integrate.quad(lambda m: np.exp(m + SPEND_SD**2 / 2) * density(m), -10, 15, epsabs=0,
+                              epsrel=1e-12)[0] / norm
+    c = spend_tilt(B, SIGMA, CORRELATION, np.asarray(SPEND_SD), n)
+    assert np.exp(c @ np.array([1.0, mean_log, *theta])) == pytest.approx(expected, rel=1e-10)
+
+
+def test_without_spend_correlation_the_purchase_part_is_the_hierarchical_likelihood():
+    rng = np.random.default_rng(4)
+    n = 40
+    x = rng.integers(0, 6, n).astype(float)
+    T = rng.uniform(30, 50, n)
+    t_x = np.where(x > 0, T * rng.uniform(0.2, 1.0, n), 0.0)
+    mean_log = np.where(x > 0, rng.normal(3.4, 0.5, n), 0.0)
+    df = pd.DataFrame({"customer_id": np.arange(n), "frequency": x, "recency": t_x, "T": T,
+                       "log_spend_mean": mean_log, "log_spend_ss": np.zeros(n)})
+    rows, bounds, counts, _ = joint_rows(bc.JointSpendBetaGeoModel(), df)
+    correlation = np.array([0.3, 0.0, 0.0])
+    populations = [conditional_population(B, SIGMA, correlation, np.asarray(SPEND_SD), float(k)) for k in counts]
+    powers, log_weights = rule.product_rule(12)
+    centre, chol, terms, correction = block_frames(rule.BGNBD, rows, bounds, populations, powers, log_weights,
+                                                   corrected=True)
+    C = np.stack([p[0] for p in populations])
+    sd, rho = np.stack([p[1] for p in populations]), np.array([float(p[2]) for p in populations])
+    joint = kernel.grouped_marginal_loglik(C, sd, rho, bounds, rows.X, rows.weight, centre, chol, terms,
+                                           terms.max(axis=1), powers, correction)[0]
+    # the plain hierarchical BG/NBD's kernel on the same rows, frames and nodes: (log lam, logit p) ~ N(B, Sigma)
+    plain = kernel.marginal_loglik(B[:, :2], np.zeros((1, 2)), SIGMA[:2], 0.3, rows.X[:, :1], rows.group,
+                                   rows.weight, centre, chol, terms, terms.max(axis=1), powers, correction)[0]
+    assert np.allclose(C[:, -1], 0.0) and np.allclose(sd, SIGMA[:2]) and np.allclose(rho, 0.3)
+    assert joint == pytest.approx(plain, abs=1e-9)
+
+
+def _simulate(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    latent = B[0] + rng.multivariate_normal(np.zeros(3), _covariance(), size=n)
+    T = np.round(rng.uniform(30, 52, size=n))
+    sim = individual_paretonbd.simulate_histories(T, np.exp(latent[:, 0]), np.exp(latent[:, 1]), rng)
+    x = np.asarray(sim["frequency"], dtype=float)
+    mean_log, ss = np.zeros(n), np.zeros(n)
+    for i in np.flatnonzero(x):
+        logs = rng.normal(latent[i, 2], SPEND_SD, size=int(x[i]))
+        mean_log[i], ss[i] = logs.mean(), ((logs - logs.mean()) ** 2).sum()
+    df = pd.DataFrame({"customer_id": np.arange(n), "frequency": x, "recency": np.asarray(sim["recency"], float),
+                       "T": T, "log_spend_mean": mean_log, "log_spend_ss": ss})
+    df.attrs["time_unit"] = "W"
+    return df, latent
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df, latent = _simulate(1500, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)  # short chains
+        model = bc.JointSpendParetoNBDModel().fit(df, draws=250, tune=250, chains=2, random_seed=1,
+                                                  progressbar=False)
+    return model, df, latent
+
+
+def test_joint_fit_recovers_the_spend_frequency_correlation(fitted):
+    model, _, _ = fitted
+    post = model.posterior
+    assert model.diagnostics["latents"] == "integrated"
+    for name, truth in (("correlation", CORRELATION), ("sigma", SIGMA), ("spend_sd", SPEND_SD),
+                        ("coefficients", B)):
+        mean, sd = post[name].mean(("chain", "draw")).values, post[name].std(("chain", "draw")).values
+        assert np.all(np.abs(mean - truth) < 3.5 * sd + 0.02), (name, mean, sd)
+    spend_corr = post["correlation"].sel(pair="purchase-spend").values
+    assert np.quantile(spend_corr, 0.05) > 0.2  # clearly non-zero, as simulated (0.5)
+    table = model.summary()  # one row per correlation pair
+    row = [label for label in table.index if "purchase-spend" in str(label)]
+    assert len(row) == 1 and table.loc[row[0], "mean"] == pytest.approx(spend_corr.mean(), abs=1e-3)
+
+
+def test_joint_predictions_keep_purchases_and_spend_paired(fitted):
+    model, df, latent = fitted
+    spend = model.expected_spend()
+    revenue = model.expected_revenue(26.0)
+    purchases = model.expected_purchases(26.0)
+    assert spend.dims == revenue.dims == ("chain", "draw", "customer_id")
+    # spend tracks each customer's own mean log value: correlated with the simulated truth
+    truth = np.exp(latent[:, 2] + SPEND_SD**2 / 2)
+    buyers = df["frequency"].to_numpy() >= 3
+    assert np.corrcoef(np.log(spend.mean(("chain", "draw")).values[buyers]), np.log(truth[buyers]))[0, 1] > 0.9
+    # revenue is E[N S | data] over the joint posterior of (theta, m), per draw: against a 3-D quadrature of
+    # the latent model at one posterior draw, for customers with 0, 2 and many repeat purchases
+    joint = revenue.isel(chain=0, draw=0).values
+    post = model.posterior.isel(chain=0, draw=0)
+    mean = post["coefficients"].values[0]
+    cov = _covariance(post["sigma"].values, post["correlation"].values)
+    sw = float(post["spend_sd"])
+    frequency = df["frequency"].to_numpy()
+    for i in (np.flatnonzero(frequency == 0)[0], np.flatnonzero(frequency == 2)[0], int(np.argmax(frequency))):
+        row = df.iloc[i]
+        n = int(row["frequency"])
+        # log values with the customer's mean and within sum of squares (the likelihood depends on no more)
+        base = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(n)
+        spread = np.sqrt(row["log_spend_ss"] / (base**2).sum()) if n > 1 else 0.0
+        logs = row["log_spend_mean"] + spread * base
+
+        def log_revenue(v, row=row):
+            lam, mu = np.exp(v[:, 0]), np.exp(v[:, 1])
+            purchases = individual_paretonbd.expected_purchases(26.0, row["frequency"], row["recency"], row["T"],
+                                                                lam, mu)
+            return np.log(np.maximum(purchases, 1e-300)) + v[:, 2] + sw**2 / 2
+
+        args = (row["frequency"], row["recency"], row["T"], logs, mean, cov, sw)
+        expected = np.exp(_reference_log_integral(*args, log_g=log_revenue) - _reference_log_integral(*args))
+        assert joint[i] == pytest.approx(expected, rel=2e-3), (i, n)
+    clv = model.customer_lifetime_value(52, 0.002)
+    assert np.all(clv.values > 0) and clv.attrs["horizon"] == 52
+    mean_spend = model.population_mean_spend()
+    assert mean_spend.dims == ("chain", "draw")
+    assert float(mean_spend.mean()) == pytest.approx(np.exp(B[0, 2] + SIGMA[2] ** 2 / 2 + SPEND_SD**2 / 2), rel=0.1)
+
+
+def test_joint_model_refuses_data_without_spend_statistics_and_other_methods():
+    df, _ = _simulate(50, 1)
+    with pytest.raises(DataValidationError) as err:
+        bc.JointSpendParetoNBDModel().fit(df.drop(columns="log_spend_ss"), progressbar=False)
+    assert err.value.column == "log_spend_ss"
+    bad = df.assign(log_spend_ss=np.where(df["frequency"] == 1, 0.5, df["log_spend_ss"]))
+    with pytest.raises(DataValidationError):
+        bc.JointSpendParetoNBDModel().fit(bad, progressbar=False)
+    with pytest.raises(ValueError, match="NUTS"):
+        bc.JointSpendBetaGeoModel().fit(df, method="advi", progressbar=False)
