@@ -251,3 +251,10 @@ def test_joint_model_refuses_data_without_spend_statistics_and_other_methods():
         bc.JointSpendParetoNBDModel().fit(bad, progressbar=False)
     with pytest.raises(ValueError, match="NUTS"):
         bc.JointSpendBetaGeoModel().fit(df, method="advi", progressbar=False)
+
+
+def test_general_clv_refuses_one_joint_model_as_both_models():
+    model = bc.JointSpendParetoNBDModel()  # refused before any fit is needed: the pairing itself is wrong
+    with pytest.raises(ArgumentError, match="own model.customer_lifetime_value") as err:
+        bc.customer_lifetime_value(model, model, horizon=12, time_unit="M", discount_rate=0.01)
+    assert err.value.argument == "spend_model"

@@ -154,7 +154,9 @@ def customer_lifetime_value(
     ------
     bayesclv.errors.ArgumentError
         A setting of the wrong type, not finite or out of its range (the rules of
-        :func:`bayesclv.arguments.check_clv_arguments`), or an unknown ``time_unit``.
+        :func:`bayesclv.arguments.check_clv_arguments`), an unknown ``time_unit``, or one
+        joint spend model given as both models (its own ``customer_lifetime_value`` keeps
+        the purchases' and the spend's covariance).
     bayesclv.errors.TimeUnitError
         The purchase model has no calendar time (the BG/BB counts transaction
         opportunities): value its customers per opportunity instead (see the message).
@@ -165,6 +167,12 @@ def customer_lifetime_value(
     horizon, discount_rate, margin, acquisition_cost, service_cost_per_period = check_clv_arguments(
         horizon=horizon, discount_rate=discount_rate, margin=margin, acquisition_cost=acquisition_cost,
         service_cost_per_period=service_cost_per_period)
+    if transaction_model is spend_model:  # a joint spend model: purchases and spend correlated per customer
+        raise ArgumentError(
+            f"the {transaction_model.display_name} model gives both purchases and spend, and they are correlated "
+            "within a customer: this function multiplies their two expectations and would drop that covariance. "
+            "Use the model's own model.customer_lifetime_value(horizon, discount_rate, margin=...)",
+            argument="spend_model")
     transaction_model.check_fitted()
     spend_model.check_fitted()
     data = transaction_model.prediction_data(None if data is None else to_pandas(data))
