@@ -149,3 +149,32 @@ def test_simulation_refuses_counts_it_cannot_reach_instead_of_hanging():
         paretoggg.simulate_histories(np.full(3, 52.0), 1e-4, 5e3, 1e-6, rng=1)
     ordinary = paretoggg.simulate_histories(np.full(3, 52.0), 2.0, 0.3, 0.02, rng=1)
     assert np.all(ordinary["frequency"] > 0)
+
+
+def test_simulated_counts_follow_the_erlang_renewal_law_in_few_numpy_steps():
+    """Without dropout, Erlang-k gaps give ``P(N(T) >= n) = P(Gamma(n k, k lam) <= T)`` exactly; the blocks of
+    gaps reach hundreds of purchases per customer in a handful of generator calls, not one per purchase."""
+    from scipy import special
+
+    from bayesclv.formulas._simulate import gamma_renewals
+
+    class Counting:  # the generator, counting its calls
+        def __init__(self, seed):
+            self.rng, self.calls = np.random.default_rng(seed), 0
+
+        def gamma(self, *args, **kwargs):
+            self.calls += 1
+            return self.rng.gamma(*args, **kwargs)
+
+    n, k, lam, T = 4000, 3.0, 8.0, 52.0  # about 416 purchases each
+    rng = Counting(6)
+    count, last, log_gaps, times = gamma_renewals(rng, np.zeros(n), np.full(n, T), np.full(n, k),
+                                                  np.full(n, k * lam), 10**5, times=True)
+    assert rng.calls <= 6
+    for m in (390, 416, 440):
+        want = special.gammaincc(m * k, k * lam * T)  # P(N < m) = 1 - P(m-th renewal <= T)
+        got = (count < m).mean()
+        assert abs(got - want) < 5 * np.sqrt(want * (1 - want) / n), m
+    for i in range(5):  # the statistics are those of the times
+        assert times[i].size == count[i] and times[i][-1] == last[i] <= T
+        np.testing.assert_allclose(np.log(np.diff(times[i], prepend=0.0)).sum(), log_gaps[i], rtol=1e-10)

@@ -32,6 +32,7 @@ import bayesclv as bc
 from bayesclv.formulas import paretoggg
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NOTES = "## Notes"  # the heading from which the result file's text is written by hand and kept on a rerun
 
 
 def holdout(model, rfm: pd.DataFrame) -> dict:
@@ -69,10 +70,19 @@ def fit(model, rfm: pd.DataFrame, args, keep_latents: bool) -> dict:
     scores = holdout(model, rfm)
     out = {"fit_cpu_s": fit_cpu, "fit_wall_s": fit_wall, "predict_cpu_s": time.process_time() - start,
            "estimates": model.summary()["mean"].round(4).to_dict(), **scores,
-           "diagnostics": {k: v for k, v in dict(model.diagnostics).items() if isinstance(v, (int, float, str))}}
+           "population": population_convergence(model),
+           "diagnostics": {k: v for k, v in dict(model.diagnostics).items()
+                           if isinstance(v, (int, float, str, list))}}
     if "sample_stats" in model.idata.children and "n_steps" in model.idata["sample_stats"]:
         out["leapfrog_steps_per_draw"] = float(model.idata["sample_stats"]["n_steps"].mean())
     return out
+
+
+def population_convergence(model) -> dict:
+    """R-hat and bulk/tail ESS of each population parameter (the latents' convergence is not summarised)."""
+    table = model.summary()
+    return {name: {c: float(table.loc[name, c]) for c in ("mean", "r_hat", "ess_bulk", "ess_tail")}
+            for name in table.index}
 
 
 def simulated_base(n: int, seed: int) -> pd.DataFrame:
@@ -114,12 +124,13 @@ def main() -> None:
     sets = {"simulated regular": simulated_base(args.simulated, args.seed)}
     if not args.skip_cdnow:
         sets = {"CDNOW sample": cdnow, **sets}
-    for name, rfm in sets.items():
+    for name, rfm in sets.items():  # written after each data set, so a run cut short keeps what it finished
         results[name] = {"customers": len(rfm), "gradient_cpu_s": gradient_seconds(rfm),
-                         "Pareto/NBD": fit(bc.ParetoNBDModel(), rfm, args, keep_latents=False),
-                         "Pareto/GGG": fit(bc.ParetoGGGModel(), rfm, args, keep_latents=True)}
-        print(name, json.dumps(results[name], default=float))
-    write(results)
+                         "Pareto/NBD": fit(bc.ParetoNBDModel(), rfm, args, keep_latents=False)}
+        results[name]["Pareto/GGG"] = fit(bc.ParetoGGGModel(), rfm, args, keep_latents=True)
+        print(name, json.dumps(results[name], default=float), flush=True)
+        results["load_average"] = os.getloadavg()
+        write(results)
 
 
 def write_cost() -> None:
@@ -155,6 +166,14 @@ def write(results: dict) -> None:
                          f"{e['predicted_total']:.0f} / {e['actual_total']:.0f} | {e['fit_cpu_s']:.0f} | "
                          f"{d.get('max_r_hat', float('nan')):.3f} | {d.get('min_ess_bulk', float('nan')):.0f} | "
                          f"{d.get('divergences', 0)} |")
+    lines += ["", "## Convergence of the population parameters (Pareto/GGG)", "",
+              "| data | parameter | mean | R-hat | bulk ESS | tail ESS |", "|---|---|---|---|---|---|"]
+    for name, block in results.items():
+        if not isinstance(block, dict) or "customers" not in block:
+            continue
+        for par, row in block["Pareto/GGG"]["population"].items():
+            lines.append(f"| {name} | {par} | {row['mean']:.4g} | {row['r_hat']:.3f} | {row['ess_bulk']:.0f} | "
+                         f"{row['ess_tail']:.0f} |")
     lines += ["", "## Cost of the latent sampler", ""]
     for name, block in results.items():
         if not isinstance(block, dict) or "customers" not in block:
@@ -164,7 +183,11 @@ def write(results: dict) -> None:
         lines.append(f"- {name}: one likelihood + gradient pass over {block['customers']} customers "
                      f"{1000 * g:.2f} ms CPU; {steps:.0f} leapfrog steps per draw, so about {g * steps:.2f} CPU s "
                      f"per draw; estimates {e['estimates']}; prediction CPU {e['predict_cpu_s']:.0f} s.")
-    (RESULTS / "paretoggg_cdnow.md").write_text("\n".join(lines) + "\n")
+    target = RESULTS / "paretoggg_cdnow.md"
+    notes = target.read_text().partition(NOTES)[2] if target.exists() else ""
+    if notes:  # the hand-written notes below the generated tables are kept
+        lines += ["", NOTES + notes.rstrip("\n")]
+    target.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

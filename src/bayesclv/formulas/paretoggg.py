@@ -45,8 +45,8 @@ from scipy import special
 from bayesclv.formulas._adaptive_quadrature import (GAMMA_TAIL, RENEWAL, RENEWAL_END, integrate, killed_renewals,
                                                     workspace)
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
+from bayesclv.formulas._simulate import gamma_renewals
 from bayesclv.formulas._special import log_gamma_q, logaddexp
-from bayesclv.errors import ArgumentError
 from bayesclv.formulas._summed import SummedLoglikOp, digamma
 
 __all__ = [
@@ -386,33 +386,11 @@ def simulate_histories(T, k, lam, mu, rng=None, times=False):
     shape = T.shape
     T_, k_, lam_, mu_ = (v.ravel() for v in (T, k, lam, mu))
     end = np.minimum(rng.exponential(1.0 / mu_), T_)
-    n = T_.size
-    x, t_x, litt = np.zeros(n), np.zeros(n), np.zeros(n)
-    log = [[] for _ in range(n)] if times else None
-    active = np.arange(n)
-    for _ in range(_MAX_PURCHASES + 1):  # one more inter-purchase time per customer whose window is open
-        if not active.size:
-            break
-        gap = rng.gamma(k_[active], 1.0 / (k_[active] * lam_[active]))
-        new = t_x[active] + gap
-        ok = new <= end[active]
-        idx = active[ok]
-        x[idx] += 1.0
-        t_x[idx] = new[ok]
-        litt[idx] += np.log(gap[ok])
-        if times:
-            for i, value in zip(idx, new[ok], strict=True):
-                log[i].append(value)
-        active = idx
-    else:  # tiny k or huge lambda: a renewal count no simulation reaches, refused instead of hanging
-        i = active[0]
-        raise ArgumentError(
-            f"{active.size} customers would make more than {_MAX_PURCHASES:,} purchases in their window "
-            f"(e.g. k = {k_[i]:.3g}, lambda = {lam_[i]:.3g}, window {end[i]:.3g})", argument="k, lam")
+    x, t_x, litt, log = gamma_renewals(rng, np.zeros(T_.size), end, k_, k_ * lam_, _MAX_PURCHASES, times)
     out = {"frequency": x.reshape(shape), "recency": t_x.reshape(shape), "T": T, "litt": litt.reshape(shape),
            "k": k, "lambda": lam, "mu": mu, "alive": ((end == T_) & (end > 0)).reshape(shape)}
     if times:
-        out["times"] = [np.asarray(v) for v in log]
+        out["times"] = log
     return out
 
 
@@ -442,10 +420,8 @@ def simulate_future_purchases(t, frequency, recency, T, k, lam, mu, rng=None):
     end = np.minimum(rng.exponential(1.0 / mu), t)
     tail = special.gammaincc(k, k * lam * delta) * rng.random(delta.shape)
     clock = special.gammainccinv(k, tail) / (k * lam) - delta
-    count = np.zeros(delta.shape, dtype=np.int64)
-    active = alive & (clock <= end)
-    while active.any():
-        count[active] += 1
-        clock = np.where(active, clock + rng.gamma(k, 1.0 / (k * lam)), clock)
-        active = active & (clock <= end)
-    return count
+    count = np.zeros(delta.size, dtype=np.int64)
+    seen = np.flatnonzero(alive & (clock <= end))  # the next purchase falls inside the horizon
+    clock, end, k, lam = (v.ravel()[seen] for v in (clock, end, k, lam))
+    count[seen] = 1 + gamma_renewals(rng, clock, end, k, k * lam, _MAX_PURCHASES)[0].astype(np.int64)
+    return count.reshape(delta.shape)

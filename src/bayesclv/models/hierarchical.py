@@ -29,17 +29,16 @@ from bayesclv.formulas._marginal_rule import BGNBD, PARETONBD
 from bayesclv.models.latent import customer_arrays, latent_model
 from bayesclv.models.marginal import LatentPosterior, MarginalPredictions
 from bayesclv.models.pooling import group_codes, group_labels
-from bayesclv.models.predictive import Predictive
+from bayesclv.models.predictive import POSITION, CustomerLatents
 from bayesclv.models.transaction import TransactionPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["HierarchicalBetaGeoModel", "HierarchicalParetoNBDModel", "HierarchicalTransactionModel"]
 
 _HERMITE_NODES = 24  # per dimension, for expectations over the population distribution
-_POSITION = "position"  # design column: a customer's row among the fitted latents
 
 
-class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, Predictive, CLVModel):
+class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, CustomerLatents, CLVModel):
     """Shared machinery of the individual-level models; subclasses set the latent scales.
 
     Parameters
@@ -193,48 +192,9 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         return posterior.drop_vars(coordinates).merge(latent)
 
     # ----------------------------------------------------------- predictions
-    @property
-    def history_columns(self) -> tuple[str, ...]:
-        return ("customer_id", *self.data_columns)  # each customer has their own rates
-
-    def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
-        """Rows of the fitted data for the customers of ``df``; their histories must match."""
-        if df is self.data:
-            return np.arange(len(df))
-        positions = pd.Index(self.data["customer_id"]).get_indexer(df["customer_id"])
-        unknown = positions < 0
-        if unknown.any():
-            raise DataValidationError(
-                "customers not in the fitted data: predictions of an individual-level model use "
-                "each customer's posterior rates; refit with these customers included",
-                column="customer_id", rows=df.loc[unknown, "customer_id"].tolist())
-        for col in self.data_columns:
-            fitted = self.data[col].to_numpy(dtype=float)[positions]
-            differ = ~np.isclose(df[col].to_numpy(dtype=float), fitted, rtol=1e-9, atol=1e-12)
-            if differ.any():
-                raise DataValidationError(
-                    "history differs from the fitted data: the posterior rates condition on the fitted "
-                    "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+    def _conditioning_columns(self) -> list[tuple[str, bool]]:
         # the rates were also fitted given each customer's group and covariates: those must match too
-        for col in ([self.group] if self.group else []) + self.covariates:
-            if col not in df.columns:
-                raise DataValidationError("column missing: the posterior rates condition on each customer's "
-                                          "fitted value of it", column=col)
-            fitted, given = self.data[col].to_numpy()[positions], df[col].to_numpy()
-            differ = (~np.isclose(given.astype(float), fitted.astype(float), rtol=1e-9, atol=1e-12)
-                      if col in self.covariates else given != fitted)
-            if differ.any():
-                raise DataValidationError(
-                    "differs from the fitted data: the posterior rates condition on each customer's fitted "
-                    "value; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
-        return positions
-
-    def _design(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The fitted histories of ``df``'s customers and their positions among the fitted latents."""
-        positions = self._customer_positions(df)
-        frame = pd.DataFrame({c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns})
-        frame[_POSITION] = positions
-        return frame
+        return [*([(self.group, False)] if self.group else []), *((c, True) for c in self.covariates)]
 
     def _param_arrays(self, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
         post = self.posterior if post is None else post
@@ -245,7 +205,7 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
         """Each row's own rates: the latent draws of its customer on the formulas' scale (with the latents
         integrated out, drawn per posterior draw from the customer's conditional posterior)."""
-        position = rows[_POSITION].to_numpy()
+        position = rows[POSITION].to_numpy()
         if "sample" in params:
             latent = self._latent_posterior().draw(params, position)
         else:

@@ -22,16 +22,14 @@ import xarray as xr
 from scipy import special
 
 from bayesclv.data.timing import validate_timing_rfm
-from bayesclv.errors import DataValidationError
 from bayesclv.formulas import PT, paretoggg
 from bayesclv.models.base import CLVModel
-from bayesclv.models.predictive import Predictive
+from bayesclv.models.predictive import POSITION, CustomerLatents
 from bayesclv.models.transaction import TransactionPredictions
 from bayesclv.priors import Prior
 
 __all__ = ["ParetoGGGModel"]
 
-_POSITION = "position"  # design column: a customer's row among the fitted latents
 _POPULATION = (("t", "gamma"), ("r", "alpha"), ("s", "beta"))  # shape and rate of each latent's population
 # repeat purchases from which a customer's latent is sampled centred: the data then say more about it than
 # the population (log lambda: about one observation per purchase; log k: about one per two gaps)
@@ -67,7 +65,7 @@ def _gamma_latents(name: str, centred: np.ndarray, shape, rate):
     return pt.concatenate(parts)[np.argsort(np.concatenate(order))]
 
 
-class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
+class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     """Pareto/GGG (Platzer & Reutterer 2016): Pareto/NBD with regular, Gamma-distributed inter-purchase times.
 
     Each customer ``i`` has a regularity ``k_i`` (the shape of their
@@ -166,44 +164,13 @@ class ParetoGGGModel(TransactionPredictions, Predictive, CLVModel):
         return [*self.parameter_names, *self.latent_names]
 
     # ----------------------------------------------------------- predictions
-    @property
-    def history_columns(self) -> tuple[str, ...]:
-        return ("customer_id", *self.data_columns)  # each customer has their own latents
-
-    def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
-        """Rows of the fitted data for the customers of ``df``; their histories must match."""
-        if df is self.data:
-            return np.arange(len(df))
-        positions = pd.Index(self.data["customer_id"]).get_indexer(df["customer_id"])
-        unknown = positions < 0
-        if unknown.any():
-            raise DataValidationError(
-                "customers not in the fitted data: Pareto/GGG predictions use each customer's posterior "
-                "latents; refit with these customers included", column="customer_id",
-                rows=df.loc[unknown, "customer_id"].tolist())
-        for col in self.data_columns:
-            fitted = self.data[col].to_numpy(dtype=float)[positions]
-            differ = ~np.isclose(df[col].to_numpy(dtype=float), fitted, rtol=1e-9, atol=1e-12)
-            if differ.any():
-                raise DataValidationError(
-                    "history differs from the fitted data: the posterior latents condition on the fitted "
-                    "history; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
-        return positions
-
-    def _design(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The fitted histories of ``df``'s customers and their positions among the fitted latents."""
-        positions = self._customer_positions(df)
-        frame = pd.DataFrame({c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns})
-        frame[_POSITION] = positions
-        return frame
-
     def _param_arrays(self, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
         post = self.posterior if post is None else post
         return {n: post[n].values for n in self.latent_names}
 
     def _row_params(self, params: dict[str, Any], rows: pd.DataFrame, xp) -> dict[str, Any]:
         """Each row's own latents: the posterior draws of its customer."""
-        position = rows[_POSITION].to_numpy()
+        position = rows[POSITION].to_numpy()
         return {n: params[n][..., position] for n in self.latent_names}
 
     def latents(self, data: Any | None = None) -> xr.Dataset:

@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP
 from bayesclv.models.datatree import fit_datatree
 from bayesclv.models.engine import Predictor, as_dataarray
 
-__all__ = ["Predictive"]
+__all__ = ["POSITION", "CustomerLatents", "Predictive"]
+
+POSITION = "position"  # design column of CustomerLatents: a customer's row among the fitted latents
 
 
 class Predictive:
@@ -168,3 +171,53 @@ class Predictive:
     def _as_dataarray(self, values: np.ndarray, df: pd.DataFrame, name: str,
                       quantity: str = "expectation") -> xr.DataArray:
         return as_dataarray(values, self.posterior, df["customer_id"].to_numpy(), name, quantity, self.time_unit)
+
+
+class CustomerLatents(Predictive):
+    """The design of a model whose predictions use each fitted customer's own posterior latents.
+
+    The individual-level hierarchical models and the Pareto/GGG share it: a
+    prediction frame's rows are the fitted customers, found by ``customer_id``,
+    whose histories (and :meth:`_conditioning_columns`) must equal the fitted
+    ones, since the latents' posterior conditions on them. ``_row_params`` takes
+    each row's latents at its :data:`POSITION`.
+    """
+
+    @property
+    def history_columns(self) -> tuple[str, ...]:
+        return ("customer_id", *self.data_columns)  # each customer has their own latents
+
+    def _conditioning_columns(self) -> list[tuple[str, bool]]:
+        """Further columns the latents were fitted given, each with whether it is numeric (default none)."""
+        return []
+
+    def _customer_positions(self, df: pd.DataFrame) -> np.ndarray:
+        """Rows of the fitted data for the customers of ``df``; their histories must match."""
+        if df is self.data:
+            return np.arange(len(df))
+        positions = pd.Index(self.data["customer_id"]).get_indexer(df["customer_id"])
+        unknown = positions < 0
+        if unknown.any():
+            raise DataValidationError(
+                f"customers not in the fitted data: {self.display_name} predictions use each customer's posterior "
+                "latents; refit with these customers included", column="customer_id",
+                rows=df.loc[unknown, "customer_id"].tolist())
+        for col, numeric in [*((c, True) for c in self.data_columns), *self._conditioning_columns()]:
+            if col not in df.columns:
+                raise DataValidationError("column missing: the posterior latents condition on each customer's "
+                                          "fitted value of it", column=col)
+            fitted, given = self.data[col].to_numpy()[positions], df[col].to_numpy()
+            differ = (~np.isclose(given.astype(float), fitted.astype(float), rtol=1e-9, atol=1e-12)
+                      if numeric else given != fitted)
+            if differ.any():
+                raise DataValidationError(
+                    "differs from the fitted data: the posterior latents condition on each customer's fitted "
+                    "value; refit on the new data", column=col, rows=df.loc[differ, "customer_id"].tolist())
+        return positions
+
+    def _design(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The fitted histories of ``df``'s customers and their positions among the fitted latents."""
+        positions = self._customer_positions(df)
+        frame = pd.DataFrame({c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns})
+        frame[POSITION] = positions
+        return frame
