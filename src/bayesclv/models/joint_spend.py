@@ -33,7 +33,7 @@ from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas.joint_spend import PAIRS, conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
-from bayesclv.models.latent import standardisation
+from bayesclv.models.latent import population_coefficients, standardisation
 from bayesclv.models.marginal import _CANDIDATES, _SPREAD, REFERENCE_ATTR, LatentPosterior, MarginalGraph, RowTable
 from bayesclv.priors import Prior
 
@@ -204,17 +204,7 @@ def joint_population(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     """The population parameters of a joint spend model, created in the current PyMC model: intercepts at the
     covariate means, slopes per sd (``coefficients`` per unit as a deterministic), the 3 x 3 LKJ covariance
     (``sigma``, ``correlation`` over :data:`PAIRS`) and ``spend_sd``."""
-    intercept = model.priors["intercept"].create("intercept", dims="process")
-    slopes = None
-    if model.covariates:
-        centre, scale = standardisation(df, model.covariates)
-        slopes = model.priors["slopes"].create("slopes", dims=("slope", "process"))
-        per_unit = slopes / scale[:, None]
-        pm.Deterministic("coefficients", pt.concatenate(
-            [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
-            dims=("covariate", "process"))
-    else:
-        pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
+    intercept, slopes = population_coefficients(model, df)
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=3)
     _, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=3, sd_dist=sd_dist, compute_corr=True,

@@ -31,7 +31,7 @@ from bayesclv.formulas import PT
 from bayesclv.models.pooling import group_codes, group_labels
 
 __all__ = ["PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights", "latent_model",
-           "population_coords", "population_parameters", "standardisation"]
+           "population_coefficients", "population_coords", "population_parameters", "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
@@ -117,6 +117,28 @@ def population_coords(model: Any, population: pd.DataFrame) -> dict[str, list]:
     return coords
 
 
+def population_coefficients(model: Any, population: pd.DataFrame) -> tuple[Any, Any]:
+    """Intercepts at the covariate means and slopes per sd of a covariate, created in the current PyMC
+    model, with the per-unit ``coefficients`` (rows: intercept, covariates) as a deterministic.
+
+    Sampling the intercept at the covariates' means and the slopes per sd keeps the two
+    nearly uncorrelated in the posterior; users read per-unit effects. Returns
+    ``(intercept, slopes)``, ``slopes`` None without covariates.
+    """
+    intercept = model.priors["intercept"].create("intercept", dims="process")
+    slopes = None
+    if model.covariates:
+        centre, scale = standardisation(population, model.covariates)
+        slopes = model.priors["slopes"].create("slopes", dims=("slope", "process"))
+        per_unit = slopes / scale[:, None]
+        pm.Deterministic("coefficients", pt.concatenate(
+            [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
+            dims=("covariate", "process"))
+    else:
+        pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
+    return intercept, slopes
+
+
 def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any]:
     """The population parameters of an individual-level model, created in the current PyMC model.
 
@@ -132,17 +154,7 @@ def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any
         (groups, 2) or None, ``chol`` (the 2 x 2 Cholesky factor of ``Sigma``),
         ``sigma`` (2,) and ``correlation``.
     """
-    intercept = model.priors["intercept"].create("intercept", dims="process")
-    slopes = None
-    if model.covariates:
-        centre, scale = standardisation(population, model.covariates)
-        slopes = model.priors["slopes"].create("slopes", dims=("slope", "process"))
-        per_unit = slopes / scale[:, None]
-        pm.Deterministic("coefficients", pt.concatenate(
-            [(intercept - pt.as_tensor_variable(centre) @ per_unit)[None, :], per_unit]),
-            dims=("covariate", "process"))
-    else:
-        pm.Deterministic("coefficients", intercept[None, :], dims=("covariate", "process"))
+    intercept, slopes = population_coefficients(model, population)
     offset = None
     if model.group is not None:
         group_sd = model.priors["group_sd"].create("group_sd", dims="process")
