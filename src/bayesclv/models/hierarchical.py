@@ -225,11 +225,7 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         xarray.Dataset
             One variable per rate, dims ``(chain, draw, customer_id)``.
         """
-        df = self.prediction_data(data)
-        return xr.Dataset({
-            name: self._over_customers(lambda c, p, name=name: p[name], df, name)
-            for name in self.rate_names
-        })
+        return self._per_customer(self.rate_names, data)
 
     # ------------------------------------------------------------ population
     def _population_draws(self, sample: np.ndarray | None = None) -> dict[str, np.ndarray]:

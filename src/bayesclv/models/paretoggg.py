@@ -186,9 +186,7 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         xarray.Dataset
             One variable per latent, dims ``(chain, draw, customer_id)``.
         """
-        df = self.prediction_data(data)
-        return xr.Dataset({name: self._over_customers(lambda c, p, name=name: p[name], df, name)
-                           for name in self.latent_names})
+        return self._per_customer(self.latent_names, data)
 
     # ------------------------------------------------------------ population
     def _population_draws(self, sample: np.ndarray | None = None) -> dict[str, np.ndarray]:

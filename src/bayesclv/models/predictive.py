@@ -221,3 +221,9 @@ class CustomerLatents(Predictive):
         frame = pd.DataFrame({c: self.data[c].to_numpy(dtype=float)[positions] for c in self.data_columns})
         frame[POSITION] = positions
         return frame
+
+    def _per_customer(self, names: tuple[str, ...], data: Any | None) -> xr.Dataset:
+        """Posterior of the per-customer quantities ``names`` (from :meth:`_row_params`), dims
+        ``(chain, draw, customer_id)``, for the fitted customers of ``data`` (default all)."""
+        df = self.prediction_data(data)
+        return xr.Dataset({name: self._over_customers(lambda c, p, name=name: p[name], df, name) for name in names})
