@@ -143,6 +143,16 @@ def test_predictions_only_for_fitted_customers(fitted):
     assert err.value.column == "customer_id" and err.value.rows == [10**6, 10**6 + 1]
 
 
+def test_latents_are_each_customers_posterior_draws(fitted):
+    some = fitted.data.iloc[[4, 0, 2]]
+    latents = fitted.latents(some)
+    assert set(latents.data_vars) == {"k", "lam", "mu"}
+    for name in latents.data_vars:
+        assert latents[name].dims == ("chain", "draw", "customer_id")
+        np.testing.assert_array_equal(latents[name].values, fitted.posterior[name].values[..., [4, 0, 2]])
+    assert latents["k"]["customer_id"].values.tolist() == some["customer_id"].tolist()
+
+
 def test_simulation_refuses_counts_it_cannot_reach_instead_of_hanging():
     # a tiny regularity with a huge rate means millions of purchases in a 52-week window
     with pytest.raises(bc.errors.ArgumentError, match="more than 100,000 purchases"):
