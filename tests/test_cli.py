@@ -181,16 +181,18 @@ def test_help_lists_choices_and_completion():
 
 
 # ------------------------------------------------------------------ runs
-def test_ids_are_text_and_fit_runs_as_a_module(tmp_path):
-    """Ids ``007`` and ``7`` are two customers (read as numbers, 400 customers became 399)."""
+def test_ids_are_text(tmp_path):
+    """Ids ``007`` and ``7`` are two customers (read as numbers, 400 customers became 399). In-process: the
+    module entry point runs in a real process in test_module_entry_point_version_and_errors and the Ctrl-C test."""
     tx = bc.datasets.load_cdnow("sample")
     tx = tx[tx["customer_id"] <= 400].copy()
     tx["customer_id"] = tx["customer_id"].map("{:03d}".format).replace({"123": "7"})
     src = tmp_path / "tx.csv"
     tx.to_csv(src, index=False)
     out = tmp_path / "out.csv"
-    result = _run_module("fit", src, "--method", "map", "--calibration-end", "1997-09-30", "--out", out, "--quiet")
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["fit", str(src), "--method", "map", "--calibration-end", "1997-09-30",
+                                 "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
     assert "400 customers" in result.stdout
     assert len(DIAGNOSTICS.findall(result.stdout)) == 2  # one line per model, not two
     table = pd.read_csv(out, dtype={"customer_id": str})

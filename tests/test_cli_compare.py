@@ -1,7 +1,4 @@
-"""``bayesclv compare``: checks before any work (one line, exit 2), and a real run in a subprocess."""
-
-import subprocess
-import sys
+"""``bayesclv compare``: checks before any work (one line, exit 2), and a real run."""
 
 import pandas as pd
 import pytest
@@ -56,21 +53,21 @@ def test_bad_option_is_one_line_before_reading(workdir, monkeypatch, command, fr
     assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*")} == before  # nothing written or touched
 
 
-def test_compare_subprocess_writes_table_and_page(tmp_path):
-    """``python -m bayesclv compare`` on 400 CDNOW sample customers with MAP fits, over old outputs."""
+def test_compare_writes_table_and_page_over_old_outputs_only_with_force(tmp_path, monkeypatch):
+    """``bayesclv compare`` on 400 CDNOW sample customers with MAP fits, over old outputs. In-process: the
+    module entry point, exit statuses in a real process and Ctrl-C are tested in test_cli.py."""
     tx = bc.datasets.load_cdnow("sample")
     tx = tx[tx["customer_id"].isin(tx["customer_id"].unique()[:400])]
     tx.to_csv(tmp_path / "tx.csv", index=False)
     for name in ("bayesclv_comparison.csv", "bayesclv_comparison.html"):
         (tmp_path / name).write_text("old")
-    args = [sys.executable, "-m", "bayesclv", "compare", "tx.csv", "--calibration-end", "1997-09-30",
-            "--method", "map", "--quiet", "--seed", "7"]
-    kept = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False)
-    assert kept.returncode == 2 and "already exists; pass --force" in kept.stderr
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", "tx.csv", "--calibration-end", "1997-09-30", "--method", "map", "--quiet", "--seed", "7"]
+    kept = runner.invoke(app, args)
+    assert kept.exit_code == 2 and "already exists; pass --force" in kept.stderr
     assert (tmp_path / "bayesclv_comparison.csv").read_text() == "old"
-    run = subprocess.run([*args, "--force"], capture_output=True, text=True, cwd=tmp_path, timeout=900,
-                         check=False)
-    assert run.returncode == 0, run.stderr
+    run = runner.invoke(app, [*args, "--force"])
+    assert run.exit_code == 0, run.output
     table = pd.read_csv(tmp_path / "bayesclv_comparison.csv", index_col="model")
     assert list(table.index) == ["bgnbd", "pnbd"]
     assert table["family"].tolist() == ["BG/NBD", "Pareto/NBD"]
