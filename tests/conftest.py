@@ -1,4 +1,6 @@
-"""Shared fixtures: CDNOW sample RFM and fitted MAP models (fitted once per session)."""
+"""Shared fixtures: CDNOW sample RFM, fitted MAP models and NUTS fits (each fitted once per session)."""
+
+import warnings
 
 import pytest
 
@@ -22,3 +24,17 @@ def map_models(cdnow_rfm):
         name: getattr(bc, name)().fit(cdnow_rfm, method="map", progressbar=False)
         for name in PUBLISHED
     }
+
+
+@pytest.fixture(scope="session")
+def nuts_models(cdnow_rfm):
+    """BG/NBD and Pareto/NBD by NUTS on the CDNOW sample (2 chains of 300 draws after 300 tuning steps).
+
+    One fit per model for every file that checks a sampled posterior (test_arviz, test_models, test_speed);
+    the tests only read them. The short chains can fall under the ESS the warning asks for, by design.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)
+        return {name: getattr(bc, name)().fit(cdnow_rfm, draws=300, tune=300, chains=2, random_seed=11,
+                                              progressbar=False)
+                for name in ("BetaGeoModel", "ParetoNBDModel")}

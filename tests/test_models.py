@@ -1,7 +1,5 @@
 """Model classes: published estimates, NUTS, predictions, diagnostics, persistence, errors."""
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,10 +35,8 @@ def test_summary_columns_and_map_diagnostics(map_models):
 
 
 @pytest.fixture(scope="module")
-def nuts_bgnbd(cdnow_rfm):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return bc.BetaGeoModel().fit(cdnow_rfm, draws=300, tune=300, chains=2, random_seed=7, progressbar=False)
+def nuts_bgnbd(nuts_models):
+    return nuts_models["BetaGeoModel"]
 
 
 def test_nuts_posterior_centres_on_mle(nuts_bgnbd):
