@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 import bayesclv as bc
 from bayesclv import cli
 from bayesclv.cli import app
+from bayesclv.comparison import compare as library_compare
 
 runner = CliRunner()
 
@@ -62,6 +63,13 @@ def test_compare_writes_table_and_page_over_old_outputs_only_with_force(tmp_path
     for name in ("bayesclv_comparison.csv", "bayesclv_comparison.html"):
         (tmp_path / name).write_text("old")
     monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def recorded(*args, **kwargs):  # the library's compare, run once, with what the command passed it
+        calls.append((args, kwargs, library_compare(*args, **kwargs)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(bc, "compare", recorded)
     args = ["compare", "tx.csv", "--calibration-end", "1997-09-30", "--method", "map", "--quiet", "--seed", "7"]
     kept = runner.invoke(app, args)
     assert kept.exit_code == 2 and "already exists; pass --force" in kept.stderr
@@ -71,10 +79,13 @@ def test_compare_writes_table_and_page_over_old_outputs_only_with_force(tmp_path
     table = pd.read_csv(tmp_path / "bayesclv_comparison.csv", index_col="model")
     assert list(table.index) == ["bgnbd", "pnbd"]
     assert table["family"].tolist() == ["BG/NBD", "Pareto/NBD"]
-    # the same table as the library's on the same frame
+    # the library's table on the same frame (the customer table built here), the same seeds and MAP fits
     rfm = bc.rfm_summary(tx.astype({"customer_id": str}), calibration_end="1997-09-30")
-    expected = bc.compare({"bgnbd": bc.BetaGeoModel, "pnbd": bc.ParetoNBDModel}, rfm,
-                          fit_kwargs={"method": "map", "random_seed": 7}, random_seed=7)
+    ((specs, frame), kwargs, expected), = calls
+    assert specs == {"bgnbd": bc.BetaGeoModel, "pnbd": bc.ParetoNBDModel}
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), rfm.reset_index(drop=True), check_dtype=False)
+    assert kwargs["random_seed"] == 7 and kwargs["fit_kwargs"]["random_seed"] == 7
+    assert kwargs["fit_kwargs"]["method"] == "map" and kwargs["prob"] == 0.9
     for col in ("mae", "rmse", "actual_total", "pit_coverage_90", "auc_p_alive", "brier"):
         assert table[col].to_numpy() == pytest.approx(expected[col].to_numpy(float), rel=1e-6), col
     assert table["actual_total"].iloc[0] == rfm["frequency_holdout"].sum()
