@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayesclv as bc
 from bayesclv.data.time_varying import SUM_PREFIX, CovariatePaths, validate_time_varying
-from bayesclv.errors import ArgumentError, DataValidationError
+from bayesclv.datasets.time_varying import synthetic_time_varying
+from bayesclv.errors import ArgumentError, DataValidationError, DataWarning
 
 
 def _table(weeks=6, customers=("a", "b"), start="2021-01-04"):
@@ -26,7 +29,8 @@ def _log():
 
 def test_summary_sums_the_covariates_over_repeat_purchase_days():
     paths = bc.covariate_paths(_table(), ["mail", "price"])
-    out = bc.time_varying_summary(_log(), paths, calibration_end="2021-02-07", time_unit="W")
+    with pytest.warns(DataWarning, match=r"1 of 5 calibration transactions \(20.0%\)"):  # a's two on 01-12
+        out = bc.time_varying_summary(_log(), paths, calibration_end="2021-02-07", time_unit="W")
     a = out.set_index("customer_id").loc["a"]
     # repeat days 01-12 (week 1: mail 1, price 2; two transactions, one purchase day) and 01-27 (week 3: 1, 4)
     assert a["frequency"] == 2 and a[SUM_PREFIX + "mail"] == 2.0 and a[SUM_PREFIX + "price"] == 6.0
@@ -116,3 +120,17 @@ def test_json_round_trip():
     back = CovariatePaths.from_json(paths.to_json())
     pd.testing.assert_frame_equal(back.table, paths.table)
     assert back.period == "7D" and back.covariates == ("mail", "price")
+
+
+def test_same_day_warning_counts_only_calibration_transactions():
+    paths = bc.covariate_paths(_table(), ["mail"])
+    log = _log().drop(index=2)  # no two transactions of a customer on one day in calibration
+    late = pd.DataFrame({"customer_id": ["b", "b"], "date": pd.to_datetime(["2021-02-09", "2021-02-09"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # the holdout's same-day pair does not count
+        bc.time_varying_summary(pd.concat([log, late]), paths, calibration_end="2021-02-07")
+    tx, table, end = synthetic_time_varying(400, seed=3)
+    with pytest.warns(DataWarning) as record:  # the synthetic day log: a few percent merged
+        bc.time_varying_summary(tx, bc.covariate_paths(table, ["contact", "season"]), calibration_end=end)
+    share = float(str(record[0].message).split("(")[1].split("%")[0])
+    assert 1.0 < share < 10.0

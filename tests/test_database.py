@@ -139,7 +139,8 @@ def summarise(source, **kwargs) -> pd.DataFrame:
 
 def assert_same(out: pd.DataFrame, ref: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(out, ref, check_exact=False, rtol=1e-12)
-    exact = [c for c in ref.columns if c not in ("monetary_value", "monetary_value_holdout")]
+    means = ("monetary_value", "monetary_value_holdout", "log_spend_mean", "log_spend_ss")
+    exact = [c for c in ref.columns if c not in means]
     pd.testing.assert_frame_equal(out[exact], ref[exact])  # counts and times are exact; means to rounding
     assert out.attrs == ref.attrs
 
@@ -156,6 +157,7 @@ CDNOW_CASES = [
     {"value": "value", "time_unit": "D", "calibration_end": "1997-09-30", "observation_end": "1998-07-15",
      "cohort": "M"},
     {"time_unit": "Y", "cohort": "W"},
+    {"value": "value", "calibration_end": "1997-09-30", "log_spend": True},
 ]
 
 
@@ -208,6 +210,22 @@ HOSTILE_CASES = [
     {"time_unit": "Y", "calibration_end": "2021-02-01 17:00", "cohort": "Y"},
     {"value": "amount", "calibration_end": "2021-01-31", "litt": False},
 ]
+
+
+def test_log_spend_of_the_hostile_log_equals_pandas(backend):
+    # one purchase day of 15 from two rows, spend spanning 11 digits, a first purchase on calibration_end
+    tx = _hostile().query("cust != 'B'")  # B's repeat day is worth 0: an error case below
+    kwargs = {"customer_id": "cust", "date": "when", "value": "amount", "log_spend": True}
+    for extra in ({}, {"calibration_end": "2021-01-31", "time_unit": "D", "litt": False}):
+        out = summarise(backend.load(tx), **kwargs, **extra)
+        ref = bc.rfm_summary(tx, **kwargs, **extra)
+        assert ref["log_spend_ss"].max() > 10  # the 1e9 and 0.01 days of customer b
+        assert_same(out, ref)
+    with pytest.raises(DataValidationError) as expected:  # text ids in the error, in the pandas order
+        bc.rfm_summary(_hostile(), **kwargs)
+    with pytest.raises(DataValidationError) as got:
+        summarise(backend.load(_hostile()), **kwargs)
+    assert (got.value.column, got.value.rows, str(got.value)) == ("amount", ["B"], str(expected.value))
 
 
 @pytest.mark.parametrize("kwargs", HOSTILE_CASES)
@@ -267,6 +285,8 @@ ERROR_CASES = {
     "unparseable date": (_tx(date=["2021-01-01", "someday", "2021-01-02", "2021-13-45"]), {}),
     "numeric dates": (_tx(date=[20210101, 20210105, 20210102, 20210110]), {}),
     "negative value": (_tx(value=[1.0, -2.0, 3.0, -4.0]), {"value": "value"}),
+    "negative value, text ids": (_tx(customer_id=["b", "B", "b", "a"], value=[1.0, -2.0, 3.0, -4.0]),
+                                 {"value": "value"}),
     "missing value": (_tx(value=[1.0, 2.0, np.nan, 4.0]), {"value": "value"}),
     "text value": (_tx(value=["1", "2", "3", "abc"]), {"value": "value"}),
     "infinite value": (_tx(value=[1.0, np.inf, 3.0, 4.0]), {"value": "value"}),
@@ -279,6 +299,8 @@ ERROR_CASES = {
     "bad calibration_end": (_tx(), {"calibration_end": "soon"}),
     "missing column": (_tx(), {"value": "amount"}),
     "empty": (_tx().iloc[:0], {"value": "value"}),
+    "repeat day worth 0, log spend": (_tx(value=[1.0, 0.0, 3.0, 4.0], amount=[1.0, 0.0, 3.0, 4.0]),
+                                      {"value": "amount", "log_spend": True}),
 }
 
 

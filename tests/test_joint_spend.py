@@ -260,3 +260,15 @@ def test_general_clv_refuses_one_joint_model_as_both_models():
     with pytest.raises(ArgumentError, match="own model.customer_lifetime_value") as err:
         bc.customer_lifetime_value(model, model, horizon=12, time_unit="M", discount_rate=0.01)
     assert err.value.argument == "spend_model"
+
+
+def test_joint_model_saved_and_loaded_predicts_the_same(fitted, tmp_path):
+    model, df, _ = fitted
+    model.save(tmp_path / "joint.nc")
+    loaded = bc.load(tmp_path / "joint.nc")
+    assert type(loaded) is bc.JointSpendParetoNBDModel and loaded.priors == model.priors
+    head = df.iloc[:40]
+    pairs = [(m.expected_spend(head), m.expected_revenue(26.0, data=head), m.expected_purchases(26.0, data=head),
+              m.customer_lifetime_value(52, 0.002, data=head)) for m in (model, loaded)]
+    for before, after in zip(*pairs, strict=True):
+        np.testing.assert_allclose(after.values, before.values, rtol=1e-12)

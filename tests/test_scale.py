@@ -167,6 +167,9 @@ def test_rfm_summary_of_dask_transactions_equals_pandas():
                           calibration_end="1997-09-30")
     assert isinstance(lazy, dd.DataFrame)
     pd.testing.assert_frame_equal(lazy.compute().reset_index(drop=True), expected)
+    kwargs = {"value": "value", "calibration_end": "1997-09-30", "log_spend": True}  # the joint spend statistics
+    lazy = bc.rfm_summary(dd.from_pandas(tx.sample(frac=1.0, random_state=1), npartitions=3), **kwargs)
+    pd.testing.assert_frame_equal(lazy.compute().reset_index(drop=True), bc.rfm_summary(tx, **kwargs))
 
 
 def test_rfm_summary_of_multi_file_parquet_counts_each_customer_once(tmp_path):

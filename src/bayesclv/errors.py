@@ -126,6 +126,10 @@ class ConvergenceWarning(UserWarning):
     """Sampler diagnostics (R-hat, ESS, divergences) indicate a poor fit."""
 
 
+class DataWarning(UserWarning):
+    """Valid data with a property that can bias a result; the message says which, how much, and where to read why."""
+
+
 class PointEstimateWarning(UserWarning):
     """Intervals were asked of a point estimate (a MAP fit, or any posterior of one draw).
 

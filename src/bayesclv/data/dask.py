@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from bayesclv.data.purchases import purchase_log, summarise_purchase_log
+from bayesclv.data.purchases import check_log_spend_argument, purchase_log, summarise_purchase_log
 from bayesclv.data.validation import check_columns, check_period, check_time_unit, parse_dates
 from bayesclv.errors import DataValidationError
 
@@ -45,18 +45,20 @@ def _date_range(part: pd.DataFrame, customer_id: str, date: str) -> pd.DataFrame
 
 
 def _rfm_partition(part: pd.DataFrame, *, customer_id: str, date: str, value: str | None, time_unit: str,
-                   calibration_end, observation_end, cohort: str | None, litt: bool) -> pd.DataFrame:
+                   calibration_end, observation_end, cohort: str | None, litt: bool,
+                   log_spend: bool) -> pd.DataFrame:
     work = purchase_log(part, customer_id=customer_id, date=date, value=value)
     out = summarise_purchase_log(work, time_unit=time_unit, calibration_end=calibration_end,
-                                 observation_end=observation_end, date=date, has_value=value is not None,
-                                 cohort=cohort, litt=litt)
+                                 observation_end=observation_end, date=date, value=value,
+                                 cohort=cohort, litt=litt, log_spend=log_spend)
     out.attrs = {}
     return out
 
 
 def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", date: str = "date",
                      value: str | None = None, time_unit: str = "W", calibration_end: Any = None,
-                     observation_end: Any = None, cohort: str | None = None, litt: bool = True):
+                     observation_end: Any = None, cohort: str | None = None, litt: bool = True,
+                     log_spend: bool = False):
     """:func:`bayesclv.rfm_summary` of a dask DataFrame of transactions, partition by partition.
 
     One pass finds the first and last dates (to resolve and check the period
@@ -69,7 +71,7 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     ----------
     transactions : dask.dataframe.DataFrame
         One row per transaction.
-    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt
+    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt, log_spend
         As for :func:`bayesclv.rfm_summary`.
 
     Returns
@@ -88,6 +90,7 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     import dask.dataframe as dd
 
     check_time_unit(time_unit)
+    check_log_spend_argument(log_spend, value)
     check_columns(transactions._meta, [customer_id, date] + ([value] if value is not None else []))
     ranges = transactions.map_partitions(
         _date_range, customer_id, date,
@@ -103,7 +106,7 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     # transactions lie in several files in several partitions, counted once per file.
     by_customer = transactions.shuffle(on=customer_id)
     kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
-              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort, "litt": litt}
+              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort, "litt": litt, "log_spend": log_spend}
     meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
     summary = dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
     return summary.sort_values(customer_id)

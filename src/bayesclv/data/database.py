@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesclv.data.purchases import check_cohort_frequency, cohort_labels
+from bayesclv.data.purchases import LOG_SPEND_ZERO, check_cohort_frequency, check_log_spend_argument, cohort_labels
 from bayesclv.data.validation import (
     check_columns,
     check_not_empty,
@@ -310,7 +310,8 @@ def _transactions_sql(source, customer_id: str, date: str, value: str | None) ->
 
 
 def _customers(source, tx_sql: str, where: str, order: str) -> list:
-    return [r[0] for r in source.rows(f"SELECT DISTINCT cid FROM ({tx_sql}) AS t WHERE {where} ORDER BY cid{order}")]
+    # GROUP BY, not DISTINCT: PostgreSQL refuses ORDER BY cid COLLATE "C" after SELECT DISTINCT cid
+    return [r[0] for r in source.rows(f"SELECT cid FROM ({tx_sql}) AS t WHERE {where} GROUP BY cid ORDER BY cid{order}")]
 
 
 def _missing_id_positions(source, customer_id: str) -> list[int]:
@@ -381,12 +382,28 @@ def _check_no_transactions_after(source, tx_sql: str, last: pd.Timestamp, observ
 
 
 # --------------------------------------------------------------------------- the summary
+def _days_sql(has_value: bool) -> str:
+    """One row per customer and purchase day (with the day's total value)."""
+    return ("SELECT cid, day, SUM(v) AS v FROM tx GROUP BY cid, day" if has_value
+            else "SELECT DISTINCT cid, day FROM tx")
+
+
+def _check_log_spend(source, tx_sql: str, end: pd.Timestamp, *, value: str, order: str) -> None:
+    """The pandas path's error for repeat purchase days worth 0, which have no log spend."""
+    sql = (f"WITH tx AS ({tx_sql}), days AS ({_days_sql(True)}), "
+           "firsts AS (SELECT cid, MIN(day) AS first_day FROM days GROUP BY cid) "
+           "SELECT cid FROM (SELECT d.cid FROM days AS d JOIN firsts AS f ON d.cid = f.cid "
+           f"WHERE d.day > f.first_day AND d.day <= {_day(end)} AND d.v <= 0) AS z GROUP BY cid ORDER BY cid{order}")
+    zero = [r[0] for r in source.rows(sql)]
+    if zero:
+        raise DataValidationError(LOG_SPEND_ZERO, column=value, rows=zero)
+
+
 def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration_end: pd.Timestamp | None,
-                 order: str) -> str:
+                 order: str, log_spend: bool = False) -> str:
     """Customer-days, then one row per cohort customer: first day, recency and counts in days, mean values."""
     end_day = _day(end)
-    days = ("SELECT cid, day, SUM(v) AS v FROM tx GROUP BY cid, day" if has_value
-            else "SELECT DISTINCT cid, day FROM tx")
+    days = _days_sql(has_value)
     # each purchase day's gap to the customer's previous one, for the log inter-purchase times
     daily = f"SELECT p.*, p.day - LAG(p.day) OVER (PARTITION BY p.cid ORDER BY p.day) AS gap FROM ({days}) AS p"
     columns = [
@@ -400,6 +417,14 @@ def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration
     if has_value:  # mean over the repeat purchase days (first one excluded), 0 without any
         columns.append(f"COALESCE(AVG(CASE WHEN d.day > f.first_day AND d.day <= {end_day} THEN d.v END), 0.0) "
                        "AS monetary_value")
+    repeat = f"d.day > f.first_day AND d.day <= {end_day}"
+    joins = ""
+    if log_spend:  # mean and within sum of squares of the repeat days' log values, in two passes as pandas
+        columns.append("COALESCE(MAX(m.log_mean), 0.0) AS log_spend_mean")
+        columns.append(f"COALESCE(SUM(CASE WHEN {repeat} THEN (LN(d.v) - m.log_mean) * (LN(d.v) - m.log_mean) "
+                       "END), 0.0) AS log_spend_ss")
+        joins = (" LEFT JOIN (SELECT d.cid, AVG(LN(d.v)) AS log_mean FROM daily AS d JOIN firsts AS f "
+                 f"ON d.cid = f.cid WHERE {repeat} GROUP BY d.cid) AS m ON d.cid = m.cid")
     if calibration_end is not None:
         cal_day = _day(calibration_end)
         columns.append(f"COUNT(CASE WHEN d.day > {cal_day} THEN 1 END) AS frequency_holdout")
@@ -408,13 +433,13 @@ def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration
                            "AS monetary_value_holdout")
     return (f"WITH tx AS ({tx_sql}), daily AS ({daily}), "
             f"firsts AS (SELECT cid, MIN(day) AS first_day FROM daily GROUP BY cid HAVING MIN(day) <= {end_day}) "
-            f"SELECT {', '.join(columns)} FROM daily AS d JOIN firsts AS f ON d.cid = f.cid "
+            f"SELECT {', '.join(columns)} FROM daily AS d JOIN firsts AS f ON d.cid = f.cid{joins} "
             f"GROUP BY d.cid, f.first_day ORDER BY d.cid{order}")
 
 
 def _finish(batch: dict[str, np.ndarray], *, days_per_unit: float, time_unit: str, end: pd.Timestamp,
             calibration_end: pd.Timestamp | None, observation_end: pd.Timestamp,
-            cohort: str | None, litt: bool) -> pd.DataFrame:
+            cohort: str | None, litt: bool, log_spend: bool = False) -> pd.DataFrame:
     """The pandas path's frame (columns, dtypes, attrs) from one batch of database rows."""
     first_day = batch["first_day"].astype(np.int64)
     out = pd.DataFrame({"customer_id": pd.Series(batch["customer_id"])})
@@ -423,6 +448,9 @@ def _finish(batch: dict[str, np.ndarray], *, days_per_unit: float, time_unit: st
     out["T"] = ((end - _EPOCH).days - first_day).astype("float64") / days_per_unit
     if "monetary_value" in batch:
         out["monetary_value"] = batch["monetary_value"].astype("float64")
+    if log_spend:
+        out["log_spend_mean"] = batch["log_spend_mean"].astype("float64")
+        out["log_spend_ss"] = batch["log_spend_ss"].astype("float64")
     if litt:  # sum_j log(gap_j / days_per_unit) from the database's sum of log gaps in days
         out["litt"] = batch["log_gap_days"].astype("float64") - out["frequency"] * np.log(days_per_unit)
     if calibration_end is not None:
@@ -451,6 +479,7 @@ def rfm_summary_chunks(
     observation_end: Any = None,
     cohort: str | None = None,
     litt: bool = True,
+    log_spend: bool = False,
     chunk_customers: int = CHUNK_CUSTOMERS,
 ) -> Iterator[pd.DataFrame]:
     """:func:`bayesclv.rfm_summary` of transactions in a database, streamed in chunks of customers.
@@ -471,7 +500,7 @@ def rfm_summary_chunks(
         For a connection, database file or URL: a table name (``"schema.table"``
         allowed) or a SQL query (starting with ``SELECT``, ``WITH``, ``FROM``,
         ``VALUES`` or ``TABLE``). A DuckDB file with a single table needs none.
-    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt
+    customer_id, date, value, time_unit, calibration_end, observation_end, cohort, litt, log_spend
         As for :func:`bayesclv.rfm_summary`. Dates must be ``DATE``/``TIMESTAMP``
         columns (time-zone-aware ones are read in the connection's time zone) or
         ISO 8601 strings (``YYYY-MM-DD``, optionally with a time); values numbers
@@ -498,6 +527,7 @@ def rfm_summary_chunks(
         check_cohort_frequency(cohort)
     if not isinstance(chunk_customers, (int, np.integer)) or chunk_customers < 1:
         raise ValueError(f"chunk_customers must be a positive integer, got {chunk_customers!r}")
+    check_log_spend_argument(log_spend, value)
     stack = contextlib.ExitStack()
     try:
         source = stack.enter_context(_open(transactions, table))
@@ -506,13 +536,16 @@ def rfm_summary_chunks(
         first, last = _check(source, tx_sql, types, customer_id=customer_id, date=date, value=value, order=order)
         cal_end, obs_end = check_period(first, last, calibration_end, observation_end, column=date)
         _check_no_transactions_after(source, tx_sql, last, obs_end, date=date, order=order)
+        end = obs_end if cal_end is None else cal_end
+        if log_spend:
+            _check_log_spend(source, tx_sql, end, value=value, order=order)
     except BaseException:
         stack.close()
         raise
-    end = obs_end if cal_end is None else cal_end
-    sql = _summary_sql(tx_sql, has_value=value is not None, end=end, calibration_end=cal_end, order=order)
+    sql = _summary_sql(tx_sql, has_value=value is not None, end=end, calibration_end=cal_end, order=order,
+                       log_spend=log_spend)
     options = {"days_per_unit": days_per_unit, "time_unit": time_unit, "end": end, "calibration_end": cal_end,
-               "observation_end": obs_end, "cohort": cohort, "litt": litt}
+               "observation_end": obs_end, "cohort": cohort, "litt": litt, "log_spend": log_spend}
     return _stream(stack, source, sql, int(chunk_customers), options)
 
 

@@ -21,9 +21,10 @@ from bayesclv.data.validation import (
     unique_list,
 )
 from bayesclv.data.timing import log_interpurchase_time_sum
-from bayesclv.errors import DataValidationError
+from bayesclv.errors import ArgumentError, DataValidationError
 
-__all__ = ["COHORT_FREQUENCIES", "check_cohort_frequency", "cohort_labels", "purchase_log", "summarise_purchase_log"]
+__all__ = ["COHORT_FREQUENCIES", "LOG_SPEND_ZERO", "check_cohort_frequency", "check_log_spend_argument", "cohort_labels",
+           "purchase_log", "summarise_purchase_log"]
 
 #: Cohort periods accepted by :func:`first_purchase_cohort` (pandas period aliases).
 COHORT_FREQUENCIES = ("W", "M", "Q", "Y")
@@ -59,18 +60,26 @@ def purchase_log(tx: pd.DataFrame, *, customer_id: str, date: str, value: str | 
     return work
 
 
-def log_spend_statistics(repeat: pd.DataFrame, customers: pd.Index) -> pd.DataFrame:
+LOG_SPEND_ZERO = "repeat purchase days of value 0 have no log spend: drop them or leave log_spend out"
+
+
+def check_log_spend_argument(log_spend: bool, value: str | None) -> None:
+    """``log_spend=True`` needs the transaction values."""
+    if log_spend and value is None:
+        raise ArgumentError("log_spend=True needs the transaction values: pass value=", argument="log_spend")
+
+
+def log_spend_statistics(repeat: pd.DataFrame, customers: pd.Index, *, column: str = "value") -> pd.DataFrame:
     """Per customer, the mean and the within sum of squares of the log values of the repeat purchase days.
 
     Given ``n_i = frequency`` log day values with a normal law around the customer's own mean, these two
     numbers are sufficient statistics (the joint spend models' likelihood needs nothing else). Both are 0
-    without repeat purchases. A repeat day worth 0 has no logarithm: a typed error names its customers.
+    without repeat purchases. A repeat day worth 0 has no logarithm: a typed error names its customers
+    and the value ``column`` of the user's log.
     """
     zero = (repeat["value"] <= 0).to_numpy()
     if zero.any():
-        raise DataValidationError(
-            "repeat purchase days of value 0 have no log spend: drop them or leave log_spend out",
-            column="value", rows=unique_list(repeat.loc[zero, "customer_id"]))
+        raise DataValidationError(LOG_SPEND_ZERO, column=column, rows=unique_list(repeat.loc[zero, "customer_id"]))
     logs = pd.DataFrame({"customer_id": repeat["customer_id"].to_numpy(),
                          "log_value": np.log(repeat["value"].to_numpy(dtype=float))})
     grouped = logs.groupby("customer_id", sort=True)["log_value"]
@@ -80,11 +89,12 @@ def log_spend_statistics(repeat: pd.DataFrame, customers: pd.Index) -> pd.DataFr
 
 
 def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_end: pd.Timestamp | None,
-                           observation_end: pd.Timestamp, date: str, has_value: bool,
+                           observation_end: pd.Timestamp, date: str, value: str | None,
                            cohort: str | None = None, litt: bool = False,
                            log_spend: bool = False) -> pd.DataFrame:
     """RFM rows of a :func:`purchase_log` whose period ends are already resolved and checked.
 
+    ``date`` and ``value`` name the user's columns (``value`` None: no values) for errors.
     ``cohort`` (a period of ``COHORT_FREQUENCIES``) adds the first-purchase cohort column,
     ``litt`` the sum of the log inter-purchase times, ``log_spend`` the spend sufficient
     statistics of the repeat purchase days (:func:`log_spend_statistics`).
@@ -110,13 +120,13 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
     out["frequency"] = (n_days - 1).astype("float64")
     out["recency"] = (last_day - first_day).dt.days.astype("float64") / days_per_unit
     out["T"] = (end - first_day).dt.days.astype("float64") / days_per_unit
-    if has_value:
+    if value is not None:
         repeat = cal[cal["day"] > first[cal.index]]
         out["monetary_value"] = (
             repeat.groupby("customer_id", sort=True)["value"].mean().reindex(out.index).fillna(0.0)
         )
     if log_spend:
-        out = out.join(log_spend_statistics(repeat, out.index))
+        out = out.join(log_spend_statistics(repeat, out.index, column=value))
     if litt:
         out["litt"] = log_interpurchase_time_sum(cal["customer_id"], cal["day"], days_per_unit)
 
@@ -124,7 +134,7 @@ def summarise_purchase_log(work: pd.DataFrame, *, time_unit: str, calibration_en
         hold = daily[in_cohort & (daily["day"] > cal_end)]
         hg = hold.groupby("customer_id", sort=True)["value"]
         out["frequency_holdout"] = hg.size().reindex(out.index).fillna(0).astype("float64")
-        if has_value:
+        if value is not None:
             out["monetary_value_holdout"] = hg.mean().reindex(out.index).fillna(0.0)
         out["T_holdout"] = np.float64((obs_end - cal_end).days) / days_per_unit
     if cohort is not None:

@@ -7,9 +7,14 @@ from typing import Any
 import pandas as pd
 
 from bayesclv.data.dask import is_dask_collection, rfm_summary_dask
-from bayesclv.data.purchases import check_cohort_frequency, cohort_labels, purchase_log, summarise_purchase_log
+from bayesclv.data.purchases import (
+    check_cohort_frequency,
+    check_log_spend_argument,
+    cohort_labels,
+    purchase_log,
+    summarise_purchase_log,
+)
 from bayesclv.data.validation import check_columns, check_not_empty, check_period, check_time_unit, to_pandas
-from bayesclv.errors import ArgumentError
 
 __all__ = ["first_purchase_cohort", "rfm_summary"]
 
@@ -129,7 +134,8 @@ def rfm_summary(
         the within sum of squares of the log values of the repeat purchase days
         in calibration (both 0 without repeat purchases): the spend sufficient
         statistics of the joint spend models (:class:`bayesclv.JointSpendParetoNBDModel`).
-        A repeat purchase day of value 0 is an error. Pandas and polars transactions only.
+        A repeat purchase day of value 0 is an error. Every input kind (pandas, polars,
+        dask, a database) gives the same numbers.
 
     Returns
     -------
@@ -180,19 +186,17 @@ def rfm_summary(
         check_cohort_frequency(cohort)
     from bayesclv.data.database import is_database_source, rfm_summary_database
 
-    if log_spend and value is None:
-        raise ArgumentError("log_spend=True needs the transaction values: pass value=", argument="log_spend")
-    if log_spend and (is_database_source(transactions, table) or is_dask_collection(transactions)):
-        raise NotImplementedError("rfm_summary(log_spend=True) takes pandas or polars transactions, "
-                                  "not a database or a dask DataFrame")
+    check_log_spend_argument(log_spend, value)
     if is_database_source(transactions, table):  # the database aggregates
         return rfm_summary_database(transactions, table=table, customer_id=customer_id, date=date, value=value,
                                     time_unit=time_unit, calibration_end=calibration_end,
-                                    observation_end=observation_end, cohort=cohort, litt=litt)
+                                    observation_end=observation_end, cohort=cohort, litt=litt,
+                                    log_spend=log_spend)
     if is_dask_collection(transactions):  # partitioned data, possibly on a cluster
         return rfm_summary_dask(transactions, customer_id=customer_id, date=date, value=value,
                                 time_unit=time_unit, calibration_end=calibration_end,
-                                observation_end=observation_end, cohort=cohort, litt=litt)
+                                observation_end=observation_end, cohort=cohort, litt=litt,
+                                log_spend=log_spend)
     check_time_unit(time_unit)
     tx = to_pandas(transactions)
     check_not_empty(tx)
@@ -203,5 +207,5 @@ def rfm_summary(
         work["day"].min(), work["day"].max(), calibration_end, observation_end, column=date
     )
     return summarise_purchase_log(work, time_unit=time_unit, calibration_end=cal_end,
-                                  observation_end=obs_end, date=date, has_value=value is not None,
+                                  observation_end=obs_end, date=date, value=value,
                                   cohort=cohort, litt=litt, log_spend=log_spend)

@@ -124,6 +124,21 @@ def _join_edges(left, n_left, centre, right, n_right):  # pragma: no cover - com
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _panel_nodes(edges):  # pragma: no cover - compiled
+    """The Gauss-Legendre nodes of every panel between consecutive ``edges``, and their weights x panel width."""
+    n = (edges.size - 1) * _NODES.size
+    nodes, weights = np.empty(n), np.empty(n)
+    j = 0
+    for e in range(edges.size - 1):
+        width = edges[e + 1] - edges[e]
+        for g in range(_NODES.size):
+            nodes[j] = edges[e] + width * _NODES[g]
+            weights[j] = width * _WEIGHTS[g]
+            j += 1
+    return nodes, weights
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  # pragma: no cover - compiled
     """DERT given alive (times ``1``) for one element; ``d = delta A``."""
     # the lambda grid, from the peak of the rate part outwards
@@ -137,27 +152,21 @@ def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  
     right = np.empty(_MAX_PANELS // 2)
     n_left, _ = _walk(start, -1.0, -np.inf, rho, log_w, d, k, left, 0)
     n_right, _ = _walk(start, 1.0, np.inf, rho, log_w, d, k, right, 0)
-    edges = _join_edges(left, n_left, start, right, n_right)
-    n_edges = edges.size
-    n_lam = (n_edges - 1) * _NODES.size
-    lam_weight = np.empty(n_lam)  # sum_i w_i Gamma density x q^(k-i) x Jacobian x rule weight
+    lam_node, lam_weight = _panel_nodes(_join_edges(left, n_left, start, right, n_right))
+    n_lam = lam_node.size
     one_minus_c = np.empty(n_lam)
     c = np.empty(n_lam)
-    j = 0
-    for e in range(n_edges - 1):
-        width = edges[e + 1] - edges[e]
-        for g in range(_NODES.size):
-            s = edges[e] + width * _NODES[g]
-            lam = math.exp(s)
-            log_q = -math.log1p(d / lam)
-            total = 0.0
-            for i in range(k):
-                if log_w[i] > -np.inf:
-                    total += math.exp(log_w[i] + (rho + i) * s - lam - math.lgamma(rho + i) + (k - i) * log_q)
-            lam_weight[j] = total * width * _WEIGHTS[g]
-            one_minus_c[j] = -math.expm1(k * log_q)
-            c[j] = 1.0 - one_minus_c[j]
-            j += 1
+    for j in range(n_lam):  # weight: sum_i w_i Gamma density x q^(k-i) x Jacobian x rule weight
+        s = lam_node[j]
+        lam = math.exp(s)
+        log_q = -math.log1p(d / lam)
+        total = 0.0
+        for i in range(k):
+            if log_w[i] > -np.inf:
+                total += math.exp(log_w[i] + (rho + i) * s - lam - math.lgamma(rho + i) + (k - i) * log_q)
+        lam_weight[j] *= total
+        one_minus_c[j] = -math.expm1(k * log_q)
+        c[j] = 1.0 - one_minus_c[j]
     eps_min, boost = np.inf, 0.0
     for j in range(n_lam):
         if lam_weight[j] > 0.0:
@@ -200,21 +209,14 @@ def _one(rho, log_w, d, a, big_b, k, log_beta_ab, log_beta_a1b, log_beta_ba1):  
         n_pr += 1
         if upper_tail:
             break
-    p_edges = _join_edges(p_edges_l, n_pl, mode, p_edges_r, n_pr)
-    n_p_edges = p_edges.size
-    n_p = (n_p_edges - 1) * _NODES.size
-    p_node = np.empty(n_p)
-    p_weight = np.empty(n_p)
-    j = 0
-    for e in range(n_p_edges - 1):
-        width = p_edges[e + 1] - p_edges[e]
-        for g in range(_NODES.size):
-            v = p_edges[e] + width * _NODES[g]
-            log_p = -math.log1p(math.exp(-v)) if v > -30.0 else v - math.log1p(math.exp(v))
-            log_q = -math.log1p(math.exp(v)) if v < 30.0 else -v - math.log1p(math.exp(-v))
-            p_node[j] = math.exp(log_p)
-            p_weight[j] = math.exp(a * log_p + big_b * log_q - log_beta_ab) * width * _WEIGHTS[g]
-            j += 1
+    p_node, p_weight = _panel_nodes(_join_edges(p_edges_l, n_pl, mode, p_edges_r, n_pr))
+    n_p = p_node.size
+    for j in range(n_p):  # the node in p, its weight: Beta density x Jacobian x rule weight
+        v = p_node[j]
+        log_p = -math.log1p(math.exp(-v)) if v > -30.0 else v - math.log1p(math.exp(v))
+        log_q = -math.log1p(math.exp(v)) if v < 30.0 else -v - math.log1p(math.exp(-v))
+        p_node[j] = math.exp(log_p)
+        p_weight[j] *= math.exp(a * log_p + big_b * log_q - log_beta_ab)
     # tails: below p_lo, 1/(1-c+cp) = (1/(1-c)) (1 - c p/(1-c)); above 1 - q_hi, 1 + c (1-p)
     low0 = low1 = high0 = high1 = 0.0
     if lower_tail:

@@ -179,6 +179,16 @@ def _log_c(T, b, beta):
     return bt - _log_beta_expm1(beta, bt, NP)
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _survival_frame(s, sigma, log_c, p):  # pragma: no cover - compiled
+    """Fill ``p`` with the SURVIVAL integrand's parameters; return ``log(1/c)``, ``m = min(1/c, 1)``, ``log m``."""
+    log_ic = -log_c
+    log_m = min(log_ic, 0.0)
+    m = math.exp(log_m)
+    p[0], p[1], p[2], p[3], p[4] = s, sigma, log_ic, m, log_m
+    return log_ic, m, log_m
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _survival_integral_kernel(s, sigma, log_c, b, t, out):  # pragma: no cover - compiled
     """``log int_0^t (1 + c (e^(bu) - 1))^-s e^(-(sigma-1) b u) du`` per element (``t`` may be ``inf``).
@@ -192,10 +202,7 @@ def _survival_integral_kernel(s, sigma, log_c, b, t, out):  # pragma: no cover -
     grad = np.empty(5)
     work = workspace()
     for i in range(s.size):
-        log_ic = -log_c[i]
-        log_m = min(log_ic, 0.0)
-        m = math.exp(log_m)
-        p[0], p[1], p[2], p[3], p[4] = s[i], sigma[i], log_ic, m, log_m
+        log_ic, m, log_m = _survival_frame(s[i], sigma[i], log_c[i], p)
         if np.isinf(t[i]):
             top = max(log_ic, 0.0) - log_m + _TAIL_MARGIN + math.log(s[i] + sigma[i])
             log_i = integrate(SURVIVAL, p, 0.0, top, False, grad, work)
@@ -257,10 +264,7 @@ def _discounted_time_alive_kernel(s, log_c, b, ends, factors, out):  # pragma: n
     grad = np.empty(5)
     work = workspace()
     for i in range(s.size):
-        log_ic = -log_c[i]
-        log_m = min(log_ic, 0.0)
-        m = math.exp(log_m)
-        p[0], p[1], p[2], p[3], p[4] = s[i], 1.0, log_ic, m, log_m
+        _, m, log_m = _survival_frame(s[i], 1.0, log_c[i], p)
         scale = log_m - s[i] * log_c[i] - math.log(b[i])
         total, lo = 0.0, 0.0
         for j in range(ends.size):
