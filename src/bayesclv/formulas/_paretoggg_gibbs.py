@@ -49,6 +49,7 @@ PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3, "H
                "Weibull": 6, "Uniform": 7, "HalfFlat": 8, "HalfStudentT": 9}
 _TARGET = 0.44  # acceptance rate the random-walk steps are tuned to (one dimension)
 _POP_STEPS = 5  # population random-walk steps per coordinate and sweep
+_NC_MOVES = 3  # non-centred moves per population coordinate and sweep
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -311,6 +312,7 @@ def _noncentred_move(j, c, latent, current, coords, prior, steps, adapt, rate, x
     old_mean, old_cv2 = coords[j, 0], coords[j, 1]
     old_shape = math.exp(-old_cv2)
     old_log_rate = -old_cv2 - old_mean
+    c = c % 2
     eps = steps[j, 2 + c] * np.random.standard_normal()
     coords[j, c] += eps
     shape = math.exp(-coords[j, 1])
@@ -363,7 +365,7 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
         current = _marginal_total(0, k, x, t_x, T, litt, k, lam, mu, out)
         for j in range(3):
             latent = k if j == 0 else (lam if j == 1 else mu)
-            for c in range(2):
+            for c in range(_NC_MOVES * 2):
                 current = _noncentred_move(j, c, latent, current, coords, prior, steps, adapt, rate, x, t_x, T, litt,
                                            k, lam, mu, out)
         _to_population(coords, pop)
