@@ -4,7 +4,8 @@ Customer ``i`` buys at Gamma(``k_i``, rate ``k_i lambda_i``) inter-purchase time
 drops out at rate ``mu_i``; across customers ``k ~ Gamma(t, gamma)``,
 ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``. The mathematics given the
 three latents is :mod:`bayesclv.formulas.paretoggg`; this class samples the
-population parameters and every customer's latents by NUTS and makes each
+population parameters and every customer's latents (by the data-augmentation
+sweeps of :mod:`bayesclv.formulas._paretoggg_gibbs`, or NUTS) and makes each
 prediction of the contract from the customer's own posterior draws, like the
 individual-level hierarchical models (:mod:`bayesclv.models.hierarchical`), whose
 prediction mixins and engine it shares.
@@ -93,9 +94,10 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
 
     Notes
     -----
-    ``fit(method="nuts")`` (the default) samples the six population parameters
-    and every customer's three latents (stored as ``k``, ``lam``, ``mu``, dims
-    ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
+    ``fit()`` (``method="gibbs"``, the default: a compiled data-augmentation
+    MCMC) or ``fit(method="nuts")`` (NUTS on every latent, the reference) samples
+    the six population parameters and every customer's three latents (stored as
+    ``k``, ``lam``, ``mu``, dims ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
     with per-customer latents collapses the population), and so is ADVI (its
     mean-field steps drive dropout latents to underflow). Predictions use each
     customer's posterior latents, so they exist only for the fitted customers
@@ -107,7 +109,7 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     --------
     >>> import bayesclv as bc
     >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30")
-    >>> model = bc.ParetoGGGModel().fit(rfm, draws=500, tune=500, chains=2)  # doctest: +SKIP
+    >>> model = bc.ParetoGGGModel().fit(rfm, tune=1000, draws=6000, thin=6, chains=2)  # doctest: +SKIP
     >>> model.probability_alive().mean(("chain", "draw"))  # doctest: +SKIP
     """
 
