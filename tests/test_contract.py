@@ -26,6 +26,7 @@ from bayesclv.priors import Prior
 MAP = {"method": "map", "progressbar": False}
 ADVI = {"method": "advi", "tune": 20, "draws": 30, "random_seed": 5, "progressbar": False}
 NUTS = {"method": "nuts", "tune": 40, "draws": 30, "chains": 1, "random_seed": 5, "progressbar": False}
+GIBBS = {"method": "gibbs", "tune": 100, "draws": 60, "thin": 2, "chains": 1, "random_seed": 5, "progressbar": False}
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ ROWS = [
     Row("GompertzNBDModel", lambda: bc.GompertzNBDModel()),
     Row("GompertzNBDModel(nuts)", lambda: bc.GompertzNBDModel(), fit=NUTS, data="small"),
     Row("ParetoGGGModel(nuts)", lambda: bc.ParetoGGGModel(priors=REGULAR_PRIORS), fit=NUTS, data="regular"),
+    Row("ParetoGGGModel(gibbs)", lambda: bc.ParetoGGGModel(priors=REGULAR_PRIORS), fit=GIBBS, data="regular"),
     Row("BetaGeoBetaBinomModel", lambda: bc.BetaGeoBetaBinomModel(), data="donations"),
     Row("ShiftedBetaGeoModel(group, partial)", lambda: bc.ShiftedBetaGeoModel(group="segment"), data="retention"),
 ]

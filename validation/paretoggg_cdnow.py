@@ -1,17 +1,24 @@
-"""Pareto/GGG beside the Pareto/NBD: CDNOW sample holdout and a simulated regular-timing customer base.
+"""Pareto/GGG beside the Pareto/NBD: CDNOW holdout, a simulated regular-timing base, and the sampler against NUTS.
 
-For each data set both models are fitted by NUTS on the calibration period and
-scored on the holdout: MAE and RMSE of the posterior-mean expected purchases
-against the actual counts, and the predicted and actual totals. The Pareto/GGG
-fit also records its cost: CPU seconds, the leapfrog steps per draw, and the CPU
-time of one gradient of the log density (the compiled likelihood pass over all
-customers), from which the cost of a larger base follows. The simulated base has
-regular purchase timing (``k`` around 4) as in Platzer & Reutterer (2016), where
-the Pareto/NBD, blind to timing, keeps silent regular customers alive too long.
+Parts (``--parts``, run in this order, each written to the result files when done):
+
+- ``reference``: on 300 customers simulated from a known population, the
+  Pareto/GGG's data-augmentation sampler (``method="gibbs"``) against the
+  latent-variable NUTS fit of the same posterior: each population parameter's
+  posterior mean, with the Monte Carlo standard error of the difference.
+- ``sample`` / ``full``: CDNOW (calibration to 1997-09-30, holdout weeks 40-78),
+  the Pareto/GGG by the sampler beside the pooled Pareto/NBD by NUTS.
+- ``simulated``: a base with regular purchase timing (``k`` around 4) as in
+  Platzer & Reutterer (2016), where the Pareto/NBD, blind to timing, keeps silent
+  regular customers alive too long.
+
+Scores: MAE and RMSE of the posterior-mean expected purchases against the
+actual holdout counts, predicted and actual totals; R-hat and ESS of the six
+population parameters; CPU seconds of each fit.
 
 Usage::
 
-    nice -n 10 uv run python validation/paretoggg_cdnow.py [--tune 400] [--draws 400] [--keep 200]
+    nice -n 10 uv run python validation/paretoggg_cdnow.py --parts reference sample simulated
 
 Writes ``validation/results/paretoggg_cdnow.md`` and ``.json``.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,10 +43,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = "## Notes"  # the heading from which the result file's text is written by hand and kept on a rerun
 
 
-def holdout(model, rfm: pd.DataFrame) -> dict:
-    """Holdout accuracy of the posterior-mean expected purchases."""
+def holdout(model, rfm: pd.DataFrame, keep: int) -> dict:
+    """Holdout accuracy of the posterior-mean expected purchases (over at most ``keep`` evenly spaced draws)."""
     horizon = float(rfm["T_holdout"].iloc[0])
     actual = rfm["frequency_holdout"].to_numpy()
+    draws = model.posterior.sizes["draw"]
+    if "k" in model.posterior and draws * model.posterior.sizes["chain"] > keep:  # the latents' draws: thin them
+        step = int(np.ceil(draws * model.posterior.sizes["chain"] / keep))
+        model.idata["posterior"] = model.idata["posterior"].isel(draw=slice(None, None, step))
     mean = model.expected_purchases(horizon, rfm).mean(("chain", "draw")).values
     return {"mae": float(np.abs(mean - actual).mean()), "rmse": float(np.sqrt(((mean - actual) ** 2).mean())),
             "predicted_total": float(mean.sum()), "actual_total": float(actual.sum())}
@@ -57,24 +69,23 @@ def gradient_seconds(rfm: pd.DataFrame, repeats: int = 20) -> float:
     return (time.process_time() - start) / repeats
 
 
-def fit(model, rfm: pd.DataFrame, args, keep_latents: bool) -> dict:
-    """Fit by NUTS, time it, score the holdout."""
-    thin = max(1, args.draws * args.chains // args.keep) if keep_latents else 1
+def fit(model, rfm: pd.DataFrame, args, **settings) -> dict:
+    """Fit (NUTS for the Pareto/NBD, the sampler's ``settings`` for the Pareto/GGG), time it, score the holdout."""
+    if not settings:
+        settings = {"tune": args.tune, "draws": args.draws}
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(rfm.drop(columns=["frequency_holdout", "T_holdout"]), tune=args.tune, draws=args.draws,
-                  chains=args.chains, thin=thin, random_seed=args.seed, progressbar=False)
-    fit_cpu, fit_wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
-    start = time.process_time()
-    scores = holdout(model, rfm)
-    out = {"fit_cpu_s": fit_cpu, "fit_wall_s": fit_wall, "predict_cpu_s": time.process_time() - start,
-           "estimates": model.summary()["mean"].round(4).to_dict(), **scores,
+        model.fit(rfm.drop(columns=["frequency_holdout", "T_holdout"]), chains=args.chains, random_seed=args.seed,
+                  progressbar=False, **settings)
+    out = {"fit_cpu_s": time.process_time() - start_cpu, "fit_wall_s": time.perf_counter() - start_wall,
+           "settings": settings, "estimates": model.summary()["mean"].round(4).to_dict(),
            "population": population_convergence(model),
            "diagnostics": {k: v for k, v in dict(model.diagnostics).items()
                            if isinstance(v, (int, float, str, list))}}
-    if "sample_stats" in model.idata.children and "n_steps" in model.idata["sample_stats"]:
-        out["leapfrog_steps_per_draw"] = float(model.idata["sample_stats"]["n_steps"].mean())
+    start = time.process_time()
+    out.update(holdout(model, rfm, args.keep))
+    out["predict_cpu_s"] = time.process_time() - start
     return out
 
 
@@ -104,33 +115,86 @@ def simulated_base(n: int, seed: int) -> pd.DataFrame:
     return df
 
 
+REFERENCE = {"t": 8.0, "gamma": 4.0, "r": 1.5, "alpha": 6.0, "s": 1.0, "beta": 30.0}  # k ~ 2, lam ~ 0.25, mu ~ 0.03
+
+
+def reference(args) -> dict:
+    """The sampler against latent-variable NUTS on one simulated base: population means and their MC errors."""
+    rng = np.random.default_rng(args.seed)
+    sim = paretoggg.simulate_population(rng.uniform(40.0, 78.0, args.reference), *REFERENCE.values(), rng=rng)
+    df = pd.DataFrame({"customer_id": np.arange(args.reference),
+                       **{c: sim[c] for c in ("frequency", "recency", "T", "litt")}})
+    df.attrs["time_unit"] = "W"
+    out = {"customers": args.reference, "truth": REFERENCE}
+    runs = {"nuts": dict(method="nuts", tune=args.nuts_tune, draws=args.nuts_draws),
+            "gibbs": dict(method="gibbs", tune=args.gibbs_tune, draws=args.gibbs_draws, thin=args.gibbs_thin)}
+    tables = {}
+    for name, settings in runs.items():
+        start = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = bc.ParetoGGGModel().fit(df, chains=args.chains, random_seed=args.seed, progressbar=False,
+                                            **settings)
+        table = model.summary()
+        table["mcse"] = table["sd"] / np.sqrt(table["ess_bulk"])
+        tables[name] = table
+        out[name] = {"fit_cpu_s": time.process_time() - start, "settings": settings,
+                     "table": table.round(5).to_dict(orient="index")}
+        print(name, out[name], flush=True)
+    a, b = tables["gibbs"], tables["nuts"]
+    z = (a["mean"] - b["mean"]) / np.sqrt(a["mcse"] ** 2 + b["mcse"] ** 2)
+    out["z"] = z.round(3).to_dict()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tune", type=int, default=400)
-    parser.add_argument("--draws", type=int, default=400)
+    parser.add_argument("--parts", nargs="+", default=["reference", "sample", "simulated"],
+                        choices=["reference", "sample", "full", "simulated"])
+    parser.add_argument("--tune", type=int, default=1000, help="Pareto/NBD NUTS tuning steps")
+    parser.add_argument("--draws", type=int, default=1000, help="Pareto/NBD NUTS draws")
     parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--keep", type=int, default=200, help="Pareto/GGG draws kept for the predictions")
+    parser.add_argument("--gibbs-tune", type=int, default=2000, help="Pareto/GGG sweeps while tuning")
+    parser.add_argument("--gibbs-draws", type=int, default=16000, help="Pareto/GGG sweeps after tuning")
+    parser.add_argument("--gibbs-thin", type=int, default=16)
+    parser.add_argument("--full-draws", type=int, default=2000, help="Pareto/GGG sweeps after tuning on CDNOW full")
+    parser.add_argument("--nuts-tune", type=int, default=1000, help="latent NUTS tuning steps (reference)")
+    parser.add_argument("--nuts-draws", type=int, default=1000, help="latent NUTS draws (reference)")
+    parser.add_argument("--reference", type=int, default=300, help="customers of the reference comparison")
+    parser.add_argument("--keep", type=int, default=400, help="Pareto/GGG draws kept for the predictions")
     parser.add_argument("--simulated", type=int, default=1000, help="customers of the simulated base")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--skip-cdnow", action="store_true")
     parser.add_argument("--cost-only", action="store_true",
                         help="only time the likelihood gradient on CDNOW sample and full (-> paretoggg_cost.md)")
     args = parser.parse_args()
     if args.cost_only:
         write_cost()
         return
-    results = {"settings": vars(args), "load_average": os.getloadavg()}
-    cdnow = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30", litt=True)
-    sets = {"simulated regular": simulated_base(args.simulated, args.seed)}
-    if not args.skip_cdnow:
-        sets = {"CDNOW sample": cdnow, **sets}
-    for name, rfm in sets.items():  # written after each data set, so a run cut short keeps what it finished
-        results[name] = {"customers": len(rfm), "gradient_cpu_s": gradient_seconds(rfm),
-                         "Pareto/NBD": fit(bc.ParetoNBDModel(), rfm, args, keep_latents=False)}
-        results[name]["Pareto/GGG"] = fit(bc.ParetoGGGModel(), rfm, args, keep_latents=True)
-        print(name, json.dumps(results[name], default=float), flush=True)
+    gibbs = dict(tune=args.gibbs_tune, draws=args.gibbs_draws, thin=args.gibbs_thin)
+    for part in args.parts:  # written after each part, so a run cut short keeps what it finished
+        if part == "reference":
+            name, block = "reference", reference(args)
+        else:
+            name, rfm, settings = {
+                "sample": ("CDNOW sample", _cdnow("sample"), gibbs),
+                "full": ("CDNOW full", _cdnow("full"),
+                         dict(tune=args.gibbs_tune, draws=args.full_draws, thin=max(1, args.full_draws // 250))),
+                "simulated": ("simulated regular", simulated_base(args.simulated, args.seed), gibbs)}[part]
+            block = {"customers": len(rfm), "Pareto/NBD": fit(bc.ParetoNBDModel(), rfm, args)}
+            block["Pareto/GGG"] = fit(bc.ParetoGGGModel(), rfm, args, **settings)
+        block["command"] = "nice -n 10 uv run python validation/paretoggg_cdnow.py " + " ".join(sys.argv[1:])
+        print(name, json.dumps(block, default=float), flush=True)
+        # merged into the file as it is now: parts may run in separate processes
+        path = RESULTS / "paretoggg_cdnow.json"
+        results = json.loads(path.read_text()) if path.exists() else {}
+        results = {k: v for k, v in results.items() if isinstance(v, dict) and "customers" in v}
+        results[name] = block
         results["load_average"] = os.getloadavg()
         write(results)
+
+
+def _cdnow(which: str) -> pd.DataFrame:
+    return bc.rfm_summary(bc.datasets.load_cdnow(which), calibration_end="1997-09-30", litt=True)
 
 
 def write_cost() -> None:
@@ -150,15 +214,28 @@ def write_cost() -> None:
 def write(results: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "paretoggg_cdnow.json").write_text(json.dumps(results, indent=1, default=float))
-    s = results["settings"]
-    lines = ["# Pareto/GGG beside the Pareto/NBD (holdout, NUTS)", "",
-             f"NUTS tune {s['tune']}, draws {s['draws']}, chains {s['chains']} (Pareto/GGG predictions on "
-             f"{s['keep']} kept draws); load average {tuple(round(v, 1) for v in results['load_average'])} "
-             "(a shared machine: CPU seconds are the figures to compare).", "",
+    lines = ["# Pareto/GGG (data-augmentation sampler) beside the Pareto/NBD (NUTS): holdout, convergence, cost", "",
+             "Written by the commands in the `.json` (one per part, `command`; settings of each fit there too); "
+             "load average "
+             f"{tuple(round(v, 1) for v in results['load_average'])} on a shared 2-core machine: CPU seconds "
+             "are the figures to compare. Holdout MAE of the posterior-mean expected purchases per customer.", ""]
+    if "reference" in results:
+        ref = results["reference"]
+        lines += ["## The sampler against latent-variable NUTS (same posterior)", "",
+                  f"{ref['customers']} customers simulated from {ref['truth']}. z: difference of the posterior "
+                  "means over the Monte Carlo standard error of the difference (sd / sqrt(bulk ESS) of each).", "",
+                  "| parameter | NUTS mean (sd) | sampler mean (sd) | z | NUTS R-hat / ESS | sampler R-hat / ESS |",
+                  "|---|---|---|---|---|---|"]
+        for par, z in ref["z"].items():
+            a, b = ref["nuts"]["table"][par], ref["gibbs"]["table"][par]
+            lines.append(f"| {par} | {a['mean']:.4g} ({a['sd']:.3g}) | {b['mean']:.4g} ({b['sd']:.3g}) | {z:+.2f} | "
+                         f"{a['r_hat']:.3f} / {a['ess_bulk']:.0f} | {b['r_hat']:.3f} / {b['ess_bulk']:.0f} |")
+        lines += ["", f"CPU s: NUTS {ref['nuts']['fit_cpu_s']:.0f}, sampler {ref['gibbs']['fit_cpu_s']:.0f}.", ""]
+    lines += ["## Holdout and convergence", "",
              "| data | customers | model | holdout MAE | RMSE | predicted / actual | fit CPU s | max R-hat | "
              "min bulk ESS | divergences |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, block in results.items():
-        if not isinstance(block, dict) or "customers" not in block:
+        if not isinstance(block, dict) or "Pareto/GGG" not in block:
             continue
         for model in ("Pareto/NBD", "Pareto/GGG"):
             e, d = block[model], block[model]["diagnostics"]
@@ -169,20 +246,18 @@ def write(results: dict) -> None:
     lines += ["", "## Convergence of the population parameters (Pareto/GGG)", "",
               "| data | parameter | mean | R-hat | bulk ESS | tail ESS |", "|---|---|---|---|---|---|"]
     for name, block in results.items():
-        if not isinstance(block, dict) or "customers" not in block:
+        if not isinstance(block, dict) or "Pareto/GGG" not in block:
             continue
         for par, row in block["Pareto/GGG"]["population"].items():
             lines.append(f"| {name} | {par} | {row['mean']:.4g} | {row['r_hat']:.3f} | {row['ess_bulk']:.0f} | "
                          f"{row['ess_tail']:.0f} |")
-    lines += ["", "## Cost of the latent sampler", ""]
+    lines += ["", "## Settings and estimates (Pareto/GGG)", ""]
     for name, block in results.items():
-        if not isinstance(block, dict) or "customers" not in block:
+        if not isinstance(block, dict) or "Pareto/GGG" not in block:
             continue
-        g, e = block["gradient_cpu_s"], block["Pareto/GGG"]
-        steps = e.get("leapfrog_steps_per_draw", float("nan"))
-        lines.append(f"- {name}: one likelihood + gradient pass over {block['customers']} customers "
-                     f"{1000 * g:.2f} ms CPU; {steps:.0f} leapfrog steps per draw, so about {g * steps:.2f} CPU s "
-                     f"per draw; estimates {e['estimates']}; prediction CPU {e['predict_cpu_s']:.0f} s.")
+        e = block["Pareto/GGG"]
+        lines.append(f"- {name}: {e['settings']}, {e['fit_cpu_s']:.0f} CPU s ({e['fit_wall_s']:.0f} s wall); "
+                     f"estimates {e['estimates']}; prediction CPU {e['predict_cpu_s']:.0f} s.")
     target = RESULTS / "paretoggg_cdnow.md"
     notes = target.read_text().partition(NOTES)[2] if target.exists() else ""
     if notes:  # the hand-written notes below the generated tables are kept

@@ -177,14 +177,16 @@ class CLVModel:
         ----------
         data : pandas.DataFrame or polars.DataFrame
             RFM frame from :func:`bayesclv.rfm_summary` (or one with the same columns).
-        method : {"nuts", "map", "advi", "latent"}, default "nuts"
+        method : {"nuts", "map", "advi", "latent", "gibbs"}, default "nuts"
             Full posterior by NUTS; maximum a posteriori point estimate; or
             mean-field ADVI (``draws`` draws from the approximation). The
             individual-level hierarchical models refuse MAP: the joint mode of
             a hierarchical model puts every latent rate at the population mean
             and the population sds at zero. Their NUTS integrates each
             customer's latent rates out (:mod:`bayesclv.models.marginal`);
-            ``"latent"`` is NUTS on every customer's latent rates.
+            ``"latent"`` is NUTS on every customer's latent rates. ``"gibbs"``
+            is the Pareto/GGG's compiled data-augmentation MCMC (``draws`` and
+            ``tune`` count its sweeps).
         sampler : {"nutpie", "pymc", "numpyro"}, default "nutpie"
             NUTS implementation: nutpie (compiled, with a low-rank-corrected
             mass matrix for the pooled models, a diagonal one for the

@@ -4,7 +4,8 @@ A model hands over its PyMC graph (``model._graph(df, summed)``), the
 variables to store and to judge convergence by, and how to finish the stored
 draws; the method-specific code lives here, once. Models with per-customer
 latent variables also offer ``_minibatch_model(df, batch_size)`` for
-minibatch ADVI.
+minibatch ADVI; a model with its own compiled MCMC (the Pareto/GGG's
+data-augmentation sampler) offers ``_fit_gibbs(df, ...)`` for ``method="gibbs"``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bayesclv.models.variational import approximation_posterior, elbo_converged,
 
 __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
 
-FIT_METHODS = ("nuts", "map", "advi", "latent")
+FIT_METHODS = ("nuts", "map", "advi", "latent", "gibbs")
 SAMPLERS = ("pymc", "nutpie", "numpyro")
 
 
@@ -49,6 +50,9 @@ def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, th
     if method == "nuts" and integrates and sampler != "nutpie":
         raise ValueError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
                          f"use method='latent' for sampler={sampler!r}")
+    if method == "gibbs" and not hasattr(model, "_fit_gibbs"):
+        raise ValueError(f"method='gibbs' (a data-augmentation MCMC) is for the Pareto/GGG; {type(model).__name__} "
+                         "has none")
     if batch_size is not None:
         if not hasattr(model, "_minibatch_model"):
             raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
@@ -130,6 +134,12 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
+    if method == "gibbs":
+        idata, diagnostics = model._fit_gibbs(df, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                                              thin=thin, cores=kwargs.pop("cores", min(chains, available_cpus())),
+                                              **kwargs)
+        idata["posterior"] = xr.DataTree(_marked(idata["posterior"].to_dataset(), method))
+        return idata, diagnostics
     fallback = None
     if method == "nuts" and getattr(model, "integrates_latents", False):
         cores = kwargs.pop("cores", min(chains, available_cpus()))

@@ -4,7 +4,8 @@ Customer ``i`` buys at Gamma(``k_i``, rate ``k_i lambda_i``) inter-purchase time
 drops out at rate ``mu_i``; across customers ``k ~ Gamma(t, gamma)``,
 ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``. The mathematics given the
 three latents is :mod:`bayesclv.formulas.paretoggg`; this class samples the
-population parameters and every customer's latents by NUTS and makes each
+population parameters and every customer's latents (by the data-augmentation
+sweeps of :mod:`bayesclv.formulas._paretoggg_gibbs`, or NUTS) and makes each
 prediction of the contract from the customer's own posterior draws, like the
 individual-level hierarchical models (:mod:`bayesclv.models.hierarchical`), whose
 prediction mixins and engine it shares.
@@ -23,7 +24,9 @@ from scipy import special
 
 from bayesclv.data.timing import validate_timing_rfm
 from bayesclv.formulas import PT, paretoggg
+from bayesclv.formulas._paretoggg_gibbs import prior_arguments, sample
 from bayesclv.models.base import CLVModel
+from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.predictive import POSITION, CustomerLatents
 from bayesclv.models.transaction import TransactionPredictions
 from bayesclv.priors import Prior
@@ -91,9 +94,10 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
 
     Notes
     -----
-    ``fit(method="nuts")`` (the default) samples the six population parameters
-    and every customer's three latents (stored as ``k``, ``lam``, ``mu``, dims
-    ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
+    ``fit()`` (``method="gibbs"``, the default: a compiled data-augmentation
+    MCMC) or ``fit(method="nuts")`` (NUTS on every latent, the reference) samples
+    the six population parameters and every customer's three latents (stored as
+    ``k``, ``lam``, ``mu``, dims ``(chain, draw, customer_id)``). MAP is refused (the joint mode of a model
     with per-customer latents collapses the population), and so is ADVI (its
     mean-field steps drive dropout latents to underflow). Predictions use each
     customer's posterior latents, so they exist only for the fitted customers
@@ -105,7 +109,7 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     --------
     >>> import bayesclv as bc
     >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30")
-    >>> model = bc.ParetoGGGModel().fit(rfm, draws=500, tune=500, chains=2)  # doctest: +SKIP
+    >>> model = bc.ParetoGGGModel().fit(rfm, tune=1000, draws=6000, thin=6, chains=2)  # doctest: +SKIP
     >>> model.probability_alive().mean(("chain", "draw"))  # doctest: +SKIP
     """
 
@@ -156,6 +160,38 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
                 total = self._loglik(cols, latent, PT).sum()
             pm.Potential("loglik", total)
         return graph
+
+    def fit(self, data: Any, *, method: str = "gibbs", **kwargs: Any) -> ParetoGGGModel:
+        """Fit the model; see :meth:`bayesclv.models.CLVModel.fit`.
+
+        ``method="gibbs"`` (the default) is the compiled data-augmentation MCMC
+        (:mod:`bayesclv.formulas._paretoggg_gibbs`): ``tune`` and ``draws`` count
+        sweeps over every customer, ``thin`` keeps every ``thin``-th, chains run
+        on ``cores`` threads. ``method="nuts"`` samples the same posterior by NUTS
+        on every latent (the reference; hundreds of leapfrog steps per draw on
+        thousands of customers).
+        """
+        return super().fit(data, method=method, **kwargs)
+
+    def _fit_gibbs(self, df: pd.DataFrame, *, draws: int, tune: int, chains: int, random_seed: int | None,
+                   thin: int, cores: int) -> tuple[xr.DataTree, FitDiagnostics]:
+        """The population and every customer's latents by the compiled sweeps; posterior as the NUTS fit's."""
+        prior = np.array([[value for quantity in ("mean", "cv2")
+                           for value in prior_arguments(self.priors[f"{name}_{quantity}"].distribution,
+                                                        self.priors[f"{name}_{quantity}"].parameters)]
+                          for name in self.latent_names])
+        columns = [df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "litt")]
+        draws_out = sample(*columns, prior, draws=draws, tune=tune, chains=chains, thin=thin,
+                           random_seed=random_seed, cores=cores)
+        coords = {"chain": np.arange(chains), "draw": np.arange(draws // thin)}
+        variables = {name: (("chain", "draw"), draws_out["population"][..., j])
+                     for j, name in enumerate(self.parameter_names)}
+        variables.update({name: (("chain", "draw", "customer_id"), draws_out[name]) for name in self.latent_names})
+        posterior = xr.Dataset(variables, coords={**coords, "customer_id": df["customer_id"].to_numpy()})
+        idata = xr.DataTree.from_dict({"posterior": posterior})
+        diagnostics = compute_diagnostics(idata, list(self.parameter_names))
+        diagnostics["method"] = "gibbs"
+        return idata, diagnostics
 
     def _diagnosed_variables(self, model: pm.Model) -> list[str]:
         return list(self.parameter_names)
