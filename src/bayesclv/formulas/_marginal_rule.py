@@ -28,6 +28,7 @@ __all__ = [
     "PARETONBD",
     "adapt_rows",
     "covariance_range",
+    "is_product_rule",
     "latent_loglik",
     "minimum_nodes",
     "node_log_terms",
@@ -71,6 +72,15 @@ def product_rule(n: int, prune: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     u0, u1, weight = u0[keep], u1[keep], weight[keep]
     powers = np.ascontiguousarray(np.stack([u0, u1, u0 * u0, u0 * u1, u1 * u1]))
     return powers, np.log(weight) + 0.5 * (u0 * u0 + u1 * u1)
+
+
+def is_product_rule(powers: np.ndarray) -> bool:
+    """Whether ``powers`` (:func:`product_rule`) hold a full ``n x n`` grid of symmetric nodes (no node pruned):
+    the marginal kernel then sums each row by factors."""
+    side = int(round(np.sqrt(powers.shape[1])))
+    x = powers[1, :side]
+    return (side * side == powers.shape[1] and np.array_equal(powers[0], np.repeat(x, side))
+            and np.array_equal(powers[1], np.tile(x, side)) and np.allclose(x, -x[::-1], rtol=0, atol=1e-12))
 
 
 NODE_LADDER = (6, 8, 10, 12, 14, 16, 20, 24, 28, 32)
