@@ -212,6 +212,30 @@ def test_rows_summed_by_factors_equal_the_node_by_node_sum(family, nodes):
             assert np.allclose(a, b, rtol=1e-10, atol=1e-8)
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_node_expectations_by_factors_equal_the_node_by_node_weights(family):
+    """Per draw, the expectations and row log-likelihoods from the factored weights (node_mass given) are
+    those of the node-by-node weights, near the reference and far from it."""
+    params, tables, _ = _kernel_inputs(family, n=40, nodes=9)
+    X, group, _, centre, chol, terms, top, powers, _ = tables
+    rng = np.random.default_rng(5)
+    draws = 6
+    B = params[0][None] + rng.normal(scale=[[0.05], [1.5]], size=(draws, 2, 2))[:, :, :1] * np.array([1, 0])
+    offset = np.repeat(params[1][None], draws, 0)
+    sigma = params[2][None] * rng.uniform(0.3, 2.0, size=(draws, 2))
+    rho = rng.uniform(-0.8, 0.8, draws)
+    th0 = centre[:, :1] + chol[:, :1] * powers[0]
+    values = np.ascontiguousarray(np.stack([np.exp(th0), np.broadcast_to(th0, th0.shape) ** 2], axis=1))
+    plain, factored = np.empty((len(X), draws, 2)), np.empty((len(X), draws, 2))
+    plain_ll, factored_ll = np.empty((len(X), draws)), np.empty((len(X), draws))
+    mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, plain, plain_ll)
+    mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, factored,
+                         factored_ll, np.exp(terms - top[:, None]))
+    assert np.all(np.isfinite(plain)) and np.all(np.isfinite(plain_ll))
+    assert np.allclose(factored, plain, rtol=1e-10, atol=1e-12)
+    assert np.allclose(factored_ll, plain_ll, rtol=1e-12, atol=1e-9)
+
+
 def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
     params, tables, _ = _kernel_inputs(rule.PARETONBD)
     tables = (*tables, np.exp(tables[5] - tables[6][:, None]))  # node_mass: rows summed by factors

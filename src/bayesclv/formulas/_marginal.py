@@ -119,20 +119,22 @@ _FACTORED_LIMIT = 300.0  # nats: largest cross-term exponent the factored row ta
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments):  # pragma: no cover - compiled
-    """A product rule's row: ``sum_k exp(a_k - top_a - t . S(u_k))`` and the moments of ``S``, by factors.
+def _factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
+    """The factors of a product rule's tilted node weights: ``exp(-t . S(u_k)) = f0[i] f1[j] cross[k] exp(shift)``.
 
-    With the nodes on a grid ``u_k = (x_i, x_j)`` the exponent splits into
+    With the nodes on a grid ``u_k = (x_i, x_j)``, ``k = i n + j``, the exponent splits into
     ``-(b0 x_i + A00 x_i^2 / 2) - (b1 x_j + A11 x_j^2 / 2) - A01 x_i x_j``: two vectors of
     ``n`` exponentials and a cross factor whose ``n^2`` values follow from a quarter
     of them (the nodes are symmetric: ``x_{n-1-j} = -x_j``), against one exponential per
-    node. ``mass_row`` holds ``exp(a_k - top_a)``. Writes the unnormalised
-    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the mass
-    and the shift added to ``top_a`` (-1 as the mass where the cross term is too large).
+    node. Every factor is at most 1. Returns ``(available, shift)``: not available where the
+    cross term is too large for the quarter's reciprocals (the row is then summed node by node).
     """
     n = nodes.size
     h = (n + 1) // 2
     b0, b1, a00, a01, a11 = tilt[0], tilt[1], tilt[2], tilt[3], tilt[4]
+    largest = abs(a01) * nodes[n - 1] * nodes[n - 1]
+    if not largest < _FACTORED_LIMIT:
+        return False, 0.0
     top0 = top1 = -np.inf
     for i in range(n):
         u = nodes[i]
@@ -142,9 +144,6 @@ def _factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments): 
         top1 = max(top1, f1[i])
     _exp_nonpositive(f0, top0, bits)
     _exp_nonpositive(f1, top1, bits)
-    largest = abs(a01) * nodes[n - 1] * nodes[n - 1]
-    if not largest < _FACTORED_LIMIT:
-        return -1.0, 0.0
     quarter = cross[n * n:]
     for i in range(h):
         for j in range(h):
@@ -159,6 +158,21 @@ def _factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments): 
             cross[i * n + n - 1 - j] = w
             cross[(n - 1 - i) * n + j] = w
             cross[(n - 1 - i) * n + n - 1 - j] = v
+    return True, top0 + top1 + largest
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments):  # pragma: no cover - compiled
+    """A product rule's row by :func:`_factors`: ``sum_k exp(a_k - top_a - t . S(u_k))`` and the moments of ``S``.
+
+    ``mass_row`` holds ``exp(a_k - top_a)``. Writes the unnormalised
+    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the mass
+    and the shift added to ``top_a`` (a mass of -1 where the factors are not available).
+    """
+    available, raised = _factors(nodes, tilt, f0, f1, cross, bits)
+    if not available:
+        return -1.0, 0.0
+    n = nodes.size
     for j in range(n):
         column[j] = 0.0
     mass = e0 = e00 = e01 = 0.0
@@ -181,8 +195,7 @@ def _factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments): 
         e1 += column[j] * nodes[j]
         e11 += column[j] * nodes[j] * nodes[j]
     moments[0], moments[1], moments[2], moments[3], moments[4] = e0, e1, e00, e01, e11
-    return mass, top0 + top1 + largest
-
+    return mass, raised
 
 
 _CORRECTION_CAP = 0.1  # nats: largest change of a row's error estimate (the errors near the reference are ~1e-3)
@@ -467,7 +480,7 @@ def _numba_funcify_grouped_marginal_loglik(op, node=None, **kwargs):
 # ------------------------------------------------------------------- predictions
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
-                      values, out, loglik):  # pragma: no cover - compiled
+                      values, out, loglik, node_mass=None):  # pragma: no cover - compiled
     """Posterior expectations given each draw of the population parameters, by the rows' node weights.
 
     For draw ``d`` and row ``i`` the normalised weights ``pi_dik`` of the rule
@@ -478,7 +491,20 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
     uncorrected rule. Parameters carry a leading draw axis: ``coefficients``
     ``(D, P, 2)``, ``offset`` ``(D, G, 2)``, ``sigma`` ``(D, 2)``, ``rho`` ``(D,)``.
     Rows run outermost, so each row's values stay in cache over the draws.
+    ``node_mass`` (``exp(a_ik - max_k a_ik)``, a full product rule) sums the weights
+    by factors, as :func:`marginal_loglik`.
     """
+    if node_mass is None:
+        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                           values, out, loglik, log_terms[:, :0])
+    else:
+        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                           values, out, loglik, node_mass)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                       values, out, loglik, node_mass):  # pragma: no cover - compiled
     n_draws = coefficients.shape[0]
     n, n_nodes = log_terms.shape
     s = np.empty(n_nodes)
@@ -489,15 +515,32 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
         p00, p01, p11, log_norm = _normal_constants(sigma[d], rho[d])
         constants[d, 0], constants[d, 1], constants[d, 2], constants[d, 3] = p00, p01, p11, log_norm
     want_loglik = loglik.shape[1] > 0
+    factored = node_mass.shape[1] > 0
+    side = int(round(math.sqrt(n_nodes)))
+    nodes = np.ascontiguousarray(powers[1, :side])
+    factor0, factor1 = np.empty(side), np.empty(side)
+    cross = np.empty(side * side + ((side + 1) // 2) ** 2)
     for i in range(n):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         for d in range(n_draws):
             p00, p01, p11 = constants[d, 0], constants[d, 1], constants[d, 2]
             m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
             d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-            dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-            top = _shift_bound(tilt, top_terms[i])
-            mass = _exp_nonpositive(s, top, bits)
+            mass = top = dpd = 0.0
+            if factored:
+                dpd = _row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
+                available, raised = _factors(nodes, tilt, factor0, factor1, cross, bits)
+                if available:
+                    top = top_terms[i] + raised
+                    for a in range(side):
+                        for b in range(side):
+                            k = a * side + b
+                            s[k] = node_mass[i, k] * factor0[a] * factor1[b] * cross[k]
+                            mass += s[k]
+            if not mass > 1e-250:
+                dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                top = _shift_bound(tilt, top_terms[i])
+                mass = _exp_nonpositive(s, top, bits)
             if not mass > 1e-250:
                 _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
                 top = -np.inf

@@ -83,7 +83,7 @@ def is_product_rule(powers: np.ndarray) -> bool:
             and np.array_equal(powers[1], np.tile(x, side)) and np.allclose(x, -x[::-1], rtol=0, atol=1e-12))
 
 
-NODE_LADDER = (6, 8, 10, 12, 14, 16, 20, 24, 28, 32)
+NODE_LADDER = (6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48)
 _RANGE_PER_NODE = (5.8, 0.19)  # resolved_range: Sigma^-1 Sigma_ref in [5.8 / n, 0.19 n] (measured on CDNOW)
 _RANGE_MARGIN = 1.1
 _WALL_STIFFNESS = 200.0

@@ -419,6 +419,8 @@ class LatentPosterior:
         self.log_terms = rule.node_log_terms(self.family, self.x, self.t_x, self.T, self.centre, self.chol,
                                              self.powers, log_weights)
         self.top_terms = self.log_terms.max(axis=1)
+        self.node_mass = (np.exp(self.log_terms - self.top_terms[:, None]) if rule.is_product_rule(self.powers)
+                          else None)  # a full product rule's weights are summed by factors
 
     @staticmethod
     def population_arrays(posterior: xr.Dataset, has_group: bool) -> dict[str, np.ndarray]:
@@ -483,7 +485,8 @@ class LatentPosterior:
             kernel.node_expectations(flat["coefficients"], flat["offset"], flat["sigma"], flat["correlation"],
                                      self.rows.X[rows], self.rows.group[rows], self.centre[rows], self.chol[rows],
                                      self.log_terms[rows], self.top_terms[rows], self.powers,
-                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)))
+                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)),
+                                     None if self.node_mass is None else self.node_mass[rows])
             value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
             customers = order[bounds[start]:bounds[stop]]
             out[:, customers] = value[local[customers] - start].T
