@@ -147,7 +147,7 @@ def test_the_correction_removes_the_rules_error_away_from_the_reference(family):
     assert np.abs(corrected - accurate).sum() < 0.3 * np.abs(plain - accurate).sum()
 
 
-def _kernel_inputs(family, n=200, groups=3, seed=3):
+def _kernel_inputs(family, n=200, groups=3, seed=3, nodes=6):
     rng = np.random.default_rng(seed)
     x = rng.poisson(2, n).astype(float)
     T = rng.uniform(5, 40, n)
@@ -159,7 +159,7 @@ def _kernel_inputs(family, n=200, groups=3, seed=3):
     offset = rng.normal(size=(groups, 2)) * 0.2
     mean = X @ B + offset[group]
     centre, chol = rule.adapt_rows(family, x, t_x, T, mean, SIGMA, RHO)
-    powers, log_weights = rule.product_rule(6)
+    powers, log_weights = rule.product_rule(nodes)
     terms = rule.node_log_terms(family, x, t_x, T, centre, chol, powers, log_weights)
     correction = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers,
                                      rule.row_tilts(mean, SIGMA, RHO, centre, chol))
@@ -191,8 +191,54 @@ def test_kernel_gradient_equals_finite_differences(family, corrected):
             assert np.asarray(g)[idx] == pytest.approx(numeric, rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("nodes", [7, 10])
+def test_rows_summed_by_factors_equal_the_node_by_node_sum(family, nodes):
+    """The factored sum of a product rule (node_mass given) is the same sum as node by node, near the
+    reference and far from it (where rows fall back to the node-by-node sum), value and gradient."""
+    params, tables, _ = _kernel_inputs(family, nodes=nodes)
+    terms, top, powers = tables[5], tables[6], tables[7]
+    assert rule.is_product_rule(powers)
+    assert not rule.is_product_rule(rule.product_rule(nodes, prune=1e-4)[0])
+    mass = np.exp(terms - top[:, None])
+    B, offset, sigma, rho = params
+    for shift, scale, r in [(0.0, 1.0, rho), (0.1, 1.1, 0.35), (-0.4, 0.6, -0.5), (3.0, 0.2, 0.9)]:
+        point = (B + shift, offset, sigma * scale, r)
+        plain = mg.marginal_loglik(*point, *tables)
+        factored = mg.marginal_loglik(*point, *tables, mass)
+        assert np.isfinite(plain[0])
+        assert factored[0] == pytest.approx(plain[0], rel=1e-12, abs=1e-9)
+        for a, b in zip(factored[1:], plain[1:], strict=True):
+            assert np.allclose(a, b, rtol=1e-10, atol=1e-8)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_node_expectations_by_factors_equal_the_node_by_node_weights(family):
+    """Per draw, the expectations and row log-likelihoods from the factored weights (node_mass given) are
+    those of the node-by-node weights, near the reference and far from it."""
+    params, tables, _ = _kernel_inputs(family, n=40, nodes=9)
+    X, group, _, centre, chol, terms, top, powers, _ = tables
+    rng = np.random.default_rng(5)
+    draws = 6
+    B = params[0][None] + rng.normal(scale=[[0.05], [1.5]], size=(draws, 2, 2))[:, :, :1] * np.array([1, 0])
+    offset = np.repeat(params[1][None], draws, 0)
+    sigma = params[2][None] * rng.uniform(0.3, 2.0, size=(draws, 2))
+    rho = rng.uniform(-0.8, 0.8, draws)
+    th0 = centre[:, :1] + chol[:, :1] * powers[0]
+    values = np.ascontiguousarray(np.stack([np.exp(th0), np.broadcast_to(th0, th0.shape) ** 2], axis=1))
+    plain, factored = np.empty((len(X), draws, 2)), np.empty((len(X), draws, 2))
+    plain_ll, factored_ll = np.empty((len(X), draws)), np.empty((len(X), draws))
+    mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, plain, plain_ll)
+    mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, factored,
+                         factored_ll, np.exp(terms - top[:, None]))
+    assert np.all(np.isfinite(plain)) and np.all(np.isfinite(plain_ll))
+    assert np.allclose(factored, plain, rtol=1e-10, atol=1e-12)
+    assert np.allclose(factored_ll, plain_ll, rtol=1e-12, atol=1e-9)
+
+
 def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
     params, tables, _ = _kernel_inputs(rule.PARETONBD)
+    tables = (*tables, np.exp(tables[5] - tables[6][:, None]))  # node_mass: rows summed by factors
     B, offset, sigma = pt.dmatrix("B"), pt.dmatrix("offset"), pt.dvector("sigma")
     rho = pt.dscalar("rho")
     total = mg.MarginalLoglikOp()(B, offset, sigma, rho, *tables)[0]

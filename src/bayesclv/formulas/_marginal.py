@@ -38,126 +38,27 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._marginal_rule import latent_loglik
+from bayesclv.formulas._marginal_terms import (
+    FASTMATH,
+    exp_nonpositive,
+    factored_row,
+    factors,
+    normal_constants,
+    row_log_terms,
+    row_mean,
+    row_tilt,
+    shift_bound,
+    tilt_correction,
+)
 
 __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
            "node_expectations", "sample_latents", "tilted_node_expectations"]
 
-_LOG_2PI = math.log(2.0 * math.pi)
-# fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
-_FAST = {"reassoc", "contract", "arcp", "nsz", "nnan", "ninf"}
-
 
 # ------------------------------------------------------------------- the kernel
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _exp_nonpositive(s, top, bits):  # pragma: no cover - compiled
-    """``s[k] <- exp(s[k] - top)`` for ``s[k] <= top``, in place; returns the sum.
-
-    Written out (Cody-Waite reduction, degree-11 Taylor polynomial, the power of
-    two assembled in the exponent bits; relative error < 1e-14) because numba's
-    ``math.exp`` is a scalar libm call that does not vectorise: this loop runs
-    about 15x faster, and the exponentials are most of a gradient's cost.
-    """
-    scale = bits.view(np.float64)
-    n = s.size
-    for k in range(n):
-        v = max(s[k] - top, -700.0)
-        t = math.floor(v * 1.4426950408889634 + 0.5)
-        r = v - t * 0.6931471803691238 - t * 1.9082149292705877e-10
-        s[k] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-                1.0 / 3628800 + r / 39916800))))))))))
-        bits[k] = (np.int64(t) + 1023) << 52
-    total = 0.0
-    for k in range(n):
-        s[k] *= scale[k]
-        total += s[k]
-    return total
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _row_log_terms(a_row, powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt):  # pragma: no cover - compiled
-    """``s[k] = a_ik - t . S(u_k)``, the node terms without ``d' P d / 2``; returns ``d' P d``.
-
-    ``delta_k = d + R u_k`` gives ``delta_k' P delta_k = d' P d + 2 t . S(u_k)`` with the
-    tilt ``t = (R' P d, R' P R)`` written into ``tilt`` as ``(b0, b1, A00, A01, A11)``
-    and ``S(u) = (u0, u1, u0^2/2, u0 u1, u1^2/2)``.
-    """
-    pd0, pd1 = p00 * d0 + p01 * d1, p01 * d0 + p11 * d1
-    b0, b1 = r00 * pd0 + r10 * pd1, r11 * pd1  # R' P d
-    pr00, pr10 = p00 * r00 + p01 * r10, p01 * r00 + p11 * r10  # first column of P R
-    a00, a01, a11 = r00 * pr00 + r10 * pr10, r11 * pr10, r11 * r11 * p11  # R' P R
-    tilt[0], tilt[1], tilt[2], tilt[3], tilt[4] = b0, b1, a00, a01, a11
-    h00, h11 = 0.5 * a00, 0.5 * a11
-    for k in range(s.size):
-        s[k] = a_row[k] - (b0 * powers[0, k] + b1 * powers[1, k] + h00 * powers[2, k] + a01 * powers[3, k]
-                           + h11 * powers[4, k])
-    return d0 * pd0 + d1 * pd1
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _shift_bound(tilt, top_term):  # pragma: no cover - compiled
-    """An upper bound of ``max_k s[k]``: ``max_k a_k + max_u (-b . u - u' A u / 2) = max_k a_k + b' A^-1 b / 2``.
-
-    A running maximum over the nodes is a chain of dependent compares that costs
-    more than the rest of the row's terms; the bound is exact enough (within a
-    few tens of nats of the maximum) for a stable ``log sum exp``.
-    """
-    b0, b1, a00, a01, a11 = tilt[0], tilt[1], tilt[2], tilt[3], tilt[4]
-    det = a00 * a11 - a01 * a01
-    if not det > 0.0:
-        return np.inf
-    return top_term + 0.5 * (a11 * b0 * b0 - 2.0 * a01 * b0 * b1 + a00 * b1 * b1) / det
-
-
-_CORRECTION_CAP = 0.1  # nats: largest change of a row's error estimate (the errors near the reference are ~1e-3)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _correction(tilt, row, derivative, shift):  # pragma: no cover - compiled
-    """The fixed rule's error at ``tilt`` by its second-order Taylor expansion around the reference tilt.
-
-    ``row`` holds the error at the reference tilt, the reference tilt, and the
-    error's gradient and Hessian there (:func:`rule_corrections`). Returns the
-    error and writes its derivative in the tilt into ``derivative`` (``shift``: scratch of size 5).
-    """
-    for j in range(5):
-        shift[j] = tilt[j] - row[1 + j]
-    change = 0.0
-    for j in range(5):
-        slope = row[6 + j]
-        for l in range(5):
-            slope += row[11 + 5 * j + l] * shift[l]
-        derivative[j] = slope
-        change += (row[6 + j] + 0.5 * (slope - row[6 + j])) * shift[j]
-    # the expansion holds near the reference; far from it (early warm-up) its quadratic term could
-    # grow without bound, so the change is tapered smoothly to at most _CORRECTION_CAP nats
-    ratio = change / _CORRECTION_CAP
-    taper = 1.0 - math.tanh(ratio) ** 2
-    for j in range(5):
-        derivative[j] *= taper
-    return row[0] + _CORRECTION_CAP * math.tanh(ratio)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _normal_constants(sigma, rho):  # pragma: no cover - compiled
-    s0, s1 = sigma[0], sigma[1]
-    one = 1.0 - rho * rho
-    p00, p01, p11 = 1.0 / (one * s0 * s0), -rho / (one * s0 * s1), 1.0 / (one * s1 * s1)
-    return p00, p01, p11, -_LOG_2PI - math.log(s0) - math.log(s1) - 0.5 * math.log(one)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _row_mean(coefficients, offset, X, group, i):  # pragma: no cover - compiled
-    m0, m1 = offset[group[i], 0], offset[group[i], 1]
-    for p in range(X.shape[1]):
-        m0 += X[i, p] * coefficients[p, 0]
-        m1 += X[i, p] * coefficients[p, 1]
-    return m0, m1
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms, top_terms,
-                    powers, correction):  # pragma: no cover - compiled
+                    powers, correction, node_mass=None):  # pragma: no cover - compiled
     """Total marginal log-likelihood of the rows and its gradient in the population parameters.
 
     Parameters
@@ -185,45 +86,71 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
     correction : (n, 36) array
         Each row's second-order model of the rule's error (:func:`rule_corrections`);
         ``(n, 0)`` for the uncorrected rule.
+    node_mass : (n, K) array, optional
+        ``exp(a_ik - max_k a_ik)`` where the rule is a full product rule
+        (:func:`~bayesclv.formulas._marginal_rule.is_product_rule`): the rows are then summed by factors
+        (:func:`factored_row`), the same sum at about two thirds of the cost.
 
     Returns
     -------
     tuple
         ``(value, d_coefficients, d_offset, d_sigma, d_rho)``.
     """
+    if node_mass is None:
+        return _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms,
+                                top_terms, powers, correction, log_terms[:, :0])
+    return _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms, top_terms,
+                            powers, correction, node_mass)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms, top_terms,
+                     powers, correction, node_mass):  # pragma: no cover - compiled
     n, n_nodes = log_terms.shape
-    p00, p01, p11, log_norm = _normal_constants(sigma, rho)
+    p00, p01, p11, log_norm = normal_constants(sigma, rho)
     g_coef, g_offset = np.zeros_like(coefficients), np.zeros_like(offset)
     s = np.empty(n_nodes)
     bits = np.empty(n_nodes, dtype=np.int64)
     tilt, derivative, shift = np.empty(5), np.empty(5), np.empty(5)
     corrected = correction.shape[1] > 0
+    factored = node_mass.shape[1] > 0
+    side = int(math.sqrt(n_nodes) + 0.5)
+    nodes = np.ascontiguousarray(powers[1, :side])  # a product rule's 1-D nodes (used where factored)
+    factor0, factor1, column, moments = np.empty(side), np.empty(side), np.empty(side), np.empty(5)
+    cross = np.empty(side * side + ((side + 1) // 2) ** 2)
     total = count = m00 = m01 = m11 = 0.0
     for i in range(n):
-        m0, m1 = _row_mean(coefficients, offset, X, group, i)
+        m0, m1 = row_mean(coefficients, offset, X, group, i)
         d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
-        dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-        top = _shift_bound(tilt, top_terms[i])
-        mass = _exp_nonpositive(s, top, bits)
-        if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
-            _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-            top = -np.inf
+        mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
+        if factored:
+            dpd = row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
+            mass, raised = factored_row(node_mass[i], nodes, tilt, factor0, factor1, cross, column, bits, moments)
+            top = top_terms[i] + raised
+            e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
+        if not mass > 1e-250:  # node by node: no product rule, or far from the reference
+            dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+            top = shift_bound(tilt, top_terms[i])
+            mass = exp_nonpositive(s, top, bits)
+            if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
+                row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                top = -np.inf
+                for k in range(n_nodes):
+                    top = max(top, s[k])
+                mass = exp_nonpositive(s, top, bits)
+            e0 = e1 = e00 = e01 = e11 = 0.0
             for k in range(n_nodes):
-                top = max(top, s[k])
-            mass = _exp_nonpositive(s, top, bits)
-        e0 = e1 = e00 = e01 = e11 = 0.0
-        for k in range(n_nodes):
-            e0 += s[k] * powers[0, k]
-            e1 += s[k] * powers[1, k]
-            e00 += s[k] * powers[2, k]
-            e01 += s[k] * powers[3, k]
-            e11 += s[k] * powers[4, k]
+                e0 += s[k] * powers[0, k]
+                e1 += s[k] * powers[1, k]
+                e00 += s[k] * powers[2, k]
+                e01 += s[k] * powers[3, k]
+                e11 += s[k] * powers[4, k]
         e0, e1, e00, e01, e11 = e0 / mass, e1 / mass, e00 / mass, e01 / mass, e11 / mass
         w = weight[i]
         value = log_norm - 0.5 * dpd + top + math.log(mass)
         if corrected:  # d(value)/d(tilt) = -(E[u0], E[u1], E[u0^2]/2, E[u0 u1], E[u1^2]/2) - derivative
-            value -= _correction(tilt, correction[i], derivative, shift)
+            value -= tilt_correction(tilt, correction[i], derivative, shift)
             e0 += derivative[0]
             e1 += derivative[1]
             e00 += 2.0 * derivative[2]
@@ -258,7 +185,8 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
 
 class MarginalLoglikOp(Op):
     """:func:`marginal_loglik` in a PyTensor graph: inputs ``coefficients, offset, sigma, rho`` and the
-    row tables ``X, group, weight, centre, chol, log_terms, top_terms, powers, correction``; outputs the total and its gradients."""
+    row tables ``X, group, weight, centre, chol, log_terms, top_terms, powers, correction`` (and optionally
+    ``node_mass``); outputs the total and its gradients."""
 
     __props__ = ()
 
@@ -362,9 +290,9 @@ def _numba_funcify_grouped_marginal_loglik(op, node=None, **kwargs):
 
 
 # ------------------------------------------------------------------- predictions
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
-                      values, out, loglik):  # pragma: no cover - compiled
+                      values, out, loglik, node_mass=None):  # pragma: no cover - compiled
     """Posterior expectations given each draw of the population parameters, by the rows' node weights.
 
     For draw ``d`` and row ``i`` the normalised weights ``pi_dik`` of the rule
@@ -375,7 +303,20 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
     uncorrected rule. Parameters carry a leading draw axis: ``coefficients``
     ``(D, P, 2)``, ``offset`` ``(D, G, 2)``, ``sigma`` ``(D, 2)``, ``rho`` ``(D,)``.
     Rows run outermost, so each row's values stay in cache over the draws.
+    ``node_mass`` (``exp(a_ik - max_k a_ik)``, a full product rule) sums the weights
+    by factors, as :func:`marginal_loglik`.
     """
+    if node_mass is None:
+        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                           values, out, loglik, log_terms[:, :0])
+    else:
+        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                           values, out, loglik, node_mass)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
+                       values, out, loglik, node_mass):  # pragma: no cover - compiled
     n_draws = coefficients.shape[0]
     n, n_nodes = log_terms.shape
     s = np.empty(n_nodes)
@@ -383,24 +324,41 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
     tilt = np.empty(5)
     constants = np.empty((n_draws, 4))
     for d in range(n_draws):
-        p00, p01, p11, log_norm = _normal_constants(sigma[d], rho[d])
+        p00, p01, p11, log_norm = normal_constants(sigma[d], rho[d])
         constants[d, 0], constants[d, 1], constants[d, 2], constants[d, 3] = p00, p01, p11, log_norm
     want_loglik = loglik.shape[1] > 0
+    factored = node_mass.shape[1] > 0
+    side = int(math.sqrt(n_nodes) + 0.5)
+    nodes = np.ascontiguousarray(powers[1, :side])
+    factor0, factor1 = np.empty(side), np.empty(side)
+    cross = np.empty(side * side + ((side + 1) // 2) ** 2)
     for i in range(n):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         for d in range(n_draws):
             p00, p01, p11 = constants[d, 0], constants[d, 1], constants[d, 2]
-            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            m0, m1 = row_mean(coefficients[d], offset[d], X, group, i)
             d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-            dpd = _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-            top = _shift_bound(tilt, top_terms[i])
-            mass = _exp_nonpositive(s, top, bits)
+            mass = top = dpd = 0.0
+            if factored:
+                dpd = row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
+                available, raised = factors(nodes, tilt, factor0, factor1, cross, bits)
+                if available:
+                    top = top_terms[i] + raised
+                    for a in range(side):
+                        for b in range(side):
+                            k = a * side + b
+                            s[k] = node_mass[i, k] * factor0[a] * factor1[b] * cross[k]
+                            mass += s[k]
             if not mass > 1e-250:
-                _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                top = shift_bound(tilt, top_terms[i])
+                mass = exp_nonpositive(s, top, bits)
+            if not mass > 1e-250:
+                row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
                 top = -np.inf
                 for k in range(n_nodes):
                     top = max(top, s[k])
-                mass = _exp_nonpositive(s, top, bits)
+                mass = exp_nonpositive(s, top, bits)
             for q in range(values.shape[1]):
                 total = 0.0
                 for k in range(n_nodes):
@@ -410,7 +368,7 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
                 loglik[i, d] = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def tilted_node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
                              values, tilted, tilt_coefficients, out):  # pragma: no cover - compiled
     """:func:`node_expectations` where some quantities carry a per-draw factor log-linear in the latents.
@@ -430,14 +388,14 @@ def tilted_node_expectations(coefficients, offset, sigma, rho, X, group, centre,
     for i in range(n):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         for d in range(n_draws):
-            p00, p01, p11, _ = _normal_constants(sigma[d], rho[d])
-            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            p00, p01, p11, _ = normal_constants(sigma[d], rho[d])
+            m0, m1 = row_mean(coefficients[d], offset[d], X, group, i)
             d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-            _row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+            row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
             top = -np.inf
             for k in range(n_nodes):
                 top = max(top, s[k])
-            mass = _exp_nonpositive(s, top, bits)
+            mass = exp_nonpositive(s, top, bits)
             c = tilt_coefficients[d]
             base = c[n_x] * centre[i, 0] + c[n_x + 1] * centre[i, 1]
             for p in range(n_x):
@@ -447,7 +405,7 @@ def tilted_node_expectations(coefficients, offset, sigma, rho, X, group, centre,
             for k in range(n_nodes):
                 lin[k] = g0 * powers[0, k] + g1 * powers[1, k]
                 high = max(high, lin[k])
-            _exp_nonpositive(lin, high, bits)
+            exp_nonpositive(lin, high, bits)
             scale = math.exp(base + high)
             for q in range(values.shape[1]):
                 total = 0.0
@@ -499,12 +457,12 @@ def sample_latents(family, coefficients, offset, sigma, rho, X, group, frequency
     th = np.empty((candidates, 2))
     state = np.empty(1, dtype=np.uint64)
     for d in range(n_draws):
-        p00, p01, p11, _ = _normal_constants(sigma[d], rho[d])
+        p00, p01, p11, _ = normal_constants(sigma[d], rho[d])
         for c in range(n_customers):
             i = rows[c]
             state[0] = _mix64(_mix64(np.uint64(seed) + _MIX * np.uint64(draw_keys[d]))
                               ^ (np.uint64(customer_keys[c]) * np.uint64(0xD1B54A32D192ED03)))
-            m0, m1 = _row_mean(coefficients[d], offset[d], X, group, i)
+            m0, m1 = row_mean(coefficients[d], offset[d], X, group, i)
             r00, r10, r11 = spread * chol[i, 0], spread * chol[i, 1], spread * chol[i, 2]
             top = -np.inf
             for j in range(candidates):

@@ -161,7 +161,7 @@ class CLVModel:
         method: str = "nuts",
         sampler: str = "nutpie",
         draws: int = 1000,
-        tune: int = 1000,
+        tune: int | None = None,
         chains: int = 4,
         random_seed: int | None = None,
         progressbar: bool = True,
@@ -194,7 +194,10 @@ class CLVModel:
             ``jax`` extra).
         draws, tune, chains : int
             Posterior draws per chain, tuning steps, chains (NUTS). For ADVI,
-            ``tune`` is the number of optimisation steps x 10.
+            ``tune`` is the number of optimisation steps x 10. ``tune``
+            defaults to 1000; to 300 where NUTS samples the population
+            parameters alone with the latents integrated out (its chains run
+            in coordinates whitened by the Laplace approximation).
         random_seed : int, optional
             Seed for reproducible fits.
         progressbar : bool, default True

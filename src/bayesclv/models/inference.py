@@ -24,7 +24,7 @@ import xarray as xr
 
 from bayesclv.chunks import available_cpus
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
-from bayesclv.models.marginal import fit_marginal
+from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
@@ -32,6 +32,7 @@ __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
 
 FIT_METHODS = ("nuts", "map", "advi", "latent", "gibbs")
 SAMPLERS = ("pymc", "nutpie", "numpyro")
+DEFAULT_TUNE = 1000  # tuning steps unless a fit asks otherwise (MARGINAL_TUNE for the integrated hierarchical fit)
 
 
 def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, thin: int,
@@ -65,7 +66,7 @@ def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, th
         raise ValueError(f"thin must be an integer from 1 to draws ({draws}), got {thin!r}")
 
 
-def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int, chains: int,
+def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,
                   random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
                   batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """Fit ``model`` to the prepared frame ``df``; see :meth:`bayesclv.models.CLVModel.fit` for the arguments.
@@ -127,10 +128,12 @@ def _interrupts_raise() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int, chains: int,
+def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,
          random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
          batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """The body of :func:`fit_posterior`."""
+    marginal_tune = MARGINAL_TUNE if tune is None else tune
+    tune = DEFAULT_TUNE if tune is None else tune
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
@@ -143,7 +146,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     fallback = None
     if method == "nuts" and getattr(model, "integrates_latents", False):
         cores = kwargs.pop("cores", min(chains, available_cpus()))
-        fitted = fit_marginal(model, df, draws=draws, tune=tune, chains=chains, cores=cores,
+        fitted = fit_marginal(model, df, draws=draws, tune=marginal_tune, chains=chains, cores=cores,
                               random_seed=random_seed, progressbar=progressbar, target_accept=target_accept,
                               thin=thin, **kwargs.pop("nuts", {}), **kwargs)
         if fitted is not None:

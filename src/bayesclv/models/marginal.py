@@ -50,12 +50,14 @@ from bayesclv.models.latent import population_coords, population_parameters, sta
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
 _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and customer, widening of the frame
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
+# default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
+MARGINAL_TUNE = 300
 
 
 @dataclass
@@ -141,11 +143,11 @@ class MarginalGraph:
                 ("centre", np.zeros((n, 2))), ("chol", np.ones((n, 3))), ("log_terms", np.zeros((n, 1))),
                 ("top_terms", np.zeros(n)), ("powers", np.zeros((5, 1))),
                 ("correction", np.zeros((n, rule.CORRECTION_COLUMNS))),
-                ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])))}
+                ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])), ("node_mass", np.zeros((n, 0))))}
             t = self.tables
             total = kernel.MarginalLoglikOp()(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
                                               rows.weight, t["centre"], t["chol"], t["log_terms"], t["top_terms"],
-                                              t["powers"], t["correction"])[0]
+                                              t["powers"], t["correction"], t["node_mass"])[0]
             pm.Potential("loglik", total)
             low, high = rule.covariance_range(params["sigma"], params["correlation"], t["sigma_ref"])
             pm.Potential("rule_range", rule.range_penalty(low, high, t["walls"]))
@@ -184,8 +186,11 @@ class MarginalGraph:
                                        refinements=refinements)
         terms = rule.node_log_terms(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol, self.powers,
                                     self.log_weights)
-        for name, value in (("centre", centre), ("chol", chol), ("log_terms", terms),
-                            ("top_terms", terms.max(axis=1)), ("powers", self.powers)):
+        top = terms.max(axis=1)
+        # a full product rule is summed by factors from exp(a_ik - max_k a_ik); a pruned one node by node
+        mass = np.exp(terms - top[:, None]) if rule.is_product_rule(self.powers) else np.zeros((len(terms), 0))
+        for name, value in (("centre", centre), ("chol", chol), ("log_terms", terms), ("top_terms", top),
+                            ("powers", self.powers), ("node_mass", mass)):
             t[name].set_value(value)
         if self.corrected:
             tilts = rule.row_tilts(mean, sigma, rho, centre, chol)
@@ -312,17 +317,38 @@ class MarginalGraph:
 
     def sample(self, *, draws: int, tune: int, chains: int, cores: int, random_seed: int | None, progressbar: bool,
                target_accept: float, **settings: Any) -> xr.DataTree:
-        """nutpie on the C-compiled density; chains start at the reference point plus a jittered draw of its
-        Laplace approximation (PyMC's uniform(-1, 1) jitter would start them where the rule is least accurate)."""
+        """nutpie on the C-compiled density, in coordinates whitened by the Laplace approximation at the reference.
+
+        NUTS sees ``z`` with ``x = x_ref + L z`` (``L L'`` the Laplace covariance), where
+        the posterior is close to a standard normal: the mass matrix starts near
+        its adapted value, so a short warm-up suffices. Chains start at ``z`` drawn
+        from ``N(0, JITTER^2 I)`` (PyMC's uniform(-1, 1) jitter in ``x`` would start them
+        where the rule is least accurate). The draws are recorded in ``x``'s variables.
+        """
         import nutpie
 
         compiled = compile_nutpie_model(self.graph, self.stored)
         x, spread = self.reference, np.linalg.cholesky(self.laplace)
+        make_logp, make_expand = compiled._make_logp_func, compiled._make_expand_func
+
+        def whitened_logp(*args):
+            logp = make_logp(*args)
+
+            def logp_and_grad(z, **kwargs):
+                value, gradient = logp(x + spread @ z, **kwargs)
+                return value, np.ascontiguousarray(spread.T @ gradient)
+
+            return logp_and_grad
+
+        def whitened_expand(*args):
+            expand = make_expand(*args)
+            return lambda z, **kwargs: expand(x + spread @ z, **kwargs)
 
         def initial(seed):
-            return x + _JITTER * spread @ np.random.default_rng(int(seed)).normal(size=x.size)
+            return _JITTER * np.random.default_rng(int(seed)).normal(size=x.size)
 
-        compiled = dataclasses.replace(compiled, _make_initial_points=initial)
+        compiled = dataclasses.replace(compiled, _make_logp_func=whitened_logp, _make_expand_func=whitened_expand,
+                                       _make_initial_points=initial)
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
         return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
@@ -393,6 +419,8 @@ class LatentPosterior:
         self.log_terms = rule.node_log_terms(self.family, self.x, self.t_x, self.T, self.centre, self.chol,
                                              self.powers, log_weights)
         self.top_terms = self.log_terms.max(axis=1)
+        self.node_mass = (np.exp(self.log_terms - self.top_terms[:, None]) if rule.is_product_rule(self.powers)
+                          else None)  # a full product rule's weights are summed by factors
 
     @staticmethod
     def population_arrays(posterior: xr.Dataset, has_group: bool) -> dict[str, np.ndarray]:
@@ -457,7 +485,8 @@ class LatentPosterior:
             kernel.node_expectations(flat["coefficients"], flat["offset"], flat["sigma"], flat["correlation"],
                                      self.rows.X[rows], self.rows.group[rows], self.centre[rows], self.chol[rows],
                                      self.log_terms[rows], self.top_terms[rows], self.powers,
-                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)))
+                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)),
+                                     None if self.node_mass is None else self.node_mass[rows])
             value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
             customers = order[bounds[start]:bounds[stop]]
             out[:, customers] = value[local[customers] - start].T
