@@ -123,7 +123,7 @@ CalibrationEndOpt = Annotated[str | None, typer.Option(
     help="last date of the calibration period (YYYY-MM-DD)", callback=date_option)]
 TimeUnitOpt = Annotated[TimeUnit, typer.Option(help="model time unit: day, week, month, year")]
 DrawsOpt = Annotated[int, typer.Option(min=1, help="posterior draws per chain")]
-TuneOpt = Annotated[int, typer.Option(min=0, help="NUTS tuning steps per chain")]
+TuneOpt = Annotated[int | None, typer.Option(min=0, help="NUTS tuning steps per chain [default: the model's, 1000 or 300 for an integrated hierarchical fit]")]
 ChainsOpt = Annotated[int, typer.Option(min=1, help="NUTS chains")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="random seed")]
 HorizonOpt = Annotated[int, typer.Option(min=1, help="CLV horizon in periods of --horizon-unit")]
@@ -247,7 +247,7 @@ def demo(
     model: ModelOpt = ModelName.bgnbd,
     method: MethodOpt = Method.nuts,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     seed: SeedOpt = 2026,
     out: Annotated[Path | None, typer.Option(
@@ -283,7 +283,7 @@ def fit(
     time_unit: TimeUnitOpt = TimeUnit.W,
     method: MethodOpt = Method.nuts,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     seed: SeedOpt = 2026,
     horizon: HorizonOpt = 12,
@@ -316,7 +316,7 @@ def report(
     time_unit: TimeUnitOpt = TimeUnit.W,
     method: MethodOpt = Method.nuts,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     seed: SeedOpt = 2026,
     horizon: HorizonOpt = 12,
@@ -397,7 +397,7 @@ def evaluate_command(
     time_unit: TimeUnitOpt = TimeUnit.W,
     method: MethodOpt = Method.nuts,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     seed: SeedOpt = 2026,
     prob: Annotated[float, typer.Option(
@@ -447,7 +447,7 @@ def compare_command(
     time_unit: TimeUnitOpt = TimeUnit.W,
     method: MethodOpt = Method.nuts,
     draws: DrawsOpt = 1000,
-    tune: TuneOpt = 1000,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     seed: SeedOpt = 2026,
     prob: Annotated[float, typer.Option(
