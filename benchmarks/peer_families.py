@@ -281,7 +281,8 @@ def markdown(results: list[dict], meta: dict) -> str:
         if "process_cpu_s_at_stop" in r:  # stopped: its wall and CPU seconds so far are lower bounds
             fit = f"> {r['process_wall_s']:.0f} (> {r['process_cpu_s_at_stop']:.0f})"
         lines.append(f"| {r['library']} | {NAMES[r['model']]} | {r['status']} | {fit} | {_fmt(r['peak_rss_mb'], 0)} "
-                     f"| {_fmt(r.get('baseline_rss_mb'), 0)} | {_fmt(r.get('leapfrog_steps_per_draw'))} | {r.get('divergences', '-')} "
+                     f"| {_fmt(r.get('baseline_rss_mb'), 0)} | {_fmt(r.get('leapfrog_steps_per_draw'))} "
+                     f"| {r.get('divergences', '-')} "
                      f"| {_fmt(r.get('min_ess_bulk'), 0)} | {_fmt(r.get('ess_per_s'), 2)} "
                      f"| {_fmt(r.get('max_r_hat'), 4)} |")
     lines += ["", "## Ratios (PyMC-Marketing / bayesclv, same run; > 1 means bayesclv is better)", "",

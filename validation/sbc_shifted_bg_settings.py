@@ -113,7 +113,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sbc_shifted_bg_settings.json").write_text(json.dumps(out, indent=2))
     lines = ["# Shifted-BG: NUTS coordinates and step size against divergences",
-             "", f"The first {args.sims} replications of `validation/sbc_discrete.py` (`validation/sbc_shifted_bg_settings.py`).",
+             "", (f"The first {args.sims} replications of `validation/sbc_discrete.py` "
+                  "(`validation/sbc_shifted_bg_settings.py`)."),
              "", "| variant | divergent fits | divergences | R-hat > 1.01 | median min bulk ESS | CPU s |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {k} | {v['divergent_fits']}/{v['fits']} | {v['divergences']} | {v['rhat_gt_1_01']} | "
