@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="only summarise the replications already in sbc_discrete_ranks.csv")
     args = parser.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,8 @@ def main() -> None:
     seen = set(zip(done["model"], done["sim"].astype(int), strict=True))
     fit = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "sampler": args.sampler}
     tasks = [(m, i) for i in range(args.sims) for m in args.models if (m, i) not in seen]
+    if args.summarise_only:
+        tasks = []
     settings = {"n_sims": args.sims, "customers": args.customers, "n_ranks": args.ranks, "seed": args.seed,
                 "fit": {**fit, "method": "nuts"}, "workers": args.workers}
     print(f"SBC: {len(tasks)} replications to run ({len(seen)} already in {ranks_path})", flush=True)
@@ -146,7 +150,8 @@ def main() -> None:
               flush=True)
 
     run_replications(jobs, args.workers, record)
-    summary = summarise(pd.DataFrame(rows), args.ranks, settings, time.perf_counter() - start)
+    summary = summarise(pd.DataFrame(rows), args.ranks, settings,
+                        None if args.summarise_only else time.perf_counter() - start)
     (out_dir / "sbc_discrete_summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "sbc_discrete_summary.md").write_text(markdown(summary))
     print(markdown(summary))
