@@ -49,7 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the process-tree memory, timing and convergence code of the first peer benchmark
-from peer_pymc_marketing import _fmt, _timed, _tree_rss_mb, add_convergence  # noqa: E402
+from peer_pymc_marketing import _fmt, _timed, _tree_rss_mb, add_convergence, write_results  # noqa: E402
 
 PEER_PYTHON = HERE / ".peer-venv" / "bin" / "python"
 RESULTS = HERE / "results"
@@ -375,11 +375,7 @@ def main() -> None:
             add_mcse(r, draws)
     meta["load_after"] = os.getloadavg()
     meta["ratios"] = ratios(results)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.output}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / f"{args.output}.md").write_text(markdown(results, meta))
-    print(markdown(results, meta))
-    print(f"written to {RESULTS / args.output}.json and .md")
+    write_results(args.output, meta, results, markdown(results, meta))
 
 
 if __name__ == "__main__":

@@ -392,11 +392,16 @@ def main() -> None:
         add_convergence(r)
     meta["load_after"] = os.getloadavg()
     meta["ratios"] = _ratios(results)
+    write_results(args.output, meta, results, markdown(results, meta))
+
+
+def write_results(output: str, meta: dict, results: list[dict], text: str) -> None:
+    """``benchmarks/results/<output>.json`` (meta and results) and ``.md`` (``text``, also printed)."""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.output}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    (RESULTS / f"{args.output}.md").write_text(markdown(results, meta))
-    print(markdown(results, meta))
-    print(f"written to {RESULTS / args.output}.json and .md")
+    (RESULTS / f"{output}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    (RESULTS / f"{output}.md").write_text(text)
+    print(text)
+    print(f"written to {RESULTS / output}.json and .md")
 
 
 if __name__ == "__main__":
