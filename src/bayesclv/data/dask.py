@@ -106,7 +106,8 @@ def rfm_summary_dask(transactions: Any, *, customer_id: str = "customer_id", dat
     # transactions lie in several files in several partitions, counted once per file.
     by_customer = transactions.shuffle(on=customer_id)
     kwargs = {"customer_id": customer_id, "date": date, "value": value, "time_unit": time_unit,
-              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort, "litt": litt, "log_spend": log_spend}
+              "calibration_end": cal_end, "observation_end": obs_end, "cohort": cohort, "litt": litt,
+              "log_spend": log_spend}
     meta = _rfm_partition(by_customer._meta.copy(), **kwargs)
     summary = dd.map_partitions(_rfm_partition, by_customer, **kwargs, meta=meta, align_dataframes=False)
     return summary.sort_values(customer_id)

@@ -390,11 +390,10 @@ def _days_sql(has_value: bool) -> str:
 
 def _check_log_spend(source, tx_sql: str, end: pd.Timestamp, *, value: str, order: str) -> None:
     """The pandas path's error for repeat purchase days worth 0, which have no log spend."""
-    sql = (f"WITH tx AS ({tx_sql}), days AS ({_days_sql(True)}), "
-           "firsts AS (SELECT cid, MIN(day) AS first_day FROM days GROUP BY cid) "
-           "SELECT cid FROM (SELECT d.cid FROM days AS d JOIN firsts AS f ON d.cid = f.cid "
-           f"WHERE d.day > f.first_day AND d.day <= {_day(end)} AND d.v <= 0) AS z GROUP BY cid ORDER BY cid{order}")
-    zero = [r[0] for r in source.rows(sql)]
+    days = (f"WITH tx AS ({tx_sql}), days AS ({_days_sql(True)}), "
+            "firsts AS (SELECT cid, MIN(day) AS first_day FROM days GROUP BY cid) "
+            "SELECT d.cid, d.day, d.v, f.first_day FROM days AS d JOIN firsts AS f ON d.cid = f.cid")
+    zero = _customers(source, days, f"day > first_day AND day <= {_day(end)} AND v <= 0", order)
     if zero:
         raise DataValidationError(LOG_SPEND_ZERO, column=value, rows=zero)
 
@@ -414,10 +413,9 @@ def _summary_sql(tx_sql: str, *, has_value: bool, end: pd.Timestamp, calibration
         f"COALESCE(SUM(CASE WHEN d.day <= {end_day} AND d.gap IS NOT NULL THEN LN(d.gap) END), 0.0) "
         "AS log_gap_days",
     ]
+    repeat = f"d.day > f.first_day AND d.day <= {end_day}"  # a repeat purchase day in calibration
     if has_value:  # mean over the repeat purchase days (first one excluded), 0 without any
-        columns.append(f"COALESCE(AVG(CASE WHEN d.day > f.first_day AND d.day <= {end_day} THEN d.v END), 0.0) "
-                       "AS monetary_value")
-    repeat = f"d.day > f.first_day AND d.day <= {end_day}"
+        columns.append(f"COALESCE(AVG(CASE WHEN {repeat} THEN d.v END), 0.0) AS monetary_value")
     joins = ""
     if log_spend:  # mean and within sum of squares of the repeat days' log values, in two passes as pandas
         columns.append("COALESCE(MAX(m.log_mean), 0.0) AS log_spend_mean")
