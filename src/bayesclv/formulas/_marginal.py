@@ -41,19 +41,24 @@ from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
     exp_nonpositive,
-    factored_row,
+    factor_exponents,
+    factor_width,
+    factored_sums,
     factors,
     normal_constants,
     row_log_terms,
     row_mean,
     row_tilt,
     shift_bound,
+    spread_cross,
     tilt_correction,
 )
 
 __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
            "node_expectations", "sample_latents", "tilted_node_expectations"]
 
+
+_BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
 
 # ------------------------------------------------------------------- the kernel
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -89,7 +94,7 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
     node_mass : (n, K) array, optional
         ``exp(a_ik - max_k a_ik)`` where the rule is a full product rule
         (:func:`~bayesclv.formulas._marginal_rule.is_product_rule`): the rows are then summed by factors
-        (:func:`factored_row`), the same sum at about two thirds of the cost.
+        (:func:`~bayesclv.formulas._marginal_terms.factored_sums`, a block of rows at a time), the same sum.
 
     Returns
     -------
@@ -110,69 +115,88 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     p00, p01, p11, log_norm = normal_constants(sigma, rho)
     g_coef, g_offset = np.zeros_like(coefficients), np.zeros_like(offset)
     s = np.empty(n_nodes)
-    bits = np.empty(n_nodes, dtype=np.int64)
-    tilt, derivative, shift = np.empty(5), np.empty(5), np.empty(5)
+    derivative, shift = np.empty(5), np.empty(5)
     corrected = correction.shape[1] > 0
     factored = node_mass.shape[1] > 0
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])  # a product rule's 1-D nodes (used where factored)
-    factor0, factor1, column, moments = np.empty(side), np.empty(side), np.empty(side), np.empty(5)
-    cross = np.empty(side * side + ((side + 1) // 2) ** 2)
+    column, moments, cross = np.empty(side), np.empty(5), np.empty(side * side)
+    # the factors' exponentials of a block of rows are taken in one call: per row they are a few dozen,
+    # too few for the vectorised loop to pay its way one row at a time
+    block = _BLOCK if factored else 1
+    width = factor_width(side)
+    exponents = np.zeros(block * width)
+    bits = np.empty(max(n_nodes, block * width), dtype=np.int64)
+    tilts, dpds, raised = np.empty((block, 5)), np.empty(block), np.empty(block)
+    available = np.zeros(block, dtype=np.bool_)
     total = count = m00 = m01 = m11 = 0.0
-    for i in range(n):
-        m0, m1 = row_mean(coefficients, offset, X, group, i)
-        d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-        r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
-        mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
+    for start in range(0, n, block):
+        stop = min(start + block, n)
         if factored:
-            dpd = row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
-            mass, raised = factored_row(node_mass[i], nodes, tilt, factor0, factor1, cross, column, bits, moments)
-            top = top_terms[i] + raised
-            e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
-        if not mass > 1e-250:  # node by node: no product rule, or far from the reference
-            dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-            top = shift_bound(tilt, top_terms[i])
-            mass = exp_nonpositive(s, top, bits)
-            if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
-                row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = -np.inf
-                for k in range(n_nodes):
-                    top = max(top, s[k])
+            for i in range(start, stop):
+                j = i - start
+                m0, m1 = row_mean(coefficients, offset, X, group, i)
+                dpds[j] = row_tilt(centre[i, 0] - m0, centre[i, 1] - m1, chol[i, 0], chol[i, 1], chol[i, 2],
+                                   p00, p01, p11, tilts[j])
+                available[j], raised[j] = factor_exponents(nodes, tilts[j], exponents[j * width:(j + 1) * width])
+            exp_nonpositive(exponents[:(stop - start) * width], 0.0, bits)
+        for i in range(start, stop):
+            j = i - start
+            tilt = tilts[j]
+            m0, m1 = row_mean(coefficients, offset, X, group, i)
+            d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
+            r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
+            mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
+            if factored and available[j]:
+                row = exponents[j * width:(j + 1) * width]
+                spread_cross(row[2 * side:], side, abs(tilt[3]) * nodes[side - 1] * nodes[side - 1], cross)
+                mass = factored_sums(node_mass[i], nodes, row[:side], row[side:2 * side], cross, column, moments)
+                dpd, top = dpds[j], top_terms[i] + raised[j]
+                e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
+            if not mass > 1e-250:  # node by node: no product rule, or far from the reference
+                dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                top = shift_bound(tilt, top_terms[i])
                 mass = exp_nonpositive(s, top, bits)
-            e0 = e1 = e00 = e01 = e11 = 0.0
-            for k in range(n_nodes):
-                e0 += s[k] * powers[0, k]
-                e1 += s[k] * powers[1, k]
-                e00 += s[k] * powers[2, k]
-                e01 += s[k] * powers[3, k]
-                e11 += s[k] * powers[4, k]
-        e0, e1, e00, e01, e11 = e0 / mass, e1 / mass, e00 / mass, e01 / mass, e11 / mass
-        w = weight[i]
-        value = log_norm - 0.5 * dpd + top + math.log(mass)
-        if corrected:  # d(value)/d(tilt) = -(E[u0], E[u1], E[u0^2]/2, E[u0 u1], E[u1^2]/2) - derivative
-            value -= tilt_correction(tilt, correction[i], derivative, shift)
-            e0 += derivative[0]
-            e1 += derivative[1]
-            e00 += 2.0 * derivative[2]
-            e01 += derivative[3]
-            e11 += 2.0 * derivative[4]
-        total += w * value
-        # moments of delta = theta - m under the normalised node weights
-        ru0, ru1 = r00 * e0, r10 * e0 + r11 * e1
-        q00 = r00 * r00 * e00
-        q01 = r00 * (r10 * e00 + r11 * e01)
-        q11 = r10 * r10 * e00 + 2.0 * r10 * r11 * e01 + r11 * r11 * e11
-        f0, f1 = d0 + ru0, d1 + ru1
-        m00 += w * (d0 * d0 + 2.0 * d0 * ru0 + q00)
-        m01 += w * (d0 * d1 + d0 * ru1 + d1 * ru0 + q01)
-        m11 += w * (d1 * d1 + 2.0 * d1 * ru1 + q11)
-        count += w
-        gm0, gm1 = w * (p00 * f0 + p01 * f1), w * (p01 * f0 + p11 * f1)  # d/dm_i = P E[delta]
-        for p in range(X.shape[1]):
-            g_coef[p, 0] += X[i, p] * gm0
-            g_coef[p, 1] += X[i, p] * gm1
-        g_offset[group[i], 0] += gm0
-        g_offset[group[i], 1] += gm1
+                if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
+                    row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+                    top = -np.inf
+                    for k in range(n_nodes):
+                        top = max(top, s[k])
+                    mass = exp_nonpositive(s, top, bits)
+                e0 = e1 = e00 = e01 = e11 = 0.0
+                for k in range(n_nodes):
+                    e0 += s[k] * powers[0, k]
+                    e1 += s[k] * powers[1, k]
+                    e00 += s[k] * powers[2, k]
+                    e01 += s[k] * powers[3, k]
+                    e11 += s[k] * powers[4, k]
+            e0, e1, e00, e01, e11 = e0 / mass, e1 / mass, e00 / mass, e01 / mass, e11 / mass
+            w = weight[i]
+            value = log_norm - 0.5 * dpd + top + math.log(mass)
+            if corrected:  # d(value)/d(tilt) = -(E[u0], E[u1], E[u0^2]/2, E[u0 u1], E[u1^2]/2) - derivative
+                value -= tilt_correction(tilt, correction[i], derivative, shift)
+                e0 += derivative[0]
+                e1 += derivative[1]
+                e00 += 2.0 * derivative[2]
+                e01 += derivative[3]
+                e11 += 2.0 * derivative[4]
+            total += w * value
+            # moments of delta = theta - m under the normalised node weights
+            ru0, ru1 = r00 * e0, r10 * e0 + r11 * e1
+            q00 = r00 * r00 * e00
+            q01 = r00 * (r10 * e00 + r11 * e01)
+            q11 = r10 * r10 * e00 + 2.0 * r10 * r11 * e01 + r11 * r11 * e11
+            f0, f1 = d0 + ru0, d1 + ru1
+            m00 += w * (d0 * d0 + 2.0 * d0 * ru0 + q00)
+            m01 += w * (d0 * d1 + d0 * ru1 + d1 * ru0 + q01)
+            m11 += w * (d1 * d1 + 2.0 * d1 * ru1 + q11)
+            count += w
+            gm0, gm1 = w * (p00 * f0 + p01 * f1), w * (p01 * f0 + p11 * f1)  # d/dm_i = P E[delta]
+            for p in range(X.shape[1]):
+                g_coef[p, 0] += X[i, p] * gm0
+                g_coef[p, 1] += X[i, p] * gm1
+            g_offset[group[i], 0] += gm0
+            g_offset[group[i], 1] += gm1
     s0, s1 = sigma[0], sigma[1]
     one = 1.0 - rho * rho
     g_sigma = np.empty(2)
@@ -320,7 +344,6 @@ def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol,
     n_draws = coefficients.shape[0]
     n, n_nodes = log_terms.shape
     s = np.empty(n_nodes)
-    bits = np.empty(n_nodes, dtype=np.int64)
     tilt = np.empty(5)
     constants = np.empty((n_draws, 4))
     for d in range(n_draws):
@@ -331,7 +354,8 @@ def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol,
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])
     factor0, factor1 = np.empty(side), np.empty(side)
-    cross = np.empty(side * side + ((side + 1) // 2) ** 2)
+    cross = np.empty(side * side + factor_width(side))
+    bits = np.empty(max(n_nodes, factor_width(side)), dtype=np.int64)
     for i in range(n):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         for d in range(n_draws):

@@ -5,7 +5,8 @@ terms ``a_k - t . S(u_k)`` (:func:`row_log_terms`, :func:`row_tilt`); their
 ``log sum exp`` and the moments of ``S`` are the row's marginal log-likelihood
 and its gradient. This module holds those per-row pieces: a vectorised
 exponential, the bound that stabilises the sum, the factored sum of a product
-rule (:func:`factors`, :func:`factored_row`), the second-order error correction
+rule (:func:`factor_exponents`, :func:`spread_cross`, :func:`factored_sums`; :func:`factors` for one
+row), the second-order error correction
 (:func:`tilt_correction`) and the population's normal constants.
 """
 
@@ -16,8 +17,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FASTMATH", "exp_nonpositive", "factored_row", "factors", "normal_constants", "row_log_terms", "row_mean",
-           "row_tilt", "shift_bound", "tilt_correction"]
+__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors",
+           "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "spread_cross", "tilt_correction"]
 
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
 FASTMATH = {"reassoc", "contract", "arcp", "nsz", "nnan", "ninf"}
@@ -95,15 +96,20 @@ _FACTORED_LIMIT = 300.0  # nats: largest cross-term exponent the factored row ta
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
-    """The factors of a product rule's tilted node weights: ``exp(-t . S(u_k)) = f0[i] f1[j] cross[k] exp(shift)``.
+def factor_exponents(nodes, tilt, out):  # pragma: no cover - compiled
+    """The exponents of a product rule's tilted node weights, split into factors: ``exp(-t . S(u_k))``
+    ``= f0[i] f1[j] cross[i, j] exp(shift)``.
 
     With the nodes on a grid ``u_k = (x_i, x_j)``, ``k = i n + j``, the exponent splits into
     ``-(b0 x_i + A00 x_i^2 / 2) - (b1 x_j + A11 x_j^2 / 2) - A01 x_i x_j``: two vectors of
     ``n`` exponentials and a cross factor whose ``n^2`` values follow from a quarter
-    of them (the nodes are symmetric: ``x_{n-1-j} = -x_j``), against one exponential per
-    node. Every factor is at most 1. Returns ``(available, shift)``: not available where the
-    cross term is too large for the quarter's reciprocals (the row is then summed node by node).
+    of them (the nodes are symmetric: ``x_{n-1-j} = -x_j``; :func:`spread_cross`).
+    Writes ``log f0`` to ``out[:n]``, ``log f1`` to ``out[n:2n]`` and the quarter's
+    ``h^2`` cross exponents (``h = (n + 1) // 2``) to ``out[2n:]``, each less its
+    maximum (so at most 0: the exponentials can be taken for many rows in one
+    :func:`exp_nonpositive` call). Returns ``(available, shift)``: not available
+    where the cross term is too large for the quarter's reciprocals (the row is
+    then summed node by node).
     """
     n = nodes.size
     h = (n + 1) // 2
@@ -114,17 +120,26 @@ def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
     top0 = top1 = -np.inf
     for i in range(n):
         u = nodes[i]
-        f0[i] = -(b0 * u + 0.5 * a00 * u * u)
-        f1[i] = -(b1 * u + 0.5 * a11 * u * u)
-        top0 = max(top0, f0[i])
-        top1 = max(top1, f1[i])
-    exp_nonpositive(f0, top0, bits)
-    exp_nonpositive(f1, top1, bits)
-    quarter = cross[n * n:]
+        out[i] = -(b0 * u + 0.5 * a00 * u * u)
+        out[n + i] = -(b1 * u + 0.5 * a11 * u * u)
+        top0 = max(top0, out[i])
+        top1 = max(top1, out[n + i])
+    for i in range(n):
+        out[i] -= top0
+        out[n + i] -= top1
+    base = 2 * n
     for i in range(h):
         for j in range(h):
-            quarter[i * h + j] = -a01 * nodes[i] * nodes[j]
-    exp_nonpositive(quarter[:h * h], largest, bits)
+            out[base + i * h + j] = -a01 * nodes[i] * nodes[j] - largest
+    return True, top0 + top1 + largest
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def spread_cross(quarter, n, largest, cross):  # pragma: no cover - compiled
+    """The ``n x n`` cross factor ``exp(-A01 x_i x_j - largest)`` from the exponentials of its quarter
+    (:func:`factor_exponents`): the other three quarters are the same values or their reciprocals
+    times ``exp(-2 largest)``."""
+    h = (n + 1) // 2
     floor = math.exp(-2.0 * largest)
     for i in range(h):
         for j in range(h):
@@ -134,20 +149,34 @@ def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
             cross[i * n + n - 1 - j] = w
             cross[(n - 1 - i) * n + j] = w
             cross[(n - 1 - i) * n + n - 1 - j] = v
-    return True, top0 + top1 + largest
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments):  # pragma: no cover - compiled
-    """A product rule's row by :func:`factors`: ``sum_k exp(a_k - top_a - t . S(u_k))`` and the moments of ``S``.
-
-    ``mass_row`` holds ``exp(a_k - top_a)``. Writes the unnormalised
-    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the mass
-    and the shift added to ``top_a`` (a mass of -1 where the factors are not available).
-    """
-    available, raised = factors(nodes, tilt, f0, f1, cross, bits)
+def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
+    """The factors of :func:`factor_exponents` for one row: ``f0``, ``f1`` (``n`` each, at most 1) and the
+    ``n x n`` ``cross`` (``cross[n * n:]`` is scratch for the exponents). Returns ``(available, shift)``."""
+    n = nodes.size
+    scratch = cross[n * n:]
+    available, shift = factor_exponents(nodes, tilt, scratch)
     if not available:
-        return -1.0, 0.0
+        return False, 0.0
+    exp_nonpositive(scratch, 0.0, bits)
+    for i in range(n):
+        f0[i], f1[i] = scratch[i], scratch[n + i]
+    spread_cross(scratch[2 * n:], n, abs(tilt[3]) * nodes[n - 1] * nodes[n - 1], cross)
+    return True, shift
+
+
+@numba.njit(cache=True, nogil=True)
+def factor_width(n):  # pragma: no cover - compiled
+    """Length of :func:`factor_exponents`' output for ``n`` nodes per dimension."""
+    return 2 * n + ((n + 1) // 2) ** 2
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def factored_sums(mass_row, nodes, f0, f1, cross, column, moments):  # pragma: no cover - compiled
+    """``sum_k mass_row[k] f0[i] f1[j] cross[k]`` over the grid ``k = i n + j`` and the unnormalised moments
+    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the sum."""
     n = nodes.size
     for j in range(n):
         column[j] = 0.0
@@ -171,7 +200,7 @@ def factored_row(mass_row, nodes, tilt, f0, f1, cross, column, bits, moments):  
         e1 += column[j] * nodes[j]
         e11 += column[j] * nodes[j] * nodes[j]
     moments[0], moments[1], moments[2], moments[3], moments[4] = e0, e1, e00, e01, e11
-    return mass, raised
+    return mass
 
 
 _CORRECTION_CAP = 0.1  # nats: largest change of a row's error estimate (the errors near the reference are ~1e-3)
