@@ -41,6 +41,7 @@ from bayesclv.metrics import pit_coverage
 from hierarchical_cdnow import cdnow_with_covariates
 
 RESULTS = Path(__file__).parent / "results"
+BUCKETS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, 9), (10, 10_000))  # calibration repeat purchases
 SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 MODELS = {
     "BG/NBD pooled": lambda: bc.BetaGeoModel(),
@@ -74,6 +75,17 @@ def paired_differences(rows: dict, per_customer: dict, reference: str) -> None:
             row["rps_reference"] = reference
 
 
+def by_frequency(mean: np.ndarray, actual: np.ndarray, frequency: np.ndarray) -> dict:
+    """MAE, mean forecast and mean actual holdout purchases per bucket of calibration repeat purchases."""
+    out = {}
+    for lo, hi in BUCKETS:
+        inside = (frequency >= lo) & (frequency <= hi)
+        label = f"{lo}" if lo == hi else f"{lo}+" if hi >= 10_000 else f"{lo}-{hi}"
+        out[label] = {"customers": int(inside.sum()), "mae": float(np.abs(mean - actual)[inside].mean()),
+                      "mean_forecast": float(mean[inside].mean()), "mean_actual": float(actual[inside].mean())}
+    return out
+
+
 def scores(model, rfm, seed: int = 7) -> dict:
     """Every score of the module docstring for one fitted model."""
     horizon = float(rfm["T_holdout"].iloc[0])
@@ -92,6 +104,8 @@ def scores(model, rfm, seed: int = 7) -> dict:
         "rps_per_customer": ranked_probability_score(flat, actual),
         "pit_coverage_90": float(pit_coverage(below, at, 0.9)),
         "share_with_no_holdout_purchase": float((actual == 0).mean()),
+        "by_frequency": by_frequency(mean, actual, rfm["frequency"].to_numpy()),
+        "mean_forecast": mean,
     }
 
 
@@ -122,6 +136,22 @@ def markdown(kind: str, rows: dict) -> str:
             f"{r['max_r_hat']:.4f} | {r['min_ess_bulk']:.0f} | {r['divergences']} |")
     some = next(iter(rows.values()))
     lines += ["", f"{100 * some['share_with_no_holdout_purchase']:.1f}% of the customers buy nothing in the holdout."]
+    measured = {name: r for name, r in rows.items() if "by_frequency" in r}
+    if measured:
+        buckets = list(next(iter(measured.values()))["by_frequency"])
+        lines += ["", "Holdout MAE (mean forecast / mean actual purchases) by calibration repeat purchases; customers "
+                  "per bucket: " + ", ".join(f"{b}: {v['customers']}" for b, v in
+                                             next(iter(measured.values()))["by_frequency"].items()) + ".", "",
+                  "| model | " + " | ".join(buckets) + " |", "|" + "---|" * (len(buckets) + 1)]
+        for name, r in measured.items():
+            cells = [f"{v['mae']:.4f} ({v['mean_forecast']:.3f} / {v['mean_actual']:.3f})"
+                     for v in r["by_frequency"].values()]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    effects = {name: r["parameters"] for name, r in rows.items() if "parameters" in r}
+    if effects:
+        lines += ["", "Population parameters (posterior mean, sd):", ""]
+        for name, table in effects.items():
+            lines.append(f"- {name}: " + "; ".join(f"{k} {v['mean']:.4f} ({v['sd']:.4f})" for k, v in table.items()))
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +165,8 @@ def main() -> None:
     rows = json.loads(path.read_text())["models"] if path.exists() else {}
     arrays = path.with_name(f"point_forecast_rps_{args.kind}.npz")  # per-customer RPS, for paired errors
     per_customer = dict(np.load(arrays)) if arrays.exists() else {}
+    mean_path = path.with_name(f"point_forecast_means_{args.kind}.npz")  # per-customer mean forecasts
+    means = dict(np.load(mean_path)) if mean_path.exists() else {}
     for name in args.models:
         model = MODELS[name]()
         with warnings.catch_warnings():
@@ -146,8 +178,11 @@ def main() -> None:
         row.update(fit_cpu_seconds=diag["fit_cpu_seconds"], scoring_cpu_seconds=time.process_time() - start,
                    max_r_hat=diag["max_r_hat"], min_ess_bulk=diag["min_ess_bulk"],
                    divergences=int(diag["divergences"]), load_average=os.getloadavg()[0],
-                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   parameters=model.summary()[["mean", "sd"]].round(4).to_dict(orient="index"))
         per_customer[name] = row.pop("rps_per_customer")
+        means[name] = row.pop("mean_forecast")
+        np.savez_compressed(mean_path, **means)
         row["rps"] = float(per_customer[name].mean())
         rows[name] = row
         print(name, json.dumps(row), flush=True)
