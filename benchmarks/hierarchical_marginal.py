@@ -144,7 +144,8 @@ def main() -> None:
     stem = f"hierarchical_marginal_{args.kind}" + ("" if args.seed == 2026 else f"_seed{args.seed}")
     runs = []
     for family in args.families:
-        proc = subprocess.run([sys.executable, __file__, args.kind, "--one", family, "--seed", str(args.seed)], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, args.kind, "--one", family, "--seed", str(args.seed)],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             runs.append({"family": family, "error": proc.stderr[-2000:]})
         else:

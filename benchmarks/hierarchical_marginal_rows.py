@@ -108,7 +108,8 @@ def main() -> None:
              "| within 1e-6 relative |", "|---|---|---|---|"]
     for nodes, e in errors.items():
         q = " / ".join(f"{v:.2g}" for v in e["abs_quantiles_50_90_99_max"])
-        cells = [" / ".join(f"{e[f'share_within_{tol:g}'][k]:.3f}" for k in ("all", "x=0", "x>0")) for tol in TOLERANCES]
+        cells = [" / ".join(f"{e[f'share_within_{tol:g}'][k]:.3f}" for k in ("all", "x=0", "x>0"))
+                 for tol in TOLERANCES]
         lines.append(f"| {nodes} | {q} | {cells[0]} | {cells[1]} |")
     lines += ["", f"Kernel CPU ms (all {len(rows.weight)} rows, value and gradient) by nodes per dimension: {timing}."]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
