@@ -35,7 +35,9 @@ from pathlib import Path
 import pandas as pd
 
 import bayesclv as bc
+from bayesclv.errors import ArgumentError
 from bayesclv.models import CLVModel, TransactionModel
+from bayesclv.models.joint_spend import JointSpendPredictions
 from bayesclv.report.comparison import comparison_page
 
 RESULTS = Path(__file__).parent / "results"
@@ -51,11 +53,14 @@ def families(rfm: pd.DataFrame) -> tuple[dict[str, type], dict[str, str]]:
         needs_k = "k" in inspect.signature(cls).parameters
         try:
             model = cls(k=2) if needs_k else cls()
-        except TypeError as exc:  # a family that needs another setting to exist
+        except (TypeError, ArgumentError) as exc:  # a family that needs another setting (e.g. covariates)
             skipped[name] = f"needs constructor arguments ({exc})"
             continue
         if not isinstance(model, TransactionModel):
             continue  # spend or retention models
+        if isinstance(model, JointSpendPredictions):
+            skipped[name] = "its purchase model is the hierarchical family's, with spend joined to its latents"
+            continue
         missing = [c for c in model.data_columns if c not in rfm.columns]
         if missing:
             skipped[name] = f"likelihood columns {missing} not in the continuous-time RFM frame"
