@@ -28,6 +28,7 @@ import numpy as np
 import pymc as pm
 from pymc.logprob.transforms import LogTransform
 
+from bayesclv.models.pooling import distinct_rows, summed_tables
 from bayesclv.priors import Prior
 
 __all__ = ["PRIOR_CODES", "DirectDensity", "direct_density", "prior_arguments"]
@@ -186,5 +187,6 @@ def direct_density(model: Any, graph: pm.Model, df: Any, var_names: list[str]) -
         return None
     codes = np.repeat(np.array([p[0] for p in priors], dtype=np.int64), size)
     arguments = np.repeat(np.array([p[1:] for p in priors], dtype=float), size, axis=0)
-    tables = model._loglik_tables(model._distinct_rows(df))
+    rows = distinct_rows(model._design(df), df.get(model.weight_column) if model.weight_column else None)
+    tables = summed_tables(model.formulas, rows, model.data_columns, model.grouped, model._formula_options)
     return DirectDensity(names, shapes, size, model.formulas.summed_loglik.kernel, tuple(tables), codes, arguments)

@@ -20,15 +20,16 @@ import xarray as xr
 
 from bayesclv.formulas import NP, PT
 from bayesclv.models.base import CLVModel
-from bayesclv.models.engine import compress_rows
 from bayesclv.models.pooling import (
     GROUP_CODE,
     check_pooling,
     create_quantity,
+    distinct_rows,
     group_codes,
     group_labels,
     pooled_priors,
     row_params,
+    summed_tables,
 )
 from bayesclv.models.predictive import Predictive
 from bayesclv.models.transaction import TransactionPredictions
@@ -150,27 +151,17 @@ class PooledModel(Predictive, CLVModel):
         unless covariates give every row its own parameters; else the per-row formula.
         """
         if summed and hasattr(self.formulas, "summed_loglik") and not self._coefficient_names():
-            return self.formulas.summed_loglik(self._loglik_tables(rows), *(params[n] for n in self.parameter_names))
+            tables = summed_tables(self.formulas, rows, self.data_columns, self.grouped, self._formula_options)
+            return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
         params = self._row_params(params, rows, PT)
         cols = {c: pm.Data(c, rows[c].to_numpy(dtype=float)) for c in self.data_columns}
         weight = pm.Data("weight", rows["weight"].to_numpy())
         return (weight * self._loglik(cols, params, PT)).sum()
 
-    def _loglik_tables(self, rows: pd.DataFrame) -> tuple[np.ndarray, ...]:
-        """The family's summed-kernel tables (``formulas.loglik_tables``) of the distinct ``rows``."""
-        return self.formulas.loglik_tables(*(rows[c] for c in self.data_columns), rows["weight"],
-                                           group=rows[GROUP_CODE] if self.grouped else None, **self._formula_options)
-
-    def _distinct_rows(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The distinct design rows of a prepared frame (identical rows of one group), with their ``weight``."""
-        frame = self._design(df)
-        weights = df.get(self.weight_column) if self.weight_column else None  # customers per row; None: one each
-        return compress_rows(frame, list(frame.columns), weights)[0]
-
     def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
-        unique = self._distinct_rows(df)
+        unique = distinct_rows(self._design(df), df.get(self.weight_column) if self.weight_column else None)
         with pm.Model(coords=self._coords()) as model:
             pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
         return model
