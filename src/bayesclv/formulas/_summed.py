@@ -185,7 +185,12 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
     Without it PyTensor would call :meth:`SummedLoglikOp.perform` in numba object mode.
     """
     kernel = op.kernel
-    if op.n_params == 3:
+    if op.n_params == 2:
+        @numba.njit(nogil=True, error_model="numpy")
+        def summed_loglik(*inputs):  # pragma: no cover - compiled
+            value, grad = kernel(*inputs)
+            return np.full((), value), grad[0].copy(), grad[1].copy()
+    elif op.n_params == 3:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
             value, grad = kernel(*inputs)
@@ -201,7 +206,7 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
             value, grad = kernel(*inputs)
             return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
                     grad[4].copy())
-    else:  # pragma: no cover - every kernel has 3 to 5 parameters
+    else:  # pragma: no cover - every kernel has 2 to 5 parameters
         raise NotImplementedError(f"no numba implementation for {op.n_params} parameters")
     return summed_loglik
 
@@ -263,4 +268,5 @@ def summed_loglik_function(kernel, names: tuple[str, ...], family: str):
     TensorVariable or float
         The weighted sum of the rows' log-likelihoods.
     """
+    summed_loglik.kernel = kernel  # the compiled pass itself, for a density sampled without a graph
     return summed_loglik

@@ -24,6 +24,7 @@ import xarray as xr
 
 from bayesclv.chunks import available_cpus
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
+from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
@@ -162,7 +163,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     keep = model._stored_variables(graph)
     with graph:
         if method in ("nuts", "latent"):
-            idata = _nuts(model, graph, keep, sampler=sampler, draws=draws, tune=tune, chains=chains,
+            idata = _nuts(model, graph, keep, df, sampler=sampler, draws=draws, tune=tune, chains=chains,
                           random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
             if thin > 1:
                 idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
@@ -189,9 +190,10 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     return idata, diagnostics
 
 
-def _nuts(model: Any, graph: pm.Model, keep: list[str], *, sampler: str, draws: int, tune: int, chains: int,
-          random_seed: int | None, progressbar: bool, target_accept: float, **kwargs: Any) -> xr.DataTree:
-    """NUTS draws of ``graph`` (inside its context) by the chosen sampler."""
+def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str, draws: int, tune: int,
+          chains: int, random_seed: int | None, progressbar: bool, target_accept: float,
+          **kwargs: Any) -> xr.DataTree:
+    """NUTS draws of ``graph`` (inside its context, built from the prepared frame ``df``) by the chosen sampler."""
     if sampler != "pymc":
         _require_sampler(sampler)
     # chains are independent: by default one per core available to this process (PyMC assumes
@@ -204,7 +206,7 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], *, sampler: str, draws: 
         if kwargs:
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
-        return sample_nutpie(graph, var_names=keep, cores=cores,
+        return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, df, keep),
                              adaptation=settings.pop("adaptation", model.nutpie_adaptation), **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
     nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}

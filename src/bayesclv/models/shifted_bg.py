@@ -80,6 +80,9 @@ class ShiftedBetaGeoModel(RetentionPredictions, PooledModel):
     validator = staticmethod(retention_frame)
     formulas = shifted_bg
     display_name = "shifted-BG"
+    # a few distinct rows and two parameters per group: a fit is fixed costs, which the direct density
+    # (kernel and priors compiled once, no graph to compile) removes
+    direct_density = True
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
