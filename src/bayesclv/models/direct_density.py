@@ -8,8 +8,9 @@ through PyTensor's virtual machine per gradient. Here the density is the
 family's numba kernel (:func:`bayesclv.formulas._summed.summed_loglik_function`
 exposes it) and the priors' log densities in the sampler's coordinates, the
 logarithms of the positive parameters, written once below with their
-derivatives; both are compiled once and cached on disk, so a fit compiles
-nothing and a gradient is two compiled calls.
+derivatives; both are compiled once and cached on disk, so a fit compiles no
+log density (PyMC's small initial-point function only) and a gradient is three
+compiled calls (the exponentials, the kernel, the priors).
 
 It is the same density as the PyMC graph's (``model.logp(jacobian=True)``, the
 test compares them value by value) for the configurations it covers: complete or
