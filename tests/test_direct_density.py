@@ -27,6 +27,8 @@ PRIORS = [  # each with its SciPy reference
     (bc.Prior("HalfNormal", tau=4.0), stats.halfnorm(scale=0.5)),
     (bc.Prior("Exponential", lam=2.0), stats.expon(scale=0.5)),
     (bc.Prior("Exponential", scale=3.0), stats.expon(scale=3.0)),
+    (bc.Prior("Exponential"), stats.expon()),  # PyMC's default, scale 1
+    (bc.Prior("HalfNormal"), stats.halfnorm()),
     (bc.Prior("Gamma", alpha=2.0, beta=3.0), stats.gamma(2.0, scale=1 / 3.0)),
     (bc.Prior("Gamma", mu=2.0, sigma=0.5), stats.gamma(16.0, scale=1 / 8.0)),
     (bc.Prior("LogNormal", mu=0.3, sigma=2.0), stats.lognorm(2.0, scale=np.exp(0.3))),

@@ -44,7 +44,8 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
     """``(code, first, second)`` of ``prior`` in the direct density's parametrisation; None if it has none.
 
     HalfNormal: ``sigma``; Exponential: ``lam``; Gamma: shape ``alpha`` and rate ``beta``;
-    LogNormal: ``mu`` and ``sigma`` (a ``tau`` or ``scale`` converted as PyMC does).
+    LogNormal: ``mu`` and ``sigma``. A ``tau``, an Exponential's ``scale``, a Gamma's ``mu`` and
+    ``sigma`` and PyMC's defaults of absent arguments are converted as PyMC does.
     """
     if prior.distribution not in PRIOR_CODES:
         return None
@@ -56,10 +57,8 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
     code = PRIOR_CODES[prior.distribution]
     if prior.distribution == "HalfNormal":
         return code, sigma, 0.0
-    if prior.distribution == "Exponential":
-        if "lam" in p:
-            return code, p["lam"], 0.0
-        return (code, 1.0 / p["scale"], 0.0) if "scale" in p else None
+    if prior.distribution == "Exponential":  # PyMC's default: scale 1
+        return code, p["lam"] if "lam" in p else 1.0 / p.get("scale", 1.0), 0.0
     if prior.distribution == "Gamma":
         if "alpha" in p:
             return code, p["alpha"], p["beta"]
