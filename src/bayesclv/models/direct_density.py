@@ -120,6 +120,7 @@ class DirectDensity(NamedTuple):
     kernel : numba function
         The family's summed kernel ``kernel(*params, *tables) -> (total, gradient)``.
     tables : tuple of numpy.ndarray
+        The kernel's data tables (:func:`bayesclv.models.pooling.summed_tables`).
     codes : numpy.ndarray of int64
         Each coordinate's prior code (:data:`PRIOR_CODES`).
     arguments : numpy.ndarray
