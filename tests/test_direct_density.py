@@ -27,6 +27,8 @@ PRIORS = [  # each with its SciPy reference
     (bc.Prior("HalfNormal", tau=4.0), stats.halfnorm(scale=0.5)),
     (bc.Prior("Exponential", lam=2.0), stats.expon(scale=0.5)),
     (bc.Prior("Exponential", scale=3.0), stats.expon(scale=3.0)),
+    (bc.Prior("Exponential"), stats.expon()),  # PyMC's default, scale 1
+    (bc.Prior("HalfNormal"), stats.halfnorm()),
     (bc.Prior("Gamma", alpha=2.0, beta=3.0), stats.gamma(2.0, scale=1 / 3.0)),
     (bc.Prior("Gamma", mu=2.0, sigma=0.5), stats.gamma(16.0, scale=1 / 8.0)),
     (bc.Prior("LogNormal", mu=0.3, sigma=2.0), stats.lognorm(2.0, scale=np.exp(0.3))),
@@ -131,3 +133,26 @@ def test_the_fit_samples_the_direct_density(years_1_7, monkeypatch):
                   / model.population_survival([7]).sel(group="high end").mean())
     published = shifted_bg.survival(8, 0.668, 3.806) / shifted_bg.survival(7, 0.668, 3.806)
     assert ratio == pytest.approx(published, rel=0.01)
+
+
+def test_a_prior_it_does_not_cover_falls_back_to_the_graph_with_the_same_posterior(years_1_7, monkeypatch):
+    """Weibull(1, 10) is Exponential(0.1) under another name: the direct density does not write the
+    Weibull out, so that fit samples the graph; both fits must give the one posterior (same seed, the
+    same density to rounding: the draws agree far closer than their Monte Carlo error)."""
+    import bayesclv.models.sampling as sampling
+
+    seen = []
+    original = sampling.compile_nutpie_model
+    monkeypatch.setattr(sampling, "compile_nutpie_model",
+                        lambda graph, names, density=None: seen.append(density) or original(graph, names, density))
+    means = []
+    for prior in (bc.Prior("Exponential", lam=0.1), bc.Prior("Weibull", alpha=1.0, beta=10.0)):
+        model = bc.ShiftedBetaGeoModel({"alpha": prior, "beta": prior})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # short chains
+            model.fit(years_1_7, draws=300, tune=300, chains=2, cores=1, random_seed=3, progressbar=False)
+        means.append({k: float(model.posterior[k].mean()) for k in ("alpha", "beta")})
+        sd = {k: float(model.posterior[k].std()) for k in ("alpha", "beta")}
+    assert seen[0] is not None and seen[1] is None
+    for k in ("alpha", "beta"):
+        assert means[1][k] == pytest.approx(means[0][k], abs=0.25 * sd[k])

@@ -464,6 +464,27 @@ def test_sbg_summed_kernel_against_reference_and_gradient():
         np.testing.assert_allclose(grad, np.array(want[1:]), rtol=1e-8, atol=1e-9 * np.abs(want[0]))
 
 
+def test_sbg_summed_op_runs_natively_in_numba():
+    """The shifted-BG's summed op is the one with two parameters: its numba implementation (ADVI compiles
+    the graph with the NUMBA linker) gives the Python ``perform``'s value and gradient, without object mode."""
+    import warnings
+
+    periods = np.array([1, 1, 2, 3, 7, 7, 12, 100, 7, 2], dtype=float)
+    churned = np.array([1, 0, 1, 1, 1, 0, 0, 1, 0, 1], dtype=float)
+    tables = sbg.loglik_tables(periods, churned, np.arange(1.0, 11.0), np.array([0, 0, 1, 1, 0, 1, 1, 0, 0, 1]))
+    params = [pt.dvector(k) for k in sbg.PARAMETERS]
+    total = sbg.summed_loglik(tables, *params)
+    graph = [total, *pytensor.grad(total, params)]
+    values = [np.array([0.704, 0.668]), np.array([1.182, 3.806])]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Numba will use object mode")
+        native = pytensor.function(params, graph, mode="NUMBA")(*values)
+    python = pytensor.function(params, graph, mode=pytensor.compile.mode.Mode(linker="py"))(*values)
+    for fast, slow in zip(native, python, strict=True):
+        np.testing.assert_allclose(fast, slow, rtol=1e-13)
+    assert float(native[0]) == pytest.approx(float(sbg._summed_loglik_kernel(*values, *tables)[0]), rel=1e-13)
+
+
 def test_sbg_simulators():
     params, size = (0.668, 3.806), 200_000
     sim = sbg.simulate_population(np.full(size, 7.0), *params, rng=3)

@@ -23,7 +23,6 @@ purchase model.
 
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np
@@ -31,7 +30,7 @@ from scipy import special
 
 from bayesclv.formulas._beta_geometric import discounted_survival, geometric_draws, whole_horizons
 from bayesclv.formulas._ops import PT
-from bayesclv.formulas._summed import digamma, summed_loglik_function
+from bayesclv.formulas._summed import digamma, lbeta, summed_loglik_function, weighted_rows
 
 __all__ = [
     "PARAMETERS",
@@ -84,19 +83,7 @@ def loglik_tables(periods, churned, weight, group=None) -> tuple[np.ndarray, ...
         Group code, ``n``, ``churned`` (0 or 1) and total weight of each
         distinct row, and the total weight of each group.
     """
-    n, c, w = (np.asarray(v, dtype=float) for v in (periods, churned, weight))
-    g = np.zeros(n.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
-    c = (c > 0).astype(float)
-    order = np.lexsort((c, n, g))
-    ordered = [v[order] for v in (g, n, c)]
-    new = np.ones(n.size, dtype=bool)
-    new[1:] = np.any([v[1:] != v[:-1] for v in ordered], axis=0)
-    index = np.empty(n.size, dtype=np.int64)
-    index[order] = np.cumsum(new) - 1
-    g_d, n_d, c_d = (np.ascontiguousarray(v[new]) for v in ordered)
-    n_groups = int(g.max(initial=0)) + 1
-    return g_d, n_d, c_d, np.bincount(index, weights=w, minlength=g_d.size), np.bincount(g, weights=w,
-                                                                                           minlength=n_groups)
+    return weighted_rows(weight, group, periods, np.asarray(churned, dtype=float) > 0)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -113,7 +100,7 @@ def _summed_loglik_kernel(alpha, beta, row_group, row_n, row_churned, row_weight
     for g in range(alpha.size):
         a, b, n_g = alpha[g], beta[g], group_weight[g]
         dab = digamma(a + b)
-        total -= n_g * (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+        total -= n_g * lbeta(a, b)
         grad[0, g] -= n_g * (digamma(a) - dab)
         grad[1, g] -= n_g * (digamma(b) - dab)
     for r in range(row_n.size):
@@ -124,7 +111,7 @@ def _summed_loglik_kernel(alpha, beta, row_group, row_n, row_churned, row_weight
         else:
             x, y = a, b + n
         dxy = digamma(x + y)
-        total += w * (math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y))
+        total += w * lbeta(x, y)
         grad[0, g] += w * (digamma(x) - dxy)
         grad[1, g] += w * (digamma(y) - dxy)
     return total, grad

@@ -8,8 +8,9 @@ through PyTensor's virtual machine per gradient. Here the density is the
 family's numba kernel (:func:`bayesclv.formulas._summed.summed_loglik_function`
 exposes it) and the priors' log densities in the sampler's coordinates, the
 logarithms of the positive parameters, written once below with their
-derivatives; both are compiled once and cached on disk, so a fit compiles
-nothing and a gradient is two compiled calls.
+derivatives; both are compiled once and cached on disk, so a fit compiles no
+log density (PyMC's small initial-point function only) and a gradient is three
+compiled calls (the exponentials, the kernel, the priors).
 
 It is the same density as the PyMC graph's (``model.logp(jacobian=True)``, the
 test compares them value by value) for the configurations it covers: complete or
@@ -43,7 +44,8 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
     """``(code, first, second)`` of ``prior`` in the direct density's parametrisation; None if it has none.
 
     HalfNormal: ``sigma``; Exponential: ``lam``; Gamma: shape ``alpha`` and rate ``beta``;
-    LogNormal: ``mu`` and ``sigma`` (a ``tau`` or ``scale`` converted as PyMC does).
+    LogNormal: ``mu`` and ``sigma``. A ``tau``, an Exponential's ``scale``, a Gamma's ``mu`` and
+    ``sigma`` and PyMC's defaults of absent arguments are converted as PyMC does.
     """
     if prior.distribution not in PRIOR_CODES:
         return None
@@ -55,10 +57,8 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
     code = PRIOR_CODES[prior.distribution]
     if prior.distribution == "HalfNormal":
         return code, sigma, 0.0
-    if prior.distribution == "Exponential":
-        if "lam" in p:
-            return code, p["lam"], 0.0
-        return (code, 1.0 / p["scale"], 0.0) if "scale" in p else None
+    if prior.distribution == "Exponential":  # PyMC's default: scale 1
+        return code, p["lam"] if "lam" in p else 1.0 / p.get("scale", 1.0), 0.0
     if prior.distribution == "Gamma":
         if "alpha" in p:
             return code, p["alpha"], p["beta"]
@@ -120,6 +120,7 @@ class DirectDensity(NamedTuple):
     kernel : numba function
         The family's summed kernel ``kernel(*params, *tables) -> (total, gradient)``.
     tables : tuple of numpy.ndarray
+        The kernel's data tables (:func:`bayesclv.models.pooling.summed_tables`).
     codes : numpy.ndarray of int64
         Each coordinate's prior code (:data:`PRIOR_CODES`).
     arguments : numpy.ndarray

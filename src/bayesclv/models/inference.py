@@ -23,6 +23,7 @@ import pymc as pm
 import xarray as xr
 
 from bayesclv.chunks import available_cpus
+from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
@@ -38,33 +39,36 @@ DEFAULT_TUNE = 1000  # tuning steps unless a fit asks otherwise (MARGINAL_TUNE f
 
 def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, thin: int,
                         batch_size: int | None) -> None:
-    """Raise ValueError for a method, sampler, thinning or batch size that ``model.fit`` cannot use."""
+    """Raise ArgumentError (a ValueError) for a method, sampler, thinning or batch size ``model.fit`` cannot use."""
     if method not in FIT_METHODS:
-        raise ValueError(f"method must be one of {FIT_METHODS}, got {method!r}")
+        raise ArgumentError(f"must be one of {FIT_METHODS}, got {method!r}", argument="method")
     if method in model.unsupported_methods:
         allowed = [m for m in FIT_METHODS if m not in model.unsupported_methods]
-        raise ValueError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
-                         f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}")
+        raise ArgumentError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
+                            f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}",
+                            argument="method")
     integrates = getattr(model, "integrates_latents", False)
     if method == "latent" and not integrates:
-        raise ValueError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
-                         f"hierarchical models; {type(model).__name__} has no latent rates")
+        raise ArgumentError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
+                            f"hierarchical models; {type(model).__name__} has no latent rates", argument="method")
     if method == "nuts" and integrates and sampler != "nutpie":
-        raise ValueError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
-                         f"use method='latent' for sampler={sampler!r}")
+        raise ArgumentError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
+                            f"use method='latent' for sampler={sampler!r}", argument="sampler")
     if method == "gibbs" and not hasattr(model, "_fit_gibbs"):
-        raise ValueError(f"method='gibbs' (a data-augmentation MCMC) is for the Pareto/GGG; {type(model).__name__} "
-                         "has none")
+        raise ArgumentError(f"method='gibbs' (a data-augmentation MCMC) is for the Pareto/GGG; "
+                            f"{type(model).__name__} has none", argument="method")
     if batch_size is not None:
         if not hasattr(model, "_minibatch_model"):
-            raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
-                             "(minibatch ADVI) is for the individual-level hierarchical models")
+            raise ArgumentError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
+                                "(minibatch ADVI) is for the individual-level hierarchical models",
+                                argument="batch_size")
         if method != "advi":
-            raise ValueError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}")
+            raise ArgumentError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}",
+                                argument="batch_size")
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        raise ArgumentError(f"must be one of {SAMPLERS}, got {sampler!r}", argument="sampler")
     if not (isinstance(thin, int) and 1 <= thin <= draws):
-        raise ValueError(f"thin must be an integer from 1 to draws ({draws}), got {thin!r}")
+        raise ArgumentError(f"must be an integer from 1 to draws ({draws}), got {thin!r}", argument="thin")
 
 
 def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,

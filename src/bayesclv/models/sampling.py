@@ -11,7 +11,8 @@ fits, and nutpie calls it through its Python-function interface, once per
 gradient. The kernel runs without the GIL, so chains on several threads run in
 parallel. Where a model's whole density is its kernel plus priors written out
 in compiled code (:mod:`bayesclv.models.direct_density`), nutpie calls that
-instead and nothing is compiled per fit.
+instead and no log density is compiled per fit (PyMC still compiles its small
+initial-point function).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
         space and deterministics).
     density : DirectDensity, optional
         The same log density without the graph (:mod:`bayesclv.models.direct_density`): nutpie
-        calls its compiled kernel and nothing is compiled here. The graph still gives the
-        initial points.
+        calls its compiled kernel and no log density is compiled here. The graph still gives the
+        initial points (PyMC compiles a small function for them).
 
     Returns
     -------
@@ -61,10 +62,9 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
     """
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    point = model.initial_point()
     free = [model.rvs_to_values[rv] for rv in model.free_RVs]
     if density is None:
-        n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, point, free)
+        n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, free)
     else:
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _direct_functions(density, var_names)
     initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
@@ -103,8 +103,9 @@ def _direct_functions(density: DirectDensity, var_names: list[str]):
     return density.n_dim, make_logp_fn, make_expand_fn, [shapes[name] for name in var_names]
 
 
-def _graph_functions(model: pm.Model, var_names: list[str], point: dict, free: list):
+def _graph_functions(model: pm.Model, var_names: list[str], free: list):
     """nutpie's function factories for the graph's log density, compiled by PyTensor's C linker."""
+    point = model.initial_point()  # compiles a small function: the direct density needs none
     shapes = [point[v.name].shape for v in free]
     sizes = [prod(s) for s in shapes]
     offsets = np.cumsum([0, *sizes])
