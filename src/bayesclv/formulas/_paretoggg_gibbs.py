@@ -54,7 +54,7 @@ __all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", 
 #: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
 #: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
 #: joint non-centred moves of all six coordinates (after the first half of tuning)
-MOVES = (1, 1, 1, 1, 10, 2)
+MOVES = (0, 0, 1, 2, 10, 3)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
