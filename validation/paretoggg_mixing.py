@@ -76,7 +76,8 @@ def run(data: str, tune: int, draws: int, thin: int, chains: int, seed: int, mov
                   "ess_tail": float(tail[name]), "ess_per_1000_sweeps": float(bulk[name]) / (chains * draws) * 1000,
                   "lag1": float(lag1[j])} for j, name in enumerate(NAMES)}
     return {"data": data, "customers": len(rfm), "tune": tune, "draws": draws, "thin": thin, "chains": chains,
-            "seed": seed, "moves": moves or getattr(gibbs, "MOVES", None), "cpu_s": cpu, "cpu_ms_per_sweep": cpu / (chains * (tune + draws)) * 1000,
+            "seed": seed, "moves": moves or getattr(gibbs, "MOVES", None), "cpu_s": cpu,
+            "cpu_ms_per_sweep": cpu / (chains * (tune + draws)) * 1000,
             "parameters": per, "log_correlation": np.corrcoef(flat.T).round(2).tolist(),
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                      cwd=RESULTS.parent).stdout.strip(),
@@ -98,7 +99,8 @@ def write(results: dict) -> None:
                   f"({r['tune']} tuning + {r['draws']} sweeps, every {r['thin']} kept), moves {r.get('moves')}; "
                   f"{r['cpu_s']:.0f} CPU s, "
                   f"{r['cpu_ms_per_sweep']:.1f} ms per sweep.", "",
-                  "| parameter | mean | R-hat | bulk ESS | tail ESS | ESS/1k sweeps | lag 1 |", "|---|---|---|---|---|---|---|"]
+                  "| parameter | mean | R-hat | bulk ESS | tail ESS | ESS/1k sweeps | lag 1 |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {n} | {p['mean']:.4g} | {p['r_hat']:.3f} | {p['ess_bulk']:.0f} | {p['ess_tail']:.0f} | "
                   f"{p['ess_per_1000_sweeps']:.1f} | {p['lag1']:.2f} |" for n, p in r["parameters"].items()]
         lines += ["", "Posterior correlation of the logs (t, gamma, r, alpha, s, beta): "

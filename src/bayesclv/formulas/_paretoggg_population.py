@@ -33,7 +33,8 @@ from bayesclv.errors import PriorError
 from bayesclv.formulas._summed import digamma
 from bayesclv.formulas.paretoggg import _loglik_kernel
 
-__all__ = ["PRIOR_CODES", "joint_noncentred_move", "log_prior", "noncentred_move", "population_steps", "prior_arguments",
+__all__ = ["PRIOR_CODES", "joint_noncentred_move", "latent_total", "log_prior", "noncentred_move", "population_steps",
+           "prior_arguments",
            "to_population"]
 
 #: distributions of the population priors the compiled sampler evaluates (code of :func:`log_prior`)
