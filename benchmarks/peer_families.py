@@ -27,11 +27,19 @@ recorded. A peer fit still running after ``--peer-timeout`` seconds is stopped a
 ArviZ code from the saved draws. ``--baseline`` then adds each worker's peak RSS when stopped right
 before the fit (imports, data, model object), so that the fit's own memory (the increment) can be
 told from each library's import floor. See ``benchmarks/peer_pymc_marketing.py`` for the peer's
-environment (``benchmarks/.peer-venv``, PyMC-Marketing 1.3.0 and nutpie)::
+environment (``benchmarks/.peer-venv``, PyMC-Marketing 1.3.0 and nutpie).
+
+Both environments get their Python bytecode compiled first (``python -m compileall`` over their
+site-packages and bayesclv's ``src``, as ``pip install`` does; a no-op once done): with
+``PYTHONDONTWRITEBYTECODE`` set and uv's default of not compiling, every worker would otherwise
+compile the source of each module it imports, and the modules a fit imports lazily (nutpie,
+ArviZ, matplotlib) would put seconds of that into the fit's clock. Besides the fit, the worker's
+whole CPU time (imports, data, fit, from the process start) is recorded::
 
     uv run python benchmarks/peer_families.py                       # all three, ~10 min on 2 cores
     uv run python benchmarks/peer_families.py --baseline            # then: the pre-fit memory floors
-    uv run python benchmarks/peer_families.py --models shifted_bg --draws 200 --tune 200   # smoke run
+    uv run python benchmarks/peer_families.py --models shifted_bg --update   # re-run one family's rows
+    uv run python benchmarks/peer_families.py --models shifted_bg --draws 200 --tune 200 --output smoke
 
 Writes ``benchmarks/results/peer_families.json`` and ``.md``.
 """
@@ -182,6 +190,15 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+def compile_bytecode(python: str) -> None:
+    """Compile the bytecode of ``python``'s site-packages (and bayesclv's ``src`` for ours), as pip install does."""
+    code = ("import compileall, site, sys; ok = all(compileall.compile_dir(d, quiet=1, workers=0) "
+            "for d in site.getsitepackages() + sys.argv[1:]); sys.exit(0 if ok else 1)")
+    extra = [str(HERE.parent / "src")] if python == sys.executable else []
+    print(f"[{time.strftime('%H:%M:%S')}] compiling the bytecode of {python} ...", flush=True)
+    subprocess.run([python, "-c", code, *extra], check=False, capture_output=True)
+
+
 def run_job(library: str, model: str, data_csv: str, args, timeout: float) -> dict:
     """Run one worker subprocess; add wall time, peak tree RSS and status."""
     python = str(PEER_PYTHON) if library == "pymc-marketing" else sys.executable
@@ -251,6 +268,8 @@ def ratios(results: list[dict]) -> list[dict]:
         if "fit_s" in peer:
             ratio.update(fit_wall=peer["fit_s"] / ours["fit_s"], fit_cpu=peer["cpu_s"]["fit"] / ours["cpu_s"]["fit"],
                          ess_per_s=ours["ess_per_s"] / peer["ess_per_s"])
+            if "process" in peer["cpu_s"] and "process" in ours["cpu_s"]:
+                ratio["process_cpu"] = peer["cpu_s"]["process"] / ours["cpu_s"]["process"]
         else:
             ratio.update(fit_wall_at_least=peer["process_wall_s"] / ours["fit_s"], note=f"peer {peer['status']}")
             if "process_cpu_s_at_stop" in peer:
@@ -259,35 +278,47 @@ def ratios(results: list[dict]) -> list[dict]:
     return out
 
 
+def _load(values) -> str:
+    return "[" + ", ".join(f"{v:.1f}" for v in values) + "]"
+
+
 def markdown(results: list[dict], meta: dict) -> str:
+    runs = meta.get("runs") or [{**{k: meta[k] for k in ("models", "started", "load_before", "load_after")},
+                                 "bytecode": meta.get("bytecode", False)}]
     lines = [
         "# bayesclv vs PyMC-Marketing: MBG/NBD, BG/BB, shifted-BG (same run)", "",
         f"NUTS (nutpie in both) {meta['chains']} chains x {meta['draws']} draws after {meta['tune']} tuning steps; "
         f"the same priors (bayesclv's defaults, given to the peer). PyMC-Marketing {meta['peer_version']}. "
-        f"Machine: {meta['cpus']} CPUs, shared; load average before {meta['load_before']}, after "
-        f"{meta['load_after']}. Started {meta['started']}.", "",
+        f"Machine: {meta['cpus']} CPUs, shared. Each family's two fits ran in the same run, one after the other: "
+        + "; ".join(f"{', '.join(NAMES[m] for m in run['models'])}: started {run['started']}, load average "
+                    f"before {_load(run['load_before'])}, after {_load(run['load_after'])}"
+                    + ("" if run.get("bytecode", False) else " (source compiled on import: no bytecode)")
+                    for run in runs) + ".", "",
         "Data: " + "; ".join(f"{NAMES[m]}: {DATA[m]}" for m in meta["models"]) + ".", "",
-        "Fit seconds are wall-clock (CPU seconds of the process and its children in brackets); peak RSS is the "
+        "Fit seconds are wall-clock (CPU seconds of the process and its children in brackets); process CPU is the "
+        "worker's whole CPU time (imports, data, fit) where recorded; peak RSS is the "
         "largest resident set size of the fitting process tree; 'before the fit' is the peak of the same worker "
         "stopped right before the fit (imports, data, model object: the floor of each library's process), so the "
         "difference is the fit's own memory.", "",
-        "| library | model | status | fit wall (s) | peak RSS (MB) | of which before the fit (MB) "
+        "| library | model | status | fit wall (s) | process CPU (s) | peak RSS (MB) | of which before the fit (MB) "
         "| leapfrog steps/draw | divergences | min bulk ESS | ESS/s | max R-hat |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cpu = r.get("cpu_s", {}).get("fit")
         fit = _fmt(r.get("fit_s")) + ("" if cpu is None else f" ({cpu:.1f})")
         if "process_cpu_s_at_stop" in r:  # stopped: its wall and CPU seconds so far are lower bounds
             fit = f"> {r['process_wall_s']:.0f} (> {r['process_cpu_s_at_stop']:.0f})"
-        lines.append(f"| {r['library']} | {NAMES[r['model']]} | {r['status']} | {fit} | {_fmt(r['peak_rss_mb'], 0)} "
+        lines.append(f"| {r['library']} | {NAMES[r['model']]} | {r['status']} | {fit} "
+                     f"| {_fmt(r.get('cpu_s', {}).get('process'))} | {_fmt(r['peak_rss_mb'], 0)} "
                      f"| {_fmt(r.get('baseline_rss_mb'), 0)} | {_fmt(r.get('leapfrog_steps_per_draw'))} "
                      f"| {r.get('divergences', '-')} "
                      f"| {_fmt(r.get('min_ess_bulk'), 0)} | {_fmt(r.get('ess_per_s'), 2)} "
                      f"| {_fmt(r.get('max_r_hat'), 4)} |")
     lines += ["", "## Ratios (PyMC-Marketing / bayesclv, same run; > 1 means bayesclv is better)", "",
-              "| model | fit wall | fit CPU | peak RSS | peak RSS above the pre-fit level | ESS/s (bayesclv / peer) |",
-              "|---|---|---|---|---|---|"]
+              "| model | fit wall | fit CPU | process CPU | peak RSS | peak RSS above the pre-fit level "
+              "| ESS/s (bayesclv / peer) |",
+              "|---|---|---|---|---|---|---|"]
     for q in meta["ratios"]:
         wall = (f"{q['fit_wall']:.1f}x" if "fit_wall" in q
                 else f">= {q['fit_wall_at_least']:.1f}x ({q['note']})")
@@ -295,7 +326,9 @@ def markdown(results: list[dict], meta: dict) -> str:
                else f">= {q['fit_cpu_at_least']:.1f}x" if "fit_cpu_at_least" in q else "-")
         ess = f"{q['ess_per_s']:.1f}x" if "ess_per_s" in q else "-"
         increment = f"{q['fit_rss_increment']:.1f}x" if "fit_rss_increment" in q else "-"
-        lines.append(f"| {NAMES[q['model']]} | {wall} | {cpu} | {q['peak_rss']:.1f}x | {increment} | {ess} |")
+        process = f"{q['process_cpu']:.1f}x" if "process_cpu" in q else "-"
+        lines.append(f"| {NAMES[q['model']]} | {wall} | {cpu} | {process} | {q['peak_rss']:.1f}x | {increment} "
+                     f"| {ess} |")
     lines += ["", "## Posterior means (sd) side by side", "",
               "| model | parameter | bayesclv | PyMC-Marketing | difference / combined MCSE |", "|---|---|---|---|---|"]
     for model in meta["models"]:
@@ -314,7 +347,7 @@ def add_baselines(args) -> None:
     path = RESULTS / f"{args.output}.json"
     saved = json.loads(path.read_text())
     folder = Path(tempfile.mkdtemp())
-    for model in saved["meta"]["models"]:
+    for model in [m for m in saved["meta"]["models"] if not args.update or m in args.models]:
         paths = write_data(model, folder)
         for r in saved["results"]:
             if r["model"] == model:
@@ -337,9 +370,13 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output", default="peer_families", help="results file stem")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only the rows of --models in the saved results (the others keep their run)")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="do not compile the environments' bytecode first (see the module docstring)")
     parser.add_argument("--baseline", action="store_true",
                         help="add to the saved results each worker's peak RSS up to the fit (imports, data, "
-                             "model object), and rewrite the .md")
+                             "model object), and rewrite the .md (with --update: for --models only)")
     args = parser.parse_args()
 
     if args.worker:
@@ -347,7 +384,7 @@ def main() -> None:
         import peer_pymc_marketing as timing
 
         result = (worker_peer if library == "pymc-marketing" else worker_bayesclv)(model, data_csv, args)
-        result["cpu_s"] = timing.CPU_SECONDS
+        result["cpu_s"] = {**timing.CPU_SECONDS, "process": timing._cpu_seconds()}  # imports, data and fit
         Path(out_path).write_text(json.dumps(result))
         return
 
@@ -356,6 +393,9 @@ def main() -> None:
         return
     if not PEER_PYTHON.exists():
         sys.exit(f"no peer environment at {PEER_PYTHON}: see the commands at the top of peer_pymc_marketing.py")
+    if not args.no_bytecode:
+        compile_bytecode(str(PEER_PYTHON))
+        compile_bytecode(sys.executable)
     folder = Path(tempfile.mkdtemp())
     peer_version = subprocess.run([str(PEER_PYTHON), "-c", "import pymc_marketing as m, pymc; "
                                    "print(m.__version__, '(PyMC', pymc.__version__ + ')')"],
@@ -374,8 +414,31 @@ def main() -> None:
         if draws:
             add_mcse(r, draws)
     meta["load_after"] = os.getloadavg()
+    meta["bytecode"] = not args.no_bytecode
+    if args.update:
+        meta, results = merged(args.output, meta, results)
     meta["ratios"] = ratios(results)
     write_results(args.output, meta, results, markdown(results, meta))
+
+
+def merged(output: str, meta: dict, results: list[dict]) -> tuple[dict, list[dict]]:
+    """The saved results of ``output`` with this run's families replaced, and the runs each row comes from."""
+    path = RESULTS / f"{output}.json"
+    if not path.exists():
+        return meta, results
+    saved = json.loads(path.read_text())
+    old = saved["meta"]
+    if (old["draws"], old["tune"], old["chains"]) != (meta["draws"], meta["tune"], meta["chains"]):
+        sys.exit(f"--update: {path} has other sampler settings; re-run all families or use another --output")
+    run = {k: meta[k] for k in ("models", "started", "load_before", "load_after", "bytecode")}
+    runs = [{**r, "models": [m for m in r["models"] if m not in meta["models"]]}
+            for r in old.get("runs") or [{**{k: old.get(k) for k in ("models", "started", "load_before", "load_after")},
+                                          "bytecode": old.get("bytecode", False)}]]
+    kept = [r for r in saved["results"] if r["model"] not in meta["models"]]
+    models = [m for m in NAMES if m in old["models"] or m in meta["models"]]
+    order = {m: i for i, m in enumerate(models)}
+    results = sorted(kept + results, key=lambda r: order[r["model"]])
+    return {**meta, "models": models, "runs": [r for r in runs if r["models"]] + [run]}, results
 
 
 if __name__ == "__main__":

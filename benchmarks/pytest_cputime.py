@@ -1,7 +1,8 @@
 """pytest plugin: CPU seconds per test and per test file, for sizing the default suite.
 
-Load it with ``-p benchmarks.pytest_cputime`` (from the repository root, so that ``benchmarks``
-is importable) and set ``BAYESCLV_CPUTIME_OUT`` to a JSON path (the totals, written at the end)
+Load it with ``-p benchmarks.pytest_cputime`` from the repository root with the root on the
+import path (``PYTHONPATH=$PWD uv run pytest ...`` or ``uv run python -m pytest ...``: the ``pytest``
+script alone does not put it there) and set ``BAYESCLV_CPUTIME_OUT`` to a JSON path (the totals, written at the end)
 and/or ``BAYESCLV_CPUTIME_LOG`` to a JSON-lines path (one line per test as it ends). Wall-clock durations on a shared
 machine are inflated by other work; the process's own CPU time (user + system, this process plus
 the waited-for children such as compilers and CLI subprocesses) is what a change to the suite
@@ -27,6 +28,14 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _per_file() -> dict[str, float]:
+    """CPU seconds per test file, most first."""
+    per_file: dict[str, float] = defaultdict(float)
+    for nodeid, seconds in _per_test.items():
+        per_file[nodeid.split("::")[0]] += seconds
+    return dict(sorted(per_file.items(), key=lambda kv: -kv[1]))
+
+
 def pytest_sessionstart(session):
     _start["wall"] = time.perf_counter()
     _start["cpu"] = _cpu()
@@ -49,13 +58,10 @@ def pytest_sessionfinish(session, exitstatus):
     out = os.environ.get("BAYESCLV_CPUTIME_OUT")
     if not out:
         return
-    per_file: dict[str, float] = defaultdict(float)
-    for nodeid, seconds in _per_test.items():
-        per_file[nodeid.split("::")[0]] += seconds
     result = {
         "wall_s": time.perf_counter() - _start["wall"],
         "cpu_s": _cpu() - _start["cpu"],
-        "per_file_cpu_s": dict(sorted(per_file.items(), key=lambda kv: -kv[1])),
+        "per_file_cpu_s": _per_file(),
         "per_test_cpu_s": dict(sorted(_per_test.items(), key=lambda kv: -kv[1])),
     }
     with open(out, "w") as fh:
@@ -63,10 +69,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
-    per_file: dict[str, float] = defaultdict(float)
-    for nodeid, seconds in _per_test.items():
-        per_file[nodeid.split("::")[0]] += seconds
+    per_file = _per_file()
     terminalreporter.section("CPU seconds per file")
-    for path, seconds in sorted(per_file.items(), key=lambda kv: -kv[1]):
+    for path, seconds in per_file.items():
         terminalreporter.write_line(f"{seconds:8.1f}  {path}")
     terminalreporter.write_line(f"{sum(per_file.values()):8.1f}  total in tests")

@@ -7,7 +7,7 @@ import xarray as xr
 from conftest import PUBLISHED
 
 import bayesclv as bc
-from bayesclv.errors import ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
+from bayesclv.errors import ArgumentError, ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
 from bayesclv.formulas import bgnbd, paretonbd
 from bayesclv.models import inference
 from bayesclv.simulate import (
@@ -197,8 +197,13 @@ def test_errors_are_typed(cdnow_rfm):
     unitless.attrs = {}
     with pytest.raises(TimeUnitError, match="time unit"):
         bc.BetaGeoModel().fit(unitless, method="map", progressbar=False)
-    with pytest.raises(ValueError, match="method"):
-        bc.BetaGeoModel().fit(cdnow_rfm, method="gibbs")
+    # fit arguments a model cannot use: typed errors naming the argument
+    for arguments, name in (({"method": "gibbs"}, "method"), ({"method": "nut"}, "method"),
+                            ({"sampler": "stan"}, "sampler"), ({"thin": 0}, "thin"),
+                            ({"method": "advi", "batch_size": 100}, "batch_size")):
+        with pytest.raises(ArgumentError, match=f"argument '{name}'") as raised:
+            bc.BetaGeoModel().fit(cdnow_rfm, **arguments)
+        assert raised.value.argument == name
 
 
 def test_custom_prior_changes_map(cdnow_rfm):

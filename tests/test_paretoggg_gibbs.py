@@ -3,6 +3,7 @@
 - Its exact conditional draws: the truncated Gamma gap in each of its regimes against SciPy's distribution;
   the lifetime step's alive share against ``paretoggg.probability_alive`` and its death times against the
   closed-form distribution function of the death given death before T.
+- Its population moves' likelihoods with the rates integrated out against numerical integration (SciPy quad).
 - The population priors it evaluates against SciPy's densities, through the parametrisations a Prior accepts.
 - ``method="gibbs"`` is refused by models without the sampler; a prior it cannot evaluate is a PriorError.
 
@@ -16,11 +17,12 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special, stats
+from scipy import integrate, special, stats
 
 import bayesclv as bc
 from bayesclv.errors import PriorError
 from bayesclv.formulas import _paretoggg_gibbs as gibbs
+from bayesclv.formulas import _paretoggg_population as population
 from bayesclv.formulas import paretoggg
 
 
@@ -76,6 +78,59 @@ def test_lifetime_draws_are_the_conditional_distribution(gap, k, lam, mu):
     late = w[alive == 0] > 2 * dead
     want = special.gammaincc(k, kl * 2 * dead) / special.gammaincc(k, kl * dead)
     assert abs(late.mean() - want.mean()) < 5 * np.sqrt(want.mean() * (1 - want.mean()) / late.size)
+
+
+def _integrated(log_density, shape, rate):
+    """log of int e^log_density(v) Gamma(v; shape, rate) dv, by quad in log v around the integrand's peak."""
+    def log_integrand(y):  # the Gamma density of log v, times the density
+        return shape * (np.log(rate) + y) - special.gammaln(shape) - rate * np.exp(y) + log_density(np.exp(y))
+
+    grid = np.linspace(-60.0, 15.0, 3001)
+    values = log_integrand(grid)
+    peak = grid[np.argmax(values)]
+    value = integrate.quad(lambda y: np.exp(log_integrand(y) - values.max()), peak - 200.0, peak + 40.0,
+                           points=[peak], limit=400, epsabs=0.0, epsrel=1e-12)[0]
+    return np.log(value) + values.max()
+
+
+# customers: gaps n = x + 1, their sum S and sum of logs L, k; death flag d and observed lifetime tau_c
+_AUGMENTED = {"n": np.array([1.0, 1.0, 3.0, 12.0]), "S": np.array([0.4, 60.0, 25.0, 70.0]),
+              "L": np.array([-0.9, 4.1, 2.0, 30.0]), "k": np.array([0.3, 1.0, 2.5, 6.0]),
+              "d": np.array([1.0, 0.0, 1.0, 0.0]), "tau": np.array([0.5, 70.0, 30.0, 75.0])}
+
+
+@pytest.mark.parametrize(("shape", "rate"), [(0.3, 2.0), (1.7, 25.0), (12.0, 0.8)])
+def test_collapsed_population_likelihoods_integrate_the_rates_out(shape, rate):
+    a = _AUGMENTED
+    # lam's population with lam integrated out: lam^(n k) e^(-k lam S), the part of the gaps' density in lam
+    want = sum(_integrated(lambda v, i=i: a["n"][i] * a["k"][i] * np.log(v) - a["k"][i] * v * a["S"][i], shape, rate)
+               for i in range(4))
+    got = population._population_loglik(1, shape, np.log(rate), a["n"] * a["k"], a["k"] * a["S"], np.zeros(2))
+    assert got == pytest.approx(want, rel=1e-8, abs=1e-8)
+    # mu's: mu^d e^(-mu tau_c), the lifetime's density (death) or survival (alive)
+    want = sum(_integrated(lambda v, i=i: a["d"][i] * np.log(v) - v * a["tau"][i], shape, rate) for i in range(4))
+    got = population._population_loglik(2, shape, np.log(rate), a["d"], a["tau"], np.array([a["d"].sum(), 0.0]))
+    assert got == pytest.approx(want, rel=1e-8, abs=1e-8)
+    # k's, given the k: the Gamma density
+    k = a["k"]
+    got = population._population_loglik(0, shape, np.log(rate), k, k, np.array([k.sum(), np.log(k).sum()]))
+    assert got == pytest.approx(stats.gamma(shape, scale=1.0 / rate).logpdf(k).sum(), rel=1e-10)
+
+
+def test_k_given_the_gaps_integrates_lam_out():
+    a, r, alpha = _AUGMENTED, 0.6, 9.0
+    data, out, pop = (a["n"],) * 4, np.empty((4, 4)), np.array([1.0, 1.0, r, alpha, 1.0, 1.0])
+    for k in (0.4, 1.0, 3.0):
+        kk = np.full(4, k)
+        got = population.latent_total(1, 0, kk, data, kk, kk, kk, (a["n"], a["L"], a["S"]), pop, out)
+
+        def gaps(v, i):  # log density of n Gamma(k, k lam) gaps with sum S and sum of logs L, at lam = v
+            return (a["n"][i] * (k * np.log(k * v) - special.gammaln(k)) + (k - 1.0) * a["L"][i]
+                    - k * v * a["S"][i])
+
+        want = sum(_integrated(lambda v, i=i: gaps(v, i), r, alpha) for i in range(4))
+        # up to log(alpha^r / Gamma(r)) per customer, which does not depend on k
+        assert got + 4 * (r * np.log(alpha) - special.gammaln(r)) == pytest.approx(want, rel=1e-8)
 
 
 @pytest.mark.parametrize(("prior", "reference"), [

@@ -152,3 +152,14 @@ def test_model_classes_stay_small():
                     methods = [n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
                     sizes[f"{name}.{node.name}"] = len(methods)
     assert sizes and max(sizes.values()) <= MAX_METHODS, {k: v for k, v in sizes.items() if v > MAX_METHODS}
+
+
+def test_result_files_named_in_the_source_exist():
+    """A comment or docstring that cites a measurement names a file in the repository that holds it."""
+    import re
+
+    root = SRC.parent
+    cited = {(name, match.rstrip(".,)"))
+             for name, path in _modules().items()
+             for match in re.findall(r"(?:validation|benchmarks)/results/[\w./-]+", path.read_text())}
+    assert sorted((name, file) for name, file in cited if not (root / file).exists()) == []

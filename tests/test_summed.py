@@ -23,7 +23,7 @@ from scipy import optimize
 
 import bayesclv as bc
 from bayesclv.formulas import NP, bgnbd, gammagamma, paretonbd
-from bayesclv.formulas._summed import unique_pairs
+from bayesclv.formulas._summed import unique_rows, weighted_rows
 from bayesclv.models.engine import compress_rows
 from bayesclv.models.sampling import compile_nutpie_model
 
@@ -289,13 +289,21 @@ def test_nutpie_initial_points_can_be_drawn_from_several_threads(cdnow_rfm):
     assert len({tuple(p) for p in points}) == 2000  # jittered: a different start for every seed
 
 
-@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0, 2.25, 7.0, 39.0])),
-                min_size=1, max_size=60))
-def test_unique_pairs_matches_numpy_unique_rows(pairs):
-    first = np.array([p[0] for p in pairs], dtype=np.int64)
-    second = np.array([p[1] for p in pairs])
-    got_first, got_second, inverse = unique_pairs(first, second)
-    expected, expected_inverse = np.unique(np.column_stack([first, second]), axis=0, return_inverse=True)
-    np.testing.assert_array_equal(got_first, expected[:, 0])
-    np.testing.assert_array_equal(got_second, expected[:, 1])
-    np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0, 2.25, 7.0, 39.0]),
+                          st.sampled_from([0.0, 1.0, 3.0])), min_size=1, max_size=60))
+def test_unique_rows_matches_numpy_unique_rows(rows):
+    first = np.array([r[0] for r in rows], dtype=np.int64)
+    second, third = (np.array([r[k] for r in rows]) for k in (1, 2))
+    for columns in ((first, second), (first, second, third)):
+        *got, inverse = unique_rows(*columns)
+        expected, expected_inverse = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+        for k, column in enumerate(got):
+            np.testing.assert_array_equal(column, expected[:, k])
+        np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+    # the summed kernels' tables: each distinct row's total weight and each group's
+    weight = np.arange(1.0, first.size + 1.0)
+    g, s, t, row_weight, group_weight = weighted_rows(weight, first, second, third)
+    for k in range(g.size):
+        rows_k = (first == g[k]) & (second == s[k]) & (third == t[k])
+        assert row_weight[k] == weight[rows_k].sum()
+    np.testing.assert_array_equal(group_weight, [weight[first == k].sum() for k in range(first.max() + 1)])

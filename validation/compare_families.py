@@ -6,15 +6,16 @@ and whose likelihood columns the RFM frame of ``rfm_summary`` carries (so a
 discrete-time family, or one needing statistics the frame lacks, is listed as
 skipped with the reason). A family with a regularity ``k`` (CNBD-k) is fitted
 with k = 2 and 3 (k = 1 is its base family). Each pooled family is also fitted grouped by the
-first-purchase-week cohort (partial pooling); the individual-level
-(hierarchical) families are fitted on the sample only (on CDNOW full their
-NUTS fit needs ~13 GB; ``validation/hierarchical_cdnow.py`` studies them there).
-All are fitted by NUTS and compared by ``bayesclv.compare``: PSIS-LOO, holdout
+first-purchase-week cohort (partial pooling). Each model is fitted by its own
+default posterior method and settings (NUTS for the pooled families, NUTS with
+the latents integrated out for the individual-level ones, the compiled sweeps
+for the Pareto/GGG) unless ``--method``, ``--draws``, ``--tune`` or ``--chains``
+says otherwise, and all are compared by ``bayesclv.compare``: PSIS-LOO, holdout
 MAE/RMSE/total, randomised-PIT coverage, AUC of P(alive), Brier, fit time.
 
 Usage::
 
-    uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method nuts|map]
+    uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method M]
 
 Writes ``validation/results/compare_families_<kind>.{csv,md,html,json}`` (``..._<kind>_map...`` with ``--method map``).
 """
@@ -34,7 +35,9 @@ from pathlib import Path
 import pandas as pd
 
 import bayesclv as bc
+from bayesclv.errors import ArgumentError
 from bayesclv.models import CLVModel, TransactionModel
+from bayesclv.models.joint_spend import JointSpendPredictions
 from bayesclv.report.comparison import comparison_page
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,11 +53,14 @@ def families(rfm: pd.DataFrame) -> tuple[dict[str, type], dict[str, str]]:
         needs_k = "k" in inspect.signature(cls).parameters
         try:
             model = cls(k=2) if needs_k else cls()
-        except TypeError as exc:  # a family that needs another setting to exist
+        except (TypeError, ArgumentError) as exc:  # a family that needs another setting (e.g. covariates)
             skipped[name] = f"needs constructor arguments ({exc})"
             continue
         if not isinstance(model, TransactionModel):
             continue  # spend or retention models
+        if isinstance(model, JointSpendPredictions):
+            skipped[name] = "its purchase model is the hierarchical family's, with spend joined to its latents"
+            continue
         missing = [c for c in model.data_columns if c not in rfm.columns]
         if missing:
             skipped[name] = f"likelihood columns {missing} not in the continuous-time RFM frame"
@@ -63,8 +69,8 @@ def families(rfm: pd.DataFrame) -> tuple[dict[str, type], dict[str, str]]:
     return found, skipped
 
 
-def specs(found: dict[str, type], kind: str) -> tuple[dict[str, CLVModel], dict[str, str]]:
-    """One model per family, a cohort-grouped variant of each pooled family; hierarchical ones on the sample."""
+def specs(found: dict[str, type]) -> tuple[dict[str, CLVModel], dict[str, str]]:
+    """One model per family and a cohort-grouped variant of each family that pools by group."""
     out, skipped = {}, {}
     for name, cls in found.items():
         if "k" in inspect.signature(cls).parameters:  # Erlang-k regularity: k = 2 and 3 beside the k = 1 family
@@ -73,9 +79,6 @@ def specs(found: dict[str, type], kind: str) -> tuple[dict[str, CLVModel], dict[
                 out[model.display_name] = model
             continue
         model = cls()
-        if name.startswith("Hierarchical") and kind == "full":
-            skipped[name] = "individual-level NUTS on CDNOW full needs ~13 GB: see validation/hierarchical_cdnow.py"
-            continue
         out[model.display_name] = model
         if {"group", "pooling"} <= set(inspect.signature(cls).parameters):
             out[f"{model.display_name} grouped by cohort"] = cls(group="cohort", pooling="partial")
@@ -96,23 +99,23 @@ def markdown(table: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", nargs="?", default="sample", choices=["sample", "full"])
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--method", default="nuts", choices=["nuts", "map"])
+    parser.add_argument("--draws", type=int, help="posterior draws per chain (default: each model's own)")
+    parser.add_argument("--tune", type=int, help="warm-up steps (default: each model's own)")
+    parser.add_argument("--chains", type=int, help="chains (default: each model's own)")
+    parser.add_argument("--method", choices=["nuts", "map"], help="one method for all (default: each model's own)")
     args = parser.parse_args()
 
     tx = bc.datasets.load_cdnow(args.kind)
     rfm = bc.rfm_summary(tx, calibration_end="1997-09-30", cohort="W", litt=True)
     found, skipped = families(rfm)
-    models, more = specs(found, args.kind)
+    models, more = specs(found)
     skipped.update(more)
     if args.method == "map":
         for name in [n for n, m in models.items() if "map" in m.unsupported_methods]:
             skipped[name] = f"cannot be fitted by MAP ({models.pop(name).unsupported_methods['map']})"
-    fit = {"method": args.method, "random_seed": 2026, "progressbar": False}
-    if args.method == "nuts":
-        fit.update(draws=args.draws, tune=args.tune, chains=args.chains)
+    fit = {"random_seed": 2026, "progressbar": False}
+    fit.update({key: value for key, value in [("method", args.method), ("draws", args.draws), ("tune", args.tune),
+                                              ("chains", args.chains)] if value is not None})
     for name, model in models.items():  # fitted here, one by one, so the log shows progress
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -123,10 +126,10 @@ def main() -> None:
     table = bc.compare(models, rfm, random_seed=7)
     compare_cpu = time.process_time() - start
 
-    stem = RESULTS / f"compare_families_{args.kind}{'' if args.method == 'nuts' else '_map'}"
+    stem = RESULTS / f"compare_families_{args.kind}{'_map' if args.method == 'map' else ''}"
     table.to_csv(stem.with_suffix(".csv"))
-    settings = (f"{args.method.upper()}" + (f" {args.chains} x {args.draws} draws after {args.tune} tuning"
-                                           if args.method == "nuts" else ""))
+    settings = ("each model's default fit" if len(fit) == 2 else
+                ", ".join(f"{key} {value}" for key, value in fit.items() if key not in ("random_seed", "progressbar")))
     subtitle = f"CDNOW {args.kind}: {len(rfm):,} customers, calibration weeks 1-39, holdout weeks 40-78; {settings}"
     stem.with_suffix(".html").write_text(comparison_page(table, title="CDNOW: purchase-model families compared",
                                                          subtitle=subtitle), encoding="utf-8")

@@ -34,7 +34,7 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._adaptive_quadrature import GGOM_LIFETIME, N_GRAD, integrate, offset, workspace
 from bayesclv.formulas._special import logaddexp
-from bayesclv.formulas._summed import digamma, softplus_and_sigmoid, unique_pairs
+from bayesclv.formulas._summed import digamma, softplus_and_sigmoid, unique_rows
 
 __all__ = ["log_beta_expm1", "log_lifetime_integral", "log_lifetime_integral_op", "shared_limits",
            "shared_over_draws", "summed_loglik_kernel"]
@@ -151,8 +151,8 @@ def shared_limits(x_index, t_x, T):
     to ``limits[row_b[i]]``.
     """
     x_index = np.asarray(x_index, dtype=np.int64)
-    entry, limits, inverse = unique_pairs(np.concatenate([x_index, x_index]),
-                                          np.concatenate([t_x, T]).astype(float))
+    entry, limits, inverse = unique_rows(np.concatenate([x_index, x_index]),
+                                         np.concatenate([t_x, T]).astype(float))
     n_entries = x_index.max(initial=-1) + 1
     start = np.searchsorted(entry, np.arange(n_entries), side="left").astype(np.int64)
     stop = np.searchsorted(entry, np.arange(n_entries), side="right").astype(np.int64)

@@ -30,7 +30,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._ops import NP, PT, gauss_legendre
-from bayesclv.formulas._summed import distinct, draw_vectors, unique_pairs
+from bayesclv.formulas._summed import distinct, draw_vectors, unique_rows
 
 __all__ = ["LOG_WEIGHTS", "NODES", "LogLifetimeIntegralOp", "difference_of_shared", "log_lifetime_integral",
            "log_lifetime_integral_at", "log_lifetime_integral_op", "log_piecewise_integral", "shared_limit_integrals", "shared_limits",
@@ -309,8 +309,8 @@ def shared_limits(group_x, t_x, T, x_index):
     ``J`` as a difference of shared integrals could lose digits: the integrand
     decreases, so ``R(T)/J <= (last limit - T)/(T - t_x)``.
     """
-    entry, limits, inverse = unique_pairs(np.concatenate([x_index, x_index]).astype(np.int64),
-                                          np.concatenate([t_x, T]).astype(float))
+    entry, limits, inverse = unique_rows(np.concatenate([x_index, x_index]).astype(np.int64),
+                                         np.concatenate([t_x, T]).astype(float))
     n_entries = len(group_x)
     start = np.searchsorted(entry, np.arange(n_entries), side="left")
     stop = np.searchsorted(entry, np.arange(n_entries), side="right")

@@ -9,25 +9,24 @@ latent quantities per customer make every conditional simple:
   no-purchase term of the likelihood, so with ``W`` the customer has ``x + 1``
   whole Gamma(``k``, ``k lam``) gaps.
 
-Per customer and sweep:
+A sweep (:func:`run_chain`):
 
-1. ``(tau_c, alive)`` given ``k, lam, mu`` with ``W`` integrated out, by independence
-   Metropolis: alive with the exact probability of the bracket of the likelihood,
-   else ``tau_c - t_x`` from an exponential of rate ``mu + lam`` truncated to
-   ``(0, T - t_x)`` (the exact conditional at ``k = 1``); then ``W`` given it, a
-   truncated Gamma draw (:func:`truncated_gamma`). Together a draw of the pair.
-2. ``k`` given ``W`` with ``lam`` integrated out (closed form: ``lam`` is conjugate),
-   random-walk Metropolis in ``log k`` with a step adapted per customer while
-   tuning; then ``lam ~ Gamma(r + (x+1) k, alpha + k (t_x + W))``.
-3. ``mu ~ Gamma(s + 1 - alive, beta + tau_c)``.
+1. Each population coordinate moved with its latents held non-centred, the
+   likelihood with the lifetime and the next gap integrated out
+   (:func:`~bayesclv.formulas._paretoggg_population.noncentred_move`, mode 0).
+2. Per customer (:func:`_customers`): ``mu`` and ``lam`` with the lifetime and
+   the next gap integrated out (independence Metropolis, :func:`_collapsed_rate`);
+   ``(tau_c, alive, W)`` exactly given the latents (:func:`_lifetime_draw`); ``k``
+   given ``W`` with ``lam`` integrated out (closed form: ``lam`` is conjugate),
+   random-walk Metropolis in ``log k`` with a step adapted per customer while tuning.
+3. The populations given the augmented data with ``lam`` and ``mu`` integrated
+   out, then ``lam ~ Gamma(r + (x+1) k, alpha + k (t_x + W))`` and
+   ``mu ~ Gamma(s + 1 - alive, beta + tau_c)`` (:func:`_augmented_population`).
 
-The population of each latent, given the latents, depends on their sum and sum of
-logs: random-walk Metropolis in (log mean, log squared coefficient of variation),
-the coordinates the model's priors are on. A customer with little data has
-latents close to population draws, so that block alone would move the population
-slowly; each sweep also rescales a population's mean together with all its
-latents (the latents' population density is unchanged by the move, only the
-prior of the mean and the likelihood are), which moves along that ridge.
+Steps 1 and 3 are the two halves of an interweaving (Yu & Meng 2011): step 3 is
+the centred (sufficient) update, fast where the augmented data pin each rate,
+and step 1 the non-centred (ancillary) one, fast where they do not (customers
+with no repeat purchase, whose lifetimes follow the dropout population).
 """
 
 from __future__ import annotations
@@ -37,48 +36,26 @@ import math
 import numba
 import numpy as np
 
-from bayesclv.errors import PriorError
+from bayesclv.formulas._paretoggg_population import (
+    PRIOR_CODES,
+    TARGET,
+    joint_noncentred_move,
+    latent_total,
+    log_prior,
+    noncentred_move,
+    population_steps,
+    prior_arguments,
+    to_population,
+)
 from bayesclv.formulas._special import log_gamma_q, logaddexp
-from bayesclv.formulas._summed import digamma
-from bayesclv.formulas.paretoggg import _loglik_kernel
 
-__all__ = ["PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", "sample", "truncated_gamma"]
+__all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", "sample", "truncated_gamma"]
 
-#: distributions of the population priors the compiled sampler evaluates (code of :func:`log_prior`)
-PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3, "HalfCauchy": 4, "InverseGamma": 5,
-               "Weibull": 6, "Uniform": 7, "HalfFlat": 8, "HalfStudentT": 9}
-_TARGET = 0.44  # acceptance rate the random-walk steps are tuned to (one dimension)
-_POP_STEPS = 5  # population random-walk steps per coordinate and sweep
-_NC_MOVES = 3  # non-centred moves per population coordinate and sweep
+#: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
+#: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
+#: joint non-centred moves of all six coordinates (after the first half of tuning)
+MOVES = (0, 0, 1, 2, 10, 3)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def log_prior(code, a, b, v):  # pragma: no cover - compiled
-    """Log density at ``v > 0`` of the prior ``code`` (:data:`PRIOR_CODES`) with arguments ``a, b``."""
-    if not v > 0.0:
-        return -np.inf
-    if code == 0:
-        return -0.5 * (v / a) ** 2 - math.log(a) + 0.5 * math.log(2.0 / math.pi)
-    if code == 1:
-        return math.log(a) - a * v
-    if code == 2:
-        return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(v) - b * v
-    if code == 3:
-        z = (math.log(v) - a) / b
-        return -0.5 * z * z - math.log(v * b) - 0.5 * math.log(2.0 * math.pi)
-    if code == 4:
-        return math.log(2.0 / (math.pi * a)) - math.log1p((v / a) ** 2)
-    if code == 5:
-        return a * math.log(b) - math.lgamma(a) - (a + 1.0) * math.log(v) - b / v
-    if code == 6:
-        return math.log(a / b) + (a - 1.0) * math.log(v / b) - (v / b) ** a
-    if code == 7:
-        return -math.log(b - a) if a <= v <= b else -np.inf
-    if code == 8:
-        return 0.0
-    return (math.log(2.0) + math.lgamma(0.5 * (a + 1.0)) - math.lgamma(0.5 * a) - 0.5 * math.log(a * math.pi)
-            - math.log(b) - 0.5 * (a + 1.0) * math.log1p((v / b) ** 2 / a))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -231,186 +208,95 @@ def _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, rat
         if math.log(np.random.random()) < log_ratio:
             k[i] = proposal
         if adapt:
-            k_step[i] *= math.exp(rate * (min(1.0, math.exp(min(log_ratio, 0.0))) - _TARGET))
-        lam[i] = max(np.random.gamma(r + n1 * k[i], 1.0 / (alpha + k[i] * big_s)), _FLOOR)
-        tau_c = T[i] if alive[i] else t_x[i] + u[i]
-        mu[i] = max(np.random.gamma(s + 1.0 - alive[i], 1.0 / (beta + tau_c)), _FLOOR)
+            k_step[i] *= math.exp(rate * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _population_target(log_mean, log_cv2, n, total, log_total, prior):  # pragma: no cover - compiled
-    """Log posterior of one latent's population in (log mean, log cv2) given the latents' sum and sum of logs."""
-    mean, cv2 = math.exp(log_mean), math.exp(log_cv2)
-    shape = 1.0 / cv2
-    rate = shape / mean
-    return (n * (shape * math.log(rate) - math.lgamma(shape)) + (shape - 1.0) * log_total - rate * total
-            + log_prior(int(prior[0]), prior[1], prior[2], mean) + log_mean
-            + log_prior(int(prior[3]), prior[4], prior[5], cv2) + log_cv2)
+def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, moves, adapt, gain, pop,
+                          out):  # pragma: no cover - compiled
+    """The populations given the sweep's augmented data, ``lam`` and ``mu`` integrated out, then both drawn afresh.
 
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _population_steps(coords, j, n, total, log_total, prior, steps, adapt, rate):  # pragma: no cover - compiled
-    """Random-walk Metropolis on population ``j``'s (log mean, log cv2), ``_POP_STEPS`` per coordinate."""
-    current = _population_target(coords[j, 0], coords[j, 1], n, total, log_total, prior[j])
-    for _ in range(_POP_STEPS):
-        for c in range(2):
-            old = coords[j, c]
-            coords[j, c] = old + steps[j, c] * np.random.standard_normal()
-            proposed = _population_target(coords[j, 0], coords[j, 1], n, total, log_total, prior[j])
-            log_ratio = proposed - current
-            if math.log(np.random.random()) < log_ratio:
-                current = proposed
-            else:
-                coords[j, c] = old
-            if adapt:
-                steps[j, c] *= math.exp(rate * (min(1.0, math.exp(min(log_ratio, 0.0))) - _TARGET))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _trigamma(x):  # pragma: no cover - compiled
-    """Trigamma function for ``x > 0``: recurrence up to ``x >= 6``, then the asymptotic series."""
-    shift = 0.0
-    while x < 6.0:
-        shift += 1.0 / (x * x)
-        x += 1.0
-    f = 1.0 / (x * x)
-    return shift + 1.0 / x + 0.5 * f + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f / 30)))
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _marginal_total(j, v, x, t_x, T, litt, k, lam, mu, out):  # pragma: no cover - compiled
-    """Log-likelihood of every history (lifetime and next gap integrated out) with latent ``j`` set to ``v``."""
-    if j == 0:
-        _loglik_kernel(x, t_x, T, litt, v, lam, mu, False, out)
-    elif j == 1:
-        _loglik_kernel(x, t_x, T, litt, k, v, mu, False, out)
-    else:
-        _loglik_kernel(x, t_x, T, litt, k, lam, v, False, out)
-    return out[0].sum()
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _log_population_density(v, shape, log_rate):  # pragma: no cover - compiled
-    """Log density of the logs of the latents ``v`` under ``Gamma(shape, e^log_rate)``."""
-    return v.size * (shape * log_rate - math.lgamma(shape)) + shape * np.log(v).sum() - math.exp(log_rate) * v.sum()
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _noncentred_move(j, c, latent, current, coords, prior, steps, adapt, rate, x, t_x, T, litt, k, lam, mu,
-                     out):  # pragma: no cover - compiled
-    """Move population ``j``'s coordinate ``c`` (0: log mean, 1: log cv2) with its latents held non-centred.
-
-    Each latent keeps ``z = (log v - psi(shape) + log rate) / sqrt(psi'(shape))``, its
-    standardised log (near a standard normal whatever the population: the
-    parameterisation of the NUTS fit), while the population moves. Along
-    ``c = 0`` this multiplies the mean and every latent by one factor; along
-    ``c = 1`` it spreads or gathers them. The ratio is exact: the latents'
-    population density, the Jacobian of the map and the likelihood are evaluated
-    over every customer. ``latent`` is updated in place when accepted.
+    ``k``'s population: random-walk steps given the ``k``, then non-centred moves
+    given the gaps (``lam`` integrated out). ``lam``'s and ``mu``'s: collapsed
+    steps (:func:`~bayesclv.formulas._paretoggg_population.population_steps`).
+    Last, ``lam ~ Gamma(r + n k, alpha + k S)`` and ``mu ~ Gamma(s + d, beta + tau_c)``.
     """
-    n = float(x.size)
-    old_mean, old_cv2 = coords[j, 0], coords[j, 1]
-    old_shape = math.exp(-old_cv2)
-    old_log_rate = -old_cv2 - old_mean
-    c = c % 2
-    eps = steps[j, 2 + c] * np.random.standard_normal()
-    coords[j, c] += eps
-    shape = math.exp(-coords[j, 1])
-    log_rate = -coords[j, 1] - coords[j, 0]
-    ratio = math.sqrt(_trigamma(shape) / _trigamma(old_shape))
-    shift = digamma(shape) - log_rate - ratio * (digamma(old_shape) - old_log_rate)
-    moved = np.exp(shift + ratio * np.log(latent))
-    proposed = _marginal_total(j, moved, x, t_x, T, litt, k, lam, mu, out)
-    log_ratio = n * math.log(ratio) + proposed - current
-    log_ratio += _log_population_density(moved, shape, log_rate) - _log_population_density(latent, old_shape,
-                                                                                             old_log_rate)
-    log_ratio += (log_prior(int(prior[j, 0]), prior[j, 1], prior[j, 2], math.exp(coords[j, 0])) + coords[j, 0]
-                  + log_prior(int(prior[j, 3]), prior[j, 4], prior[j, 5], math.exp(coords[j, 1])) + coords[j, 1]
-                  - log_prior(int(prior[j, 0]), prior[j, 1], prior[j, 2], math.exp(old_mean)) - old_mean
-                  - log_prior(int(prior[j, 3]), prior[j, 4], prior[j, 5], math.exp(old_cv2)) - old_cv2)
-    if adapt:
-        steps[j, 2 + c] *= math.exp(rate * (min(1.0, math.exp(min(log_ratio, 0.0))) - _TARGET))
-    if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):
-        latent[:] = moved
-        return proposed
-    coords[j, 0], coords[j, 1] = old_mean, old_cv2
-    return current
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _to_population(coords, pop):  # pragma: no cover - compiled
-    """(log mean, log cv2) of each latent -> ``t, gamma, r, alpha, s, beta``."""
-    for j in range(3):
-        shape = math.exp(-coords[j, 1])
-        pop[2 * j], pop[2 * j + 1] = shape, shape / math.exp(coords[j, 0])
+    x, t_x, T, litt = data[0], data[1], data[2], data[3]
+    n1 = x + 1.0
+    gaps = (n1, litt + np.log(w), t_x + w)
+    sums = np.array([k.sum(), np.log(k).sum()])
+    population_steps(coords, 0, k, k, sums, prior, steps, moves[4], adapt, gain)
+    if moves[3] > 0:
+        to_population(coords, pop)
+        current = latent_total(1, 0, k, data, k, lam, mu, gaps, pop, out)
+        for c in range(2 * moves[3]):
+            current = noncentred_move(1, 0, c, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
+                                      gaps, pop, out)
+    to_population(coords, pop)
+    n_k, k_s = n1 * k, k * gaps[2]
+    population_steps(coords, 1, n_k, k_s, sums, prior, steps, moves[4], adapt, gain)
+    dead = 1.0 - alive
+    tau_c = np.where(alive == 1, T, t_x + u)
+    sums[0] = dead.sum()
+    population_steps(coords, 2, dead, tau_c, sums, prior, steps, moves[4], adapt, gain)
+    to_population(coords, pop)
+    for i in range(x.size):
+        lam[i] = max(np.random.gamma(pop[2] + n_k[i], 1.0 / (pop[3] + k_s[i])), _FLOOR)
+        mu[i] = max(np.random.gamma(pop[4] + dead[i], 1.0 / (pop[5] + tau_c[i])), _FLOOR)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, coords, steps,
-              prior, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
+              prior, moves, chol, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
     """``sweeps`` sweeps of one chain from the state passed in (updated in place).
 
-    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 3): the
-    population's random-walk steps and the scale move's; ``prior`` (3, 6): the codes
-    and arguments of the mean's and the cv2's priors. With ``adapt`` the steps are
-    tuned (Robbins-Monro, decreasing gain) and nothing is stored; otherwise every
-    ``thin``-th sweep is written to ``out_*`` (population ``t, gamma, r, alpha, s, beta``).
+    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 6): the
+    random-walk steps of the collapsed moves, of the non-centred moves (mode 0)
+    and of ``k``'s given the gaps (mode 1); ``prior`` (3, 6): the codes and
+    arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
+    where ``scale[0] > 0``: ``chol`` and ``scale`` as in
+    :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
+    (sweeps, 6) receives the coordinates after every sweep. With
+    ``adapt`` the steps are tuned (Robbins-Monro, decreasing gain) and nothing is
+    stored; otherwise every ``thin``-th sweep is written to ``out_*`` (population
+    ``t, gamma, r, alpha, s, beta``).
+
+    A sweep: non-centred moves with the lifetime and the next gap integrated out;
+    each customer's latents and augmented data (:func:`_customers`); the
+    populations given the augmented data (:func:`_augmented_population`). Each
+    step that integrates a quantity out is followed by a draw of it before any
+    step conditions on it, so the sweep keeps the posterior.
     """
     np.random.seed(seed)
     pop = np.empty(6)
     out = np.empty((4, x.size))
-    n = float(x.size)
+    data = (x, t_x, T, litt)
+    gaps = (x, x, x)  # unused by mode 0
     for sweep in range(sweeps):
-        rate = 1.0 / (1.0 + sweep) ** 0.6 if adapt else 0.0
-        current = _marginal_total(0, k, x, t_x, T, litt, k, lam, mu, out)
+        gain = 1.0 / (1.0 + sweep) ** 0.6 if adapt else 0.0
+        to_population(coords, pop)
+        current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out) if moves[0] + moves[1] + moves[2] else 0.0
         for j in range(3):
             latent = k if j == 0 else (lam if j == 1 else mu)
-            for c in range(_NC_MOVES * 2):
-                current = _noncentred_move(j, c, latent, current, coords, prior, steps, adapt, rate, x, t_x, T, litt,
-                                           k, lam, mu, out)
-        _to_population(coords, pop)
-        _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, rate)
-        for j in range(3):
-            latent = k if j == 0 else (lam if j == 1 else mu)
-            _population_steps(coords, j, n, latent.sum(), np.log(latent).sum(), prior, steps, adapt, rate)
+            for c in range(2 * moves[j]):
+                current = noncentred_move(0, j, c, latent, current, coords, prior, steps, adapt, gain, data, k, lam,
+                                          mu, gaps, pop, out)
+        if scale[0] > 0.0:
+            if not moves[0] + moves[1] + moves[2]:
+                current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out)
+            for _ in range(moves[5]):
+                current = joint_noncentred_move(current, coords, prior, chol, scale, adapt, gain, data, k, lam, mu,
+                                                out)
+        to_population(coords, pop)
+        _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, gain)
+        _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, moves, adapt, gain, pop, out)
+        trace[sweep, :] = coords.ravel()
         if not adapt and (sweep + 1) % thin == 0:
             m = (sweep + 1) // thin - 1
-            _to_population(coords, pop)
             out_pop[m, :] = pop
             out_k[m, :] = k
             out_lam[m, :] = lam
             out_mu[m, :] = mu
-
-
-def prior_arguments(distribution: str, parameters: dict) -> tuple[float, float, float]:
-    """``(code, a, b)`` of a prior for :func:`log_prior`, its parameters in the one parametrisation evaluated there.
-
-    Raises
-    ------
-    bayesclv.errors.PriorError
-        A distribution the compiled sampler does not evaluate.
-    """
-    if distribution not in PRIOR_CODES:
-        raise PriorError(f"method='gibbs' evaluates the population priors {sorted(PRIOR_CODES)}; use one of them "
-                         "or method='nuts'", distribution=distribution)
-    p = {key: float(value) for key, value in parameters.items()}
-    if "tau" in p:  # precision -> scale (Normal-type) or lam -> sigma (Student t)
-        p["sigma"] = p.pop("tau") ** -0.5
-    if distribution == "HalfStudentT" and "lam" in p:
-        p["sigma"] = p.pop("lam") ** -0.5
-    if distribution == "Gamma" and "mu" in p:
-        p = {"alpha": (p["mu"] / p["sigma"]) ** 2, "beta": p["mu"] / p["sigma"] ** 2}
-    if distribution == "InverseGamma" and "mu" in p:
-        shape = (p["mu"] / p["sigma"]) ** 2 + 2.0
-        p = {"alpha": shape, "beta": p["mu"] * (shape - 1.0)}
-    if distribution == "Exponential" and "scale" in p:
-        p = {"lam": 1.0 / p["scale"]}
-    defaults = {"HalfNormal": ("sigma", 1.0, "", 0.0), "Exponential": ("lam", 1.0, "", 0.0),
-                "Gamma": ("alpha", 1.0, "beta", 1.0), "LogNormal": ("mu", 0.0, "sigma", 1.0),
-                "HalfCauchy": ("beta", 1.0, "", 0.0), "InverseGamma": ("alpha", 1.0, "beta", 1.0),
-                "Weibull": ("alpha", 1.0, "beta", 1.0), "Uniform": ("lower", 0.0, "upper", 1.0),
-                "HalfFlat": ("", 0.0, "", 0.0), "HalfStudentT": ("nu", 1.0, "sigma", 1.0)}[distribution]
-    return float(PRIOR_CODES[distribution]), p.get(defaults[0], defaults[1]), p.get(defaults[2], defaults[3])
 
 
 def _initial_state(x, t_x, T, rng):
@@ -423,10 +309,10 @@ def _initial_state(x, t_x, T, rng):
     coords += rng.normal(0.0, 0.2, size=coords.shape)
     return {"k": jitter[0].copy(), "lam": lam, "mu": mu, "alive": np.ones(n, dtype=np.int64), "u": T - t_x,
             "w": T - t_x + 1.0 / lam, "k_step": 1.0 / np.sqrt(x + 2.0), "coords": coords,
-            "steps": np.full((3, 4), 0.1)}
+            "steps": np.full((3, 6), 0.1)}
 
 
-def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, cores):
+def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, cores, moves=MOVES):
     """Posterior draws of the population and every customer's ``k, lam, mu``, chains on ``cores`` threads.
 
     Parameters
@@ -440,6 +326,8 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     random_seed : int or None
     cores : int
         Threads (the compiled sweeps release the GIL).
+    moves : tuple of int
+        Moves per sweep (:data:`MOVES`).
 
     Returns
     -------
@@ -459,10 +347,18 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
         rng = np.random.default_rng(seeds[c])
         state = _initial_state(*data[:3], rng)
         args = [*data, *(state[n] for n in ("k", "lam", "mu", "alive", "u", "w", "k_step", "coords", "steps")),
-                np.ascontiguousarray(prior, dtype=float)]
+                np.ascontiguousarray(prior, dtype=float), np.asarray(moves, dtype=np.int64)]
         stored = [out[n][c] for n in ("population", "k", "lam", "mu")]
-        run_chain(int(rng.integers(2**31)), tune, True, 1, *args, *stored)
-        run_chain(int(rng.integers(2**31)), draws, False, thin, *args, *stored)
+        moves_ = args[-1]
+        chol, scale = np.eye(6), np.zeros(1)  # no joint move until the covariance is estimated
+        first = tune // 2
+        trace = np.empty((max(first, tune - first, draws), 6))
+        run_chain(int(rng.integers(2**31)), first, True, 1, *args, chol, scale, trace, *stored)
+        if moves_[5] > 0 and first >= 20:  # the second half of tuning tunes the joint move's scale
+            chol = np.linalg.cholesky(np.cov(trace[first // 2:first].T) + 1e-8 * np.eye(6))
+            scale[0] = 2.38 / math.sqrt(6.0)
+        run_chain(int(rng.integers(2**31)), tune - first, True, 1, *args, chol, scale, trace, *stored)
+        run_chain(int(rng.integers(2**31)), draws, False, thin, *args, chol, scale, trace, *stored)
 
     with ThreadPoolExecutor(max_workers=max(1, min(cores, chains))) as pool:
         list(pool.map(chain, range(chains)))

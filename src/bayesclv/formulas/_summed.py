@@ -38,8 +38,8 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._ops import PT
 
-__all__ = ["SummedLoglikOp", "Table", "digamma", "distinct", "softplus_and_sigmoid", "summed_loglik_function",
-           "summed_total"]
+__all__ = ["SummedLoglikOp", "Table", "digamma", "distinct", "lbeta", "softplus_and_sigmoid", "summed_loglik_function",
+           "summed_total", "unique_rows", "weighted_rows"]
 
 
 class Table(NamedTuple):
@@ -64,8 +64,8 @@ class Table(NamedTuple):
         return np.bincount(self.index, weights=weight, minlength=self.value.size)
 
 
-def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct ``(first, second)`` pairs, sorted by ``first`` then ``second``, and each row's pair.
+def unique_rows(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct rows of the columns, sorted by the first column, then the next, ..., and each row's index.
 
     The result of ``np.unique`` on the stacked columns with ``axis=0``, by one
     ``lexsort`` (``axis=0`` sorts a structured view, several times slower).
@@ -73,22 +73,36 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.
     Returns
     -------
     tuple of numpy.ndarray
-        ``(first_unique, second_unique, inverse)`` with ``first[i], second[i]
-        == first_unique[inverse[i]], second_unique[inverse[i]]``.
+        Each column's values on the distinct rows, then ``inverse``: row ``i``
+        is distinct row ``inverse[i]``.
     """
-    first, second = np.asarray(first), np.asarray(second)
-    order = np.lexsort((second, first))
-    a, b = first[order], second[order]
-    new = np.ones(a.size, dtype=bool)
-    new[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    inverse = np.empty(a.size, dtype=np.int64)
+    columns = [np.asarray(c) for c in columns]
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
+    inverse = np.empty(order.size, dtype=np.int64)
     inverse[order] = np.cumsum(new) - 1
-    return a[new], np.ascontiguousarray(b[new]), inverse
+    return (*(np.ascontiguousarray(c[new]) for c in ordered), inverse)
+
+
+def weighted_rows(weight, group, *columns) -> tuple[np.ndarray, ...]:
+    """Distinct ``(group, *columns)`` rows with their total ``weight``, and each group's total weight.
+
+    The tables of a summed kernel whose terms are per distinct history (``group``
+    None: one group). Returns the group code and each column on the distinct
+    rows, their total weights, and the total weight of each group.
+    """
+    w = np.asarray(weight, dtype=float)
+    g = np.zeros(w.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
+    *rows, index = unique_rows(g, *(np.asarray(c, dtype=float) for c in columns))
+    return (*rows, np.bincount(index, weights=w, minlength=rows[0].size),
+            np.bincount(g, weights=w, minlength=int(g.max(initial=0)) + 1))
 
 
 def distinct(group: np.ndarray, value: np.ndarray) -> Table:
     """The :class:`Table` of ``value`` within ``group`` (both one per row)."""
-    groups, values, index = unique_pairs(np.asarray(group, dtype=np.int64), np.asarray(value, dtype=float))
+    groups, values, index = unique_rows(np.asarray(group, dtype=np.int64), np.asarray(value, dtype=float))
     return Table(groups, values, index)
 
 
@@ -124,6 +138,12 @@ def digamma(x):  # pragma: no cover - compiled
     f = 1.0 / (x * x)
     series = f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
     return shift + math.log(x) - 0.5 / x - series
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def lbeta(a, b):  # pragma: no cover - compiled
+    """``log B(a, b)``."""
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -185,7 +205,12 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
     Without it PyTensor would call :meth:`SummedLoglikOp.perform` in numba object mode.
     """
     kernel = op.kernel
-    if op.n_params == 3:
+    if op.n_params == 2:
+        @numba.njit(nogil=True, error_model="numpy")
+        def summed_loglik(*inputs):  # pragma: no cover - compiled
+            value, grad = kernel(*inputs)
+            return np.full((), value), grad[0].copy(), grad[1].copy()
+    elif op.n_params == 3:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
             value, grad = kernel(*inputs)
@@ -201,7 +226,7 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
             value, grad = kernel(*inputs)
             return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
                     grad[4].copy())
-    else:  # pragma: no cover - every kernel has 3 to 5 parameters
+    else:  # pragma: no cover - every kernel has 2 to 5 parameters
         raise NotImplementedError(f"no numba implementation for {op.n_params} parameters")
     return summed_loglik
 
@@ -263,4 +288,5 @@ def summed_loglik_function(kernel, names: tuple[str, ...], family: str):
     TensorVariable or float
         The weighted sum of the rows' log-likelihoods.
     """
+    summed_loglik.kernel = kernel  # the compiled pass itself, for a density sampled without a graph
     return summed_loglik

@@ -35,7 +35,7 @@ from bayesclv.formulas._beta_geometric import (
     whole_horizons,
 )
 from bayesclv.formulas._ops import NP, PT
-from bayesclv.formulas._summed import digamma, summed_loglik_function
+from bayesclv.formulas._summed import digamma, lbeta, summed_loglik_function, weighted_rows
 
 __all__ = [
     "PARAMETERS",
@@ -149,19 +149,8 @@ def loglik_tables(frequency, recency, periods, weight, group=None) -> tuple[np.n
         Group code, ``x``, ``t_x``, ``n`` and total weight of each distinct
         row, and the total weight of each group.
     """
-    x, t_x, n, w = (np.asarray(v, dtype=float) for v in (frequency, recency, periods, weight))
-    g = np.zeros(x.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
-    columns = (g, n, t_x, x)
-    order = np.lexsort(columns[::-1])
-    ordered = [c[order] for c in columns]
-    new = np.ones(x.size, dtype=bool)
-    new[1:] = np.any([c[1:] != c[:-1] for c in ordered], axis=0)
-    index = np.empty(x.size, dtype=np.int64)
-    index[order] = np.cumsum(new) - 1
-    g_d, n_d, t_d, x_d = (np.ascontiguousarray(c[new]) for c in ordered)
-    n_groups = int(g.max(initial=0)) + 1
-    return (g_d, x_d, t_d, n_d, np.bincount(index, weights=w, minlength=g_d.size),
-            np.bincount(g, weights=w, minlength=n_groups))
+    g, n, t_x, x, row_weight, group_weight = weighted_rows(weight, group, periods, recency, frequency)
+    return g, x, t_x, n, row_weight, group_weight
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -213,11 +202,6 @@ def _row_terms(a, b, c, d, x, t, n, gradient):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lbeta(a, b):  # pragma: no cover - compiled
-    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _summed_loglik_kernel(alpha, beta, gamma, delta, row_group, row_x, row_t, row_n, row_weight,
                           group_weight):  # pragma: no cover - compiled
     """Total of :func:`loglik` over the rows of :func:`loglik_tables`, and its gradient ``(4, n_groups)``.
@@ -230,7 +214,7 @@ def _summed_loglik_kernel(alpha, beta, gamma, delta, row_group, row_x, row_t, ro
     for g in range(alpha.size):
         a, b, c, d, n_g = alpha[g], beta[g], gamma[g], delta[g], group_weight[g]
         dab, dcd = digamma(a + b), digamma(c + d)
-        total -= n_g * (_lbeta(a, b) + _lbeta(c, d))
+        total -= n_g * (lbeta(a, b) + lbeta(c, d))
         grad[0, g] -= n_g * (digamma(a) - dab)
         grad[1, g] -= n_g * (digamma(b) - dab)
         grad[2, g] -= n_g * (digamma(c) - dcd)
@@ -250,7 +234,7 @@ def _summed_loglik_kernel(alpha, beta, gamma, delta, row_group, row_x, row_t, ro
 def _loglik_kernel(x, t, n, alpha, beta, gamma, delta, out):  # pragma: no cover - compiled
     for i in range(x.size):
         value = _row_terms(alpha[i], beta[i], gamma[i], delta[i], x[i], t[i], n[i], False)[0]
-        out[i] = value - _lbeta(alpha[i], beta[i]) - _lbeta(gamma[i], delta[i])
+        out[i] = value - lbeta(alpha[i], beta[i]) - lbeta(gamma[i], delta[i])
 
 
 def _loglik_values(frequency, recency, periods, alpha, beta, gamma, delta):

@@ -14,17 +14,23 @@ else 0 (``T > periods``: alive at the end of observation, having renewed
 conditional quantity is the unconditional one with ``beta + n`` for ``beta``.
 
 The log-likelihood is written once against the ``xp`` namespace (PyTensor by
-default, NumPy with ``xp=NP``); the other functions are NumPy and broadcast over
-posterior draws and customers. It is a retention model, not a purchase model.
+default, NumPy with ``xp=NP``); the fit uses its summed kernel (:func:`summed_loglik`,
+the total over distinct ``(group, periods, churned)`` rows and its gradient in one
+compiled pass, as for the other families). The other functions are NumPy and
+broadcast over posterior draws and customers. It is a retention model, not a
+purchase model.
 """
 
 from __future__ import annotations
 
+
+import numba
 import numpy as np
 from scipy import special
 
 from bayesclv.formulas._beta_geometric import discounted_survival, geometric_draws, whole_horizons
 from bayesclv.formulas._ops import PT
+from bayesclv.formulas._summed import digamma, lbeta, summed_loglik_function, weighted_rows
 
 __all__ = [
     "PARAMETERS",
@@ -33,9 +39,11 @@ __all__ = [
     "discounted_expected_residual_lifetime",
     "expected_residual_lifetime",
     "loglik",
+    "loglik_tables",
     "retention_rate",
     "simulate_population",
     "simulate_residual_lifetime",
+    "summed_loglik",
     "survival",
 ]
 
@@ -64,6 +72,52 @@ def loglik(periods, churned, alpha, beta, xp=PT):
     left = _betaln(alpha + 1.0, beta + n - 1.0, xp)
     stayed = _betaln(alpha, beta + n, xp)
     return xp.where(c > 0, left, stayed) - _betaln(alpha, beta, xp)
+
+
+def loglik_tables(periods, churned, weight, group=None) -> tuple[np.ndarray, ...]:
+    """Data tables of :func:`summed_loglik`: distinct ``(group, periods, churned)`` rows with their total weights.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Group code, ``n``, ``churned`` (0 or 1) and total weight of each
+        distinct row, and the total weight of each group.
+    """
+    return weighted_rows(weight, group, periods, np.asarray(churned, dtype=float) > 0)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _summed_loglik_kernel(alpha, beta, row_group, row_n, row_churned, row_weight,
+                          group_weight):  # pragma: no cover - compiled
+    """Total of :func:`loglik` over the rows of :func:`loglik_tables`, and its gradient ``(2, n_groups)``.
+
+    Per group, ``-n_g lbeta(alpha, beta)``; per row ``lbeta(alpha + 1, beta + n - 1)`` (churned) or
+    ``lbeta(alpha, beta + n)`` (still a customer), whose derivatives are digamma differences
+    (``d lbeta(x, y) / dx = psi(x) - psi(x + y)``).
+    """
+    grad = np.zeros((2, alpha.size))
+    total = 0.0
+    for g in range(alpha.size):
+        a, b, n_g = alpha[g], beta[g], group_weight[g]
+        dab = digamma(a + b)
+        total -= n_g * lbeta(a, b)
+        grad[0, g] -= n_g * (digamma(a) - dab)
+        grad[1, g] -= n_g * (digamma(b) - dab)
+    for r in range(row_n.size):
+        g, w, n = row_group[r], row_weight[r], row_n[r]
+        a, b = alpha[g], beta[g]
+        if row_churned[r] > 0.0:
+            x, y = a + 1.0, b + n - 1.0
+        else:
+            x, y = a, b + n
+        dxy = digamma(x + y)
+        total += w * lbeta(x, y)
+        grad[0, g] += w * (digamma(x) - dxy)
+        grad[1, g] += w * (digamma(y) - dxy)
+    return total, grad
+
+
+summed_loglik = summed_loglik_function(_summed_loglik_kernel, PARAMETERS, "shifted-BG")
 
 
 def survival(t, alpha, beta, periods=0):

@@ -188,7 +188,8 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         """Each customer's latent quantities from the stored innovations, which are then dropped."""
         latent = pm.compute_deterministics(posterior, var_names=list(self.latent_names), model=model,
                                            progressbar=False)
-        coordinates = [v.name for v in model.free_RVs if v.name not in ("intercept", "slopes", "group_sd")]
+        kept = ("intercept", "slopes", "group_sd", "group_offset")
+        coordinates = [v.name for v in model.free_RVs if v.name not in kept]
         return posterior.drop_vars(coordinates).merge(latent)
 
     # ----------------------------------------------------------- predictions

@@ -23,7 +23,9 @@ import pymc as pm
 import xarray as xr
 
 from bayesclv.chunks import available_cpus
+from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
+from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
@@ -37,33 +39,36 @@ DEFAULT_TUNE = 1000  # tuning steps unless a fit asks otherwise (MARGINAL_TUNE f
 
 def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, thin: int,
                         batch_size: int | None) -> None:
-    """Raise ValueError for a method, sampler, thinning or batch size that ``model.fit`` cannot use."""
+    """Raise ArgumentError (a ValueError) for a method, sampler, thinning or batch size ``model.fit`` cannot use."""
     if method not in FIT_METHODS:
-        raise ValueError(f"method must be one of {FIT_METHODS}, got {method!r}")
+        raise ArgumentError(f"must be one of {FIT_METHODS}, got {method!r}", argument="method")
     if method in model.unsupported_methods:
         allowed = [m for m in FIT_METHODS if m not in model.unsupported_methods]
-        raise ValueError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
-                         f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}")
+        raise ArgumentError(f"{type(model).__name__} cannot be fitted by {method.upper()} "
+                            f"({model.unsupported_methods[method]}); use method={' or '.join(map(repr, allowed))}",
+                            argument="method")
     integrates = getattr(model, "integrates_latents", False)
     if method == "latent" and not integrates:
-        raise ValueError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
-                         f"hierarchical models; {type(model).__name__} has no latent rates")
+        raise ArgumentError(f"method='latent' (NUTS on every customer's latent rates) is for the individual-level "
+                            f"hierarchical models; {type(model).__name__} has no latent rates", argument="method")
     if method == "nuts" and integrates and sampler != "nutpie":
-        raise ValueError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
-                         f"use method='latent' for sampler={sampler!r}")
+        raise ArgumentError(f"{type(model).__name__} integrates the latent rates out and samples with nutpie; "
+                            f"use method='latent' for sampler={sampler!r}", argument="sampler")
     if method == "gibbs" and not hasattr(model, "_fit_gibbs"):
-        raise ValueError(f"method='gibbs' (a data-augmentation MCMC) is for the Pareto/GGG; {type(model).__name__} "
-                         "has none")
+        raise ArgumentError(f"method='gibbs' (a data-augmentation MCMC) is for the Pareto/GGG; "
+                            f"{type(model).__name__} has none", argument="method")
     if batch_size is not None:
         if not hasattr(model, "_minibatch_model"):
-            raise ValueError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
-                             "(minibatch ADVI) is for the individual-level hierarchical models")
+            raise ArgumentError(f"{type(model).__name__} has no per-customer latent variables: batch_size "
+                                "(minibatch ADVI) is for the individual-level hierarchical models",
+                                argument="batch_size")
         if method != "advi":
-            raise ValueError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}")
+            raise ArgumentError(f"batch_size is for method='advi' (minibatch ADVI), got method={method!r}",
+                                argument="batch_size")
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        raise ArgumentError(f"must be one of {SAMPLERS}, got {sampler!r}", argument="sampler")
     if not (isinstance(thin, int) and 1 <= thin <= draws):
-        raise ValueError(f"thin must be an integer from 1 to draws ({draws}), got {thin!r}")
+        raise ArgumentError(f"must be an integer from 1 to draws ({draws}), got {thin!r}", argument="thin")
 
 
 def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,
@@ -162,7 +167,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     keep = model._stored_variables(graph)
     with graph:
         if method in ("nuts", "latent"):
-            idata = _nuts(model, graph, keep, sampler=sampler, draws=draws, tune=tune, chains=chains,
+            idata = _nuts(model, graph, keep, df, sampler=sampler, draws=draws, tune=tune, chains=chains,
                           random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
             if thin > 1:
                 idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
@@ -189,9 +194,10 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     return idata, diagnostics
 
 
-def _nuts(model: Any, graph: pm.Model, keep: list[str], *, sampler: str, draws: int, tune: int, chains: int,
-          random_seed: int | None, progressbar: bool, target_accept: float, **kwargs: Any) -> xr.DataTree:
-    """NUTS draws of ``graph`` (inside its context) by the chosen sampler."""
+def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str, draws: int, tune: int,
+          chains: int, random_seed: int | None, progressbar: bool, target_accept: float,
+          **kwargs: Any) -> xr.DataTree:
+    """NUTS draws of ``graph`` (inside its context, built from the prepared frame ``df``) by the chosen sampler."""
     if sampler != "pymc":
         _require_sampler(sampler)
     # chains are independent: by default one per core available to this process (PyMC assumes
@@ -204,7 +210,7 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], *, sampler: str, draws: 
         if kwargs:
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
-        return sample_nutpie(graph, var_names=keep, cores=cores,
+        return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, df, keep),
                              adaptation=settings.pop("adaptation", model.nutpie_adaptation), **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
     nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}

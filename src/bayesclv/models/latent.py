@@ -30,12 +30,15 @@ import pytensor.tensor as pt
 from bayesclv.formulas import PT
 from bayesclv.models.pooling import group_codes, group_labels
 
-__all__ = ["PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights", "latent_model",
-           "population_coefficients", "population_coords", "population_parameters", "standardisation"]
+__all__ = ["CENTRED_GROUP_SIZE", "PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights",
+           "latent_model", "population_coefficients", "population_coords", "population_parameters", "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
 _DROPOUT_CENTRING_WEIGHT = 0.5  # for customers with repeat purchases; see dropout_centring_weights
+#: customers in the smallest group from which the group offsets are centred: a group's mean log rate is
+#: then known to about sigma / sqrt(50) ~ 0.15, below the spread of the group sds it is sampled with
+CENTRED_GROUP_SIZE = 50
 
 
 def centring_weights(frequency: np.ndarray, prior_sd: float = _CENTRING_PRIOR_SD) -> np.ndarray:
@@ -143,9 +146,16 @@ def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any
     """The population parameters of an individual-level model, created in the current PyMC model.
 
     Intercepts at the covariate means, slopes per sd of a covariate (with the
-    per-unit ``coefficients`` as a deterministic), group offsets (non-centred),
-    the sds and correlation of the two latent quantities under an LKJ prior.
-    ``population`` standardises the covariates.
+    per-unit ``coefficients`` as a deterministic), group offsets, the sds and
+    correlation of the two latent quantities under an LKJ prior.
+    ``population`` standardises the covariates and counts each group's
+    customers. The group offsets are centred (``group_offset ~ Normal(0,
+    group_sd)``) when every group holds at least ``CENTRED_GROUP_SIZE``
+    customers, and non-centred (``group_z * group_sd``) otherwise: the data
+    pin a large group's offset down, and the non-centred ``group_z = offset /
+    group_sd`` then follows ``group_sd`` along a funnel that NUTS cannot
+    cross; a small group's offset is its prior's, and there the centred form
+    has the funnel.
 
     Returns
     -------
@@ -158,8 +168,11 @@ def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any
     offset = None
     if model.group is not None:
         group_sd = model.priors["group_sd"].create("group_sd", dims="process")
-        group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
-        offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+        if population[model.group].value_counts().min() >= CENTRED_GROUP_SIZE:
+            offset = pm.Normal("group_offset", 0.0, group_sd, dims=("group", "process"))
+        else:
+            group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
+            offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
     chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=2, sd_dist=sd_dist,

@@ -216,7 +216,7 @@ class MarginalGraph:
             values["slopes"] = B[1:]
         if self.has_group:
             sd = np.maximum(offset.std(axis=0), 0.05)
-            values["group_sd"], values["group_z"] = sd, offset / sd
+            values["group_sd"], values["group_offset"], values["group_z"] = sd, offset, offset / sd
         for rv in self.graph.free_RVs:
             self.graph.set_initval(rv, values[rv.name])
         point = self.graph.initial_point()

@@ -38,6 +38,9 @@ _POPULATION = (("t", "gamma"), ("r", "alpha"), ("s", "beta"))  # shape and rate 
 # the population (log lambda: about one observation per purchase; log k: about one per two gaps)
 _CENTRED_FROM = {"k": 10, "lam": 2, "mu": np.inf}
 _LAGUERRE_NODES = 5  # per latent, for a new customer's expectation over the population
+#: ``fit()``'s sweeps where the call names none (``method="gibbs"``): the cheapest that converged on the CDNOW
+#: sample (validation/results/paretoggg_mixing.md); one chain per core of a 2-core machine
+GIBBS_DEFAULTS = {"chains": 2, "tune": 1000, "draws": 9000, "thin": 9}
 
 
 def _gamma_latents(name: str, centred: np.ndarray, shape, rate):
@@ -109,7 +112,7 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     --------
     >>> import bayesclv as bc
     >>> rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), calibration_end="1997-09-30")
-    >>> model = bc.ParetoGGGModel().fit(rfm, tune=1000, draws=6000, thin=6, chains=2)  # doctest: +SKIP
+    >>> model = bc.ParetoGGGModel().fit(rfm)  # doctest: +SKIP
     >>> model.probability_alive().mean(("chain", "draw"))  # doctest: +SKIP
     """
 
@@ -167,10 +170,14 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         ``method="gibbs"`` (the default) is the compiled data-augmentation MCMC
         (:mod:`bayesclv.formulas._paretoggg_gibbs`): ``tune`` and ``draws`` count
         sweeps over every customer, ``thin`` keeps every ``thin``-th, chains run
-        on ``cores`` threads. ``method="nuts"`` samples the same posterior by NUTS
-        on every latent (the reference; hundreds of leapfrog steps per draw on
-        thousands of customers).
+        on ``cores`` threads; the settings not given are :data:`GIBBS_DEFAULTS`
+        (2 chains of 1,000 tuning and 9,000 sweeps, every 9th kept), and the
+        fit report warns when they did not converge (then raise ``draws``).
+        ``method="nuts"`` samples the same posterior by NUTS on every latent (the
+        reference; hundreds of leapfrog steps per draw on thousands of customers).
         """
+        if method == "gibbs":
+            kwargs = {**GIBBS_DEFAULTS, **kwargs}
         return super().fit(data, method=method, **kwargs)
 
     def _fit_gibbs(self, df: pd.DataFrame, *, draws: int, tune: int, chains: int, random_seed: int | None,

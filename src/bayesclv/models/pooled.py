@@ -20,15 +20,16 @@ import xarray as xr
 
 from bayesclv.formulas import NP, PT
 from bayesclv.models.base import CLVModel
-from bayesclv.models.engine import compress_rows
 from bayesclv.models.pooling import (
     GROUP_CODE,
     check_pooling,
     create_quantity,
+    distinct_rows,
     group_codes,
     group_labels,
     pooled_priors,
     row_params,
+    summed_tables,
 )
 from bayesclv.models.predictive import Predictive
 from bayesclv.models.transaction import TransactionPredictions
@@ -70,6 +71,9 @@ class PooledModel(Predictive, CLVModel):
     #: a data column counting the identical customers each row stands for (a compressed table);
     #: None: every row is one customer
     weight_column: str | None = None
+    #: nutpie samples the log density of :mod:`bayesclv.models.direct_density` (the summed kernel and the
+    #: priors in compiled code, no PyTensor graph) where the configuration allows it
+    direct_density: bool = False
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})
@@ -147,9 +151,7 @@ class PooledModel(Predictive, CLVModel):
         unless covariates give every row its own parameters; else the per-row formula.
         """
         if summed and hasattr(self.formulas, "summed_loglik") and not self._coefficient_names():
-            tables = self.formulas.loglik_tables(*(rows[c] for c in self.data_columns), rows["weight"],
-                                                 group=rows[GROUP_CODE] if self.grouped else None,
-                                                 **self._formula_options)
+            tables = summed_tables(self.formulas, rows, self.data_columns, self.grouped, self._formula_options)
             return self.formulas.summed_loglik(tables, *(params[n] for n in self.parameter_names))
         params = self._row_params(params, rows, PT)
         cols = {c: pm.Data(c, rows[c].to_numpy(dtype=float)) for c in self.data_columns}
@@ -159,9 +161,7 @@ class PooledModel(Predictive, CLVModel):
     def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
-        frame = self._design(df)
-        weights = df.get(self.weight_column) if self.weight_column else None  # customers per row; None: one each
-        unique, _ = compress_rows(frame, list(frame.columns), weights)  # identical rows of one group
+        unique = distinct_rows(self._design(df), df.get(self.weight_column) if self.weight_column else None)
         with pm.Model(coords=self._coords()) as model:
             pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
         return model

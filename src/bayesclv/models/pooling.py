@@ -18,10 +18,11 @@ import pytensor.tensor as pt
 
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import PT
+from bayesclv.models.engine import compress_rows
 from bayesclv.priors import Prior
 
-__all__ = ["GROUP_CODE", "POOLINGS", "check_pooling", "create_quantity", "group_codes", "group_labels",
-           "pooled_priors", "quantity_dims", "row_params"]
+__all__ = ["GROUP_CODE", "POOLINGS", "check_pooling", "create_quantity", "distinct_rows", "group_codes",
+           "group_labels", "pooled_priors", "quantity_dims", "row_params", "summed_tables"]
 
 POOLINGS = ("complete", "partial", "none")
 GROUP_CODE = "group_code"  # column of a design frame: index of each row's group label
@@ -111,3 +112,18 @@ def row_params(params: dict[str, Any], codes: np.ndarray | None, xp) -> dict[str
     if codes is not None:
         return {k: v[..., codes] for k, v in params.items()}
     return params if xp is PT else {k: np.asarray(v)[..., None] for k, v in params.items()}
+
+
+def distinct_rows(design: pd.DataFrame, weights: Any = None) -> pd.DataFrame:
+    """The distinct rows of a design frame (identical rows of one group merged), with their ``weight``.
+
+    ``weights``: the customers each row stands for (a compressed table's column); None: one each.
+    """
+    return compress_rows(design, list(design.columns), weights)[0]
+
+
+def summed_tables(formulas: Any, rows: pd.DataFrame, data_columns: tuple[str, ...], grouped: bool,
+                  options: Any) -> tuple[np.ndarray, ...]:
+    """A family's summed-kernel tables (``formulas.loglik_tables``) of the distinct ``rows``."""
+    return formulas.loglik_tables(*(rows[c] for c in data_columns), rows["weight"],
+                                  group=rows[GROUP_CODE] if grouped else None, **options)

@@ -9,7 +9,10 @@ scalar operations (priors, transforms, Jacobians). Here that graph is compiled
 with PyTensor's C linker, whose compiled modules are cached on disk across
 fits, and nutpie calls it through its Python-function interface, once per
 gradient. The kernel runs without the GIL, so chains on several threads run in
-parallel.
+parallel. Where a model's whole density is its kernel plus priors written out
+in compiled code (:mod:`bayesclv.models.direct_density`), nutpie calls that
+instead and no log density is compiled per fit (PyMC still compiles its small
+initial-point function).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pymc.initial_point import make_initial_point_fn
 from pytensor.compile.mode import Mode
 from pytensor.graph.replace import clone_replace
 
+from bayesclv.models.direct_density import DirectDensity
+
 __all__ = ["compile_nutpie_model", "sample_nutpie"]
 
 
@@ -36,7 +41,7 @@ def _c_mode() -> Mode:
     return Mode(linker="cvm" if pytensor.config.cxx else "vm", optimizer="fast_run")
 
 
-def compile_nutpie_model(model: pm.Model, var_names: list[str]):
+def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectDensity | None = None):
     """The log density of ``model`` and its gradient as a nutpie model, compiled by PyTensor's C linker.
 
     Parameters
@@ -46,6 +51,10 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
     var_names : list of str
         Variables recorded for each draw (free variables in their constrained
         space and deterministics).
+    density : DirectDensity, optional
+        The same log density without the graph (:mod:`bayesclv.models.direct_density`): nutpie
+        calls its compiled kernel and no log density is compiled here. The graph still gives the
+        initial points (PyMC compiles a small function for them).
 
     Returns
     -------
@@ -53,8 +62,50 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
     """
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    point = model.initial_point()
     free = [model.rvs_to_values[rv] for rv in model.free_RVs]
+    if density is None:
+        n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, free)
+    else:
+        n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _direct_functions(density, var_names)
+    initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    lock = threading.Lock()
+
+    def make_initial_point(seed):
+        with lock:  # nutpie initialises chains on several threads; PyMC's function is not thread-safe
+            start = initial(int(seed))
+        return np.concatenate([np.ravel(start[v.name]) for v in free]).astype(np.float64)
+
+    dims = {name: tuple(model.named_vars_to_dims[name]) for name in var_names if name in model.named_vars_to_dims}
+    coords = {name: pd.Index(values) for name, values in model.coords.items() if values is not None}
+    return from_pyfunc(
+        n_dim, make_logp_fn, make_expand_fn,
+        [np.dtype("float64")] * len(var_names), recorded_shapes, list(var_names),
+        coords=coords, dims=dims, make_initial_point_fn=make_initial_point,
+    )
+
+
+def _direct_functions(density: DirectDensity, var_names: list[str]):
+    """nutpie's function factories for a direct density: its own methods, nothing to compile."""
+    shapes = dict(zip(density.names, density.shapes, strict=True))
+
+    def make_logp_fn():
+        def logp_and_grad(x, **_):
+            return density.logp_and_grad(x)
+
+        return logp_and_grad
+
+    def make_expand_fn(*_):
+        def expand(x, **_):
+            return density.expand(x)
+
+        return expand
+
+    return density.n_dim, make_logp_fn, make_expand_fn, [shapes[name] for name in var_names]
+
+
+def _graph_functions(model: pm.Model, var_names: list[str], free: list):
+    """nutpie's function factories for the graph's log density, compiled by PyTensor's C linker."""
+    point = model.initial_point()  # compiles a small function: the direct density needs none
     shapes = [point[v.name].shape for v in free]
     sizes = [prod(s) for s in shapes]
     offsets = np.cumsum([0, *sizes])
@@ -74,10 +125,12 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
         expand_fn = pytensor.function([flat], recorded, mode=mode, on_unused_input="ignore")
     start = np.concatenate([np.ravel(point[v.name]) for v in free]).astype(np.float64)
     recorded_shapes = [np.shape(value) for value in expand_fn(start)]
-    initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
 
     def make_logp_fn():
         fn = logp_fn.copy()  # a function per chain: compiled functions keep their own storage
+        # nutpie hands over a float64 vector of the right length: the input checks and conversions of
+        # every call would cost about a third of a small model's call
+        fn.trust_input = True
 
         def logp_and_grad(x, **_):
             with np.errstate(all="ignore"):  # a non-finite result is handled below, not a user's warning
@@ -93,6 +146,7 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
 
     def make_expand_fn(*_):
         fn = expand_fn.copy()
+        fn.trust_input = True
 
         def expand(x, **_):
             return {name: np.asarray(value, dtype=np.float64).reshape(shape)
@@ -100,25 +154,12 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str]):
 
         return expand
 
-    lock = threading.Lock()
-
-    def make_initial_point(seed):
-        with lock:  # nutpie initialises chains on several threads; PyMC's function is not thread-safe
-            start = initial(int(seed))
-        return np.concatenate([np.ravel(start[v.name]) for v in free]).astype(np.float64)
-
-    dims = {name: tuple(model.named_vars_to_dims[name]) for name in var_names if name in model.named_vars_to_dims}
-    coords = {name: pd.Index(values) for name, values in model.coords.items() if values is not None}
-    return from_pyfunc(
-        int(offsets[-1]), make_logp_fn, make_expand_fn,
-        [np.dtype("float64")] * len(var_names), recorded_shapes, list(var_names),
-        coords=coords, dims=dims, make_initial_point_fn=make_initial_point,
-    )
+    return int(offsets[-1]), make_logp_fn, make_expand_fn, recorded_shapes
 
 
 def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: int, chains: int, cores: int,
                   random_seed: int | None, progressbar: bool, target_accept: float, adaptation: str,
-                  **settings) -> xr.DataTree:
+                  density: DirectDensity | None = None, **settings) -> xr.DataTree:
     """NUTS draws of ``model`` by nutpie on the C-compiled log density (see :func:`compile_nutpie_model`).
 
     Parameters
@@ -134,6 +175,8 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     target_accept : float
     adaptation : str
         nutpie's mass-matrix adaptation (``"diag"``, ``"low_rank"``, ...).
+    density : DirectDensity, optional
+        The model's log density without the graph (see :func:`compile_nutpie_model`).
     **settings
         Further nutpie sampler settings (e.g. ``maxdepth``).
 
@@ -144,7 +187,7 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     """
     import nutpie
 
-    compiled = compile_nutpie_model(model, var_names)
+    compiled = compile_nutpie_model(model, var_names, density)
     seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
     return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
                          save_warmup=False, progress_bar=progressbar, adaptation=adaptation,

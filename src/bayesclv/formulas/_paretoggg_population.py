@@ -1,0 +1,288 @@
+"""The Pareto/GGG sampler's population moves and the priors' densities (:mod:`._paretoggg_gibbs` runs them).
+
+Each latent's population ``Gamma(shape, rate)`` is sampled in (log mean, log cv2)
+(``cv2 = 1 / shape``), the coordinates its priors are on. Three kinds of move,
+each leaving the posterior unchanged:
+
+- **collapsed** (:func:`population_steps`): given the augmented data of a sweep
+  (every customer's ``x + 1`` whole gaps ``S`` and observed lifetime ``tau_c``),
+  ``lam`` and ``mu`` are conjugate, so the population of each is moved with the
+  rates integrated out (per customer ``Gamma(r + n k) alpha^r / (Gamma(r) (alpha +
+  k S)^(r + n k))``, ``n = x + 1``; and ``s^d beta^s / (beta + tau_c)^(s + d)``,
+  ``d`` the death flag), after which the rates are drawn afresh. This removes
+  the coupling that makes a population wait for its latents: a customer with
+  one purchase pins its own rate to the population, not the population to it.
+  ``k``'s population is moved given the ``k`` themselves (a sum and a sum of logs).
+- **non-centred** (:func:`noncentred_move`): a population coordinate moves and
+  every latent keeps its standardised log ``z = (log v - psi(shape) + log rate) /
+  sqrt(psi'(shape))``; the ratio takes the likelihood of every customer, either
+  with the lifetime and the next gap integrated out (``mode`` 0), or for ``k``
+  given the gaps with ``lam`` integrated out (``mode`` 1). It moves the population
+  where the augmented data pin it (the dropout population of customers with no
+  repeat purchase) and ``k``'s population with its latents.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from bayesclv.errors import PriorError
+from bayesclv.formulas._summed import digamma
+from bayesclv.formulas.paretoggg import _loglik_kernel
+
+__all__ = ["PRIOR_CODES", "joint_noncentred_move", "latent_total", "log_prior", "noncentred_move", "population_steps",
+           "prior_arguments",
+           "to_population"]
+
+#: distributions of the population priors the compiled sampler evaluates (code of :func:`log_prior`)
+PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3, "HalfCauchy": 4, "InverseGamma": 5,
+               "Weibull": 6, "Uniform": 7, "HalfFlat": 8, "HalfStudentT": 9}
+TARGET = 0.44  # acceptance rate the random-walk steps are tuned to (one dimension)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def log_prior(code, a, b, v):  # pragma: no cover - compiled
+    """Log density at ``v > 0`` of the prior ``code`` (:data:`PRIOR_CODES`) with arguments ``a, b``."""
+    if not v > 0.0:
+        return -np.inf
+    if code == 0:
+        return -0.5 * (v / a) ** 2 - math.log(a) + 0.5 * math.log(2.0 / math.pi)
+    if code == 1:
+        return math.log(a) - a * v
+    if code == 2:
+        return a * math.log(b) - math.lgamma(a) + (a - 1.0) * math.log(v) - b * v
+    if code == 3:
+        z = (math.log(v) - a) / b
+        return -0.5 * z * z - math.log(v * b) - 0.5 * math.log(2.0 * math.pi)
+    if code == 4:
+        return math.log(2.0 / (math.pi * a)) - math.log1p((v / a) ** 2)
+    if code == 5:
+        return a * math.log(b) - math.lgamma(a) - (a + 1.0) * math.log(v) - b / v
+    if code == 6:
+        return math.log(a / b) + (a - 1.0) * math.log(v / b) - (v / b) ** a
+    if code == 7:
+        return -math.log(b - a) if a <= v <= b else -np.inf
+    if code == 8:
+        return 0.0
+    return (math.log(2.0) + math.lgamma(0.5 * (a + 1.0)) - math.lgamma(0.5 * a) - 0.5 * math.log(a * math.pi)
+            - math.log(b) - 0.5 * (a + 1.0) * math.log1p((v / b) ** 2 / a))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_priors(coords_j, prior_j):  # pragma: no cover - compiled
+    """Log prior of one population in (log mean, log cv2), the Jacobians of the logs included."""
+    return (log_prior(int(prior_j[0]), prior_j[1], prior_j[2], math.exp(coords_j[0])) + coords_j[0]
+            + log_prior(int(prior_j[3]), prior_j[4], prior_j[5], math.exp(coords_j[1])) + coords_j[1])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _population_loglik(j, shape, log_rate, a, b, sums):  # pragma: no cover - compiled
+    """Log-likelihood of population ``j`` (``Gamma(shape, e^log_rate)``) given the data of a collapsed move.
+
+    ``j = 0``: the latents ``k`` themselves (``sums``: their sum and sum of logs);
+    ``j = 1``: ``lam`` integrated out given ``a = n k`` and ``b = k S``; ``j = 2``:
+    ``mu`` integrated out given the death flags ``a`` (``sums[0]`` their sum) and ``b = tau_c``.
+    """
+    n = a.size
+    rate = math.exp(log_rate)
+    if j == 0:
+        return n * (shape * log_rate - math.lgamma(shape)) + (shape - 1.0) * sums[1] - rate * sums[0]
+    total = n * shape * log_rate
+    if j == 1:
+        total -= n * math.lgamma(shape)
+        for i in range(n):
+            total += math.lgamma(shape + a[i]) - (shape + a[i]) * math.log(rate + b[i])
+        return total
+    total += sums[0] * math.log(shape)  # Gamma(s + 1) / Gamma(s) = s for each death
+    for i in range(n):
+        total -= (shape + a[i]) * math.log(rate + b[i])
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _population_target(j, coords_j, a, b, sums, prior_j):  # pragma: no cover - compiled
+    shape = math.exp(-coords_j[1])
+    return _population_loglik(j, shape, -coords_j[1] - coords_j[0], a, b, sums) + _log_priors(coords_j, prior_j)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def population_steps(coords, j, a, b, sums, prior, steps, repeats, adapt, gain):  # pragma: no cover - compiled
+    """Random-walk Metropolis on population ``j``'s (log mean, log cv2), ``repeats`` steps per coordinate.
+
+    The target is :func:`_population_loglik` (``a, b, sums`` as there) with the
+    priors; ``steps[j, 0:2]`` are the steps, tuned towards :data:`TARGET` with ``adapt``.
+    """
+    current = _population_target(j, coords[j], a, b, sums, prior[j])
+    for _ in range(repeats):
+        for c in range(2):
+            old = coords[j, c]
+            coords[j, c] = old + steps[j, c] * np.random.standard_normal()
+            proposed = _population_target(j, coords[j], a, b, sums, prior[j])
+            log_ratio = proposed - current
+            if math.log(np.random.random()) < log_ratio:
+                current = proposed
+            else:
+                coords[j, c] = old
+            if adapt:
+                steps[j, c] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _trigamma(x):  # pragma: no cover - compiled
+    """Trigamma function for ``x > 0``: recurrence up to ``x >= 6``, then the asymptotic series."""
+    shift = 0.0
+    while x < 6.0:
+        shift += 1.0 / (x * x)
+        x += 1.0
+    f = 1.0 / (x * x)
+    return shift + 1.0 / x + 0.5 * f + f / x * (1.0 / 6 - f * (1.0 / 30 - f * (1.0 / 42 - f / 30)))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def latent_total(mode, j, v, data, k, lam, mu, gaps, pop, out):  # pragma: no cover - compiled
+    """Log-likelihood of every customer with latent ``j`` set to ``v`` (the others as they are).
+
+    ``mode`` 0: the history with the lifetime and the next gap integrated out
+    (``data`` = x, t_x, T, litt). ``mode`` 1 (``j = 0``): the ``x + 1`` whole gaps given
+    ``k = v`` with ``lam`` integrated out (``gaps`` = their count ``n``, sum of logs
+    ``L`` and sum ``S``; ``pop`` the population, of which ``r, alpha`` are used).
+    """
+    if mode == 1:
+        r, alpha = pop[2], pop[3]
+        n, big_l, big_s = gaps[0], gaps[1], gaps[2]
+        total = 0.0
+        for i in range(v.size):
+            kv = v[i]
+            shape = r + n[i] * kv
+            total += (n[i] * (kv * math.log(kv) - math.lgamma(kv)) + (kv - 1.0) * big_l[i] + math.lgamma(shape)
+                      - shape * math.log(alpha + kv * big_s[i]))
+        return total
+    x, t_x, T, litt = data[0], data[1], data[2], data[3]
+    if j == 0:
+        _loglik_kernel(x, t_x, T, litt, v, lam, mu, False, out)
+    elif j == 1:
+        _loglik_kernel(x, t_x, T, litt, k, v, mu, False, out)
+    else:
+        _loglik_kernel(x, t_x, T, litt, k, lam, v, False, out)
+    return out[0].sum()
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_population_density(v, shape, log_rate):  # pragma: no cover - compiled
+    """Log density of the logs of the latents ``v`` under ``Gamma(shape, e^log_rate)``."""
+    return v.size * (shape * log_rate - math.lgamma(shape)) + shape * np.log(v).sum() - math.exp(log_rate) * v.sum()
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def noncentred_move(mode, j, c, latent, current, coords, prior, steps, adapt, gain, data, k, lam, mu, gaps, pop,
+                    out):  # pragma: no cover - compiled
+    """Move population ``j``'s coordinate ``c`` (0: log mean, 1: log cv2) with its latents held non-centred.
+
+    Along ``c = 0`` every latent is multiplied by one factor with the mean; along
+    ``c = 1`` they spread or gather. The ratio is exact: the latents' population
+    density, the Jacobian of the map and :func:`latent_total` (``mode``) over every
+    customer. ``latent`` is updated in place when accepted; returns the total then current.
+    """
+    old = coords[j].copy()
+    old_shape = math.exp(-old[1])
+    old_log_rate = -old[1] - old[0]
+    c = c % 2
+    step = 2 + 2 * mode + c
+    coords[j, c] += steps[j, step] * np.random.standard_normal()
+    shape = math.exp(-coords[j, 1])
+    log_rate = -coords[j, 1] - coords[j, 0]
+    ratio = math.sqrt(_trigamma(shape) / _trigamma(old_shape))
+    shift = digamma(shape) - log_rate - ratio * (digamma(old_shape) - old_log_rate)
+    moved = np.exp(shift + ratio * np.log(latent))
+    proposed = latent_total(mode, j, moved, data, k, lam, mu, gaps, pop, out)
+    log_ratio = latent.size * math.log(ratio) + proposed - current
+    log_ratio += _log_population_density(moved, shape, log_rate) - _log_population_density(latent, old_shape,
+                                                                                             old_log_rate)
+    log_ratio += _log_priors(coords[j], prior[j]) - _log_priors(old, prior[j])
+    if adapt:
+        steps[j, step] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
+    if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):
+        latent[:] = moved
+        return proposed
+    coords[j, 0], coords[j, 1] = old[0], old[1]
+    return current
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def joint_noncentred_move(current, coords, prior, chol, scale, adapt, gain, data, k, lam, mu, out):  # pragma: no cover
+    """All six population coordinates at once, every latent held non-centred (as :func:`noncentred_move`).
+
+    The proposal is ``scale * chol @ z``: ``chol`` the Cholesky factor of the
+    coordinates' posterior covariance estimated while tuning, so the move follows
+    the posterior's correlated directions (the purchase and dropout populations
+    trade off through customers with no repeat purchase). ``scale[0]`` is tuned
+    towards an acceptance of 0.234. Returns the likelihood total then current.
+    """
+    old = coords.copy()
+    eps = scale[0] * (chol @ np.random.standard_normal(6))
+    log_ratio = 0.0
+    moved = np.empty((3, k.size))
+    for j in range(3):
+        latent = k if j == 0 else (lam if j == 1 else mu)
+        coords[j, 0] += eps[2 * j]
+        coords[j, 1] += eps[2 * j + 1]
+        old_shape, shape = math.exp(-old[j, 1]), math.exp(-coords[j, 1])
+        old_log_rate, log_rate = -old[j, 1] - old[j, 0], -coords[j, 1] - coords[j, 0]
+        ratio = math.sqrt(_trigamma(shape) / _trigamma(old_shape))
+        shift = digamma(shape) - log_rate - ratio * (digamma(old_shape) - old_log_rate)
+        moved[j] = np.exp(shift + ratio * np.log(latent))
+        log_ratio += (latent.size * math.log(ratio) + _log_population_density(moved[j], shape, log_rate)
+                      - _log_population_density(latent, old_shape, old_log_rate)
+                      + _log_priors(coords[j], prior[j]) - _log_priors(old[j], prior[j]))
+    _loglik_kernel(data[0], data[1], data[2], data[3], moved[0], moved[1], moved[2], False, out)
+    proposed = out[0].sum()
+    log_ratio += proposed - current
+    if adapt:
+        scale[0] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - 0.234))
+    if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):
+        k[:], lam[:], mu[:] = moved[0], moved[1], moved[2]
+        return proposed
+    coords[:] = old
+    return current
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def to_population(coords, pop):  # pragma: no cover - compiled
+    """(log mean, log cv2) of each latent -> ``t, gamma, r, alpha, s, beta``."""
+    for j in range(3):
+        shape = math.exp(-coords[j, 1])
+        pop[2 * j], pop[2 * j + 1] = shape, shape / math.exp(coords[j, 0])
+
+
+def prior_arguments(distribution: str, parameters: dict) -> tuple[float, float, float]:
+    """``(code, a, b)`` of a prior for :func:`log_prior`, its parameters in the one parametrisation evaluated there.
+
+    Raises
+    ------
+    bayesclv.errors.PriorError
+        A distribution the compiled sampler does not evaluate.
+    """
+    if distribution not in PRIOR_CODES:
+        raise PriorError(f"method='gibbs' evaluates the population priors {sorted(PRIOR_CODES)}; use one of them "
+                         "or method='nuts'", distribution=distribution)
+    p = {key: float(value) for key, value in parameters.items()}
+    if "tau" in p:  # precision -> scale (Normal-type) or lam -> sigma (Student t)
+        p["sigma"] = p.pop("tau") ** -0.5
+    if distribution == "HalfStudentT" and "lam" in p:
+        p["sigma"] = p.pop("lam") ** -0.5
+    if distribution == "Gamma" and "mu" in p:
+        p = {"alpha": (p["mu"] / p["sigma"]) ** 2, "beta": p["mu"] / p["sigma"] ** 2}
+    if distribution == "InverseGamma" and "mu" in p:
+        shape = (p["mu"] / p["sigma"]) ** 2 + 2.0
+        p = {"alpha": shape, "beta": p["mu"] * (shape - 1.0)}
+    if distribution == "Exponential" and "scale" in p:
+        p = {"lam": 1.0 / p["scale"]}
+    defaults = {"HalfNormal": ("sigma", 1.0, "", 0.0), "Exponential": ("lam", 1.0, "", 0.0),
+                "Gamma": ("alpha", 1.0, "beta", 1.0), "LogNormal": ("mu", 0.0, "sigma", 1.0),
+                "HalfCauchy": ("beta", 1.0, "", 0.0), "InverseGamma": ("alpha", 1.0, "beta", 1.0),
+                "Weibull": ("alpha", 1.0, "beta", 1.0), "Uniform": ("lower", 0.0, "upper", 1.0),
+                "HalfFlat": ("", 0.0, "", 0.0), "HalfStudentT": ("nu", 1.0, "sigma", 1.0)}[distribution]
+    return float(PRIOR_CODES[distribution]), p.get(defaults[0], defaults[1]), p.get(defaults[2], defaults[3])

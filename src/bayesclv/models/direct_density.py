@@ -1,0 +1,193 @@
+"""A pooled model's log density and gradient without a PyTensor graph: the summed kernel plus the priors.
+
+Where a population model's likelihood is one summed kernel over a few distinct
+rows (the shifted-BG's cohort survival counts), its log density is a handful of
+scalars, and a fit's cost is fixed costs: compiling the PyTensor graph (about a
+second, much of it loading PyTensor's cache of compiled modules) and a call
+through PyTensor's virtual machine per gradient. Here the density is the
+family's numba kernel (:func:`bayesclv.formulas._summed.summed_loglik_function`
+exposes it) and the priors' log densities in the sampler's coordinates, the
+logarithms of the positive parameters, written once below with their
+derivatives; both are compiled once and cached on disk, so a fit compiles no
+log density (PyMC's small initial-point function only) and a gradient is three
+compiled calls (the exponentials, the kernel, the priors).
+
+It is the same density as the PyMC graph's (``model.logp(jacobian=True)``, the
+test compares them value by value) for the configurations it covers: complete or
+no pooling, no covariates, every parameter a sampled quantity with one of the
+priors in ``PRIOR_CODES`` (scalar arguments) under PyMC's log transform. Any
+other configuration returns None and is sampled through the graph.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+import pymc as pm
+from pymc.logprob.transforms import LogTransform
+
+from bayesclv.models.pooling import distinct_rows, summed_tables
+from bayesclv.priors import Prior
+
+__all__ = ["PRIOR_CODES", "DirectDensity", "direct_density", "prior_arguments"]
+
+#: priors of a positive parameter the direct density writes out: name -> code in :func:`_log_prior`
+PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3}
+_HALF_LOG_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
+    """``(code, first, second)`` of ``prior`` in the direct density's parametrisation; None if it has none.
+
+    HalfNormal: ``sigma``; Exponential: ``lam``; Gamma: shape ``alpha`` and rate ``beta``;
+    LogNormal: ``mu`` and ``sigma``. A ``tau``, an Exponential's ``scale``, a Gamma's ``mu`` and
+    ``sigma`` and PyMC's defaults of absent arguments are converted as PyMC does.
+    """
+    if prior.distribution not in PRIOR_CODES:
+        return None
+    p = prior.parameters
+    if any(np.ndim(v) != 0 for v in p.values()):  # per-group prior arguments: the graph handles them
+        return None
+    p = {k: float(v) for k, v in p.items()}
+    sigma = p["sigma"] if "sigma" in p else (1.0 / math.sqrt(p["tau"]) if "tau" in p else 1.0)
+    code = PRIOR_CODES[prior.distribution]
+    if prior.distribution == "HalfNormal":
+        return code, sigma, 0.0
+    if prior.distribution == "Exponential":  # PyMC's default: scale 1
+        return code, p["lam"] if "lam" in p else 1.0 / p.get("scale", 1.0), 0.0
+    if prior.distribution == "Gamma":
+        if "alpha" in p:
+            return code, p["alpha"], p["beta"]
+        return code, p["mu"] ** 2 / p["sigma"] ** 2, p["mu"] / p["sigma"] ** 2
+    return code, p.get("mu", 0.0), sigma
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_prior(code, first, second, theta):  # pragma: no cover - compiled
+    """Log density of a positive parameter's prior at ``theta`` and its derivative in ``theta``."""
+    if code == 0:  # HalfNormal(sigma)
+        return _HALF_LOG_2_OVER_PI - math.log(first) - 0.5 * (theta / first) ** 2, -theta / first ** 2
+    if code == 1:  # Exponential(lam)
+        return math.log(first) - first * theta, -first
+    log_theta = math.log(theta)
+    if code == 2:  # Gamma(alpha, beta), rate beta
+        return (first * math.log(second) - math.lgamma(first) + (first - 1.0) * log_theta - second * theta,
+                (first - 1.0) / theta - second)
+    z = (log_theta - first) / second  # LogNormal(mu, sigma)
+    return -log_theta - math.log(second) - _HALF_LOG_2PI - 0.5 * z * z, -(1.0 + z / second) / theta
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _exponentials(x):  # pragma: no cover - compiled
+    """``exp(x)``; an overflow is infinite and rejected by :func:`_posterior`, not a user's warning."""
+    return np.exp(x)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _posterior(x, theta, loglik, loglik_grad, codes, arguments):  # pragma: no cover - compiled
+    """Log density in the log coordinates ``x`` (``theta = exp(x)``): likelihood, priors, log-Jacobians ``x``.
+
+    Returns the value and its gradient in ``x``; ``-inf`` and zeros where anything is not finite (the
+    sampler rejects the step as a divergence).
+    """
+    grad = np.empty(x.size)
+    total = loglik
+    for i in range(x.size):
+        value, slope = _log_prior(codes[i], arguments[i, 0], arguments[i, 1], theta[i])
+        total += value + x[i]
+        grad[i] = theta[i] * (loglik_grad[i] + slope) + 1.0
+    if not np.isfinite(total) or not np.all(np.isfinite(grad)):
+        return -np.inf, np.zeros(x.size)
+    return total, grad
+
+
+class DirectDensity(NamedTuple):
+    """A pooled model's log density in the sampler's coordinates (see the module docstring).
+
+    Attributes
+    ----------
+    names : tuple of str
+        The parameters, in the order of the flat coordinate vector (each its
+        logarithm, ``size`` entries per parameter).
+    shapes : tuple of tuple of int
+        Each parameter's shape in the posterior (``()`` or ``(groups,)``).
+    size : int
+        Entries per parameter (1 without groups).
+    kernel : numba function
+        The family's summed kernel ``kernel(*params, *tables) -> (total, gradient)``.
+    tables : tuple of numpy.ndarray
+        The kernel's data tables (:func:`bayesclv.models.pooling.summed_tables`).
+    codes : numpy.ndarray of int64
+        Each coordinate's prior code (:data:`PRIOR_CODES`).
+    arguments : numpy.ndarray
+        Each coordinate's two prior arguments.
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    size: int
+    kernel: Any
+    tables: tuple[np.ndarray, ...]
+    codes: np.ndarray
+    arguments: np.ndarray
+
+    @property
+    def n_dim(self) -> int:
+        return len(self.names) * self.size
+
+    def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log density at the flat vector of log parameters ``x`` and its gradient."""
+        theta = _exponentials(x)
+        loglik, grad = self.kernel(*theta.reshape(len(self.names), self.size), *self.tables)
+        return _posterior(x, theta, loglik, grad.ravel(), self.codes, self.arguments)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The parameters at ``x``, by name, in their posterior shapes."""
+        theta = np.exp(x).reshape(len(self.names), self.size)
+        return {name: theta[k].reshape(shape) for k, (name, shape) in enumerate(zip(self.names, self.shapes,
+                                                                                        strict=True))}
+
+
+def direct_density(model: Any, graph: pm.Model, df: Any, var_names: list[str]) -> DirectDensity | None:
+    """The direct log density of ``model`` fitted to the prepared frame ``df``, or None where it does not apply.
+
+    Parameters
+    ----------
+    model : PooledModel
+        A model whose class sets ``direct_density``.
+    graph : pymc.Model
+        Its PyMC graph for ``df`` (the free variables and their order, for the check below).
+    df : DataFrame
+        The prepared data.
+    var_names : list of str
+        The variables the posterior stores; they must be the parameters themselves.
+
+    Returns
+    -------
+    DirectDensity or None
+    """
+    names = tuple(model.parameter_names)
+    if (not getattr(model, "direct_density", False) or model.pooling == "partial" or model._coefficient_names()
+            or not hasattr(getattr(model.formulas, "summed_loglik", None), "kernel")
+            or tuple(rv.name for rv in graph.free_RVs) != names or graph.deterministics
+            or sorted(var_names) != sorted(names)):
+        return None
+    if not all(isinstance(graph.rvs_to_transforms.get(rv), LogTransform) for rv in graph.free_RVs):
+        return None
+    priors = [prior_arguments(model.priors[name]) for name in names]
+    if any(p is None for p in priors):
+        return None
+    point = graph.initial_point()
+    shapes = tuple(point[graph.rvs_to_values[rv].name].shape for rv in graph.free_RVs)
+    size = len(model.groups) if model.grouped else 1
+    if any(shape != ((size,) if model.grouped else ()) for shape in shapes):
+        return None
+    codes = np.repeat(np.array([p[0] for p in priors], dtype=np.int64), size)
+    arguments = np.repeat(np.array([p[1:] for p in priors], dtype=float), size, axis=0)
+    rows = distinct_rows(model._design(df), df.get(model.weight_column) if model.weight_column else None)
+    tables = summed_tables(model.formulas, rows, model.data_columns, model.grouped, model._formula_options)
+    return DirectDensity(names, shapes, size, model.formulas.summed_loglik.kernel, tuple(tables), codes, arguments)
