@@ -302,3 +302,19 @@ def test_simulated_future_purchases_average_the_expected_purchases():
     alive = ggomnbd.simulate_population(np.full(n, 30.0), *params, rng=5)["alive"].mean()
     # P(alive at 30) for a new customer: S(30)
     assert abs(alive - (params[4] / (params[4] + np.expm1(params[2] * 30.0))) ** params[3]) < 4 * 0.5 / np.sqrt(n)
+
+
+def test_simulators_take_a_dropout_shape_whose_draws_underflow():
+    """At s = 1e-3 half the gamma draws of eta underflow to 0 (an infinite lifetime): no warning, and the
+    counts still average the closed form."""
+    params = (0.8, 4.0, 0.2, 1e-3, 3.0)
+    n = 100_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        counts = ggomnbd.simulate_future_purchases(26.0, np.full(n, 4.0), np.full(n, 20.0), np.full(n, 30.0),
+                                                   *params, rng=3)
+        sim = ggomnbd.simulate_population(np.full(n, 30.0), *params, rng=5)
+    want = float(ggomnbd.expected_purchases(26.0, 4.0, 20.0, 30.0, *params))
+    assert abs(counts.mean() - want) < 4 * counts.std() / np.sqrt(n)
+    assert np.all(np.isfinite(sim["frequency"])) and np.all(sim["recency"] <= 30.0)
+    assert abs(sim["alive"].mean() - (params[4] / (params[4] + np.expm1(params[2] * 30.0))) ** params[3]) < 0.01

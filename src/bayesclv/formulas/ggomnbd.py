@@ -378,6 +378,16 @@ def _last_event_time(rng, count, window):
     return np.where(count > 0, window * u ** (1.0 / np.maximum(count, 1)), 0.0)
 
 
+def _gompertz_lifetime(exponential, eta, b):
+    """``log(1 + E / eta) / b``: the lifetime with survival ``exp(-eta (e^(b tau) - 1))`` at ``E ~ Exp(1)``.
+
+    A gamma draw of ``eta`` with a small shape underflows to 0: that customer's dropout rate is below
+    anything a horizon can show, and the infinite lifetime it gives is the right limit, not an error.
+    """
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.log1p(exponential / eta) / b
+
+
 def simulate_population(T, r, alpha, b, s, beta, rng=None):
     """Simulate calibration histories of new customers observed for ``T`` time units.
 
@@ -394,7 +404,7 @@ def simulate_population(T, r, alpha, b, s, beta, rng=None):
     shape = np.broadcast_shapes(T.shape, *(np.shape(v) for v in (r, alpha, b, s, beta)))
     lam = rng.gamma(r, 1.0 / np.asarray(alpha), size=shape)
     eta = rng.gamma(s, 1.0 / np.asarray(beta), size=shape)
-    lifetime = np.log1p(rng.exponential(size=shape) / eta) / b
+    lifetime = _gompertz_lifetime(rng.exponential(size=shape), eta, b)
     window = np.minimum(lifetime, T)
     x = rng.poisson(lam * window)
     return {"frequency": x.astype(float), "recency": _last_event_time(rng, x, window),
@@ -415,5 +425,5 @@ def simulate_future_purchases(t, frequency, recency, T, r, alpha, b, s, beta, rn
     alive = rng.random(p_alive.shape) < p_alive
     lam = rng.gamma(r + x, 1.0 / np.add(alpha, T), size=p_alive.shape)
     scaled_eta = rng.gamma(s, np.exp(_log_c(T, b, beta)), size=p_alive.shape)
-    remaining = np.log1p(rng.exponential(size=p_alive.shape) / scaled_eta) / b
+    remaining = _gompertz_lifetime(rng.exponential(size=p_alive.shape), scaled_eta, b)
     return np.where(alive, rng.poisson(lam * np.minimum(remaining, t)), 0)
