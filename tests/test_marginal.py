@@ -1,9 +1,9 @@
 """Integrating each customer's latent rates out of the hierarchical models (bayesclv.formulas._marginal, _marginal_rule).
 
 References are independent of the rule under test: the latent log-likelihood against the individual
-formulas (themselves checked against SciPy in tests/test_individual_formulas.py), each row's marginal
-likelihood against SciPy's adaptive 2-D quadrature, the kernel's gradient against central finite
-differences, node expectations against SciPy quadrature of the conditional posterior.
+formulas (themselves checked against SciPy in tests/test_individual_formulas.py), the kernel's gradient
+against central finite differences, each row's marginal likelihood and its node expectations against a fine
+Gauss-Legendre product rule in the row's frame (vectorised, its own error bounded by a finer one).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from scipy import integrate, special
+from scipy import special
 
 from bayesclv.formulas import NP, individual_bgnbd, individual_paretonbd
 from bayesclv.formulas import _marginal as mg
@@ -53,21 +53,20 @@ def test_latent_loglik_equals_the_individual_formula_and_its_derivatives(family)
                 assert np.allclose(derivs, [ga, gc, haa, hac, hcc], atol=1e-6 * scale)
 
 
-def _scipy_marginal(family, x, t_x, T, centre, chol):
-    """log of int L(theta) N(theta; MEAN, Sigma) dtheta by SciPy's dblquad in the row's frame."""
+def _legendre_marginal(family, x, t_x, T, centre, chol, nodes):
+    """log of int L(theta) N(theta; MEAN, Sigma) dtheta by an ``nodes x nodes`` Gauss-Legendre product rule on
+    [-14, 14]^2 of the row's frame, the likelihood from the individual formula (vectorised NumPy)."""
     cov = np.array([[SIGMA[0] ** 2, RHO * SIGMA[0] * SIGMA[1]], [RHO * SIGMA[0] * SIGMA[1], SIGMA[1] ** 2]])
-    precision = np.linalg.inv(cov)
     norm = -np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(cov)) + np.log(chol[0] * chol[2])
-
-    def log_integrand(u1, u0):
-        th = np.array([centre[0] + chol[0] * u0, centre[1] + chol[1] * u0 + chol[2] * u1])
-        d = th - MEAN
-        return rule.latent_loglik(family, x, t_x, T, th[0], th[1], False)[0] - 0.5 * d @ precision @ d + norm
-
-    peak = log_integrand(0.0, 0.0)
-    value, _ = integrate.dblquad(lambda u1, u0: np.exp(log_integrand(u1, u0) - peak), -14, 14, -14, 14,
-                                 epsabs=0, epsrel=1e-11)
-    return np.log(value) + peak
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    u, w = 14.0 * u, 14.0 * w
+    a = np.broadcast_to(centre[0] + chol[0] * u[:, None], (nodes, nodes))
+    c = centre[1] + chol[1] * u[:, None] + chol[2] * u[None, :]
+    d = np.stack([a - MEAN[0], c - MEAN[1]], axis=-1)
+    quad = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
+    log_f = FAMILIES[family].loglik(x, t_x, T, *_natural(family, a, c), xp=NP) - 0.5 * quad + np.log(np.outer(w, w))
+    peak = log_f.max()
+    return np.log(np.exp(log_f - peak).sum()) + peak + norm
 
 
 def _rule_tables(family, histories, nodes, mean=MEAN, sigma=SIGMA, rho=RHO):
@@ -93,9 +92,11 @@ def _row_values(family, histories, nodes, correction=None, coefficients=None, si
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_each_rows_marginal_likelihood_matches_scipy_quadrature(family):
+def test_each_rows_marginal_likelihood_matches_independent_quadrature(family):
     values, centre, chol = _row_values(family, HISTORIES, nodes=20)
-    reference = [_scipy_marginal(family, *h, centre[i], chol[i]) for i, h in enumerate(HISTORIES)]
+    reference, finer = ([_legendre_marginal(family, *h, centre[i], chol[i], m) for i, h in enumerate(HISTORIES)]
+                        for m in (128, 160))
+    assert reference == pytest.approx(finer, abs=1e-9)  # the reference's own error, far under the tolerance
     assert np.all(np.isfinite(values))
     assert values == pytest.approx(reference, abs=1e-5)
     coarse, _, _ = _row_values(family, HISTORIES, nodes=8)
@@ -252,9 +253,28 @@ def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
             assert np.allclose(a, b, rtol=1e-10)
 
 
+def _legendre_moments(family, x, t_x, T, centre, chol, log_norm, nodes):
+    """``int (1, lam, second rate) exp(log L(theta) + log N(theta; MEAN, Sigma) - log_norm) dtheta`` by an
+    ``nodes x nodes`` Gauss-Legendre product rule on [-12, 12]^2 of the row's frame, the likelihood from the
+    individual formula (vectorised NumPy, checked against the rule's own in the first test above)."""
+    cov = np.array([[SIGMA[0] ** 2, RHO * SIGMA[0] * SIGMA[1]], [RHO * SIGMA[0] * SIGMA[1], SIGMA[1] ** 2]])
+    u, w = np.polynomial.legendre.leggauss(nodes)
+    u, w = 12.0 * u, 12.0 * w
+    u0, u1 = u[:, None], u[None, :]
+    a = np.broadcast_to(centre[0] + chol[0] * u0, (nodes, nodes))
+    c = centre[1] + chol[1] * u0 + chol[2] * u1
+    d = np.stack([a - MEAN[0], c - MEAN[1]], axis=-1)
+    quad = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
+    lam, second = _natural(family, a, c)
+    log_f = FAMILIES[family].loglik(x, t_x, T, lam, second, xp=NP) - 0.5 * quad - log_norm
+    density = np.exp(log_f) * np.outer(w, w) * chol[0] * chol[2] / (2 * np.pi * np.sqrt(np.linalg.det(cov)))
+    return np.array([density.sum(), (density * lam).sum(), (density * second).sum()])
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_node_expectations_match_scipy_posterior_means(family):
-    """E[lam | y_i, phi] and E[second rate | y_i, phi] from the node weights against SciPy quadrature."""
+def test_node_expectations_match_posterior_means_by_independent_quadrature(family):
+    """E[lam | y_i, phi] and E[second rate | y_i, phi] from the node weights against an independent product
+    Gauss-Legendre quadrature of the conditional posterior (96^2 nodes, its error bounded by 128^2 nodes)."""
     histories = HISTORIES[[1, 3, 5, 7, 8]]
     centre, chol, powers, terms = _rule_tables(family, histories, 20)
     th0 = centre[:, :1] + chol[:, :1] * powers[0]
@@ -265,23 +285,11 @@ def test_node_expectations_match_scipy_posterior_means(family):
     mg.node_expectations(MEAN[None, None, :], np.zeros((1, 1, 2)), SIGMA[None], np.array([RHO]), np.ones((n, 1)),
                          np.zeros(n, dtype=np.int64), centre, chol, terms, terms.max(axis=1), powers, values, out,
                          loglik)
-    cov = np.array([[SIGMA[0] ** 2, RHO * SIGMA[0] * SIGMA[1]], [RHO * SIGMA[0] * SIGMA[1], SIGMA[1] ** 2]])
-    precision = np.linalg.inv(cov)
     for i, (x, t_x, T) in enumerate(histories):
-        def density(u1, u0, g, i=i, x=x, t_x=t_x, T=T):
-            a = centre[i, 0] + chol[i, 0] * u0
-            c = centre[i, 1] + chol[i, 1] * u0 + chol[i, 2] * u1
-            d = np.array([a, c]) - MEAN
-            log_p = rule.latent_loglik(family, x, t_x, T, a, c, False)[0] - 0.5 * d @ precision @ d - loglik[i, 0]
-            return np.exp(log_p) * g(a, c)
-        for q, g in enumerate((lambda a, c: 1.0, lambda a, c: _natural(family, a, c)[0],
-                               lambda a, c: _natural(family, a, c)[1])):
-            ref, _ = integrate.dblquad(lambda u1, u0, g=g: density(u1, u0, g), -12, 12, -12, 12, epsrel=1e-9)
-            ref *= chol[i, 0] * chol[i, 2] / (2 * np.pi * np.sqrt(np.linalg.det(cov)))
-            if q == 0:
-                assert ref == pytest.approx(1.0, abs=1e-4)  # loglik: the row's log-likelihood by the 20 x 20 rule
-            else:
-                assert out[i, 0, q - 1] == pytest.approx(ref, rel=1e-4)
+        ref, fine = (_legendre_moments(family, x, t_x, T, centre[i], chol[i], loglik[i, 0], m) for m in (96, 128))
+        np.testing.assert_allclose(ref, fine, rtol=1e-8)  # the reference's own error, far under the tolerance
+        assert ref[0] == pytest.approx(1.0, abs=1e-4)  # loglik: the row's log-likelihood by the 20 x 20 rule
+        assert out[i, 0] == pytest.approx(ref[1:] / ref[0], rel=1e-4)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -27,13 +27,13 @@ import xarray as xr
 from scipy import special
 
 from bayesclv.arguments import check_clv_arguments
-from bayesclv.chunks import chunk_length, map_chunks
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas.joint_spend import PAIRS, conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.latent import population_coefficients, standardisation
+from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal import _CANDIDATES, _SPREAD, REFERENCE_ATTR, LatentPosterior, MarginalGraph, RowTable
 from bayesclv.priors import Prior
 
@@ -261,43 +261,23 @@ class JointLatentPosterior(LatentPosterior):
                      tilted: tuple[bool, ...] = (False, False)) -> np.ndarray:
         """As :meth:`LatentPosterior.expectations`; a quantity with ``tilted[q]`` is multiplied at each node by
         the expected value of a purchase day given the latents and the customer's spend."""
-        lead = params["sample"].shape
-        flat = {k: np.ascontiguousarray(v.reshape(-1, *v.shape[len(lead):]))
-                for k, v in params.items() if k != "sample"}
+        lead, flat = flat_draws(params)
         blocks = self._blocks(flat)
-        n_draws = int(np.prod(lead))
-        needed, local = np.unique(self.rows.codes[np.asarray(positions, dtype=np.int64)], return_inverse=True)
-        order = np.argsort(local, kind="stable")
-        bounds = np.searchsorted(local[order], np.arange(len(needed) + 1))
-        n_q = 2 if ratio else 1
-        flags = np.array(tilted[:n_q], dtype=np.bool_)
-        out = np.empty((n_draws, len(order)))
-        n_nodes = self.powers.shape[1]
-        step = chunk_length(n_draws * 2 + n_nodes * 6)
+        flags = np.array(tilted[:2 if ratio else 1], dtype=np.bool_)
 
-        def evaluate(start: int) -> None:
-            stop = min(start + step, len(needed))
-            rows = needed[start:stop]
-            values = np.stack([np.broadcast_to(v, (len(rows), n_nodes))
-                               for v in at_nodes(rows, *self.nodes(rows))][:n_q], axis=1)
-            values = np.ascontiguousarray(values, dtype=float)
-            result = np.empty((len(rows), n_draws, n_q))
+        def fill(rows: np.ndarray, values: np.ndarray, result: np.ndarray) -> None:
             block = self.block[rows]
             for g in np.unique(block):
                 part = np.flatnonzero(block == g)
                 sub = rows[part]
                 C, offset, sd, rho, tilt = blocks[g]
-                piece = np.empty((len(sub), n_draws, n_q))
+                piece = np.empty((len(sub), *result.shape[1:]))
                 kernel.tilted_node_expectations(C, offset, sd, rho, self.rows.X[sub], self.rows.group[sub],
                                                 self.centre[sub], self.chol[sub], self.log_terms[sub],
                                                 self.top_terms[sub], self.powers, values[part], flags, tilt, piece)
                 result[part] = piece
-            value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
-            customers = order[bounds[start]:bounds[stop]]
-            out[:, customers] = value[local[customers] - start].T
 
-        map_chunks(evaluate, len(needed), step)
-        return out.reshape(*lead, len(order))
+        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill)
 
     def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents ``(theta0, theta1)`` by importance resampling in each block's frames (see the base class)."""

@@ -42,11 +42,11 @@ import xarray as xr
 from pytensor.graph.replace import clone_replace
 from scipy import optimize, special
 
-from bayesclv.chunks import chunk_length, map_chunks
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.latent import population_coords, population_parameters, standardisation
+from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
@@ -464,35 +464,15 @@ class LatentPosterior:
             ``(chain, draw, len(positions))``. Distinct rows are evaluated once, in
             chunks of rows (each chunk over all draws) on every core.
         """
-        lead = params["sample"].shape
-        flat = {k: np.ascontiguousarray(v.reshape(-1, *v.shape[len(lead):]))
-                for k, v in params.items() if k != "sample"}
-        n_draws = int(np.prod(lead))
-        needed, local = np.unique(self.rows.codes[np.asarray(positions, dtype=np.int64)], return_inverse=True)
-        order = np.argsort(local, kind="stable")
-        bounds = np.searchsorted(local[order], np.arange(len(needed) + 1))
-        n_q = 2 if ratio else 1
-        out = np.empty((n_draws, len(order)))
-        n_nodes = self.powers.shape[1]
-        step = chunk_length(n_draws * 2 + n_nodes * 6)
+        lead, flat = flat_draws(params)
 
-        def evaluate(start: int) -> None:
-            stop = min(start + step, len(needed))
-            rows = needed[start:stop]
-            values = np.stack([np.broadcast_to(v, (len(rows), n_nodes))
-                               for v in at_nodes(rows, *self.nodes(rows))][:n_q], axis=1)
-            result = np.empty((len(rows), n_draws, n_q))
+        def fill(rows: np.ndarray, values: np.ndarray, result: np.ndarray) -> None:
             kernel.node_expectations(flat["coefficients"], flat["offset"], flat["sigma"], flat["correlation"],
                                      self.rows.X[rows], self.rows.group[rows], self.centre[rows], self.chol[rows],
-                                     self.log_terms[rows], self.top_terms[rows], self.powers,
-                                     np.ascontiguousarray(values, dtype=float), result, np.empty((len(rows), 0)),
-                                     None if self.node_mass is None else self.node_mass[rows])
-            value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
-            customers = order[bounds[start]:bounds[stop]]
-            out[:, customers] = value[local[customers] - start].T
+                                     self.log_terms[rows], self.top_terms[rows], self.powers, values, result,
+                                     np.empty((len(rows), 0)), None if self.node_mass is None else self.node_mass[rows])
 
-        map_chunks(evaluate, len(needed), step)
-        return out.reshape(*lead, len(order))
+        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill)
 
     def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents ``(theta0, theta1)`` of the customers at ``positions`` (in the fitted data) for the draws in
