@@ -176,3 +176,5 @@ def test_note_says_when_nuts_did_not_converge(sampled):
     assert t.loc["poor", "note"].startswith("NUTS not converged (max R-hat 1.060, min bulk ESS 92, 3 divergences): "
                                             "its numbers are provisional")
     assert "not converged" not in t.loc["ok", "note"]
+    poor.fit_method = "gibbs"  # the Pareto/GGG's sweeps are not NUTS: the note names no sampler it did not use
+    assert compare({"ok": sampled["bg"], "poor": poor}).loc["poor", "note"].startswith("MCMC not converged (max R-hat")

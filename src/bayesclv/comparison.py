@@ -268,7 +268,7 @@ def compare(
           and ``brier`` (of P(active in the holdout), the probability of the
           event observed: a Brier score of P(alive) itself would count every
           alive customer who happens not to buy as a miss);
-        - ``note``: why LOO is missing or unreliable, and whether a NUTS fit
+        - ``note``: why LOO is missing or unreliable, and whether an MCMC fit
           did not converge (its ``diagnostics["ok"]`` is false).
 
         ``attrs`` hold ``prob`` and ``loo_reference`` (the first model's name).
@@ -308,7 +308,7 @@ def compare(
         diag = dict(model.diagnostics or {})
         if "max_r_hat" in diag and not diag.get("ok", True):
             note = "; ".join(filter(None, [
-                f"NUTS not converged (max R-hat {diag['max_r_hat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
+                f"{'NUTS' if model.fit_method == 'nuts' else 'MCMC'} not converged (max R-hat {diag['max_r_hat']:.3f}, min bulk ESS {diag['min_ess_bulk']:.0f}, "
                 f"{int(diag['divergences'])} divergences): its numbers are provisional", note]))
         rows[name] = {
             "family": model.display_name, "fit_method": model.fit_method,
