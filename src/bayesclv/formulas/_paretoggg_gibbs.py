@@ -37,16 +37,14 @@ import numba
 import numpy as np
 
 from bayesclv.formulas._paretoggg_population import (
-    PRIOR_CODES,
     TARGET,
     joint_noncentred_move,
     latent_total,
-    log_prior,
     noncentred_move,
     population_steps,
-    prior_arguments,
     to_population,
 )
+from bayesclv.formulas._prior_density import PRIOR_CODES, log_prior, prior_arguments
 from bayesclv.formulas._special import log_gamma_q, logaddexp
 
 __all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", "sample", "truncated_gamma"]

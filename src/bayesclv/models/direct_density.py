@@ -29,56 +29,46 @@ import numpy as np
 import pymc as pm
 from pymc.logprob.transforms import LogTransform
 
+from bayesclv.formulas._prior_density import PRIOR_CODES as SHARED_CODES
+from bayesclv.formulas._prior_density import log_prior
+from bayesclv.formulas._prior_density import prior_arguments as shared_arguments
 from bayesclv.models.pooling import distinct_rows, summed_tables
 from bayesclv.priors import Prior
 
 __all__ = ["PRIOR_CODES", "DirectDensity", "direct_density", "prior_arguments"]
 
-#: priors of a positive parameter the direct density writes out: name -> code in :func:`_log_prior`
-PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3}
-_HALF_LOG_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+#: priors of a positive parameter the direct density differentiates: name -> code of :func:`_log_prior`
+PRIOR_CODES = {name: code for name, code in SHARED_CODES.items() if name in ("HalfNormal", "Exponential", "Gamma",
+                                                                           "LogNormal")}
 
 
 def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
     """``(code, first, second)`` of ``prior`` in the direct density's parametrisation; None if it has none.
 
     HalfNormal: ``sigma``; Exponential: ``lam``; Gamma: shape ``alpha`` and rate ``beta``;
-    LogNormal: ``mu`` and ``sigma``. A ``tau``, an Exponential's ``scale``, a Gamma's ``mu`` and
-    ``sigma`` and PyMC's defaults of absent arguments are converted as PyMC does.
+    LogNormal: ``mu`` and ``sigma``; converted from PyMC's other arguments and defaults by
+    :func:`bayesclv.formulas._prior_density.prior_arguments`.
     """
     if prior.distribution not in PRIOR_CODES:
         return None
-    p = prior.parameters
-    if any(np.ndim(v) != 0 for v in p.values()):  # per-group prior arguments: the graph handles them
+    if any(np.ndim(v) != 0 for v in prior.parameters.values()):  # per-group prior arguments: the graph handles them
         return None
-    p = {k: float(v) for k, v in p.items()}
-    sigma = p["sigma"] if "sigma" in p else (1.0 / math.sqrt(p["tau"]) if "tau" in p else 1.0)
-    code = PRIOR_CODES[prior.distribution]
-    if prior.distribution == "HalfNormal":
-        return code, sigma, 0.0
-    if prior.distribution == "Exponential":  # PyMC's default: scale 1
-        return code, p["lam"] if "lam" in p else 1.0 / p.get("scale", 1.0), 0.0
-    if prior.distribution == "Gamma":
-        if "alpha" in p:
-            return code, p["alpha"], p["beta"]
-        return code, p["mu"] ** 2 / p["sigma"] ** 2, p["mu"] / p["sigma"] ** 2
-    return code, p.get("mu", 0.0), sigma
+    code, first, second = shared_arguments(prior.distribution, prior.parameters)
+    return int(code), first, second
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _log_prior(code, first, second, theta):  # pragma: no cover - compiled
-    """Log density of a positive parameter's prior at ``theta`` and its derivative in ``theta``."""
+    """Log density of a positive parameter's prior at ``theta`` (:func:`log_prior`) and its derivative in ``theta``."""
     if code == 0:  # HalfNormal(sigma)
-        return _HALF_LOG_2_OVER_PI - math.log(first) - 0.5 * (theta / first) ** 2, -theta / first ** 2
-    if code == 1:  # Exponential(lam)
-        return math.log(first) - first * theta, -first
-    log_theta = math.log(theta)
-    if code == 2:  # Gamma(alpha, beta), rate beta
-        return (first * math.log(second) - math.lgamma(first) + (first - 1.0) * log_theta - second * theta,
-                (first - 1.0) / theta - second)
-    z = (log_theta - first) / second  # LogNormal(mu, sigma)
-    return -log_theta - math.log(second) - _HALF_LOG_2PI - 0.5 * z * z, -(1.0 + z / second) / theta
+        slope = -theta / first ** 2
+    elif code == 1:  # Exponential(lam)
+        slope = -first
+    elif code == 2:  # Gamma(alpha, beta), rate beta
+        slope = (first - 1.0) / theta - second
+    else:  # LogNormal(mu, sigma)
+        slope = -(1.0 + (math.log(theta) - first) / second ** 2) / theta
+    return log_prior(code, first, second, theta), slope
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
