@@ -178,3 +178,21 @@ def test_note_says_when_nuts_did_not_converge(sampled):
     assert "not converged" not in t.loc["ok", "note"]
     poor.fit_method = "gibbs"  # the Pareto/GGG's sweeps are not NUTS: the note names no sampler it did not use
     assert compare({"ok": sampled["bg"], "poor": poor}).loc["poor", "note"].startswith("MCMC not converged (max R-hat")
+
+
+def test_page_headline_carries_the_loo_caveat():
+    from bayesclv.report.comparison import comparison_page
+
+    cols = dict(family=["A", "B"], fit_method=["nuts", "nuts"], fit_seconds=[1.0, 1.0], fit_cpu_seconds=[1.0, 1.0],
+                rank=[0, 1], elpd_loo=[-100.0, -110.0], se=[5.0, 5.0], elpd_diff=[0.0, 10.0], se_diff=[0.0, 3.0],
+                max_pareto_k=[0.9, 0.5], n_pareto_k_gt_0_7=[1162.0, 0.0], mae=[0.8, 0.7], rmse=[1.0, 1.0],
+                predicted_total=[10.0, 11.0], actual_total=[12.0, 12.0], total_error_pct=[-16.7, -8.3],
+                pit_coverage_90=[0.9, 0.9], auc_p_alive=[0.7, 0.7], brier=[0.2, 0.2], note=["", ""])
+    table = pd.DataFrame(cols, index=["a", "b"])
+    page = comparison_page(table)
+    assert ("Best by LOO: A (a). The ranking is provisional: LOO is unreliable for 1,162 customers of the best "
+            "model (Pareto k above 0.7; 1 of 2 ranked models has such customers).") in page
+    table["n_pareto_k_gt_0_7"] = [0.0, 3.0]
+    assert "unreliable for some customers of 1 other model (Pareto k above 0.7; 1 of 2" in comparison_page(table)
+    table["n_pareto_k_gt_0_7"] = 0.0
+    assert "provisional" not in comparison_page(table)

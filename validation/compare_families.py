@@ -16,6 +16,7 @@ MAE/RMSE/total, randomised-PIT coverage, AUC of P(alive), Brier, fit time.
 Usage::
 
     uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method M]
+                                                 [--skip "MODEL=REASON" ...]
 
 Writes ``validation/results/compare_families_<kind>.{csv,md,html,json}`` (``..._<kind>_map...`` with ``--method map``).
 """
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--tune", type=int, help="warm-up steps (default: each model's own)")
     parser.add_argument("--chains", type=int, help="chains (default: each model's own)")
     parser.add_argument("--method", choices=["nuts", "map"], help="one method for all (default: each model's own)")
+    parser.add_argument("--skip", action="append", default=[], metavar="MODEL=REASON",
+                        help="leave a model out, with the reason the results file gives (repeatable)")
     args = parser.parse_args()
 
     tx = bc.datasets.load_cdnow(args.kind)
@@ -110,6 +113,12 @@ def main() -> None:
     found, skipped = families(rfm)
     models, more = specs(found)
     skipped.update(more)
+    for item in args.skip:
+        name, _, reason = item.partition("=")
+        if name not in models:
+            parser.error(f"--skip {name!r}: no such model (models: {', '.join(models)})")
+        del models[name]
+        skipped[name] = f"left out of this run: {reason or 'no reason given'}"
     if args.method == "map":
         for name in [n for n, m in models.items() if "map" in m.unsupported_methods]:
             skipped[name] = f"cannot be fitted by MAP ({models.pop(name).unsupported_methods['map']})"

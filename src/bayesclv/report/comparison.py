@@ -90,6 +90,24 @@ def comparison_section(table: pd.DataFrame) -> str:
             + shown + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""))
 
 
+def _unreliable_loo(table: pd.DataFrame) -> str:
+    """The headline's caveat when LOO is unreliable for some customers of the ranked models ("" when none).
+
+    The headline is what a reader quotes, so a ranking resting on customers whose Pareto k exceeds 0.7 says
+    so there, not only in the notes under the table.
+    """
+    high = table["n_pareto_k_gt_0_7"].fillna(0) if "n_pareto_k_gt_0_7" in table else pd.Series(dtype=float)
+    flagged = high[high > 0]
+    if flagged.empty:
+        return ""
+    best = table.index[0]
+    which = (f"{int(high[best]):,} customers of the best model" if high[best] > 0
+             else f"some customers of {len(flagged)} other model{'s' if len(flagged) > 1 else ''}")
+    return (f" The ranking is provisional: LOO is unreliable for {which} (Pareto k above 0.7; "
+            f"{len(flagged)} of {int(table['elpd_loo'].notna().sum())} ranked models "
+            f"{'has' if len(flagged) == 1 else 'have'} such customers).")
+
+
 def comparison_page(table: pd.DataFrame, *, title: str = "Model comparison", subtitle: str = "") -> str:
     """A self-contained HTML document in the report's style holding :func:`comparison_section`.
 
@@ -110,6 +128,8 @@ def comparison_page(table: pd.DataFrame, *, title: str = "Model comparison", sub
     best = table.index[0] if n_loo else None
     lead = (f"Best by LOO: {table.loc[best, 'family']} ({best})." if best is not None and not
             math.isnan(table["elpd_loo"].iloc[0]) else "No LOO: every model is a point estimate or not comparable.")
+    if best is not None and "Best by LOO" in lead:
+        lead += _unreliable_loo(table)
     if table["mae"].notna().any():
         lowest = table["mae"].idxmin()
         lead += f" Lowest holdout MAE: {lowest} ({table.loc[lowest, 'mae']:.4f} purchases per customer)."
