@@ -53,7 +53,7 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
         return None
     if any(np.ndim(v) != 0 for v in prior.parameters.values()):  # per-group prior arguments: the graph handles them
         return None
-    code, first, second = shared_arguments(prior.distribution, prior.parameters)
+    code, first, second = shared_arguments(prior.distribution, prior.parameters, caller="the direct density")
     return int(code), first, second
 
 
