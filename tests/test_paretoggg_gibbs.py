@@ -173,7 +173,8 @@ def test_gibbs_is_refused_by_other_models_and_unevaluated_priors():
 
 def test_unevaluated_prior_error_names_its_caller():
     """The shared prior table serves several samplers: its error speaks for the one that called it."""
-    with pytest.raises(PriorError, match=r"^Prior\('Normal'\): the direct density evaluates the priors \[.*\]; use one of them$"):
+    wording = r"^Prior\('Normal'\): the direct density evaluates the priors \[.*\]; use one of them$"
+    with pytest.raises(PriorError, match=wording):
         gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0}, caller="the direct density")
     with pytest.raises(PriorError) as err:
         gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0})

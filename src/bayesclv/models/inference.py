@@ -210,7 +210,7 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str
         if kwargs:
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
-        return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, df, keep),
+        return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, keep),
                              adaptation=settings.pop("adaptation", model.nutpie_adaptation), **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
     nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}

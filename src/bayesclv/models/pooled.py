@@ -73,7 +73,7 @@ class PooledModel(Predictive, CLVModel):
     weight_column: str | None = None
     #: nutpie samples the log density of :mod:`bayesclv.models.direct_density` (the summed kernel and the
     #: priors in compiled code, no PyTensor graph) where the configuration allows it
-    direct_density: bool = False
+    samples_direct_density: bool = False
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})

@@ -82,7 +82,7 @@ class ShiftedBetaGeoModel(RetentionPredictions, PooledModel):
     display_name = "shifted-BG"
     # a few distinct rows and two parameters per group: a fit is fixed costs, which the direct density
     # (kernel and priors compiled once, no graph to compile) removes
-    direct_density = True
+    samples_direct_density = True
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
