@@ -83,8 +83,8 @@ class PooledModel(Predictive, CLVModel):
         self.pooling = check_pooling(group, pooling)
         self.group = group
         self.groups: list | None = None  # group labels of the fit, in the order of the ``group`` dim
-        # partial pooling: smaller NUTS steps for the hierarchy's curvature (0.8 gave divergences)
-        self.default_target_accept = 0.95 if self.pooling == "partial" else 0.8
+        if self.pooling == "partial":  # smaller NUTS steps for the hierarchy's curvature (0.8 gave divergences)
+            self.default_target_accept = max(self.default_target_accept, 0.95)
         super().__init__(priors)
 
     @property
