@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from peer_covariates import COVARIATES, cdnow_with_covariates  # noqa: E402
 
 import bayesclv as bc  # noqa: E402
-from bayesclv.models.sampling import _c_mode  # noqa: E402
+from bayesclv.models.sampling import c_mode  # noqa: E402
 
 FAMILIES = {"BG/NBD": bc.BetaGeoModel, "Pareto/NBD": bc.ParetoNBDModel}
 # near the CDNOW posteriors (weeks), in each model's sampled coordinates
@@ -53,7 +53,7 @@ def timing(cls, rfm, values: dict, summed: bool, seconds: float = 3.0) -> dict:
     graph = model.build_model(rfm, summed=summed)
     free = [graph.rvs_to_values[rv] for rv in graph.free_RVs]
     logp = graph.logp(jacobian=True)
-    fn = pytensor.function(free, [logp, *pt.grad(logp, free)], mode=_c_mode())
+    fn = pytensor.function(free, [logp, *pt.grad(logp, free)], mode=c_mode())
     compile_s = time.process_time() - start
     args = []
     for rv in graph.free_RVs:  # the values in the sampler's unconstrained space

@@ -4,7 +4,7 @@ The shifted-BG's data are a few cohorts' survival counts, so a fit is mostly fix
 measurement runs in a fresh process (fresh imports, numba and PyTensor caches warm on disk, as for a
 user's second fit): the Fader-Hardie segments, years 1-7, one parameter pair per segment, nutpie
 4 x 1000 draws after 1000, once with the direct density (``models/direct_density.py``, the default)
-and once through the C-compiled graph (``direct_density = False``), alternating, ``--repeats`` times.
+and once through the C-compiled graph (``samples_direct_density = False``), alternating, ``--repeats`` times.
 Recorded per process: CPU seconds of each phase (imports before the fit, nutpie's import inside the
 fit, building the graph, compiling the density, sampling, converting the trace, the rest) and the
 resident set size after each. A last process records the RSS each import adds, in the order a fit
@@ -56,7 +56,7 @@ def worker(direct: bool) -> dict:
 
     data = censor_retention(bc.datasets.load_retention(), 7)
     cls = bc.ShiftedBetaGeoModel
-    cls.direct_density = direct
+    cls.samples_direct_density = direct
     mark("imports before the fit")
     import nutpie  # noqa: F401  (the fit imports it; timed on its own)
 

@@ -44,7 +44,7 @@ def years_1_7():
 def _density(model, data):
     df = model._prepare(data)
     graph = model._graph(df, summed=True)
-    return graph, direct_density(model, graph, df, model._stored_variables(graph))
+    return graph, direct_density(model, graph, model._stored_variables(graph))
 
 
 @pytest.mark.parametrize(("prior", "reference"), PRIORS, ids=[repr(p) for p, _ in PRIORS])
@@ -117,15 +117,21 @@ def test_the_fit_samples_the_direct_density(years_1_7, monkeypatch):
     the year-7 survivors)."""
     import bayesclv.models.sampling as sampling
 
-    seen = []
+    import bayesclv.models.pooled as pooled
+
+    seen, built = [], []
     original = sampling.compile_nutpie_model
     monkeypatch.setattr(sampling, "compile_nutpie_model",
                         lambda graph, names, density=None: seen.append(density) or original(graph, names, density))
+    tables = pooled.summed_tables
+    monkeypatch.setattr(pooled, "summed_tables", lambda *args: built.append(tables(*args)) or built[-1])
     model = bc.ShiftedBetaGeoModel(group="segment", pooling="none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # short chains
         model.fit(years_1_7, draws=300, tune=300, chains=2, cores=1, random_seed=2, progressbar=False)
     assert len(seen) == 1 and seen[0] is not None
+    # the kernel's tables are built once, by the graph, and the density samples those very arrays
+    assert len(built) == 1 and all(a is b for a, b in zip(seen[0].tables, built[0], strict=True))
     post = model.posterior
     assert post["alpha"].dims == ("chain", "draw", "group") and post.sizes["draw"] == 300
     assert model.diagnostics["divergences"] == 0

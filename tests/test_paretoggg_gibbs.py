@@ -168,3 +168,14 @@ def test_gibbs_is_refused_by_other_models_and_unevaluated_priors():
     with pytest.raises(PriorError) as err:
         bc.ParetoGGGModel(priors={"k_mean": bc.Prior("TruncatedNormal", mu=1.0, sigma=1.0, lower=0.0)}).fit(rfm)
     assert err.value.distribution == "TruncatedNormal"
+    assert "method='gibbs' evaluates the priors" in str(err.value) and "or method='nuts'" in str(err.value)
+
+
+def test_unevaluated_prior_error_names_its_caller():
+    """The shared prior table serves several samplers: its error speaks for the one that called it."""
+    wording = r"^Prior\('Normal'\): the direct density evaluates the priors \[.*\]; use one of them$"
+    with pytest.raises(PriorError, match=wording):
+        gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0}, caller="the direct density")
+    with pytest.raises(PriorError) as err:
+        gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0})
+    assert "gibbs" not in str(err.value) and "nuts" not in str(err.value)

@@ -11,8 +11,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import bayesclv as bc
+from bayesclv.data.discrete import censor_retention
 from bayesclv.formulas import shifted_bg as sbg
 
 
@@ -34,5 +36,31 @@ def test_sbg_nuts_default_has_no_divergences_where_the_concentration_is_weakly_i
     mean = (post["alpha"] / (post["alpha"] + post["beta"])).values.ravel()
     low, high = np.quantile(mean, [0.005, 0.995])
     assert low < 8.48 / (8.48 + 16.53) < high
-    # partial pooling keeps its own setting (also 0.95, for the hierarchy's curvature)
-    assert bc.ShiftedBetaGeoModel(group="segment", pooling="partial").default_target_accept == 0.95
+
+
+class _Stop(Exception):
+    """Raised in place of the sampler once its settings are seen."""
+
+
+@pytest.mark.parametrize("pooling", ["complete", "none", "partial"])
+def test_sbg_fit_hands_the_sampler_its_target_under_every_pooling(pooling, monkeypatch):
+    """The sBG's 0.95 reaches NUTS under each pooling, where a family without its own target samples
+    complete and no pooling at 0.8 (partial pooling raises every family to 0.95); an explicit
+    ``target_accept`` wins."""
+    import bayesclv.models.inference as inference
+
+    seen = []
+
+    def sampler(*args, target_accept, **kwargs):
+        seen.append(target_accept)
+        raise _Stop
+
+    monkeypatch.setattr(inference, "_nuts", sampler)
+    group = None if pooling == "complete" else "segment"
+    data = censor_retention(bc.datasets.load_retention(), 7)
+    for given in (None, 0.85):
+        with pytest.raises(_Stop):
+            bc.ShiftedBetaGeoModel(group=group, pooling=pooling).fit(data, target_accept=given, progressbar=False)
+    assert seen == [0.95, 0.85]
+    other = bc.BetaGeoModel(group=group, pooling=pooling).default_target_accept
+    assert other == (0.95 if pooling == "partial" else 0.8)

@@ -50,8 +50,21 @@ def log_prior(code, a, b, v):  # pragma: no cover - compiled
             - math.log(b) - 0.5 * (a + 1.0) * math.log1p((v / b) ** 2 / a))
 
 
-def prior_arguments(distribution: str, parameters: dict) -> tuple[float, float, float]:
+def prior_arguments(distribution: str, parameters: dict, *, caller: str = "this fit",
+                    instead: str = "") -> tuple[float, float, float]:
     """``(code, a, b)`` of a prior for :func:`log_prior`, its parameters in the one parametrisation evaluated there.
+
+    Parameters
+    ----------
+    distribution : str
+        The prior's PyMC distribution name.
+    parameters : dict
+        Its arguments as the user gave them (PyMC's names and alternatives).
+    caller : str, optional
+        Who evaluates the prior, for the error (e.g. ``"method='gibbs'"``).
+    instead : str, optional
+        What the user can do instead besides choosing another prior, for the error
+        (e.g. ``"method='nuts'"``).
 
     Raises
     ------
@@ -59,8 +72,9 @@ def prior_arguments(distribution: str, parameters: dict) -> tuple[float, float, 
         A distribution not evaluated here.
     """
     if distribution not in PRIOR_CODES:
-        raise PriorError(f"method='gibbs' evaluates the population priors {sorted(PRIOR_CODES)}; use one of them "
-                         "or method='nuts'", distribution=distribution)
+        alternative = f" or {instead}" if instead else ""
+        raise PriorError(f"{caller} evaluates the priors {sorted(PRIOR_CODES)}; use one of them{alternative}",
+                         distribution=distribution)
     p = {key: float(value) for key, value in parameters.items()}
     if "tau" in p:  # precision -> scale (Normal-type) or lam -> sigma (Student t)
         p["sigma"] = p.pop("tau") ** -0.5

@@ -288,5 +288,4 @@ def summed_loglik_function(kernel, names: tuple[str, ...], family: str):
     TensorVariable or float
         The weighted sum of the rows' log-likelihoods.
     """
-    summed_loglik.kernel = kernel  # the compiled pass itself, for a density sampled without a graph
     return summed_loglik

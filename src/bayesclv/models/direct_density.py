@@ -5,8 +5,9 @@ rows (the shifted-BG's cohort survival counts), its log density is a handful of
 scalars, and a fit's cost is fixed costs: compiling the PyTensor graph (about a
 second, much of it loading PyTensor's cache of compiled modules) and a call
 through PyTensor's virtual machine per gradient. Here the density is the
-family's numba kernel (:func:`bayesclv.formulas._summed.summed_loglik_function`
-exposes it) and the priors' log densities in the sampler's coordinates, the
+family's numba kernel on the data tables of the graph's likelihood (its
+:class:`~bayesclv.formulas._summed.SummedLoglikOp` holds both, so the rows and
+tables are built once) and the priors' log densities in the sampler's coordinates, the
 logarithms of the positive parameters, written once below with their
 derivatives; both are compiled once and cached on disk, so a fit compiles no
 log density (PyMC's small initial-point function only) and a gradient is three
@@ -28,11 +29,12 @@ import numba
 import numpy as np
 import pymc as pm
 from pymc.logprob.transforms import LogTransform
+from pytensor.tensor.variable import TensorConstant
 
 from bayesclv.formulas._prior_density import PRIOR_CODES as SHARED_CODES
 from bayesclv.formulas._prior_density import log_prior
 from bayesclv.formulas._prior_density import prior_arguments as shared_arguments
-from bayesclv.models.pooling import distinct_rows, summed_tables
+from bayesclv.formulas._summed import SummedLoglikOp
 from bayesclv.priors import Prior
 
 __all__ = ["PRIOR_CODES", "DirectDensity", "direct_density", "prior_arguments"]
@@ -53,7 +55,7 @@ def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
         return None
     if any(np.ndim(v) != 0 for v in prior.parameters.values()):  # per-group prior arguments: the graph handles them
         return None
-    code, first, second = shared_arguments(prior.distribution, prior.parameters)
+    code, first, second = shared_arguments(prior.distribution, prior.parameters, caller="the direct density")
     return int(code), first, second
 
 
@@ -142,17 +144,16 @@ class DirectDensity(NamedTuple):
                                                                                         strict=True))}
 
 
-def direct_density(model: Any, graph: pm.Model, df: Any, var_names: list[str]) -> DirectDensity | None:
-    """The direct log density of ``model`` fitted to the prepared frame ``df``, or None where it does not apply.
+def direct_density(model: Any, graph: pm.Model, var_names: list[str]) -> DirectDensity | None:
+    """The direct log density of ``model``'s graph ``graph``, or None where it does not apply.
 
     Parameters
     ----------
     model : PooledModel
-        A model whose class sets ``direct_density``.
+        A model whose class sets ``samples_direct_density``.
     graph : pymc.Model
-        Its PyMC graph for ``df`` (the free variables and their order, for the check below).
-    df : DataFrame
-        The prepared data.
+        Its PyMC graph for the fitted data: the free variables and their order (for the checks
+        below), the summed kernel and its data tables.
     var_names : list of str
         The variables the posterior stores; they must be the parameters themselves.
 
@@ -161,10 +162,12 @@ def direct_density(model: Any, graph: pm.Model, df: Any, var_names: list[str]) -
     DirectDensity or None
     """
     names = tuple(model.parameter_names)
-    if (not getattr(model, "direct_density", False) or model.pooling == "partial" or model._coefficient_names()
-            or not hasattr(getattr(model.formulas, "summed_loglik", None), "kernel")
+    if (not getattr(model, "samples_direct_density", False) or model.pooling == "partial" or model._coefficient_names()
             or tuple(rv.name for rv in graph.free_RVs) != names or graph.deterministics
             or sorted(var_names) != sorted(names)):
+        return None
+    likelihood = _summed_likelihood(graph)
+    if likelihood is None:
         return None
     if not all(isinstance(graph.rvs_to_transforms.get(rv), LogTransform) for rv in graph.free_RVs):
         return None
@@ -178,6 +181,19 @@ def direct_density(model: Any, graph: pm.Model, df: Any, var_names: list[str]) -
         return None
     codes = np.repeat(np.array([p[0] for p in priors], dtype=np.int64), size)
     arguments = np.repeat(np.array([p[1:] for p in priors], dtype=float), size, axis=0)
-    rows = distinct_rows(model._design(df), df.get(model.weight_column) if model.weight_column else None)
-    tables = summed_tables(model.formulas, rows, model.data_columns, model.grouped, model._formula_options)
-    return DirectDensity(names, shapes, size, model.formulas.summed_loglik.kernel, tuple(tables), codes, arguments)
+    return DirectDensity(names, shapes, size, *likelihood, codes, arguments)
+
+
+def _summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | None:
+    """The kernel and data tables of ``graph``'s likelihood where it is one summed kernel; None otherwise.
+
+    The graph built the distinct rows and the kernel's tables and holds them as constants: the
+    density reads them there, so they are built once per fit and it is the graph's data by construction.
+    """
+    if len(graph.potentials) != 1 or graph.potentials[0].owner is None:
+        return None
+    node = graph.potentials[0].owner
+    tables = node.inputs[getattr(node.op, "n_params", len(node.inputs)):]
+    if not isinstance(node.op, SummedLoglikOp) or not all(isinstance(t, TensorConstant) for t in tables):
+        return None
+    return node.op.kernel, tuple(t.data for t in tables)

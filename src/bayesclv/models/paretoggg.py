@@ -185,7 +185,8 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         """The population and every customer's latents by the compiled sweeps; posterior as the NUTS fit's."""
         prior = np.array([[value for quantity in ("mean", "cv2")
                            for value in prior_arguments(self.priors[f"{name}_{quantity}"].distribution,
-                                                        self.priors[f"{name}_{quantity}"].parameters)]
+                                                        self.priors[f"{name}_{quantity}"].parameters,
+                                                        caller="method='gibbs'", instead="method='nuts'")]
                           for name in self.latent_names])
         columns = [df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "litt")]
         draws_out = sample(*columns, prior, draws=draws, tune=tune, chains=chains, thin=thin,

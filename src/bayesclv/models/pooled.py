@@ -73,7 +73,7 @@ class PooledModel(Predictive, CLVModel):
     weight_column: str | None = None
     #: nutpie samples the log density of :mod:`bayesclv.models.direct_density` (the summed kernel and the
     #: priors in compiled code, no PyTensor graph) where the configuration allows it
-    direct_density: bool = False
+    samples_direct_density: bool = False
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})
@@ -83,8 +83,8 @@ class PooledModel(Predictive, CLVModel):
         self.pooling = check_pooling(group, pooling)
         self.group = group
         self.groups: list | None = None  # group labels of the fit, in the order of the ``group`` dim
-        # partial pooling: smaller NUTS steps for the hierarchy's curvature (0.8 gave divergences)
-        self.default_target_accept = 0.95 if self.pooling == "partial" else 0.8
+        if self.pooling == "partial":  # smaller NUTS steps for the hierarchy's curvature (0.8 gave divergences)
+            self.default_target_accept = max(self.default_target_accept, 0.95)
         super().__init__(priors)
 
     @property

@@ -33,10 +33,10 @@ from pytensor.graph.replace import clone_replace
 
 from bayesclv.models.direct_density import DirectDensity
 
-__all__ = ["compile_nutpie_model", "sample_nutpie"]
+__all__ = ["c_mode", "compile_nutpie_model", "sample_nutpie"]
 
 
-def _c_mode() -> Mode:
+def c_mode() -> Mode:
     """PyTensor's C virtual machine where a C++ compiler is available, its Python one otherwise."""
     return Mode(linker="cvm" if pytensor.config.cxx else "vm", optimizer="fast_run")
 
@@ -116,7 +116,7 @@ def _graph_functions(model: pm.Model, var_names: list[str], free: list):
     grad = pt.concatenate([pt.as_tensor(g).ravel() for g in pt.grad(logp, free)])
     logp, grad = clone_replace([logp, grad], pieces)
     recorded = clone_replace(model.replace_rvs_by_values([model[name] for name in var_names]), pieces)
-    mode = _c_mode()
+    mode = c_mode()
     with warnings.catch_warnings():
         # matrix products (spend covariates) fall back to NumPy's C API without BLAS: a few rows x
         # coefficients here, nothing to warn a user about
