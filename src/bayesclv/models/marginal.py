@@ -42,6 +42,7 @@ import xarray as xr
 from pytensor.graph.replace import clone_replace
 from scipy import optimize, special
 
+from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
@@ -124,6 +125,8 @@ class MarginalGraph:
         the posterior's range of population covariances.
     """
 
+    kernel_op: Any = None  # the kernel's Op where it can split its rows over threads (not the joint spend models')
+
     def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
         self.family = model.quadrature_family
         self.has_group, self.has_slopes = model.group is not None, bool(model.covariates)
@@ -145,7 +148,8 @@ class MarginalGraph:
                 ("correction", np.zeros((n, rule.CORRECTION_COLUMNS))),
                 ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])), ("node_mass", np.zeros((n, 0))))}
             t = self.tables
-            total = kernel.MarginalLoglikOp()(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
+            self.kernel_op = kernel.MarginalLoglikOp()
+            total = self.kernel_op(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
                                               rows.weight, t["centre"], t["chol"], t["log_terms"], t["top_terms"],
                                               t["powers"], t["correction"], t["node_mass"])[0]
             pm.Potential("loglik", total)
@@ -286,8 +290,19 @@ class MarginalGraph:
         with the model's rule; with automatic nodes the node count is then
         raised until the rule resolves the range of ``Sigma`` under the Laplace
         approximation (``resolved`` is False where even the largest rule cannot).
-        Sets the walls of that range; returns the flat point.
+        Sets the walls of that range; returns the flat point. The search evaluates one density at
+        a time, so the kernel splits its rows over the cores meanwhile.
         """
+        op = self.kernel_op
+        if op is not None:
+            op.threads = available_cpus()
+        try:
+            return self._reference_point(tol)
+        finally:
+            if op is not None:
+                op.threads = 1
+
+    def _reference_point(self, tol: float) -> np.ndarray:
         final = (self.powers, self.log_weights)
         self.powers, self.log_weights = rule.product_rule(5)
         self.corrected = False
@@ -351,8 +366,9 @@ class MarginalGraph:
                                        _make_initial_points=initial)
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
+        settings.setdefault("save_warmup", False)
         return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
-                             save_warmup=False, progress_bar=progressbar, target_accept=target_accept, **settings)
+                             progress_bar=progressbar, target_accept=target_accept, **settings)
 
 
 def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
