@@ -51,7 +51,7 @@ from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["MARGINAL_TARGET_ACCEPT", "MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
@@ -59,6 +59,10 @@ _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and 
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 # default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
 MARGINAL_TUNE = 300
+# default target acceptance of the integrated fit: on its near-normal whitened posterior the step size at 0.65
+# (about the optimal acceptance of HMC in many dimensions, Beskos et al. 2013) makes almost every draw a tree
+# of 3 leapfrog steps, a trajectory of about half a period (little autocorrelation); 0.8 takes 4-7 steps
+MARGINAL_TARGET_ACCEPT = 0.65
 
 
 @dataclass
@@ -366,6 +370,7 @@ class MarginalGraph:
                                        _make_initial_points=initial)
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
+        settings.setdefault("initial_step", 1.0)  # the whitened posterior's scale (nutpie starts at 0.1)
         settings.setdefault("save_warmup", False)
         return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
                              progress_bar=progressbar, target_accept=target_accept, **settings)
