@@ -11,10 +11,10 @@ the population parameters, divergences, the rule's node count and the load avera
 
 Usage::
 
-    uv run python benchmarks/hierarchical_marginal.py [full|sample] [--families paretonbd bgnbd] [--seed N]
+    uv run python benchmarks/hierarchical_marginal.py [full|sample] [--families paretonbd bgnbd] [--seed N] [--label L]
 
 A seed other than the default 2026 writes ``..._<kind>_seed<N>.*`` (a second posterior for the
-between-seed agreement check) instead of the main result file.
+between-seed agreement check) instead of the main result file; ``--label L`` appends ``_L`` to the name.
 
 Where the integration rule cannot resolve the posterior's covariance range, ``fit()`` would fall back to
 the latent-variable NUTS; the benchmark records "fell back" for that family and skips it instead.
@@ -148,12 +148,14 @@ def main() -> None:
     parser.add_argument("kind", choices=["full", "sample"], nargs="?", default="full")
     parser.add_argument("--families", nargs="+", default=[*FAMILIES, "pooled_paretonbd"])
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--label", default="", help="suffix of the result files (a run that must not replace the main one)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(_one(args.kind, args.one, args.seed), default=float))
         return
-    stem = f"hierarchical_marginal_{args.kind}" + ("" if args.seed == 2026 else f"_seed{args.seed}")
+    stem = (f"hierarchical_marginal_{args.kind}" + ("" if args.seed == 2026 else f"_seed{args.seed}")
+            + (f"_{args.label}" if args.label else ""))
     runs = []
     for family in args.families:
         proc = subprocess.run([sys.executable, __file__, args.kind, "--one", family, "--seed", str(args.seed)],
