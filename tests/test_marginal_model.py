@@ -175,10 +175,10 @@ class _Stop(Exception):
 
 
 def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(monkeypatch):
-    """Target acceptance 0.65 and 300 warm-up steps for the integrated fit unless given; the sampler settings
-    reach it unchanged (nothing is sampled here)."""
+    """300 warm-up steps for the integrated fit unless given, and its own target acceptance (0.65 from 10,000
+    customers on, the model's 0.8 below); a user's settings reach it unchanged (nothing is sampled here)."""
     from bayesclv.models import inference
-    from bayesclv.models.marginal import MARGINAL_TARGET_ACCEPT, MARGINAL_TUNE
+    from bayesclv.models.marginal import MARGINAL_TUNE, marginal_target_accept
 
     seen = {}
 
@@ -194,8 +194,10 @@ def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(mon
     model = bc.HierarchicalParetoNBDModel()
     with pytest.raises(_Stop):
         model.fit(df, progressbar=False)
-    assert (seen["target_accept"], seen["tune"]) == (MARGINAL_TARGET_ACCEPT, MARGINAL_TUNE) == (0.65, 300)
+    assert (seen["target_accept"], seen["tune"]) == (None, MARGINAL_TUNE) == (None, 300)
     assert model.default_target_accept == 0.8  # the latent-variable fit's (and the fallback's) default
+    assert marginal_target_accept(model, 23_570) == 0.65
+    assert marginal_target_accept(model, 2_357) == 0.8
     with pytest.raises(_Stop):
         model.fit(df, target_accept=0.9, tune=500, progressbar=False)
     assert (seen["target_accept"], seen["tune"]) == (0.9, 500)

@@ -207,8 +207,8 @@ class CLVModel:
         target_accept : float, optional
             NUTS target acceptance rate; default 0.8, and 0.95 with partial
             pooling (smaller steps for the hierarchy's curvature); 0.65 where
-            the individual-level models integrate their latents out (NUTS on
-            the whitened population parameters alone).
+            the individual-level models integrate their latents out of 10,000
+            customers or more (NUTS on the whitened population parameters alone).
         thin : int, default 1
             Keep every ``thin``-th NUTS draw (after sampling ``draws`` per
             chain): long chains of the individual-level models without storing

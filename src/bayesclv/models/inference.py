@@ -26,7 +26,7 @@ from bayesclv.chunks import available_cpus
 from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
-from bayesclv.models.marginal import MARGINAL_TARGET_ACCEPT, MARGINAL_TUNE, fit_marginal
+from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
@@ -139,7 +139,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     """The body of :func:`fit_posterior`."""
     marginal_tune = MARGINAL_TUNE if tune is None else tune
     tune = DEFAULT_TUNE if tune is None else tune
-    marginal_accept = MARGINAL_TARGET_ACCEPT if target_accept is None else target_accept
+    marginal_accept = target_accept  # None: the integrated fit's default (marginal.marginal_target_accept)
     target_accept = model.default_target_accept if target_accept is None else target_accept
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,

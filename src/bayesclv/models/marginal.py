@@ -51,7 +51,8 @@ from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["MARGINAL_TARGET_ACCEPT", "MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["MARGINAL_LARGE", "MARGINAL_TARGET_ACCEPT", "MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior",
+           "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "marginal_target_accept", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
@@ -59,10 +60,18 @@ _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and 
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 # default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
 MARGINAL_TUNE = 300
-# default target acceptance of the integrated fit: on its near-normal whitened posterior the step size at 0.65
-# (about the optimal acceptance of HMC in many dimensions, Beskos et al. 2013) makes almost every draw a tree
-# of 3 leapfrog steps, a trajectory of about half a period (little autocorrelation); 0.8 takes 4-7 steps
-MARGINAL_TARGET_ACCEPT = 0.65
+# default target acceptance of the integrated fit of many customers: on its near-normal whitened posterior the
+# step size at 0.65 (about the optimal acceptance of HMC in many dimensions, Beskos et al. 2013) makes almost every
+# draw a tree of 3 leapfrog steps, a trajectory of about half a period (little autocorrelation); 0.8 takes 4-7.
+# With few customers the posterior is further from normal and reaches the rule's range walls, where such steps
+# diverge now and then: there the model's default stays
+MARGINAL_TARGET_ACCEPT, MARGINAL_LARGE = 0.65, 10_000
+
+
+def marginal_target_accept(model: Any, customers: float) -> float:
+    """The integrated fit's default target acceptance: :data:`MARGINAL_TARGET_ACCEPT` from
+    ``MARGINAL_LARGE`` customers on, the model's ``default_target_accept`` below."""
+    return MARGINAL_TARGET_ACCEPT if customers >= MARGINAL_LARGE else model.default_target_accept
 
 
 @dataclass
@@ -377,7 +386,7 @@ class MarginalGraph:
 
 
 def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
-                 random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+                 random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
                  nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
@@ -397,6 +406,8 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     x = marginal.reference_point()
     if not marginal.resolved:
         return None
+    if target_accept is None:
+        target_accept = marginal_target_accept(model, float(marginal.rows.weight.sum()))
     idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                             progressbar=progressbar, target_accept=target_accept, **settings)
     if thin > 1:
