@@ -111,7 +111,7 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
 def _table(results: dict) -> str:
     lines = [f"# Hierarchical models, latents integrated out: CDNOW {results['kind']}", "",
              "Written by `benchmarks/hierarchical_marginal.py`; defaults (4 x 1000 after 300 tuning, target acceptance "
-             "0.65 for the integrated fit), "
+             "0.65 for the integrated fit of 10,000 customers or more), "
              "covariate log first-purchase amount; fit + P(alive) and holdout expectations for all customers. "
              "CPU seconds: all threads of the process (the machine is shared: wall times are inflated).", "",
              "| model | customers | wall s | CPU s | fit wall s | fit CPU s | prediction CPU s | CPU / wall | peak RSS MB | "
