@@ -198,6 +198,7 @@ def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(mon
     assert model.default_target_accept == 0.8  # the latent-variable fit's (and the fallback's) default
     assert marginal_target_accept(model, 23_570) == 0.65
     assert marginal_target_accept(model, 2_357) == 0.8
+    assert marginal_target_accept(model, 23_570, None) == 0.8  # the joint spend models' graph
     with pytest.raises(_Stop):
         model.fit(df, target_accept=0.9, tune=500, progressbar=False)
     assert (seen["target_accept"], seen["tune"]) == (0.9, 500)

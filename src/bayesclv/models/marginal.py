@@ -68,10 +68,10 @@ MARGINAL_TUNE = 300
 MARGINAL_TARGET_ACCEPT, MARGINAL_LARGE = 0.65, 10_000
 
 
-def marginal_target_accept(model: Any, customers: float) -> float:
-    """The integrated fit's default target acceptance: :data:`MARGINAL_TARGET_ACCEPT` from
-    ``MARGINAL_LARGE`` customers on, the model's ``default_target_accept`` below."""
-    return MARGINAL_TARGET_ACCEPT if customers >= MARGINAL_LARGE else model.default_target_accept
+def marginal_target_accept(model: Any, customers: float, large: float | None = MARGINAL_TARGET_ACCEPT) -> float:
+    """The integrated fit's default target acceptance: ``large`` (:data:`MARGINAL_TARGET_ACCEPT`) from
+    :data:`MARGINAL_LARGE` customers on, the model's ``default_target_accept`` below or where ``large`` is None."""
+    return large if large is not None and customers >= MARGINAL_LARGE else model.default_target_accept
 
 
 @dataclass
@@ -139,6 +139,7 @@ class MarginalGraph:
     """
 
     kernel_op: Any = None  # the kernel's Op where it can split its rows over threads (not the joint spend models')
+    large_target_accept: float | None = MARGINAL_TARGET_ACCEPT  # many customers' default (marginal_target_accept)
 
     def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
         self.family = model.quadrature_family
@@ -407,7 +408,7 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     if not marginal.resolved:
         return None
     if target_accept is None:
-        target_accept = marginal_target_accept(model, float(marginal.rows.weight.sum()))
+        target_accept = marginal_target_accept(model, float(marginal.rows.weight.sum()), marginal.large_target_accept)
     idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                             progressbar=progressbar, target_accept=target_accept, **settings)
     if thin > 1:
