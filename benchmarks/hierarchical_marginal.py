@@ -11,10 +11,10 @@ the population parameters, divergences, the rule's node count and the load avera
 
 Usage::
 
-    uv run python benchmarks/hierarchical_marginal.py [full|sample] [--families paretonbd bgnbd] [--seed N]
+    uv run python benchmarks/hierarchical_marginal.py [full|sample] [--families paretonbd bgnbd] [--seed N] [--label L]
 
 A seed other than the default 2026 writes ``..._<kind>_seed<N>.*`` (a second posterior for the
-between-seed agreement check) instead of the main result file.
+between-seed agreement check) instead of the main result file; ``--label L`` appends ``_L`` to the name.
 
 Where the integration rule cannot resolve the posterior's covariance range, ``fit()`` would fall back to
 the latent-variable NUTS; the benchmark records "fell back" for that family and skips it instead.
@@ -89,6 +89,8 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
     total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
     actual = rfm["frequency_holdout"].to_numpy()
     diag = dict(model.diagnostics)
+    stats = model.idata["sample_stats"] if "sample_stats" in model.idata.children else None
+    steps = None if stats is None or "n_steps" not in stats else float(stats["n_steps"].mean())
     return {
         "family": family, "customers": len(rfm),
         "fit_wall_seconds": round(fit_wall, 1), "fit_cpu_seconds": round(fit_cpu, 1),
@@ -97,7 +99,9 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
         "max_r_hat": diag.get("max_r_hat"), "min_ess_bulk": diag.get("min_ess_bulk"),
         "min_ess_tail": diag.get("min_ess_tail"), "divergences": diag.get("divergences"),
-        "nodes": diag.get("nodes"), "mean_probability_alive": mean_alive,
+        "nodes": diag.get("nodes"), "mean_probability_alive": mean_alive, "leapfrog_steps_per_draw": steps,
+        "fit_parallel_efficiency": round(fit_cpu / fit_wall, 2),
+        "parallel_efficiency": round(total_cpu / total_wall, 2),
         "holdout_mae": float(np.abs(expected - actual).mean()), "holdout_predicted_total": float(expected.sum()),
         "holdout_actual_total": float(actual.sum()), "load_average": os.getloadavg(),
         "seed": seed, "summary": model.summary().round(4).to_dict(orient="index"), "mcse_mean": _mcse(model),
@@ -106,12 +110,14 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
 
 def _table(results: dict) -> str:
     lines = [f"# Hierarchical models, latents integrated out: CDNOW {results['kind']}", "",
-             "Written by `benchmarks/hierarchical_marginal.py`; defaults (4 x 1000 after 300 tuning), "
+             "Written by `benchmarks/hierarchical_marginal.py`; defaults (4 x 1000 after 300 tuning, target acceptance "
+             "0.65 for the integrated fit of 10,000 customers or more), "
              "covariate log first-purchase amount; fit + P(alive) and holdout expectations for all customers. "
              "CPU seconds: all threads of the process (the machine is shared: wall times are inflated).", "",
-             "| model | customers | wall s | CPU s | fit wall s | fit CPU s | prediction CPU s | peak RSS MB | "
-             "max R-hat | min bulk ESS | min tail ESS | divergences | nodes | holdout MAE | predicted / actual total |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | customers | wall s | CPU s | fit wall s | fit CPU s | prediction CPU s | CPU / wall | peak RSS MB | "
+             "max R-hat | min bulk ESS | min tail ESS | divergences | steps per draw | nodes | holdout MAE | "
+             "predicted / actual total |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         if "error" in r:
             lines.append(f"| {r['family']} | failed: {r['error'][:200]} |")
@@ -123,11 +129,17 @@ def _table(results: dict) -> str:
         fmt = (lambda v, f: "-" if v is None else format(v, f))
         lines.append(
             f"| {r['family']} | {r['customers']} | {r['wall_seconds']} | {r['cpu_seconds']} | {r['fit_wall_seconds']} "
-            f"| {r['fit_cpu_seconds']} | {r.get('prediction_cpu_seconds', '-')} | {r['peak_rss_mb']:.0f} | {fmt(r['max_r_hat'], '.4f')} | {fmt(r['min_ess_bulk'], '.0f')} | "
-            f"{fmt(r['min_ess_tail'], '.0f')} | {r['divergences']} | {r['nodes'] or '-'} | {r['holdout_mae']:.4f} | "
+            f"| {r['fit_cpu_seconds']} | {r.get('prediction_cpu_seconds', '-')} | {fmt(r.get('parallel_efficiency'), '.2f')} "
+            f"| {r['peak_rss_mb']:.0f} | {fmt(r['max_r_hat'], '.4f')} | {fmt(r['min_ess_bulk'], '.0f')} | "
+            f"{fmt(r['min_ess_tail'], '.0f')} | {r['divergences']} | {fmt(r.get('leapfrog_steps_per_draw'), '.2f')} | "
+            f"{r['nodes'] or '-'} | {r['holdout_mae']:.4f} | "
             f"{r['holdout_predicted_total']:.0f} / {r['holdout_actual_total']:.0f} |")
     lines += ["", f"Targets: wall <= {TARGETS['wall_seconds']:.0f} s, peak RSS <= 2 GB, R-hat < 1.01, "
-              "bulk and tail ESS > 400, 0 divergences."]
+              "bulk and tail ESS > 400, 0 divergences.", "",
+              "Load average (1, 5, 15 min) at the end of each run (its own threads count in it; wall times mean "
+              "little once others share the 2 cores): "
+              + "; ".join(f"{r['family']} {', '.join(f'{v:.1f}' for v in r['load_average'])}"
+                          for r in results["runs"] if "load_average" in r) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -136,12 +148,14 @@ def main() -> None:
     parser.add_argument("kind", choices=["full", "sample"], nargs="?", default="full")
     parser.add_argument("--families", nargs="+", default=[*FAMILIES, "pooled_paretonbd"])
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--label", default="", help="suffix of the result files (a run that must not replace the main one)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(_one(args.kind, args.one, args.seed), default=float))
         return
-    stem = f"hierarchical_marginal_{args.kind}" + ("" if args.seed == 2026 else f"_seed{args.seed}")
+    stem = (f"hierarchical_marginal_{args.kind}" + ("" if args.seed == 2026 else f"_seed{args.seed}")
+            + (f"_{args.label}" if args.label else ""))
     runs = []
     for family in args.families:
         proc = subprocess.run([sys.executable, __file__, args.kind, "--one", family, "--seed", str(args.seed)],

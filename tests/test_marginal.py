@@ -253,6 +253,55 @@ def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
             assert np.allclose(a, b, rtol=1e-10)
 
 
+def test_rows_split_over_threads_give_the_same_sums():
+    """The reference search's kernel splits its rows over threads: the same total and gradient as one pass
+    (to rounding), through the Op too; below two threads' worth of rows it is the one pass itself."""
+    params, tables, _ = _kernel_inputs(rule.PARETONBD, n=4500, nodes=8)
+    tables = (*tables, np.exp(tables[5] - tables[6][:, None]))
+    point = (params[0] + 0.05, params[1], params[2] * 1.1, 0.3)
+    whole = mg.marginal_loglik(*point, *tables)
+    split = mg.marginal_loglik_threads(*point, tables, 3)
+    assert split[0] == pytest.approx(whole[0], rel=1e-13)
+    for a, b in zip(split[1:], whole[1:], strict=True):
+        assert np.allclose(a, b, rtol=1e-11, atol=1e-9)
+    few = tuple(t if j == 7 else t[:300] for j, t in enumerate(tables))
+    assert mg.marginal_loglik_threads(*point, few, 2)[0] == mg.marginal_loglik(*point, *few)[0]
+    op = mg.MarginalLoglikOp()
+    op.threads = 2
+    B, offset, sigma, rho = pt.dmatrix("B"), pt.dmatrix("offset"), pt.dvector("sigma"), pt.dscalar("rho")
+    total = op(B, offset, sigma, rho, *tables)[0]
+    fn = pytensor.function([B, offset, sigma, rho], [total, pytensor.grad(total, sigma)])
+    value, grad_sigma = fn(*point)
+    assert float(value) == pytest.approx(whole[0], rel=1e-13)
+    assert np.allclose(grad_sigma, whole[3], rtol=1e-11)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_row_frames_on_several_cores_equal_the_rows_one_block_at_a_time(family):
+    """The frames, node terms and corrections of many rows are computed in slices on every core: each row's
+    result is the same as from a call on a few rows (one thread), to the bit."""
+    rng = np.random.default_rng(11)
+    n = 2600
+    x = rng.poisson(1.5, n).astype(float)
+    T = rng.uniform(5, 40, n)
+    t_x = np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0)
+    mean = np.column_stack([rng.normal(-2.5, 0.3, n), rng.normal(-3.0, 0.3, n)])
+    powers, log_weights = rule.product_rule(6)
+
+    def tables(rows):
+        centre, chol = rule.adapt_rows(family, x[rows], t_x[rows], T[rows], mean[rows], SIGMA, RHO)
+        terms = rule.node_log_terms(family, x[rows], t_x[rows], T[rows], centre, chol, powers, log_weights)
+        tilts = rule.row_tilts(mean[rows], SIGMA * 1.1, RHO, centre, chol)
+        return centre, chol, terms, rule.rule_corrections(family, x[rows], t_x[rows], T[rows], centre, chol, terms,
+                                                          powers, tilts, accurate_nodes=12)
+
+    whole = tables(slice(None))
+    pieces = [tables(slice(lo, lo + 400)) for lo in range(0, n, 400)]
+    for k, table in enumerate(whole):
+        np.testing.assert_array_equal(table, np.concatenate([p[k] for p in pieces]))
+        assert np.all(np.isfinite(table))
+
+
 def _legendre_moments(family, x, t_x, T, centre, chol, log_norm, nodes):
     """``int (1, lam, second rate) exp(log L(theta) + log N(theta; MEAN, Sigma) - log_norm) dtheta`` by an
     ``nodes x nodes`` Gauss-Legendre product rule on [-12, 12]^2 of the row's frame, the likelihood from the

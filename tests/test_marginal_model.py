@@ -168,3 +168,37 @@ def test_few_customers_fall_back_to_latent_nuts_with_a_warning():
     assert model.diagnostics["latents"].startswith("sampled")
     assert model.posterior["log_mu"].sizes["customer_id"] == n
     assert np.isfinite(model.probability_alive().values).all()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(monkeypatch):
+    """300 warm-up steps for the integrated fit unless given, and its own target acceptance (0.65 from 10,000
+    customers on, the model's 0.8 below); a user's settings reach it unchanged (nothing is sampled here)."""
+    from bayesclv.models import inference
+    from bayesclv.models.marginal import MARGINAL_TUNE, marginal_target_accept
+
+    seen = {}
+
+    def stop(model, df, **kwargs):
+        seen.clear()
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(inference, "fit_marginal", stop)
+    df = pd.DataFrame({"customer_id": np.arange(4), "frequency": [0, 1, 2, 0], "recency": [0.0, 3.0, 10.0, 0.0],
+                       "T": [20.0, 20.0, 30.0, 30.0]})
+    df.attrs["time_unit"] = "W"
+    model = bc.HierarchicalParetoNBDModel()
+    with pytest.raises(_Stop):
+        model.fit(df, progressbar=False)
+    assert (seen["target_accept"], seen["tune"]) == (None, MARGINAL_TUNE) == (None, 300)
+    assert model.default_target_accept == 0.8  # the latent-variable fit's (and the fallback's) default
+    assert marginal_target_accept(model, 23_570) == 0.65
+    assert marginal_target_accept(model, 2_357) == 0.8
+    assert marginal_target_accept(model, 23_570, None) == 0.8  # the joint spend models' graph
+    with pytest.raises(_Stop):
+        model.fit(df, target_accept=0.9, tune=500, progressbar=False)
+    assert (seen["target_accept"], seen["tune"]) == (0.9, 500)

@@ -28,6 +28,7 @@ of ``u`` per row are needed.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -55,7 +56,7 @@ from bayesclv.formulas._marginal_terms import (
 )
 
 __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
-           "node_expectations", "sample_latents", "tilted_node_expectations"]
+           "marginal_loglik_threads", "node_expectations", "sample_latents", "tilted_node_expectations"]
 
 
 _BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
@@ -207,12 +208,40 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     return total, g_coef, g_offset, g_sigma, g_rho
 
 
+_THREAD_ROWS = 2000  # fewest rows per thread worth a thread of their own
+_POWERS = 7  # position of ``powers`` (the one table that is not per row) among the kernel's tables
+
+
+def marginal_loglik_threads(coefficients, offset, sigma, rho, tables, threads):
+    """:func:`marginal_loglik` with the rows split over up to ``threads`` threads (the kernel releases the
+    GIL); the total and gradients are sums over rows, so the parts' sums are the same sums (to rounding)."""
+    n = len(tables[0])
+    parts = min(int(threads), n // _THREAD_ROWS)
+    if parts <= 1:
+        return marginal_loglik(coefficients, offset, sigma, rho, *tables)
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+
+    def part(k):
+        lo, hi = bounds[k], bounds[k + 1]
+        return marginal_loglik(coefficients, offset, sigma, rho,
+                               *(t if j == _POWERS else t[lo:hi] for j, t in enumerate(tables)))
+
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        results = list(pool.map(part, range(parts)))
+    return tuple(sum(r[j] for r in results) for j in range(5))
+
+
 class MarginalLoglikOp(Op):
     """:func:`marginal_loglik` in a PyTensor graph: inputs ``coefficients, offset, sigma, rho`` and the
     row tables ``X, group, weight, centre, chol, log_terms, top_terms, powers, correction`` (and optionally
-    ``node_mass``); outputs the total and its gradients."""
+    ``node_mass``); outputs the total and its gradients.
+
+    ``threads`` (1 unless set) splits the rows over threads (:func:`marginal_loglik_threads`): for a
+    search that evaluates one density at a time; while chains sample on every core it stays 1.
+    """
 
     __props__ = ()
+    threads = 1
 
     def make_node(self, coefficients, offset, sigma, rho, *tables):
         params = [pt.as_tensor_variable(v, dtype="float64") for v in (coefficients, offset, sigma, rho)]
@@ -220,7 +249,7 @@ class MarginalLoglikOp(Op):
         return Apply(self, params + tables, [pt.dscalar()] + [p.type() for p in params])
 
     def perform(self, node, inputs, outputs):
-        value, *grads = marginal_loglik(*inputs[:3], float(inputs[3]), *inputs[4:])
+        value, *grads = marginal_loglik_threads(*inputs[:3], float(inputs[3]), inputs[4:], self.threads)
         outputs[0][0] = np.asarray(value)
         for k, g in enumerate(grads):
             outputs[k + 1][0] = np.asarray(g)

@@ -21,6 +21,8 @@ import numba
 import numpy as np
 import pytensor.tensor as pt
 
+from bayesclv.chunks import available_cpus, map_chunks
+
 __all__ = [
     "BGNBD",
     "CORRECTION_COLUMNS",
@@ -355,9 +357,20 @@ def adapt_rows(family: int, frequency, recency, T, mean, sigma, rho, *, refine_n
     mean = np.ascontiguousarray(mean, dtype=float)
     centre, chol = np.empty((x.size, 2)), np.empty((x.size, 3))
     powers, log_weights = product_rule(refine_nodes)
-    _adapt_kernel(family, x, t_x, T, mean, *precision(sigma, rho), powers, log_weights,
-                  int(refinements), centre, chol)
+    p00, p01, p11 = precision(sigma, rho)
+    _on_cores(x.size, lambda s: _adapt_kernel(family, x[s], t_x[s], T[s], mean[s], p00, p01, p11, powers, log_weights,
+                                              int(refinements), centre[s], chol[s]))
     return centre, chol
+
+
+_CORE_ROWS = 1000  # fewest rows worth a thread of their own
+
+
+def _on_cores(n: int, evaluate) -> None:
+    """``evaluate(rows)`` for consecutive slices of ``n`` rows, one slice per core: the row kernels
+    release the GIL and each row's result is its own, so the threads write disjoint slices."""
+    step = max(_CORE_ROWS, -(-n // available_cpus()))
+    map_chunks(lambda start: evaluate(slice(start, min(start + step, n))), n, step)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -375,8 +388,9 @@ def node_log_terms(family: int, frequency, recency, T, centre, chol, powers, log
     """``a_ik = log w_k + |u_k|^2/2 + log|R_i| + log L_i(c_i + R_i u_k)``, shape ``(rows, nodes)``."""
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (frequency, recency, T))
     out = np.empty((x.size, powers.shape[1]))
-    _node_terms_kernel(family, x, t_x, T, np.ascontiguousarray(centre, dtype=float),
-                       np.ascontiguousarray(chol, dtype=float), powers, log_weights, out)
+    centre, chol = np.ascontiguousarray(centre, dtype=float), np.ascontiguousarray(chol, dtype=float)
+    _on_cores(x.size, lambda s: _node_terms_kernel(family, x[s], t_x[s], T[s], centre[s], chol[s], powers, log_weights,
+                                                   out[s]))
     return out
 
 
@@ -469,7 +483,7 @@ def rule_corrections(family: int, frequency, recency, T, centre, chol, log_terms
     x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (frequency, recency, T))
     accurate_powers, accurate_log_weights = product_rule(accurate_nodes)
     out = np.empty((x.size, CORRECTION_COLUMNS))
-    _corrections_kernel(family, x, t_x, T, np.ascontiguousarray(centre, dtype=float),
-                        np.ascontiguousarray(chol, dtype=float), np.ascontiguousarray(log_terms, dtype=float), powers,
-                        np.ascontiguousarray(tilts, dtype=float), accurate_powers, accurate_log_weights, out)
+    centre, chol, log_terms, tilts = (np.ascontiguousarray(v, dtype=float) for v in (centre, chol, log_terms, tilts))
+    _on_cores(x.size, lambda s: _corrections_kernel(family, x[s], t_x[s], T[s], centre[s], chol[s], log_terms[s],
+                                                    powers, tilts[s], accurate_powers, accurate_log_weights, out[s]))
     return out

@@ -206,7 +206,9 @@ class CLVModel:
             Unit of the data when the frame does not record it.
         target_accept : float, optional
             NUTS target acceptance rate; default 0.8, and 0.95 with partial
-            pooling (smaller steps for the hierarchy's curvature).
+            pooling (smaller steps for the hierarchy's curvature); 0.65 where
+            the individual-level models integrate their latents out of 10,000
+            customers or more (NUTS on the whitened population parameters alone).
         thin : int, default 1
             Keep every ``thin``-th NUTS draw (after sampling ``draws`` per
             chain): long chains of the individual-level models without storing
@@ -243,8 +245,7 @@ class CLVModel:
         idata, diagnostics = fit_posterior(
             self, df, method=method, sampler=sampler, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, progressbar=progressbar,
-            target_accept=self.default_target_accept if target_accept is None else target_accept,
-            thin=thin, batch_size=batch_size, **kwargs)
+            target_accept=target_accept, thin=thin, batch_size=batch_size, **kwargs)
         # kept with the diagnostics (and saved with them) so a comparison can show what each fit cost;
         # CPU time counts every thread of this process, which a shared machine inflates less than wall time
         diagnostics["fit_seconds"] = time.perf_counter() - wall

@@ -72,7 +72,7 @@ def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, th
 
 
 def fit_posterior(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,
-                  random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+                  random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
                   batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """Fit ``model`` to the prepared frame ``df``; see :meth:`bayesclv.models.CLVModel.fit` for the arguments.
 
@@ -134,11 +134,13 @@ def _interrupts_raise() -> Iterator[threading.Event]:
 
 
 def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: int | None, chains: int,
-         random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+         random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
          batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """The body of :func:`fit_posterior`."""
     marginal_tune = MARGINAL_TUNE if tune is None else tune
     tune = DEFAULT_TUNE if tune is None else tune
+    marginal_accept = target_accept  # None: the integrated fit's default (marginal.marginal_target_accept)
+    target_accept = model.default_target_accept if target_accept is None else target_accept
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
@@ -152,7 +154,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     if method == "nuts" and getattr(model, "integrates_latents", False):
         cores = kwargs.pop("cores", min(chains, available_cpus()))
         fitted = fit_marginal(model, df, draws=draws, tune=marginal_tune, chains=chains, cores=cores,
-                              random_seed=random_seed, progressbar=progressbar, target_accept=target_accept,
+                              random_seed=random_seed, progressbar=progressbar, target_accept=marginal_accept,
                               thin=thin, **kwargs.pop("nuts", {}), **kwargs)
         if fitted is not None:
             idata, diagnostics = fitted

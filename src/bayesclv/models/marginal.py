@@ -42,6 +42,7 @@ import xarray as xr
 from pytensor.graph.replace import clone_replace
 from scipy import optimize, special
 
+from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
@@ -50,7 +51,8 @@ from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "row_table"]
+__all__ = ["MARGINAL_LARGE", "MARGINAL_TARGET_ACCEPT", "MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior",
+           "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "marginal_target_accept", "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
@@ -58,6 +60,18 @@ _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and 
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 # default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
 MARGINAL_TUNE = 300
+# default target acceptance of the integrated fit of many customers: on its near-normal whitened posterior the
+# step size at 0.65 (about the optimal acceptance of HMC in many dimensions, Beskos et al. 2013) makes almost every
+# draw a tree of 3 leapfrog steps, a trajectory of about half a period (little autocorrelation); 0.8 takes 4-7.
+# With few customers the posterior is further from normal and reaches the rule's range walls, where such steps
+# diverge now and then: there the model's default stays
+MARGINAL_TARGET_ACCEPT, MARGINAL_LARGE = 0.65, 10_000
+
+
+def marginal_target_accept(model: Any, customers: float, large: float | None = MARGINAL_TARGET_ACCEPT) -> float:
+    """The integrated fit's default target acceptance: ``large`` (:data:`MARGINAL_TARGET_ACCEPT`) from
+    :data:`MARGINAL_LARGE` customers on, the model's ``default_target_accept`` below or where ``large`` is None."""
+    return large if large is not None and customers >= MARGINAL_LARGE else model.default_target_accept
 
 
 @dataclass
@@ -124,6 +138,9 @@ class MarginalGraph:
         the posterior's range of population covariances.
     """
 
+    kernel_op: Any = None  # the kernel's Op where it can split its rows over threads (not the joint spend models')
+    large_target_accept: float | None = MARGINAL_TARGET_ACCEPT  # many customers' default (marginal_target_accept)
+
     def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
         self.family = model.quadrature_family
         self.has_group, self.has_slopes = model.group is not None, bool(model.covariates)
@@ -145,7 +162,8 @@ class MarginalGraph:
                 ("correction", np.zeros((n, rule.CORRECTION_COLUMNS))),
                 ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])), ("node_mass", np.zeros((n, 0))))}
             t = self.tables
-            total = kernel.MarginalLoglikOp()(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
+            self.kernel_op = kernel.MarginalLoglikOp()
+            total = self.kernel_op(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
                                               rows.weight, t["centre"], t["chol"], t["log_terms"], t["top_terms"],
                                               t["powers"], t["correction"], t["node_mass"])[0]
             pm.Potential("loglik", total)
@@ -286,8 +304,19 @@ class MarginalGraph:
         with the model's rule; with automatic nodes the node count is then
         raised until the rule resolves the range of ``Sigma`` under the Laplace
         approximation (``resolved`` is False where even the largest rule cannot).
-        Sets the walls of that range; returns the flat point.
+        Sets the walls of that range; returns the flat point. The search evaluates one density at
+        a time, so the kernel splits its rows over the cores meanwhile.
         """
+        op = self.kernel_op
+        if op is not None:
+            op.threads = available_cpus()
+        try:
+            return self._reference_point(tol)
+        finally:
+            if op is not None:
+                op.threads = 1
+
+    def _reference_point(self, tol: float) -> np.ndarray:
         final = (self.powers, self.log_weights)
         self.powers, self.log_weights = rule.product_rule(5)
         self.corrected = False
@@ -351,12 +380,14 @@ class MarginalGraph:
                                        _make_initial_points=initial)
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
+        settings.setdefault("initial_step", 1.0)  # the whitened posterior's scale (nutpie starts at 0.1)
+        settings.setdefault("save_warmup", False)
         return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
-                             save_warmup=False, progress_bar=progressbar, target_accept=target_accept, **settings)
+                             progress_bar=progressbar, target_accept=target_accept, **settings)
 
 
 def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
-                 random_seed: int | None, progressbar: bool, target_accept: float, thin: int,
+                 random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
                  nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
@@ -376,6 +407,8 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     x = marginal.reference_point()
     if not marginal.resolved:
         return None
+    if target_accept is None:
+        target_accept = marginal_target_accept(model, float(marginal.rows.weight.sum()), marginal.large_target_accept)
     idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                             progressbar=progressbar, target_accept=target_accept, **settings)
     if thin > 1:
