@@ -18,7 +18,7 @@ from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas import individual_paretonbd
 from bayesclv.formulas.joint_spend import conditional_population, spend_loglik, spend_tilt
-from bayesclv.models.joint_spend import block_frames, joint_rows
+from bayesclv.models.joint_spend import JointSpendGraph, block_frames, joint_rows
 
 SIGMA = np.array([0.8, 0.7, 0.5])
 CORRELATION = np.array([0.2, 0.5, -0.3])  # purchase-dropout, purchase-spend, dropout-spend
@@ -158,9 +158,9 @@ def test_without_spend_correlation_the_purchase_part_is_the_hierarchical_likelih
     assert joint == pytest.approx(plain, abs=1e-9)
 
 
-def _simulate(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _simulate(n: int, seed: int, mean: np.ndarray = B[0]) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
-    latent = B[0] + rng.multivariate_normal(np.zeros(3), _covariance(), size=n)
+    latent = mean + rng.multivariate_normal(np.zeros(3), _covariance(), size=n)
     T = np.round(rng.uniform(30, 52, size=n))
     sim = individual_paretonbd.simulate_histories(T, np.exp(latent[:, 0]), np.exp(latent[:, 1]), rng)
     x = np.asarray(sim["frequency"], dtype=float)
@@ -272,3 +272,128 @@ def test_joint_model_saved_and_loaded_predicts_the_same(fitted, tmp_path):
               m.customer_lifetime_value(52, 0.002, data=head)) for m in (model, loaded)]
     for before, after in zip(*pairs, strict=True):
         np.testing.assert_allclose(after.values, before.values, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- groups
+SHIFTS = np.array([[-0.5, 0.3, -0.4], [0.0, 0.0, 0.0], [0.5, -0.3, 0.4]])  # each segment's intercept shift
+
+
+def _grouped(sizes: list[int], seed: int) -> pd.DataFrame:
+    """Customers of segments ``s0, s1, ...`` whose three intercepts are shifted by ``SHIFTS``."""
+    frames = []
+    for g, n in enumerate(sizes):
+        df, _ = _simulate(n, seed + g, mean=B[0] + SHIFTS[g])
+        frames.append(df.assign(segment=f"s{g}"))
+    df = pd.concat(frames, ignore_index=True).assign(customer_id=lambda d: np.arange(len(d)))
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+def test_one_group_has_the_ungrouped_density_up_to_the_offsets_prior():
+    df = _grouped([120], 8)
+    offset = np.array([0.3, -0.2, 0.25])
+    sigma, correlation, spend_sd = SIGMA, CORRELATION, SPEND_SD
+    values = []
+    for group, coefficients in ((None, B + offset), ("segment", np.vstack([B, offset]))):
+        model = bc.JointSpendParetoNBDModel(group=group)
+        graph = JointSpendGraph(model, model._prepare(df), nodes=10)
+        graph.adapt(coefficients, sigma, correlation, spend_sd)
+        x = graph.flat_point(coefficients, sigma, correlation, spend_sd)
+        values.append(float(graph.logp_grad(x)[0]))
+        assert np.allclose(graph.population(x)[0], coefficients)
+    # one group of 120 customers: centred offsets, group_sd set to 0.05 by flat_point (log-transformed); the
+    # ungrouped intercept is the grouped one plus the offset, under the same Normal(0, 5) prior
+    group_sd = np.full(3, 0.05)
+    prior = (stats.halfnorm.logpdf(group_sd).sum() + np.log(group_sd).sum()
+             + stats.norm.logpdf(offset, 0.0, group_sd).sum()
+             + stats.norm.logpdf(B[0], 0.0, 5.0).sum() - stats.norm.logpdf(B[0] + offset, 0.0, 5.0).sum())
+    assert values[1] - values[0] == pytest.approx(prior, abs=1e-8)
+
+
+def test_grouped_rows_marginal_likelihood_equals_3d_integration_with_the_groups_intercepts():
+    offsets = np.array([[0.4, -0.3, 0.5], [-0.2, 0.1, -0.3]])
+    df = pd.DataFrame({"customer_id": [0, 1, 2], "frequency": [3.0, 3.0, 0.0], "recency": [20.0, 20.0, 0.0],
+                       "T": [35.0, 35.0, 30.0], "log_spend_mean": [3.4, 3.4, 0.0], "log_spend_ss": [0.3, 0.3, 0.0],
+                       "segment": ["a", "b", "b"]})
+    model = bc.JointSpendParetoNBDModel(group="segment")
+    rows, bounds, counts, ss = joint_rows(model, df)
+    coefficients = np.vstack([B, offsets])
+    populations = [conditional_population(coefficients, SIGMA, CORRELATION, np.asarray(SPEND_SD), float(n))
+                   for n in counts]
+    powers, log_weights = rule.product_rule(24)
+    centre, chol, terms, correction = block_frames(rule.PARETONBD, rows, bounds, populations, powers, log_weights)
+    for i in range(len(rows.weight)):  # each row on its own, against the latent model at its group's intercepts
+        g = int(np.flatnonzero(rows.X[i, 1:3])[0])
+        C, sd, rho = populations[int(np.searchsorted(bounds, i, side="right")) - 1]
+        value = kernel.grouped_marginal_loglik(C[None], sd[None], np.array([rho]), np.array([0, 1]),
+                                               rows.X[i:i + 1], np.ones(1), centre[i:i + 1], chol[i:i + 1],
+                                               terms[i:i + 1], terms[i:i + 1].max(axis=1), powers,
+                                               correction[i:i + 1])[0]
+        x, t_x, T = rows.history[i]
+        logs = []
+        if x:
+            value += spend_loglik(rows.X[i, -1], ss[i], x, B[0, 2] + offsets[g, 2], SIGMA[2], SPEND_SD)
+            # three log values with the row's mean and within sum of squares
+            logs = rows.X[i, -1] + np.sqrt(ss[i] / 2.0) * np.array([-1.0, 0.0, 1.0])
+        reference = _reference_log_integral(x, t_x, T, np.asarray(logs), mean=B[0] + offsets[g])
+        assert value == pytest.approx(reference, abs=1e-6), (i, g)
+
+
+@pytest.fixture(scope="module")
+def fitted_groups():
+    # three segments of 300 (centred offsets), 2 x 200 draws: the margins are in the test below
+    df = _grouped([300, 300, 300], 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)  # short chains
+        model = bc.JointSpendParetoNBDModel(group="segment").fit(df, draws=200, tune=200, chains=2, random_seed=1,
+                                                                 progressbar=False)
+    return model, df
+
+
+def test_grouped_joint_fit_recovers_each_segments_purchase_and_spend_intercepts(fitted_groups):
+    model, _ = fitted_groups
+    post = model.posterior
+    intercepts = (post["coefficients"].sel(covariate="intercept") + post["group_offset"]).transpose(
+        "chain", "draw", "group", "process")
+    mean, sd = intercepts.mean(("chain", "draw")).values, intercepts.std(("chain", "draw")).values
+    truth = B[0] + SHIFTS
+    assert np.all(np.abs(mean - truth) < 3.5 * sd + 0.05), (mean, truth, sd)
+    # the segments' purchase and spend intercepts rise by 0.5 and 0.4 from s0 to s2: told apart, not pooled
+    assert np.all(np.diff(mean[:, 0]) > 0.2) and np.all(np.diff(mean[:, 2]) > 0.2), mean
+    assert post["correlation"].sel(pair="purchase-spend").mean() > 0.3  # simulated 0.5
+
+
+def test_grouped_joint_model_predicts_for_known_groups_and_names_an_unknown_one(fitted_groups, tmp_path):
+    model, df = fitted_groups
+    spend = model.population_mean_spend(group="s2").values.ravel()
+    post = model.posterior
+    by_hand = np.exp(post["coefficients"].sel(covariate="intercept", process="spend")
+                     + post["group_offset"].sel(group="s2", process="spend")
+                     + post["sigma"].sel(process="spend") ** 2 / 2 + post["spend_sd"] ** 2 / 2).values.ravel()
+    np.testing.assert_allclose(spend, by_hand, rtol=1e-12)  # paired with the posterior draw by draw
+    truth = np.exp(B[0, 2] + SHIFTS[2, 2] + SIGMA[2] ** 2 / 2 + SPEND_SD**2 / 2)
+    assert spend.mean() == pytest.approx(truth, rel=0.15)
+    assert model.population_mean_spend(group="s0").mean() < model.population_mean_spend().mean() < spend.mean()
+    with pytest.raises(DataValidationError, match="'zz'") as err:
+        model.population_mean_spend(group="zz")
+    assert err.value.column == "segment"
+    # new customers of a fitted segment: histories from that segment's population, per posterior sample
+    new = df.iloc[:200].assign(customer_id=np.arange(10**6, 10**6 + 200))
+    high, low = (model.simulate_population(np.arange(20), new.assign(segment=s), random_seed=2)["frequency"].mean()
+                 for s in ("s2", "s0"))
+    assert high > 1.5 * low  # purchase intercepts 1.0 apart
+    with pytest.raises(DataValidationError) as err:
+        model.simulate_population(np.arange(2), new.assign(segment="zz"), random_seed=2)
+    assert err.value.column == "segment" and err.value.rows[0] == 10**6
+    # the fitted customers' predictions keep their segment and survive save/load
+    model.save(tmp_path / "grouped.nc")
+    loaded = bc.load(tmp_path / "grouped.nc")
+    assert loaded.group == "segment"
+    head = df.iloc[::90]
+    for before, after in ((model.customer_lifetime_value(52, 0.002, data=head),
+                           loaded.customer_lifetime_value(52, 0.002, data=head)),
+                          (model.expected_spend(head), loaded.expected_spend(head))):
+        np.testing.assert_allclose(after.values, before.values, rtol=1e-12)
+    with pytest.raises(DataValidationError) as err:  # a fitted customer under another segment
+        model.expected_spend(head.assign(segment="s1"))
+    assert err.value.column == "segment"

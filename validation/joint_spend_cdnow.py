@@ -11,8 +11,12 @@ For each data set (``sample``, then ``full``) it fits ``JointSpendParetoNBDModel
 - holdout revenue: MAE over all customers of the posterior-mean expected holdout revenue against each
   customer's holdout revenue, and the total predicted (mean, 90% interval over draws) vs actual.
 
-Run: ``nice -n 10 uv run python validation/joint_spend_cdnow.py [sample|full ...] [--draws N --chains C]``;
-writes ``validation/results/joint_spend_cdnow.{md,json}`` (CPU seconds per fit recorded).
+With ``--cohort M`` (or ``W``, ``Q``) the joint models are fitted with ``group="cohort"``, each customer's
+first-purchase period, and the rows are filed as ``<kind>, grouped by cohort (M)`` with the posterior
+mean of each process's ``group_sd`` and each cohort's spend intercept.
+
+Run: ``nice -n 10 uv run python validation/joint_spend_cdnow.py [sample|full ...] [--draws N --chains C]
+[--cohort M]``; writes ``validation/results/joint_spend_cdnow.{md,json}`` (CPU seconds per fit recorded).
 """
 
 from __future__ import annotations
@@ -57,11 +61,11 @@ def _scores(name: str, spend, revenue, rfm, cpu: float, extra: dict | None = Non
     }
 
 
-def _joint(cls, rfm, settings: dict) -> dict:
+def _joint(cls, rfm, settings: dict, group: str | None = None) -> dict:
     cpu = _cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        model = cls().fit(rfm, **settings)
+        model = cls(group=group).fit(rfm, **settings)
     fit_cpu = _cpu() - cpu
     corr = model.posterior["correlation"]
     correlations = {str(pair): {"mean": float(corr.sel(pair=pair).mean()),
@@ -73,6 +77,14 @@ def _joint(cls, rfm, settings: dict) -> dict:
              "max_r_hat": float(diag["max_r_hat"]), "min_bulk_ess": float(diag["min_ess_bulk"]),
              "min_tail_ess": float(diag["min_ess_tail"]), "divergences": int(diag["divergences"]),
              "nodes": int(diag["nodes"])}
+    if group is not None:
+        post = model.posterior
+        extra["group_sd"] = {str(p): float(post["group_sd"].sel(process=p).mean()) for p in post["process"].values}
+        spend = post["coefficients"].sel(covariate="intercept", process="spend") + post["group_offset"].sel(
+            process="spend")
+        extra["spend_intercepts"] = {str(g): {"mean": float(spend.sel(group=g).mean()),
+                                              "interval_90": _interval(spend.sel(group=g).values.ravel())}
+                                     for g in spend["group"].values}
     spend, revenue = model.expected_spend(), model.expected_revenue(HOLDOUT)
     return _scores(model.display_name, spend, revenue, rfm, _cpu() - cpu, extra)
 
@@ -89,21 +101,25 @@ def _pooled(rfm, settings: dict) -> dict:
     return _scores("BG/NBD + Gamma-Gamma (pooled)", spend, revenue, rfm, _cpu() - cpu)
 
 
-def run(kind: str, settings: dict) -> dict:
+def run(kind: str, settings: dict, cohort: str | None = None) -> dict:
     tx = bc.datasets.load_cdnow(kind)
     try:
-        rfm = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30", log_spend=True)
+        rfm = bc.rfm_summary(tx, value="value", calibration_end="1997-09-30", log_spend=True, cohort=cohort)
         dropped = []
     except bc.errors.DataValidationError as err:  # a repeat purchase day of value 0 has no log value
         dropped = [int(c) for c in err.rows]
         rfm = bc.rfm_summary(tx[~tx["customer_id"].isin(dropped)], value="value", calibration_end="1997-09-30",
-                             log_spend=True)
+                             log_spend=True, cohort=cohort)
     out = {"customers": len(rfm), "dropped_zero_value_customers": dropped,
            "settings": {k: v for k, v in settings.items() if k != "progressbar"}}
+    group = None
+    if cohort is not None:
+        group = "cohort"
+        out["groups"] = {str(k): int(v) for k, v in rfm["cohort"].value_counts().sort_index().items()}
     out["fits"] = [_pooled(rfm, settings)]
     for cls in (bc.JointSpendParetoNBDModel, bc.JointSpendBetaGeoModel):
         try:
-            out["fits"].append(_joint(cls, rfm, settings))
+            out["fits"].append(_joint(cls, rfm, settings, group))
         except bc.errors.DataValidationError as err:  # the rule cannot resolve the population covariance
             out["fits"].append({"model": cls.display_name, "error": str(err)})
         print(kind, json.dumps(out["fits"][-1]), flush=True)
@@ -119,7 +135,8 @@ def _markdown(results: dict) -> str:
     for kind, res in results.items():
         dropped = (f"; left out for a repeat purchase day of value 0: {res['dropped_zero_value_customers']}"
                    if res.get("dropped_zero_value_customers") else "")
-        lines += [f"## CDNOW {kind} ({res['customers']} customers; {res['settings']}{dropped})", "",
+        groups = f"; customers per cohort {res['groups']}" if res.get("groups") else ""
+        lines += [f"## CDNOW {kind} ({res['customers']} customers; {res['settings']}{dropped}{groups})", "",
                   "| model | purchase-dropout | purchase-spend | dropout-spend | spend MAE | revenue MAE | "
                   "total predicted [90%] | total actual | max R-hat | min ESS bulk/tail | div | CPU s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -139,6 +156,16 @@ def _markdown(results: dict) -> str:
                          f"{f['revenue_total_predicted']:,.0f} [{lo:,.0f}, {hi:,.0f}] | "
                          f"{f['revenue_total_actual']:,.0f} | {' | '.join(conv)} | {f['cpu_s']:.0f} |")
         lines.append("")
+        grouped = [f for f in res["fits"] if "group_sd" in f]
+        if grouped:
+            lines += ["| model | group sd (purchase, dropout, spend) | spend intercept per cohort [90%] |",
+                      "|---|---|---|"]
+            for f in grouped:
+                sds = ", ".join(f"{v:.3f}" for v in f["group_sd"].values())
+                cohorts = "; ".join(f"{g}: {v['mean']:.3f} [{v['interval_90'][0]:.3f}, {v['interval_90'][1]:.3f}]"
+                                    for g, v in f["spend_intercepts"].items())
+                lines.append(f"| {f['model']} | {sds} | {cohorts} |")
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -148,15 +175,16 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--cohort", choices=["W", "M", "Q"], help="group the joint models by first-purchase cohort")
     args = parser.parse_args()
     settings = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "random_seed": 17,
                 "progressbar": False}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "joint_spend_cdnow.json"
     for kind in args.kinds:
-        result = run(kind, settings)
+        result = run(kind, settings, args.cohort)
         results = json.loads(path.read_text()) if path.exists() else {}  # another kind may have been written
-        results[kind] = result
+        results[kind if args.cohort is None else f"{kind}, grouped by cohort ({args.cohort})"] = result
         path.write_text(json.dumps(results, indent=2))
         (RESULTS / "joint_spend_cdnow.md").write_text(_markdown(results))
 

@@ -8,6 +8,9 @@ whose mean is linear in ``(X_i, log_spend_mean_i)`` and whose covariance
 depends only on the row's count of repeat purchases: the hierarchical models'
 2-D rule (:mod:`bayesclv.models.marginal`) then runs per block of rows with
 one count (:class:`JointSpendGraph`), and nutpie samples the population only.
+With ``group=`` each group's offsets of the three intercepts are columns of the
+design (one indicator per group) with rows of ``B``: the conditional population
+and the spend tilt are linear in ``B``, so they carry the offsets unchanged.
 Per-customer expectations, spend and revenue included, are the rule's
 node-weighted sums per posterior draw (:class:`JointLatentPosterior`), so
 purchases and spend stay paired within each customer as well as draw by draw.
@@ -27,14 +30,15 @@ import xarray as xr
 from scipy import special
 
 from bayesclv.arguments import check_clv_arguments
-from bayesclv.errors import DataValidationError
+from bayesclv.errors import ArgumentError, DataValidationError
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas.joint_spend import PAIRS, conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
-from bayesclv.models.latent import population_coefficients, standardisation
+from bayesclv.models.latent import group_offsets, population_coefficients, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal import _CANDIDATES, _SPREAD, REFERENCE_ATTR, LatentPosterior, MarginalGraph, RowTable
+from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.priors import Prior
 
 __all__ = ["JointLatentPosterior", "JointSpendBetaGeoModel", "JointSpendGraph", "JointSpendParetoNBDModel",
@@ -46,22 +50,29 @@ _HISTORY = ["frequency", "recency", "T"]
 
 
 def joint_rows(model: Any, df: pd.DataFrame) -> tuple[RowTable, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct rows (history, covariates, spend statistics), sorted by frequency, and their blocks.
+    """Distinct rows (history, covariates, group, spend statistics), sorted by frequency, and their blocks.
+
+    ``df`` is the fitted frame: it standardises the covariates and names the groups.
 
     Returns
     -------
     tuple
         ``(rows, bounds, counts, ss)``: ``rows.X`` is ``[1, standardised covariates,
-        log_spend_mean]``; block ``g`` holds rows ``bounds[g]:bounds[g + 1]``, all with
-        ``counts[g]`` repeat purchases; ``ss`` the rows' ``log_spend_ss``.
+        group indicators, log_spend_mean]``; block ``g`` holds rows ``bounds[g]:bounds[g + 1]``,
+        all with ``counts[g]`` repeat purchases; ``ss`` the rows' ``log_spend_ss``.
     """
     frame = df[_HISTORY + model.covariates + list(SPEND_COLUMNS)].astype(float)
+    if model.group is not None:
+        labels = group_labels(df, model.group)
+        frame = frame.assign(group_code=group_codes(df, model.group, labels).astype(float))
     grouped = frame.groupby(list(frame.columns), sort=True)
     unique = grouped.size().reset_index(name="weight")
     X = [np.ones(len(unique))]
     if model.covariates:
         centre, scale = standardisation(df, model.covariates)
         X += list(((unique[model.covariates].to_numpy(dtype=float) - centre) / scale).T)
+    if model.group is not None:  # the offsets are rows of B, so the kernels need no group argument
+        X += list(unique["group_code"].to_numpy()[None, :] == np.arange(len(labels))[:, None])
     X.append(unique["log_spend_mean"].to_numpy(dtype=float))
     history = unique[_HISTORY].to_numpy(dtype=float)
     counts, starts = np.unique(history[:, 0], return_index=True)
@@ -110,7 +121,8 @@ class JointSpendGraph(MarginalGraph):
 
     def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
         self.family = model.quadrature_family
-        self.has_group, self.has_slopes = False, bool(model.covariates)
+        self.has_group, self.has_slopes = model.group is not None, bool(model.covariates)
+        self.slope_count = len(model.covariates)
         self.rows, self.bounds, self.counts, ss = joint_rows(model, df)
         rows = self.rows
         self.auto_nodes = nodes is None
@@ -121,11 +133,12 @@ class JointSpendGraph(MarginalGraph):
         spending = rows.history[:, 0] > 0
         coords = {"process": list(PROCESSES), "covariate": ["intercept", *model.covariates],
                   "slope": model.covariates, "pair": list(PAIRS)}
+        if self.has_group:
+            coords["group"] = [str(g) for g in group_labels(df, model.group)]
         with pm.Model(coords=coords) as graph:
             params = joint_population(model, df)
-            B = params["intercept"][None, :]
-            if self.has_slopes:
-                B = pt.concatenate([B, params["slopes"]])
+            B = pt.concatenate([params["intercept"][None, :]]
+                               + [params[k] for k in ("slopes", "group_offset") if params[k] is not None])
             self.tables = {name: pytensor.shared(value, name=name) for name, value in (
                 ("centre", np.zeros((n, 2))), ("chol", np.ones((n, 3))), ("log_terms", np.zeros((n, 1))),
                 ("top_terms", np.zeros(n)), ("powers", np.zeros((5, 1))),
@@ -148,7 +161,8 @@ class JointSpendGraph(MarginalGraph):
         self._compile([B, params["sigma"], params["correlation"], params["spend_sd"]])
 
     def population(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """``(B, sigma, correlation, spend_sd)`` at the flat point ``x`` (``B`` per sd of the covariates)."""
+        """``(B, sigma, correlation, spend_sd)`` at the flat point ``x`` (``B`` per sd of the covariates, then
+        the group offsets)."""
         B, sigma, correlation, spend_sd = self._population(x)
         return np.asarray(B), np.asarray(sigma), np.asarray(correlation), float(spend_sd)
 
@@ -183,7 +197,11 @@ class JointSpendGraph(MarginalGraph):
         L = np.linalg.cholesky(R * np.outer(sigma, sigma))
         values = {"intercept": B[0], "chol": L[np.tril_indices(3)], "spend_sd": spend_sd}
         if self.has_slopes:
-            values["slopes"] = B[1:]
+            values["slopes"] = B[1:1 + self.slope_count]
+        if self.has_group:
+            offset = B[1 + self.slope_count:]
+            sd = np.maximum(offset.std(axis=0), 0.05)
+            values["group_sd"], values["group_offset"], values["group_z"] = sd, offset, offset / sd
         for rv in self.graph.free_RVs:
             self.graph.set_initval(rv, values[rv.name])
         point = self.graph.initial_point()
@@ -204,15 +222,17 @@ class JointSpendGraph(MarginalGraph):
 
 def joint_population(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     """The population parameters of a joint spend model, created in the current PyMC model: intercepts at the
-    covariate means, slopes per sd (``coefficients`` per unit as a deterministic), the 3 x 3 LKJ covariance
-    (``sigma``, ``correlation`` over :data:`PAIRS`) and ``spend_sd``."""
+    covariate means, slopes per sd (``coefficients`` per unit as a deterministic), group offsets of the three
+    intercepts (:func:`~bayesclv.models.latent.group_offsets`), the 3 x 3 LKJ covariance (``sigma``,
+    ``correlation`` over :data:`PAIRS`) and ``spend_sd``."""
     intercept, slopes = population_coefficients(model, df)
+    offset = group_offsets(model, df)
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=3)
     _, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=3, sd_dist=sd_dist, compute_corr=True,
                                        store_in_trace=False)
     correlation = pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]])
-    return {"intercept": intercept, "slopes": slopes,
+    return {"intercept": intercept, "slopes": slopes, "group_offset": offset,
             "sigma": pm.Deterministic("sigma", sigma, dims="process"),
             "correlation": pm.Deterministic("correlation", correlation, dims="pair"),
             "spend_sd": model.priors["spend_sd"].create("spend_sd")}
@@ -239,10 +259,10 @@ class JointLatentPosterior(LatentPosterior):
 
     @staticmethod
     def population_arrays(posterior: xr.Dataset, has_group: bool = False) -> dict[str, np.ndarray]:
-        """The population draws, each ``(chain, draw, ...)`` (``B`` per sd of the covariates), and ``sample``."""
-        B = posterior["intercept"].values[:, :, None, :]
-        if "slopes" in posterior:
-            B = np.concatenate([B, posterior["slopes"].values], axis=2)
+        """The population draws, each ``(chain, draw, ...)`` (``B``: intercept, slopes per sd of the covariates,
+        group offsets, as the rows' design), and ``sample``."""
+        B = np.concatenate([posterior["intercept"].values[:, :, None, :]]
+                           + [posterior[k].values for k in ("slopes", "group_offset") if k in posterior], axis=2)
         chains, draws = B.shape[:2]
         return {"coefficients": B, "sigma": posterior["sigma"].values,
                 "correlation": posterior["correlation"].values, "spend_sd": posterior["spend_sd"].values,
@@ -309,11 +329,17 @@ class JointSpendPredictions:
     covariates : sequence of str, optional
         Numeric columns of the RFM frame: each shifts the two latent rates and the
         log mean spend (``coefficients``, per unit of the column).
+    group : str, optional
+        Column naming each customer's group (segment, cohort, ...): each group
+        gets its own three intercepts, ``group_offset ~ Normal(0, group_sd)``
+        around the population's (partial pooling; centred or not as in the
+        hierarchical models).
     priors : dict of str to Prior, optional
         Overrides for ``intercept`` (``Normal(0, 5)``, at the covariate means),
         ``slopes`` (``Normal(0, 1)`` per sd of a covariate), ``sigma`` (the three
-        population sds, ``HalfNormal(2)``) and ``spend_sd`` (sd of a purchase
-        day's log value around the customer's own mean, ``HalfNormal(2)``).
+        population sds, ``HalfNormal(2)``), ``spend_sd`` (sd of a purchase
+        day's log value around the customer's own mean, ``HalfNormal(2)``) and
+        ``group_sd`` (``HalfNormal(1)``).
     lkj_eta : float, default 2.0
         Shape of the LKJ prior on the 3 x 3 correlation.
 
@@ -332,6 +358,7 @@ class JointSpendPredictions:
         "slopes": Prior("Normal", mu=0.0, sigma=1.0),
         "sigma": Prior("HalfNormal", sigma=2.0),
         "spend_sd": Prior("HalfNormal", sigma=2.0),
+        "group_sd": Prior("HalfNormal", sigma=1.0),
     }
     unsupported_methods = {
         "map": "the joint mode collapses the population sds to 0",
@@ -340,13 +367,11 @@ class JointSpendPredictions:
     }
     marginal_graph = JointSpendGraph
 
-    def __init__(self, covariates: list[str] | tuple[str, ...] = (), priors: dict[str, Prior] | None = None,
-                 lkj_eta: float = 2.0):
-        super().__init__(covariates=covariates, group=None, priors=priors, lkj_eta=lkj_eta)
-        self.parameter_names = ("coefficients", "sigma", "correlation", "spend_sd")
-
-    def _config(self) -> dict[str, Any]:
-        return {"covariates": self.covariates, "lkj_eta": self.lkj_eta}
+    def __init__(self, covariates: list[str] | tuple[str, ...] = (), group: str | None = None,
+                 priors: dict[str, Prior] | None = None, lkj_eta: float = 2.0):
+        super().__init__(covariates=covariates, group=group, priors=priors, lkj_eta=lkj_eta)
+        self.parameter_names = ("coefficients", "sigma", "correlation", "spend_sd") + (
+            ("group_sd", "group_offset") if group else ())
 
     def _prepare(self, data: Any, *, time_unit: str | None = None) -> pd.DataFrame:
         df = super()._prepare(data, time_unit=time_unit)
@@ -386,8 +411,11 @@ class JointSpendPredictions:
     def _population_draws(self, sample: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The population of the two rates alone (the marginal of the joint one)."""
         draws = super()._population_draws(sample)
-        return {"coefficients": draws["coefficients"][..., :2], "sigma": draws["sigma"][..., :2],
-                "correlation": draws["correlation"][..., 0]}
+        rates = {"coefficients": draws["coefficients"][..., :2], "sigma": draws["sigma"][..., :2],
+                 "correlation": draws["correlation"][..., 0]}
+        if self.group:
+            rates["group_offset"] = draws["group_offset"][..., :2]
+        return rates
 
     # ------------------------------------------------------------------ spend
     def _spend_quantity(self, data: Any | None, name: str, quantities, tilted: tuple[bool, ...],
@@ -415,11 +443,25 @@ class JointSpendPredictions:
         """
         return self._spend_quantity(data, "expected_spend", lambda c, p: [np.ones((1, 1))], (True,))
 
-    def population_mean_spend(self) -> xr.DataArray:
-        """Mean value of a purchase day of a new customer at the covariate means, dims ``(chain, draw)``."""
+    def population_mean_spend(self, group: Any | None = None) -> xr.DataArray:
+        """Mean value of a purchase day of a new customer at the covariate means, dims ``(chain, draw)``.
+
+        Parameters
+        ----------
+        group : optional
+            A fitted group's label (grouped models): a new customer of that group;
+            left out, at the population intercept. A label not fitted raises
+            :class:`~bayesclv.errors.DataValidationError` naming the group column.
+        """
         post = self.posterior
-        mean = np.exp(post["intercept"].sel(process="spend") + 0.5 * post["sigma"].sel(process="spend") ** 2
-                      + 0.5 * post["spend_sd"] ** 2)
+        log_mean = post["intercept"].sel(process="spend")
+        if group is not None:
+            if self.group is None:
+                raise ArgumentError("the model has no groups; fit it with group=", argument="group")
+            codes = group_codes(pd.DataFrame({self.group: [group], "customer_id": ["new customer"]}), self.group,
+                                group_labels(self.data, self.group))
+            log_mean = log_mean + post["group_offset"].sel(process="spend").isel(group=int(codes[0]))
+        mean = np.exp(log_mean + 0.5 * post["sigma"].sel(process="spend") ** 2 + 0.5 * post["spend_sd"] ** 2)
         mean.attrs = {"quantity": "expectation", "time_unit": self.time_unit,
                       "point_estimate": int(post.sizes["chain"] * post.sizes["draw"] == 1)}
         return mean.rename("population_mean_spend")

@@ -31,7 +31,8 @@ from bayesclv.formulas import PT
 from bayesclv.models.pooling import group_codes, group_labels
 
 __all__ = ["CENTRED_GROUP_SIZE", "PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights",
-           "latent_model", "population_coefficients", "population_coords", "population_parameters", "standardisation"]
+           "group_offsets", "latent_model", "population_coefficients", "population_coords", "population_parameters",
+           "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
@@ -142,6 +143,23 @@ def population_coefficients(model: Any, population: pd.DataFrame) -> tuple[Any, 
     return intercept, slopes
 
 
+def group_offsets(model: Any, population: pd.DataFrame) -> Any:
+    """Each group's intercept offsets ``(group, process)`` around the population intercepts, created in the
+    current PyMC model (None without ``group``), partially pooled by ``group_sd`` (one per process).
+
+    Centred (``group_offset ~ Normal(0, group_sd)``) when every group of
+    ``population`` holds at least ``CENTRED_GROUP_SIZE`` customers, non-centred
+    (``group_z * group_sd``) otherwise: see :func:`population_parameters`.
+    """
+    if model.group is None:
+        return None
+    group_sd = model.priors["group_sd"].create("group_sd", dims="process")
+    if population[model.group].value_counts().min() >= CENTRED_GROUP_SIZE:
+        return pm.Normal("group_offset", 0.0, group_sd, dims=("group", "process"))
+    group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
+    return pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+
+
 def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any]:
     """The population parameters of an individual-level model, created in the current PyMC model.
 
@@ -165,14 +183,7 @@ def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any
         ``sigma`` (2,) and ``correlation``.
     """
     intercept, slopes = population_coefficients(model, population)
-    offset = None
-    if model.group is not None:
-        group_sd = model.priors["group_sd"].create("group_sd", dims="process")
-        if population[model.group].value_counts().min() >= CENTRED_GROUP_SIZE:
-            offset = pm.Normal("group_offset", 0.0, group_sd, dims=("group", "process"))
-        else:
-            group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
-            offset = pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+    offset = group_offsets(model, population)
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
     chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=2, sd_dist=sd_dist,

@@ -190,6 +190,19 @@ class MarginalGraph:
         self.logp_grad = pytensor.function([flat], [logp, grad])
         self._population = pytensor.function([flat], outs, on_unused_input="ignore")
         self.free_names = [v.name for v in free]
+        # centred group offsets: the density grows without bound towards group_sd -> 0 with the offsets (their
+        # normal's -G log group_sd), so it has no mode to centre the rule at. The reference maximises it times
+        # group_sd^G, the density of the non-centred coordinates (z = offset / group_sd), which has one; the
+        # factor is linear in log group_sd, so the Laplace curvature there is the density's own
+        self.mode_tilt = np.zeros(int(offsets[-1]))
+        self.group_coordinates = np.zeros(int(offsets[-1]), dtype=bool)
+        for j, name in enumerate(self.free_names):
+            if name.startswith("group_"):
+                self.group_coordinates[int(offsets[j]):int(offsets[j + 1])] = True
+        if "group_offset" in self.free_names:
+            sd = self.free_names.index("group_sd_log__")
+            groups = shapes[self.free_names.index("group_offset")][0]
+            self.mode_tilt[int(offsets[sd]):int(offsets[sd + 1])] = float(groups)
 
     def population(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """The kernel's ``(B, offset, sigma, rho)`` at the flat point ``x``."""
@@ -240,12 +253,16 @@ class MarginalGraph:
         point = self.graph.initial_point()
         return np.concatenate([np.ravel(point[name]) for name in self.free_names])
 
-    def _optimise(self, x: np.ndarray, rounds: int, radius: float, tol: float, refinements: int = 2) -> np.ndarray:
-        """Maximise the log density in a box around ``x`` (the rule is accurate near its centre), re-centre the
-        rule there, and repeat until the point moves less than ``tol``."""
+    def _optimise(self, x: np.ndarray, rounds: int, radius: float, tol: float, refinements: int = 2,
+                  frozen: np.ndarray | None = None) -> np.ndarray:
+        """Maximise the log density (see ``mode_tilt``) in a box around ``x`` (the rule is accurate near its
+        centre), re-centre the rule there, and repeat until the point moves less than ``tol``; the ``frozen``
+        coordinates stay where they are."""
+        fixed = np.zeros(len(x), dtype=bool) if frozen is None else frozen
         for _ in range(rounds):
-            res = optimize.minimize(lambda v: tuple(-np.asarray(o) for o in self.logp_grad(v)), x, jac=True,
-                                    method="L-BFGS-B", bounds=list(zip(x - radius, x + radius, strict=True)))
+            width = np.where(fixed, 0.0, radius)
+            res = optimize.minimize(self._negative_mode_objective, x, jac=True, method="L-BFGS-B",
+                                    bounds=list(zip(x - width, x + width, strict=True)))
             moved = float(np.max(np.abs(res.x - x)))
             x = res.x
             self.adapt(*self.population(x), refinements=refinements)
@@ -254,6 +271,11 @@ class MarginalGraph:
             if moved < 0.5 * radius:
                 radius = max(2.0 * moved, 0.05)
         return x
+
+    def _negative_mode_objective(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Minus the log density (times ``group_sd^G`` for centred offsets, see ``mode_tilt``) and its gradient."""
+        value, grad = self.logp_grad(x)
+        return -(float(value) + self.mode_tilt @ x), -(np.asarray(grad) + self.mode_tilt)
 
     def laplace_covariance(self, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
         """Inverse of the negative Hessian of the log density at ``x`` (central differences of the gradient)."""
@@ -322,7 +344,9 @@ class MarginalGraph:
         self.corrected = False
         start = self.initial_population()
         self.adapt(*start, refinements=1)
-        x = self._optimise(self.flat_point(*start), 12, 1.0, 0.05, refinements=1)
+        # the group coordinates wait for the accurate rule: with the coarse one and offsets free, the fit trades
+        # the offsets against the rule's error (the CDNOW cohorts' dropout sd fell from 1.9 to 0.03)
+        x = self._optimise(self.flat_point(*start), 12, 1.0, 0.05, refinements=1, frozen=self.group_coordinates)
         self.powers, self.log_weights = final
         self.corrected = True
         self.adapt(*self.population(x))
