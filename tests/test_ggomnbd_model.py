@@ -20,8 +20,11 @@ import copy
 
 import numpy as np
 import pandas as pd
+import pytensor
+import pytensor.tensor as pt
 import pytest
 import xarray as xr
+from scipy import stats
 
 import bayesclv as bc
 from bayesclv.errors import ArgumentError
@@ -85,6 +88,38 @@ def test_likelihood_at_the_pareto_nbd_limit_equals_the_pareto_nbds(ggom, map_mod
     limit = _at(ggom, r=p["r"], alpha=p["alpha"], b=b, s=p["s"], beta=b * p["beta"])
     np.testing.assert_allclose(limit.log_likelihood().values, pareto.log_likelihood().values, rtol=1e-8)
     np.testing.assert_allclose(limit.probability_alive().values, pareto.probability_alive().values, rtol=1e-8)
+
+
+def test_sampling_coordinates_keep_the_priors_and_the_likelihood(cdnow_rfm):
+    """In ``(b, dropout_mean, dropout_cv2)`` the density NUTS samples is the three priors times the likelihood.
+
+    The sampled coordinates (models.ggomnbd.DropoutWindow) only add their log-Jacobian, checked against
+    the determinant of the numerical Jacobian of the map; the map inverts to rounding.
+    """
+    data = cdnow_rfm.iloc[::5]
+    model = bc.GompertzNBDModel()
+    graph = model.build_model(data)
+    transform = graph.rvs_to_transforms[graph["dropout"]]
+    x, t_x, T = _columns(data)
+    value = pt.dvector("value")
+    to_coords = pytensor.function([value], transform.forward(value))
+    from_coords = pytensor.function([value], transform.backward(value))
+    log_jac = pytensor.function([value], transform.log_jac_det(value))
+    logp = graph.compile_logp(jacobian=False)
+    for b, mean, cv2 in [(1e-9, 0.06, 2.0), (0.05, 0.07, 3.0), (0.4, 0.2, 15.0)]:
+        point = np.array([b, mean, cv2])
+        coords = to_coords(point)
+        np.testing.assert_allclose(from_coords(coords), point, rtol=1e-10)
+        step = 1e-6
+        jac = np.column_stack([(from_coords(coords + step * e) - from_coords(coords - step * e)) / (2 * step)
+                               for e in np.eye(3)])
+        assert float(log_jac(coords)) == pytest.approx(np.log(abs(np.linalg.det(jac))), abs=1e-6)
+        r, alpha = 0.55, 10.6
+        s, beta = 1.0 / cv2, b / (cv2 * mean)
+        want = (stats.halfnorm.logpdf([r, alpha, b, mean, cv2], scale=[50.0, 500.0, 0.1, 1.0, 10.0]).sum()
+                + ggomnbd.loglik(x, t_x, T, r, alpha, b, s, beta, xp=NP).sum())
+        got = logp({"r_log__": np.log(r), "alpha_log__": np.log(alpha), "dropout_dropout_window__": coords})
+        assert float(got) == pytest.approx(want, rel=1e-10)
 
 
 def test_predictions_are_the_formula_module_at_the_fitted_parameters(ggom, cdnow_rfm):
