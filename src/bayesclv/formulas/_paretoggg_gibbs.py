@@ -132,43 +132,50 @@ def _log_mixture(v, shape, rates):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _collapsed_rate(current, which, shapes, rates, args):  # pragma: no cover - compiled
+def _collapsed_rate(current, current_bracket, which, shapes, rates, args):  # pragma: no cover - compiled
     """Independence Metropolis step of ``mu`` (``which = 0``) or ``lam`` (1), lifetime and next gap integrated out.
 
     The proposal is the even mixture of two Gamma distributions (``shapes``,
     ``rates``): the conjugate part of the conditional, and that part with the
     bracket's extreme behaviour (dead: one more in the shape; alive: the gap in
     the rate), so the weight stays bounded whichever the bracket favours.
+    ``current_bracket`` is :func:`_log_bracket` at the current value; returns the
+    value then current and its bracket, which the customer's next step reuses
+    (the incomplete gamma function is most of a customer's cost).
     """
     c = 0 if np.random.random() < 0.5 else 1
     proposal = max(np.random.gamma(shapes[c], 1.0 / rates[c]), _FLOOR)
-    log_ratio = (_rate_target(which, proposal, args) - _log_mixture(proposal, shapes, rates)
-                 - _rate_target(which, current, args) + _log_mixture(current, shapes, rates))
-    return proposal if math.log(np.random.random()) < log_ratio else current
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _rate_target(which, v, args):  # pragma: no cover - compiled
-    """Log conditional density of ``mu`` (``which = 0``: ``args`` = s, beta + t_x, gap, k, k lam) or ``lam``
-    (1: ``args`` = r + x k, alpha + k t_x, gap, k, mu) with the lifetime and the next gap integrated out."""
     shape, rate, gap, k = args[0], args[1], args[2], args[3]
-    bracket = _log_bracket(k, args[4], v, gap) if which == 0 else _log_bracket(k, k * v, args[4], gap)
-    return (shape - 1.0) * math.log(v) - rate * v + bracket
+    bracket = _log_bracket(k, args[4], proposal, gap) if which == 0 else _log_bracket(k, k * proposal, args[4], gap)
+    log_ratio = (_rate_density(proposal, shape, rate) + bracket - _log_mixture(proposal, shapes, rates)
+                 - _rate_density(current, shape, rate) - current_bracket + _log_mixture(current, shapes, rates))
+    if math.log(np.random.random()) < log_ratio:
+        return proposal, bracket
+    return current, current_bracket
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lifetime_draw(gap, k, lam, mu):  # pragma: no cover - compiled
+def _rate_density(v, shape, rate):  # pragma: no cover - compiled
+    """The conjugate part of a rate's conditional (``args`` of :func:`_collapsed_rate`): ``mu``'s with
+    ``shape = s``, ``rate = beta + t_x``; ``lam``'s with ``shape = r + x k``, ``rate = alpha + k t_x``. The
+    bracket (:func:`_log_bracket`: the lifetime and the next gap integrated out) completes it."""
+    return (shape - 1.0) * math.log(v) - rate * v
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lifetime_draw(gap, k, lam, mu, log_bracket):  # pragma: no cover - compiled
     """``(alive, u, w)`` from their conditional given ``k, lam, mu`` (``u = tau_c - t_x``, ``gap = T - t_x``).
 
     Alive at ``T`` with the probability of the likelihood's bracket
-    (:mod:`bayesclv.formulas.paretoggg`); then ``w`` is the truncated Gamma draw
-    beyond ``gap``, otherwise :func:`_dead_draw`.
+    (:mod:`bayesclv.formulas.paretoggg`; ``log_bracket`` = :func:`_log_bracket` at
+    ``k, k lam, mu, gap``, unused where ``gap = 0``); then ``w`` is the truncated
+    Gamma draw beyond ``gap``, otherwise :func:`_dead_draw`.
     """
     kl = k * lam
     if not gap > 0.0:
         return 1, 0.0, truncated_gamma(k, kl, 0.0, 0.0)
     log_q_gap = _log_q(k, kl * gap)
-    if math.log(np.random.random()) < -mu * gap + log_q_gap - _log_bracket(k, kl, mu, gap):
+    if math.log(np.random.random()) < -mu * gap + log_q_gap - log_bracket:
         return 1, gap, truncated_gamma(k, kl, gap, log_q_gap)
     u, w = _dead_draw(gap, k, kl, mu)
     return 0, max(u, _FLOOR), w
@@ -189,15 +196,17 @@ def _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, rat
     args, shapes, rates = np.empty(5), np.empty(2), np.empty(2)
     for i in range(x.size):
         gap = T[i] - t_x[i]
+        bracket = 0.0
         if gap > 0.0:  # the rates with the lifetime and the next gap integrated out: fast mixing
+            bracket = _log_bracket(k[i], k[i] * lam[i], mu[i], gap)
             args[0], args[1], args[2], args[3], args[4] = s, beta + t_x[i], gap, k[i], k[i] * lam[i]
             shapes[0], shapes[1], rates[0], rates[1] = s, s + 1.0, args[1], args[1]
-            mu[i] = _collapsed_rate(mu[i], 0, shapes, rates, args)
+            mu[i], bracket = _collapsed_rate(mu[i], bracket, 0, shapes, rates, args)
             shape = r + x[i] * k[i]
             args[0], args[1], args[2], args[3], args[4] = shape, alpha + k[i] * t_x[i], gap, k[i], mu[i]
             shapes[0], shapes[1], rates[0], rates[1] = shape, shape, args[1], args[1] + k[i] * gap
-            lam[i] = _collapsed_rate(lam[i], 1, shapes, rates, args)
-        alive[i], u[i], w[i] = _lifetime_draw(gap, k[i], lam[i], mu[i])
+            lam[i], bracket = _collapsed_rate(lam[i], bracket, 1, shapes, rates, args)
+        alive[i], u[i], w[i] = _lifetime_draw(gap, k[i], lam[i], mu[i], bracket)
         n1 = x[i] + 1.0
         big_l, big_s = litt[i] + math.log(w[i]), t_x[i] + w[i]
         current = _log_k_target(k[i], n1, big_l, big_s, t, gamma, r, alpha)
