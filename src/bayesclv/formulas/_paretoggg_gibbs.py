@@ -51,8 +51,9 @@ __all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", 
 
 #: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
 #: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
-#: joint non-centred moves of all six coordinates (after the first half of tuning)
-MOVES = (0, 0, 1, 2, 10, 3)
+#: joint non-centred moves of all six coordinates (after the first half of tuning); moves of k's cv2 given the
+#: gaps by a random walk on the cv2 itself (``linear``)
+MOVES = (0, 0, 1, 2, 10, 3, 0)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -233,12 +234,15 @@ def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, m
     gaps = (n1, litt + np.log(w), t_x + w)
     sums = np.array([k.sum(), np.log(k).sum()])
     population_steps(coords, 0, k, k, sums, prior, steps, moves[4], adapt, gain)
-    if moves[3] > 0:
+    if moves[3] + moves[6] > 0:
         to_population(coords, pop)
         current = latent_total(1, 0, k, data, k, lam, mu, gaps, pop, out)
         for c in range(2 * moves[3]):
             current = noncentred_move(1, 0, c, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
                                       gaps, pop, out)
+        for _ in range(moves[6]):
+            current = noncentred_move(1, 0, 1, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
+                                      gaps, pop, out, True)
     to_population(coords, pop)
     n_k, k_s = n1 * k, k * gaps[2]
     population_steps(coords, 1, n_k, k_s, sums, prior, steps, moves[4], adapt, gain)
@@ -257,9 +261,9 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
               prior, moves, chol, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
     """``sweeps`` sweeps of one chain from the state passed in (updated in place).
 
-    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 6): the
-    random-walk steps of the collapsed moves, of the non-centred moves (mode 0)
-    and of ``k``'s given the gaps (mode 1); ``prior`` (3, 6): the codes and
+    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 8): the
+    random-walk steps of the collapsed moves, of the non-centred moves (mode 0),
+    of ``k``'s given the gaps (mode 1) and of the linear ones; ``prior`` (3, 6): the codes and
     arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
     where ``scale[0] > 0``: ``chol`` and ``scale`` as in
     :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
@@ -316,7 +320,7 @@ def _initial_state(x, t_x, T, rng):
     coords += rng.normal(0.0, 0.2, size=coords.shape)
     return {"k": jitter[0].copy(), "lam": lam, "mu": mu, "alive": np.ones(n, dtype=np.int64), "u": T - t_x,
             "w": T - t_x + 1.0 / lam, "k_step": 1.0 / np.sqrt(x + 2.0), "coords": coords,
-            "steps": np.full((3, 6), 0.1)}
+            "steps": np.full((3, 8), 0.1)}
 
 
 def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, cores, moves=MOVES):
@@ -334,7 +338,7 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     cores : int
         Threads (the compiled sweeps release the GIL).
     moves : tuple of int
-        Moves per sweep (:data:`MOVES`).
+        Moves per sweep (:data:`MOVES`; missing trailing entries are 0).
 
     Returns
     -------
@@ -345,6 +349,7 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     from concurrent.futures import ThreadPoolExecutor
 
     data = [np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T, litt)]
+    moves = (*moves, *(0,) * (len(MOVES) - len(moves)))
     kept = draws // thin
     seeds = np.random.SeedSequence(random_seed).spawn(chains)
     out = {"population": np.empty((chains, kept, 6)),
