@@ -40,7 +40,7 @@ def _lifetimes(seed, n, gap, k, lam, mu):
     np.random.seed(seed)
     alive, u, w = np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        alive[i], u[i], w[i] = gibbs._lifetime_draw(gap, k, lam, mu)
+        alive[i], u[i], w[i] = gibbs._lifetime_draw(gap, k, lam, mu, gibbs._log_bracket(k, k * lam, mu, gap))
     return alive, u, w
 
 

@@ -51,8 +51,9 @@ __all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", 
 
 #: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
 #: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
-#: joint non-centred moves of all six coordinates (after the first half of tuning)
-MOVES = (0, 0, 1, 2, 10, 3)
+#: joint non-centred moves of all six coordinates (after the first half of tuning); moves of k's cv2 given the
+#: gaps by a random walk on the cv2 itself (``linear``)
+MOVES = (0, 0, 1, 2, 10, 3, 0)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -132,43 +133,50 @@ def _log_mixture(v, shape, rates):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _collapsed_rate(current, which, shapes, rates, args):  # pragma: no cover - compiled
+def _collapsed_rate(current, current_bracket, which, shapes, rates, args):  # pragma: no cover - compiled
     """Independence Metropolis step of ``mu`` (``which = 0``) or ``lam`` (1), lifetime and next gap integrated out.
 
     The proposal is the even mixture of two Gamma distributions (``shapes``,
     ``rates``): the conjugate part of the conditional, and that part with the
     bracket's extreme behaviour (dead: one more in the shape; alive: the gap in
     the rate), so the weight stays bounded whichever the bracket favours.
+    ``current_bracket`` is :func:`_log_bracket` at the current value; returns the
+    value then current and its bracket, which the customer's next step reuses
+    (the incomplete gamma function is most of a customer's cost).
     """
     c = 0 if np.random.random() < 0.5 else 1
     proposal = max(np.random.gamma(shapes[c], 1.0 / rates[c]), _FLOOR)
-    log_ratio = (_rate_target(which, proposal, args) - _log_mixture(proposal, shapes, rates)
-                 - _rate_target(which, current, args) + _log_mixture(current, shapes, rates))
-    return proposal if math.log(np.random.random()) < log_ratio else current
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _rate_target(which, v, args):  # pragma: no cover - compiled
-    """Log conditional density of ``mu`` (``which = 0``: ``args`` = s, beta + t_x, gap, k, k lam) or ``lam``
-    (1: ``args`` = r + x k, alpha + k t_x, gap, k, mu) with the lifetime and the next gap integrated out."""
     shape, rate, gap, k = args[0], args[1], args[2], args[3]
-    bracket = _log_bracket(k, args[4], v, gap) if which == 0 else _log_bracket(k, k * v, args[4], gap)
-    return (shape - 1.0) * math.log(v) - rate * v + bracket
+    bracket = _log_bracket(k, args[4], proposal, gap) if which == 0 else _log_bracket(k, k * proposal, args[4], gap)
+    log_ratio = (_rate_density(proposal, shape, rate) + bracket - _log_mixture(proposal, shapes, rates)
+                 - _rate_density(current, shape, rate) - current_bracket + _log_mixture(current, shapes, rates))
+    if math.log(np.random.random()) < log_ratio:
+        return proposal, bracket
+    return current, current_bracket
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lifetime_draw(gap, k, lam, mu):  # pragma: no cover - compiled
+def _rate_density(v, shape, rate):  # pragma: no cover - compiled
+    """The conjugate part of a rate's conditional (``args`` of :func:`_collapsed_rate`): ``mu``'s with
+    ``shape = s``, ``rate = beta + t_x``; ``lam``'s with ``shape = r + x k``, ``rate = alpha + k t_x``. The
+    bracket (:func:`_log_bracket`: the lifetime and the next gap integrated out) completes it."""
+    return (shape - 1.0) * math.log(v) - rate * v
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lifetime_draw(gap, k, lam, mu, log_bracket):  # pragma: no cover - compiled
     """``(alive, u, w)`` from their conditional given ``k, lam, mu`` (``u = tau_c - t_x``, ``gap = T - t_x``).
 
     Alive at ``T`` with the probability of the likelihood's bracket
-    (:mod:`bayesclv.formulas.paretoggg`); then ``w`` is the truncated Gamma draw
-    beyond ``gap``, otherwise :func:`_dead_draw`.
+    (:mod:`bayesclv.formulas.paretoggg`; ``log_bracket`` = :func:`_log_bracket` at
+    ``k, k lam, mu, gap``, unused where ``gap = 0``); then ``w`` is the truncated
+    Gamma draw beyond ``gap``, otherwise :func:`_dead_draw`.
     """
     kl = k * lam
     if not gap > 0.0:
         return 1, 0.0, truncated_gamma(k, kl, 0.0, 0.0)
     log_q_gap = _log_q(k, kl * gap)
-    if math.log(np.random.random()) < -mu * gap + log_q_gap - _log_bracket(k, kl, mu, gap):
+    if math.log(np.random.random()) < -mu * gap + log_q_gap - log_bracket:
         return 1, gap, truncated_gamma(k, kl, gap, log_q_gap)
     u, w = _dead_draw(gap, k, kl, mu)
     return 0, max(u, _FLOOR), w
@@ -189,15 +197,17 @@ def _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, rat
     args, shapes, rates = np.empty(5), np.empty(2), np.empty(2)
     for i in range(x.size):
         gap = T[i] - t_x[i]
+        bracket = 0.0
         if gap > 0.0:  # the rates with the lifetime and the next gap integrated out: fast mixing
+            bracket = _log_bracket(k[i], k[i] * lam[i], mu[i], gap)
             args[0], args[1], args[2], args[3], args[4] = s, beta + t_x[i], gap, k[i], k[i] * lam[i]
             shapes[0], shapes[1], rates[0], rates[1] = s, s + 1.0, args[1], args[1]
-            mu[i] = _collapsed_rate(mu[i], 0, shapes, rates, args)
+            mu[i], bracket = _collapsed_rate(mu[i], bracket, 0, shapes, rates, args)
             shape = r + x[i] * k[i]
             args[0], args[1], args[2], args[3], args[4] = shape, alpha + k[i] * t_x[i], gap, k[i], mu[i]
             shapes[0], shapes[1], rates[0], rates[1] = shape, shape, args[1], args[1] + k[i] * gap
-            lam[i] = _collapsed_rate(lam[i], 1, shapes, rates, args)
-        alive[i], u[i], w[i] = _lifetime_draw(gap, k[i], lam[i], mu[i])
+            lam[i], bracket = _collapsed_rate(lam[i], bracket, 1, shapes, rates, args)
+        alive[i], u[i], w[i] = _lifetime_draw(gap, k[i], lam[i], mu[i], bracket)
         n1 = x[i] + 1.0
         big_l, big_s = litt[i] + math.log(w[i]), t_x[i] + w[i]
         current = _log_k_target(k[i], n1, big_l, big_s, t, gamma, r, alpha)
@@ -224,12 +234,15 @@ def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, m
     gaps = (n1, litt + np.log(w), t_x + w)
     sums = np.array([k.sum(), np.log(k).sum()])
     population_steps(coords, 0, k, k, sums, prior, steps, moves[4], adapt, gain)
-    if moves[3] > 0:
+    if moves[3] + moves[6] > 0:
         to_population(coords, pop)
         current = latent_total(1, 0, k, data, k, lam, mu, gaps, pop, out)
         for c in range(2 * moves[3]):
             current = noncentred_move(1, 0, c, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
                                       gaps, pop, out)
+        for _ in range(moves[6]):
+            current = noncentred_move(1, 0, 1, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
+                                      gaps, pop, out, True)
     to_population(coords, pop)
     n_k, k_s = n1 * k, k * gaps[2]
     population_steps(coords, 1, n_k, k_s, sums, prior, steps, moves[4], adapt, gain)
@@ -248,9 +261,9 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
               prior, moves, chol, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
     """``sweeps`` sweeps of one chain from the state passed in (updated in place).
 
-    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 6): the
-    random-walk steps of the collapsed moves, of the non-centred moves (mode 0)
-    and of ``k``'s given the gaps (mode 1); ``prior`` (3, 6): the codes and
+    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 8): the
+    random-walk steps of the collapsed moves, of the non-centred moves (mode 0),
+    of ``k``'s given the gaps (mode 1) and of the linear ones; ``prior`` (3, 6): the codes and
     arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
     where ``scale[0] > 0``: ``chol`` and ``scale`` as in
     :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
@@ -307,7 +320,7 @@ def _initial_state(x, t_x, T, rng):
     coords += rng.normal(0.0, 0.2, size=coords.shape)
     return {"k": jitter[0].copy(), "lam": lam, "mu": mu, "alive": np.ones(n, dtype=np.int64), "u": T - t_x,
             "w": T - t_x + 1.0 / lam, "k_step": 1.0 / np.sqrt(x + 2.0), "coords": coords,
-            "steps": np.full((3, 6), 0.1)}
+            "steps": np.full((3, 8), 0.1)}
 
 
 def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, cores, moves=MOVES):
@@ -325,7 +338,7 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     cores : int
         Threads (the compiled sweeps release the GIL).
     moves : tuple of int
-        Moves per sweep (:data:`MOVES`).
+        Moves per sweep (:data:`MOVES`; missing trailing entries are 0).
 
     Returns
     -------
@@ -336,6 +349,7 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     from concurrent.futures import ThreadPoolExecutor
 
     data = [np.ascontiguousarray(v, dtype=float) for v in (x, t_x, T, litt)]
+    moves = (*moves, *(0,) * (len(MOVES) - len(moves)))
     kept = draws // thin
     seeds = np.random.SeedSequence(random_seed).spawn(chains)
     out = {"population": np.empty((chains, kept, 6)),

@@ -19,7 +19,10 @@ each leaving the posterior unchanged:
   with the lifetime and the next gap integrated out (``mode`` 0), or for ``k``
   given the gaps with ``lam`` integrated out (``mode`` 1). It moves the population
   where the augmented data pin it (the dropout population of customers with no
-  repeat purchase) and ``k``'s population with its latents.
+  repeat purchase) and ``k``'s population with its latents. With ``linear`` the
+  random walk is on the cv2 itself rather than its log (off by default in
+  :data:`~bayesclv.formulas._paretoggg_gibbs.MOVES`, measured in
+  ``validation/results/paretoggg_mixing.md``).
 """
 
 from __future__ import annotations
@@ -145,20 +148,32 @@ def _log_population_density(v, shape, log_rate):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def noncentred_move(mode, j, c, latent, current, coords, prior, steps, adapt, gain, data, k, lam, mu, gaps, pop,
-                    out):  # pragma: no cover - compiled
+                    out, linear=False):  # pragma: no cover - compiled
     """Move population ``j``'s coordinate ``c`` (0: log mean, 1: log cv2) with its latents held non-centred.
 
     Along ``c = 0`` every latent is multiplied by one factor with the mean; along
     ``c = 1`` they spread or gather. The ratio is exact: the latents' population
     density, the Jacobian of the map and :func:`latent_total` (``mode``) over every
     customer. ``latent`` is updated in place when accepted; returns the total then current.
+    With ``linear`` the random walk is on the mean or cv2 itself (step ``steps[j, 6 + c]``),
+    the Hastings ratio the Jacobian of the log: where the data leave a cv2 near 0
+    free (k's on CDNOW), its log has a long tail that steps of fixed size in the
+    log cross slowly and steps in the cv2 cross at once.
     """
     old = coords[j].copy()
     old_shape = math.exp(-old[1])
     old_log_rate = -old[1] - old[0]
     c = c % 2
-    step = 2 + 2 * mode + c
-    coords[j, c] += steps[j, step] * np.random.standard_normal()
+    step = 6 + c if linear else 2 + 2 * mode + c
+    if linear:
+        value = math.exp(old[c]) + steps[j, step] * np.random.standard_normal()
+        if not value > 0.0:
+            if adapt:
+                steps[j, step] *= math.exp(-gain * TARGET)
+            return current
+        coords[j, c] = math.log(value)
+    else:
+        coords[j, c] += steps[j, step] * np.random.standard_normal()
     shape = math.exp(-coords[j, 1])
     log_rate = -coords[j, 1] - coords[j, 0]
     ratio = math.sqrt(_trigamma(shape) / _trigamma(old_shape))
@@ -169,6 +184,8 @@ def noncentred_move(mode, j, c, latent, current, coords, prior, steps, adapt, ga
     log_ratio += _log_population_density(moved, shape, log_rate) - _log_population_density(latent, old_shape,
                                                                                              old_log_rate)
     log_ratio += _log_priors(coords[j], prior[j]) - _log_priors(old, prior[j])
+    if linear:
+        log_ratio += old[c] - coords[j, c]
     if adapt:
         steps[j, step] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
     if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):

@@ -216,10 +216,12 @@ class Predictor:
 
     def _map_draw_chunks(self, evaluate_draws: Callable[[int, int, dict[str, np.ndarray]], None], n_rows: int) -> None:
         """Call ``evaluate_draws(start, n_draws, params)`` for chunks of about ``CHUNK_ELEMENTS / n_rows``
-        posterior draws (flattened over chains) on every core; ``params`` holds the chunk's draws."""
+        posterior draws (flattened over chains) on every core; ``params`` holds the chunk's draws. At least one
+        chunk per core: a formula that costs much per element (a quadrature per draw and row) then keeps every
+        core busy even where all the draws fit in one chunk's memory."""
         n_samples = self.n_chain * self.n_draw
         by_sample = {k: v.reshape(n_samples, *v.shape[2:]) for k, v in self.params.items()}
-        step = chunks.chunk_length(n_rows)
+        step = min(chunks.chunk_length(n_rows), -(-n_samples // chunks.available_cpus()))
         map_chunks(lambda start: evaluate_draws(start, min(step, n_samples - start),
                                                 {k: v[start:start + step] for k, v in by_sample.items()}),
                    n_samples, step)
