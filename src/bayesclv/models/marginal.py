@@ -1,27 +1,21 @@
 """Individual-level models with each customer's latent rates integrated out: NUTS on the population only.
 
-The hierarchical Pareto/NBD and BG/NBD give customer ``i`` two latent
-quantities ``theta_i ~ N(m_i, Sigma)`` with a closed-form likelihood given
-them. Integrating ``theta_i`` out of each distinct row (history, covariates,
-group) by the fixed adaptive Gauss-Hermite rule of
-:mod:`bayesclv.formulas._marginal` leaves a density of the ~7-12 population
-parameters alone, which nutpie samples on the C-compiled graph (no funnel
-between latents and population sds, no per-customer coordinates).
+The hierarchical Pareto/NBD and BG/NBD give customer ``i`` two latent quantities ``theta_i ~ N(m_i, Sigma)`` with a
+closed-form likelihood given them. Integrating ``theta_i`` out of each distinct row (history, covariates, group) by
+the fixed adaptive Gauss-Hermite rule of :mod:`bayesclv.formulas._marginal` leaves a density of the ~7-12 population
+parameters alone, which nutpie samples on the C-compiled graph (no funnel between latents and population sds, no
+per-customer coordinates).
 
-The rule's frames are the rows' conditional posteriors at a reference value of
-the population parameters, found by alternating frame adaptation and
-maximisation of the log density (:meth:`MarginalGraph.reference_point`); the
-rule's node count is chosen so that it resolves the population covariances
-the posterior visits (:func:`bayesclv.formulas._marginal_rule.nodes_for_range`),
-and a soft wall (zero inside the resolved range) keeps early warm-up from
-leaving that range.
+The rule's frames are the rows' conditional posteriors at a reference value of the population parameters, found by
+alternating frame adaptation and maximisation of the log density (:meth:`MarginalGraph.reference_point`); the rule's
+node count is chosen so that it resolves the population covariances the posterior visits
+(:func:`bayesclv.formulas._marginal_rule.nodes_for_range`), and a soft wall (zero inside the resolved range) keeps
+early warm-up from leaving that range.
 
-Per-customer quantities follow from ``p(theta_i | y_i, phi_d)`` in the same
-frames (:class:`LatentPosterior`): an expectation (P(alive), expected
-purchases, their discounted sums) is the rule's weighted sum over its nodes
-for each posterior draw, without sampling noise; where a draw of the latents
-is needed (simulated outcomes, the rates themselves) one ``theta_i`` per
-posterior draw is drawn by importance resampling in the row's frame. Both are
+Per-customer quantities follow from ``p(theta_i | y_i, phi_d)`` in the same frames (:class:`LatentPosterior`): an
+expectation (P(alive), expected purchases, their discounted sums) is the rule's weighted sum over its nodes for each
+posterior draw, without sampling noise; where a draw of the latents is needed (simulated outcomes, the rates
+themselves) one ``theta_i`` per posterior draw is drawn by importance resampling in the row's frame. Both are
 computed on demand for the draws and customers a prediction asks for, never stored.
 """
 
@@ -60,11 +54,9 @@ _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and 
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 # default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
 MARGINAL_TUNE = 300
-# default target acceptance of the integrated fit of many customers: on its near-normal whitened posterior the
-# step size at 0.65 (about the optimal acceptance of HMC in many dimensions, Beskos et al. 2013) makes almost every
-# draw a tree of 3 leapfrog steps, a trajectory of about half a period (little autocorrelation); 0.8 takes 4-7.
-# With few customers the posterior is further from normal and reaches the rule's range walls, where such steps
-# diverge now and then: there the model's default stays
+# target acceptance of the integrated fit of many customers: on its near-normal whitened posterior 0.65 (Beskos et
+# al. 2013) makes almost every draw a 3-step tree, about half a period; 0.8 takes 4-7. With few customers the
+# posterior is less normal and reaches the rule's range walls, where such steps diverge: the model's default stays
 MARGINAL_TARGET_ACCEPT, MARGINAL_LARGE = 0.65, 10_000
 
 
@@ -322,21 +314,20 @@ class MarginalGraph:
     def reference_point(self, tol: float = 2e-3) -> np.ndarray:
         """The frames' reference: alternately centre the rule and maximise the log density with it.
 
-        First with a 5 x 5 rule without correction (to get close cheaply), then
-        with the model's rule; with automatic nodes the node count is then
-        raised until the rule resolves the range of ``Sigma`` under the Laplace
-        approximation (``resolved`` is False where even the largest rule cannot).
-        Sets the walls of that range; returns the flat point. The search evaluates one density at
-        a time, so the kernel splits its rows over the cores meanwhile.
+        First with a 5 x 5 rule without correction (to get close cheaply), then with the model's rule; with
+        automatic nodes the node count is then raised until the rule resolves the range of ``Sigma`` under the
+        Laplace approximation (``resolved`` is False where even the largest rule cannot). Sets the walls of that
+        range; returns the flat point. The search evaluates one density at a time, so the kernel splits its
+        rows over the cores meanwhile.
         """
         op = self.kernel_op
-        if op is not None:
-            op.threads = available_cpus()
+        if op is None:
+            return self._reference_point(tol)
+        op.threads = available_cpus()
         try:
             return self._reference_point(tol)
         finally:
-            if op is not None:
-                op.threads = 1
+            op.threads = 1
 
     def _reference_point(self, tol: float) -> np.ndarray:
         final = (self.powers, self.log_weights)
