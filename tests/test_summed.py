@@ -289,21 +289,6 @@ def test_nutpie_initial_points_can_be_drawn_from_several_threads(cdnow_rfm):
     assert len({tuple(p) for p in points}) == 2000  # jittered: a different start for every seed
 
 
-def test_map_is_compiled_by_the_c_backend_and_finds_the_published_mode(cdnow_rfm, monkeypatch):
-    """MAP compiles its functions as nutpie's density does (C backend, cached on disk), and the mode is
-    the published one (FHL 2005: r 0.2426, alpha 4.414, a 0.793, b 2.426)."""
-    import bayesclv.models.inference as inference
-    from bayesclv.models.sampling import c_mode
-
-    seen = []
-    find = inference.pm.find_MAP
-    monkeypatch.setattr(inference.pm, "find_MAP", lambda **kw: seen.append(kw["compile_kwargs"]) or find(**kw))
-    model = bc.BetaGeoModel().fit(cdnow_rfm, method="map", progressbar=False)
-    assert len(seen) == 1 and type(seen[0]["mode"].linker) is type(c_mode().linker)
-    for name, value in zip(("r", "alpha", "a", "b"), MLE["bgnbd"], strict=True):
-        assert float(model.posterior[name].squeeze()) == pytest.approx(value, rel=0.01)
-
-
 @given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.0, 2.25, 7.0, 39.0]),
                           st.sampled_from([0.0, 1.0, 3.0])), min_size=1, max_size=60))
 def test_unique_rows_matches_numpy_unique_rows(rows):

@@ -70,9 +70,9 @@ class CLVModel:
     # nutpie's mass-matrix adaptation: a low-rank correction of the diagonal takes up the posterior
     # correlations of a few population parameters (r-alpha, a-b) at little cost
     nutpie_adaptation: ClassVar[str] = "low_rank"
-    # PyTensor linker of the log density nutpie samples and MAP optimises: "cvm" compiles it with the C
-    # backend (cached on disk) and nutpie calls it per gradient (models.sampling), for graphs that are a
-    # summed kernel plus a few scalars; "numba" is PyMC's route (compiled on every fit), for per-customer graphs
+    # PyTensor linker of the log density nutpie samples: "cvm" compiles it with the C backend (cached on
+    # disk) and nutpie calls it per gradient (models.sampling), for graphs that are a summed kernel plus a
+    # few scalars; "numba" is PyMC's route (compiled on every fit), for per-customer graphs
     nutpie_linker: ClassVar[str] = "cvm"
 
     def __init_subclass__(cls, **kwargs: Any):

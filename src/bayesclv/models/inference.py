@@ -27,7 +27,7 @@ from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
-from bayesclv.models.sampling import c_mode, sample_nutpie
+from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
 __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
@@ -175,10 +175,6 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
                 idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
             diagnostics = None
         elif method == "map":
-            # a summed kernel and a few scalars, as for nutpie (the models with per-customer graphs refuse
-            # MAP): the C backend's modules are cached on disk, where PyMC's default (numba) compiles each
-            # new graph's functions in every process
-            kwargs.setdefault("compile_kwargs", {"mode": c_mode()})
             result = pm.find_MAP(progressbar=progressbar, random_seed=random_seed, jitter=False,
                                  return_inferencedata=True, **kwargs)
             idata = xr.DataTree.from_dict({"posterior": result["posterior"].to_dataset()[keep]})
