@@ -28,7 +28,6 @@ of ``u`` per row are needed.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -38,6 +37,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from bayesclv.chunks import map_chunks
 from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
@@ -220,14 +220,14 @@ def marginal_loglik_threads(coefficients, offset, sigma, rho, tables, threads):
     if parts <= 1:
         return marginal_loglik(coefficients, offset, sigma, rho, *tables)
     bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    results = [None] * parts  # summed in part order: the same total for the same split, whichever ends first
 
     def part(k):
         lo, hi = bounds[k], bounds[k + 1]
-        return marginal_loglik(coefficients, offset, sigma, rho,
-                               *(t if j == _POWERS else t[lo:hi] for j, t in enumerate(tables)))
+        results[k] = marginal_loglik(coefficients, offset, sigma, rho,
+                                     *(t if j == _POWERS else t[lo:hi] for j, t in enumerate(tables)))
 
-    with ThreadPoolExecutor(max_workers=parts) as pool:
-        results = list(pool.map(part, range(parts)))
+    map_chunks(part, parts, 1)
     return tuple(sum(r[j] for r in results) for j in range(5))
 
 
