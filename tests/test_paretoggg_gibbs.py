@@ -23,6 +23,7 @@ import bayesclv as bc
 from bayesclv.errors import PriorError
 from bayesclv.formulas import _paretoggg_gibbs as gibbs
 from bayesclv.formulas import _paretoggg_population as population
+from bayesclv.formulas import _prior_density as prior_density
 from bayesclv.formulas import paretoggg
 
 
@@ -147,16 +148,16 @@ def test_k_given_the_gaps_integrates_lam_out():
     (bc.Prior("Uniform", lower=0.0, upper=5.0), stats.uniform(0.0, 5.0)),
 ])
 def test_population_priors_are_the_distributions_densities(prior, reference):
-    code, a, b = gibbs.prior_arguments(prior.distribution, prior.parameters)
+    code, a, b = prior_density.prior_arguments(prior.distribution, prior.parameters)
     for v in (0.05, 0.7, 1.3, 4.0):
-        assert gibbs.log_prior(int(code), a, b, v) == pytest.approx(reference.logpdf(v), rel=1e-10, abs=1e-12)
+        assert prior_density.log_prior(int(code), a, b, v) == pytest.approx(reference.logpdf(v), rel=1e-10, abs=1e-12)
 
 
 def test_half_student_t_prior_is_twice_the_student_t():
-    code, a, b = gibbs.prior_arguments("HalfStudentT", {"nu": 3.0, "sigma": 2.0})
+    code, a, b = prior_density.prior_arguments("HalfStudentT", {"nu": 3.0, "sigma": 2.0})
     for v in (0.1, 1.0, 7.0):
         want = np.log(2.0) + stats.t(3.0, scale=2.0).logpdf(v)
-        assert gibbs.log_prior(int(code), a, b, v) == pytest.approx(want, rel=1e-10)
+        assert prior_density.log_prior(int(code), a, b, v) == pytest.approx(want, rel=1e-10)
 
 
 def test_gibbs_is_refused_by_other_models_and_unevaluated_priors():
@@ -175,7 +176,7 @@ def test_unevaluated_prior_error_names_its_caller():
     """The shared prior table serves several samplers: its error speaks for the one that called it."""
     wording = r"^Prior\('Normal'\): the direct density evaluates the priors \[.*\]; use one of them$"
     with pytest.raises(PriorError, match=wording):
-        gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0}, caller="the direct density")
+        prior_density.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0}, caller="the direct density")
     with pytest.raises(PriorError) as err:
-        gibbs.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0})
+        prior_density.prior_arguments("Normal", {"mu": 0.0, "sigma": 1.0})
     assert "gibbs" not in str(err.value) and "nuts" not in str(err.value)

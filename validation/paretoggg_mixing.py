@@ -34,7 +34,7 @@ import xarray as xr
 
 import bayesclv as bc
 from bayesclv.formulas import _paretoggg_gibbs as gibbs
-from bayesclv.models.paretoggg import ParetoGGGModel
+from bayesclv.models.paretoggg import ParetoGGGModel, gibbs_priors
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = ("t", "gamma", "r", "alpha", "s", "beta")
@@ -43,9 +43,7 @@ NOTES = "## Notes"
 
 def _prior() -> np.ndarray:
     model = ParetoGGGModel()
-    return np.array([[v for q in ("mean", "cv2") for v in gibbs.prior_arguments(
-        model.priors[f"{name}_{q}"].distribution, model.priors[f"{name}_{q}"].parameters)]
-        for name in model.latent_names])
+    return gibbs_priors(model.priors, model.latent_names)
 
 
 def _node(tree: xr.DataTree) -> xr.Dataset:

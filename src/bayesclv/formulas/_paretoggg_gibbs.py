@@ -44,10 +44,9 @@ from bayesclv.formulas._paretoggg_population import (
     population_steps,
     to_population,
 )
-from bayesclv.formulas._prior_density import PRIOR_CODES, log_prior, prior_arguments
 from bayesclv.formulas._special import log_gamma_q, logaddexp
 
-__all__ = ["MOVES", "PRIOR_CODES", "log_prior", "prior_arguments", "run_chain", "sample", "truncated_gamma"]
+__all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 
 #: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
 #: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
@@ -331,7 +330,8 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
     x, t_x, T, litt : numpy.ndarray
         Repeat purchases, time of the last one, age, sum of the log inter-purchase times.
     prior : numpy.ndarray
-        (3, 6): per latent the code and arguments of its mean's and its cv2's prior (:data:`PRIOR_CODES`).
+        (3, 6): per latent the code and arguments of its mean's and its cv2's prior
+        (:data:`~bayesclv.formulas._prior_density.PRIOR_CODES`; :func:`bayesclv.models.paretoggg.gibbs_priors`).
     draws, tune, chains, thin : int
         Sweeps after tuning, tuning sweeps, chains; every ``thin``-th sweep is kept.
     random_seed : int or None

@@ -24,14 +24,15 @@ from scipy import special
 
 from bayesclv.data.timing import validate_timing_rfm
 from bayesclv.formulas import PT, paretoggg
-from bayesclv.formulas._paretoggg_gibbs import prior_arguments, sample
+from bayesclv.formulas._paretoggg_gibbs import sample
+from bayesclv.formulas._prior_density import prior_arguments
 from bayesclv.models.base import CLVModel
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.predictive import POSITION, CustomerLatents
 from bayesclv.models.transaction import TransactionPredictions
 from bayesclv.priors import Prior
 
-__all__ = ["ParetoGGGModel"]
+__all__ = ["ParetoGGGModel", "gibbs_priors"]
 
 _POPULATION = (("t", "gamma"), ("r", "alpha"), ("s", "beta"))  # shape and rate of each latent's population
 # repeat purchases from which a customer's latent is sampled centred: the data then say more about it than
@@ -70,6 +71,22 @@ def _gamma_latents(name: str, centred: np.ndarray, shape, rate):
         order.append(np.flatnonzero(centred))
     return pt.concatenate(parts)[np.argsort(np.concatenate(order))]
 
+
+def gibbs_priors(priors: dict[str, Prior], latent_names: tuple[str, ...]) -> np.ndarray:
+    """The population priors as the compiled sweeps read them (``prior`` of
+    :func:`~bayesclv.formulas._paretoggg_gibbs.sample`): per latent, the code and two arguments of its
+    mean's prior, then of its cv2's.
+
+    Raises
+    ------
+    bayesclv.errors.PriorError
+        A prior the sweeps do not evaluate (the error names ``method='nuts'`` as the alternative).
+    """
+    return np.array([[value for quantity in ("mean", "cv2")
+                      for value in prior_arguments(priors[f"{name}_{quantity}"].distribution,
+                                                   priors[f"{name}_{quantity}"].parameters,
+                                                   caller="method='gibbs'", instead="method='nuts'")]
+                     for name in latent_names])
 
 class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     """Pareto/GGG (Platzer & Reutterer 2016): Pareto/NBD with regular, Gamma-distributed inter-purchase times.
@@ -183,11 +200,7 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     def _fit_gibbs(self, df: pd.DataFrame, *, draws: int, tune: int, chains: int, random_seed: int | None,
                    thin: int, cores: int) -> tuple[xr.DataTree, FitDiagnostics]:
         """The population and every customer's latents by the compiled sweeps; posterior as the NUTS fit's."""
-        prior = np.array([[value for quantity in ("mean", "cv2")
-                           for value in prior_arguments(self.priors[f"{name}_{quantity}"].distribution,
-                                                        self.priors[f"{name}_{quantity}"].parameters,
-                                                        caller="method='gibbs'", instead="method='nuts'")]
-                          for name in self.latent_names])
+        prior = gibbs_priors(self.priors, self.latent_names)
         columns = [df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "litt")]
         draws_out = sample(*columns, prior, draws=draws, tune=tune, chains=chains, thin=thin,
                            random_seed=random_seed, cores=cores)
