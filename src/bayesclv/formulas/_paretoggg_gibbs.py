@@ -57,7 +57,7 @@ __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 #: gaps by a random walk on the cv2 itself (``linear``); steps per coordinate of mu's population given the next
 #: gaps, mu and the lifetime integrated out (then the lifetimes drawn afresh); moves per coordinate of k's
 #: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`)
-MOVES = (0, 0, 1, 2, 10, 3, 0, 0, 0)
+MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
