@@ -277,8 +277,9 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
 
     ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 10): the
     random-walk steps of the collapsed moves, of the non-centred moves (mode 0),
-    of ``k``'s given the gaps (mode 1), of the linear ones and of mu's population given the gaps; ``prior`` (3, 6): the codes and
-    arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
+    of ``k``'s given the gaps (mode 1), of the linear ones, of mu's population given the gaps and
+    of k's population with every ``k`` (:mod:`._paretoggg_regularity`; ``steps[0, 8:10]``); ``prior``
+    (3, 6): the codes and arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
     where ``scale[0] > 0``: ``chol`` and ``scale`` as in
     :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
     (sweeps, 6) receives the coordinates after every sweep. With

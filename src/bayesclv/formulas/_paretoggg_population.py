@@ -78,7 +78,7 @@ def _population_loglik(j, shape, log_rate, a, b, sums):  # pragma: no cover - co
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _dropout_loglik(s, beta, t_x, w_in):  # pragma: no cover - compiled
-    """Log-likelihood of the dropout population ``Gamma(s, beta)`` given each customer's next gap, ``mu`` and the lifetime integrated out.
+    """Log-likelihood of the dropout population ``Gamma(s, beta)`` given the next gaps, ``mu`` and lifetime integrated.
 
     With ``mu`` integrated out the lifetime has the survival ``S(t) = (beta / (beta + t))^s``
     (Lomax). Given the next gap ``W``, the history says the customer lived past ``t_x``
@@ -129,7 +129,8 @@ def population_steps(coords, j, a, b, sums, prior, steps, repeats, adapt, gain):
     """Random-walk Metropolis on population ``j``'s (log mean, log cv2), ``repeats`` steps per coordinate.
 
     The target is :func:`_population_loglik` (``a, b, sums`` as there) with the
-    priors; ``steps[j, 0:2]`` are the steps, tuned towards :data:`TARGET` with ``adapt``.
+    priors; ``steps[j, 0:2]`` are the steps (``j = 3``: ``steps[2, 8:10]``), tuned towards :data:`TARGET`
+    with ``adapt``.
     """
     row, base = min(j, 2), 8 if j == 3 else 0  # j = 3 moves mu's population (row 2) with steps of its own
     current = _population_target(j, coords[row], a, b, sums, prior[row])
