@@ -4,6 +4,8 @@
   the lifetime step's alive share against ``paretoggg.probability_alive`` and its death times against the
   closed-form distribution function of the death given death before T.
 - Its population moves' likelihoods with the rates integrated out against numerical integration (SciPy quad).
+- The joint move of k's population with every k keeps the posterior: its chain on three customers against the
+  posterior of the population computed by quadrature.
 - The population priors it evaluates against SciPy's densities, through the parametrisations a Prior accepts.
 - ``method="gibbs"`` is refused by models without the sampler; a prior it cannot evaluate is a PriorError.
 
@@ -23,6 +25,7 @@ import bayesclv as bc
 from bayesclv.errors import PriorError
 from bayesclv.formulas import _paretoggg_gibbs as gibbs
 from bayesclv.formulas import _paretoggg_population as population
+from bayesclv.formulas import _paretoggg_regularity as regularity
 from bayesclv.formulas import _prior_density as prior_density
 from bayesclv.formulas import paretoggg
 
@@ -116,6 +119,81 @@ def test_collapsed_population_likelihoods_integrate_the_rates_out(shape, rate):
     k = a["k"]
     got = population._population_loglik(0, shape, np.log(rate), k, k, np.array([k.sum(), np.log(k).sum()]))
     assert got == pytest.approx(stats.gamma(shape, scale=1.0 / rate).logpdf(k).sum(), rel=1e-10)
+
+
+@pytest.mark.parametrize(("shape", "rate"), [(0.3, 2.0), (1.7, 25.0), (12.0, 0.8)])
+def test_dropout_likelihood_given_the_gaps_integrates_mu_and_the_lifetime_out(shape, rate):
+    # customers: last purchase t_x and next gap W; W within the window (finite) says death before t_x + W
+    t_x, w = np.array([0.0, 5.0, 30.0, 2.0, 40.0]), np.array([0.7, 12.0, np.inf, np.inf, 3.0])
+    got = population._population_loglik(3, shape, np.log(rate), t_x, w, np.zeros(2))
+
+    def alive_then_dead(v, i):  # log P(t_x < tau < t_x + W | mu = v), exponential lifetime
+        return -v * t_x[i] + (np.log(-np.expm1(-v * w[i])) if np.isfinite(w[i]) else 0.0)
+
+    want = sum(_integrated(lambda v, i=i: alive_then_dead(v, i), shape, rate) for i in range(5))
+    assert got == pytest.approx(want, rel=1e-8, abs=1e-8)
+
+
+@numba.njit(cache=False)
+def _lifetimes_given_gap(seed, n, t_x, T, w, s, beta):
+    np.random.seed(seed)
+    alive, u = np.zeros(n, dtype=np.int64), np.empty(n)
+    population.lifetime_given_gap(np.full(n, t_x), np.full(n, T), np.full(n, w), s, beta, alive, u)
+    return alive, u
+
+
+@pytest.mark.parametrize(("t_x", "T", "w", "s", "beta"), [(5.0, 40.0, 12.0, 0.6, 9.0),   # next purchase due: dead
+                                                          (5.0, 40.0, 50.0, 0.6, 9.0),   # due after T
+                                                          (0.0, 30.0, 80.0, 3.0, 0.5),   # no repeat, dropout fast
+                                                          (2.0, 60.0, 70.0, 0.05, 40.0)])  # tiny shape: mostly alive
+def test_lifetime_given_the_gap_is_the_truncated_lomax(t_x, T, w, s, beta):
+    n = 40_000
+    alive, u = _lifetimes_given_gap(3, n, t_x, T, w, s, beta)
+    survival = lambda v: (beta / (beta + v)) ** s  # noqa: E731  mu integrated out
+    upper = t_x + w if w <= T - t_x else np.inf
+    p_alive = (survival(T) - survival(upper)) / (survival(t_x) - survival(upper)) if upper > T else 0.0
+    assert abs(alive.mean() - p_alive) < 5 * np.sqrt(p_alive * (1 - p_alive) / n) + 1e-9
+    dead = u[alive == 0]
+    assert np.all(u[alive == 1] == T - t_x) and np.all((dead > 0) & (dead < min(w, T - t_x)))
+    cdf = lambda v: (survival(t_x) - survival(t_x + v)) / (survival(t_x) - survival(min(upper, T)))  # noqa: E731
+    assert stats.kstest(dead, cdf).pvalue > 1e-3
+
+
+@numba.njit(cache=False)
+def _regularity_chain(seed, moves, k, gaps, coords, prior, pop):
+    np.random.seed(seed)
+    steps, work, out = np.full((3, 10), 0.8), np.empty((4, k.size)), np.empty((moves, 2))
+    for m in range(moves):
+        regularity.regularity_move(m % 2, k, gaps, coords, prior, steps, False, 0.0, pop, work)
+        out[m] = coords[0]
+    return out
+
+
+def test_regularity_move_keeps_the_posterior_of_the_population():
+    """Given the gaps (lam integrated out), the chain of k's (log mean, log cv2) against 2-D quadrature."""
+    n, big_s, big_l = np.array([1.0, 2.0, 4.0]), np.array([3.0, 10.0, 9.0]), np.array([np.log(3.0), 1.5, 1.2])
+    r, alpha = 1.5, 4.0
+    prior = np.zeros((3, 6))
+    prior[0] = [prior_density.PRIOR_CODES["LogNormal"], 0.0, 0.5, prior_density.PRIOR_CODES["LogNormal"], -1.0, 1.0]
+    trace = _regularity_chain(1, 60_000, np.ones(3), (n, big_l, big_s), np.array([[0.0, -1.0], [0, 0], [0, 0]]),
+                              prior, np.array([1.0, 1.0, r, alpha, 1.0, 1.0]))
+    m, v = np.meshgrid(np.linspace(-3, 3, 241), np.linspace(-6, 3, 241), indexing="ij")
+    t, y = np.exp(-v)[..., None], np.linspace(-8.0, 8.0, 1601)  # log k on a fine grid
+    gamma, k = t / np.exp(m)[..., None], np.exp(y)
+    log_post = -0.5 * (m / 0.5) ** 2 - 0.5 * (v + 1.0) ** 2  # the LogNormal priors in the log coordinates
+    for i in range(3):  # each k integrated out: the population's log-Gamma density times the gaps' likelihood
+        gaps = (n[i] * (k * y - special.gammaln(k)) + (k - 1) * big_l[i] + special.gammaln(r + n[i] * k)
+                - (r + n[i] * k) * np.log(alpha + k * big_s[i]))
+        log_f = t * np.log(gamma) - special.gammaln(t) + t * y - gamma * k + gaps
+        peak = log_f.max(-1)
+        log_post += np.log(np.exp(log_f - peak[..., None]).sum(-1)) + peak
+    p = np.exp(log_post - log_post.max())
+    p /= p.sum()
+    for c, grid in enumerate((m, v)):
+        mean, sd = (p * grid).sum(), np.sqrt((p * grid**2).sum() - (p * grid).sum() ** 2)
+        batches = trace[:, c].reshape(60, -1).mean(axis=1)  # batch means: the chain's Monte Carlo error
+        assert abs(trace[:, c].mean() - mean) < 4 * batches.std() / np.sqrt(60) + 1e-3
+        assert trace[:, c].std() == pytest.approx(sd, rel=0.05)
 
 
 def test_k_given_the_gaps_integrates_lam_out():

@@ -4,7 +4,9 @@ Tunes one chain for 100 sweeps from the sampler's starting point, times 30
 sweeps, then times each compiled block of a sweep 20 times at the chain's state
 (``process_time``, one thread): a likelihood pass with the lifetime and the next
 gap integrated out, a pass of k given the gaps, the per-customer steps, the
-collapsed population steps, a joint move and the whole population update.
+collapsed population steps (mu's also given the next gaps, the lifetimes then
+drawn), a joint move, a move of k's population with every k and the whole
+population update.
 
 Usage::
 
@@ -27,6 +29,7 @@ from paretoggg_mixing import _prior
 import bayesclv as bc
 from bayesclv.formulas import _paretoggg_gibbs as gibbs
 from bayesclv.formulas import _paretoggg_population as population
+from bayesclv.formulas import _paretoggg_regularity as regularity
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,6 +75,12 @@ def profile(data: str) -> dict:
             c, 1, (x + 1.0) * k, k * gaps[2], sums, prior, s, 10, False, 0.0)),
         "collapsed steps of mu's population (x10)": _ms(lambda: population.population_steps(
             c, 2, 1.0 - alive, np.where(alive == 1, T, t_x + u), sums, prior, s, 10, False, 0.0)),
+        "collapsed steps of mu's population given the next gaps (x10), the lifetimes drawn":
+            _ms(lambda: (population.population_steps(c, 3, t_x, np.where(w <= T - t_x, w, np.inf), sums, prior, s,
+                                                     10, False, 0.0),
+                         population.lifetime_given_gap(t_x, T, w, pop[4], pop[5], copies[3], copies[4]))),
+        "move of k's population with every k (one coordinate)":
+            _ms(lambda: regularity.regularity_move(1, k.copy(), gaps, c, prior, s, False, 0.0, pop, work)),
         "joint move": _ms(lambda: population.joint_noncentred_move(current, coords.copy(), prior, chol, scale, False,
                                                                    0.0, data_, k.copy(), lam.copy(), mu.copy(), work)),
         "population update (_augmented_population)": _ms(lambda: gibbs._augmented_population(

@@ -20,8 +20,9 @@ A sweep (:func:`run_chain`):
    given ``W`` with ``lam`` integrated out (closed form: ``lam`` is conjugate),
    random-walk Metropolis in ``log k`` with a step adapted per customer while tuning.
 3. The populations given the augmented data with ``lam`` and ``mu`` integrated
-   out, then ``lam ~ Gamma(r + (x+1) k, alpha + k (t_x + W))`` and
-   ``mu ~ Gamma(s + 1 - alive, beta + tau_c)`` (:func:`_augmented_population`).
+   out (``mu``'s also given the next gaps alone, the lifetime integrated out too,
+   then the lifetimes drawn afresh), then ``lam ~ Gamma(r + (x+1) k, alpha + k (t_x + W))``
+   and ``mu ~ Gamma(s + 1 - alive, beta + tau_c)`` (:func:`_augmented_population`).
 
 Steps 1 and 3 are the two halves of an interweaving (Yu & Meng 2011): step 3 is
 the centred (sufficient) update, fast where the augmented data pin each rate,
@@ -40,10 +41,12 @@ from bayesclv.formulas._paretoggg_population import (
     TARGET,
     joint_noncentred_move,
     latent_total,
+    lifetime_given_gap,
     noncentred_move,
     population_steps,
     to_population,
 )
+from bayesclv.formulas._paretoggg_regularity import regularity_move
 from bayesclv.formulas._special import log_gamma_q, logaddexp
 
 __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
@@ -51,8 +54,10 @@ __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 #: moves per sweep: non-centred moves (mode 0) of k's, lam's and mu's population, of k's given the gaps
 #: (mode 1), each per coordinate; random-walk steps per coordinate of each collapsed population move;
 #: joint non-centred moves of all six coordinates (after the first half of tuning); moves of k's cv2 given the
-#: gaps by a random walk on the cv2 itself (``linear``)
-MOVES = (0, 0, 1, 2, 10, 3, 0)
+#: gaps by a random walk on the cv2 itself (``linear``); steps per coordinate of mu's population given the next
+#: gaps, mu and the lifetime integrated out (then the lifetimes drawn afresh); moves per coordinate of k's
+#: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`)
+MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -225,7 +230,9 @@ def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, m
 
     ``k``'s population: random-walk steps given the ``k``, then non-centred moves
     given the gaps (``lam`` integrated out). ``lam``'s and ``mu``'s: collapsed
-    steps (:func:`~bayesclv.formulas._paretoggg_population.population_steps`).
+    steps (:func:`~bayesclv.formulas._paretoggg_population.population_steps`);
+    ``mu``'s first given the next gaps with the lifetimes integrated out too
+    (``moves[7]``), after which the lifetimes are drawn given the gaps.
     Last, ``lam ~ Gamma(r + n k, alpha + k S)`` and ``mu ~ Gamma(s + d, beta + tau_c)``.
     """
     x, t_x, T, litt = data[0], data[1], data[2], data[3]
@@ -242,9 +249,17 @@ def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, m
         for _ in range(moves[6]):
             current = noncentred_move(1, 0, 1, k, current, coords, prior, steps, adapt, gain, data, k, lam, mu,
                                       gaps, pop, out, True)
+    for c in range(2 * moves[8]):
+        to_population(coords, pop)
+        regularity_move(c % 2, k, gaps, coords, prior, steps, adapt, gain, pop, out)
     to_population(coords, pop)
     n_k, k_s = n1 * k, k * gaps[2]
     population_steps(coords, 1, n_k, k_s, sums, prior, steps, moves[4], adapt, gain)
+    if moves[7] > 0:
+        next_gap = np.where(w <= T - t_x, w, np.inf)
+        population_steps(coords, 3, t_x, next_gap, sums, prior, steps, moves[7], adapt, gain)
+        to_population(coords, pop)
+        lifetime_given_gap(t_x, T, w, pop[4], pop[5], alive, u)
     dead = 1.0 - alive
     tau_c = np.where(alive == 1, T, t_x + u)
     sums[0] = dead.sum()
@@ -260,10 +275,11 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
               prior, moves, chol, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
     """``sweeps`` sweeps of one chain from the state passed in (updated in place).
 
-    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 8): the
+    ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 10): the
     random-walk steps of the collapsed moves, of the non-centred moves (mode 0),
-    of ``k``'s given the gaps (mode 1) and of the linear ones; ``prior`` (3, 6): the codes and
-    arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
+    of ``k``'s given the gaps (mode 1), of the linear ones, of mu's population given the gaps and
+    of k's population with every ``k`` (:mod:`._paretoggg_regularity`; ``steps[0, 8:10]``); ``prior``
+    (3, 6): the codes and arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
     where ``scale[0] > 0``: ``chol`` and ``scale`` as in
     :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
     (sweeps, 6) receives the coordinates after every sweep. With
@@ -319,7 +335,7 @@ def _initial_state(x, t_x, T, rng):
     coords += rng.normal(0.0, 0.2, size=coords.shape)
     return {"k": jitter[0].copy(), "lam": lam, "mu": mu, "alive": np.ones(n, dtype=np.int64), "u": T - t_x,
             "w": T - t_x + 1.0 / lam, "k_step": 1.0 / np.sqrt(x + 2.0), "coords": coords,
-            "steps": np.full((3, 8), 0.1)}
+            "steps": np.full((3, 10), 0.1)}
 
 
 def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, cores, moves=MOVES):

@@ -36,7 +36,8 @@ from bayesclv.formulas._prior_density import log_prior
 from bayesclv.formulas._summed import digamma
 from bayesclv.formulas.paretoggg import _loglik_kernel
 
-__all__ = ["joint_noncentred_move", "latent_total", "noncentred_move", "population_steps", "to_population"]
+__all__ = ["joint_noncentred_move", "latent_total", "lifetime_given_gap", "noncentred_move", "population_steps",
+           "to_population"]
 
 TARGET = 0.44  # acceptance rate the random-walk steps are tuned to (one dimension)
 
@@ -54,10 +55,13 @@ def _population_loglik(j, shape, log_rate, a, b, sums):  # pragma: no cover - co
 
     ``j = 0``: the latents ``k`` themselves (``sums``: their sum and sum of logs);
     ``j = 1``: ``lam`` integrated out given ``a = n k`` and ``b = k S``; ``j = 2``:
-    ``mu`` integrated out given the death flags ``a`` (``sums[0]`` their sum) and ``b = tau_c``.
+    ``mu`` integrated out given the death flags ``a`` (``sums[0]`` their sum) and ``b = tau_c``;
+    ``j = 3``: ``mu`` and the lifetime integrated out given the next gaps (:func:`_dropout_loglik`).
     """
     n = a.size
     rate = math.exp(log_rate)
+    if j == 3:
+        return _dropout_loglik(shape, rate, a, b)
     if j == 0:
         return n * (shape * log_rate - math.lgamma(shape)) + (shape - 1.0) * sums[1] - rate * sums[0]
     total = n * shape * log_rate
@@ -73,6 +77,48 @@ def _population_loglik(j, shape, log_rate, a, b, sums):  # pragma: no cover - co
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _dropout_loglik(s, beta, t_x, w_in):  # pragma: no cover - compiled
+    """Log-likelihood of the dropout population ``Gamma(s, beta)`` given the next gaps, ``mu`` and lifetime integrated.
+
+    With ``mu`` integrated out the lifetime has the survival ``S(t) = (beta / (beta + t))^s``
+    (Lomax). Given the next gap ``W``, the history says the customer lived past ``t_x``
+    and, where the next purchase would have come by ``T`` (``w_in = W``; otherwise
+    ``w_in = inf``), died before it: ``S(t_x) - S(t_x + W)``. A few logs per customer,
+    no incomplete gamma; the lifetimes then are drawn afresh (:func:`lifetime_given_gap`).
+    """
+    total = 0.0
+    log_beta = math.log(beta)
+    for i in range(t_x.size):
+        b0 = beta + t_x[i]
+        total += s * (log_beta - math.log(b0))
+        if w_in[i] < np.inf:
+            total += math.log(-math.expm1(-s * math.log1p(w_in[i] / b0)))
+    return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def lifetime_given_gap(t_x, T, w, s, beta, alive, u):  # pragma: no cover - compiled
+    """Each customer's lifetime given the next gap ``w``, ``mu`` integrated out: ``alive`` and ``u`` in place.
+
+    The lifetime is Lomax (:func:`_dropout_loglik`) truncated to ``(t_x, t_x + w)``
+    where the next purchase would have come by ``T``, to ``(t_x, inf)`` otherwise:
+    an inverse-distribution draw, ``beta + tau = (beta + t_x) V^(-1/s)`` with ``V``
+    uniform between the truncation's survival ratio and 1. Beyond ``T`` the customer
+    is alive (``u = T - t_x``), as the sweep records it.
+    """
+    for i in range(t_x.size):
+        gap = T[i] - t_x[i]
+        b0 = beta + t_x[i]
+        cut = math.expm1(-s * math.log1p(w[i] / b0)) if w[i] <= gap else -1.0  # -(1 - S ratio at the bound)
+        log_v = math.log1p(np.random.random() * cut)
+        v = b0 * math.expm1(-log_v / s)
+        if v > gap or not gap > 0.0:
+            alive[i], u[i] = 1, gap
+        else:
+            alive[i], u[i] = 0, max(v, 1e-300)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _population_target(j, coords_j, a, b, sums, prior_j):  # pragma: no cover - compiled
     shape = math.exp(-coords_j[1])
     return _population_loglik(j, shape, -coords_j[1] - coords_j[0], a, b, sums) + _log_priors(coords_j, prior_j)
@@ -83,21 +129,23 @@ def population_steps(coords, j, a, b, sums, prior, steps, repeats, adapt, gain):
     """Random-walk Metropolis on population ``j``'s (log mean, log cv2), ``repeats`` steps per coordinate.
 
     The target is :func:`_population_loglik` (``a, b, sums`` as there) with the
-    priors; ``steps[j, 0:2]`` are the steps, tuned towards :data:`TARGET` with ``adapt``.
+    priors; ``steps[j, 0:2]`` are the steps (``j = 3``: ``steps[2, 8:10]``), tuned towards :data:`TARGET`
+    with ``adapt``.
     """
-    current = _population_target(j, coords[j], a, b, sums, prior[j])
+    row, base = min(j, 2), 8 if j == 3 else 0  # j = 3 moves mu's population (row 2) with steps of its own
+    current = _population_target(j, coords[row], a, b, sums, prior[row])
     for _ in range(repeats):
         for c in range(2):
-            old = coords[j, c]
-            coords[j, c] = old + steps[j, c] * np.random.standard_normal()
-            proposed = _population_target(j, coords[j], a, b, sums, prior[j])
+            old = coords[row, c]
+            coords[row, c] = old + steps[row, base + c] * np.random.standard_normal()
+            proposed = _population_target(j, coords[row], a, b, sums, prior[row])
             log_ratio = proposed - current
             if math.log(np.random.random()) < log_ratio:
                 current = proposed
             else:
-                coords[j, c] = old
+                coords[row, c] = old
             if adapt:
-                steps[j, c] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
+                steps[row, base + c] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
