@@ -221,8 +221,8 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         history: the pooled models' kind of term (their rates are integrated out
         too), so LOO compares both on the same predictive target, and leaving a
         customer out reweights the population draws only, which PSIS handles
-        stably (terms given each draw's own latents of the customer gave Pareto
-        k > 0.7 for half of CDNOW's customers). Any fit method gives the same
+        stably (terms given each draw's own latents of the customer do not:
+        ``validation/results/hb_integrated_loo_sample.md``). Any fit method gives the same
         quantity (:func:`bayesclv.models.integrated_loglik.hierarchical_log_likelihood`);
         predictions still use each customer's conditional latents.
 

@@ -4,7 +4,7 @@ PSIS-LOO approximates leaving one customer out by reweighting the posterior
 draws with ``1 / p(y_i | draw)``. For the hierarchical models a draw could be
 the population parameters with each customer's own latent rates; but leaving a
 customer out moves their own latents most, so those weights are heavy-tailed
-(Pareto k > 0.7 for half of CDNOW's customers) and the quantity is another
+(``validation/results/hb_integrated_loo_sample.md``) and the quantity is another
 predictive target than the pooled models', whose per-customer likelihood
 integrates the customer's rates out. Vehtari et al. (2016, "Bayesian
 leave-one-out cross-validation approximations for Gaussian latent variable
