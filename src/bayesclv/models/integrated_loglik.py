@@ -121,7 +121,7 @@ def latent_fit_reference(params: dict[str, np.ndarray], rows: int) -> dict[str, 
             "nodes": rule.nodes_for_range(float(low.min()), float(high.max()), rule.minimum_nodes(rows))}
 
 
-def _over_customers(model: Any, data: Any | None, codes: np.ndarray, lead: tuple[int, ...],
+def _by_distinct_rows(model: Any, data: Any | None, codes: np.ndarray, lead: tuple[int, ...],
                     evaluate: Callable[[np.ndarray], np.ndarray]) -> xr.DataArray:
     """``evaluate(rows)`` (``(len(rows), draws)``) once per distinct row of ``data``'s customers, in chunks of
     rows on every core, spread to the customers: ``DataArray(chain, draw, customer_id)``."""
@@ -169,7 +169,7 @@ def hierarchical_log_likelihood(model: Any, data: Any | None = None) -> xr.DataA
         return frames.loglik(needed, rows.X[needed], rows.group[needed], flat["coefficients"], flat["offset"],
                              flat["sigma"], flat["correlation"])
 
-    return _over_customers(model, data, rows.codes, lead, evaluate)
+    return _by_distinct_rows(model, data, rows.codes, lead, evaluate)
 
 
 def joint_log_likelihood(model: Any, data: Any | None, rows: RowTable, bounds: np.ndarray, counts: np.ndarray,
@@ -214,4 +214,4 @@ def joint_log_likelihood(model: Any, data: Any | None, rows: RowTable, bounds: n
                                           flat["sigma"][:, 2], flat["spend_sd"])
         return out
 
-    return _over_customers(model, data, rows.codes, lead, evaluate)
+    return _by_distinct_rows(model, data, rows.codes, lead, evaluate)
