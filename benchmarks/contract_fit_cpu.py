@@ -1,11 +1,9 @@
 """CPU seconds of each contract-table fit (tests/test_contract.py's ROWS), first fits in one process.
 
-MAP fits compile their functions with PyTensor's C backend (``models.sampling.c_mode``);
-``--numba`` restores PyMC's default (numba) compilation for comparison. Run from the
-repository root, each mode in a fresh process; run twice to see warm caches (PyTensor's
-compile directory and the numba kernels' caches)::
+Run from the repository root; run twice to see warm caches (PyTensor's compile directory
+and the numba kernels' caches)::
 
-    uv run python benchmarks/contract_fit_cpu.py [--numba] [--out benchmarks/results/contract_fit_cpu.json]
+    uv run python benchmarks/contract_fit_cpu.py [--out benchmarks/results/contract_fit_cpu.json]
 """
 
 from __future__ import annotations
@@ -24,16 +22,12 @@ def _cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--numba", action="store_true", help="MAP compiled by PyMC's default (numba)")
     parser.add_argument("--out", type=Path, help="JSON file for the per-row CPU seconds")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     import bayesclv as bc
-    import bayesclv.models.inference as inference
     import test_contract as contract
 
-    if args.numba:
-        inference.c_mode = lambda: None  # compile_kwargs={"mode": None}: PyMC's default mode
     rfm = bc.rfm_summary(bc.datasets.load_cdnow("sample"), value="value", calibration_end="1997-09-30")
     frames = contract.frames.__wrapped__(rfm)
     seconds = {}
@@ -44,7 +38,7 @@ def main() -> None:
         print(f"{row.name:48s} {seconds[row.name]:7.1f}", flush=True)
     print(f"{'all fits':48s} {sum(seconds.values()):7.1f}")
     if args.out:
-        args.out.write_text(json.dumps({"mode": "numba" if args.numba else "c", "cpu_s": seconds}, indent=1) + "\n")
+        args.out.write_text(json.dumps({"cpu_s": seconds}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

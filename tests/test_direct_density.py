@@ -20,7 +20,8 @@ from bayesclv.data.discrete import censor_retention
 from bayesclv.datasets import load_retention
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import shifted_bg
-from bayesclv.models.direct_density import PRIOR_CODES, _log_prior, direct_density, prior_arguments
+from bayesclv.formulas._prior_density import PRIOR_CODES
+from bayesclv.models.direct_density import _log_prior, differentiated_prior, direct_density
 
 PRIORS = [  # each with its SciPy reference
     (bc.Prior("HalfNormal", sigma=50.0), stats.halfnorm(scale=50.0)),
@@ -49,7 +50,7 @@ def _density(model, data):
 
 @pytest.mark.parametrize(("prior", "reference"), PRIORS, ids=[repr(p) for p, _ in PRIORS])
 def test_prior_log_densities_against_scipy(prior, reference):
-    code, first, second = prior_arguments(prior)
+    code, first, second = differentiated_prior(prior)
     assert code == PRIOR_CODES[prior.distribution]
     for theta in (1e-6, 0.3, 1.0, 7.5, 400.0):
         value, slope = _log_prior(code, first, second, theta)

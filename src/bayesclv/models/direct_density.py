@@ -16,7 +16,7 @@ compiled calls (the exponentials, the kernel, the priors).
 It is the same density as the PyMC graph's (``model.logp(jacobian=True)``, the
 test compares them value by value) for the configurations it covers: complete or
 no pooling, no covariates, every parameter a sampled quantity with one of the
-priors in ``PRIOR_CODES`` (scalar arguments) under PyMC's log transform. Any
+priors in ``DIFFERENTIATED_PRIORS`` (scalar arguments) under PyMC's log transform. Any
 other configuration returns None and is sampled through the graph.
 """
 
@@ -31,31 +31,29 @@ import pymc as pm
 from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
-from bayesclv.formulas._prior_density import PRIOR_CODES as SHARED_CODES
-from bayesclv.formulas._prior_density import log_prior
-from bayesclv.formulas._prior_density import prior_arguments as shared_arguments
+from bayesclv.formulas._prior_density import log_prior, prior_arguments
 from bayesclv.formulas._summed import SummedLoglikOp
 from bayesclv.priors import Prior
 
-__all__ = ["PRIOR_CODES", "DirectDensity", "direct_density", "prior_arguments"]
+__all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density"]
 
-#: priors of a positive parameter the direct density differentiates: name -> code of :func:`_log_prior`
-PRIOR_CODES = {name: code for name, code in SHARED_CODES.items() if name in ("HalfNormal", "Exponential", "Gamma",
-                                                                           "LogNormal")}
+#: priors of a positive parameter whose derivative :func:`_log_prior` writes out (a subset of
+#: :data:`bayesclv.formulas._prior_density.PRIOR_CODES`)
+DIFFERENTIATED_PRIORS = frozenset({"HalfNormal", "Exponential", "Gamma", "LogNormal"})
 
 
-def prior_arguments(prior: Prior) -> tuple[int, float, float] | None:
+def differentiated_prior(prior: Prior) -> tuple[int, float, float] | None:
     """``(code, first, second)`` of ``prior`` in the direct density's parametrisation; None if it has none.
 
     HalfNormal: ``sigma``; Exponential: ``lam``; Gamma: shape ``alpha`` and rate ``beta``;
     LogNormal: ``mu`` and ``sigma``; converted from PyMC's other arguments and defaults by
     :func:`bayesclv.formulas._prior_density.prior_arguments`.
     """
-    if prior.distribution not in PRIOR_CODES:
+    if prior.distribution not in DIFFERENTIATED_PRIORS:
         return None
     if any(np.ndim(v) != 0 for v in prior.parameters.values()):  # per-group prior arguments: the graph handles them
         return None
-    code, first, second = shared_arguments(prior.distribution, prior.parameters, caller="the direct density")
+    code, first, second = prior_arguments(prior.distribution, prior.parameters, caller="the direct density")
     return int(code), first, second
 
 
@@ -114,7 +112,7 @@ class DirectDensity(NamedTuple):
     tables : tuple of numpy.ndarray
         The kernel's data tables (:func:`bayesclv.models.pooling.summed_tables`).
     codes : numpy.ndarray of int64
-        Each coordinate's prior code (:data:`PRIOR_CODES`).
+        Each coordinate's prior code (:data:`bayesclv.formulas._prior_density.PRIOR_CODES`).
     arguments : numpy.ndarray
         Each coordinate's two prior arguments.
     """
@@ -171,7 +169,7 @@ def direct_density(model: Any, graph: pm.Model, var_names: list[str]) -> DirectD
         return None
     if not all(isinstance(graph.rvs_to_transforms.get(rv), LogTransform) for rv in graph.free_RVs):
         return None
-    priors = [prior_arguments(model.priors[name]) for name in names]
+    priors = [differentiated_prior(model.priors[name]) for name in names]
     if any(p is None for p in priors):
         return None
     point = graph.initial_point()
