@@ -243,6 +243,50 @@ def test_joint_predictions_keep_purchases_and_spend_paired(fitted):
     assert float(mean_spend.mean()) == pytest.approx(np.exp(B[0, 2] + SIGMA[2] ** 2 / 2 + SPEND_SD**2 / 2), rel=0.1)
 
 
+def test_joint_loo_terms_integrate_rates_and_spend_and_are_compared_only_with_spend_models(fitted):
+    """A customer's term is log p(purchases, spend values | population draw): against the 3-D integration of
+    the latent model for customers with 0, 2 and many repeat purchases, and summed over customers the fit's
+    kernel total plus spend term at that draw (its frames at the fit's reference) to 1e-8. The spend values
+    are observations the purchase-only models lack, so compare gives them no common LOO."""
+    import json
+
+    from bayesclv.comparison import observation_difference
+    from bayesclv.models.marginal import REFERENCE_ATTR
+
+    model, df, _ = fitted
+    loglik = model.log_likelihood()
+    post = model.posterior.isel(chain=1, draw=57)
+    mean, sw = post["coefficients"].values[0], float(post["spend_sd"])
+    cov = _covariance(post["sigma"].values, post["correlation"].values)
+    frequency = df["frequency"].to_numpy()
+    for i in (np.flatnonzero(frequency == 0)[0], np.flatnonzero(frequency == 2)[0], int(np.argmax(frequency))):
+        row = df.iloc[i]
+        n = int(row["frequency"])
+        base = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(n)
+        logs = row["log_spend_mean"] + (np.sqrt(row["log_spend_ss"] / (base**2).sum()) if n > 1 else 0.0) * base
+        expected = _reference_log_integral(row["frequency"], row["recency"], row["T"], logs, mean, cov, sw)
+        assert loglik.values[1, 57, i] == pytest.approx(expected, abs=1e-5), (i, n)
+    reference = json.loads(model.posterior.attrs[REFERENCE_ATTR])
+    rows, bounds, counts, ss = joint_rows(model, model.data)
+    at = [np.asarray(reference[k]) for k in ("coefficients", "sigma", "correlation", "spend_sd")]
+    powers, log_weights = rule.product_rule(reference["nodes"])
+    centre, chol, terms, correction = block_frames(rule.PARETONBD, rows, bounds,
+                                                   [conditional_population(*at, float(n)) for n in counts],
+                                                   powers, log_weights, corrected=True)
+    coefficients, sigma, correlation = (post[k].values for k in ("coefficients", "sigma", "correlation"))
+    populations = [conditional_population(coefficients, sigma, correlation, np.asarray(sw), float(n)) for n in counts]
+    total = kernel.grouped_marginal_loglik(np.stack([p[0] for p in populations]),
+                                           np.stack([p[1] for p in populations]),
+                                           np.array([float(p[2]) for p in populations]), bounds, rows.X,
+                                           rows.weight, centre, chol, terms, terms.max(axis=1), powers, correction)[0]
+    spending = rows.history[:, 0] > 0
+    total += rows.weight[spending] @ spend_loglik(rows.X[spending, -1], ss[spending], rows.history[spending, 0],
+                                                  coefficients[0, 2], sigma[2], sw)
+    assert loglik.values[1, 57].sum() == pytest.approx(total, abs=1e-8)
+    assert "log_spend_mean" in observation_difference(model, bc.ParetoNBDModel())  # the columns differ already
+    assert observation_difference(model, model) is None
+
+
 def test_joint_model_refuses_data_without_spend_statistics_and_other_methods():
     df, _ = _simulate(50, 1)
     with pytest.raises(DataValidationError) as err:

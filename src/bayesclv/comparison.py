@@ -103,7 +103,8 @@ def _fit_all(specs: dict[str, Any], data: Any, fit_kwargs: dict[str, Any]) -> di
 
 # --------------------------------------------------------------------------- LOO
 def _observed(model: TransactionModel) -> tuple[str, ...]:
-    """The likelihood columns that are observations: ``data_columns`` without ``likelihood_only_columns``.
+    """The likelihood columns that are observations: ``data_columns`` and any further ``observed_columns`` (the
+    joint spend models' spend statistics), without ``likelihood_only_columns``.
 
     A likelihood-only column is a statistic of the same purchase times that
     enters the likelihood as a constant (the CNBD-k's sum of log inter-purchase
@@ -112,7 +113,8 @@ def _observed(model: TransactionModel) -> tuple[str, ...]:
     that it is, so the observations are still ``frequency, recency, T``.
     """
     extra = set(getattr(model, "likelihood_only_columns", ()))
-    return tuple(c for c in model.data_columns if c not in extra)
+    columns = dict.fromkeys((*model.data_columns, *getattr(model, "observed_columns", ())))
+    return tuple(c for c in columns if c not in extra)
 
 
 def observation_difference(model: TransactionModel, reference: TransactionModel) -> str | None:

@@ -26,6 +26,7 @@ from bayesclv.errors import DataValidationError
 from bayesclv.formulas import individual_bgnbd, individual_paretonbd
 from bayesclv.models.base import CLVModel
 from bayesclv.formulas._marginal_rule import BGNBD, PARETONBD
+from bayesclv.models.integrated_loglik import hierarchical_log_likelihood
 from bayesclv.models.latent import customer_arrays, latent_model
 from bayesclv.models.marginal import LatentPosterior, MarginalPredictions
 from bayesclv.models.pooling import group_codes, group_labels
@@ -212,6 +213,25 @@ class HierarchicalTransactionModel(MarginalPredictions, TransactionPredictions, 
         else:
             latent = [params[n][..., position] for n in self.latent_names]
         return dict(zip(self.rate_names, self._natural_rates(*latent, np.exp, special.expit), strict=True))
+
+    def log_likelihood(self, data: Any | None = None) -> xr.DataArray:
+        """Each customer's log-likelihood per draw with their latent rates integrated out (for LOO).
+
+        ``log p(y_i | phi_d, x_i)``, the population draw's density of the customer's
+        history: the pooled models' kind of term (their rates are integrated out
+        too), so LOO compares both on the same predictive target, and leaving a
+        customer out reweights the population draws only, which PSIS handles
+        stably (terms given each draw's own latents of the customer do not:
+        ``validation/results/hb_integrated_loo_sample.md``). Any fit method gives the same
+        quantity (:func:`bayesclv.models.integrated_loglik.hierarchical_log_likelihood`);
+        predictions still use each customer's conditional latents.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, customer_id)``.
+        """
+        return hierarchical_log_likelihood(self, data)
 
     def rates(self, data: Any | None = None) -> xr.Dataset:
         """Posterior of each customer's own rates (``lam`` and ``mu`` or ``p``).

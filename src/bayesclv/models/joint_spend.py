@@ -35,6 +35,7 @@ from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas.joint_spend import PAIRS, conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
+from bayesclv.models.integrated_loglik import joint_log_likelihood
 from bayesclv.models.latent import group_offsets, population_coefficients, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal import _CANDIDATES, _SPREAD, REFERENCE_ATTR, LatentPosterior, MarginalGraph, RowTable
@@ -398,6 +399,17 @@ class JointSpendPredictions:
 
     def _integrated(self) -> bool:
         return True
+
+    @property
+    def observed_columns(self) -> tuple[str, ...]:
+        """The purchase history and the spend statistics: the likelihood observes both (LOO compares these
+        models only with models of the same observations)."""
+        return (*super().observed_columns, *SPEND_COLUMNS)
+
+    def log_likelihood(self, data: Any | None = None) -> xr.DataArray:
+        """Each customer's ``log p(purchases_i, spend_i | phi_d)`` per draw, the latents and the log mean spend
+        integrated out (for LOO, see :meth:`HierarchicalTransactionModel.log_likelihood`)."""
+        return joint_log_likelihood(self, data, *joint_rows(self, self.data))
 
     def _latent_posterior(self) -> JointLatentPosterior:
         cached = getattr(self, "_latent_cache", None)
