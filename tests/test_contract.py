@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import purchase_pmf
 
 import bayesclv as bc
 from bayesclv.data.discrete import censor_retention
@@ -245,8 +246,7 @@ def test_purchase_quantities_agree_with_each_other(row, fitted, frames):
     np.testing.assert_allclose(model.discounted_probability_alive(ends - 4.0, factors, data).values, service,
                                rtol=1e-12)
     # the count's pmf sums to one
-    pmf = sum(model.probability_of_purchases(n, 4.0, data.iloc[:20]).values for n in range(100))
-    np.testing.assert_allclose(pmf, 1.0, atol=1e-6)
+    np.testing.assert_allclose(purchase_pmf(model, 4.0, data.iloc[:20], n_max=100).sum(axis=0), 1.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)

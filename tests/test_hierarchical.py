@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from conftest import purchase_pmf
 
 import bayesclv as bc
 from bayesclv.errors import DataValidationError
@@ -83,8 +84,7 @@ def test_predictions_use_each_customers_rates(pareto_fit):
     np.testing.assert_allclose(expected.values[..., 5], direct, rtol=1e-12)
     alive = model.probability_alive()
     np.testing.assert_allclose(model.expected_purchases(10.0, given_alive=True) * alive, expected, rtol=1e-12)
-    pmf = sum(model.probability_of_purchases(n, 10.0, df.iloc[:20]) for n in range(80))
-    np.testing.assert_allclose(pmf, 1.0, atol=1e-10)
+    np.testing.assert_allclose(purchase_pmf(model, 10.0, df.iloc[:20], n_max=80).sum(axis=0), 1.0, atol=1e-10)
     sims = model.sample_purchases(10.0, random_seed=1)
     assert sims.attrs["quantity"] == "outcome" and sims.dtype == np.int64
     # the mean simulated count over draws and customers matches the expectation

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import PUBLISHED
+from conftest import PUBLISHED, purchase_pmf
 
 import bayesclv as bc
 from bayesclv.errors import ArgumentError, ConvergenceWarning, DataValidationError, NotFittedError, TimeUnitError
@@ -111,10 +111,10 @@ def test_holdout_total_close_to_actual(map_models, cdnow_rfm):
 def test_purchase_pmf_sums_to_one_and_mean_matches(map_models, cdnow_rfm, name):
     model = map_models[name]
     data = cdnow_rfm.iloc[:50]
-    probs = sum(model.probability_of_purchases(n, 20.0, data) for n in range(150))
-    np.testing.assert_allclose(probs.values, 1.0, atol=1e-8)
-    mean = sum(n * model.probability_of_purchases(n, 20.0, data) for n in range(150))
-    np.testing.assert_allclose(mean.values, model.expected_purchases(20.0, data).values, rtol=1e-6)
+    pmf = purchase_pmf(model, 20.0, data, n_max=150)
+    np.testing.assert_allclose(pmf.sum(axis=0), 1.0, atol=1e-8)
+    mean = (np.arange(len(pmf))[:, None, None, None] * pmf).sum(axis=0)
+    np.testing.assert_allclose(mean, model.expected_purchases(20.0, data).values, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("simulator", "formulas", "params"), [

@@ -107,6 +107,43 @@ def test_predictive_draws_thin_a_long_posterior(map_models, cdnow_rfm):
     assert predictive_draws(map_models["BetaGeoModel"], 39.0, cdnow_rfm, n_draws=20).sizes["draw"] == 20
 
 
+def test_map_predictive_draws_are_independent_outcomes_with_the_closed_form_distribution(map_models, cdnow_rfm):
+    """A MAP fit's one draw is repeated and simulated in one call: each replicate is a fresh outcome.
+
+    For six customers (no repeat purchase, recent or long silent, up to the most frequent buyer), 20,000
+    replicates give the holdout count's mean, variance and P(0) of the BG/NBD's closed-form distribution
+    (``bgnbd.probability_of_purchases`` summed over n) within 4.5 Monte Carlo standard errors.
+    """
+    model = map_models["BetaGeoModel"]
+    order = cdnow_rfm.sort_values(["frequency", "recency"]).index
+    rows = cdnow_rfm.loc[[order[0], order[len(order) // 2], order[-400], order[-120], order[-30], order[-1]]]
+    n_sims = 20_000
+    draws = predictive_draws(model, 39.0, rows, n_draws=n_sims, random_seed=5)
+    assert dict(draws.sizes) == {"chain": 1, "draw": n_sims, "customer_id": len(rows)}
+    sims = draws.values[0].astype(float)
+    n = np.arange(400.0)[:, None]
+    params = {k: float(model.posterior[k].values.ravel()[0]) for k in ("r", "alpha", "a", "b")}
+    pmf = bgnbd.probability_of_purchases(n, 39.0, rows["frequency"].to_numpy(), rows["recency"].to_numpy(),
+                                         rows["T"].to_numpy(), **params)
+    np.testing.assert_allclose(pmf.sum(axis=0), 1.0, atol=1e-9)  # the reference holds all the mass
+    mean = (n * pmf).sum(axis=0)
+    var = ((n - mean) ** 2 * pmf).sum(axis=0)
+    fourth = ((n - mean) ** 4 * pmf).sum(axis=0)
+    assert np.all(var > 0.01)
+    assert np.all(np.abs(sims.mean(axis=0) - mean) < 4.5 * np.sqrt(var / n_sims))
+    assert np.all(np.abs(sims.var(axis=0) - var) < 4.5 * np.sqrt((fourth - var ** 2) / n_sims))
+    p0 = pmf[0]
+    assert np.all(np.abs((sims == 0).mean(axis=0) - p0) < 4.5 * np.sqrt(p0 * (1 - p0) / n_sims))
+    # the closed-form expectation the model reports agrees with the reference's mean
+    np.testing.assert_allclose(model.expected_purchases(39.0, rows).values[0, 0], mean, rtol=1e-8)
+    # consecutive replicates are uncorrelated (not one outcome repeated)
+    lagged = [np.corrcoef(sims[:-1, j], sims[1:, j])[0, 1] for j in range(len(rows))]
+    assert np.all(np.abs(lagged) < 4.5 / np.sqrt(n_sims))
+    # the same seed gives the same counts
+    np.testing.assert_array_equal(predictive_draws(model, 39.0, rows, n_draws=n_sims, random_seed=5).values,
+                                  draws.values)
+
+
 def test_expected_tracking_rejects_other_cohort(map_models, tracking):
     other = tracking.copy()
     other.attrs = {**tracking.attrs, "customers": 10}

@@ -180,14 +180,20 @@ def predictive_draws(model: TransactionModel, horizon: float, data: pd.DataFrame
                      n_draws: int = 1000, random_seed: int | None = None) -> xr.DataArray:
     """Posterior-predictive holdout counts, about ``n_draws`` (at least) per customer.
 
-    Each call of ``model.sample_purchases`` simulates one count per posterior
-    draw. A posterior with more draws than needed is thinned first to
-    ``ceil(n_draws / chains)`` evenly spaced draws per chain: simulating every
-    draw of a long NUTS run when a few hundred are asked for is wasted work. When the
-    posterior has fewer than ``n_draws`` draws (a MAP fit has one), it is
-    called again with independent random streams and the results are stacked
-    along ``draw``: every posterior draw is paired with several simulated
-    outcomes, which is still a sample of the posterior predictive.
+    One call of ``model.sample_purchases`` simulates one count per posterior
+    draw and customer, every count from its own random numbers. A posterior
+    with more draws than needed is thinned first to ``ceil(n_draws / chains)``
+    evenly spaced draws per chain: simulating every draw of a long NUTS run
+    when a few hundred are asked for is wasted work. A posterior with fewer
+    than ``n_draws`` draws (a MAP fit has one) is repeated along ``draw``
+    until it has enough, and the one call simulates an independent outcome
+    for each repeat: every posterior draw is paired with several simulated
+    outcomes, which is still a sample of the posterior predictive. The data
+    are validated and the design built once, whatever the number of repeats.
+
+    The simulation draws from one stream, ``np.random.SeedSequence(random_seed)``'s
+    first spawned child, so a given ``random_seed`` gives the same counts for a
+    given posterior.
 
     Returns
     -------
@@ -197,20 +203,22 @@ def predictive_draws(model: TransactionModel, horizon: float, data: pd.DataFrame
     post = model.posterior
     keep = math.ceil(n_draws / post.sizes["chain"])
     if keep < post.sizes["draw"]:
-        model = copy.copy(model)  # the same model on fewer draws; the caller's model is untouched
-        model.idata = xr.DataTree.from_dict({"posterior": thin_posterior(post, keep)})
-        post = model.posterior
-    per_call = int(post.sizes["chain"] * post.sizes["draw"])
-    reps = max(1, math.ceil(n_draws / per_call))
-    streams = np.random.SeedSequence(random_seed).spawn(reps)
-    parts = [model.sample_purchases(horizon, data, random_seed=int(ss.generate_state(1)[0]))
-             for ss in streams]
-    if reps == 1:
-        return parts[0]
-    stacked = xr.concat(parts, dim="draw", coords="minimal", compat="override")
-    stacked = stacked.assign_coords(draw=np.arange(stacked.sizes["draw"]))
-    stacked.attrs = dict(parts[0].attrs)
-    return stacked
+        sized = thin_posterior(post, keep)
+    else:
+        reps = math.ceil(n_draws / (post.sizes["chain"] * post.sizes["draw"]))
+        sized = post if reps == 1 else _repeat_draws(post, reps)
+    if sized is not post:
+        model = copy.copy(model)  # the same model on other draws; the caller's model is untouched
+        model.idata = xr.DataTree.from_dict({"posterior": sized})
+    stream = np.random.SeedSequence(random_seed).spawn(1)[0]
+    return model.sample_purchases(horizon, data, random_seed=int(stream.generate_state(1)[0]))
+
+
+def _repeat_draws(posterior: xr.Dataset, reps: int) -> xr.Dataset:
+    """Each chain's draws ``reps`` times over, in order, numbered ``0, 1, ...`` again."""
+    n = posterior.sizes["draw"]
+    repeated = posterior.isel(draw=np.tile(np.arange(n), reps))
+    return repeated.assign_coords(draw=np.arange(n * reps))
 
 
 def _interval_columns(draws: xr.DataArray, prob: tuple[float, ...]) -> pd.DataFrame:
