@@ -17,7 +17,6 @@ from scipy import special
 from bayesclv.formulas import NP, individual_bgnbd, individual_paretonbd
 from bayesclv.formulas import _marginal as mg
 from bayesclv.formulas import _marginal_rule as rule
-from bayesclv.formulas._marginal_terms import folded_node_mass
 
 FAMILIES = {rule.PARETONBD: individual_paretonbd, rule.BGNBD: individual_bgnbd}
 # (x, t_x, T) in weeks: no repeat purchase, one, many, the extremes (x = 500, T = 1000 weeks)
@@ -202,7 +201,7 @@ def test_rows_summed_by_factors_equal_the_node_by_node_sum(family, nodes):
     terms, top, powers = tables[5], tables[6], tables[7]
     assert rule.is_product_rule(powers)
     assert not rule.is_product_rule(rule.product_rule(nodes, prune=1e-4)[0])
-    mass = folded_node_mass(terms, top)
+    mass = np.exp(terms - top[:, None])
     B, offset, sigma, rho = params
     for shift, scale, r in [(0.0, 1.0, rho), (0.1, 1.1, 0.35), (-0.4, 0.6, -0.5), (3.0, 0.2, 0.9)]:
         point = (B + shift, offset, sigma * scale, r)
@@ -232,7 +231,7 @@ def test_node_expectations_by_factors_equal_the_node_by_node_weights(family):
     plain_ll, factored_ll = np.empty((len(X), draws)), np.empty((len(X), draws))
     mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, plain, plain_ll)
     mg.node_expectations(B, offset, sigma, rho, X, group, centre, chol, terms, top, powers, values, factored,
-                         factored_ll, folded_node_mass(terms, top))
+                         factored_ll, np.exp(terms - top[:, None]))
     assert np.all(np.isfinite(plain)) and np.all(np.isfinite(plain_ll))
     assert np.allclose(factored, plain, rtol=1e-10, atol=1e-12)
     assert np.allclose(factored_ll, plain_ll, rtol=1e-12, atol=1e-9)
@@ -240,7 +239,7 @@ def test_node_expectations_by_factors_equal_the_node_by_node_weights(family):
 
 def test_op_gives_the_kernels_value_and_gradient_in_c_and_numba_graphs():
     params, tables, _ = _kernel_inputs(rule.PARETONBD)
-    tables = (*tables, folded_node_mass(tables[5], tables[6]))  # node_mass: rows summed by factors
+    tables = (*tables, np.exp(tables[5] - tables[6][:, None]))  # node_mass: rows summed by factors
     B, offset, sigma = pt.dmatrix("B"), pt.dmatrix("offset"), pt.dvector("sigma")
     rho = pt.dscalar("rho")
     total = mg.MarginalLoglikOp()(B, offset, sigma, rho, *tables)[0]
@@ -258,7 +257,7 @@ def test_rows_split_over_threads_give_the_same_sums():
     """The reference search's kernel splits its rows over threads: the same total and gradient as one pass
     (to rounding), through the Op too; below two threads' worth of rows it is the one pass itself."""
     params, tables, _ = _kernel_inputs(rule.PARETONBD, n=4500, nodes=8)
-    tables = (*tables, folded_node_mass(tables[5], tables[6]))
+    tables = (*tables, np.exp(tables[5] - tables[6][:, None]))
     point = (params[0] + 0.05, params[1], params[2] * 1.1, 0.3)
     whole = mg.marginal_loglik(*point, *tables)
     split = mg.marginal_loglik_threads(*point, tables, 3)
@@ -376,7 +375,7 @@ def test_rows_summed_in_blocks_equal_the_rows_summed_one_at_a_time(family):
     reference to be summed node by node (a large correlation-driven cross term)."""
     params, tables, _ = _kernel_inputs(family, n=150, nodes=8)
     X, group, weight, centre, chol, terms, top, powers, correction = tables
-    mass = folded_node_mass(terms, top)
+    mass = np.exp(terms - top[:, None])
     chol = chol.copy()
     chol[::7, 1] *= 40.0  # every 7th row: a cross term beyond the factored limit
     B, offset, sigma, rho = params[0] + 0.05, params[1], params[2] * 0.9, 0.6

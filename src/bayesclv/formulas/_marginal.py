@@ -48,11 +48,13 @@ from bayesclv.formulas._marginal_terms import (
     factor_exponents,
     factor_width,
     factored_sums,
+    factors,
     normal_constants,
     row_log_terms,
     row_mean,
     row_tilt,
     shift_bound,
+    spread_cross,
     tilt_correction,
 )
 
@@ -62,7 +64,7 @@ __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_logl
 
 _BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
 # PyTensor caches a graph's numba code on disk under a key of the Op's type and props alone, so a graph would run
-# a stale kernel after the kernels' code (or the tables' layout) changed: their sources salt the key
+# a stale kernel after the kernels' code changed: their sources salt the key
 _SOURCE_SALT = int.from_bytes(hashlib.sha256(
     Path(__file__).read_bytes() + Path(_marginal_terms.__file__).read_bytes()).digest()[:7], "little")
 
@@ -98,8 +100,7 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
         Each row's second-order model of the rule's error (:func:`rule_corrections`);
         ``(n, 0)`` for the uncorrected rule.
     node_mass : (n, K) array, optional
-        ``exp(a_ik - max_k a_ik)`` in :func:`~bayesclv.formulas._marginal_terms.folded_node_mass`'s order
-        where the rule is a full product rule
+        ``exp(a_ik - max_k a_ik)`` where the rule is a full product rule
         (:func:`~bayesclv.formulas._marginal_rule.is_product_rule`): the rows are then summed by factors
         (:func:`~bayesclv.formulas._marginal_terms.factored_sums`, a block of rows at a time), the same sum.
 
@@ -127,7 +128,7 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     factored = node_mass.shape[1] > 0
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])  # a product rule's 1-D nodes (used where factored)
-    scratch, moments = np.empty(3 * side), np.empty(5)
+    column, moments, cross = np.empty(side), np.empty(5), np.empty(side * side)
     # the factors' exponentials of a block of rows are taken in one call: per row they are a few dozen,
     # too few for the vectorised loop to pay its way one row at a time
     block = _BLOCK if factored else 1
@@ -155,7 +156,9 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
             r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
             mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
             if factored and available[j]:
-                mass = factored_sums(node_mass[i], nodes, exponents[j * width:(j + 1) * width], scratch, moments)
+                row = exponents[j * width:(j + 1) * width]
+                spread_cross(row[2 * side:], side, abs(tilt[3]) * nodes[side - 1] * nodes[side - 1], cross)
+                mass = factored_sums(node_mass[i], nodes, row[:side], row[side:2 * side], cross, column, moments)
                 dpd, top = dpds[j], top_terms[i] + raised[j]
                 e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
             if not mass > 1e-250:  # node by node: no product rule, or far from the reference
@@ -360,8 +363,8 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
     uncorrected rule. Parameters carry a leading draw axis: ``coefficients``
     ``(D, P, 2)``, ``offset`` ``(D, G, 2)``, ``sigma`` ``(D, 2)``, ``rho`` ``(D,)``.
     Rows run outermost, so each row's values stay in cache over the draws.
-    ``node_mass`` (``exp(a_ik - max_k a_ik)`` of a full product rule, folded as for
-    :func:`marginal_loglik`) sums the weights by factors.
+    ``node_mass`` (``exp(a_ik - max_k a_ik)``, a full product rule) sums the weights
+    by factors, as :func:`marginal_loglik`.
     """
     if node_mass is None:
         _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
@@ -386,8 +389,8 @@ def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol,
     factored = node_mass.shape[1] > 0
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])
-    half = (side + 1) // 2
-    factors = np.empty(factor_width(side))
+    factor0, factor1 = np.empty(side), np.empty(side)
+    cross = np.empty(side * side + factor_width(side))
     bits = np.empty(max(n_nodes, factor_width(side)), dtype=np.int64)
     for i in range(n):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
@@ -398,23 +401,14 @@ def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol,
             mass = top = dpd = 0.0
             if factored:
                 dpd = row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
-                available, raised = factor_exponents(nodes, tilt, factors)
+                available, raised = factors(nodes, tilt, factor0, factor1, cross, bits)
                 if available:
-                    exp_nonpositive(factors, 0.0, bits)
                     top = top_terms[i] + raised
-                    for a in range(side):  # node_mass's grid rows from half on are reversed (folded_node_mass)
-                        fa, base = factors[a], a * side
-                        if a < half:
-                            cross = 2 * side + a * side
-                            for b in range(side):
-                                s[base + b] = node_mass[i, base + b] * fa * factors[side + b] * factors[cross + b]
-                                mass += s[base + b]
-                        else:
-                            cross = 2 * side + (side - 1 - a) * side
-                            for j in range(side):
-                                v = node_mass[i, base + j] * fa * factors[2 * side - 1 - j] * factors[cross + j]
-                                s[base + side - 1 - j] = v
-                                mass += v
+                    for a in range(side):
+                        for b in range(side):
+                            k = a * side + b
+                            s[k] = node_mass[i, k] * factor0[a] * factor1[b] * cross[k]
+                            mass += s[k]
             if not mass > 1e-250:
                 dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
                 top = shift_bound(tilt, top_terms[i])

@@ -5,7 +5,8 @@ terms ``a_k - t . S(u_k)`` (:func:`row_log_terms`, :func:`row_tilt`); their
 ``log sum exp`` and the moments of ``S`` are the row's marginal log-likelihood
 and its gradient. This module holds those per-row pieces: a vectorised
 exponential, the bound that stabilises the sum, the factored sum of a product
-rule (:func:`factor_exponents`, :func:`factored_sums` on :func:`folded_node_mass`), the second-order error correction
+rule (:func:`factor_exponents`, :func:`spread_cross`, :func:`factored_sums`; :func:`factors` for one
+row), the second-order error correction
 (:func:`tilt_correction`) and the population's normal constants.
 """
 
@@ -16,8 +17,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "folded_node_mass",
-           "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "tilt_correction"]
+__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors",
+           "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "spread_cross", "tilt_correction"]
 
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
 FASTMATH = {"reassoc", "contract", "arcp", "nsz", "nnan", "ninf"}
@@ -101,13 +102,14 @@ def factor_exponents(nodes, tilt, out):  # pragma: no cover - compiled
 
     With the nodes on a grid ``u_k = (x_i, x_j)``, ``k = i n + j``, the exponent splits into
     ``-(b0 x_i + A00 x_i^2 / 2) - (b1 x_j + A11 x_j^2 / 2) - A01 x_i x_j``: two vectors of
-    ``n`` exponentials and a cross factor whose rows ``i >= h = (n + 1) // 2`` are rows
-    ``n - 1 - i`` reversed (the nodes are symmetric: ``x_{n-1-j} = -x_j``).
-    Writes ``log f0`` to ``out[:n]``, ``log f1`` to ``out[n:2n]`` and the first ``h``
-    rows of the cross factor's exponents to ``out[2n:]``, each less its maximum (so at
-    most 0: the exponentials can be taken for many rows in one :func:`exp_nonpositive`
-    call). Returns ``(available, shift)``: not available where the cross term is too
-    large for the factored sum's range (the row is then summed node by node).
+    ``n`` exponentials and a cross factor whose ``n^2`` values follow from a quarter
+    of them (the nodes are symmetric: ``x_{n-1-j} = -x_j``; :func:`spread_cross`).
+    Writes ``log f0`` to ``out[:n]``, ``log f1`` to ``out[n:2n]`` and the quarter's
+    ``h^2`` cross exponents (``h = (n + 1) // 2``) to ``out[2n:]``, each less its
+    maximum (so at most 0: the exponentials can be taken for many rows in one
+    :func:`exp_nonpositive` call). Returns ``(available, shift)``: not available
+    where the cross term is too large for the quarter's reciprocals (the row is
+    then summed node by node).
     """
     n = nodes.size
     h = (n + 1) // 2
@@ -127,66 +129,67 @@ def factor_exponents(nodes, tilt, out):  # pragma: no cover - compiled
         out[n + i] -= top1
     base = 2 * n
     for i in range(h):
-        c = a01 * nodes[i]
-        for j in range(n):
-            out[base + i * n + j] = -c * nodes[j] - largest
+        for j in range(h):
+            out[base + i * h + j] = -a01 * nodes[i] * nodes[j] - largest
     return True, top0 + top1 + largest
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def spread_cross(quarter, n, largest, cross):  # pragma: no cover - compiled
+    """The ``n x n`` cross factor ``exp(-A01 x_i x_j - largest)`` from the exponentials of its quarter
+    (:func:`factor_exponents`): the other three quarters are the same values or their reciprocals
+    times ``exp(-2 largest)``."""
+    h = (n + 1) // 2
+    floor = math.exp(-2.0 * largest)
+    for i in range(h):
+        for j in range(h):
+            v = quarter[i * h + j]
+            w = floor / v  # exp(+A01 x_i x_j - largest)
+            cross[i * n + j] = v
+            cross[i * n + n - 1 - j] = w
+            cross[(n - 1 - i) * n + j] = w
+            cross[(n - 1 - i) * n + n - 1 - j] = v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
+    """The factors of :func:`factor_exponents` for one row: ``f0``, ``f1`` (``n`` each, at most 1) and the
+    ``n x n`` ``cross`` (``cross[n * n:]`` is scratch for the exponents). Returns ``(available, shift)``."""
+    n = nodes.size
+    scratch = cross[n * n:]
+    available, shift = factor_exponents(nodes, tilt, scratch)
+    if not available:
+        return False, 0.0
+    exp_nonpositive(scratch, 0.0, bits)
+    for i in range(n):
+        f0[i], f1[i] = scratch[i], scratch[n + i]
+    spread_cross(scratch[2 * n:], n, abs(tilt[3]) * nodes[n - 1] * nodes[n - 1], cross)
+    return True, shift
 
 
 @numba.njit(cache=True, nogil=True)
 def factor_width(n):  # pragma: no cover - compiled
     """Length of :func:`factor_exponents`' output for ``n`` nodes per dimension."""
-    return 2 * n + ((n + 1) // 2) * n
-
-
-def folded_node_mass(log_terms, top_terms):
-    """``exp(a_ik - max_k a_ik)`` of a product rule's rows in the order :func:`factored_sums` reads them:
-    the grid's rows ``i >= (n + 1) // 2`` reversed, so that each meets its cross-factor row (the mirror
-    image of row ``n - 1 - i``, :func:`factor_exponents`) in one forward loop."""
-    rows, size = log_terms.shape
-    n = int(round(math.sqrt(size)))
-    mass = np.exp(log_terms - top_terms[:, None]).reshape(rows, n, n)
-    h = (n + 1) // 2
-    mass[:, h:, :] = mass[:, h:, ::-1]
-    return mass.reshape(rows, size)
+    return 2 * n + ((n + 1) // 2) ** 2
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def factored_sums(mass_row, nodes, factors, scratch, moments):  # pragma: no cover - compiled
-    """``sum_k mass_row[k] f0[i] f1[j] cross[i, j]`` over the grid and the unnormalised moments
-    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the sum.
-
-    ``factors`` holds the exponentials of :func:`factor_exponents`' output, ``mass_row`` the row's
-    node mass in :func:`folded_node_mass`'s order: a grid row ``i >= h`` is read reversed
-    (``u1 = -x_j``) against the cross row ``n - 1 - i``, so no ``n x n`` cross factor is written.
-    ``scratch``: ``3 n`` values.
-    """
+def factored_sums(mass_row, nodes, f0, f1, cross, column, moments):  # pragma: no cover - compiled
+    """``sum_k mass_row[k] f0[i] f1[j] cross[k]`` over the grid ``k = i n + j`` and the unnormalised moments
+    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the sum."""
     n = nodes.size
-    h = (n + 1) // 2
-    column, mirrored, f1_reversed = scratch[:n], scratch[n:2 * n], scratch[2 * n:3 * n]
     for j in range(n):
         column[j] = 0.0
-        mirrored[j] = 0.0
-        f1_reversed[j] = factors[2 * n - 1 - j]
     mass = e0 = e00 = e01 = 0.0
     for i in range(n):
-        fi = factors[i]
+        fi = f0[i]
         row = spread = 0.0
         base = i * n
-        if i < h:
-            cross = 2 * n + i * n
-            for j in range(n):
-                v = mass_row[base + j] * factors[n + j] * factors[cross + j] * fi
-                row += v
-                spread += v * nodes[j]
-                column[j] += v
-        else:
-            cross = 2 * n + (n - 1 - i) * n
-            for j in range(n):
-                v = mass_row[base + j] * f1_reversed[j] * factors[cross + j] * fi
-                row += v
-                spread -= v * nodes[j]
-                mirrored[j] += v
+        for j in range(n):
+            v = mass_row[base + j] * f1[j] * cross[base + j] * fi
+            row += v
+            spread += v * nodes[j]
+            column[j] += v
         u = nodes[i]
         mass += row
         e0 += row * u
@@ -194,8 +197,8 @@ def factored_sums(mass_row, nodes, factors, scratch, moments):  # pragma: no cov
         e01 += spread * u
     e1 = e11 = 0.0
     for j in range(n):
-        e1 += (column[j] - mirrored[j]) * nodes[j]
-        e11 += (column[j] + mirrored[j]) * nodes[j] * nodes[j]
+        e1 += column[j] * nodes[j]
+        e11 += column[j] * nodes[j] * nodes[j]
     moments[0], moments[1], moments[2], moments[3], moments[4] = e0, e1, e00, e01, e11
     return mass
 

@@ -39,7 +39,6 @@ from scipy import optimize, special
 from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
-from bayesclv.formulas._marginal_terms import folded_node_mass
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.latent import population_coords, population_parameters, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
@@ -211,7 +210,8 @@ class MarginalGraph:
         terms = rule.node_log_terms(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol, self.powers,
                                     self.log_weights)
         top = terms.max(axis=1)
-        mass = folded_node_mass(terms, top) if rule.is_product_rule(self.powers) else terms[:, :0]  # pruned: by nodes
+        # a full product rule is summed by factors from exp(a_ik - max_k a_ik); a pruned one node by node
+        mass = np.exp(terms - top[:, None]) if rule.is_product_rule(self.powers) else np.zeros((len(terms), 0))
         for name, value in (("centre", centre), ("chol", chol), ("log_terms", terms), ("top_terms", top),
                             ("powers", self.powers), ("node_mass", mass)):
             t[name].set_value(value)
@@ -467,7 +467,7 @@ class LatentPosterior:
         self.log_terms = rule.node_log_terms(self.family, self.x, self.t_x, self.T, self.centre, self.chol,
                                              self.powers, log_weights)
         self.top_terms = self.log_terms.max(axis=1)
-        self.node_mass = (folded_node_mass(self.log_terms, self.top_terms) if rule.is_product_rule(self.powers)
+        self.node_mass = (np.exp(self.log_terms - self.top_terms[:, None]) if rule.is_product_rule(self.powers)
                           else None)  # a full product rule's weights are summed by factors
 
     @staticmethod
