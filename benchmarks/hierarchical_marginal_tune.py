@@ -24,7 +24,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
