@@ -1,7 +1,7 @@
 """HB Pareto/NBD and HB BG/NBD on CDNOW with each customer's latents integrated out: fit + predictions, cost.
 
 Each family runs in its own subprocess (so its peak RSS is its own): ``fit()`` with the
-default settings (4 chains x 1000 draws after 300 tuning steps, covariate log
+default settings (4 chains x 1000 draws after 200 tuning steps, 300 below 10,000 customers; covariate log
 first-purchase amount, latents integrated out), then P(alive) and the expected
 purchases over the 39-week holdout for every customer (per draw, computed in chunks),
 and the holdout MAE of their posterior mean. The pooled Pareto/NBD is fitted in the
@@ -110,8 +110,8 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
 
 def _table(results: dict) -> str:
     lines = [f"# Hierarchical models, latents integrated out: CDNOW {results['kind']}", "",
-             "Written by `benchmarks/hierarchical_marginal.py`; defaults (4 x 1000 after 300 tuning, target acceptance "
-             "0.65 for the integrated fit of 10,000 customers or more), "
+             "Written by `benchmarks/hierarchical_marginal.py`; defaults (4 x 1000 after 200 tuning steps and target "
+             "acceptance 0.65 for the integrated fit of 10,000 customers or more, else 300 and 0.8), "
              "covariate log first-purchase amount; fit + P(alive) and holdout expectations for all customers. "
              "CPU seconds: all threads of the process (the machine is shared: wall times are inflated).", "",
              "| model | customers | wall s | CPU s | fit wall s | fit CPU s | prediction CPU s | CPU / wall | peak RSS MB | "

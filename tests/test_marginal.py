@@ -214,13 +214,14 @@ def test_rows_summed_by_factors_equal_the_node_by_node_sum(family, nodes):
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_node_expectations_by_factors_equal_the_node_by_node_weights(family):
-    """Per draw, the expectations and row log-likelihoods from the factored weights (node_mass given) are
-    those of the node-by-node weights, near the reference and far from it."""
+@pytest.mark.parametrize("draws", [6, 37])
+def test_node_expectations_by_factors_equal_the_node_by_node_weights(family, draws):
+    """Per draw, the expectations and row log-likelihoods from the factored weights (node_mass given, the
+    draws in blocks of vector lanes: fewer than a block, and blocks with a partial last one) are those of
+    the node-by-node weights, near the reference and far from it."""
     params, tables, _ = _kernel_inputs(family, n=40, nodes=9)
     X, group, _, centre, chol, terms, top, powers, _ = tables
     rng = np.random.default_rng(5)
-    draws = 6
     B = params[0][None] + rng.normal(scale=[[0.05], [1.5]], size=(draws, 2, 2))[:, :, :1] * np.array([1, 0])
     offset = np.repeat(params[1][None], draws, 0)
     sigma = params[2][None] * rng.uniform(0.3, 2.0, size=(draws, 2))

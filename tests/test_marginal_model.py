@@ -175,10 +175,11 @@ class _Stop(Exception):
 
 
 def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(monkeypatch):
-    """300 warm-up steps for the integrated fit unless given, and its own target acceptance (0.65 from 10,000
-    customers on, the model's 0.8 below); a user's settings reach it unchanged (nothing is sampled here)."""
+    """The integrated fit's own warm-up (200 steps from 10,000 customers on, 300 below) and target acceptance
+    (0.65 from 10,000 customers on, the model's 0.8 below) unless given; a user's settings reach it unchanged
+    (nothing is sampled here)."""
     from bayesclv.models import inference
-    from bayesclv.models.marginal import MARGINAL_TUNE, marginal_target_accept
+    from bayesclv.models.marginal_settings import marginal_target_accept, marginal_tune
 
     seen = {}
 
@@ -194,11 +195,12 @@ def test_the_integrated_fit_has_its_own_sampler_defaults_and_honours_a_users(mon
     model = bc.HierarchicalParetoNBDModel()
     with pytest.raises(_Stop):
         model.fit(df, progressbar=False)
-    assert (seen["target_accept"], seen["tune"]) == (None, MARGINAL_TUNE) == (None, 300)
+    assert (seen["target_accept"], seen["tune"]) == (None, None)  # resolved by fit_marginal from the rows
     assert model.default_target_accept == 0.8  # the latent-variable fit's (and the fallback's) default
     assert marginal_target_accept(model, 23_570) == 0.65
     assert marginal_target_accept(model, 2_357) == 0.8
     assert marginal_target_accept(model, 23_570, None) == 0.8  # the joint spend models' graph
+    assert (marginal_tune(23_570), marginal_tune(2_357), marginal_tune(23_570, None)) == (200, 300, 300)
     with pytest.raises(_Stop):
         model.fit(df, target_accept=0.9, tune=500, progressbar=False)
     assert (seen["target_accept"], seen["tune"]) == (0.9, 500)

@@ -27,7 +27,9 @@ of ``u`` per row are needed.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -38,6 +40,8 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.chunks import map_chunks
+from bayesclv.formulas import _marginal_terms
+from bayesclv.formulas._marginal_draws import draw_by_nodes, draw_constants, lane_node_expectations
 from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
@@ -45,7 +49,6 @@ from bayesclv.formulas._marginal_terms import (
     factor_exponents,
     factor_width,
     factored_sums,
-    factors,
     normal_constants,
     row_log_terms,
     row_mean,
@@ -60,6 +63,10 @@ __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_logl
 
 
 _BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
+# PyTensor caches a graph's numba code on disk under a key of the Op's type and props alone, so a graph would run
+# a stale kernel after the kernels' code changed: their sources salt the key
+_SOURCE_SALT = int.from_bytes(hashlib.sha256(
+    Path(__file__).read_bytes() + Path(_marginal_terms.__file__).read_bytes()).digest()[:7], "little")
 
 # ------------------------------------------------------------------- the kernel
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -274,7 +281,7 @@ def _numba_funcify_marginal_loglik(op, node=None, **kwargs):
         value, g_coef, g_offset, g_sigma, g_rho = marginal_loglik(coefficients, offset, sigma, rho.item(), *tables)
         return np.full((), value), g_coef, g_offset, g_sigma, np.full((), g_rho)
 
-    return marginal
+    return marginal, _SOURCE_SALT
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -339,7 +346,7 @@ def _numba_funcify_grouped_marginal_loglik(op, node=None, **kwargs):
         value, g_coef, g_sigma, g_rho = grouped_marginal_loglik(coefficients, sigma, rho, *tables)
         return np.full((), value), g_coef, g_sigma, g_rho
 
-    return grouped
+    return grouped, _SOURCE_SALT
 
 
 # ------------------------------------------------------------------- predictions
@@ -357,68 +364,22 @@ def node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, 
     ``(D, P, 2)``, ``offset`` ``(D, G, 2)``, ``sigma`` ``(D, 2)``, ``rho`` ``(D,)``.
     Rows run outermost, so each row's values stay in cache over the draws.
     ``node_mass`` (``exp(a_ik - max_k a_ik)``, a full product rule) sums the weights
-    by factors, as :func:`marginal_loglik`.
+    by factors, as :func:`marginal_loglik`, with the draws in vector lanes
+    (:func:`~bayesclv.formulas._marginal_draws.lane_node_expectations`).
     """
-    if node_mass is None:
-        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
-                           values, out, loglik, log_terms[:, :0])
-    else:
-        _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
-                           values, out, loglik, node_mass)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _node_expectations(coefficients, offset, sigma, rho, X, group, centre, chol, log_terms, top_terms, powers,
-                       values, out, loglik, node_mass):  # pragma: no cover - compiled
-    n_draws = coefficients.shape[0]
-    n, n_nodes = log_terms.shape
-    s = np.empty(n_nodes)
-    tilt = np.empty(5)
-    constants = np.empty((n_draws, 4))
-    for d in range(n_draws):
-        p00, p01, p11, log_norm = normal_constants(sigma[d], rho[d])
-        constants[d, 0], constants[d, 1], constants[d, 2], constants[d, 3] = p00, p01, p11, log_norm
-    want_loglik = loglik.shape[1] > 0
-    factored = node_mass.shape[1] > 0
-    side = int(math.sqrt(n_nodes) + 0.5)
-    nodes = np.ascontiguousarray(powers[1, :side])
-    factor0, factor1 = np.empty(side), np.empty(side)
-    cross = np.empty(side * side + factor_width(side))
-    bits = np.empty(max(n_nodes, factor_width(side)), dtype=np.int64)
-    for i in range(n):
-        r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
-        for d in range(n_draws):
-            p00, p01, p11 = constants[d, 0], constants[d, 1], constants[d, 2]
-            m0, m1 = row_mean(coefficients[d], offset[d], X, group, i)
-            d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-            mass = top = dpd = 0.0
-            if factored:
-                dpd = row_tilt(d0, d1, r00, r10, r11, p00, p01, p11, tilt)
-                available, raised = factors(nodes, tilt, factor0, factor1, cross, bits)
-                if available:
-                    top = top_terms[i] + raised
-                    for a in range(side):
-                        for b in range(side):
-                            k = a * side + b
-                            s[k] = node_mass[i, k] * factor0[a] * factor1[b] * cross[k]
-                            mass += s[k]
-            if not mass > 1e-250:
-                dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = shift_bound(tilt, top_terms[i])
-                mass = exp_nonpositive(s, top, bits)
-            if not mass > 1e-250:
-                row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = -np.inf
-                for k in range(n_nodes):
-                    top = max(top, s[k])
-                mass = exp_nonpositive(s, top, bits)
-            for q in range(values.shape[1]):
-                total = 0.0
-                for k in range(n_nodes):
-                    total += s[k] * values[i, q, k]
-                out[i, d, q] = total / mass
-            if want_loglik:
-                loglik[i, d] = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
+    constants = draw_constants(sigma, rho)
+    if node_mass is not None:
+        lane_node_expectations(coefficients, offset, constants, X, group, centre, chol, log_terms, top_terms, powers,
+                               values, out, loglik, node_mass)
+        return
+    n_nodes = log_terms.shape[1]
+    s, tilt, bits = np.empty(n_nodes), np.empty(5), np.empty(n_nodes, dtype=np.int64)
+    for i in range(log_terms.shape[0]):
+        for d in range(coefficients.shape[0]):
+            value = draw_by_nodes(i, d, coefficients, offset, constants, X, group, centre, chol, log_terms, top_terms,
+                                  powers, values, out, s, tilt, bits)
+            if loglik.shape[1] > 0:
+                loglik[i, d] = value
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")

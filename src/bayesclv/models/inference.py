@@ -26,7 +26,7 @@ from bayesclv.chunks import available_cpus
 from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
-from bayesclv.models.marginal import MARGINAL_TUNE, fit_marginal
+from bayesclv.models.marginal import fit_marginal
 from bayesclv.models.sampling import sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
@@ -34,7 +34,7 @@ __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
 
 FIT_METHODS = ("nuts", "map", "advi", "latent", "gibbs")
 SAMPLERS = ("pymc", "nutpie", "numpyro")
-DEFAULT_TUNE = 1000  # tuning steps unless a fit asks otherwise (MARGINAL_TUNE for the integrated hierarchical fit)
+DEFAULT_TUNE = 1000  # tuning steps unless a fit asks otherwise (the integrated hierarchical fit: marginal_settings)
 
 
 def check_fit_arguments(model: Any, *, method: str, sampler: str, draws: int, thin: int,
@@ -137,7 +137,7 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
          random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
          batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """The body of :func:`fit_posterior`."""
-    marginal_tune = MARGINAL_TUNE if tune is None else tune
+    marginal_tune = tune  # None: the integrated fit's default (marginal_settings.marginal_tune)
     tune = DEFAULT_TUNE if tune is None else tune
     marginal_accept = target_accept  # None: the integrated fit's default (marginal.marginal_target_accept)
     target_accept = model.default_target_accept if target_accept is None else target_accept

@@ -42,29 +42,17 @@ from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.latent import population_coords, population_parameters, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
+from bayesclv.models.marginal_settings import MARGINAL_TARGET_ACCEPT, marginal_target_accept, marginal_tune
 from bayesclv.models.pooling import group_codes, group_labels
 from bayesclv.models.sampling import compile_nutpie_model
 
-__all__ = ["MARGINAL_LARGE", "MARGINAL_TARGET_ACCEPT", "MARGINAL_TUNE", "REFERENCE_ATTR", "LatentPosterior",
-           "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal", "marginal_target_accept", "row_table"]
+__all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal",
+           "row_table"]
 
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
 _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and customer, widening of the frame
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
-# default tuning steps of the integrated fit: in the whitened coordinates the mass matrix starts near its adapted value
-MARGINAL_TUNE = 300
-# target acceptance of the integrated fit of many customers: on its near-normal whitened posterior 0.65 (Beskos et
-# al. 2013) makes almost every draw a 3-step tree, about half a period; 0.8 takes 4-7. With few customers the
-# posterior is less normal and reaches the rule's range walls, where such steps diverge: the model's default stays
-MARGINAL_TARGET_ACCEPT, MARGINAL_LARGE = 0.65, 10_000
-
-
-def marginal_target_accept(model: Any, customers: float, large: float | None = MARGINAL_TARGET_ACCEPT) -> float:
-    """The integrated fit's default target acceptance: ``large`` (:data:`MARGINAL_TARGET_ACCEPT`) from
-    :data:`MARGINAL_LARGE` customers on, the model's ``default_target_accept`` below or where ``large`` is None."""
-    return large if large is not None and customers >= MARGINAL_LARGE else model.default_target_accept
-
 
 @dataclass
 class RowTable:
@@ -131,7 +119,7 @@ class MarginalGraph:
     """
 
     kernel_op: Any = None  # the kernel's Op where it can split its rows over threads (not the joint spend models')
-    large_target_accept: float | None = MARGINAL_TARGET_ACCEPT  # many customers' default (marginal_target_accept)
+    large_target_accept: float | None = MARGINAL_TARGET_ACCEPT  # many customers' settings (marginal_settings)
 
     def __init__(self, model: Any, df: pd.DataFrame, nodes: int | None = None):
         self.family = model.quadrature_family
@@ -401,13 +389,14 @@ class MarginalGraph:
                              progress_bar=progressbar, target_accept=target_accept, **settings)
 
 
-def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains: int, cores: int,
+def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int | None, chains: int, cores: int,
                  random_seed: int | None, progressbar: bool, target_accept: float | None, thin: int,
                  nodes: int | None = None, **settings: Any) -> tuple[xr.DataTree, FitDiagnostics] | None:
     """NUTS on the population parameters of ``model`` with the latents integrated out.
 
     The graph is ``model.marginal_graph`` where the model declares one (the joint
     spend models' :class:`~bayesclv.models.joint_spend.JointSpendGraph`), else :class:`MarginalGraph`.
+    ``tune`` and ``target_accept`` None: the defaults of :mod:`bayesclv.models.marginal_settings`.
 
     Returns
     -------
@@ -422,8 +411,10 @@ def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int, chains:
     x = marginal.reference_point()
     if not marginal.resolved:
         return None
+    customers = float(marginal.rows.weight.sum())
     if target_accept is None:
-        target_accept = marginal_target_accept(model, float(marginal.rows.weight.sum()), marginal.large_target_accept)
+        target_accept = marginal_target_accept(model, customers, marginal.large_target_accept)
+    tune = marginal_tune(customers, marginal.large_target_accept) if tune is None else tune
     idata = marginal.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                             progressbar=progressbar, target_accept=target_accept, **settings)
     if thin > 1:
