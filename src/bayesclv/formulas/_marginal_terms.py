@@ -5,7 +5,8 @@ terms ``a_k - t . S(u_k)`` (:func:`row_log_terms`, :func:`row_tilt`); their
 ``log sum exp`` and the moments of ``S`` are the row's marginal log-likelihood
 and its gradient. This module holds those per-row pieces: a vectorised
 exponential, the bound that stabilises the sum, the factored sum of a product
-rule (:func:`factor_exponents`, :func:`spread_cross`, :func:`factored_sums`), the second-order error correction
+rule (:func:`factor_exponents`, :func:`spread_cross`, :func:`factored_sums`; :func:`factors` for one
+row, used by the pointwise log-likelihood), the second-order error correction
 (:func:`tilt_correction`) and the population's normal constants.
 """
 
@@ -16,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums",
+__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors",
            "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "spread_cross", "tilt_correction"]
 
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
@@ -148,6 +149,22 @@ def spread_cross(quarter, n, largest, cross):  # pragma: no cover - compiled
             cross[i * n + n - 1 - j] = w
             cross[(n - 1 - i) * n + j] = w
             cross[(n - 1 - i) * n + n - 1 - j] = v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
+    """The factors of :func:`factor_exponents` for one row: ``f0``, ``f1`` (``n`` each, at most 1) and the
+    ``n x n`` ``cross`` (``cross[n * n:]`` is scratch for the exponents). Returns ``(available, shift)``."""
+    n = nodes.size
+    scratch = cross[n * n:]
+    available, shift = factor_exponents(nodes, tilt, scratch)
+    if not available:
+        return False, 0.0
+    exp_nonpositive(scratch, 0.0, bits)
+    for i in range(n):
+        f0[i], f1[i] = scratch[i], scratch[n + i]
+    spread_cross(scratch[2 * n:], n, abs(tilt[3]) * nodes[n - 1] * nodes[n - 1], cross)
+    return True, shift
 
 
 @numba.njit(cache=True, nogil=True)
