@@ -21,14 +21,20 @@ from bayesclv.formulas import PT
 from bayesclv.models.engine import compress_rows
 from bayesclv.priors import Prior
 
-__all__ = ["GROUP_CODE", "POOLINGS", "check_pooling", "create_quantity", "distinct_rows", "group_codes",
-           "group_labels", "pooled_priors", "quantity_dims", "row_params", "summed_tables"]
+__all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "check_pooling", "create_quantity", "distinct_rows",
+           "group_codes", "group_labels", "group_spread", "partially_centred", "pooled_priors", "quantity_dims",
+           "row_params", "summed_tables"]
 
 POOLINGS = ("complete", "partial", "none")
 GROUP_CODE = "group_code"  # column of a design frame: index of each row's group label
 # hyperpriors of partial pooling, on the log scale of each sampled quantity
 HYPER_MEAN_PRIOR = Prior("Normal", mu=0.0, sigma=3.0)
 HYPER_SD_PRIOR = Prior("HalfNormal", sigma=1.0)
+#: quantile of the groups' spread that a group's standard error must stay below for its quantity to be centred:
+#: with a few groups the spread's posterior is wide, and the centred funnel (towards a spread of 0) has no floor
+#: while the non-centred one is bounded by the sd's prior, so a group is centred only where the spread is
+#: larger than its standard error with 90% probability
+SPREAD_QUANTILE = 0.1
 
 
 def check_pooling(group: Any, pooling: str | None) -> str:
@@ -75,6 +81,81 @@ def create_quantity(name: str, priors: dict[str, Prior], pooling: str):
     sd = priors[f"log_{name}_sd"].create(f"log_{name}_sd")
     offset = pm.Normal(f"log_{name}_offset", 0.0, 1.0, dims="group")
     return pm.Deterministic(name, pt.exp(mean + sd * offset), dims="group")
+
+
+def group_spread(estimates: np.ndarray, standard_errors: np.ndarray, prior_sd: float,
+                 quantile: float = SPREAD_QUANTILE) -> np.ndarray:
+    """The groups' spread ``tau`` per column: a posterior quantile given each group's estimate and standard error.
+
+    Each column of ``estimates`` ``(groups, k)`` is one quantity's estimate per
+    group, ``m_g ~ Normal(mu, tau^2 + se_g^2)``, with ``mu`` flat and ``tau ~
+    HalfNormal(prior_sd)`` (the prior of the group sd); ``tau``'s posterior is
+    evaluated on a grid. A group without an estimate (standard error not
+    finite) is left out.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k,)`` posterior ``quantile`` of ``tau``.
+    """
+    m, se = np.atleast_2d(estimates).astype(float), np.atleast_2d(standard_errors).astype(float)
+    tau = np.linspace(0.0, 5.0 * prior_sd, 2001)[1:]
+    out = np.empty(m.shape[1])
+    for k in range(m.shape[1]):
+        ok = np.isfinite(se[:, k]) & np.isfinite(m[:, k])
+        v = 1.0 / (tau[:, None] ** 2 + se[ok, k][None, :] ** 2)
+        mean = (v * m[ok, k]).sum(axis=1) / v.sum(axis=1)
+        log_post = (0.5 * np.log(v).sum(axis=1) - 0.5 * np.log(v.sum(axis=1))
+                    - 0.5 * (v * (m[ok, k][None, :] - mean[:, None]) ** 2).sum(axis=1) - 0.5 * (tau / prior_sd) ** 2)
+        cdf = np.cumsum(np.exp(log_post - log_post.max()))
+        out[k] = tau[np.searchsorted(cdf, quantile * cdf[-1])]
+    return out
+
+
+def centred_groups(estimates: np.ndarray, standard_errors: np.ndarray, prior_sd: float) -> np.ndarray:
+    """Which group-level quantities to sample centred: those whose data say more than the groups' spread.
+
+    A group's offset ``u_g`` (``q_g = mu + u_g``, ``u_g ~ Normal(0, tau)``) is
+    sampled centred (``u_g`` itself) where its standard error ``se_g`` is below
+    the groups' spread ``tau`` with 90% posterior probability
+    (:func:`group_spread` at ``SPREAD_QUANTILE``), that is where the data's
+    information about it, ``1 / se_g^2``, exceeds the prior's, ``1 / tau^2``:
+    the posterior then pins ``u_g`` down, and the non-centred ``u_g / tau``
+    would follow ``tau`` along a funnel. Elsewhere (groups that hardly differ,
+    or a small group) ``u_g`` is near its prior given ``tau`` for some of the
+    posterior, which the non-centred form samples without the funnel towards
+    ``tau -> 0`` (Papaspiliopoulos, Roberts & Skold 2007; the weight ``tau^2 /
+    (tau^2 + se^2)`` of Gorinova, Moore & Hoffman 2020 rounded to 0 or 1, so
+    that a group's coordinates are one or the other).
+
+    Parameters
+    ----------
+    estimates, standard_errors : numpy.ndarray
+        ``(groups, k)``: each group's estimate of each quantity (on the scale
+        the groups are pooled on) and its standard error (``inf`` or NaN: none).
+    prior_sd : float
+        Scale of the half-normal prior of the groups' sd.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(groups, k)`` booleans, True where centred.
+    """
+    se = np.atleast_2d(standard_errors).astype(float)
+    tau = group_spread(estimates, se, prior_sd)
+    return np.isfinite(se) & (se < tau[None, :])
+
+
+def partially_centred(name: str, sd: Any, centred: np.ndarray, dims: tuple[str, ...] | str) -> Any:
+    """Group offsets ``Normal(0, sd)`` (inside a PyMC model), each centred or not as ``centred`` says.
+
+    The free variable ``name ~ Normal(0, sd^c)`` gives the offsets ``name * sd^(1 - c)``
+    (returned), ``c`` 1 where centred and 0 where not (:func:`centred_groups`): one
+    variable for any mix, and the same offsets' distribution either way.
+    """
+    c = np.asarray(centred, dtype=float)
+    z = pm.Normal(name, 0.0, sd**c, dims=dims)
+    return z * sd ** (1.0 - c)
 
 
 def group_labels(df: pd.DataFrame, column: str) -> list:
