@@ -33,8 +33,8 @@ from bayesclv.formulas import NP, PT
 from bayesclv.models.pooling import centred_groups, group_codes, group_labels, partially_centred
 
 __all__ = ["PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights", "group_evidence",
-           "group_offsets", "offset_start", "latent_model", "population_coefficients", "population_coords", "population_parameters",
-           "standardisation"]
+           "group_offsets", "latent_model", "offset_start", "population_coefficients", "population_coords",
+           "population_parameters", "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
@@ -155,16 +155,18 @@ def _group_estimates(model: Any, data: dict[str, np.ndarray]) -> tuple[np.ndarra
     start = np.array([np.log((data["frequency"].sum() + 0.5 * n) / data["T"].sum()), -2.0])
     res = optimize.minimize(lambda t: -per_customer(t).sum(), start, method="L-BFGS-B",
                             bounds=[(-15.0, 8.0), (-15.0, 8.0)])
-    theta, h = res.x, 1e-4
-    steps = h * np.eye(2)
-    scores = np.column_stack([(per_customer(theta + e) - per_customer(theta - e)) / (2 * h) for e in steps])
-    total = lambda t: np.array([(per_customer(t + e) - per_customer(t - e)).sum() / (2 * h) for e in steps])  # noqa: E731
-    hessian = np.column_stack([(total(theta + e) - total(theta - e)) / (2 * h) for e in steps])
+    theta, steps = res.x, 1e-4 * np.eye(2)
+
+    def scores(t: np.ndarray) -> np.ndarray:  # (customers, 2)
+        return np.column_stack([(per_customer(t + e) - per_customer(t - e)) / 2e-4 for e in steps])
+
+    hessian = np.column_stack([(scores(theta + e).sum(axis=0) - scores(theta - e).sum(axis=0)) / 2e-4 for e in steps])
+    at_mode = scores(theta)
     try:
         inverse = np.linalg.inv(-(hessian + hessian.T) / 2)
     except np.linalg.LinAlgError:
         return theta, np.full(2, np.inf)
-    variance = np.diag(inverse @ (scores.T @ scores) @ inverse)
+    variance = np.diag(inverse @ (at_mode.T @ at_mode) @ inverse)
     return theta, np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
 
 

@@ -22,12 +22,14 @@ from bayesclv.formulas import NP, PT
 from bayesclv.models.base import CLVModel
 from bayesclv.models.pooling import (
     GROUP_CODE,
+    centred_groups,
     check_pooling,
     create_quantity,
     distinct_rows,
     group_codes,
     group_labels,
     pooled_priors,
+    quantity_evidence,
     row_params,
     summed_tables,
 )
@@ -77,6 +79,8 @@ class PooledModel(Predictive, CLVModel):
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})
+    # with partial pooling: quantity -> which groups' offsets are sampled centred (set by ``_graph``)
+    _centred: Mapping[str, np.ndarray] = MappingProxyType({})
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
@@ -129,7 +133,7 @@ class PooledModel(Predictive, CLVModel):
     # ------------------------------------------------------------- model
     def _quantity(self, name: str):
         """The sampled quantity ``name`` under the model's pooling (inside a PyMC model)."""
-        return create_quantity(name, self.priors, self.pooling)
+        return create_quantity(name, self.priors, self.pooling, self._centred.get(name))
 
     def _parameters(self) -> dict[str, Any]:
         """Create the model's random variables; return the named parameters of the likelihood.
@@ -162,9 +166,22 @@ class PooledModel(Predictive, CLVModel):
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
         unique = distinct_rows(self._design(df), df.get(self.weight_column) if self.weight_column else None)
-        with pm.Model(coords=self._coords()) as model:
-            pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
+        self._centred = {}
+        for _ in range(2 if self.pooling == "partial" else 1):
+            with pm.Model(coords=self._coords()) as model:
+                pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
+            if self.pooling == "partial" and not self._centred:
+                self._centred = self._centring(model)
         return model
+
+    def _centring(self, graph: pm.Model) -> dict[str, np.ndarray]:
+        """Which groups' offsets of each pooled quantity to sample centred, from the non-centred ``graph``
+        (:func:`~bayesclv.models.pooling.quantity_evidence`, :func:`~bayesclv.models.pooling.centred_groups`)."""
+        names = [n for n in self.default_priors if f"log_{n}_offset" in graph.named_vars]
+        evidence = quantity_evidence(graph, names)
+        return {n: centred_groups(m[:, None], se[:, None],
+                                  float(self.priors[f"log_{n}_sd"].parameters.get("sigma", 1.0)))[:, 0]
+                for n, (m, se) in evidence.items()}
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
         """Record what the fit learns from the data besides the posterior (the group labels)."""

@@ -14,16 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
+from pytensor.graph.replace import clone_replace
 import pytensor.tensor as pt
+from scipy import optimize
 
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import PT
 from bayesclv.models.engine import compress_rows
 from bayesclv.priors import Prior
 
-__all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "check_pooling", "create_quantity", "distinct_rows",
-           "group_codes", "group_labels", "group_spread", "partially_centred", "pooled_priors", "quantity_dims",
-           "row_params", "summed_tables"]
+__all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "check_pooling", "create_quantity",
+           "distinct_rows", "group_codes", "group_labels", "group_spread", "partially_centred", "pooled_priors",
+           "quantity_dims", "quantity_evidence", "row_params", "summed_tables"]
 
 POOLINGS = ("complete", "partial", "none")
 GROUP_CODE = "group_code"  # column of a design frame: index of each row's group label
@@ -65,13 +68,16 @@ def quantity_dims(pooling: str) -> tuple[str, ...]:
     return () if pooling == "complete" else ("group",)
 
 
-def create_quantity(name: str, priors: dict[str, Prior], pooling: str):
+def create_quantity(name: str, priors: dict[str, Prior], pooling: str, centred: np.ndarray | None = None):
     """Create the sampled quantity ``name`` under ``pooling`` (inside a PyMC model).
 
     Complete pooling: one variable with its prior. No pooling: one per group,
-    each with that prior. Partial pooling: non-centred on the log scale,
-    ``exp(log_<name>_mean + log_<name>_sd * log_<name>_offset)``, so that small
-    groups borrow strength from large ones without a funnel.
+    each with that prior. Partial pooling: on the log scale,
+    ``exp(log_<name>_mean + offset)`` with each group's offset ``Normal(0,
+    log_<name>_sd)`` sampled centred where ``centred`` (``(groups,)``, from
+    :func:`quantity_evidence` and :func:`centred_groups`) says so and non-centred
+    (``log_<name>_sd * log_<name>_offset``) elsewhere (all groups when None), so
+    that small groups borrow strength from large ones without a funnel.
     """
     if pooling == "complete":
         return priors[name].create(name)
@@ -79,8 +85,65 @@ def create_quantity(name: str, priors: dict[str, Prior], pooling: str):
         return priors[name].create(name, dims="group")
     mean = priors[f"log_{name}_mean"].create(f"log_{name}_mean")
     sd = priors[f"log_{name}_sd"].create(f"log_{name}_sd")
-    offset = pm.Normal(f"log_{name}_offset", 0.0, 1.0, dims="group")
-    return pm.Deterministic(name, pt.exp(mean + sd * offset), dims="group")
+    groups = len(pm.modelcontext(None).coords["group"])
+    offset = partially_centred(f"log_{name}_offset", sd, np.zeros(groups) if centred is None else centred, "group")
+    return pm.Deterministic(name, pt.exp(mean + offset), dims="group")
+
+
+def quantity_evidence(graph: pm.Model, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What the data say about each group's log quantity before the fit: estimates and standard errors.
+
+    ``graph`` is a partially pooled model whose quantities ``names`` are all
+    non-centred (``log_<name>_offset``). With every ``log_<name>_mean`` at 0 and
+    ``log_<name>_sd`` at 1 (covariate effects at 0) the offsets are the groups'
+    log quantities, so maximising the likelihood (the ``loglik`` potential)
+    over them fits each group on its own; the standard errors are the marginal
+    ones of each group's block of the inverse negative Hessian (central
+    differences of the gradient). A group whose block is not positive definite
+    has none (``inf``).
+
+    Returns
+    -------
+    dict
+        ``name -> (estimates, standard_errors)``, each ``(groups,)``.
+    """
+    offsets = [graph[f"log_{n}_offset"] for n in names]
+    point = graph.initial_point()
+    values = [graph.rvs_to_values[o] for o in offsets]
+    # means, log sds and covariate effects at 0
+    rest = {v: np.zeros_like(point[v.name]) for v in graph.value_vars if v not in values}
+    loglik = graph.replace_rvs_by_values([graph["loglik"]])[0]
+    loglik = clone_replace(loglik, {v: pt.as_tensor_variable(x) for v, x in rest.items()})
+    flat = pt.dvector("flat")
+    groups = int(point[values[0].name].size)
+    pieces = {v: flat[k * groups:(k + 1) * groups] for k, v in enumerate(values)}
+    loglik = clone_replace(loglik, pieces)
+    fn = pytensor.function([flat], [-loglik, -pt.grad(loglik, flat)], on_unused_input="ignore")
+    # the groups share a start: first the log quantities common to all groups, then each group's own
+    k = len(names)
+    shared = optimize.minimize(lambda y: _common(fn, y, groups), np.zeros(k), jac=True, method="L-BFGS-B",
+                               bounds=[(-12.0, 12.0)] * k)
+    start = np.repeat(shared.x, groups)
+    res = optimize.minimize(fn, start, jac=True, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * start.size)
+    x, h = res.x, 1e-4
+    hessian = np.empty((x.size, x.size))
+    for j in range(x.size):
+        e = np.zeros(x.size)
+        e[j] = h
+        hessian[:, j] = (fn(x + e)[1] - fn(x - e)[1]) / (2 * h)
+    hessian = (hessian + hessian.T) / 2
+    estimates, errors = x.reshape(k, groups), np.full((k, groups), np.inf)
+    for g in range(groups):
+        block = hessian[np.ix_(np.arange(k) * groups + g, np.arange(k) * groups + g)]
+        if np.all(np.linalg.eigvalsh(block) > 0):
+            errors[:, g] = np.sqrt(np.diag(np.linalg.inv(block)))
+    return {n: (estimates[i], errors[i]) for i, n in enumerate(names)}
+
+
+def _common(fn, y: np.ndarray, groups: int) -> tuple[float, np.ndarray]:
+    """``fn`` (value, gradient) with each quantity the same for every group."""
+    value, grad = fn(np.repeat(y, groups))
+    return float(value), np.asarray(grad).reshape(len(y), groups).sum(axis=1)
 
 
 def group_spread(estimates: np.ndarray, standard_errors: np.ndarray, prior_sd: float,
