@@ -22,14 +22,13 @@ from bayesclv.formulas import NP, PT
 from bayesclv.models.base import CLVModel
 from bayesclv.models.pooling import (
     GROUP_CODE,
-    centred_groups,
+    centred_quantities,
     check_pooling,
     create_quantity,
     distinct_rows,
     group_codes,
     group_labels,
     pooled_priors,
-    quantity_evidence,
     row_params,
     summed_tables,
 )
@@ -171,17 +170,8 @@ class PooledModel(Predictive, CLVModel):
             with pm.Model(coords=self._coords()) as model:
                 pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
             if self.pooling == "partial" and not self._centred:
-                self._centred = self._centring(model)
+                self._centred = centred_quantities(model, self.priors, list(self.default_priors))
         return model
-
-    def _centring(self, graph: pm.Model) -> dict[str, np.ndarray]:
-        """Which groups' offsets of each pooled quantity to sample centred, from the non-centred ``graph``
-        (:func:`~bayesclv.models.pooling.quantity_evidence`, :func:`~bayesclv.models.pooling.centred_groups`)."""
-        names = [n for n in self.default_priors if f"log_{n}_offset" in graph.named_vars]
-        evidence = quantity_evidence(graph, names)
-        return {n: centred_groups(m[:, None], se[:, None],
-                                  float(self.priors[f"log_{n}_sd"].parameters.get("sigma", 1.0)))[:, 0]
-                for n, (m, se) in evidence.items()}
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
         """Record what the fit learns from the data besides the posterior (the group labels)."""

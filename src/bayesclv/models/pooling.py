@@ -24,9 +24,9 @@ from bayesclv.formulas import PT
 from bayesclv.models.engine import compress_rows
 from bayesclv.priors import Prior
 
-__all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "check_pooling", "create_quantity",
-           "distinct_rows", "group_codes", "group_labels", "group_spread", "partially_centred", "pooled_priors",
-           "quantity_dims", "quantity_evidence", "row_params", "summed_tables"]
+__all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "centred_quantities", "check_pooling",
+           "create_quantity", "distinct_rows", "group_codes", "group_labels", "group_spread", "partially_centred",
+           "pooled_priors", "quantity_dims", "quantity_evidence", "row_params", "summed_tables"]
 
 POOLINGS = ("complete", "partial", "none")
 GROUP_CODE = "group_code"  # column of a design frame: index of each row's group label
@@ -138,6 +138,15 @@ def quantity_evidence(graph: pm.Model, names: list[str]) -> dict[str, tuple[np.n
         if np.all(np.linalg.eigvalsh(block) > 0):
             errors[:, g] = np.sqrt(np.diag(np.linalg.inv(block)))
     return {n: (estimates[i], errors[i]) for i, n in enumerate(names)}
+
+
+def centred_quantities(graph: pm.Model, priors: dict[str, Prior], names: list[str]) -> dict[str, np.ndarray]:
+    """Which groups' offsets of each pooled quantity among ``names`` to sample centred, from the non-centred
+    ``graph`` (:func:`quantity_evidence`, :func:`centred_groups` with the prior of ``log_<name>_sd``)."""
+    names = [n for n in names if f"log_{n}_offset" in graph.named_vars]
+    return {n: centred_groups(m[:, None], se[:, None],
+                              float(priors[f"log_{n}_sd"].parameters.get("sigma", 1.0)))[:, 0]
+            for n, (m, se) in quantity_evidence(graph, names).items()}
 
 
 def _common(fn, y: np.ndarray, groups: int) -> tuple[float, np.ndarray]:
