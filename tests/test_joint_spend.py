@@ -345,11 +345,13 @@ def test_one_group_has_the_ungrouped_density_up_to_the_offsets_prior():
         x = graph.flat_point(coefficients, sigma, correlation, spend_sd)
         values.append(float(graph.logp_grad(x)[0]))
         assert np.allclose(graph.population(x)[0], coefficients)
-    # one group of 120 customers: centred offsets, group_sd set to 0.05 by flat_point (log-transformed); the
-    # ungrouped intercept is the grouped one plus the offset, under the same Normal(0, 5) prior
+    # one group of 120 customers: group_sd set to 0.05 by flat_point (log-transformed), each offset centred
+    # (density Normal(0, group_sd)) or not (density of offset / group_sd) as the rule chose; the ungrouped
+    # intercept is the grouped one plus the offset, under the same Normal(0, 5) prior
     group_sd = np.full(3, 0.05)
+    centred = graph.group_centred[0]
     prior = (stats.halfnorm.logpdf(group_sd).sum() + np.log(group_sd).sum()
-             + stats.norm.logpdf(offset, 0.0, group_sd).sum()
+             + np.where(centred, stats.norm.logpdf(offset, 0.0, group_sd), stats.norm.logpdf(offset / group_sd)).sum()
              + stats.norm.logpdf(B[0], 0.0, 5.0).sum() - stats.norm.logpdf(B[0] + offset, 0.0, 5.0).sum())
     assert values[1] - values[0] == pytest.approx(prior, abs=1e-8)
 

@@ -36,7 +36,7 @@ from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas.joint_spend import PAIRS, conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.hierarchical import HierarchicalBetaGeoModel, HierarchicalParetoNBDModel
 from bayesclv.models.integrated_loglik import joint_log_likelihood
-from bayesclv.models.latent import group_offsets, population_coefficients, standardisation
+from bayesclv.models.latent import group_offsets, offset_start, population_coefficients, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal import _CANDIDATES, _SPREAD, REFERENCE_ATTR, LatentPosterior, MarginalGraph, RowTable
 from bayesclv.models.pooling import group_codes, group_labels
@@ -138,6 +138,7 @@ class JointSpendGraph(MarginalGraph):
             coords["group"] = [str(g) for g in group_labels(df, model.group)]
         with pm.Model(coords=coords) as graph:
             params = joint_population(model, df)
+            self.group_centred = params["group_centred"]
             B = pt.concatenate([params["intercept"][None, :]]
                                + [params[k] for k in ("slopes", "group_offset") if params[k] is not None])
             self.tables = {name: pytensor.shared(value, name=name) for name, value in (
@@ -200,9 +201,7 @@ class JointSpendGraph(MarginalGraph):
         if self.has_slopes:
             values["slopes"] = B[1:1 + self.slope_count]
         if self.has_group:
-            offset = B[1 + self.slope_count:]
-            sd = np.maximum(offset.std(axis=0), 0.05)
-            values["group_sd"], values["group_offset"], values["group_z"] = sd, offset, offset / sd
+            values.update(offset_start(B[1 + self.slope_count:], self.group_centred))
         for rv in self.graph.free_RVs:
             self.graph.set_initval(rv, values[rv.name])
         point = self.graph.initial_point()
@@ -227,13 +226,13 @@ def joint_population(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     intercepts (:func:`~bayesclv.models.latent.group_offsets`), the 3 x 3 LKJ covariance (``sigma``,
     ``correlation`` over :data:`PAIRS`) and ``spend_sd``."""
     intercept, slopes = population_coefficients(model, df)
-    offset = group_offsets(model, df)
+    offset, centred = group_offsets(model, df, spend_column="log_spend_mean")
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=3)
     _, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=3, sd_dist=sd_dist, compute_corr=True,
                                        store_in_trace=False)
     correlation = pt.stack([corr[0, 1], corr[0, 2], corr[1, 2]])
-    return {"intercept": intercept, "slopes": slopes, "group_offset": offset,
+    return {"intercept": intercept, "slopes": slopes, "group_offset": offset, "group_centred": centred,
             "sigma": pm.Deterministic("sigma", sigma, dims="process"),
             "correlation": pm.Deterministic("correlation", correlation, dims="pair"),
             "spend_sd": model.priors["spend_sd"].create("spend_sd")}

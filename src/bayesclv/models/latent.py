@@ -27,19 +27,18 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from bayesclv.formulas import PT
-from bayesclv.models.pooling import group_codes, group_labels
+from scipy import optimize, special
 
-__all__ = ["CENTRED_GROUP_SIZE", "PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights",
-           "group_offsets", "latent_model", "population_coefficients", "population_coords", "population_parameters",
-           "standardisation"]
+from bayesclv.formulas import NP, PT
+from bayesclv.models.pooling import centred_groups, group_codes, group_labels, partially_centred
+
+__all__ = ["PROCESSES", "centring_weights", "customer_arrays", "dropout_centring_weights", "group_evidence",
+           "group_offsets", "latent_model", "offset_start", "population_coefficients", "population_coords",
+           "population_parameters", "standardisation"]
 
 PROCESSES = ("purchase", "dropout")
 _CENTRING_PRIOR_SD = 1.5  # a typical population sd of log purchase rates
 _DROPOUT_CENTRING_WEIGHT = 0.5  # for customers with repeat purchases; see dropout_centring_weights
-#: customers in the smallest group from which the group offsets are centred: a group's mean log rate is
-#: then known to about sigma / sqrt(50) ~ 0.15, below the spread of the group sds it is sampled with
-CENTRED_GROUP_SIZE = 50
 
 
 def centring_weights(frequency: np.ndarray, prior_sd: float = _CENTRING_PRIOR_SD) -> np.ndarray:
@@ -143,52 +142,115 @@ def population_coefficients(model: Any, population: pd.DataFrame) -> tuple[Any, 
     return intercept, slopes
 
 
-def group_offsets(model: Any, population: pd.DataFrame) -> Any:
-    """Each group's intercept offsets ``(group, process)`` around the population intercepts, created in the
-    current PyMC model (None without ``group``), partially pooled by ``group_sd`` (one per process).
+def _group_estimates(model: Any, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One group's two latent means as if every customer had the same rates (maximum likelihood) and their
+    standard errors, robust to the customers' heterogeneity (sandwich: per-customer scores about the
+    curvature of the total), by central differences of the family's per-customer log-likelihood."""
+    n = len(data["frequency"])
 
-    Centred (``group_offset ~ Normal(0, group_sd)``) when every group of
-    ``population`` holds at least ``CENTRED_GROUP_SIZE`` customers, non-centred
-    (``group_z * group_sd``) otherwise: see :func:`population_parameters`.
+    def per_customer(theta: np.ndarray) -> np.ndarray:
+        rates = model._natural_rates(np.full(n, theta[0]), np.full(n, theta[1]), np.exp, special.expit)
+        return model._loglik(data, dict(zip(model.rate_names, rates, strict=True)), NP)
+
+    start = np.array([np.log((data["frequency"].sum() + 0.5 * n) / data["T"].sum()), -2.0])
+    res = optimize.minimize(lambda t: -per_customer(t).sum(), start, method="L-BFGS-B",
+                            bounds=[(-15.0, 8.0), (-15.0, 8.0)])
+    theta, steps = res.x, 1e-4 * np.eye(2)
+
+    def scores(t: np.ndarray) -> np.ndarray:  # (customers, 2)
+        return np.column_stack([(per_customer(t + e) - per_customer(t - e)) / 2e-4 for e in steps])
+
+    hessian = np.column_stack([(scores(theta + e).sum(axis=0) - scores(theta - e).sum(axis=0)) / 2e-4 for e in steps])
+    at_mode = scores(theta)
+    try:
+        inverse = np.linalg.inv(-(hessian + hessian.T) / 2)
+    except np.linalg.LinAlgError:
+        return theta, np.full(2, np.inf)
+    variance = np.diag(inverse @ (at_mode.T @ at_mode) @ inverse)
+    return theta, np.where(variance > 0, np.sqrt(np.abs(variance)), np.inf)
+
+
+def group_evidence(model: Any, population: pd.DataFrame, spend_column: str | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """What the data say about each group's intercepts before the fit: estimates and standard errors.
+
+    Per group, the two latent means of the family with the same rates for all
+    of the group's customers (:func:`_group_estimates`); with ``spend_column``
+    (the joint spend models' mean log value of a customer's repeat purchases) a
+    third column, the mean of that column over the group's customers with
+    repeat purchases and its standard error. These are what
+    :func:`~bayesclv.models.pooling.centred_groups` weighs the groups' spread against.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(estimates, standard_errors)``, each ``(groups, processes)``.
+    """
+    codes = group_codes(population, model.group, group_labels(population, model.group))
+    columns = {c: population[c].to_numpy(dtype=float) for c in model.data_columns}
+    estimates, errors = [], []
+    for g in range(int(codes.max()) + 1):
+        rows = codes == g
+        m, se = _group_estimates(model, {c: v[rows] for c, v in columns.items()})
+        if spend_column is not None:
+            spend = population.loc[rows & (columns["frequency"] > 0), spend_column].to_numpy(dtype=float)
+            m = np.append(m, spend.mean() if len(spend) else 0.0)
+            se = np.append(se, spend.std(ddof=1) / np.sqrt(len(spend)) if len(spend) > 1 else np.inf)
+        estimates.append(m)
+        errors.append(se)
+    return np.array(estimates), np.array(errors)
+
+
+def group_offsets(model: Any, population: pd.DataFrame, spend_column: str | None = None) -> tuple[Any, Any]:
+    """Each group's intercept offsets ``(group, process)`` around the population intercepts, created in the
+    current PyMC model, partially pooled by ``group_sd`` (one per process), and which are centred.
+
+    Each offset is centred or not by :func:`~bayesclv.models.pooling.centred_groups`
+    from :func:`group_evidence` (``spend_column``: see there) and the prior of
+    ``group_sd``: centred where the data pin the group's intercept down better
+    than the groups differ, non-centred where the groups hardly differ or the
+    group is small (see :func:`~bayesclv.models.pooling.partially_centred`).
+    Returns ``(None, None)`` without ``group``.
     """
     if model.group is None:
-        return None
-    group_sd = model.priors["group_sd"].create("group_sd", dims="process")
-    if population[model.group].value_counts().min() >= CENTRED_GROUP_SIZE:
-        return pm.Normal("group_offset", 0.0, group_sd, dims=("group", "process"))
-    group_z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "process"))
-    return pm.Deterministic("group_offset", group_z * group_sd, dims=("group", "process"))
+        return None, None
+    prior = model.priors["group_sd"]
+    group_sd = prior.create("group_sd", dims="process")
+    estimates, errors = group_evidence(model, population, spend_column)
+    centred = centred_groups(estimates, errors, float(prior.parameters.get("sigma", 1.0)))
+    offset = partially_centred("group_z", group_sd, centred, ("group", "process"))
+    return pm.Deterministic("group_offset", offset, dims=("group", "process")), centred
+
+
+def offset_start(offset: np.ndarray, centred: np.ndarray) -> dict[str, np.ndarray]:
+    """Values of ``group_sd`` and ``group_z`` that give the offsets ``offset`` (a start for the sampler)."""
+    sd = np.maximum(offset.std(axis=0), 0.05)
+    return {"group_sd": sd, "group_z": offset / sd ** (1.0 - np.asarray(centred, dtype=float))}
 
 
 def population_parameters(model: Any, population: pd.DataFrame) -> dict[str, Any]:
     """The population parameters of an individual-level model, created in the current PyMC model.
 
     Intercepts at the covariate means, slopes per sd of a covariate (with the
-    per-unit ``coefficients`` as a deterministic), group offsets, the sds and
-    correlation of the two latent quantities under an LKJ prior.
-    ``population`` standardises the covariates and counts each group's
-    customers. The group offsets are centred (``group_offset ~ Normal(0,
-    group_sd)``) when every group holds at least ``CENTRED_GROUP_SIZE``
-    customers, and non-centred (``group_z * group_sd``) otherwise: the data
-    pin a large group's offset down, and the non-centred ``group_z = offset /
-    group_sd`` then follows ``group_sd`` along a funnel that NUTS cannot
-    cross; a small group's offset is its prior's, and there the centred form
-    has the funnel.
+    per-unit ``coefficients`` as a deterministic), group offsets (each centred
+    or not: :func:`group_offsets`), the sds and correlation of the two latent
+    quantities under an LKJ prior. ``population`` standardises the covariates
+    and is the evidence the offsets' parameterisation is chosen from.
 
     Returns
     -------
     dict
         ``intercept`` (2,), ``slopes`` (covariates, 2) or None, ``group_offset``
-        (groups, 2) or None, ``chol`` (the 2 x 2 Cholesky factor of ``Sigma``),
-        ``sigma`` (2,) and ``correlation``.
+        (groups, 2) or None, ``group_centred`` (groups, 2) booleans or None,
+        ``chol`` (the 2 x 2 Cholesky factor of ``Sigma``), ``sigma`` (2,) and ``correlation``.
     """
     intercept, slopes = population_coefficients(model, population)
-    offset = group_offsets(model, population)
+    offset, centred = group_offsets(model, population)
     sigma_prior = model.priors["sigma"]
     sd_dist = getattr(pm, sigma_prior.distribution).dist(**sigma_prior.parameters, shape=2)
     chol, corr, sigma = pm.LKJCholeskyCov("chol", eta=model.lkj_eta, n=2, sd_dist=sd_dist,
                                           compute_corr=True, store_in_trace=False)
-    return {"intercept": intercept, "slopes": slopes, "group_offset": offset, "chol": chol,
+    return {"intercept": intercept, "slopes": slopes, "group_offset": offset, "group_centred": centred, "chol": chol,
             "sigma": pm.Deterministic("sigma", sigma, dims="process"),
             "correlation": pm.Deterministic("correlation", corr[0, 1])}
 

@@ -40,7 +40,7 @@ from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
-from bayesclv.models.latent import population_coords, population_parameters, standardisation
+from bayesclv.models.latent import offset_start, population_coords, population_parameters, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal_settings import MARGINAL_TARGET_ACCEPT, marginal_target_accept, marginal_tune
 from bayesclv.models.pooling import group_codes, group_labels
@@ -136,6 +136,7 @@ class MarginalGraph:
             if self.has_slopes:
                 B = pt.concatenate([B, params["slopes"]])
             offset = params["group_offset"] if self.has_group else pt.zeros((1, 2))
+            self.group_centred = params["group_centred"]
             self.tables = {name: pytensor.shared(value, name=name) for name, value in (
                 ("centre", np.zeros((n, 2))), ("chol", np.ones((n, 3))), ("log_terms", np.zeros((n, 1))),
                 ("top_terms", np.zeros(n)), ("powers", np.zeros((5, 1))),
@@ -179,10 +180,9 @@ class MarginalGraph:
         for j, name in enumerate(self.free_names):
             if name.startswith("group_"):
                 self.group_coordinates[int(offsets[j]):int(offsets[j + 1])] = True
-        if "group_offset" in self.free_names:
+        if self.group_centred is not None:  # one factor group_sd per centred offset of its process
             sd = self.free_names.index("group_sd_log__")
-            groups = shapes[self.free_names.index("group_offset")][0]
-            self.mode_tilt[int(offsets[sd]):int(offsets[sd + 1])] = float(groups)
+            self.mode_tilt[int(offsets[sd]):int(offsets[sd + 1])] = self.group_centred.sum(axis=0)
 
     def population(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """The kernel's ``(B, offset, sigma, rho)`` at the flat point ``x``."""
@@ -226,8 +226,7 @@ class MarginalGraph:
         if self.has_slopes:
             values["slopes"] = B[1:]
         if self.has_group:
-            sd = np.maximum(offset.std(axis=0), 0.05)
-            values["group_sd"], values["group_offset"], values["group_z"] = sd, offset, offset / sd
+            values.update(offset_start(offset, self.group_centred))
         for rv in self.graph.free_RVs:
             self.graph.set_initval(rv, values[rv.name])
         point = self.graph.initial_point()

@@ -22,6 +22,7 @@ from bayesclv.formulas import NP, PT
 from bayesclv.models.base import CLVModel
 from bayesclv.models.pooling import (
     GROUP_CODE,
+    centred_quantities,
     check_pooling,
     create_quantity,
     distinct_rows,
@@ -77,6 +78,8 @@ class PooledModel(Predictive, CLVModel):
     # fixed keyword arguments of every formula call besides the parameters (CNBD-k's ``k``); a
     # family with such a structural constant sets its own dict per instance
     _formula_options: Mapping[str, Any] = MappingProxyType({})
+    # with partial pooling: quantity -> which groups' offsets are sampled centred (set by ``_graph``)
+    _centred: Mapping[str, np.ndarray] = MappingProxyType({})
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None):
@@ -129,7 +132,7 @@ class PooledModel(Predictive, CLVModel):
     # ------------------------------------------------------------- model
     def _quantity(self, name: str):
         """The sampled quantity ``name`` under the model's pooling (inside a PyMC model)."""
-        return create_quantity(name, self.priors, self.pooling)
+        return create_quantity(name, self.priors, self.pooling, self._centred.get(name))
 
     def _parameters(self) -> dict[str, Any]:
         """Create the model's random variables; return the named parameters of the likelihood.
@@ -162,8 +165,12 @@ class PooledModel(Predictive, CLVModel):
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
         unique = distinct_rows(self._design(df), df.get(self.weight_column) if self.weight_column else None)
-        with pm.Model(coords=self._coords()) as model:
-            pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
+        self._centred = {}
+        for _ in range(2 if self.pooling == "partial" else 1):
+            with pm.Model(coords=self._coords()) as model:
+                pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
+            if self.pooling == "partial" and not self._centred:
+                self._centred = centred_quantities(model, self.priors, list(self.default_priors))
         return model
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
