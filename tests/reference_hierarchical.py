@@ -39,6 +39,20 @@ def individual_loglik(family: str, x: float, t_x: float, T: float, th0, th1):
     return np.logaddexp(survive, log_p + (x - 1.0) * log_q + x * log_lam - lam * t_x)
 
 
+def minimum_and_hessian(negative, start, h: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum of ``negative`` (Nelder-Mead, tight tolerances) and its Hessian there by central differences:
+    the centre and the frame of a reference rule."""
+    mode = optimize.minimize(negative, start, method="Nelder-Mead",
+                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}).x
+    step = np.eye(mode.size) * h
+    hess = np.empty((mode.size, mode.size))
+    for j in range(mode.size):
+        for k in range(mode.size):
+            hess[j, k] = (negative(mode + step[j] + step[k]) - negative(mode + step[j] - step[k])
+                          - negative(mode - step[j] + step[k]) + negative(mode - step[j] - step[k])) / (4.0 * h * h)
+    return mode, hess
+
+
 def _log_integrand(family, x, t_x, T, mean, precision, log_norm, th0, th1):
     d0, d1 = th0 - mean[0], th1 - mean[1]
     quad = precision[0, 0] * d0 * d0 + 2.0 * precision[0, 1] * d0 * d1 + precision[1, 1] * d1 * d1
@@ -55,15 +69,7 @@ def marginal_row_loglik(family: str, x: float, t_x: float, T: float, mean, cov, 
     def negative(theta):
         return -float(_log_integrand(family, x, t_x, T, mean, precision, log_norm, theta[0], theta[1]))
 
-    mode = optimize.minimize(negative, mean, method="Nelder-Mead",
-                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20_000}).x
-    h = 1e-4
-    hess = np.empty((2, 2))
-    for j in range(2):
-        for k in range(2):
-            e_j, e_k = np.eye(2)[j] * h, np.eye(2)[k] * h
-            hess[j, k] = (negative(mode + e_j + e_k) - negative(mode + e_j - e_k)
-                          - negative(mode - e_j + e_k) + negative(mode - e_j - e_k)) / (4.0 * h * h)
+    mode, hess = minimum_and_hessian(negative, mean)
     frame = np.linalg.cholesky(np.linalg.inv(hess))
     u, w = np.polynomial.legendre.leggauss(nodes)
     u, w = width * u, width * w

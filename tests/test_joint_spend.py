@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, optimize, special, stats
+from scipy import integrate, special, stats
 
 import bayesclv as bc
 from bayesclv.errors import ArgumentError, DataValidationError
@@ -19,6 +19,11 @@ from bayesclv.formulas import _marginal_rule as rule
 from bayesclv.formulas import individual_paretonbd
 from bayesclv.formulas.joint_spend import conditional_population, spend_loglik, spend_tilt
 from bayesclv.models.joint_spend import JointSpendGraph, block_frames, joint_rows
+
+try:  # run as a package (pytest's rootdir import) or from the tests folder
+    from .reference_hierarchical import minimum_and_hessian
+except ImportError:
+    from reference_hierarchical import minimum_and_hessian
 
 SIGMA = np.array([0.8, 0.7, 0.5])
 CORRELATION = np.array([0.2, 0.5, -0.3])  # purchase-dropout, purchase-spend, dropout-spend
@@ -69,16 +74,8 @@ def _reference_log_integral(x, t_x, T, logs, mean=B[0], cov=None, spend_sd=SPEND
         out = _paretonbd_loglik(x, t_x, T, v[:, 0], v[:, 1]) + stats.multivariate_normal(mean, cov).logpdf(v)
         return out + stats.norm.logpdf(np.asarray(logs)[None, :], v[:, 2:3], spend_sd).sum(axis=1)
 
-    mode = optimize.minimize(lambda v: -log_f(v)[0], mean, method="Nelder-Mead",
-                             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000}).x
-    h = 1e-4
-    H = np.empty((3, 3))
-    for i in range(3):
-        for j in range(3):
-            e_i, e_j = np.eye(3)[i] * h, np.eye(3)[j] * h
-            H[i, j] = (log_f(mode + e_i + e_j) - log_f(mode + e_i - e_j) - log_f(mode - e_i + e_j)
-                       + log_f(mode - e_i - e_j))[0] / (4 * h * h)
-    L = np.linalg.cholesky(np.linalg.inv(-H))
+    mode, hess = minimum_and_hessian(lambda v: -log_f(v)[0], mean)
+    L = np.linalg.cholesky(np.linalg.inv(hess))
     nodes, weights = np.polynomial.hermite_e.hermegauss(40)
     u = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), -1).reshape(-1, 3)
     log_w = np.log(np.einsum("i,j,k->ijk", weights, weights, weights).ravel()) + 0.5 * (u * u).sum(axis=1)
