@@ -49,11 +49,11 @@ from bayesclv.formulas._marginal_terms import (
     factor_exponents,
     factor_width,
     factored_sums,
+    node_by_node,
     normal_constants,
     row_log_terms,
     row_mean,
     row_tilt,
-    shift_bound,
     spread_cross,
     tilt_correction,
 )
@@ -162,15 +162,8 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
                 dpd, top = dpds[j], top_terms[i] + raised[j]
                 e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
             if not mass > 1e-250:  # node by node: no product rule, or far from the reference
-                dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = shift_bound(tilt, top_terms[i])
-                mass = exp_nonpositive(s, top, bits)
-                if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
-                    row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                    top = -np.inf
-                    for k in range(n_nodes):
-                        top = max(top, s[k])
-                    mass = exp_nonpositive(s, top, bits)
+                dpd, top, mass = node_by_node(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, top_terms[i],
+                                              s, tilt, bits)
                 e0 = e1 = e00 = e01 = e11 = 0.0
                 for k in range(n_nodes):
                     e0 += s[k] * powers[0, k]

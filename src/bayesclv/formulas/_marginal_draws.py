@@ -21,11 +21,10 @@ from bayesclv.formulas._marginal_terms import (
     _FACTORED_LIMIT,
     FASTMATH,
     exp_nonpositive,
+    node_by_node,
     normal_constants,
-    row_log_terms,
     row_mean,
     row_tilt,
-    shift_bound,
 )
 
 __all__ = ["LANES", "draw_by_nodes", "draw_constants", "lane_node_expectations"]
@@ -51,15 +50,8 @@ def draw_by_nodes(i, d, coefficients, offset, constants, X, group, centre, chol,
     m0, m1 = row_mean(coefficients[d], offset[d], X, group, i)
     d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
     r00, r10, r11, p00, p01, p11 = chol[i, 0], chol[i, 1], chol[i, 2], constants[d, 0], constants[d, 1], constants[d, 2]
-    dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-    top = shift_bound(tilt, top_terms[i])
-    mass = exp_nonpositive(s, top, bits)
-    if not mass > 1e-250:  # the bound is far above the maximum (far from the reference): use the maximum
-        row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-        top = -np.inf
-        for k in range(s.size):
-            top = max(top, s[k])
-        mass = exp_nonpositive(s, top, bits)
+    dpd, top, mass = node_by_node(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, top_terms[i], s, tilt,
+                                  bits)
     for q in range(values.shape[1]):
         total = 0.0
         for k in range(s.size):

@@ -18,14 +18,12 @@ import numpy as np
 
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
-    exp_nonpositive,
     factor_width,
     factors,
+    node_by_node,
     normal_constants,
-    row_log_terms,
     row_mean,
     row_tilt,
-    shift_bound,
     tilt_correction,
 )
 
@@ -81,15 +79,8 @@ def pointwise_marginal_loglik(coefficients, offset, sigma, rho, X, group, centre
                             k = a * side + b
                             mass += node_mass[i, k] * factor0[a] * factor1[b] * cross[k]
             if not mass > 1e-250:  # node by node: no product rule, or far from the reference
-                dpd = row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = shift_bound(tilt, top_terms[i])
-                mass = exp_nonpositive(s, top, bits)
-            if not mass > 1e-250:  # the bound is far above the maximum: use the maximum
-                row_log_terms(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
-                top = -np.inf
-                for k in range(n_nodes):
-                    top = max(top, s[k])
-                mass = exp_nonpositive(s, top, bits)
+                dpd, top, mass = node_by_node(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, top_terms[i],
+                                              s, tilt, bits)
             value = constants[d, 3] - 0.5 * dpd + top + math.log(mass)
             if corrected:
                 value -= tilt_correction(tilt, correction[i], derivative, shift)

@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors",
+__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors", "node_by_node",
            "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "spread_cross", "tilt_correction"]
 
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
@@ -149,6 +149,24 @@ def spread_cross(quarter, n, largest, cross):  # pragma: no cover - compiled
             cross[i * n + n - 1 - j] = w
             cross[(n - 1 - i) * n + j] = w
             cross[(n - 1 - i) * n + n - 1 - j] = v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def node_by_node(a_row, powers, d0, d1, r00, r10, r11, p00, p01, p11, top_term, s, tilt, bits):  # pragma: no cover - compiled
+    """One row's node-by-node sum: ``s[k] <- exp(a_ik - t . S(u_k) - top)``; returns ``(d' P d, top, sum)``.
+
+    ``top`` is :func:`shift_bound`'s bound, or the maximum itself where that bound lies so far above it
+    that the sum underflows (a row far from its reference)."""
+    dpd = row_log_terms(a_row, powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)
+    top = shift_bound(tilt, top_term)
+    mass = exp_nonpositive(s, top, bits)
+    if not mass > 1e-250:
+        row_log_terms(a_row, powers, d0, d1, r00, r10, r11, p00, p01, p11, s, tilt)  # s was overwritten
+        top = -np.inf
+        for k in range(s.size):
+            top = max(top, s[k])
+        mass = exp_nonpositive(s, top, bits)
+    return dpd, top, mass
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
