@@ -165,12 +165,17 @@ class PooledModel(Predictive, CLVModel):
         """Priors plus the weighted likelihood of the distinct rows of a prepared frame."""
         self._set_fit_state(df)
         unique = distinct_rows(self._design(df), df.get(self.weight_column) if self.weight_column else None)
-        self._centred = {}
-        for _ in range(2 if self.pooling == "partial" else 1):
+
+        def build() -> pm.Model:
             with pm.Model(coords=self._coords()) as model:
                 pm.Potential("loglik", self._total_loglik(self._parameters(), unique, summed))
-            if self.pooling == "partial" and not self._centred:
-                self._centred = centred_quantities(model, self.priors, list(self.default_priors))
+            return model
+
+        self._centred = {}
+        model = build()
+        if self.pooling == "partial":  # the non-centred graph gives the evidence; the fit samples the chosen one
+            self._centred = centred_quantities(model, self.priors, list(self.default_priors))
+            model = build()
         return model
 
     def _set_fit_state(self, df: pd.DataFrame) -> None:
