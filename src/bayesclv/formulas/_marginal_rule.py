@@ -40,6 +40,7 @@ __all__ = [
     "range_penalty",
     "resolved_range",
     "row_tilts",
+    "row_frames",
     "rule_corrections",
 ]
 
@@ -487,3 +488,28 @@ def rule_corrections(family: int, frequency, recency, T, centre, chol, log_terms
     _on_cores(x.size, lambda s: _corrections_kernel(family, x[s], t_x[s], T[s], centre[s], chol[s], log_terms[s],
                                                     powers, tilts[s], accurate_powers, accurate_log_weights, out[s]))
     return out
+
+
+def row_frames(family: int, history: np.ndarray, mean: np.ndarray, sigma, rho, powers: np.ndarray,
+               log_weights: np.ndarray, *, corrected: bool = True, refinements: int = 2) -> dict[str, np.ndarray]:
+    """The tables the marginal kernel reads for rows ``history`` (``(n, 3)``: frequency, recency, T), each
+    rule centred at the row's conditional posterior under the population (``mean`` ``(n, 2)``, ``sigma``, ``rho``).
+
+    Returns
+    -------
+    dict
+        ``centre``, ``chol`` (:func:`adapt_rows`), ``log_terms`` (:func:`node_log_terms`), ``top_terms``
+        (their maximum per row), ``node_mass`` (``exp(a_ik - max_k a_ik)`` for a full product rule, which the
+        kernel sums by factors; ``(n, 0)`` for a pruned one, summed node by node) and ``correction``
+        (:func:`rule_corrections`; ``(n, 0)`` unless ``corrected``).
+    """
+    x, t_x, T = (np.ascontiguousarray(history[:, j], dtype=float) for j in range(3))
+    centre, chol = adapt_rows(family, x, t_x, T, mean, sigma, rho, refinements=refinements)
+    terms = node_log_terms(family, x, t_x, T, centre, chol, powers, log_weights)
+    top = terms.max(axis=1)
+    mass = np.exp(terms - top[:, None]) if is_product_rule(powers) else np.zeros((len(terms), 0))
+    correction = (rule_corrections(family, x, t_x, T, centre, chol, terms, powers,
+                                   row_tilts(mean, sigma, rho, centre, chol))
+                  if corrected else np.zeros((len(centre), 0)))
+    return {"centre": centre, "chol": chol, "log_terms": terms, "top_terms": top, "node_mass": mass,
+            "correction": correction}

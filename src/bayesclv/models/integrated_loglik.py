@@ -90,15 +90,7 @@ def rule_frames(family: int, history: np.ndarray, mean: np.ndarray, sigma: np.nd
         Nodes per dimension.
     """
     powers, log_weights = rule.product_rule(int(nodes))
-    x, t_x, T = (np.ascontiguousarray(history[:, j]) for j in range(3))
-    centre, chol = rule.adapt_rows(family, x, t_x, T, mean, sigma, rho)
-    terms = rule.node_log_terms(family, x, t_x, T, centre, chol, powers, log_weights)
-    correction = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers,
-                                       rule.row_tilts(mean, sigma, rho, centre, chol))
-    top = terms.max(axis=1)
-    # a full product rule is summed by factors from exp(a_ik - max_k a_ik), as in the fit
-    mass = np.exp(terms - top[:, None]) if rule.is_product_rule(powers) else np.zeros((len(terms), 0))
-    return RuleFrames(centre, chol, terms, top, mass, correction, powers)
+    return RuleFrames(**rule.row_frames(family, history, mean, sigma, rho, powers, log_weights), powers=powers)
 
 
 def _stack(parts: list[RuleFrames]) -> RuleFrames:

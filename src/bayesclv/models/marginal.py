@@ -191,24 +191,10 @@ class MarginalGraph:
 
     def adapt(self, B, offset, sigma, rho, refinements: int = 2) -> None:
         """Centre every row's rule at its conditional posterior under these population parameters."""
-        h, t = self.rows.history, self.tables
-        mean = self.rows.means(B, offset)
-        centre, chol = rule.adapt_rows(self.family, h[:, 0], h[:, 1], h[:, 2], mean, sigma, rho,
-                                       refinements=refinements)
-        terms = rule.node_log_terms(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol, self.powers,
-                                    self.log_weights)
-        top = terms.max(axis=1)
-        # a full product rule is summed by factors from exp(a_ik - max_k a_ik); a pruned one node by node
-        mass = np.exp(terms - top[:, None]) if rule.is_product_rule(self.powers) else np.zeros((len(terms), 0))
-        for name, value in (("centre", centre), ("chol", chol), ("log_terms", terms), ("top_terms", top),
-                            ("powers", self.powers), ("node_mass", mass)):
-            t[name].set_value(value)
-        if self.corrected:
-            tilts = rule.row_tilts(mean, sigma, rho, centre, chol)
-            t["correction"].set_value(rule.rule_corrections(self.family, h[:, 0], h[:, 1], h[:, 2], centre, chol,
-                                                            terms, self.powers, tilts))
-        else:
-            t["correction"].set_value(np.zeros((len(centre), 0)))
+        frames = rule.row_frames(self.family, self.rows.history, self.rows.means(B, offset), sigma, rho, self.powers,
+                                 self.log_weights, corrected=self.corrected, refinements=refinements)
+        for name, value in {**frames, "powers": self.powers}.items():
+            self.tables[name].set_value(value)
 
     def initial_population(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """A start from the data: the mean purchase rate; a lifetime of about twice the mean observation
