@@ -37,6 +37,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._lifetime_integral import log_piecewise_integral
 from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import SummedLoglikOp, digamma, distinct, softplus_and_sigmoid
@@ -258,7 +259,7 @@ def _numba_funcify_covariate_loglik(op, node=None, **kwargs):
                     grad[4].copy(), grad[5].copy(), grad[6].copy())
     else:  # pragma: no cover - BG/NBD has 7 parameter inputs, Pareto/NBD 6
         raise NotImplementedError(f"no numba implementation for {op.n_params} parameters")
-    return covariate_loglik
+    return covariate_loglik, KERNEL_SOURCE_SALT
 
 
 def covariate_total(kernel, params: list, coefs: list, tables: tuple, xp):

@@ -32,6 +32,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._adaptive_quadrature import GGOM_LIFETIME, N_GRAD, integrate, offset, workspace
 from bayesclv.formulas._special import logaddexp
 from bayesclv.formulas._summed import digamma, softplus_and_sigmoid, unique_rows
@@ -140,7 +141,7 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
         return (out[0].reshape(shape), out[1].reshape(shape), out[2].reshape(shape), out[3].reshape(shape),
                 out[4].reshape(shape), out[5].reshape(shape), out[6].reshape(shape), out[7].reshape(shape))
 
-    return ggom_log_lifetime_integral
+    return ggom_log_lifetime_integral, KERNEL_SOURCE_SALT
 
 
 def shared_limits(x_index, t_x, T):

@@ -29,6 +29,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._ops import NP, PT, gauss_legendre
 from bayesclv.formulas._summed import distinct, draw_vectors, unique_rows
 
@@ -384,7 +385,7 @@ def _numba_funcify_log_lifetime_integral(op, node=None, **kwargs):
                 outs[3].reshape(shape), outs[4].reshape(shape), outs[5].reshape(shape),
                 outs[6].reshape(shape))
 
-    return log_lifetime_integral
+    return log_lifetime_integral, KERNEL_SOURCE_SALT
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")

@@ -27,9 +27,7 @@ of ``u`` per row are needed.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -40,7 +38,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.chunks import map_chunks
-from bayesclv.formulas import _marginal_terms
+from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._marginal_draws import draw_by_nodes, draw_constants, lane_node_expectations
 from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
@@ -63,10 +61,7 @@ __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_logl
 
 
 _BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
-# PyTensor caches a graph's numba code on disk under a key of the Op's type and props alone, so a graph would run
-# a stale kernel after the kernels' code changed: their sources salt the key
-_SOURCE_SALT = int.from_bytes(hashlib.sha256(
-    Path(__file__).read_bytes() + Path(_marginal_terms.__file__).read_bytes()).digest()[:7], "little")
+
 
 # ------------------------------------------------------------------- the kernel
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -274,7 +269,7 @@ def _numba_funcify_marginal_loglik(op, node=None, **kwargs):
         value, g_coef, g_offset, g_sigma, g_rho = marginal_loglik(coefficients, offset, sigma, rho.item(), *tables)
         return np.full((), value), g_coef, g_offset, g_sigma, np.full((), g_rho)
 
-    return marginal, _SOURCE_SALT
+    return marginal, KERNEL_SOURCE_SALT
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -339,7 +334,7 @@ def _numba_funcify_grouped_marginal_loglik(op, node=None, **kwargs):
         value, g_coef, g_sigma, g_rho = grouped_marginal_loglik(coefficients, sigma, rho, *tables)
         return np.full((), value), g_coef, g_sigma, g_rho
 
-    return grouped, _SOURCE_SALT
+    return grouped, KERNEL_SOURCE_SALT
 
 
 # ------------------------------------------------------------------- predictions

@@ -36,6 +36,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
+from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._ops import PT
 
 __all__ = ["SummedLoglikOp", "Table", "digamma", "distinct", "lbeta", "softplus_and_sigmoid", "summed_loglik_function",
@@ -228,7 +229,7 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
                     grad[4].copy())
     else:  # pragma: no cover - every kernel has 2 to 5 parameters
         raise NotImplementedError(f"no numba implementation for {op.n_params} parameters")
-    return summed_loglik
+    return summed_loglik, KERNEL_SOURCE_SALT
 
 
 def summed_total(kernel, params: list, tables: tuple, xp):
