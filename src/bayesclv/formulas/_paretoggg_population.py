@@ -249,8 +249,8 @@ def partial_noncentred_move(j, c, latent, extra_shape, extra_rate, current, coor
     """Move population ``j``'s coordinate ``c`` with each latent standardised by its own conditional's conjugate part.
 
     Customer ``i``'s latent given the population and its data is close to
-    ``Gamma(shape + extra_shape[i], rate + extra_rate[i])`` (``lam``: ``x k`` and
-    ``k t_x``, the likelihood's conjugate part; the bracket is left out). The move
+    ``Gamma(shape + extra_shape[i], rate + extra_rate[i])``, the likelihood's conjugate
+    part (``lam``: ``x k`` and ``k t_x``; ``mu``: 0 and ``t_x``; the bracket is left out). The move
     keeps each latent's standardised log under that Gamma, ``z_i = (log v - psi(A_i)
     + log B_i) / sqrt(psi'(A_i))``, instead of under the population's: a customer
     whose data pin its rate keeps it (``A_i, B_i`` barely change), one whose data
@@ -261,7 +261,7 @@ def partial_noncentred_move(j, c, latent, extra_shape, extra_rate, current, coor
     ratio is exact: the latents' population densities, the map's Jacobian
     ``prod_i sqrt(psi'(A'_i) / psi'(A_i))`` and the likelihood with the lifetime
     and the next gap integrated out (:func:`latent_total`, mode 0). The step is
-    ``steps[j, 4 + c]``; returns the total then current.
+    ``steps[j, 4 + c]`` (``j`` 1 or 2; k's row uses it for mode 1); returns the total then current.
     """
     old = coords[j].copy()
     old_shape, old_rate = math.exp(-old[1]), math.exp(-old[1] - old[0])
