@@ -13,7 +13,9 @@ A sweep (:func:`run_chain`):
 
 1. Each population coordinate moved with its latents held non-centred, the
    likelihood with the lifetime and the next gap integrated out
-   (:func:`~bayesclv.formulas._paretoggg_population.noncentred_move`, mode 0).
+   (:func:`~bayesclv.formulas._paretoggg_population.noncentred_move`, mode 0), and lam's
+   population with each lam standardised by its own conditional's conjugate part
+   (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`).
 2. Per customer (:func:`_customers`): ``mu`` and ``lam`` with the lifetime and
    the next gap integrated out (independence Metropolis, :func:`_collapsed_rate`);
    ``(tau_c, alive, W)`` exactly given the latents (:func:`_lifetime_draw`); ``k``

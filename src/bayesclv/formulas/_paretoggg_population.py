@@ -1,7 +1,7 @@
 """The Pareto/GGG sampler's population moves (:mod:`._paretoggg_gibbs` runs them).
 
 Each latent's population ``Gamma(shape, rate)`` is sampled in (log mean, log cv2)
-(``cv2 = 1 / shape``), the coordinates its priors are on. Three kinds of move,
+(``cv2 = 1 / shape``), the coordinates its priors are on. Four kinds of move,
 each leaving the posterior unchanged:
 
 - **collapsed** (:func:`population_steps`): given the augmented data of a sweep
@@ -23,6 +23,10 @@ each leaving the posterior unchanged:
   random walk is on the cv2 itself rather than its log (off by default in
   :data:`~bayesclv.formulas._paretoggg_gibbs.MOVES`, measured in
   ``validation/results/paretoggg_mixing.md``).
+- **partially non-centred** (:func:`partial_noncentred_move`): as the non-centred
+  move (mode 0), but each latent is standardised under the conjugate part of its
+  own conditional rather than under the population, so customers whose data pin
+  their rate keep it and the others move with the population.
 """
 
 from __future__ import annotations
