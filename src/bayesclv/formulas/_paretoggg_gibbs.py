@@ -62,7 +62,7 @@ __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 #: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`); moves per
 #: coordinate of lam's population, then of mu's, with every latent partially non-centred
 #: (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`)
-MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1, 1, 0)
+MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1, 2, 0)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
