@@ -4,8 +4,8 @@
   the lifetime step's alive share against ``paretoggg.probability_alive`` and its death times against the
   closed-form distribution function of the death given death before T.
 - Its population moves' likelihoods with the rates integrated out against numerical integration (SciPy quad).
-- The joint move of k's population with every k keeps the posterior: its chain on three customers against the
-  posterior of the population computed by quadrature.
+- The joint move of k's population with every k, and the partially non-centred move of lam's population, keep the
+  posterior: their chains on a few customers against the posterior of the population computed by quadrature.
 - The population priors it evaluates against SciPy's densities, through the parametrisations a Prior accepts.
 - ``method="gibbs"`` is refused by models without the sampler; a prior it cannot evaluate is a PriorError.
 
@@ -185,6 +185,65 @@ def test_regularity_move_keeps_the_posterior_of_the_population():
         gaps = (n[i] * (k * y - special.gammaln(k)) + (k - 1) * big_l[i] + special.gammaln(r + n[i] * k)
                 - (r + n[i] * k) * np.log(alpha + k * big_s[i]))
         log_f = t * np.log(gamma) - special.gammaln(t) + t * y - gamma * k + gaps
+        peak = log_f.max(-1)
+        log_post += np.log(np.exp(log_f - peak[..., None]).sum(-1)) + peak
+    p = np.exp(log_post - log_post.max())
+    p /= p.sum()
+    for c, grid in enumerate((m, v)):
+        mean, sd = (p * grid).sum(), np.sqrt((p * grid**2).sum() - (p * grid).sum() ** 2)
+        batches = trace[:, c].reshape(60, -1).mean(axis=1)  # batch means: the chain's Monte Carlo error
+        assert abs(trace[:, c].mean() - mean) < 4 * batches.std() / np.sqrt(60) + 1e-3
+        assert trace[:, c].std() == pytest.approx(sd, rel=0.05)
+
+
+@numba.njit(cache=False)
+def _partial_chain(seed, moves, j, data, k, lam, mu, coords, prior):
+    """The partially non-centred move of population ``j`` (1: lam's, 2: mu's), alternated with a random walk on
+    each of its latents' logs."""
+    np.random.seed(seed)
+    steps, out, pop, trace = np.full((3, 10), 0.5), np.empty((4, k.size)), np.empty(6), np.empty((moves, 2))
+    latent = lam if j == 1 else mu
+    extra_shape, extra_rate = (data[0] * k, k * data[1]) if j == 1 else (np.zeros(k.size), data[1])
+    for m in range(moves):
+        current = population.latent_total(0, j, latent, data, k, lam, mu, data, pop, out)
+        current = population.partial_noncentred_move(j, m % 2, latent, extra_shape, extra_rate, current, coords, prior,
+                                                     steps, False, 0.0, data, k, lam, mu, pop, out)
+        shape, rate = np.exp(-coords[j, 1]), np.exp(-coords[j, 1] - coords[j, 0])
+        for i in range(k.size):  # each latent given the population: its own Metropolis step in its log
+            old = latent[i]
+            proposal = latent.copy()
+            proposal[i] = old * np.exp(0.8 * np.random.standard_normal())
+            moved = population.latent_total(0, j, proposal, data, k, lam, mu, data, pop, out)
+            log_ratio = moved - current + shape * np.log(proposal[i] / old) - rate * (proposal[i] - old)
+            if np.log(np.random.random()) < log_ratio:
+                latent[i], current = proposal[i], moved
+        trace[m] = coords[j]
+    return trace
+
+
+@pytest.mark.parametrize(("j", "centre"), [(1, -1.5), (2, -3.5)])
+def test_partial_noncentred_move_keeps_the_posterior_of_the_population(j, centre):
+    """With the other latents fixed, the chain of lam's (j = 1) or mu's (2) (log mean, log cv2) against 2-D
+    quadrature, each latent integrated out.
+
+    Customers from no repeat purchase (lam's move is non-centred for it) to many (nearly centred).
+    """
+    x, t_x, T = np.array([0.0, 1.0, 4.0, 15.0]), np.array([0.0, 6.0, 20.0, 33.0]), np.array([30.0, 25.0, 38.0, 35.0])
+    litt = np.array([0.0, np.log(6.0), 4 * np.log(5.0), 15 * np.log(2.0)])
+    k, lam, mu = np.array([0.7, 1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3, 0.5]), np.array([0.05, 0.02, 0.01, 0.03])
+    prior = np.zeros((3, 6))
+    prior[j] = [prior_density.PRIOR_CODES["LogNormal"], centre, 0.7, prior_density.PRIOR_CODES["LogNormal"], 0.0, 0.7]
+    coords = np.zeros((3, 2))
+    coords[j, 0] = centre
+    trace = _partial_chain(3, 60_000, j, (x, t_x, T, litt), k, lam.copy(), mu.copy(), coords, prior)
+    m, v = np.meshgrid(np.linspace(centre - 3.5, centre + 3.5, 141), np.linspace(-3, 3, 141), indexing="ij")
+    shape, y = np.exp(-v)[..., None], np.linspace(-16.0, 4.0, 2001)  # the latent's log on a fine grid
+    rate = shape / np.exp(m)[..., None]
+    log_post = -0.5 * ((m - centre) / 0.7) ** 2 - 0.5 * (v / 0.7) ** 2  # the LogNormal priors in the log coordinates
+    for i in range(4):
+        rates = (np.exp(y), mu[i]) if j == 1 else (lam[i], np.exp(y))
+        loglik = paretoggg.loglik(litt[i], x[i], t_x[i], T[i], k[i], *rates, xp=paretoggg.NP)
+        log_f = shape * np.log(rate) - special.gammaln(shape) + shape * y - rate * np.exp(y) + loglik
         peak = log_f.max(-1)
         log_post += np.log(np.exp(log_f - peak[..., None]).sum(-1)) + peak
     p = np.exp(log_post - log_post.max())

@@ -7,6 +7,7 @@
 - Parameter recovery: the population means of regularity and purchase rate of 150 simulated
   customers (the default data-augmentation sampler, 1,500 sweeps per chain; its conditional draws are
   checked in ``tests/test_paretoggg_gibbs.py``).
+- A fit too short to converge warns with its R-hat and ESS.
 - Typed errors for a missing or impossible ``litt`` and for customers the fit has not seen.
 """
 
@@ -117,6 +118,16 @@ def test_the_fit_recovers_the_population(fitted):
     for shape, rate in (("t", "gamma"), ("r", "alpha")):
         mean = float((post[shape] / post[rate]).mean())
         assert mean == pytest.approx(TRUTH[shape] / TRUTH[rate], rel=0.35), shape
+
+
+def test_a_fit_too_short_to_converge_says_so(simulated):
+    """The default sampler's fit reports R-hat and ESS of the six population parameters and warns with them."""
+    with pytest.warns(bc.errors.ConvergenceWarning, match=r"min bulk ESS \d+ < 400"):
+        model = bc.ParetoGGGModel().fit(simulated, tune=20, draws=40, thin=1, chains=2, random_seed=1,
+                                        progressbar=False)
+    diagnostics = model.diagnostics
+    assert diagnostics["method"] == "gibbs" and not diagnostics["ok"]
+    assert diagnostics["n_draws"] == 80 and diagnostics["min_ess_bulk"] < 400 and diagnostics["max_r_hat"] > 1.0
 
 
 def test_litt_is_required_and_checked(simulated):

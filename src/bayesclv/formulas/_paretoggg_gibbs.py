@@ -13,7 +13,9 @@ A sweep (:func:`run_chain`):
 
 1. Each population coordinate moved with its latents held non-centred, the
    likelihood with the lifetime and the next gap integrated out
-   (:func:`~bayesclv.formulas._paretoggg_population.noncentred_move`, mode 0).
+   (:func:`~bayesclv.formulas._paretoggg_population.noncentred_move`, mode 0), and lam's
+   population with each lam standardised by its own conditional's conjugate part
+   (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`).
 2. Per customer (:func:`_customers`): ``mu`` and ``lam`` with the lifetime and
    the next gap integrated out (independence Metropolis, :func:`_collapsed_rate`);
    ``(tau_c, alive, W)`` exactly given the latents (:func:`_lifetime_draw`); ``k``
@@ -43,6 +45,7 @@ from bayesclv.formulas._paretoggg_population import (
     latent_total,
     lifetime_given_gap,
     noncentred_move,
+    partial_noncentred_move,
     population_steps,
     to_population,
 )
@@ -56,8 +59,10 @@ __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 #: joint non-centred moves of all six coordinates (after the first half of tuning); moves of k's cv2 given the
 #: gaps by a random walk on the cv2 itself (``linear``); steps per coordinate of mu's population given the next
 #: gaps, mu and the lifetime integrated out (then the lifetimes drawn afresh); moves per coordinate of k's
-#: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`)
-MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1)
+#: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`); moves per
+#: coordinate of lam's population, then of mu's, with every latent partially non-centred
+#: (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`)
+MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1, 2, 0)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -298,17 +303,27 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
     out = np.empty((4, x.size))
     data = (x, t_x, T, litt)
     gaps = (x, x, x)  # unused by mode 0
+    zeros = np.zeros(x.size)
     for sweep in range(sweeps):
         gain = 1.0 / (1.0 + sweep) ** 0.6 if adapt else 0.0
         to_population(coords, pop)
-        current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out) if moves[0] + moves[1] + moves[2] else 0.0
+        mode0 = moves[0] + moves[1] + moves[2] + moves[9] + moves[10]
+        current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out) if mode0 else 0.0
         for j in range(3):
             latent = k if j == 0 else (lam if j == 1 else mu)
             for c in range(2 * moves[j]):
                 current = noncentred_move(0, j, c, latent, current, coords, prior, steps, adapt, gain, data, k, lam,
                                           mu, gaps, pop, out)
+        if moves[9] > 0:
+            n_k, k_t = x * k, k * t_x
+            for c in range(2 * moves[9]):
+                current = partial_noncentred_move(1, c % 2, lam, n_k, k_t, current, coords, prior, steps, adapt, gain,
+                                                  data, k, lam, mu, pop, out)
+        for c in range(2 * moves[10]):  # mu's conjugate part: the lifetime reached t_x (no death flag)
+            current = partial_noncentred_move(2, c % 2, mu, zeros, t_x, current, coords, prior, steps, adapt, gain,
+                                              data, k, lam, mu, pop, out)
         if scale[0] > 0.0:
-            if not moves[0] + moves[1] + moves[2]:
+            if not mode0:
                 current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out)
             for _ in range(moves[5]):
                 current = joint_noncentred_move(current, coords, prior, chol, scale, adapt, gain, data, k, lam, mu,

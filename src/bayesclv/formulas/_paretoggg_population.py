@@ -1,7 +1,7 @@
 """The Pareto/GGG sampler's population moves (:mod:`._paretoggg_gibbs` runs them).
 
 Each latent's population ``Gamma(shape, rate)`` is sampled in (log mean, log cv2)
-(``cv2 = 1 / shape``), the coordinates its priors are on. Three kinds of move,
+(``cv2 = 1 / shape``), the coordinates its priors are on. Four kinds of move,
 each leaving the posterior unchanged:
 
 - **collapsed** (:func:`population_steps`): given the augmented data of a sweep
@@ -23,6 +23,10 @@ each leaving the posterior unchanged:
   random walk is on the cv2 itself rather than its log (off by default in
   :data:`~bayesclv.formulas._paretoggg_gibbs.MOVES`, measured in
   ``validation/results/paretoggg_mixing.md``).
+- **partially non-centred** (:func:`partial_noncentred_move`): as the non-centred
+  move (mode 0), but each latent is standardised under the conjugate part of its
+  own conditional rather than under the population, so customers whose data pin
+  their rate keep it and the others move with the population.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ from bayesclv.formulas._prior_density import log_prior
 from bayesclv.formulas._summed import digamma
 from bayesclv.formulas.paretoggg import _loglik_kernel
 
-__all__ = ["joint_noncentred_move", "latent_total", "lifetime_given_gap", "noncentred_move", "population_steps",
-           "to_population"]
+__all__ = ["joint_noncentred_move", "latent_total", "lifetime_given_gap", "noncentred_move",
+           "partial_noncentred_move", "population_steps", "to_population"]
 
 TARGET = 0.44  # acceptance rate the random-walk steps are tuned to (one dimension)
 
@@ -236,6 +240,52 @@ def noncentred_move(mode, j, c, latent, current, coords, prior, steps, adapt, ga
         log_ratio += old[c] - coords[j, c]
     if adapt:
         steps[j, step] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
+    if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):
+        latent[:] = moved
+        return proposed
+    coords[j, 0], coords[j, 1] = old[0], old[1]
+    return current
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def partial_noncentred_move(j, c, latent, extra_shape, extra_rate, current, coords, prior, steps, adapt, gain, data,
+                            k, lam, mu, pop, out):  # pragma: no cover - compiled
+    """Move population ``j``'s coordinate ``c`` with each latent standardised by its own conditional's conjugate part.
+
+    Customer ``i``'s latent given the population and its data is close to
+    ``Gamma(shape + extra_shape[i], rate + extra_rate[i])``, the likelihood's conjugate
+    part (``lam``: ``x k`` and ``k t_x``; ``mu``: 0 and ``t_x``; the bracket is left out). The move
+    keeps each latent's standardised log under that Gamma, ``z_i = (log v - psi(A_i)
+    + log B_i) / sqrt(psi'(A_i))``, instead of under the population's: a customer
+    whose data pin its rate keeps it (``A_i, B_i`` barely change), one whose data
+    say nothing moves with the population (the non-centred move's map), so neither
+    kind pins the population (the centred moves are pinned by the latter's
+    augmented data, :func:`noncentred_move` by the former's rates). The map is a
+    bijection whose inverse is the same map from the new coordinate back, so the
+    ratio is exact: the latents' population densities, the map's Jacobian
+    ``prod_i sqrt(psi'(A'_i) / psi'(A_i))`` and the likelihood with the lifetime
+    and the next gap integrated out (:func:`latent_total`, mode 0). The step is
+    ``steps[j, 4 + c]`` (``j`` 1 or 2; k's row uses it for mode 1); returns the total then current.
+    """
+    old = coords[j].copy()
+    old_shape, old_rate = math.exp(-old[1]), math.exp(-old[1] - old[0])
+    coords[j, c] += steps[j, 4 + c] * np.random.standard_normal()
+    shape, rate = math.exp(-coords[j, 1]), math.exp(-coords[j, 1] - coords[j, 0])
+    moved = np.empty(latent.size)
+    log_jacobian = 0.0
+    for i in range(latent.size):
+        a0, b0 = old_shape + extra_shape[i], old_rate + extra_rate[i]
+        a1, b1 = shape + extra_shape[i], rate + extra_rate[i]
+        ratio = math.sqrt(_trigamma(a1) / _trigamma(a0))
+        moved[i] = math.exp(digamma(a1) - math.log(b1) + ratio * (math.log(latent[i]) - digamma(a0) + math.log(b0)))
+        log_jacobian += math.log(ratio)
+    proposed = latent_total(0, j, moved, data, k, lam, mu, data, pop, out)
+    log_ratio = (log_jacobian + proposed - current
+                 + _log_population_density(moved, shape, math.log(rate))
+                 - _log_population_density(latent, old_shape, math.log(old_rate))
+                 + _log_priors(coords[j], prior[j]) - _log_priors(old, prior[j]))
+    if adapt:
+        steps[j, 4 + c] *= math.exp(gain * (min(1.0, math.exp(min(log_ratio, 0.0))) - TARGET))
     if math.log(np.random.random()) < log_ratio and np.all(moved > 0.0):
         latent[:] = moved
         return proposed
