@@ -22,6 +22,7 @@ from scipy import optimize
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import PT
 from bayesclv.models.engine import compress_rows
+from bayesclv.models.sampling import c_mode
 from bayesclv.priors import Prior
 
 __all__ = ["GROUP_CODE", "POOLINGS", "SPREAD_QUANTILE", "centred_groups", "centred_quantities", "check_pooling",
@@ -118,7 +119,9 @@ def quantity_evidence(graph: pm.Model, names: list[str]) -> dict[str, tuple[np.n
     groups = int(point[values[0].name].size)
     pieces = {v: flat[k * groups:(k + 1) * groups] for k, v in enumerate(values)}
     loglik = clone_replace(loglik, pieces)
-    fn = pytensor.function([flat], [-loglik, -pt.grad(loglik, flat)], on_unused_input="ignore")
+    # PyTensor's C linker, as nutpie's density (sampling.c_mode): its modules are cached per Op and shared in the
+    # process, where the default numba backend compiles (and keeps for the process's life) code for each new graph
+    fn = pytensor.function([flat], [-loglik, -pt.grad(loglik, flat)], mode=c_mode(), on_unused_input="ignore")
     # the groups share a start: first the log quantities common to all groups, then each group's own
     k = len(names)
     shared = optimize.minimize(lambda y: _common(fn, y, groups), np.zeros(k), jac=True, method="L-BFGS-B",
