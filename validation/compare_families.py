@@ -162,6 +162,7 @@ def merged(table: pd.DataFrame, previous: dict, label: str) -> pd.DataFrame:
         valid = (both["run"] == both.loc[best, "run"]) & (both.loc[best, "se_diff"] == 0)
         both.loc[~valid, "se_diff"] = float("nan")
         both.loc[best, "se_diff"] = 0.0
+    both.attrs = dict(table.attrs)  # the interval's probability and the LOO reference, for the HTML page
     return both
 
 
@@ -225,24 +226,28 @@ def main() -> None:
     settings = ("each model's default fit" if len(fit) == 2 else
                 ", ".join(f"{key} {value}" for key, value in fit.items() if key not in ("random_seed", "progressbar")))
     subtitle = f"CDNOW {args.kind}: {len(rfm):,} customers, calibration weeks 1-39, holdout weeks 40-78; {settings}"
+    runs_said = (f"; {', '.join(models)} refitted at {label}, the other rows kept from "
+                 f"{', '.join(sorted(set(table['run']) - {label}))} (fit times of different runs are not comparable)"
+                 if previous else "")
     stem.with_suffix(".html").write_text(comparison_page(table, title="CDNOW: purchase-model families compared",
-                                                         subtitle=subtitle), encoding="utf-8")
+                                                         subtitle=subtitle + runs_said), encoding="utf-8")
     shown = ["family", "fit_method", "fit_seconds", "fit_cpu_seconds", "elpd_loo", "se", "elpd_diff", "se_diff",
              "max_pareto_k", "mae", "rmse", "predicted_total", "actual_total", "pit_coverage_90", "coverage_90",
              "auc_p_alive", "auc", "brier", "run"]
     ended = time.strftime("%H:%M", time.gmtime())
     command = "uv run python validation/compare_families.py " + " ".join(
         f"'{a}'" if " " in a else a for a in __import__("sys").argv[1:])
-    runs = ([f"this run: `{label}` ({started}-{ended} UTC), {len(models)} model(s) refitted",
-             f"the other rows: {', '.join(sorted(set(table['run']) - {label}))}, kept from the earlier table"]
-            if previous else [f"`{label}` ({started}-{ended} UTC)"])
-    lines = [f"# {subtitle}", "", f"Command: `{command}`; run on commit {'; '.join(runs)}; "
+    runs = f"commit `{label}`, {started}-{ended} UTC" + (
+        f", {len(models)} model(s) refitted, the other rows kept from the earlier table "
+        f"({', '.join(sorted(set(table['run']) - {label}))})" if previous else "")
+    lines = [f"# {subtitle}", "", f"Command: `{command}` ({runs}); "
              f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times inflated: "
              "CPU seconds, all threads of the process, are the fit-time figures).", "",
              markdown(table[shown]), "", "Notes:", ""]
     lines += [f"- {name}: {note}" for name, note in table["note"].items() if isinstance(note, str) and note]
     lines += [f"- skipped {name}: {why}" for name, why in skipped.items()]
-    lines += ["", *LOO_NOTE]
+    if table["elpd_loo"].notna().any():
+        lines += ["", *LOO_NOTE]
     if previous:
         lines += ["", *MERGE_NOTE]
     lines += ["", f"compare (LOO + holdout scoring of this run's models) took {compare_cpu:.0f} s CPU."]
