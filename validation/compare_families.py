@@ -24,7 +24,7 @@ same three statistics.
 Usage::
 
     uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method M]
-                                                 [--skip "MODEL=REASON" ...] [--only MODEL ...]
+                                                 [--skip "MODEL=REASON" ...] [--only MODEL ...] [--rewrite]
 
 Writes ``validation/results/compare_families_<kind>.{csv,md,html,json}`` (``..._<kind>_map...`` with ``--method map``).
 With ``--only`` just the named models are fitted and scored, and their rows replace
@@ -32,6 +32,8 @@ those of the existing table (the others are kept, each row labelled with its run
 a partial refresh when a few models changed and the whole table would not fit the
 time at hand. Fit times of different runs are not comparable (other code, other load),
 and ``se_diff`` needs both models' pointwise elpd, so it is given only within a run.
+``--rewrite`` fits nothing: it writes the .csv/.html/.md again from the .json, with
+the notes as this script now words them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -61,9 +64,11 @@ LOO_NOTE = [
     "(`frequency, recency, T`; the CNBD-k's and Pareto/GGG's log inter-purchase-time sum `litt` is a statistic of "
     "those times, not a further observation), so `elpd_loo` compares across rows. The pooled models' terms "
     "integrate the customer's rates out; so do the hierarchical models' (`log p(y_i | population draw)`, "
-    "`models/integrated_loglik.py`), which is why their Pareto k stay low. The Pareto/GGG's terms are taken at "
+    "`models/integrated_loglik.py`), which keeps their Pareto k low. The Pareto/GGG's terms are still taken at "
     "each draw's own latents of the customer (regularity, rates), which leaving the customer out moves: its "
-    "Pareto k are high and its `elpd_loo` is not a reliable estimate (the note gives how many customers). "
+    "Pareto k are high (the note gives how many customers) and its `elpd_loo` is likely too high, so do not "
+    "rank it by LOO (such terms overstated the hierarchical models' elpd by 199 and 348 on the sample before "
+    "they were integrated: `hb_integrated_loo_sample.md`); compare it by the holdout columns. "
     "The joint spend models are not rows: their observations add spend, so `bayesclv.compare` would refuse "
     "their LOO against these. The hierarchical rows are fitted without covariates here; "
     "`hb_integrated_loo_*.md` fits them with the covariate log first-purchase amount, hence other figures.",
@@ -179,7 +184,13 @@ def main() -> None:
                         help="fit only this model and merge its row into the existing table (repeatable)")
     parser.add_argument("--previous-run", default="earlier run", metavar="LABEL",
                         help="label of the kept rows when the existing table does not record its run")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="fit nothing: write the existing table's .csv/.html/.md again from its .json")
     args = parser.parse_args()
+    stem = RESULTS / f"compare_families_{args.kind}{'_map' if args.method == 'map' else ''}"
+    if args.rewrite:
+        print(rewrite(stem))
+        return
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     label = run_label()
 
@@ -197,7 +208,6 @@ def main() -> None:
     if args.method == "map":
         for name in [n for n, m in models.items() if "map" in m.unsupported_methods]:
             skipped[name] = f"cannot be fitted by MAP ({models.pop(name).unsupported_methods['map']})"
-    stem = RESULTS / f"compare_families_{args.kind}{'_map' if args.method == 'map' else ''}"
     previous = None
     if args.only:
         unknown = [n for n in args.only if n not in models]
@@ -221,45 +231,63 @@ def main() -> None:
     table = bc.compare(models, rfm, random_seed=7)
     compare_cpu = time.process_time() - start
     table = merged(table, previous, label) if previous else table.assign(run=label)
+    meta = {"data": f"CDNOW {args.kind}", "customers": len(rfm),
+            "command": "uv run python validation/compare_families.py " + " ".join(
+                f"'{a}'" if " " in a else a for a in sys.argv[1:]),
+            "run": label, "runs": sorted(set(table["run"])), "started_utc": started,
+            "ended_utc": time.strftime("%H:%M", time.gmtime()), "fit": fit, "skipped": skipped,
+            "refitted": list(models), "loo_reference": table.attrs.get("loo_reference"),
+            "compare_cpu_seconds": compare_cpu, "load_average": os.getloadavg(),
+            "cpus": os.cpu_count(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "python": platform.python_version(), "bayesclv": bc.__version__,
+            "table": json.loads(table.to_json(orient="index"))}
+    print(write(stem, table, meta))
 
+
+def write(stem: Path, table: pd.DataFrame, meta: dict) -> str:
+    """Write the table as ``stem``.csv/.html/.md and ``meta`` (holding the table) as .json; return the markdown."""
     table.to_csv(stem.with_suffix(".csv"))
-    settings = ("each model's default fit" if len(fit) == 2 else
-                ", ".join(f"{key} {value}" for key, value in fit.items() if key not in ("random_seed", "progressbar")))
-    subtitle = f"CDNOW {args.kind}: {len(rfm):,} customers, calibration weeks 1-39, holdout weeks 40-78; {settings}"
-    runs_said = (f"; {', '.join(models)} refitted at {label}, the other rows kept from "
-                 f"{', '.join(sorted(set(table['run']) - {label}))} (fit times of different runs are not comparable)"
-                 if previous else "")
+    settings = ("each model's default fit" if set(meta["fit"]) <= {"random_seed", "progressbar"} else
+                ", ".join(f"{key} {value}" for key, value in meta["fit"].items()
+                          if key not in ("random_seed", "progressbar")))
+    subtitle = f"{meta['data']}: {meta['customers']:,} customers, calibration weeks 1-39, holdout weeks 40-78; {settings}"
+    label, merged_runs = meta["run"], len(meta["runs"]) > 1
+    others = ", ".join(r for r in meta["runs"] if r != label)
+    runs_said = (f"; {', '.join(meta['refitted'])} refitted at {label}, the other rows kept from {others} "
+                 "(fit times of different runs are not comparable)" if merged_runs else "")
     stem.with_suffix(".html").write_text(comparison_page(table, title="CDNOW: purchase-model families compared",
                                                          subtitle=subtitle + runs_said), encoding="utf-8")
     shown = ["family", "fit_method", "fit_seconds", "fit_cpu_seconds", "elpd_loo", "se", "elpd_diff", "se_diff",
              "max_pareto_k", "mae", "rmse", "predicted_total", "actual_total", "pit_coverage_90", "coverage_90",
              "auc_p_alive", "auc", "brier", "run"]
-    ended = time.strftime("%H:%M", time.gmtime())
-    command = "uv run python validation/compare_families.py " + " ".join(
-        f"'{a}'" if " " in a else a for a in __import__("sys").argv[1:])
-    runs = f"commit `{label}`, {started}-{ended} UTC" + (
-        f", {len(models)} model(s) refitted, the other rows kept from the earlier table "
-        f"({', '.join(sorted(set(table['run']) - {label}))})" if previous else "")
-    lines = [f"# {subtitle}", "", f"Command: `{command}` ({runs}); "
-             f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times inflated: "
+    span = f"{meta['started_utc']}-{meta['ended_utc']}" if "ended_utc" in meta else f"started {meta['started_utc']}"
+    runs = f"commit `{label}`, {span} UTC" + (
+        f", {len(meta['refitted'])} model(s) refitted, the other rows kept from the earlier table ({others})"
+        if merged_runs else "")
+    lines = [f"# {subtitle}", "", f"Command: `{meta['command']}` ({runs}); "
+             f"load average at the end {meta['load_average'][0]:.1f} on {meta['cpus']} CPUs (wall times inflated: "
              "CPU seconds, all threads of the process, are the fit-time figures).", "",
              markdown(table[shown]), "", "Notes:", ""]
     lines += [f"- {name}: {note}" for name, note in table["note"].items() if isinstance(note, str) and note]
-    lines += [f"- skipped {name}: {why}" for name, why in skipped.items()]
+    lines += [f"- skipped {name}: {why}" for name, why in meta["skipped"].items()]
     if table["elpd_loo"].notna().any():
         lines += ["", *LOO_NOTE]
-    if previous:
+    if merged_runs:
         lines += ["", *MERGE_NOTE]
-    lines += ["", f"compare (LOO + holdout scoring of this run's models) took {compare_cpu:.0f} s CPU."]
+    lines += ["", f"compare (LOO + holdout scoring of this run's models) took {meta['compare_cpu_seconds']:.0f} s CPU."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    meta = {"data": f"CDNOW {args.kind}", "customers": len(rfm), "command": command, "run": label,
-            "runs": sorted(set(table["run"])), "started_utc": started, "fit": fit, "skipped": skipped,
-            "refitted": list(models), "compare_cpu_seconds": compare_cpu, "load_average": os.getloadavg(),
-            "cpus": os.cpu_count(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "python": platform.python_version(), "bayesclv": bc.__version__,
-            "table": json.loads(table.to_json(orient="index"))}
     stem.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def rewrite(stem: Path) -> str:
+    """Write the .csv/.html/.md of ``stem`` again from its .json (no fit): the script's text as it is now."""
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    table = pd.DataFrame.from_dict(meta["table"], orient="index")
+    table.index.name = "model"
+    table["rank"] = table["rank"].astype("Int64")
+    table.attrs = {"prob": 0.9, "loo_reference": meta.get("loo_reference", "BG/NBD")}
+    return write(stem, table, meta)
 
 
 if __name__ == "__main__":
