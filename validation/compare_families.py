@@ -184,12 +184,14 @@ def main() -> None:
                         help="fit only this model and merge its row into the existing table (repeatable)")
     parser.add_argument("--previous-run", default="earlier run", metavar="LABEL",
                         help="label of the kept rows when the existing table does not record its run")
+    parser.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
+                        help="add TEXT to a row's note (e.g. what changed since a kept row's run; repeatable)")
     parser.add_argument("--rewrite", action="store_true",
                         help="fit nothing: write the existing table's .csv/.html/.md again from its .json")
     args = parser.parse_args()
     stem = RESULTS / f"compare_families_{args.kind}{'_map' if args.method == 'map' else ''}"
     if args.rewrite:
-        print(rewrite(stem))
+        print(rewrite(stem, args.note))
         return
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     label = run_label()
@@ -230,7 +232,7 @@ def main() -> None:
     start = time.process_time()
     table = bc.compare(models, rfm, random_seed=7)
     compare_cpu = time.process_time() - start
-    table = merged(table, previous, label) if previous else table.assign(run=label)
+    table = annotated(merged(table, previous, label) if previous else table.assign(run=label), args.note)
     meta = {"data": f"CDNOW {args.kind}", "customers": len(rfm),
             "command": "uv run python validation/compare_families.py " + " ".join(
                 f"'{a}'" if " " in a else a for a in sys.argv[1:]),
@@ -280,13 +282,27 @@ def write(stem: Path, table: pd.DataFrame, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def rewrite(stem: Path) -> str:
+def annotated(table: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """``table`` with each ``MODEL=TEXT`` of ``notes`` added to that row's note."""
+    table = table.copy()
+    for item in notes:
+        name, _, text = item.partition("=")
+        if name not in table.index:
+            raise SystemExit(f"--note {name!r}: no such row (rows: {', '.join(table.index)})")
+        note = table.loc[name, "note"]
+        table.loc[name, "note"] = "; ".join(filter(None, [note if isinstance(note, str) else "", text]))
+    return table
+
+
+def rewrite(stem: Path, notes: list[str]) -> str:
     """Write the .csv/.html/.md of ``stem`` again from its .json (no fit): the script's text as it is now."""
     meta = json.loads(stem.with_suffix(".json").read_text())
     table = pd.DataFrame.from_dict(meta["table"], orient="index")
     table.index.name = "model"
     table["rank"] = table["rank"].astype("Int64")
     table.attrs = {"prob": 0.9, "loo_reference": meta.get("loo_reference", "BG/NBD")}
+    table = annotated(table, notes)
+    meta["table"] = json.loads(table.to_json(orient="index"))
     return write(stem, table, meta)
 
 
