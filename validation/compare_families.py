@@ -268,7 +268,8 @@ def write(stem: Path, table: pd.DataFrame, meta: dict) -> str:
         if merged_runs else "")
     lines = [f"# {subtitle}", "", f"Command: `{meta['command']}` ({runs}); "
              f"load average at the end {meta['load_average'][0]:.1f} on {meta['cpus']} CPUs (wall times inflated: "
-             "CPU seconds, all threads of the process, are the fit-time figures).", "",
+             "CPU seconds, all threads of the process, are the fit-time figures)."
+             + (f" Written again without fitting by `{meta['rewritten']}`." if "rewritten" in meta else ""), "",
              markdown(table[shown]), "", "Notes:", ""]
     lines += [f"- {name}: {note}" for name, note in table["note"].items() if isinstance(note, str) and note]
     lines += [f"- skipped {name}: {why}" for name, why in meta["skipped"].items()]
@@ -303,6 +304,8 @@ def rewrite(stem: Path, notes: list[str]) -> str:
     table.attrs = {"prob": 0.9, "loo_reference": meta.get("loo_reference", "BG/NBD")}
     table = annotated(table, notes)
     meta["table"] = json.loads(table.to_json(orient="index"))
+    meta["rewritten"] = "uv run python validation/compare_families.py " + " ".join(
+        f"'{a}'" if " " in a else a for a in sys.argv[1:])
     return write(stem, table, meta)
 
 
