@@ -83,7 +83,7 @@ def main() -> None:
     use(graph.nodes)
     table = graph.tables["node_mass"]
     factored = table.get_value()
-    table.set_value(np.zeros((len(factored), 0)))
+    table.set_value(np.zeros((0, 0, factored.shape[2])))  # the kernel's lane layout without nodes
     graph.logp_grad(x)
     start = time.process_time()
     for _ in range(30):

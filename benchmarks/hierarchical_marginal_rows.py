@@ -69,7 +69,7 @@ def main() -> None:
                 out[p, c] = kernel.marginal_loglik(
                     B, offset, sigma, rho, rows.X[one], rows.group[one], np.ones(1), t["centre"][one],
                     t["chol"][one], t["log_terms"][one], t["top_terms"][one], t["powers"], t["correction"][one],
-                    t["node_mass"][one])[0]
+                    np.exp(t["log_terms"][one] - t["top_terms"][one, None]))[0]  # the row's node masses
         return out
 
     default = per_row(dense)

@@ -17,6 +17,7 @@ from scipy import special
 from bayesclv.formulas import NP, individual_bgnbd, individual_paretonbd
 from bayesclv.formulas import _marginal as mg
 from bayesclv.formulas import _marginal_rule as rule
+from bayesclv.formulas._marginal_lanes import ROW_LANES, as_lanes
 
 FAMILIES = {rule.PARETONBD: individual_paretonbd, rule.BGNBD: individual_bgnbd}
 # (x, t_x, T) in weeks: no repeat purchase, one, many, the extremes (x = 500, T = 1000 weeks)
@@ -265,6 +266,9 @@ def test_rows_split_over_threads_give_the_same_sums():
     assert split[0] == pytest.approx(whole[0], rel=1e-13)
     for a, b in zip(split[1:], whole[1:], strict=True):
         assert np.allclose(a, b, rtol=1e-11, atol=1e-9)
+    laid = mg.marginal_loglik_threads(*point, (*tables[:-1], as_lanes(tables[-1])), 3)  # sliced by blocks
+    for a, b in zip(laid, split, strict=True):
+        np.testing.assert_array_equal(a, b)
     few = tuple(t if j == 7 else t[:300] for j, t in enumerate(tables))
     assert mg.marginal_loglik_threads(*point, few, 2)[0] == mg.marginal_loglik(*point, *few)[0]
     op = mg.MarginalLoglikOp()
@@ -392,3 +396,12 @@ def test_rows_summed_in_blocks_equal_the_rows_summed_one_at_a_time(family):
     for k in range(1, 3):
         assert np.allclose(total[k], sum(p[k] for p in parts), rtol=1e-10, atol=1e-8)
         assert np.allclose(total[k], plain[k], rtol=1e-10, atol=1e-8)
+    # the fit's tables hold the masses in the kernel's lane layout, built once: the same sums, to the bit
+    laid = as_lanes(mass)
+    assert laid.shape == (3, mass.shape[1], ROW_LANES)
+    np.testing.assert_array_equal(laid[2, :, 21], mass[149])
+    np.testing.assert_array_equal(laid[2, :, 22:], np.repeat(mass[149][:, None], ROW_LANES - 22, axis=1))
+    again = mg.marginal_loglik(B, offset, sigma, rho, X, group, weight, centre, chol, terms, top, powers,
+                               correction, laid)
+    for a, b in zip(again, total, strict=True):
+        np.testing.assert_array_equal(a, b)

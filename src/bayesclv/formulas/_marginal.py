@@ -40,27 +40,21 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 from bayesclv.chunks import map_chunks
 from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._marginal_draws import draw_by_nodes, draw_constants, lane_node_expectations
+from bayesclv.formulas._marginal_lanes import ROW_LANES, as_lanes, cross_rows, lane_factors, lane_moments, lane_rows
 from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
     exp_nonpositive,
-    factor_exponents,
-    factor_width,
-    factored_sums,
     node_by_node,
     normal_constants,
     row_log_terms,
     row_mean,
     row_tilt,
-    spread_cross,
     tilt_correction,
 )
 
 __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
            "marginal_loglik_threads", "node_expectations", "sample_latents", "tilted_node_expectations"]
-
-
-_BLOCK = 64  # rows per call of the vectorised exponential in the factored sum
 
 
 # ------------------------------------------------------------------- the kernel
@@ -95,9 +89,11 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
         Each row's second-order model of the rule's error (:func:`rule_corrections`);
         ``(n, 0)`` for the uncorrected rule.
     node_mass : (n, K) array, optional
-        ``exp(a_ik - max_k a_ik)`` where the rule is a full product rule
-        (:func:`~bayesclv.formulas._marginal_rule.is_product_rule`): the rows are then summed by factors
-        (:func:`~bayesclv.formulas._marginal_terms.factored_sums`, a block of rows at a time), the same sum.
+        ``exp(a_ik - max_k a_ik)``, or the same in the lane layout of
+        :func:`~bayesclv.formulas._marginal_lanes.as_lanes` (the fit's tables), where the rule is a full product rule
+        (:func:`~bayesclv.formulas._marginal_rule.is_product_rule`): the rows are then summed by factors,
+        a block of rows at a time in vector lanes (:func:`~bayesclv.formulas._marginal_lanes.lane_moments`),
+        the same sum.
 
     Returns
     -------
@@ -106,9 +102,9 @@ def marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, 
     """
     if node_mass is None:
         return _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms,
-                                top_terms, powers, correction, log_terms[:, :0])
+                                top_terms, powers, correction, np.zeros((0, 0, ROW_LANES)))
     return _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre, chol, log_terms, top_terms,
-                            powers, correction, node_mass)
+                            powers, correction, as_lanes(node_mass))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
@@ -117,45 +113,47 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     n, n_nodes = log_terms.shape
     p00, p01, p11, log_norm = normal_constants(sigma, rho)
     g_coef, g_offset = np.zeros_like(coefficients), np.zeros_like(offset)
-    s = np.empty(n_nodes)
+    s, tilt = np.empty(n_nodes), np.empty(5)
     derivative, shift = np.empty(5), np.empty(5)
     corrected = correction.shape[1] > 0
     factored = node_mass.shape[1] > 0
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])  # a product rule's 1-D nodes (used where factored)
-    column, moments, cross = np.empty(side), np.empty(5), np.empty(side * side)
-    # the factors' exponentials of a block of rows are taken in one call: per row they are a few dozen,
-    # too few for the vectorised loop to pay its way one row at a time
-    block = _BLOCK if factored else 1
-    width = factor_width(side)
-    exponents = np.zeros(block * width)
-    bits = np.empty(max(n_nodes, block * width), dtype=np.int64)
-    tilts, dpds, raised = np.empty((block, 5)), np.empty(block), np.empty(block)
-    available = np.zeros(block, dtype=np.bool_)
+    # a block of ROW_LANES rows is summed by factors with the rows in vector lanes (_marginal_lanes): one row
+    # at a time the factors' loops run over the side's 8-12 nodes and do not vectorise; a lane loop has a fixed
+    # cost per node (views, alias checks) that 16 lanes do not amortise
+    lanes = ROW_LANES
+    block = lanes if factored else 1
+    work = np.empty(lane_rows(side)[3] * lanes)
+    bits = np.empty(max(n_nodes, work.size), dtype=np.int64)
+    rows = cross_rows(side, lanes)
+    tilts, moments = np.empty((5, lanes)), np.empty((6, lanes))
+    dpds, top0, top1, largest = np.empty(lanes), np.empty(lanes), np.empty(lanes), np.empty(lanes)
+    available = np.zeros(lanes, dtype=np.bool_)
     total = count = m00 = m01 = m11 = 0.0
     for start in range(0, n, block):
         stop = min(start + block, n)
         if factored:
-            for i in range(start, stop):
-                j = i - start
+            for j in range(lanes):  # lanes past the last row repeat it (computed, not summed)
+                i = min(start + j, stop - 1)
                 m0, m1 = row_mean(coefficients, offset, X, group, i)
                 dpds[j] = row_tilt(centre[i, 0] - m0, centre[i, 1] - m1, chol[i, 0], chol[i, 1], chol[i, 2],
-                                   p00, p01, p11, tilts[j])
-                available[j], raised[j] = factor_exponents(nodes, tilts[j], exponents[j * width:(j + 1) * width])
-            exp_nonpositive(exponents[:(stop - start) * width], 0.0, bits)
+                                   p00, p01, p11, tilt)
+                for q in range(5):
+                    tilts[q, j] = tilt[q]
+            lane_factors(nodes, tilts, available, work, bits, top0, top1, largest)
+            lane_moments(nodes, node_mass[start // lanes], work, rows, moments)
         for i in range(start, stop):
             j = i - start
-            tilt = tilts[j]
             m0, m1 = row_mean(coefficients, offset, X, group, i)
             d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
             r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
             mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
             if factored and available[j]:
-                row = exponents[j * width:(j + 1) * width]
-                spread_cross(row[2 * side:], side, abs(tilt[3]) * nodes[side - 1] * nodes[side - 1], cross)
-                mass = factored_sums(node_mass[i], nodes, row[:side], row[side:2 * side], cross, column, moments)
-                dpd, top = dpds[j], top_terms[i] + raised[j]
-                e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4]
+                for q in range(5):
+                    tilt[q] = tilts[q, j]
+                mass, dpd, top = moments[0, j], dpds[j], top_terms[i] + top0[j] + top1[j] + largest[j]
+                e0, e1, e00, e01, e11 = moments[1, j], moments[2, j], moments[3, j], moments[4, j], moments[5, j]
             if not mass > 1e-250:  # node by node: no product rule, or far from the reference
                 dpd, top, mass = node_by_node(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, top_terms[i],
                                               s, tilt, bits)
@@ -204,7 +202,7 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
 
 
 _THREAD_ROWS = 2000  # fewest rows per thread worth a thread of their own
-_POWERS = 7  # position of ``powers`` (the one table that is not per row) among the kernel's tables
+_POWERS = 7  # position of ``powers`` (the one table that is not per row) among the kernel's tables; node_mass 9
 
 
 def marginal_loglik_threads(coefficients, offset, sigma, rho, tables, threads):
@@ -214,13 +212,22 @@ def marginal_loglik_threads(coefficients, offset, sigma, rho, tables, threads):
     parts = min(int(threads), n // _THREAD_ROWS)
     if parts <= 1:
         return marginal_loglik(coefficients, offset, sigma, rho, *tables)
-    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    # whole blocks of the lane layout per part (the node masses may come in it, sliced by blocks)
+    bounds = np.minimum(np.round(np.linspace(0, n, parts + 1) / ROW_LANES).astype(np.int64) * ROW_LANES, n)
+    bounds[-1] = n
     results = [None] * parts  # summed in part order: the same total for the same split, whichever ends first
+
+    def rows(j, table, lo, hi):
+        if j == _POWERS:
+            return table
+        if j == _POWERS + 2 and table.ndim == 3:
+            return table[lo // ROW_LANES:-(-hi // ROW_LANES)]
+        return table[lo:hi]
 
     def part(k):
         lo, hi = bounds[k], bounds[k + 1]
         results[k] = marginal_loglik(coefficients, offset, sigma, rho,
-                                     *(t if j == _POWERS else t[lo:hi] for j, t in enumerate(tables)))
+                                     *(rows(j, t, lo, hi) for j, t in enumerate(tables)))
 
     map_chunks(part, parts, 1)
     return tuple(sum(r[j] for r in results) for j in range(5))

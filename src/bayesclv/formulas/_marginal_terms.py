@@ -5,9 +5,9 @@ terms ``a_k - t . S(u_k)`` (:func:`row_log_terms`, :func:`row_tilt`); their
 ``log sum exp`` and the moments of ``S`` are the row's marginal log-likelihood
 and its gradient. This module holds those per-row pieces: a vectorised
 exponential, the bound that stabilises the sum, the factored sum of a product
-rule (:func:`factor_exponents`, :func:`spread_cross`, :func:`factored_sums`; :func:`factors` for one
-row, used by the pointwise log-likelihood), the second-order error correction
-(:func:`tilt_correction`) and the population's normal constants.
+rule (:func:`factor_exponents`, :func:`spread_cross`; :func:`factors` for one row, used by the
+pointwise log-likelihood; many rows or draws at once in :mod:`~bayesclv.formulas._marginal_lanes`),
+the second-order error correction (:func:`tilt_correction`) and the population's normal constants.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factored_sums", "factors", "node_by_node",
+__all__ = ["FASTMATH", "exp_nonpositive", "factor_exponents", "factor_width", "factors", "node_by_node",
            "normal_constants", "row_log_terms", "row_mean", "row_tilt", "shift_bound", "spread_cross", "tilt_correction"]
 
 # fast-math lets the node loops vectorise (reductions reordered); their inputs are finite by construction
@@ -189,36 +189,6 @@ def factors(nodes, tilt, f0, f1, cross, bits):  # pragma: no cover - compiled
 def factor_width(n):  # pragma: no cover - compiled
     """Length of :func:`factor_exponents`' output for ``n`` nodes per dimension."""
     return 2 * n + ((n + 1) // 2) ** 2
-
-
-@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def factored_sums(mass_row, nodes, f0, f1, cross, column, moments):  # pragma: no cover - compiled
-    """``sum_k mass_row[k] f0[i] f1[j] cross[k]`` over the grid ``k = i n + j`` and the unnormalised moments
-    ``(E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` into ``moments``; returns the sum."""
-    n = nodes.size
-    for j in range(n):
-        column[j] = 0.0
-    mass = e0 = e00 = e01 = 0.0
-    for i in range(n):
-        fi = f0[i]
-        row = spread = 0.0
-        base = i * n
-        for j in range(n):
-            v = mass_row[base + j] * f1[j] * cross[base + j] * fi
-            row += v
-            spread += v * nodes[j]
-            column[j] += v
-        u = nodes[i]
-        mass += row
-        e0 += row * u
-        e00 += row * u * u
-        e01 += spread * u
-    e1 = e11 = 0.0
-    for j in range(n):
-        e1 += column[j] * nodes[j]
-        e11 += column[j] * nodes[j] * nodes[j]
-    moments[0], moments[1], moments[2], moments[3], moments[4] = e0, e1, e00, e01, e11
-    return mass
 
 
 _CORRECTION_CAP = 0.1  # nats: largest change of a row's error estimate (the errors near the reference are ~1e-3)

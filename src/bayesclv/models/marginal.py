@@ -39,6 +39,7 @@ from scipy import optimize, special
 from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
+from bayesclv.formulas._marginal_lanes import as_lanes
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics
 from bayesclv.models.latent import offset_start, population_coords, population_parameters, standardisation
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
@@ -141,7 +142,7 @@ class MarginalGraph:
                 ("centre", np.zeros((n, 2))), ("chol", np.ones((n, 3))), ("log_terms", np.zeros((n, 1))),
                 ("top_terms", np.zeros(n)), ("powers", np.zeros((5, 1))),
                 ("correction", np.zeros((n, rule.CORRECTION_COLUMNS))),
-                ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])), ("node_mass", np.zeros((n, 0))))}
+                ("sigma_ref", np.eye(2)), ("walls", np.array([1e-3, 1e3])), ("node_mass", as_lanes(np.zeros((n, 0)))))}
             t = self.tables
             self.kernel_op = kernel.MarginalLoglikOp()
             total = self.kernel_op(B, offset, params["sigma"], params["correlation"], rows.X, rows.group,
@@ -193,7 +194,8 @@ class MarginalGraph:
         """Centre every row's rule at its conditional posterior under these population parameters."""
         frames = rule.row_frames(self.family, self.rows.history, self.rows.means(B, offset), sigma, rho, self.powers,
                                  self.log_weights, corrected=self.corrected, refinements=refinements)
-        for name, value in {**frames, "powers": self.powers}.items():
+        # the kernel reads the node masses in its lane layout, built here once per rule instead of per gradient
+        for name, value in {**frames, "powers": self.powers, "node_mass": as_lanes(frames["node_mass"])}.items():
             self.tables[name].set_value(value)
 
     def initial_population(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
