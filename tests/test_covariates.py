@@ -71,8 +71,9 @@ def test_likelihood_with_covariates_is_the_pooled_likelihood_at_each_customers_p
     values = {"r": point["r"], "alpha": point["alpha"], **{k: np.asarray(v) for k, v in point.items() if "coef" in k}}
     if family == "paretonbd":
         values.update(dropout_mean=point["s"] / point["beta"], dropout_cv2=1.0 / point["s"])
-    else:
-        values.update(a=point["a"], b=point["b"])
+    else:  # sampled as pairs: (a, b) as mean and concentration, the dropout coefficients as difference and mean
+        values.update({"a_b": [point["a"], point["b"]],
+                       "dropout_coef_a_dropout_coef_b": np.stack([point["dropout_coef_a"], point["dropout_coef_b"]], -1)})
     inputs = {graph.rvs_to_values[rv]: rv for rv in graph.free_RVs}
     term = graph.replace_rvs_by_values([graph["loglik"]])[0]
     fn = graph.compile_fn(term, inputs=list(inputs), point_fn=False)
@@ -173,6 +174,53 @@ def test_summed_graph_equals_the_per_row_graph_with_groups_and_one_process_covar
         logps.append((graph.compile_logp()(point), graph.compile_dlogp()(point)))
     assert logps[0][0] == pytest.approx(logps[1][0], rel=1e-10)
     np.testing.assert_allclose(logps[0][1], logps[1][1], rtol=1e-8, atol=1e-8)
+
+
+class _IndependentBetaGeo(bc.BetaGeoModel):
+    """The covariate BG/NBD sampled in independent coordinates: log a, log b and each coefficient vector."""
+
+    coefficient_pairs = ()
+
+    def _parameters(self):
+        return {name: self._quantity(name) for name in self.parameter_names}
+
+
+@pytest.mark.parametrize("pooling", ["complete", "none"])
+def test_bg_nbd_paired_coordinates_give_the_same_log_density_as_independent_ones(pooling, cdnow_rfm):
+    """(a, b) as mean and concentration and each covariate's (dropout_coef_a, dropout_coef_b) as difference and
+    mean: at any point the log density (with the Jacobian, as NUTS samples it, and without, as MAP) equals that
+    of independent coordinates, so the posterior is the same; the posterior keeps the published names."""
+    df = _with_covariates(cdnow_rfm, step=20)
+    df["cohort"] = np.where(df["T"] > df["T"].median(), "early", "late")
+    group = {} if pooling == "complete" else {"group": "cohort", "pooling": "none"}
+    paired = bc.BetaGeoModel(covariates=["age", "email"], **group).build_model(df)
+    independent = _IndependentBetaGeo(covariates=["age", "email"], **group).build_model(df)
+    assert {"a_b", "dropout_coef_a_dropout_coef_b"} <= set(paired.named_vars)
+    assert {"a", "b", "dropout_coef_a", "dropout_coef_b"} <= {v.name for v in paired.deterministics}
+    rng = np.random.default_rng(5)
+    size = 1 if pooling == "complete" else 2
+    for _ in range(3):
+        a, b = np.exp(rng.normal(0.0, 1.5, size)), np.exp(rng.normal(1.0, 1.5, size))
+        ca, cb = rng.normal(0.0, 1.0, 2), rng.normal(0.0, 1.0, 2)
+        common = {"r_log__": np.log(rng.uniform(0.2, 2.0, size)).squeeze(),
+                  "alpha_log__": np.log(rng.uniform(1.0, 20.0, size)).squeeze(),
+                  "purchase_coef": rng.normal(0.0, 1.0, 2)}
+        u, w = np.log(a) - np.log(b), np.logaddexp(np.log(a), np.log(b))
+        new = {**common, "a_b_mean_concentration__": np.stack([u, w], -1).squeeze(),
+               "dropout_coef_a_dropout_coef_b_difference_and_mean__": np.stack([ca - cb, (ca + cb) / 2], -1)}
+        old = {**common, "a_log__": np.log(a).squeeze(), "b_log__": np.log(b).squeeze(),
+               "dropout_coef_a": ca, "dropout_coef_b": cb}
+        for jacobian in (True, False):
+            assert paired.compile_logp(jacobian=jacobian)(new) == pytest.approx(
+                independent.compile_logp(jacobian=jacobian)(old), rel=1e-12, abs=1e-9)
+        pairs = [paired.rvs_to_values[paired[n]] for n in ("a_b", "dropout_coef_a_dropout_coef_b")]
+        named = paired.replace_rvs_by_values([paired["a"], paired["dropout_coef_a"], paired["dropout_coef_b"]])
+        values = paired.compile_fn(named, inputs=pairs, point_fn=False)(*(new[v.name] for v in pairs))
+        np.testing.assert_allclose(values[0], a.squeeze(), rtol=1e-12)
+        np.testing.assert_allclose(values[1:], [ca, cb], rtol=1e-12, atol=1e-14)
+    # a coefficient prior off the real line keeps its own coordinates (a linear map would leave its support)
+    bounded = bc.BetaGeoModel(covariates=["age"], priors={"dropout_coef_b": bc.Prior("HalfNormal", sigma=1.0)})
+    assert "dropout_coef_a_dropout_coef_b" not in bounded.build_model(df).named_vars
 
 
 def _simulated(family: str, n: int, seed: int) -> pd.DataFrame:

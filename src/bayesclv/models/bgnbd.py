@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bayesclv.formulas import bgnbd
 from bayesclv.models.covariates import CovariateEffects, Target
+from bayesclv.models.mean_concentration import beta_shapes
 from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
@@ -40,6 +41,16 @@ class BetaGeoModel(CovariateEffects, ResidualPredictions, PooledTransactionModel
     purchase_covariates, dropout_covariates : list of str, optional
         Separate lists per process (each defaults to ``covariates``).
 
+    Notes
+    -----
+    With dropout covariates NUTS samples ``(a, b)`` as ``(log a - log b,
+    log(a + b))`` (unless pooled partially) and each covariate's
+    ``(dropout_coef_a, dropout_coef_b)`` as their difference and mean: the
+    data pin the mean dropout probability and its odds effects, hardly the
+    concentration, a ridge diagonal to the original axes. The priors and the
+    posterior are unchanged (see :mod:`bayesclv.models.mean_concentration`);
+    the posterior holds ``a, b`` and the coefficients.
+
     Examples
     --------
     >>> from bayesclv import BetaGeoModel, rfm_summary
@@ -65,3 +76,25 @@ class BetaGeoModel(CovariateEffects, ResidualPredictions, PooledTransactionModel
         "dropout_coef_b": Target("dropout", "b", 1.0, -1.0),
     }
     driver_latents = {"purchase": "log_lambda", "dropout": "logit_p"}
+    coefficient_pairs = (("dropout_coef_a", "dropout_coef_b"),)  # sampled as difference and mean
+
+    def _samples_mean_concentration(self) -> bool:
+        """With dropout covariates (and no partial pooling) ``(a, b)`` are sampled as mean and concentration."""
+        return bool(self.process_covariates["dropout"]) and self.pooling != "partial"
+
+    @property
+    def nutpie_adaptation(self) -> str:
+        # in the paired coordinates a diagonal mass matrix suffices (7 steps per draw on CDNOW full); nutpie's
+        # low-rank adaptation left 3 of 4 chains stuck at a ~ 1e-9 from the default start
+        # (benchmarks/results/covariate_sampling_exploration.md, covariate_sampling_sample.md)
+        return "diag" if self._samples_mean_concentration() else "low_rank"
+
+    def _parameters(self):
+        if not self._samples_mean_concentration():
+            return super()._parameters()
+        out = {"r": self._quantity("r"), "alpha": self._quantity("alpha")}
+        out["a"], out["b"] = beta_shapes(self.priors, self.pooling, "a", "b", dims="group")
+        return out
+
+    def _diagnosed_variables(self, model):
+        return [n for n in super()._diagnosed_variables(model) if n != "a_b"]  # sampling coordinates only

@@ -31,6 +31,7 @@ import pytensor.tensor as pt
 
 from bayesclv.errors import DataValidationError
 from bayesclv.formulas import NP
+from bayesclv.models.mean_concentration import coefficient_pairs
 from bayesclv.models.pooling import GROUP_CODE
 from bayesclv.priors import Prior
 
@@ -39,6 +40,8 @@ __all__ = ["COLUMN_PREFIX", "PROCESSES", "CovariateEffects", "Target", "covariat
 COLUMN_PREFIX = "covariate:"  # design-frame column of a standardised covariate
 PROCESSES = ("purchase", "dropout")
 COEF_PRIOR = Prior("Normal", mu=0.0, sigma=1.0)
+# priors on the whole real line: a linear map of a coefficient pair needs no support constraint
+REAL_LINE = frozenset({"Normal", "SkewNormal", "StudentT", "Cauchy", "Laplace", "Logistic", "Gumbel", "Flat"})
 
 
 class Target(NamedTuple):
@@ -95,6 +98,9 @@ class CovariateEffects:
 
     covariate_targets: ClassVar[dict[str, Target]] = {}
     driver_latents: ClassVar[dict[str, str]] = {}
+    #: coefficients acting on one process through two parameters, sampled as their difference and mean
+    #: (:func:`~bayesclv.models.mean_concentration.coefficient_pairs`)
+    coefficient_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None, covariates: list[str] | None = None,
@@ -128,6 +134,29 @@ class CovariateEffects:
     def _coefficient_names(self) -> list[str]:
         return list(self._coefficient_processes())
 
+    def _coefficients(self) -> dict[str, Any]:
+        """The coefficient vectors as random variables (inside a PyMC model), each pair of
+        ``coefficient_pairs`` with priors on the real line sampled as difference and mean."""
+        processes = self._coefficient_processes()
+        out = {}
+        for first, second in self._sampled_pairs():
+            out[first], out[second] = coefficient_pairs(self.priors, first, second, dims=f"{processes[first]}_covariate")
+        for name, process in processes.items():
+            if name not in out:
+                out[name] = self.priors[name].create(name, dims=f"{process}_covariate")
+        return out
+
+    def _sampled_pairs(self) -> list[tuple[str, str]]:
+        """The pairs of ``coefficient_pairs`` this configuration samples as difference and mean."""
+        processes = self._coefficient_processes()
+        return [(first, second) for first, second in self.coefficient_pairs
+                if first in processes and second in processes
+                and all(self.priors[n].distribution in REAL_LINE for n in (first, second))]
+
+    def _diagnosed_variables(self, model) -> list[str]:
+        pairs = {f"{first}_{second}" for first, second in self._sampled_pairs()}  # sampling coordinates only
+        return [name for name in super()._diagnosed_variables(model) if name not in pairs]
+
     def _coords(self) -> dict[str, list]:
         return {**super()._coords(),
                 **{f"{p}_covariate": cols for p, cols in self.process_covariates.items() if cols}}
@@ -140,8 +169,7 @@ class CovariateEffects:
         compiled pass over the distinct rows, the chain rule to the
         coefficients inside it; else the per-row formula.
         """
-        coefs = {name: self.priors[name].create(name, dims=f"{process}_covariate")
-                 for name, process in self._coefficient_processes().items()}
+        coefs = self._coefficients()
         if not (summed and coefs and hasattr(self.formulas, "covariate_summed_loglik")):
             return super()._total_loglik({**params, **coefs}, rows, summed)
         z = [rows[[COLUMN_PREFIX + c for c in self.process_covariates[p]]].to_numpy(dtype=float) for p in PROCESSES]

@@ -149,7 +149,7 @@ def _graph_functions(model: pm.Model, var_names: list[str], free: list):
         fn.trust_input = True
 
         def expand(x, **_):
-            return {name: np.asarray(value, dtype=np.float64).reshape(shape)
+            return {name: np.ascontiguousarray(value, dtype=np.float64).reshape(shape)
                     for name, value, shape in zip(var_names, fn(x), recorded_shapes, strict=True)}
 
         return expand
