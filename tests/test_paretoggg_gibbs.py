@@ -169,6 +169,17 @@ def _regularity_chain(seed, moves, k, gaps, coords, prior, pop):
     return out
 
 
+def _assert_chain_matches_grid(trace, log_post, grids):
+    """Each column of the chain's trace against the mean and sd of its grid's coordinate under ``log_post``."""
+    p = np.exp(log_post - log_post.max())
+    p /= p.sum()
+    for c, grid in enumerate(grids):
+        mean, sd = (p * grid).sum(), np.sqrt((p * grid**2).sum() - (p * grid).sum() ** 2)
+        batches = trace[:, c].reshape(60, -1).mean(axis=1)  # batch means: the chain's Monte Carlo error
+        assert abs(trace[:, c].mean() - mean) < 4 * batches.std() / np.sqrt(60) + 1e-3
+        assert trace[:, c].std() == pytest.approx(sd, rel=0.05)
+
+
 def test_regularity_move_keeps_the_posterior_of_the_population():
     """Given the gaps (lam integrated out), the chain of k's (log mean, log cv2) against 2-D quadrature."""
     n, big_s, big_l = np.array([1.0, 2.0, 4.0]), np.array([3.0, 10.0, 9.0]), np.array([np.log(3.0), 1.5, 1.2])
@@ -187,13 +198,7 @@ def test_regularity_move_keeps_the_posterior_of_the_population():
         log_f = t * np.log(gamma) - special.gammaln(t) + t * y - gamma * k + gaps
         peak = log_f.max(-1)
         log_post += np.log(np.exp(log_f - peak[..., None]).sum(-1)) + peak
-    p = np.exp(log_post - log_post.max())
-    p /= p.sum()
-    for c, grid in enumerate((m, v)):
-        mean, sd = (p * grid).sum(), np.sqrt((p * grid**2).sum() - (p * grid).sum() ** 2)
-        batches = trace[:, c].reshape(60, -1).mean(axis=1)  # batch means: the chain's Monte Carlo error
-        assert abs(trace[:, c].mean() - mean) < 4 * batches.std() / np.sqrt(60) + 1e-3
-        assert trace[:, c].std() == pytest.approx(sd, rel=0.05)
+    _assert_chain_matches_grid(trace, log_post, (m, v))
 
 
 @numba.njit(cache=False)
@@ -246,13 +251,7 @@ def test_partial_noncentred_move_keeps_the_posterior_of_the_population(j, centre
         log_f = shape * np.log(rate) - special.gammaln(shape) + shape * y - rate * np.exp(y) + loglik
         peak = log_f.max(-1)
         log_post += np.log(np.exp(log_f - peak[..., None]).sum(-1)) + peak
-    p = np.exp(log_post - log_post.max())
-    p /= p.sum()
-    for c, grid in enumerate((m, v)):
-        mean, sd = (p * grid).sum(), np.sqrt((p * grid**2).sum() - (p * grid).sum() ** 2)
-        batches = trace[:, c].reshape(60, -1).mean(axis=1)  # batch means: the chain's Monte Carlo error
-        assert abs(trace[:, c].mean() - mean) < 4 * batches.std() / np.sqrt(60) + 1e-3
-        assert trace[:, c].std() == pytest.approx(sd, rel=0.05)
+    _assert_chain_matches_grid(trace, log_post, (m, v))
 
 
 def test_k_given_the_gaps_integrates_lam_out():
