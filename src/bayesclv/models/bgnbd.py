@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bayesclv.formulas import bgnbd
 from bayesclv.models.covariates import CovariateEffects, Target
-from bayesclv.models.mean_concentration import beta_shapes
+from bayesclv.models.mean_concentration import BetaShapeSampling
 from bayesclv.models.pooled import PooledTransactionModel
 from bayesclv.models.transaction import ResidualPredictions
 from bayesclv.priors import Prior
@@ -12,7 +12,7 @@ from bayesclv.priors import Prior
 __all__ = ["BetaGeoModel"]
 
 
-class BetaGeoModel(CovariateEffects, ResidualPredictions, PooledTransactionModel):
+class BetaGeoModel(BetaShapeSampling, CovariateEffects, ResidualPredictions, PooledTransactionModel):
     """Beta-geometric/NBD model of repeat purchases.
 
     Parameters
@@ -78,23 +78,15 @@ class BetaGeoModel(CovariateEffects, ResidualPredictions, PooledTransactionModel
     driver_latents = {"purchase": "log_lambda", "dropout": "logit_p"}
     coefficient_pairs = (("dropout_coef_a", "dropout_coef_b"),)  # sampled as difference and mean
 
-    def _samples_mean_concentration(self) -> bool:
-        """With dropout covariates (and no partial pooling) ``(a, b)`` are sampled as mean and concentration."""
-        return bool(self.process_covariates["dropout"]) and self.pooling != "partial"
+    beta_pairs = (("a", "b"),)  # sampled as mean and concentration when there are dropout covariates
+
+    def _samples_beta_shapes(self) -> bool:
+        """Only with dropout covariates: without them ``log a, log b`` mix well and keep the published coordinates."""
+        return bool(self.process_covariates["dropout"]) and super()._samples_beta_shapes()
 
     @property
     def nutpie_adaptation(self) -> str:
         # in the paired coordinates a diagonal mass matrix suffices (7 steps per draw on CDNOW full); nutpie's
         # low-rank adaptation left 3 of 4 chains stuck at a ~ 1e-9 from the default start
         # (benchmarks/results/covariate_sampling_exploration.md, covariate_sampling_sample.md)
-        return "diag" if self._samples_mean_concentration() else "low_rank"
-
-    def _parameters(self):
-        if not self._samples_mean_concentration():
-            return super()._parameters()
-        out = {"r": self._quantity("r"), "alpha": self._quantity("alpha")}
-        out["a"], out["b"] = beta_shapes(self.priors, self.pooling, "a", "b", dims="group")
-        return out
-
-    def _diagnosed_variables(self, model):
-        return [n for n in super()._diagnosed_variables(model) if n != "a_b"]  # sampling coordinates only
+        return "diag" if self._samples_beta_shapes() else "low_rank"

@@ -118,10 +118,15 @@ class BetaShapeSampling:
 
     beta_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
 
+    def _samples_beta_shapes(self) -> bool:
+        """Whether the pairs are sampled as mean and concentration (subclasses may add conditions)."""
+        return self.pooling != "partial"
+
     def _parameters(self) -> dict[str, Any]:
-        if self.pooling == "partial":
+        if not self._samples_beta_shapes():
             return super()._parameters()
-        out = {}
+        paired = {name for pair in self.beta_pairs for name in pair}
+        out = {name: self._quantity(name) for name in self.parameter_names if name not in paired}
         for first, second in self.beta_pairs:
             out[first], out[second] = beta_shapes(self.priors, self.pooling, first, second, dims="group")
         return out
