@@ -55,6 +55,11 @@ _HISTORY = ["frequency", "recency", "T"]
 _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and customer, widening of the frame
 _JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 _MAX_RADIUS = 1.0  # the reference search's largest box (sampler coordinates): the coarse rule's first box
+# rounds of the search with the model's rule: it stops once a round moves less than ``tol``, so rounds beyond
+# convergence cost nothing; with 6, a start the coarse rule had left short of the mode stayed short (a user-set
+# 16-node rule on CDNOW full ended at dropout sd 3.84, the mode's 4.29: benchmarks/results/hierarchical_marginal_speed.md
+# part 7)
+_FINE_ROUNDS = 12
 
 @dataclass
 class RowTable:
@@ -328,7 +333,7 @@ class MarginalGraph:
         self.powers, self.log_weights = final
         self.corrected = True
         self.adapt(*self.population(x))
-        x = self._optimise(x, 6, 0.2, tol)
+        x = self._optimise(x, _FINE_ROUNDS, 0.2, tol)
         self.laplace = self.laplace_covariance(x)
         self.range = self.covariance_range(x, self.laplace)
         widest = rule.resolved_range(rule.NODE_LADDER[-1])
@@ -339,7 +344,7 @@ class MarginalGraph:
                 self.nodes = nodes
                 self.powers, self.log_weights = rule.product_rule(nodes)
                 self.adapt(*self.population(x))
-                x = self._optimise(x, 6, 0.2, tol)
+                x = self._optimise(x, _FINE_ROUNDS, 0.2, tol)
                 self.laplace = self.laplace_covariance(x)
         self.set_rule_reference(x)
         self.tables["walls"].set_value(np.array(rule.resolved_range(self.nodes)))
