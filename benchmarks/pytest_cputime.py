@@ -50,7 +50,8 @@ def pytest_runtest_protocol(item, nextitem):
     log = os.environ.get("BAYESCLV_CPUTIME_LOG")
     if log:  # one line per test as it ends, so an interrupted run still says where the time went
         with open(log, "a") as fh:
-            fh.write(json.dumps({"test": item.nodeid, "cpu_s": round(spent, 3),
+            fh.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                                 "cpu_s": round(spent, 3),
                                  "wall_s": round(time.perf_counter() - wall, 3)}) + "\n")
 
 

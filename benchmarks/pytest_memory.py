@@ -72,7 +72,8 @@ def pytest_runtest_protocol(item, nextitem):
     log = os.environ.get("BAYESCLV_MEMORY_LOG")
     if log:
         with open(log, "a") as fh:
-            fh.write(json.dumps({"test": item.nodeid, "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1),
+            fh.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                                 "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1),
                                  "cpu_s": round(_cpu(), 2)}) + "\n")
             if os.environ.get("BAYESCLV_MEMORY_PROBE") and (nextitem is None or nextitem.nodeid.split("::")[0] != path):
                 fh.write(json.dumps(_probe(path)) + "\n")
