@@ -5,6 +5,8 @@ and set ``BAYESCLV_MEMORY_LOG`` to a JSON-lines path: one line per test as it en
 resident set (``VmRSS`` of ``/proc/self/status``), its peak so far (``VmHWM``) and the CPU seconds so far (this
 process plus waited-for children). The terminal summary lists per file the growth of the current RSS across the
 file (what the file left behind for the rest of the session) and the peak reached while it ran. Linux only.
+Under pytest-xdist (the suite's default) the tests run in the workers and the controller's summary is empty:
+each log line names its ``worker``, whose RSS it is (or run with ``-n 0``).
 
 With ``BAYESCLV_MEMORY_PROBE=1`` the end of each file also logs the RSS after a full garbage collection and
 after glibc's ``malloc_trim(0)`` (what the allocator holds freed but not returned), and the number of live

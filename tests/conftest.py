@@ -40,15 +40,18 @@ WORKERS = 2
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
-    """Run on ``WORKERS`` processes unless the command line chose (``-n 0``, ``-n 4``, ``-p no:xdist``, ``--pdb``).
+    """Run on ``WORKERS`` processes unless the command line chose (``-n 0``, ``-n 4``, ``-p no:xdist``, ``--pdb``)
+    or names tests of one file only (they would all run in one worker, after a second process's imports).
 
     Set here rather than as ``-n 2`` in ``addopts``: with the option in ``addopts``, ``pytest -p no:xdist``
     fails on the unknown ``-n``. Runs before pytest-xdist's own hook (a conftest registers after it); workers
     (``config.workerinput``) are left alone.
     """
+    files = {config.invocation_params.dir / arg.split("::")[0] for arg in config.args}
+    one_file = len(files) == 1 and files.pop().is_file()
     if (config.pluginmanager.has_plugin("xdist") and not hasattr(config, "workerinput")
             and config.option.numprocesses is None and not config.option.usepdb
-            and not config.option.collectonly):
+            and not config.option.collectonly and not one_file):
         config.option.numprocesses = WORKERS
         if config.option.dist == "no":
             config.option.dist = "loadfile"
