@@ -8,6 +8,10 @@ machine are inflated by other work; the process's own CPU time (user + system, t
 the waited-for children such as compilers and CLI subprocesses) is what a change to the suite
 saves. Time is booked to the test whose setup, call or teardown spent it, so a module fixture's
 cost lands on the first test that requests it.
+
+Under pytest-xdist (the suite's default: two workers) the tests run in the workers, so the controller's
+terminal summary is empty: read the log (each line names its ``worker``) or run with ``-n 0``; each worker
+writes its totals to ``BAYESCLV_CPUTIME_OUT`` with the worker's id before the suffix (``out.gw0.json``).
 """
 
 import json
@@ -50,14 +54,19 @@ def pytest_runtest_protocol(item, nextitem):
     log = os.environ.get("BAYESCLV_CPUTIME_LOG")
     if log:  # one line per test as it ends, so an interrupted run still says where the time went
         with open(log, "a") as fh:
-            fh.write(json.dumps({"test": item.nodeid, "cpu_s": round(spent, 3),
+            fh.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                                 "cpu_s": round(spent, 3),
                                  "wall_s": round(time.perf_counter() - wall, 3)}) + "\n")
 
 
 def pytest_sessionfinish(session, exitstatus):
     out = os.environ.get("BAYESCLV_CPUTIME_OUT")
-    if not out:
+    if not out or not _per_test:  # an xdist controller runs no tests: it leaves the workers' files alone
         return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        stem, suffix = os.path.splitext(out)
+        out = f"{stem}.{worker}{suffix}"
     result = {
         "wall_s": time.perf_counter() - _start["wall"],
         "cpu_s": _cpu() - _start["cpu"],

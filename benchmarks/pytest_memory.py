@@ -5,6 +5,8 @@ and set ``BAYESCLV_MEMORY_LOG`` to a JSON-lines path: one line per test as it en
 resident set (``VmRSS`` of ``/proc/self/status``), its peak so far (``VmHWM``) and the CPU seconds so far (this
 process plus waited-for children). The terminal summary lists per file the growth of the current RSS across the
 file (what the file left behind for the rest of the session) and the peak reached while it ran. Linux only.
+Under pytest-xdist (the suite's default) the tests run in the workers and the controller's summary is empty:
+each log line names its ``worker``, whose RSS it is (or run with ``-n 0``).
 
 With ``BAYESCLV_MEMORY_PROBE=1`` the end of each file also logs the RSS after a full garbage collection and
 after glibc's ``malloc_trim(0)`` (what the allocator holds freed but not returned), and the number of live
@@ -72,7 +74,8 @@ def pytest_runtest_protocol(item, nextitem):
     log = os.environ.get("BAYESCLV_MEMORY_LOG")
     if log:
         with open(log, "a") as fh:
-            fh.write(json.dumps({"test": item.nodeid, "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1),
+            fh.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                                 "rss_mb": round(rss, 1), "hwm_mb": round(hwm, 1),
                                  "cpu_s": round(_cpu(), 2)}) + "\n")
             if os.environ.get("BAYESCLV_MEMORY_PROBE") and (nextitem is None or nextitem.nodeid.split("::")[0] != path):
                 fh.write(json.dumps(_probe(path)) + "\n")

@@ -1,4 +1,5 @@
-"""Shared fixtures: CDNOW sample RFM, fitted MAP models and NUTS fits (each fitted once per session)."""
+"""Shared fixtures: CDNOW sample RFM, fitted MAP models and NUTS fits (each fitted once per session per worker),
+and the suite's default of two worker processes."""
 
 import warnings
 
@@ -29,6 +30,31 @@ def purchase_pmf(model, t, data, n_max=150, negligible=1e-14):
         if n > 0 and terms[-1].max() < negligible and (terms[-1] <= terms[-2]).all():
             break
     return np.stack(terms)
+
+#: Worker processes of a plain ``pytest`` run: CI has two cores. Each test file runs whole in one worker
+#: (``--dist loadfile``), so a module fixture is fitted once and a file's graphs are compiled in one process;
+#: numba never frees compiled code, so two processes also each keep about half of the session's compiled graphs
+#: (benchmarks/results/test_suite_time.md, sessions 8 and 9).
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Run on ``WORKERS`` processes unless the command line chose (``-n 0``, ``-n 4``, ``-p no:xdist``, ``--pdb``)
+    or names tests of one file only (they would all run in one worker, after a second process's imports).
+
+    Set here rather than as ``-n 2`` in ``addopts``: with the option in ``addopts``, ``pytest -p no:xdist``
+    fails on the unknown ``-n``. Runs before pytest-xdist's own hook (a conftest registers after it); workers
+    (``config.workerinput``) are left alone.
+    """
+    files = {config.invocation_params.dir / arg.split("::")[0] for arg in config.args}
+    one_file = len(files) == 1 and files.pop().is_file()
+    if (config.pluginmanager.has_plugin("xdist") and not hasattr(config, "workerinput")
+            and config.option.numprocesses is None and not config.option.usepdb
+            and not config.option.collectonly and not one_file):
+        config.option.numprocesses = WORKERS
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
 
 
 @pytest.fixture(scope="session")
