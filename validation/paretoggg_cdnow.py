@@ -85,6 +85,9 @@ def fit(model, rfm: pd.DataFrame, args, **settings) -> dict:
            "population": population_convergence(model),
            "diagnostics": {k: v for k, v in dict(model.diagnostics).items()
                            if isinstance(v, (int, float, str, list))}}
+    if "k" in model.posterior and args.population_draws:  # every kept draw, before the predictions thin them
+        post = model.posterior[list(model.parameter_names)].to_dataframe()
+        post.round(6).to_csv(args.population_draws)
     start = time.process_time()
     out.update(holdout(model, rfm, args.keep))
     out["predict_cpu_s"] = time.process_time() - start
@@ -167,6 +170,9 @@ def main() -> None:
     parser.add_argument("--gibbs-thin", type=int, default=16)
     parser.add_argument("--full-draws", type=int, default=0,
                         help="Pareto/GGG sweeps after tuning on CDNOW full (0: fit()'s defaults, GIBBS_DEFAULTS)")
+    parser.add_argument("--population-draws", type=Path, metavar="CSV",
+                        help="write every kept draw of the Pareto/GGG's population parameters (chain, draw) to CSV "
+                             "(for convergence of shorter settings: a prefix of each chain is a shorter run)")
     parser.add_argument("--save-full", type=Path, metavar="PATH",
                         help="save the CDNOW-full Pareto/GGG fit (its draws thinned to --keep) for compare_families.py")
     parser.add_argument("--nuts-tune", type=int, default=1000, help="latent NUTS tuning steps (reference)")
