@@ -237,8 +237,9 @@ def main() -> None:
             post = model.posterior
             d = model.diagnostics
             args.note.append(f"{name}=not refitted here: the fit saved in {fitted[name]} (max R-hat "
-                             f"{d.get('max_r_hat', float('nan')):.3f}, min bulk ESS {d.get('min_ess_bulk', float('nan')):.0f}), "
-                             f"scored on the {post.sizes['chain']} x {post.sizes['draw']} draws it stores")
+                             f"{d.get('max_r_hat', float('nan')):.3f}, min bulk ESS "
+                             f"{d.get('min_ess_bulk', float('nan')):.0f}), scored on the "
+                             f"{post.sizes['chain']} x {post.sizes['draw']} draws it stores")
             print(f"{name}: loaded from {fitted[name]}; {model.diagnostics}", flush=True)
             continue
         with warnings.catch_warnings(record=True) as caught:

@@ -5,8 +5,8 @@ sweeps, then times each compiled block of a sweep 20 times at the chain's state
 (``process_time``, one thread): a likelihood pass with the lifetime and the next
 gap integrated out, a pass of k given the gaps, the per-customer steps, the
 collapsed population steps (mu's also given the next gaps, the lifetimes then
-drawn), a partial non-centred move of lam's population, a joint move, a move of k's population with every k and the whole
-population update.
+drawn), a partial non-centred move of lam's population, a joint move, a move of
+k's population with every k and the whole population update.
 
 Usage::
 
