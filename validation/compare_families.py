@@ -25,6 +25,7 @@ Usage::
 
     uv run python validation/compare_families.py [sample|full] [--draws N --tune N --chains N --method M]
                                                  [--skip "MODEL=REASON" ...] [--only MODEL ...] [--rewrite]
+                                                 [--fitted "MODEL=PATH" ...]
 
 Writes ``validation/results/compare_families_<kind>.{csv,md,html,json}`` (``..._<kind>_map...`` with ``--method map``).
 With ``--only`` just the named models are fitted and scored, and their rows replace
@@ -186,6 +187,9 @@ def main() -> None:
                         help="label of the kept rows when the existing table does not record its run")
     parser.add_argument("--note", action="append", default=[], metavar="MODEL=TEXT",
                         help="add TEXT to a row's note (e.g. what changed since a kept row's run; repeatable)")
+    parser.add_argument("--fitted", action="append", default=[], metavar="MODEL=PATH",
+                        help="take this model's fit from a file written by its save() instead of fitting it "
+                             "(e.g. the long Pareto/GGG fit of paretoggg_cdnow.py --save-full; repeatable)")
     parser.add_argument("--rewrite", action="store_true",
                         help="fit nothing: write the existing table's .csv/.html/.md again from its .json")
     args = parser.parse_args()
@@ -223,7 +227,21 @@ def main() -> None:
     fit = {"random_seed": 2026, "progressbar": False}
     fit.update({key: value for key, value in [("method", args.method), ("draws", args.draws), ("tune", args.tune),
                                               ("chains", args.chains)] if value is not None})
+    fitted = dict(item.partition("=")[::2] for item in args.fitted)
+    unknown = [n for n in fitted if n not in models]
+    if unknown:
+        parser.error(f"--fitted {unknown}: no such model (models: {', '.join(models)})")
     for name, model in models.items():  # fitted here, one by one, so the log shows progress
+        if name in fitted:
+            models[name] = model = bc.load(fitted[name])
+            post = model.posterior
+            d = model.diagnostics
+            args.note.append(f"{name}=not refitted here: the fit saved in {fitted[name]} (max R-hat "
+                             f"{d.get('max_r_hat', float('nan')):.3f}, min bulk ESS "
+                             f"{d.get('min_ess_bulk', float('nan')):.0f}), scored on the "
+                             f"{post.sizes['chain']} x {post.sizes['draw']} draws it stores")
+            print(f"{name}: loaded from {fitted[name]}; {model.diagnostics}", flush=True)
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.fit(rfm, **fit)

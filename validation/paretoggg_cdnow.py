@@ -38,6 +38,7 @@ import pandas as pd
 
 import bayesclv as bc
 from bayesclv.formulas import paretoggg
+from bayesclv.models.paretoggg import GIBBS_DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = "## Notes"  # the heading from which the result file's text is written by hand and kept on a rerun
@@ -79,10 +80,14 @@ def fit(model, rfm: pd.DataFrame, args, **settings) -> dict:
         model.fit(rfm.drop(columns=["frequency_holdout", "T_holdout"]), chains=args.chains, random_seed=args.seed,
                   progressbar=False, **settings)
     out = {"fit_cpu_s": time.process_time() - start_cpu, "fit_wall_s": time.perf_counter() - start_wall,
-           "settings": settings, "estimates": model.summary()["mean"].round(4).to_dict(),
+           "settings": {**GIBBS_DEFAULTS, "chains": args.chains, **settings} if settings.get("method") == "gibbs"
+           else settings, "estimates": model.summary()["mean"].round(4).to_dict(),
            "population": population_convergence(model),
            "diagnostics": {k: v for k, v in dict(model.diagnostics).items()
                            if isinstance(v, (int, float, str, list))}}
+    if "k" in model.posterior and args.population_draws:  # every kept draw, before the predictions thin them
+        post = model.posterior[list(model.parameter_names)].to_dataframe()
+        post.round(6).to_csv(args.population_draws)
     start = time.process_time()
     out.update(holdout(model, rfm, args.keep))
     out["predict_cpu_s"] = time.process_time() - start
@@ -163,7 +168,13 @@ def main() -> None:
     parser.add_argument("--gibbs-tune", type=int, default=2000, help="Pareto/GGG sweeps while tuning")
     parser.add_argument("--gibbs-draws", type=int, default=16000, help="Pareto/GGG sweeps after tuning")
     parser.add_argument("--gibbs-thin", type=int, default=16)
-    parser.add_argument("--full-draws", type=int, default=2000, help="Pareto/GGG sweeps after tuning on CDNOW full")
+    parser.add_argument("--full-draws", type=int, default=0,
+                        help="Pareto/GGG sweeps after tuning on CDNOW full (0: fit()'s defaults, GIBBS_DEFAULTS)")
+    parser.add_argument("--population-draws", type=Path, metavar="CSV",
+                        help="write every kept draw of the Pareto/GGG's population parameters (chain, draw) to CSV "
+                             "(for convergence of shorter settings: a prefix of each chain is a shorter run)")
+    parser.add_argument("--save-full", type=Path, metavar="PATH",
+                        help="save the CDNOW-full Pareto/GGG fit (its draws thinned to --keep) for compare_families.py")
     parser.add_argument("--nuts-tune", type=int, default=1000, help="latent NUTS tuning steps (reference)")
     parser.add_argument("--nuts-draws", type=int, default=1000, help="latent NUTS draws (reference)")
     parser.add_argument("--reference", type=int, default=300, help="customers of the reference comparison")
@@ -186,10 +197,14 @@ def main() -> None:
             name, rfm, settings = {
                 "sample": ("CDNOW sample", _cdnow("sample"), gibbs),
                 "full": ("CDNOW full", _cdnow("full"),
-                         dict(tune=args.gibbs_tune, draws=args.full_draws, thin=max(1, args.full_draws // 250))),
+                         dict(tune=args.gibbs_tune, draws=args.full_draws, thin=max(1, args.full_draws // 250))
+                         if args.full_draws else {"method": "gibbs"}),
                 "simulated": ("simulated regular", simulated_base(args.simulated, args.seed), gibbs)}[part]
             block = {"customers": len(rfm), "Pareto/NBD": fit(bc.ParetoNBDModel(), rfm, args)}
-            block["Pareto/GGG"] = fit(bc.ParetoGGGModel(), rfm, args, **settings)
+            model = bc.ParetoGGGModel()
+            block["Pareto/GGG"] = fit(model, rfm, args, **settings)
+            if part == "full" and args.save_full:  # one fit for this table and compare_families.py's row
+                model.save(args.save_full, overwrite=True)
         block["command"] = "nice -n 10 uv run python validation/paretoggg_cdnow.py " + " ".join(sys.argv[1:])
         print(name, json.dumps(block, default=float), flush=True)
         # merged into the file as it is now: parts may run in separate processes

@@ -5,8 +5,8 @@ sweeps, then times each compiled block of a sweep 20 times at the chain's state
 (``process_time``, one thread): a likelihood pass with the lifetime and the next
 gap integrated out, a pass of k given the gaps, the per-customer steps, the
 collapsed population steps (mu's also given the next gaps, the lifetimes then
-drawn), a joint move, a move of k's population with every k and the whole
-population update.
+drawn), a partial non-centred move of lam's population, a joint move, a move of
+k's population with every k and the whole population update.
 
 Usage::
 
@@ -65,6 +65,11 @@ def profile(data: str) -> dict:
     c, s = coords.copy(), steps.copy()
     sums = np.array([k.sum(), np.log(k).sum()])
     current = population.latent_total(0, 0, k, data_, k, lam, mu, (x, x, x), pop, work)
+
+    def _partial(lam_):  # one move of lam's log cv2 on a copy of the rates (the move updates them in place)
+        return population.partial_noncentred_move(1, 1, lam_, x * k, k * t_x, current, coords.copy(), prior,
+                                                  steps.copy(), False, 0.0, data_, k, lam_, mu, pop, work)
+
     out.update({
         "likelihood pass, lifetime and next gap integrated out (mode 0)":
             _ms(lambda: population.latent_total(0, 0, k, data_, k, lam, mu, (x, x, x), pop, work)),
@@ -81,6 +86,7 @@ def profile(data: str) -> dict:
                          population.lifetime_given_gap(t_x, T, w, pop[4], pop[5], copies[3], copies[4]))),
         "move of k's population with every k (one coordinate)":
             _ms(lambda: regularity.regularity_move(1, k.copy(), gaps, c, prior, s, False, 0.0, pop, work)),
+        "partial non-centred move of lam's population (one coordinate)": _ms(lambda: _partial(lam.copy())),
         "joint move": _ms(lambda: population.joint_noncentred_move(current, coords.copy(), prior, chol, scale, False,
                                                                    0.0, data_, k.copy(), lam.copy(), mu.copy(), work)),
         "population update (_augmented_population)": _ms(lambda: gibbs._augmented_population(
