@@ -59,7 +59,10 @@ def fit_case(rfm, model: str, param: str, args) -> dict:
     cls = {"bgnbd": {"paired": bc.BetaGeoModel, "independent": IndependentBetaGeoModel},
            "paretonbd": {"default": bc.ParetoNBDModel}}[model][param]
     fitted = cls(covariates=COVARIATES)
-    fitted.fit(rfm, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed, progressbar=False)
+    settings = {} if args.target_accept is None else {"target_accept": args.target_accept}
+    if args.tune is not None:
+        settings["tune"] = args.tune
+    fitted.fit(rfm, draws=args.draws, chains=args.chains, random_seed=args.seed, progressbar=False, **settings)
     stats, diag = fitted.idata["sample_stats"], fitted.diagnostics
     means = {}
     for name in fitted._summary_names():
@@ -110,7 +113,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["bgnbd", "paretonbd"], choices=list(LABELS))
     parser.add_argument("--param", nargs="+", default=["paired"], choices=["paired", "independent"])
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=None, help="tuning steps (default: the fit's default)")
+    parser.add_argument("--target-accept", type=float, default=None, help="(default: the fit's default)")
+    parser.add_argument("--label", default="", help="appended to the case's key (e.g. the code it ran)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -120,7 +125,9 @@ def main() -> None:
     path = stem.with_suffix(".json")
     for model in args.models:
         for param in (args.param if model == "bgnbd" else ["default"]):
-            key = f"{model}/{param}/{args.chains}x{args.draws}+{args.tune}"
+            key = (f"{model}/{param}/{args.chains}x{args.draws}+{'default' if args.tune is None else args.tune}"
+                   + ("" if args.target_accept is None else f" ta {args.target_accept}")
+                   + (f" {args.label}" if args.label else ""))
             case = fit_case(rfm, model, param, args)
             print(key, {k: v for k, v in case.items() if k != "means"}, flush=True)
             cases = json.loads(path.read_text()) if path.exists() else {}  # read late: runs may add cases
