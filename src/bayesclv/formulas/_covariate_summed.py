@@ -30,6 +30,7 @@ process has none).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
@@ -41,7 +42,12 @@ from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._lane_math import lane_exp, lane_log
 from bayesclv.formulas._lifetime_integral import log_piecewise_integral
 from bayesclv.formulas._ops import PT
-from bayesclv.formulas._summed import SummedLoglikOp, digamma, distinct, softplus_and_sigmoid
+from bayesclv.formulas._summed import (
+    SummedLoglikOp,
+    digamma,
+    distinct,
+    softplus_and_sigmoid,
+)
 
 __all__ = ["CovariateLoglikOp", "bgnbd_kernel", "covariate_summed_loglik_function", "covariate_tables", "covariate_total",
            "paretonbd_kernel"]
@@ -86,7 +92,7 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     zp, zd = (np.ascontiguousarray(z[order].T) for z in (zp, zd))
     change = np.flatnonzero((np.diff(g) != 0) | (np.diff(kind) != 0)) + 1
     runs = np.concatenate([[0], change, [x.size]])
-    starts = [np.arange(lo, hi, LANES) for lo, hi in zip(runs[:-1], runs[1:]) if hi > lo]
+    starts = [np.arange(lo, hi, LANES) for lo, hi in itertools.pairwise(runs) if hi > lo]
     block_start = np.concatenate([*starts, [x.size]]).astype(np.int64)
     xs = distinct(g, x)
     return (g, x, t_x, T, w, zp, zd, block_start, xs.group, xs.value, xs.total(w),

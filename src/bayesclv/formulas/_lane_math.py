@@ -13,7 +13,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
 __all__ = ["lane_exp", "lane_log"]
 
 _LN2_HI = 0.6931471803691238  # ln 2 in two parts: t ln 2 exact in the first for |t| < 2^20
