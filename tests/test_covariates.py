@@ -397,3 +397,41 @@ def test_covariate_model_saves_loads_and_keeps_separate_process_lists(cdnow_rfm,
     assert np.isnan(table["p_positive"]).all() and "point estimate" in table["in_words"].iloc[0]
     with pytest.raises(ValueError, match="without covariates"):
         bc.key_drivers(bc.BetaGeoModel().fit(df, method="map", progressbar=False))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_covariate_nuts_fits_are_whitened_with_their_own_defaults_and_honour_a_users(monkeypatch, cdnow_rfm):
+    """With covariates (and no partial pooling) nutpie samples in coordinates whitened at the mode, with 200
+    warm-up steps and target acceptance 0.65 unless given; without covariates, or partially pooled, the fit's
+    defaults (1000, the model's 0.8, no whitening); a user's settings reach the sampler unchanged (nothing is
+    sampled here)."""
+    from bayesclv.models import inference
+
+    seen = {}
+
+    def stop(graph, **kwargs):
+        seen.clear()
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(inference, "sample_nutpie", stop)
+    df = _with_covariates(cdnow_rfm, step=20)
+    df["cohort"] = np.where(df["T"] > df["T"].median(), "early", "late")
+    cases = [(bc.BetaGeoModel(covariates=["age"]), (200, 0.65, True)),
+             (bc.ParetoNBDModel(dropout_covariates=["email"]), (200, 0.65, True)),
+             (bc.BetaGeoModel(), (1000, 0.8, False)),
+             (bc.ParetoNBDModel(covariates=["age"], group="cohort", pooling="partial"), (1000, 0.95, False))]
+    for model, expected in cases:
+        with pytest.raises(_Stop):
+            model.fit(df, progressbar=False)
+        assert (seen["tune"], seen["target_accept"], seen["whiten"]) == expected, type(model).__name__
+    model = bc.BetaGeoModel(covariates=["age"])
+    with pytest.raises(_Stop):
+        model.fit(df, tune=500, target_accept=0.9, nuts={"whiten": False}, progressbar=False)
+    assert (seen["tune"], seen["target_accept"], seen["whiten"]) == (500, 0.9, False)
+    with pytest.raises(_Stop):
+        model.fit(df, nuts={"whiten": False}, progressbar=False)  # unwhitened: the fit's own defaults
+    assert (seen["tune"], seen["target_accept"], seen["whiten"]) == (1000, 0.8, False)
