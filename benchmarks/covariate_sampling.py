@@ -3,8 +3,9 @@
 The data are those of ``benchmarks/peer_covariates.py`` (CDNOW, 39-week
 calibration, weeks, covariates ``log_first_amount`` and ``first_week``,
 standardised). Each case is one fit by ``fit()``'s defaults (nutpie, 4 chains
-x 1000 draws after 1000 tuning steps unless ``--draws``/``--tune`` say
-otherwise) in this process, one after the other; it records the fit's CPU
+x 1000 draws; warm-up, target acceptance and whitening the fit's defaults unless
+``--tune``/``--target-accept``/``--whiten`` say otherwise) in this process, one
+after the other; it records the fit's CPU
 seconds (``fit_cpu_seconds``: the process, nutpie's threads included), mean and
 largest leapfrog steps per draw, each chain's final step size, divergences,
 max R-hat and min ESS, and every published parameter's posterior mean with
@@ -21,6 +22,8 @@ Parametrisations of the BG/NBD (``--param``; the Pareto/NBD is fitted as shipped
 
     nice -n 10 uv run python benchmarks/covariate_sampling.py sample --models bgnbd --param paired independent
     nice -n 10 uv run python benchmarks/covariate_sampling.py full --models bgnbd paretonbd
+    nice -n 10 uv run python benchmarks/covariate_sampling.py full --models bgnbd --tune 1000 --target-accept 0.8 \
+        --whiten off --label lanes          # the earlier defaults on the current kernel
 
 Writes ``benchmarks/results/covariate_sampling_<dataset>.json`` and ``.md``
 (cases are merged into the JSON by key, so runs can add to it).
@@ -59,7 +62,12 @@ def fit_case(rfm, model: str, param: str, args) -> dict:
     cls = {"bgnbd": {"paired": bc.BetaGeoModel, "independent": IndependentBetaGeoModel},
            "paretonbd": {"default": bc.ParetoNBDModel}}[model][param]
     fitted = cls(covariates=COVARIATES)
-    fitted.fit(rfm, draws=args.draws, tune=args.tune, chains=args.chains, random_seed=args.seed, progressbar=False)
+    settings = {} if args.target_accept is None else {"target_accept": args.target_accept}
+    if args.tune is not None:
+        settings["tune"] = args.tune
+    if args.whiten is not None:
+        settings["nuts"] = {"whiten": args.whiten == "on"}
+    fitted.fit(rfm, draws=args.draws, chains=args.chains, random_seed=args.seed, progressbar=False, **settings)
     stats, diag = fitted.idata["sample_stats"], fitted.diagnostics
     means = {}
     for name in fitted._summary_names():
@@ -81,7 +89,9 @@ def markdown(dataset: str, customers: int, cases: dict) -> str:
              f"CDNOW {dataset} ({customers} customers, 39-week calibration, weeks), covariates "
              f"{', '.join(COVARIATES)} (standardised). Each case: one `fit()` by nutpie in its own run of "
              "`benchmarks/covariate_sampling.py`; CPU seconds are the process's (nutpie's threads included) "
-             "on a shared 2-core machine (wall times are inflated by the load and not compared).\n",
+             "on a shared 2-core machine (wall times are inflated by the load and not compared). A case's key: "
+             "model / coordinates / chains x draws + tuning steps ('default': the fit's default), then the "
+             "options given (`--target-accept`, `--whiten`) and `--label` (the code it ran).\n",
              "| model | coordinates | draws | fit CPU (s) | steps/draw (max) | step size per chain | divergences "
              "| max R-hat | min ESS bulk / tail | load at the end | finished |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -91,6 +101,22 @@ def markdown(dataset: str, customers: int, cases: dict) -> str:
                      f"({c['max_steps']}) | {', '.join(f'{s:.2f}' for s in c['step_size'])} | {c['divergences']} "
                      f"| {c['max_r_hat']:.3f} | {c['min_ess_bulk']:.0f} / {c['min_ess_tail']:.0f} "
                      f"| {c['load'][0]:.1f} | {c['finished']} |")
+    firsts = {}
+    for key in cases:
+        firsts.setdefault(key.split("/")[0], key)
+    lines += ["", "## Same posterior: every case against its model's first row\n",
+              "Largest difference of a published parameter's posterior mean, in units of the two runs' combined "
+              "Monte Carlo standard error, over all parameters (10 for the BG/NBD, 8 for the Pareto/NBD), and the "
+              "parameter where it is largest.\n",
+              "| case | against | max abs diff / MCSE | parameter |", "|---|---|---|---|"]
+    for key, c in cases.items():
+        first = cases[firsts[key.split("/")[0]]]
+        if c is first:
+            continue
+        z = {n: (a["mean"] - first["means"][n]["mean"]) / np.hypot(a["mcse"], first["means"][n]["mcse"])
+             for n, a in c["means"].items()}
+        worst = max(z, key=lambda n: abs(z[n]))
+        lines.append(f"| {key} | {firsts[key.split('/')[0]]} | {abs(z[worst]):.1f} | {worst} |")
     pairs = [(k, k.replace("/paired/", "/independent/")) for k in cases
              if "/paired/" in k and k.replace("/paired/", "/independent/") in cases]
     for new, old in pairs:
@@ -110,7 +136,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["bgnbd", "paretonbd"], choices=list(LABELS))
     parser.add_argument("--param", nargs="+", default=["paired"], choices=["paired", "independent"])
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=None, help="tuning steps (default: the fit's default)")
+    parser.add_argument("--target-accept", type=float, default=None, help="(default: the fit's default)")
+    parser.add_argument("--whiten", choices=["on", "off"], default=None, help="(default: the model's default)")
+    parser.add_argument("--label", default="", help="appended to the case's key (e.g. the code it ran)")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -120,7 +149,10 @@ def main() -> None:
     path = stem.with_suffix(".json")
     for model in args.models:
         for param in (args.param if model == "bgnbd" else ["default"]):
-            key = f"{model}/{param}/{args.chains}x{args.draws}+{args.tune}"
+            key = (f"{model}/{param}/{args.chains}x{args.draws}+{'default' if args.tune is None else args.tune}"
+                   + ("" if args.target_accept is None else f" ta {args.target_accept}")
+                   + ("" if args.whiten is None else f" whiten {args.whiten}")
+                   + (f" {args.label}" if args.label else ""))
             case = fit_case(rfm, model, param, args)
             print(key, {k: v for k, v in case.items() if k != "means"}, flush=True)
             cases = json.loads(path.read_text()) if path.exists() else {}  # read late: runs may add cases

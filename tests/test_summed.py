@@ -25,7 +25,7 @@ import bayesclv as bc
 from bayesclv.formulas import NP, bgnbd, gammagamma, paretonbd
 from bayesclv.formulas._summed import unique_rows, weighted_rows
 from bayesclv.models.engine import compress_rows
-from bayesclv.models.sampling import compile_nutpie_model
+from bayesclv.models.sampling import compile_nutpie_model, laplace_whitening, whitened
 
 try:  # tests/ as a package or as a plain directory on sys.path
     from . import reference as ref
@@ -220,6 +220,34 @@ def test_nutpie_log_density_rejects_points_where_it_overflows(cdnow_rfm):
     drawn = expand(np.array([-1.0, 1.5, -0.2, 0.9]))
     assert drawn["r"] == pytest.approx(np.exp(-1.0)) and drawn["b"] == pytest.approx(np.exp(0.9))
 
+
+
+def test_whitened_density_is_the_density_at_the_mapped_point_and_centres_on_the_mode(cdnow_rfm):
+    """The whitened nutpie model (the covariate fits' default): at ``z`` its log density is the model's at
+    ``x = mode + L z`` (a linear map: same posterior), its gradient ``L' grad``, its draws recorded in ``x``;
+    ``L L'`` is the inverse negative Hessian at the mode, so the whitened Hessian at 0 is -I."""
+    model = bc.BetaGeoModel().build_model(cdnow_rfm)
+    compiled = compile_nutpie_model(model, ["r", "alpha", "a", "b"])
+    logp = compiled._make_logp_func()
+    mode, spread = laplace_whitening(logp, np.array([0.0, 0.0, 0.0, 0.0]))
+    # the mode of the sampled density (log coordinates, Jacobian included): r and alpha near FHL's MLE 0.243, 4.41
+    # (a, b move with the Jacobian's log a + log b)
+    np.testing.assert_allclose(np.exp(mode[:2]), [0.243, 4.41], rtol=0.03)
+    white = whitened(compiled, mode, spread, jitter=0.5)
+    wlogp = white._make_logp_func()
+    z = np.array([0.3, -1.2, 0.5, 2.0])
+    value, grad = wlogp(z)
+    expected, expected_grad = logp(mode + spread @ z)
+    assert value == pytest.approx(expected, rel=1e-14)
+    np.testing.assert_allclose(grad, spread.T @ expected_grad, rtol=1e-12)
+    # whitened, the mode is within 1% of a posterior sd of the found one (L-BFGS's tolerance)
+    assert np.abs(wlogp(np.zeros(4))[1]).max() < 0.01
+    hessian = np.array([(wlogp(h * e)[1] - wlogp(-h * e)[1]) / (2 * h) for h, e in zip([1e-4] * 4, np.eye(4))])
+    np.testing.assert_allclose(hessian, -np.eye(4), atol=1e-3)
+    drawn = white._make_expand_func(0, 0, 0)(z)
+    assert drawn["r"] == pytest.approx(np.exp((mode + spread @ z)[0]))
+    starts = np.array([white._make_initial_points(seed) for seed in range(200)])
+    assert np.std(starts) == pytest.approx(0.5, rel=0.1) and abs(np.mean(starts)) < 0.1
 
 # ------------------------------------------------------------------------------------ Gamma-Gamma
 GG_MLE = (6.25, 3.74, 15.44)  # FHL (2005) "RFM and CLV", 946 repeat buyers of the CDNOW sample

@@ -30,6 +30,7 @@ process has none).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
@@ -38,19 +39,32 @@ import pytensor.tensor as pt
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
+from bayesclv.formulas._lane_math import lane_exp, lane_log
 from bayesclv.formulas._lifetime_integral import log_piecewise_integral
 from bayesclv.formulas._ops import PT
-from bayesclv.formulas._summed import SummedLoglikOp, digamma, distinct, softplus_and_sigmoid
+from bayesclv.formulas._summed import (
+    SummedLoglikOp,
+    digamma,
+    distinct,
+    softplus_and_sigmoid,
+)
 
 __all__ = ["CovariateLoglikOp", "bgnbd_kernel", "covariate_summed_loglik_function", "covariate_tables", "covariate_total",
            "paretonbd_kernel"]
 
 _PRODUCT_TERMS = 32  # up to this many repeat purchases the beta ratio is a product of x factors
+LANES = 64  # rows per block of the BG/NBD kernel
 _RESCALE = 1e-200  # a running product below this is moved into the logarithm (no underflow)
 
 
 def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of the covariate kernels for rows ``(x, t_x, T)`` with multiplicities ``weight``.
+
+    The rows are reordered by group, kind (no repeat purchase, ``x`` up to
+    :data:`_PRODUCT_TERMS`, beyond) and ``x``, and cut into blocks of at most
+    :data:`LANES` rows of one group and kind, so that the BG/NBD kernel takes a
+    block's rows in vector lanes with one branch per block; the covariates are
+    stored covariate-major (each covariate's values of a block contiguous).
 
     Parameters
     ----------
@@ -64,15 +78,24 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     Returns
     -------
     tuple of numpy.ndarray
-        Each row's group, ``x``, ``t_x``, ``T``, weight and covariates; the
-        distinct ``(group, x)`` with their total weights; and the total
+        Each row's group, ``x``, ``t_x``, ``T``, weight, the covariates
+        ``(k, rows)`` of each process and the blocks' first rows (with the end);
+        the distinct ``(group, x)`` with their total weights; and the total
         weight of each group.
     """
-    x, t_x, T, w = (np.ascontiguousarray(v, dtype=float) for v in (frequency, recency, T, weight))
-    g = np.zeros(x.size, dtype=np.int64) if group is None else np.ascontiguousarray(group, dtype=np.int64)
-    zp, zd = (np.ascontiguousarray(np.reshape(z, (x.size, -1)), dtype=float) for z in (z_purchase, z_dropout))
+    x, t_x, T, w = (np.asarray(v, dtype=float).reshape(-1) for v in (frequency, recency, T, weight))
+    g = np.zeros(x.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64).reshape(-1)
+    zp, zd = (np.reshape(np.asarray(z, dtype=float), (x.size, -1)) for z in (z_purchase, z_dropout))
+    kind = np.where(x == 0.0, 0, np.where(x <= _PRODUCT_TERMS, 1, 2))
+    order = np.lexsort((x, kind, g))
+    x, t_x, T, w, g, kind = (np.ascontiguousarray(v[order]) for v in (x, t_x, T, w, g, kind))
+    zp, zd = (np.ascontiguousarray(z[order].T) for z in (zp, zd))
+    change = np.flatnonzero((np.diff(g) != 0) | (np.diff(kind) != 0)) + 1
+    runs = np.concatenate([[0], change, [x.size]])
+    starts = [np.arange(lo, hi, LANES) for lo, hi in itertools.pairwise(runs) if hi > lo]
+    block_start = np.concatenate([*starts, [x.size]]).astype(np.int64)
     xs = distinct(g, x)
-    return (g, x, t_x, T, w, zp, zd, xs.group, xs.value, xs.total(w),
+    return (g, x, t_x, T, w, zp, zd, block_start, xs.group, xs.value, xs.total(w),
             np.bincount(g, weights=w, minlength=g.max(initial=0) + 1))
 
 
@@ -92,18 +115,18 @@ def _count_terms(r, x_group, x_value, x_weight, group_weight, grad_r):  # pragma
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _linear(coef, z, i):  # pragma: no cover - compiled
-    """``coef . z[i]``."""
+    """``coef . z[:, i]``."""
     eta = 0.0
     for k in range(coef.size):
-        eta += coef[k] * z[i, k]
+        eta += coef[k] * z[k, i]
     return eta
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _add_scaled(grad, z, i, value):  # pragma: no cover - compiled
-    """``grad += value * z[i]`` (a coefficient's share of a row's derivative)."""
+    """``grad += value * z[:, i]`` (a coefficient's share of a row's derivative)."""
     for k in range(grad.size):
-        grad[k] += value * z[i, k]
+        grad[k] += value * z[k, i]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -132,8 +155,57 @@ def log_beta_ratio(a, b, x):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lane_dot(grad, z, i0, values, n):  # pragma: no cover - compiled
+    """``grad[k] += sum_l values[l] z[k, i0 + l]`` over a block's ``n`` lanes."""
+    for k in range(grad.size):
+        zk = z[k, i0:i0 + n]
+        acc = 0.0
+        for lane in range(n):
+            acc += values[lane] * zk[lane]
+        grad[k] += acc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lane_linear(out, base, coef, sign, z, i0, n):  # pragma: no cover - compiled
+    """``out[l] = base + sign * coef . z[:, i0 + l]`` over a block's ``n`` lanes."""
+    for lane in range(n):
+        out[lane] = base
+    for k in range(coef.size):
+        c = sign * coef[k]
+        zk = z[k, i0:i0 + n]
+        for lane in range(n):
+            out[lane] += c * zk[lane]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lane_beta_ratio(a, b, x, n, ratio, dl_a, dl_b, work, bits):  # pragma: no cover - compiled
+    """:func:`log_beta_ratio` of a block's lanes (``x`` ascending, ``1 <= x <= _PRODUCT_TERMS``): the
+    product of ``x`` factors and the sums of reciprocals lane by lane up to the block's largest ``x``, the
+    lanes past their own ``x`` multiplying by 1. A lane whose product fell below ``_RESCALE`` is redone by
+    :func:`log_beta_ratio` (its running rescaling)."""
+    product, inv_b, inv_ab = work[0], work[1], work[2]
+    for lane in range(n):
+        product[lane], inv_b[lane], inv_ab[lane] = 1.0, 0.0, 0.0
+    for k in range(int(x[n - 1])):
+        for lane in range(n):
+            on = k < x[lane]
+            u = 1.0 / (a[lane] + b[lane] + k)
+            v = 1.0 / (b[lane] + k)
+            product[lane] *= (b[lane] + k) * u if on else 1.0
+            inv_b[lane] += v if on else 0.0
+            inv_ab[lane] += u if on else 0.0
+    lane_log(product, ratio, bits, n)
+    for lane in range(n):
+        dl_a[lane] = -a[lane] * inv_ab[lane]
+        dl_b[lane] = b[lane] * (inv_b[lane] - inv_ab[lane])
+        if not product[lane] >= _RESCALE:
+            ratio[lane], dl_a[lane], dl_b[lane] = log_beta_ratio(a[lane], b[lane], x[lane])
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, row_group, frequency, recency, T,
-                 weight, z_purchase, z_dropout, x_group, x_value, x_weight, group_weight):  # pragma: no cover
+                 weight, z_purchase, z_dropout, block_start, x_group, x_value, x_weight,
+                 group_weight):  # pragma: no cover
     """Total BG/NBD log-likelihood of the rows of :func:`covariate_tables` and its gradient.
 
     Row ``i`` has ``alpha_i = alpha exp(-purchase_coef . zp_i)``, ``a_i = a
@@ -141,9 +213,15 @@ def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, 
     the log-likelihood of :func:`bayesclv.formulas.bgnbd.loglik` there:
     ``gammaln(r+x) - gammaln(r) + r log(alpha_i) - (r+x) log(alpha_i+T) +
     log B(a_i, b_i+x) - log B(a_i, b_i) + [x>0] softplus(d_i)`` with ``d_i =
-    log a_i - log(b_i+x-1) + (r+x) log1p((T-t_x)/(alpha_i+t_x))``. Each row's
+    log a_i - log(b_i+x-1) + (r+x) [log(alpha_i+T) - log(alpha_i+t_x)]``. Each row's
     derivatives in ``log alpha_i, log a_i, log b_i`` go to the group's
     parameters (divided by them) and to the coefficients (times ``-+z_i``).
+
+    The rows come a block at a time (one group, one kind: see
+    :func:`covariate_tables`) and every step is a loop over the block's lanes,
+    with the exponentials and logarithms of :mod:`bayesclv.formulas._lane_math`,
+    so the loops vectorise; a block without repeat purchases needs only the
+    purchase terms.
 
     Returns
     -------
@@ -153,43 +231,82 @@ def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, 
     d_r, d_alpha, d_a, d_b = np.zeros(r.size), np.zeros(r.size), np.zeros(r.size), np.zeros(r.size)
     d_pc, d_ca, d_cb = np.zeros(purchase_coef.size), np.zeros(dropout_coef_a.size), np.zeros(dropout_coef_b.size)
     total = _count_terms(r, x_group, x_value, x_weight, group_weight, d_r)
-    log_alpha = np.log(alpha)
-    log_a = np.log(a)
-    for i in range(frequency.size):
-        g, x, w, age = row_group[i], frequency[i], weight[i], T[i]
-        eta = _linear(purchase_coef, z_purchase, i)
-        scale = alpha[g] * math.exp(-eta)
-        log_scale, log_scale_T = log_alpha[g] - eta, math.log(scale + age)
-        rho = r[g] + x
-        loglik = r[g] * log_scale - rho * log_scale_T
-        dr = log_scale - log_scale_T
-        dl_alpha = r[g] - rho * scale / (scale + age)
-        if x > 0.0:
-            eta_a, eta_b = _linear(dropout_coef_a, z_dropout, i), _linear(dropout_coef_b, z_dropout, i)
-            a_i, b_i = a[g] * math.exp(eta_a), b[g] * math.exp(eta_b)
-            ratio, dl_a, dl_b = log_beta_ratio(a_i, b_i, x)
-            t = recency[i]
-            delta = math.log1p((age - t) / (scale + t))
-            sp, sg = softplus_and_sigmoid(log_a[g] + eta_a - math.log(b_i + x - 1.0) + rho * delta)
-            loglik += ratio + sp
-            dr += sg * delta
-            dl_alpha += sg * rho * (scale / (scale + age) - scale / (scale + t))
-            dl_a += sg
-            dl_b -= sg * b_i / (b_i + x - 1.0)
-            d_a[g] += w * dl_a
-            d_b[g] += w * dl_b
-            _add_scaled(d_ca, z_dropout, i, w * dl_a)
-            _add_scaled(d_cb, z_dropout, i, w * dl_b)
-        total += w * loglik
-        d_r[g] += w * dr
-        d_alpha[g] += w * dl_alpha
-        _add_scaled(d_pc, z_purchase, i, -w * dl_alpha)
+    log_alpha, log_a, log_b = np.log(alpha), np.log(a), np.log(b)
+    work = np.empty((23, LANES))  # one row per lane quantity, the last three for _lane_beta_ratio
+    bits = np.empty(LANES, dtype=np.int64)
+    log_scale, scale, log_scale_T, shifted, loglik, dr, dl_alpha, eta_a, eta_b, a_i, b_i = (
+        work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7], work[8], work[9], work[10])
+    ratio, dl_a, dl_b, log_scale_t, log_b_x, d, exp_d, tail, softplus_tail = (
+        work[11], work[12], work[13], work[14], work[15], work[16], work[17], work[18], work[19])
+    for j in range(block_start.size - 1):
+        i0, n = block_start[j], block_start[j + 1] - block_start[j]
+        g, rg = row_group[i0], r[row_group[i0]]
+        x, age, t, w = frequency[i0:i0 + n], T[i0:i0 + n], recency[i0:i0 + n], weight[i0:i0 + n]
+        _lane_linear(log_scale, log_alpha[g], purchase_coef, -1.0, z_purchase, i0, n)
+        lane_exp(log_scale, scale, bits, n)
+        for lane in range(n):
+            shifted[lane] = scale[lane] + age[lane]
+        lane_log(shifted, log_scale_T, bits, n)
+        for lane in range(n):
+            rho = rg + x[lane]
+            loglik[lane] = rg * log_scale[lane] - rho * log_scale_T[lane]
+            dr[lane] = log_scale[lane] - log_scale_T[lane]
+            dl_alpha[lane] = rg - rho * scale[lane] / shifted[lane]
+        if x[0] > 0.0:
+            _lane_linear(eta_a, log_a[g], dropout_coef_a, 1.0, z_dropout, i0, n)
+            _lane_linear(eta_b, log_b[g], dropout_coef_b, 1.0, z_dropout, i0, n)
+            lane_exp(eta_a, a_i, bits, n)
+            lane_exp(eta_b, b_i, bits, n)
+            if x[n - 1] <= _PRODUCT_TERMS:
+                _lane_beta_ratio(a_i, b_i, x, n, ratio, dl_a, dl_b, work[20:], bits)
+            else:
+                for lane in range(n):
+                    ratio[lane], dl_a[lane], dl_b[lane] = log_beta_ratio(a_i[lane], b_i[lane], x[lane])
+            for lane in range(n):
+                shifted[lane] = scale[lane] + t[lane]
+            lane_log(shifted, log_scale_t, bits, n)
+            for lane in range(n):
+                tail[lane] = b_i[lane] + x[lane] - 1.0
+            lane_log(tail, log_b_x, bits, n)
+            for lane in range(n):
+                d[lane] = eta_a[lane] - log_b_x[lane] + (rg + x[lane]) * (log_scale_T[lane] - log_scale_t[lane])
+                softplus_tail[lane] = -abs(d[lane])
+            lane_exp(softplus_tail, exp_d, bits, n)  # exp(-|d|)
+            for lane in range(n):
+                tail[lane] = 1.0 + exp_d[lane]
+            lane_log(tail, softplus_tail, bits, n)  # softplus(d) = max(d, 0) + log(1 + exp(-|d|))
+            for lane in range(n):
+                sg = (1.0 if d[lane] > 0.0 else exp_d[lane]) / tail[lane]  # sigmoid(d)
+                rho = rg + x[lane]
+                loglik[lane] += ratio[lane] + max(d[lane], 0.0) + softplus_tail[lane]
+                dr[lane] += sg * (log_scale_T[lane] - log_scale_t[lane])
+                dl_alpha[lane] += sg * rho * (scale[lane] / (scale[lane] + age[lane]) - scale[lane] / shifted[lane])
+                dl_a[lane] = w[lane] * (dl_a[lane] + sg)
+                dl_b[lane] = w[lane] * (dl_b[lane] - sg * b_i[lane] / (b_i[lane] + x[lane] - 1.0))
+            sum_a = sum_b = 0.0
+            for lane in range(n):
+                sum_a += dl_a[lane]
+                sum_b += dl_b[lane]
+            d_a[g] += sum_a
+            d_b[g] += sum_b
+            _lane_dot(d_ca, z_dropout, i0, dl_a, n)
+            _lane_dot(d_cb, z_dropout, i0, dl_b, n)
+        sum_l = sum_r = sum_alpha = 0.0
+        for lane in range(n):
+            sum_l += w[lane] * loglik[lane]
+            sum_r += w[lane] * dr[lane]
+            dl_alpha[lane] *= -w[lane]
+            sum_alpha -= dl_alpha[lane]
+        total += sum_l
+        d_r[g] += sum_r
+        d_alpha[g] += sum_alpha
+        _lane_dot(d_pc, z_purchase, i0, dl_alpha, n)
     return total, (d_r, d_alpha / alpha, d_a / a, d_b / b, d_pc, d_ca, d_cb)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, frequency, recency, T, weight,
-                     z_purchase, z_dropout, x_group, x_value, x_weight, group_weight):  # pragma: no cover
+                     z_purchase, z_dropout, block_start, x_group, x_value, x_weight, group_weight):  # pragma: no cover
     """Total Pareto/NBD log-likelihood of the rows of :func:`covariate_tables` and its gradient.
 
     Row ``i`` has ``alpha_i = alpha exp(-purchase_coef . zp_i)`` and ``beta_i

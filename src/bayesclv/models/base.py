@@ -74,6 +74,9 @@ class CLVModel:
     # disk) and nutpie calls it per gradient (models.sampling), for graphs that are a summed kernel plus a
     # few scalars; "numba" is PyMC's route (compiled on every fit), for per-customer graphs
     nutpie_linker: ClassVar[str] = "cvm"
+    # nutpie in coordinates whitened by the Laplace approximation at the mode (models.sampling.laplace_whitening),
+    # with the whitened fit's warm-up and target acceptance unless fit is given them
+    nutpie_whiten: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)

@@ -118,6 +118,13 @@ class CovariateEffects:
         self.covariate_sds: list[float] | None = None
         super().__init__(priors, group=group, pooling=pooling)
 
+    @property
+    def nutpie_whiten(self) -> bool:
+        """With covariates (and no partial pooling, whose group scales make no Laplace-shaped posterior): NUTS in
+        coordinates whitened by the Laplace approximation at the mode, where the coefficients' and population
+        parameters' correlations are taken out before the warm-up (``benchmarks/results/covariate_sampling_full.md``)."""
+        return bool(self.covariates) and getattr(self, "pooling", "complete") != "partial"
+
     def _coefficient_processes(self) -> dict[str, str]:
         """The coefficients this configuration has, with their process."""
         return {name: t.process for name, t in self.covariate_targets.items() if self.process_covariates[t.process]}

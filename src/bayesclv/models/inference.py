@@ -27,7 +27,7 @@ from bayesclv.errors import ArgumentError
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import fit_marginal
-from bayesclv.models.sampling import sample_nutpie
+from bayesclv.models.sampling import WHITENED_TARGET_ACCEPT, WHITENED_TUNE, sample_nutpie
 from bayesclv.models.variational import approximation_posterior, elbo_converged, fit_minibatch_advi
 
 __all__ = ["FIT_METHODS", "SAMPLERS", "check_fit_arguments", "fit_posterior"]
@@ -138,9 +138,12 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
          batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """The body of :func:`fit_posterior`."""
     marginal_tune = tune  # None: the integrated fit's default (marginal_settings.marginal_tune)
-    tune = DEFAULT_TUNE if tune is None else tune
+    whitened = (method == "nuts" and sampler == "nutpie" and model.nutpie_linker == "cvm"
+                and kwargs.get("nuts", {}).get("whiten", model.nutpie_whiten))
+    tune = (WHITENED_TUNE if whitened else DEFAULT_TUNE) if tune is None else tune
     marginal_accept = target_accept  # None: the integrated fit's default (marginal.marginal_target_accept)
-    target_accept = model.default_target_accept if target_accept is None else target_accept
+    if target_accept is None:
+        target_accept = WHITENED_TARGET_ACCEPT if whitened else model.default_target_accept
     if batch_size is not None:
         return _minibatch(model, df, batch_size=int(batch_size), draws=draws, tune=tune, random_seed=random_seed,
                           progressbar=progressbar, **kwargs)
@@ -213,7 +216,8 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
         return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, keep),
-                             adaptation=settings.pop("adaptation", model.nutpie_adaptation), **common, **settings)
+                             adaptation=settings.pop("adaptation", model.nutpie_adaptation),
+                             whiten=settings.pop("whiten", model.nutpie_whiten), **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
     nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}
     if sampler in ("pymc", "nutpie"):

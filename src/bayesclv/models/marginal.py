@@ -21,7 +21,6 @@ computed on demand for the draws and customers a prediction asks for, never stor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from bayesclv.models.latent import offset_start, population_coords, population_p
 from bayesclv.models.latent_chunks import expectations_by_rows, flat_draws
 from bayesclv.models.marginal_settings import MARGINAL_TARGET_ACCEPT, marginal_target_accept, marginal_tune
 from bayesclv.models.pooling import group_codes, group_labels
-from bayesclv.models.sampling import compile_nutpie_model
+from bayesclv.models.sampling import compile_nutpie_model, laplace_covariance, whitened
 
 __all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "MarginalGraph", "RowTable", "fit_marginal",
            "row_table"]
@@ -262,16 +261,8 @@ class MarginalGraph:
         return -(float(value) + self.mode_tilt @ x), -(np.asarray(grad) + self.mode_tilt)
 
     def laplace_covariance(self, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-        """Inverse of the negative Hessian of the log density at ``x`` (central differences of the gradient)."""
-        d = len(x)
-        H = np.empty((d, d))
-        for j in range(d):
-            e = np.zeros(d)
-            e[j] = step
-            H[:, j] = (self.logp_grad(x + e)[1] - self.logp_grad(x - e)[1]) / (2 * step)
-        H = -(H + H.T) / 2
-        # a flat direction (a prior-dominated group sd) must not give a singular matrix
-        return np.linalg.inv(H + 1e-8 * np.eye(d) * max(np.abs(np.diag(H)).max(), 1.0))
+        """Inverse of the negative Hessian of the log density at ``x`` (:func:`~bayesclv.models.sampling.laplace_covariance`)."""
+        return laplace_covariance(self.logp_grad, x, step)
 
     def covariance_range(self, x: np.ndarray, cov: np.ndarray, draws: int = 4000, inflate: float = 1.5,
                          q: float = 5e-3, seed: int = 0) -> tuple[float, float]:
@@ -363,28 +354,8 @@ class MarginalGraph:
         """
         import nutpie
 
-        compiled = compile_nutpie_model(self.graph, self.stored)
-        x, spread = self.reference, np.linalg.cholesky(self.laplace)
-        make_logp, make_expand = compiled._make_logp_func, compiled._make_expand_func
-
-        def whitened_logp(*args):
-            logp = make_logp(*args)
-
-            def logp_and_grad(z, **kwargs):
-                value, gradient = logp(x + spread @ z, **kwargs)
-                return value, np.ascontiguousarray(spread.T @ gradient)
-
-            return logp_and_grad
-
-        def whitened_expand(*args):
-            expand = make_expand(*args)
-            return lambda z, **kwargs: expand(x + spread @ z, **kwargs)
-
-        def initial(seed):
-            return _JITTER * np.random.default_rng(int(seed)).normal(size=x.size)
-
-        compiled = dataclasses.replace(compiled, _make_logp_func=whitened_logp, _make_expand_func=whitened_expand,
-                                       _make_initial_points=initial)
+        compiled = whitened(compile_nutpie_model(self.graph, self.stored), self.reference,
+                            np.linalg.cholesky(self.laplace), jitter=_JITTER)
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
         settings.setdefault("initial_step", 1.0)  # the whitened posterior's scale (nutpie starts at 0.1)

@@ -17,6 +17,7 @@ initial-point function).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import warnings
 from math import prod
@@ -30,10 +31,17 @@ import xarray as xr
 from pymc.initial_point import make_initial_point_fn
 from pytensor.compile.mode import Mode
 from pytensor.graph.replace import clone_replace
+from scipy import optimize
 
 from bayesclv.models.direct_density import DirectDensity
 
-__all__ = ["c_mode", "compile_nutpie_model", "sample_nutpie"]
+_WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its Laplace approximation
+# a whitened fit's default warm-up and target acceptance: its posterior is near a standard normal, so the mass
+# matrix and step size settle in a short warm-up, and 0.65 takes mostly 3-step trees where 0.8 takes 4-7 (as the
+# integrated hierarchical fit, models/marginal_settings.py; measured in benchmarks/results/covariate_sampling_full.md)
+WHITENED_TUNE, WHITENED_TARGET_ACCEPT = 200, 0.65
+
+__all__ = ["WHITENED_TARGET_ACCEPT", "WHITENED_TUNE", "c_mode", "compile_nutpie_model", "laplace_covariance", "laplace_whitening", "sample_nutpie", "whitened"]
 
 
 def c_mode() -> Mode:
@@ -82,6 +90,64 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
         [np.dtype("float64")] * len(var_names), recorded_shapes, list(var_names),
         coords=coords, dims=dims, make_initial_point_fn=make_initial_point,
     )
+
+
+def laplace_covariance(logp_grad, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Inverse of the negative Hessian of a log density at ``x`` (central differences of ``logp_grad(x) -> (value,
+    gradient)``), a flat direction (a prior-dominated scale) regularised so that the matrix stays invertible."""
+    d = len(x)
+    H = np.empty((d, d))
+    for j in range(d):
+        e = np.zeros(d)
+        e[j] = step
+        H[:, j] = (logp_grad(x + e)[1] - logp_grad(x - e)[1]) / (2 * step)
+    H = -(H + H.T) / 2
+    return np.linalg.inv(H + 1e-8 * np.eye(d) * max(np.abs(np.diag(H)).max(), 1.0))
+
+
+def laplace_whitening(logp_grad, start: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mode of a log density (L-BFGS from ``start``) and the Cholesky factor of its Laplace covariance there;
+    None where the search fails or the covariance is not positive definite (the caller samples unwhitened)."""
+    def objective(x):
+        value, grad = logp_grad(x)
+        return -float(value), -np.asarray(grad, dtype=float)
+
+    with np.errstate(all="ignore"):
+        found = optimize.minimize(objective, np.asarray(start, dtype=float), jac=True, method="L-BFGS-B")
+        if not (found.success and np.isfinite(found.fun)):
+            return None
+        try:
+            return found.x, np.linalg.cholesky(laplace_covariance(logp_grad, found.x))
+        except np.linalg.LinAlgError:
+            return None
+
+
+def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float):
+    """``compiled`` (a nutpie model of ``x``) in coordinates ``z`` with ``x = centre + spread z``.
+
+    A linear map: the posterior is the same, its Jacobian a constant. Chains start at ``z`` drawn from
+    ``N(0, jitter^2 I)``; the draws are recorded in ``x``'s variables.
+    """
+    make_logp, make_expand = compiled._make_logp_func, compiled._make_expand_func
+
+    def whitened_logp(*args):
+        logp = make_logp(*args)
+
+        def logp_and_grad(z, **kwargs):
+            value, gradient = logp(centre + spread @ z, **kwargs)
+            return value, np.ascontiguousarray(spread.T @ gradient)
+
+        return logp_and_grad
+
+    def whitened_expand(*args):
+        expand = make_expand(*args)
+        return lambda z, **kwargs: expand(centre + spread @ z, **kwargs)
+
+    def initial(seed):
+        return jitter * np.random.default_rng(int(seed)).normal(size=centre.size)
+
+    return dataclasses.replace(compiled, _make_logp_func=whitened_logp, _make_expand_func=whitened_expand,
+                               _make_initial_points=initial)
 
 
 def _direct_functions(density: DirectDensity, var_names: list[str]):
@@ -159,7 +225,7 @@ def _graph_functions(model: pm.Model, var_names: list[str], free: list):
 
 def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: int, chains: int, cores: int,
                   random_seed: int | None, progressbar: bool, target_accept: float, adaptation: str,
-                  density: DirectDensity | None = None, **settings) -> xr.DataTree:
+                  density: DirectDensity | None = None, whiten: bool = False, **settings) -> xr.DataTree:
     """NUTS draws of ``model`` by nutpie on the C-compiled log density (see :func:`compile_nutpie_model`).
 
     Parameters
@@ -177,6 +243,10 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
         nutpie's mass-matrix adaptation (``"diag"``, ``"low_rank"``, ...).
     density : DirectDensity, optional
         The model's log density without the graph (see :func:`compile_nutpie_model`).
+    whiten : bool, default False
+        Sample in coordinates whitened by the Laplace approximation at the mode (:func:`laplace_whitening`,
+        :func:`whitened`), chains starting near the mode, nutpie's first step size 1 (the whitened scale);
+        unwhitened where no mode is found.
     **settings
         Further nutpie sampler settings (e.g. ``maxdepth``).
 
@@ -189,6 +259,11 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
 
     compiled = compile_nutpie_model(model, var_names, density)
     seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
+    if whiten:
+        found = laplace_whitening(compiled._make_logp_func(), compiled._make_initial_points(seed))
+        if found is not None:
+            compiled = whitened(compiled, *found, jitter=_WHITENED_JITTER)
+            settings.setdefault("initial_step", 1.0)
     return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
                          save_warmup=False, progress_bar=progressbar, adaptation=adaptation,
                          target_accept=target_accept, **settings)
