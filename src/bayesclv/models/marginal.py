@@ -56,8 +56,8 @@ _JITTER = 0.5  # chains start at the reference plus this times a draw of its Lap
 _MAX_RADIUS = 1.0  # the reference search's largest box (sampler coordinates): the coarse rule's first box
 # rounds of the search with the model's rule: it stops once a round moves less than ``tol``, so rounds beyond
 # convergence cost nothing; with 6, a start the coarse rule had left short of the mode stayed short (a user-set
-# 16-node rule on CDNOW full ended at dropout sd 3.84, the mode's 4.29: benchmarks/results/hierarchical_marginal_speed.md
-# part 7)
+# 16-node rule on CDNOW full ended at dropout sd 3.84, the mode's 4.29:
+# benchmarks/results/hierarchical_marginal_speed.md part 7)
 _FINE_ROUNDS = 12
 
 @dataclass
@@ -261,7 +261,8 @@ class MarginalGraph:
         return -(float(value) + self.mode_tilt @ x), -(np.asarray(grad) + self.mode_tilt)
 
     def laplace_covariance(self, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-        """Inverse of the negative Hessian of the log density at ``x`` (:func:`~bayesclv.models.sampling.laplace_covariance`)."""
+        """Inverse of the negative Hessian of the log density at ``x``
+        (:func:`~bayesclv.models.sampling.laplace_covariance`)."""
         return laplace_covariance(self.logp_grad, x, step)
 
     def covariance_range(self, x: np.ndarray, cov: np.ndarray, draws: int = 4000, inflate: float = 1.5,

@@ -41,7 +41,8 @@ _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its
 # integrated hierarchical fit, models/marginal_settings.py; measured in benchmarks/results/covariate_sampling_full.md)
 WHITENED_TUNE, WHITENED_TARGET_ACCEPT = 200, 0.65
 
-__all__ = ["WHITENED_TARGET_ACCEPT", "WHITENED_TUNE", "c_mode", "compile_nutpie_model", "laplace_covariance", "laplace_whitening", "sample_nutpie", "whitened"]
+__all__ = ["WHITENED_TARGET_ACCEPT", "WHITENED_TUNE", "c_mode", "compile_nutpie_model", "laplace_covariance",
+           "laplace_whitening", "sample_nutpie", "whitened"]
 
 
 def c_mode() -> Mode:
