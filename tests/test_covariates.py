@@ -435,3 +435,17 @@ def test_covariate_nuts_fits_are_whitened_with_their_own_defaults_and_honour_a_u
     with pytest.raises(_Stop):
         model.fit(df, nuts={"whiten": False}, progressbar=False)  # unwhitened: the fit's own defaults
     assert (seen["tune"], seen["target_accept"], seen["whiten"]) == (1000, 0.8, False)
+
+
+def test_a_failed_mode_search_samples_unwhitened_and_says_so(monkeypatch, cdnow_rfm):
+    """Where no mode is found to whiten the coordinates, the covariate fit still samples (unwhitened), and a
+    ConvergenceWarning names the short warm-up it kept and how to refit with the unwhitened defaults."""
+    from bayesclv.errors import ConvergenceWarning
+    from bayesclv.models import sampling
+
+    monkeypatch.setattr(sampling, "laplace_whitening", lambda logp_grad, start: None)
+    df = _with_covariates(cdnow_rfm, step=20)
+    with pytest.warns(ConvergenceWarning, match=r"no posterior mode found.*tune=30.*whiten': False"):
+        model = bc.BetaGeoModel(covariates=["age"]).fit(df, draws=20, tune=30, chains=1, random_seed=3,
+                                                        progressbar=False)
+    assert model.posterior["r"].shape == (1, 20) and np.isfinite(model.posterior["r"]).all()

@@ -33,6 +33,7 @@ from pytensor.compile.mode import Mode
 from pytensor.graph.replace import clone_replace
 from scipy import optimize
 
+from bayesclv.errors import ConvergenceWarning
 from bayesclv.models.direct_density import DirectDensity
 
 _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its Laplace approximation
@@ -265,6 +266,11 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
         if found is not None:
             compiled = whitened(compiled, *found, jitter=_WHITENED_JITTER)
             settings.setdefault("initial_step", 1.0)
+        else:  # the short warm-up chosen for whitened coordinates may not suffice without them
+            warnings.warn(f"no posterior mode found to whiten the sampling coordinates: NUTS samples unwhitened, with "
+                          f"tune={tune} and target_accept={target_accept}; if the fit's convergence report is poor, "
+                          "refit with nuts={'whiten': False} (1000 tuning steps, the model's target acceptance)",
+                          ConvergenceWarning, stacklevel=2)
     return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
                          save_warmup=False, progress_bar=progressbar, adaptation=adaptation,
                          target_accept=target_accept, **settings)
