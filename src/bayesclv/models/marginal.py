@@ -52,7 +52,6 @@ __all__ = ["REFERENCE_ATTR", "LatentPosterior", "MarginalPredictions", "Marginal
 REFERENCE_ATTR = "marginal_reference"  # posterior attribute: the frames' reference population (JSON)
 _HISTORY = ["frequency", "recency", "T"]
 _CANDIDATES, _SPREAD = 16, 1.2  # importance resampling: proposals per draw and customer, widening of the frame
-_JITTER = 0.5  # chains start at the reference plus this times a draw of its Laplace approximation
 _MAX_RADIUS = 1.0  # the reference search's largest box (sampler coordinates): the coarse rule's first box
 # rounds of the search with the model's rule: it stops once a round moves less than ``tol``, so rounds beyond
 # convergence cost nothing; with 6, a start the coarse rule had left short of the mode stayed short (a user-set
@@ -350,13 +349,14 @@ class MarginalGraph:
         NUTS sees ``z`` with ``x = x_ref + L z`` (``L L'`` the Laplace covariance), where
         the posterior is close to a standard normal: the mass matrix starts near
         its adapted value, so a short warm-up suffices. Chains start at ``z`` drawn
-        from ``N(0, JITTER^2 I)`` (PyMC's uniform(-1, 1) jitter in ``x`` would start them
-        where the rule is least accurate). The draws are recorded in ``x``'s variables.
+        from ``N(0, 0.5^2 I)`` (:func:`~bayesclv.models.sampling.whitened`; PyMC's
+        uniform(-1, 1) jitter in ``x`` would start them where the rule is least
+        accurate). The draws are recorded in ``x``'s variables.
         """
         import nutpie
 
         compiled = whitened(compile_nutpie_model(self.graph, self.stored), self.reference,
-                            np.linalg.cholesky(self.laplace), jitter=_JITTER)
+                            np.linalg.cholesky(self.laplace))
         seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
         settings.setdefault("initial_step", 1.0)  # the whitened posterior's scale (nutpie starts at 0.1)

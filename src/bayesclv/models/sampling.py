@@ -124,7 +124,7 @@ def laplace_whitening(logp_grad, start: np.ndarray) -> tuple[np.ndarray, np.ndar
             return None
 
 
-def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float):
+def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float = _WHITENED_JITTER):
     """``compiled`` (a nutpie model of ``x``) in coordinates ``z`` with ``x = centre + spread z``.
 
     A linear map: the posterior is the same, its Jacobian a constant. Chains start at ``z`` drawn from
@@ -264,7 +264,7 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     if whiten:
         found = laplace_whitening(compiled._make_logp_func(), compiled._make_initial_points(seed))
         if found is not None:
-            compiled = whitened(compiled, *found, jitter=_WHITENED_JITTER)
+            compiled = whitened(compiled, *found)
             settings.setdefault("initial_step", 1.0)
         else:  # the short warm-up chosen for whitened coordinates may not suffice without them
             warnings.warn(f"no posterior mode found to whiten the sampling coordinates: NUTS samples unwhitened, with "
