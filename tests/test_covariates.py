@@ -205,18 +205,18 @@ def test_lane_exp_and_log_match_numpy_over_the_double_range():
     fast path (zero, subnormal, negative, infinite, NaN; exp beyond [-708, 709]) as documented."""
     rng = np.random.default_rng(9)
     n = 64
-    out, bits = np.empty(n), np.empty(n, dtype=np.int64)
+    out = np.empty(n)
     for v in (np.exp(rng.uniform(-707.0, 709.0, n)), rng.uniform(0.5, 2.0, n), 1.0 + rng.uniform(0.0, 1e-12, n)):
-        lane_log(v, out, bits, n)
+        lane_log(v, out, n)
         np.testing.assert_allclose(out, np.log(v), rtol=1e-15, atol=1e-300)
     for v in (rng.uniform(-708.0, 709.0, n), rng.uniform(-1e-8, 1e-8, n), rng.uniform(-3.0, 3.0, n)):
-        lane_exp(v, out, bits, n)
+        lane_exp(v, out, n)
         np.testing.assert_allclose(out, np.exp(v), rtol=1e-15)
     odd = np.array([0.0, 1e-310, -1.0, np.inf, np.nan, 1.0])
     with np.errstate(all="ignore"):
-        lane_log(odd, out, bits, odd.size)
+        lane_log(odd, out, odd.size)
         np.testing.assert_array_equal(out[:odd.size], np.log(odd))
-    lane_exp(np.array([-1000.0, 1000.0]), out, bits, 2)
+    lane_exp(np.array([-1000.0, 1000.0]), out, 2)
     np.testing.assert_allclose(out[:2], np.exp([-708.0, 709.0]), rtol=1e-15)
 
 
