@@ -55,7 +55,8 @@ def load_revision(rev: str):
     folder = Path(tempfile.mkdtemp())
     source = _git("show", f"{rev}:{SOURCE}")
     for sibling in LOADED_AT_REVISION:
-        (folder / f"{sibling}_at_revision.py").write_text(_git("show", f"{rev}:{SOURCE.rsplit('/', 1)[0]}/{sibling}.py"))
+        sibling_source = _git("show", f"{rev}:{SOURCE.rsplit('/', 1)[0]}/{sibling}.py")
+        (folder / f"{sibling}_at_revision.py").write_text(sibling_source)
         source = source.replace(f"from bayesclv.formulas.{sibling} import", f"from {sibling}_at_revision import")
     path = folder / "covariate_summed_at_revision.py"
     path.write_text(source)
