@@ -107,20 +107,28 @@ def main() -> None:
     meta = {"dataset": args.dataset, "started": started, "commit": commit, "load_before": load,
             "load_after": os.getloadavg()}
     stem = RESULTS / f"covariate_fit_costs_{args.dataset}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    path = stem.with_suffix(".json")
+    saved = json.loads(path.read_text()) if path.exists() else {"results": {}}
+    if "meta" in saved:  # one run's file: each model's row gets the run's meta
+        saved = {"results": {m: {**r, "meta": saved["meta"]} for m, r in saved["results"].items()}}
+    saved["results"].update({m: {**r, "meta": meta} for m, r in results.items()})  # runs may add models
+    path.write_text(json.dumps(saved, indent=1))
     lines = [f"# Covariate fits on CDNOW {args.dataset}: fixed costs apart from sampling\n",
-             (f"`nice -n 10 uv run python benchmarks/covariate_fit_costs.py {args.dataset}`; commit {commit}, "
-              f"started {started}, load average {load[0]:.1f} before, {meta['load_after'][0]:.1f} after (shared "
-              "2-core machine: CPU seconds are the measure, wall seconds are inflated by the load). Each cell: "
+             (f"`nice -n 10 uv run python benchmarks/covariate_fit_costs.py {args.dataset} [--models ...]`; each "
+              "row from its own run (commit, start, load average before and after; shared 2-core machine: CPU "
+              "seconds are the measure, wall seconds are inflated by the load). Each cell: "
               "`fit(draws=1, tune=1, chains=4)`, CPU s (wall s).\n"),
-             "| model | imports | cold caches: first fit | warm caches: first fit in a process | same process, again |",
-             "|---|---|---|---|---|"]
-    for model, r in results.items():
+             "| model | imports | cold caches: first fit | warm caches: first fit in a process | same process, again "
+             "| commit, started, load before / after |",
+             "|---|---|---|---|---|---|"]
+    for model, r in saved["results"].items():
         def cell(d):
             return f"{d['cpu_s']:.1f} ({d['wall_s']:.1f})"
 
+        m = r["meta"]
         lines.append(f"| {LABELS[model]} | {r['warm']['import_cpu_s']:.1f} ({r['warm']['import_s']:.1f}) "
-                     f"| {cell(r['cold']['first'])} | {cell(r['warm']['first'])} | {cell(r['warm']['same process'])} |")
+                     f"| {cell(r['cold']['first'])} | {cell(r['warm']['first'])} | {cell(r['warm']['same process'])} "
+                     f"| {m['commit']}, {m['started']}, {m['load_before'][0]:.1f} / {m['load_after'][0]:.1f} |")
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

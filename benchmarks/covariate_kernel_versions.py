@@ -3,7 +3,11 @@
 Loads ``formulas/_covariate_summed.py`` as it was at ``--against`` (default ``main``) next to the installed one,
 builds each version's tables from the same distinct rows of CDNOW (covariates ``log_first_amount`` and
 ``first_week`` as in ``peer_covariates.py``) and times each kernel at a point near the posterior, alternating
-the versions; it also checks that both give the same value and gradient.
+the versions; it also checks that both give the same value and gradient, on CDNOW's rows and, for the
+Pareto/NBD, on an extreme grid (``x`` up to 500, ``T`` up to 1,000 weeks, tiny and huge scales and shapes).
+For the Pareto/NBD it also splits the old kernel's CPU into its lifetime integrals (the same rows' integrals
+alone, :func:`log_piecewise_integral` row by row) and the rest, and counts the quadrature nodes each way
+evaluates (row by row: each row's own piece count; in lanes: a block's largest, on every lane of the block).
 
     nice -n 10 uv run python benchmarks/covariate_kernel_versions.py full
 
@@ -22,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -29,11 +34,16 @@ sys.path.insert(0, str(HERE))
 from peer_covariates import COVARIATES, cdnow_with_covariates
 
 from bayesclv.formulas import _covariate_summed as current
+from bayesclv.formulas import _lifetime_integral as rule
 
 SOURCE = "src/bayesclv/formulas/_covariate_summed.py"
+LOADED_AT_REVISION = ("_lane_math",)  # siblings whose functions the kernels call, also taken at the revision
 A = lambda *v: np.array(v, dtype=float)
 POINTS = {"bgnbd": (A(0.26), A(5.1), A(0.8), A(2.4), A(0.25, 0.0), A(0.0, 0.1), A(0.1, 0.2)),
-          "paretonbd": (A(0.55), A(10.5), A(0.6), A(12.0), A(0.25, 0.0), A(-0.2, 0.1))}
+          # the posterior means of the default fit (covariate_sampling_full.md)
+          "paretonbd": (A(0.63), A(12.4), A(0.52), A(8.4), A(0.17, -0.014), A(-0.23, 0.006))}
+EXTREME_POINTS = [(0.6, 5.0, 0.8, 12.0), (0.05, 1e-4, 0.05, 1e4), (20.0, 1e4, 30.0, 1e-4), (1.5, 1e6, 0.3, 1e6),
+                  (0.3, 1e-6, 2.0, 1e-6)]
 
 
 def _git(*args: str) -> str:
@@ -41,9 +51,16 @@ def _git(*args: str) -> str:
 
 
 def load_revision(rev: str):
-    """The kernel module as it was at ``rev`` (imported from a temporary file)."""
-    path = Path(tempfile.mkdtemp()) / "covariate_summed_at_revision.py"
-    path.write_text(_git("show", f"{rev}:{SOURCE}"))
+    """The kernel module as it was at ``rev`` (imported from a temporary file), with the lane math of ``rev``."""
+    folder = Path(tempfile.mkdtemp())
+    source = _git("show", f"{rev}:{SOURCE}")
+    for sibling in LOADED_AT_REVISION:
+        sibling_source = _git("show", f"{rev}:{SOURCE.rsplit('/', 1)[0]}/{sibling}.py")
+        (folder / f"{sibling}_at_revision.py").write_text(sibling_source)
+        source = source.replace(f"from bayesclv.formulas.{sibling} import", f"from {sibling}_at_revision import")
+    path = folder / "covariate_summed_at_revision.py"
+    path.write_text(source)
+    sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location("covariate_summed_at_revision", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,6 +74,71 @@ def cpu_ms(kernel, args, seconds: float) -> float:
         kernel(*args)
         calls += 1
     return (time.process_time() - start) / calls * 1e3
+
+
+@numba.njit(cache=True)
+def _integrals(rho, sigma, ca, cb, q0, q1):  # pragma: no cover - compiled
+    """The rows' lifetime integrals with gradient, row by row (the old kernel's calls), and their node counts."""
+    total, nodes = 0.0, 0
+    for i in range(rho.size):
+        if q0[i] < q1[i]:
+            total += rule.log_piecewise_integral(rho[i], sigma, ca[i], cb[i], q0[i], q1[i], True)[0]
+            width = q1[i] - q0[i]
+            change = width * max(abs(rule._log_slope(q0[i], rho[i], sigma, ca[i], cb[i])),
+                                 abs(rule._log_slope(q1[i], rho[i], sigma, ca[i], cb[i])))
+            if width <= rule._SHORT_WIDTH and change <= rule._SHORT_SLOPE:
+                nodes += 4
+            else:
+                nodes += 8 * int(max(1.0, np.ceil(max(change / rule._PIECE_SLOPE, width / rule._PIECE_WIDTH))))
+    return total, nodes
+
+
+def _lane_nodes(args, block_start) -> int:
+    """Nodes evaluated in lanes: each block's largest piece count on all its lanes (4-node rule when all short)."""
+    rho, sigma, ca, cb, q0, q1 = args
+    e0, e1 = np.exp(q0), np.exp(q1)
+    width = q1 - q0
+    slope = [1.0 - rho * e / (e + ca) - sigma * e / (e + cb) for e in (e0, e1)]
+    change = width * np.maximum(np.abs(slope[0]), np.abs(slope[1]))
+    pieces = np.where(width > 0, np.maximum(change / rule._PIECE_SLOPE, width / rule._PIECE_WIDTH), 0.0)
+    short = (width <= rule._SHORT_WIDTH) & (change <= rule._SHORT_SLOPE) | ~(width > 0)
+    total = 0
+    for lo, hi in zip(block_start[:-1], block_start[1:], strict=True):
+        total += (hi - lo) * (4 if short[lo:hi].all() else 8 * int(np.ceil(max(pieces[lo:hi].max(), 1.0))))
+    return int(total)
+
+
+def paretonbd_profile(rows, z, point, tables, seconds: float) -> dict:
+    """CPU ms of the rows' lifetime integrals alone (row by row) and the node counts of both layouts."""
+    r, alpha, s, beta, pc, dc = point
+    x, t, T = (rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    a, b = alpha[0] * np.exp(-z @ pc), beta[0] * np.exp(-z @ dc)
+    m = np.minimum(a, b)
+    args = (r[0] + x, s[0] + 1.0, a - m, b - m, np.log(m + t), np.log(m + T))
+    _, row_nodes = _integrals(*args)
+    order_t = np.lexsort((t, x, np.where(x == 0, 0, np.where(x <= 32, 1, 2))))  # the new tables' row order
+    lane_args = tuple(v[order_t] if np.ndim(v) else v for v in args)
+    return {"integrals_ms": cpu_ms(_integrals, args, seconds), "row_nodes": row_nodes,
+            "lane_nodes": _lane_nodes(lane_args, tables[7])}
+
+
+def extreme_grid(old, new) -> dict:
+    """Largest relative differences of the old and new Pareto/NBD kernels' values and gradients over the grid."""
+    grid = [(x, f * T, T) for x in (0.0, 1.0, 7.0, 60.0, 500.0) for T in (1.0, 40.0, 1000.0)
+            for f in ((0.0,) if x == 0 else (0.01, 0.5, 0.999, 1.0))]
+    x, t, T = (np.array(v) for v in zip(*grid))
+    rng = np.random.default_rng(11)
+    w, zp, zd = rng.integers(1, 4, x.size).astype(float), rng.standard_normal((x.size, 1)), rng.standard_normal(
+        (x.size, 1))
+    worst = {"value_rel_diff": 0.0, "grad_max_rel_diff": 0.0}
+    for point in EXTREME_POINTS:
+        values = [module.paretonbd_kernel(*(A(v) for v in point), A(0.4), A(-0.3),
+                                          *module.covariate_tables(x, t, T, w, zp, zd)) for module in (old, new)]
+        grads = [np.concatenate(v[1]) for v in values]
+        worst["value_rel_diff"] = max(worst["value_rel_diff"], abs(values[1][0] - values[0][0]) / abs(values[0][0]))
+        worst["grad_max_rel_diff"] = max(worst["grad_max_rel_diff"], float(np.max(
+            np.abs(grads[1] - grads[0]) / np.maximum(np.abs(grads[0]), 1e-300))))
+    return worst
 
 
 def main() -> None:
@@ -86,6 +168,9 @@ def main() -> None:
                            "value_rel_diff": abs(values["new"][0] - values["old"][0]) / abs(values["old"][0]),
                            "grad_max_rel_diff": float(np.max(np.abs(grads[1] - grads[0]) /
                                                              np.maximum(np.abs(grads[0]), 1e-300)))}
+        if family == "paretonbd":
+            results[family]["extreme_grid"] = extreme_grid(old, current)
+            results[family]["profile"] = paretonbd_profile(rows, z, point, tables["new"], args.seconds)
         print(family, json.dumps(results[family]), flush=True)
     meta = {"dataset": args.dataset, "against": args.against, "against_commit": _git("rev-parse", "--short",
             args.against).strip(), "commit": _git("rev-parse", "--short", "HEAD").strip(),
@@ -105,6 +190,16 @@ def main() -> None:
         lines.append(f"| {labels[family]} | {r['rows']} | {', '.join(f'{t:.2f}' for t in r['old_ms'])} "
                      f"| {', '.join(f'{t:.2f}' for t in r['new_ms'])} | {r['ratio']:.2f}x "
                      f"| {r['value_rel_diff']:.1e} | {r['grad_max_rel_diff']:.1e} |")
+    if "paretonbd" in results:
+        r = results["paretonbd"]
+        prof, grid = r["profile"], r["extreme_grid"]
+        lines += ["", "Pareto/NBD, where the old kernel's CPU goes: its rows' lifetime integrals alone (row by row, "
+                  f"with gradient) {prof['integrals_ms']:.2f} ms of {np.median(r['old_ms']):.2f} ms per call; "
+                  f"quadrature nodes evaluated per call: {prof['row_nodes']} row by row (each row's own piece count), "
+                  f"{prof['lane_nodes']} in lanes (each block's largest count on all its lanes). Extreme grid "
+                  f"({len(EXTREME_POINTS)} points, x up to 500, T up to 1,000, t_x == T, scales 1e-6 to 1e6): "
+                  f"value rel. diff {grid['value_rel_diff']:.1e}, gradient max rel. diff "
+                  f"{grid['grad_max_rel_diff']:.1e}."]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -19,9 +19,12 @@ temporaries in a PyTensor graph:
   log-gamma form beyond;
 - a customer without repeat purchases needs only the purchase scale (BG/NBD);
   Pareto/NBD's lifetime integral of each row is the pooled kernel's
-  piecewise rule (:func:`log_piecewise_integral`: 4 nodes on a short flat
-  interval, 8 per piece elsewhere, calibrated to 1e-13 in ``log J``), about
-  half the work of the per-row formula's windowed 24-node rule.
+  piecewise rule (4 nodes on a short flat interval, 8 per piece elsewhere,
+  calibrated to 1e-13 in ``log J``), with one piece count for a block's rows
+  (:mod:`bayesclv.formulas._lifetime_lanes`);
+- both kernels take their rows a block of vector lanes at a time, with
+  :mod:`bayesclv.formulas._lane_math`'s exponential and logarithm (numba's
+  scalar libm calls would stop LLVM vectorising the loops).
 
 Parameters are vectors over groups (length 1 without groups); the
 coefficients are vectors over their process's covariates (length 0 when the
@@ -40,7 +43,7 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 
 from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._lane_math import lane_exp, lane_log
-from bayesclv.formulas._lifetime_integral import log_piecewise_integral
+from bayesclv.formulas._lifetime_lanes import LIFETIME_WORK_ROWS, lane_lifetime_integral
 from bayesclv.formulas._ops import PT
 from bayesclv.formulas._summed import (
     SummedLoglikOp,
@@ -61,9 +64,11 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     """Data tables of the covariate kernels for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 
     The rows are reordered by group, kind (no repeat purchase, ``x`` up to
-    :data:`_PRODUCT_TERMS`, beyond) and ``x``, and cut into blocks of at most
-    :data:`LANES` rows of one group and kind, so that the BG/NBD kernel takes a
-    block's rows in vector lanes with one branch per block; the covariates are
+    :data:`_PRODUCT_TERMS`, beyond), ``x`` and ``t_x``, and cut into blocks of at most
+    :data:`LANES` rows of one group and kind, so that the kernels take a block's
+    rows in vector lanes with one branch per block (``t_x`` last: a Pareto/NBD
+    block's rows then need similar piece counts for their lifetime integrals,
+    whose layout the block shares); the covariates are
     stored covariate-major (each covariate's values of a block contiguous).
 
     Parameters
@@ -87,7 +92,7 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     g = np.zeros(x.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64).reshape(-1)
     zp, zd = (np.reshape(np.asarray(z, dtype=float), (x.size, -1)) for z in (z_purchase, z_dropout))
     kind = np.where(x == 0.0, 0, np.where(x <= _PRODUCT_TERMS, 1, 2))
-    order = np.lexsort((x, kind, g))
+    order = np.lexsort((t_x, x, kind, g))
     x, t_x, T, w, g, kind = (np.ascontiguousarray(v[order]) for v in (x, t_x, T, w, g, kind))
     zp, zd = (np.ascontiguousarray(z[order].T) for z in (zp, zd))
     change = np.flatnonzero((np.diff(g) != 0) | (np.diff(kind) != 0)) + 1
@@ -178,7 +183,7 @@ def _lane_linear(out, base, coef, sign, z, i0, n):  # pragma: no cover - compile
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lane_beta_ratio(a, b, x, n, ratio, dl_a, dl_b, work, bits):  # pragma: no cover - compiled
+def _lane_beta_ratio(a, b, x, n, ratio, dl_a, dl_b, work):  # pragma: no cover - compiled
     """:func:`log_beta_ratio` of a block's lanes (``x`` ascending, ``1 <= x <= _PRODUCT_TERMS``): the
     product of ``x`` factors and the sums of reciprocals lane by lane up to the block's largest ``x``, the
     lanes past their own ``x`` multiplying by 1. A lane whose product fell below ``_RESCALE`` is redone by
@@ -194,7 +199,7 @@ def _lane_beta_ratio(a, b, x, n, ratio, dl_a, dl_b, work, bits):  # pragma: no c
             product[lane] *= (b[lane] + k) * u if on else 1.0
             inv_b[lane] += v if on else 0.0
             inv_ab[lane] += u if on else 0.0
-    lane_log(product, ratio, bits, n)
+    lane_log(product, ratio, n)
     for lane in range(n):
         dl_a[lane] = -a[lane] * inv_ab[lane]
         dl_b[lane] = b[lane] * (inv_b[lane] - inv_ab[lane])
@@ -233,7 +238,6 @@ def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, 
     total = _count_terms(r, x_group, x_value, x_weight, group_weight, d_r)
     log_alpha, log_a, log_b = np.log(alpha), np.log(a), np.log(b)
     work = np.empty((23, LANES))  # one row per lane quantity, the last three for _lane_beta_ratio
-    bits = np.empty(LANES, dtype=np.int64)
     log_scale, scale, log_scale_T, shifted, loglik, dr, dl_alpha, eta_a, eta_b, a_i, b_i = (
         work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7], work[8], work[9], work[10])
     ratio, dl_a, dl_b, log_scale_t, log_b_x, d, exp_d, tail, softplus_tail = (
@@ -243,10 +247,10 @@ def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, 
         g, rg = row_group[i0], r[row_group[i0]]
         x, age, t, w = frequency[i0:i0 + n], T[i0:i0 + n], recency[i0:i0 + n], weight[i0:i0 + n]
         _lane_linear(log_scale, log_alpha[g], purchase_coef, -1.0, z_purchase, i0, n)
-        lane_exp(log_scale, scale, bits, n)
+        lane_exp(log_scale, scale, n)
         for lane in range(n):
             shifted[lane] = scale[lane] + age[lane]
-        lane_log(shifted, log_scale_T, bits, n)
+        lane_log(shifted, log_scale_T, n)
         for lane in range(n):
             rho = rg + x[lane]
             loglik[lane] = rg * log_scale[lane] - rho * log_scale_T[lane]
@@ -255,26 +259,26 @@ def bgnbd_kernel(r, alpha, a, b, purchase_coef, dropout_coef_a, dropout_coef_b, 
         if x[0] > 0.0:
             _lane_linear(eta_a, log_a[g], dropout_coef_a, 1.0, z_dropout, i0, n)
             _lane_linear(eta_b, log_b[g], dropout_coef_b, 1.0, z_dropout, i0, n)
-            lane_exp(eta_a, a_i, bits, n)
-            lane_exp(eta_b, b_i, bits, n)
+            lane_exp(eta_a, a_i, n)
+            lane_exp(eta_b, b_i, n)
             if x[n - 1] <= _PRODUCT_TERMS:
-                _lane_beta_ratio(a_i, b_i, x, n, ratio, dl_a, dl_b, work[20:], bits)
+                _lane_beta_ratio(a_i, b_i, x, n, ratio, dl_a, dl_b, work[20:])
             else:
                 for lane in range(n):
                     ratio[lane], dl_a[lane], dl_b[lane] = log_beta_ratio(a_i[lane], b_i[lane], x[lane])
             for lane in range(n):
                 shifted[lane] = scale[lane] + t[lane]
-            lane_log(shifted, log_scale_t, bits, n)
+            lane_log(shifted, log_scale_t, n)
             for lane in range(n):
                 tail[lane] = b_i[lane] + x[lane] - 1.0
-            lane_log(tail, log_b_x, bits, n)
+            lane_log(tail, log_b_x, n)
             for lane in range(n):
                 d[lane] = eta_a[lane] - log_b_x[lane] + (rg + x[lane]) * (log_scale_T[lane] - log_scale_t[lane])
                 softplus_tail[lane] = -abs(d[lane])
-            lane_exp(softplus_tail, exp_d, bits, n)  # exp(-|d|)
+            lane_exp(softplus_tail, exp_d, n)  # exp(-|d|)
             for lane in range(n):
                 tail[lane] = 1.0 + exp_d[lane]
-            lane_log(tail, softplus_tail, bits, n)  # softplus(d) = max(d, 0) + log(1 + exp(-|d|))
+            lane_log(tail, softplus_tail, n)  # softplus(d) = max(d, 0) + log(1 + exp(-|d|))
             for lane in range(n):
                 sg = (1.0 if d[lane] > 0.0 else exp_d[lane]) / tail[lane]  # sigmoid(d)
                 rho = rg + x[lane]
@@ -315,8 +319,12 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
     gammaln(r) + r log(alpha_i) + s log(beta_i) + logaddexp(A_i, log s + log
     J_i)`` with the alive branch ``A_i = -(r+x) log(alpha_i+T) - s
     log(beta_i+T)`` and ``J_i`` the lifetime integral from ``t_x`` to ``T``
-    (:func:`log_piecewise_integral`, in ``Q = log(m + tau)``, ``m =
-    min(alpha_i, beta_i)``, a substitution: no derivative through ``m``).
+    (in ``Q = log(m + tau)``, ``m = min(alpha_i, beta_i)``, a substitution: no
+    derivative through ``m``).
+
+    The rows come a block at a time, as in :func:`bgnbd_kernel`, every step a
+    loop over the block's lanes; the block's integrals share one node layout
+    (:func:`bayesclv.formulas._lifetime_lanes.lane_lifetime_integral`).
 
     Returns
     -------
@@ -327,30 +335,61 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
     d_pc, d_dc = np.zeros(purchase_coef.size), np.zeros(dropout_coef.size)
     total = _count_terms(r, x_group, x_value, x_weight, group_weight, d_r)
     log_alpha, log_beta, log_s = np.log(alpha), np.log(beta), np.log(s)
-    for i in range(frequency.size):
-        g, w, age, t = row_group[i], weight[i], T[i], recency[i]
-        eta_p, eta_d = _linear(purchase_coef, z_purchase, i), _linear(dropout_coef, z_dropout, i)
-        a_i, b_i = alpha[g] * math.exp(-eta_p), beta[g] * math.exp(-eta_d)
-        log_a_i, log_b_i = log_alpha[g] - eta_p, log_beta[g] - eta_d
-        rho = r[g] + frequency[i]
-        log_aT, log_bT = math.log(a_i + age), math.log(b_i + age)
-        alive = -rho * log_aT - s[g] * log_bT
-        lse = pi = d_rho = d_sigma = d_ca = d_cb = 0.0
-        if t < age:
-            m = min(a_i, b_i)
-            log_j, d_rho, d_sigma, d_ca, d_cb = log_piecewise_integral(
-                rho, s[g] + 1.0, a_i - m, b_i - m, math.log(m + t), math.log(m + age), True)
-            lse, pi = softplus_and_sigmoid(log_s[g] + log_j - alive)
-        stay = 1.0 - pi
-        total += w * (r[g] * log_a_i + s[g] * log_b_i + alive + lse)
-        d_r[g] += w * (log_a_i + pi * d_rho - stay * log_aT)
-        d_s[g] += w * (log_b_i + pi * (1.0 / s[g] + d_sigma) - stay * log_bT)
-        dl_alpha = r[g] + a_i * (pi * d_ca - stay * rho / (a_i + age))
-        dl_beta = s[g] + b_i * (pi * d_cb - stay * s[g] / (b_i + age))
-        d_alpha[g] += w * dl_alpha
-        d_beta[g] += w * dl_beta
-        _add_scaled(d_pc, z_purchase, i, -w * dl_alpha)
-        _add_scaled(d_dc, z_dropout, i, -w * dl_beta)
+    work = np.empty((20 + LIFETIME_WORK_ROWS, LANES))
+    log_a, log_b, a_i, b_i, rho, ca, cb, e0, e1, q0, q1, log_aT, log_bT, log_j, d_rho, d_sigma, d_ca, d_cb = (
+        work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7], work[8], work[9], work[10],
+        work[11], work[12], work[13], work[14], work[15], work[16], work[17])
+    d, tail = work[18], work[19]
+    for j in range(block_start.size - 1):
+        i0, n = block_start[j], block_start[j + 1] - block_start[j]
+        g = row_group[i0]
+        rg, sg = r[g], s[g]
+        x, age, t, w = frequency[i0:i0 + n], T[i0:i0 + n], recency[i0:i0 + n], weight[i0:i0 + n]
+        _lane_linear(log_a, log_alpha[g], purchase_coef, -1.0, z_purchase, i0, n)
+        _lane_linear(log_b, log_beta[g], dropout_coef, -1.0, z_dropout, i0, n)
+        lane_exp(log_a, a_i, n)
+        lane_exp(log_b, b_i, n)
+        for lane in range(n):
+            m = min(a_i[lane], b_i[lane])
+            rho[lane] = rg + x[lane]
+            ca[lane], cb[lane] = a_i[lane] - m, b_i[lane] - m
+            e0[lane], e1[lane] = m + t[lane], m + age[lane]
+            d[lane], tail[lane] = a_i[lane] + age[lane], b_i[lane] + age[lane]
+        lane_log(e0, q0, n)
+        lane_log(e1, q1, n)
+        lane_log(d, log_aT, n)
+        lane_log(tail, log_bT, n)
+        lane_lifetime_integral(rho, sg + 1.0, ca, cb, e0, e1, q0, q1, n, log_j, d_rho, d_sigma, d_ca, d_cb,
+                               work[20:])
+        alive, exp_d, softplus_tail = e0, e1, q0  # the limits are spent: their lanes hold the rest
+        for lane in range(n):
+            alive[lane] = -rho[lane] * log_aT[lane] - sg * log_bT[lane]
+            d[lane] = log_s[g] + log_j[lane] - alive[lane]
+            log_j[lane] = -abs(d[lane])
+        lane_exp(log_j, exp_d, n)
+        for lane in range(n):
+            exp_d[lane] = 0.0 if d[lane] == -np.inf else exp_d[lane]  # no lifetime mass (lane_exp stops at e^-708)
+            tail[lane] = 1.0 + exp_d[lane]
+        lane_log(tail, softplus_tail, n)  # softplus(d) = max(d, 0) + log(1 + exp(-|d|))
+        sum_l = sum_r = sum_s = sum_alpha = sum_beta = 0.0
+        for lane in range(n):
+            pi = (1.0 if d[lane] > 0.0 else exp_d[lane]) / tail[lane]  # sigmoid(d): the share of the dropout branch
+            stay = 1.0 - pi
+            sum_l += w[lane] * (rg * log_a[lane] + sg * log_b[lane] + alive[lane] + max(d[lane], 0.0)
+                             + softplus_tail[lane])
+            sum_r += w[lane] * (log_a[lane] + pi * d_rho[lane] - stay * log_aT[lane])
+            sum_s += w[lane] * (log_b[lane] + pi * (1.0 / sg + d_sigma[lane]) - stay * log_bT[lane])
+            ca[lane] = -w[lane] * (rg + a_i[lane] * (pi * d_ca[lane] - stay * rho[lane] / (a_i[lane] + age[lane])))
+            cb[lane] = -w[lane] * (sg + b_i[lane] * (pi * d_cb[lane] - stay * sg / (b_i[lane] + age[lane])))
+            sum_alpha -= ca[lane]
+            sum_beta -= cb[lane]
+        total += sum_l
+        d_r[g] += sum_r
+        d_s[g] += sum_s
+        d_alpha[g] += sum_alpha
+        d_beta[g] += sum_beta
+        _lane_dot(d_pc, z_purchase, i0, ca, n)
+        _lane_dot(d_dc, z_dropout, i0, cb, n)
     return total, (d_r, d_alpha / alpha, d_s, d_beta / beta, d_pc, d_dc)
 
 

@@ -2,16 +2,20 @@
 
 numba's ``math.exp`` and ``math.log`` are scalar libm calls (no SVML here), so a loop that calls them runs one
 element at a time and nothing around the call vectorises either. These loops use only arithmetic, ``floor``,
-selects and integer operations on the bits of the doubles, which LLVM turns into vector instructions: the
-covariate kernels (:mod:`bayesclv.formulas._covariate_summed`) take their rows a block at a time and call them on
-each block's lanes. Relative error below 1e-15 for every positive normal double (log) and every argument whose
-exponential is a normal double (exp); outside those ranges, see each function.
+selects and integer operations on the bits of the doubles (bit casts, no memory round trip), which LLVM turns
+into vector instructions: the covariate kernels (:mod:`bayesclv.formulas._covariate_summed`) take their rows a
+block at a time and call them on each block's lanes (one lane's function is inlined into the loop). Relative
+error below 1e-15 for every positive normal double (log) and every argument whose exponential is a normal double
+(exp); outside those ranges, see each function.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 __all__ = ["lane_exp", "lane_log"]
 
@@ -26,51 +30,74 @@ _SMALLEST = 2.2250738585072014e-308  # below: subnormal, the exponent bits no lo
 _FASTMATH = {"contract", "nsz"}
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-def lane_exp(v, out, bits, n):  # pragma: no cover - compiled
-    """``out[k] = exp(v[k])`` for ``k < n``; ``bits`` is an int64 work array of ``out``'s length.
+@intrinsic
+def _bits_of(typingctx, value):  # pragma: no cover - compiled
+    """The bits of a double as an int64 (a bit cast: no memory round trip, so loops around it vectorise)."""
+    if value != types.float64:
+        return None
+    return types.int64(types.float64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64))
+
+
+@intrinsic
+def _double_of(typingctx, value):  # pragma: no cover - compiled
+    """The double whose bits are the int64 ``value`` (the inverse of :func:`_bits_of`)."""
+    if value != types.int64:
+        return None
+    return types.float64(types.int64), lambda context, builder, sig, args: builder.bitcast(args[0], ir.DoubleType())
+
+
+@numba.njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _exp_one(v):  # pragma: no cover - compiled
+    """``exp(v)`` of one lane, inlined into the caller's loop (which it leaves vectorisable).
 
     Cody-Waite reduction ``v = t ln 2 + u``, ``|u| <= ln 2 / 2``, a degree-13 Taylor polynomial in ``u`` and
     ``2^t`` assembled in the exponent bits. Arguments are clipped to [-708, 709]: below, the result is
     ``exp(-708)`` (~3e-308) instead of a subnormal or zero; above, ``exp(709)``.
     """
-    scale = bits.view(np.float64)
-    for k in range(n):
-        x = min(max(v[k], -708.0), 709.0)
-        t = np.floor(x * 1.4426950408889634 + 0.5)
-        u = x - t * _LN2_HI - t * _LN2_LO
-        out[k] = 1.0 + u * (1.0 + u * (0.5 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
-            1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880 + u * (
-                1.0 / 3628800 + u * (1.0 / 39916800 + u * (1.0 / 479001600 + u / 6227020800))))))))))))
-        bits[k] = (np.int64(t) + 1023) << 52
-    for k in range(n):
-        out[k] *= scale[k]
+    x = min(max(v, -708.0), 709.0)
+    t = np.floor(x * 1.4426950408889634 + 0.5)
+    u = x - t * _LN2_HI - t * _LN2_LO
+    poly = 1.0 + u * (1.0 + u * (0.5 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
+        1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880 + u * (
+            1.0 / 3628800 + u * (1.0 / 39916800 + u * (1.0 / 479001600 + u * (1.0 / 6227020800)))))))))))))
+    return poly * _double_of((np.int64(t) + 1023) << 52)
+
+
+@numba.njit(inline="always", fastmath=_FASTMATH, error_model="numpy")
+def _log_one(v):  # pragma: no cover - compiled
+    """``log(v)`` of one lane for a positive normal double ``v``, inlined like :func:`_exp_one`.
+
+    ``v = m 2^e`` with ``m`` in [sqrt(1/2), sqrt(2)) from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``
+    (``|s| <= 0.172``) by its odd series to ``s^23``. Any other ``v`` (zero, subnormal, negative, infinite,
+    NaN) gives a meaningless number: :func:`lane_log` passes those to ``math.log``.
+    """
+    bits = _bits_of(v)
+    e = ((bits & _EXPONENT) >> 52) - 1023
+    mantissa = _double_of((bits & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    high = mantissa > _SQRT2
+    m = mantissa * 0.5 if high else mantissa
+    f = np.float64(e + 1 if high else e)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    series = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (
+        1.0 / 13 + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19 + s2 * (1.0 / 21 + s2 * (1.0 / 23)))))))))))
+    return f * _LN2_HI + (f * _LN2_LO + 2.0 * s * series)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
-def lane_log(v, out, bits, n):  # pragma: no cover - compiled
-    """``out[k] = log(v[k])`` for ``k < n`` and ``v[k]`` a positive normal double; ``bits`` as in :func:`lane_exp`.
+def lane_exp(v, out, n):  # pragma: no cover - compiled
+    """``out[k] = exp(v[k])`` for ``k < n`` (:func:`_exp_one`)."""
+    for k in range(n):
+        out[k] = _exp_one(v[k])
 
-    ``v = m 2^e`` with ``m`` in [sqrt(1/2), sqrt(2)) from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``
-    (``|s| <= 0.172``) by its odd series to ``s^23``. Values that are not positive normal doubles (zero,
-    subnormal, negative, infinite, NaN) are passed to ``math.log`` in a second loop, so they keep libm's answer.
-    """
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+def lane_log(v, out, n):  # pragma: no cover - compiled
+    """``out[k] = log(v[k])`` for ``k < n`` (:func:`_log_one`); values that are not positive normal doubles
+    (zero, subnormal, negative, infinite, NaN) are passed to ``math.log`` in a second loop, so they keep
+    libm's answer."""
     for k in range(n):
-        out[k] = v[k]
-    raw = out.view(np.int64)
-    for k in range(n):
-        bits[k] = raw[k]
-    for k in range(n):
-        e = ((bits[k] & _EXPONENT) >> 52) - 1023
-        raw[k] = (bits[k] & _MANTISSA) | _ONE_BITS  # m in [1, 2)
-        high = out[k] > _SQRT2
-        m = out[k] * 0.5 if high else out[k]
-        f = np.float64(e + 1 if high else e)
-        s = (m - 1.0) / (m + 1.0)
-        s2 = s * s
-        series = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (
-            1.0 / 13 + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19 + s2 * (1.0 / 21 + s2 / 23))))))))))
-        out[k] = f * _LN2_HI + (f * _LN2_LO + 2.0 * s * series)
+        out[k] = _log_one(v[k])
     for k in range(n):
         if not _SMALLEST <= v[k] < np.inf:
             out[k] = np.log(v[k])
