@@ -31,8 +31,9 @@ def lane_exp(v, out, bits, n):  # pragma: no cover - compiled
     """``out[k] = exp(v[k])`` for ``k < n``; ``bits`` is an int64 work array of ``out``'s length.
 
     Cody-Waite reduction ``v = t ln 2 + u``, ``|u| <= ln 2 / 2``, a degree-13 Taylor polynomial in ``u`` and
-    ``2^t`` assembled in the exponent bits. Arguments are clipped to [-708, 709]: below, the result is
-    ``exp(-708)`` (~3e-308) instead of a subnormal or zero; above, ``exp(709)``.
+    ``2^t`` assembled in the exponent bits. Arguments outside [-708, 709] (whose exponential is subnormal, zero
+    or infinite) and NaN are passed to ``np.exp`` in a second loop, so they keep libm's answer: a rate beyond
+    the double range gives inf or NaN downstream, never a finite wrong value.
     """
     scale = bits.view(np.float64)
     for k in range(n):
@@ -45,6 +46,9 @@ def lane_exp(v, out, bits, n):  # pragma: no cover - compiled
         bits[k] = (np.int64(t) + 1023) << 52
     for k in range(n):
         out[k] *= scale[k]
+    for k in range(n):
+        if not -708.0 <= v[k] <= 709.0:
+            out[k] = np.exp(v[k])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
