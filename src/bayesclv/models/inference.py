@@ -138,8 +138,9 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
          batch_size: int | None, **kwargs: Any) -> tuple[xr.DataTree, FitDiagnostics]:
     """The body of :func:`fit_posterior`."""
     marginal_tune = tune  # None: the integrated fit's default (marginal_settings.marginal_tune)
-    whitened = (method == "nuts" and sampler == "nutpie" and model.nutpie_linker == "cvm"
-                and kwargs.get("nuts", {}).get("whiten", model.nutpie_whiten))
+    # decided here, once: the warm-up and target acceptance below and the sampler in _nuts follow it
+    whitened = bool(method == "nuts" and sampler == "nutpie" and model.nutpie_linker == "cvm"
+                    and kwargs.get("nuts", {}).get("whiten", model.nutpie_whiten))
     tune = (WHITENED_TUNE if whitened else DEFAULT_TUNE) if tune is None else tune
     marginal_accept = target_accept  # None: the integrated fit's default (marginal.marginal_target_accept)
     if target_accept is None:
@@ -173,7 +174,8 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
     with graph:
         if method in ("nuts", "latent"):
             idata = _nuts(model, graph, keep, df, sampler=sampler, draws=draws, tune=tune, chains=chains,
-                          random_seed=random_seed, progressbar=progressbar, target_accept=target_accept, **kwargs)
+                          random_seed=random_seed, progressbar=progressbar, target_accept=target_accept,
+                          whiten=whitened, **kwargs)
             if thin > 1:
                 idata = idata.isel(draw=slice(None, None, thin), missing_dims="ignore")
             diagnostics = None
@@ -200,9 +202,13 @@ def _fit(model: Any, df: Any, *, method: str, sampler: str, draws: int, tune: in
 
 
 def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str, draws: int, tune: int,
-          chains: int, random_seed: int | None, progressbar: bool, target_accept: float,
+          chains: int, random_seed: int | None, progressbar: bool, target_accept: float, whiten: bool,
           **kwargs: Any) -> xr.DataTree:
-    """NUTS draws of ``graph`` (inside its context, built from the prepared frame ``df``) by the chosen sampler."""
+    """NUTS draws of ``graph`` (inside its context, built from the prepared frame ``df``) by the chosen sampler.
+
+    ``whiten``: nutpie samples in coordinates whitened at the mode (the compiled-model path only; decided by
+    :func:`_fit` from ``nuts={"whiten": ...}`` and the model's default).
+    """
     if sampler != "pymc":
         _require_sampler(sampler)
     # chains are independent: by default one per core available to this process (PyMC assumes
@@ -211,13 +217,13 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str
     common = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar,
                   target_accept=target_accept)
     if sampler == "nutpie" and model.nutpie_linker == "cvm":
-        settings = dict(kwargs.pop("nuts", {}))
+        settings = {key: value for key, value in kwargs.pop("nuts", {}).items() if key != "whiten"}
         if kwargs:
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
         return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, keep),
                              adaptation=settings.pop("adaptation", model.nutpie_adaptation),
-                             whiten=settings.pop("whiten", model.nutpie_whiten), **common, **settings)
+                             whiten=whiten, **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed
     nuts_kwargs: dict[str, Any] = {"nuts_sampler": sampler}
     if sampler in ("pymc", "nutpie"):
