@@ -143,8 +143,8 @@ def test_bgbb_loglik_extreme_grid(bgbb_compiled):
 
     The grid needs ~22,000 distinct beta expectations: the reference's vectorised rule computes them
     (``ref.bgbb_loglik_table``), itself checked here against the adaptive QUADPACK reference (``ref.bgbb``, one
-    integral per expectation) on the short histories at every point and on 300 of the grid's expectations drawn
-    at random, the extremes included."""
+    integral per expectation) on the six histories of up to 30 opportunities at every point, and on 300
+    expectations drawn at random from the grid's range (shapes 1e-3..1e3, powers up to 1,000)."""
     H = BGBB_EXTREME_HISTORIES
     table = ref.bgbb_loglik_table(H, BGBB_EXTREME_PARAMS)
     short = H[:, 2] <= 30
