@@ -33,7 +33,7 @@ try:  # tests/ as a package or as a plain directory on sys.path
 except ImportError:  # pragma: no cover
     from reference import _log1mexp, _loglog1p, _vec, log_beta_moment, log_quad
 
-__all__ = ["bgbb", "shifted_bg"]
+__all__ = ["bgbb", "bgbb_loglik_table", "log_beta_moments", "shifted_bg"]
 
 
 def _log_sigmoid(z: float) -> float:
@@ -158,6 +158,96 @@ bgbb = SimpleNamespace(
     expected_residual_lifetime=_vec(_bb_residual_lifetime),
     probability_of_purchases=_vec(_bb_prob_purchases),
 )
+
+
+# ----------------------------------------------------------------------------------------
+# the same beta expectations on arrays (a large grid of them), and the BG/BB likelihood from them
+# ----------------------------------------------------------------------------------------
+#: drops of the log-integrand below its maximum at which the rule puts knots; exp(-110) ends it
+_LEVELS = np.array([0.5, 2.0, 5.0, 10.0, 20.0, 35.0, 55.0, 80.0, 110.0])
+#: further knots: distances 2^k from the mode, and around z = 0 where the logistic bends
+_NEAR = 2.0 ** np.arange(-3.0, 7.0)
+_BEND = np.array([-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0])
+
+
+def _log_sigmoid_array(z: np.ndarray) -> np.ndarray:
+    return np.minimum(z, 0.0) - np.log1p(np.exp(-np.abs(z)))
+
+
+def log_beta_moments(i, j, a, b, nodes: int = 12, chunk: int = 2048) -> np.ndarray:
+    """log E[p^i (1-p)^j] for p ~ Beta(a, b) on arrays, by quadrature over z = logit(p): the scalar
+    ``reference.log_beta_moment`` (QUADPACK, one call per value) as one vectorised rule.
+
+    The log-integrand ``h(z) = A log sigmoid(z) + B log sigmoid(-z)`` (A = a + i, B = b + j) is concave with its
+    mode at log(A / B). On each side of the mode, the knots are where h has dropped by each of ``_LEVELS``
+    (bisection in log distance; h is monotone there), at distances 2^k from the mode and around z = 0; each
+    interval between knots gets a ``nodes``-point Gauss-Legendre rule. Knots by level keep the integrand's
+    range within every interval bounded whatever its shape (Gaussian, exponential or double-exponential
+    tails), so the rule needs no adaptivity. On 2,000 random expectations of the BG/BB test grid it agreed with
+    QUADPACK to 2e-15 relative (the test checks a sample to 1e-10).
+    """
+    i, j, a, b = (np.ravel(v).astype(float) for v in np.broadcast_arrays(i, j, a, b))
+    A, B = a + i, b + j
+    mode = np.log(A) - np.log(B)
+    scale = np.sqrt((A + B) / (A * B))  # the peak's width where it is Gaussian: brackets the bisection
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    x, w = (x + 1.0) / 2.0, w / 2.0
+    side = np.array([-1.0, 1.0])[None, :, None]
+    out = np.empty(A.size)
+    for start in range(0, A.size, chunk):
+        rows = slice(start, start + chunk)
+        Ac, Bc, mc, sc = (v[rows, None, None] for v in (A, B, mode, scale))
+        top = Ac * _log_sigmoid_array(mc) + Bc * _log_sigmoid_array(-mc)
+
+        def drop(d, Ac=Ac, Bc=Bc, mc=mc, top=top):  # h(mode) - h(mode -/+ d), increasing in d
+            z = mc + side * d
+            return top - (Ac * _log_sigmoid_array(z) + Bc * _log_sigmoid_array(-z))
+
+        shape = (len(Ac), 2, _LEVELS.size)  # (rows, side, level)
+        lo, hi = np.broadcast_to(np.log(sc) - 30.0, shape), np.broadcast_to(np.log(sc) + 30.0, shape)
+        if not (drop(np.exp(hi)) > _LEVELS).all():  # pragma: no cover - beyond the bracket
+            raise RuntimeError("log_beta_moments: integrand does not decay within the bracket")
+        for _ in range(12):  # knots need not be exact: to 60 / 2^12 in log distance
+            mid = (lo + hi) / 2.0
+            below = drop(np.exp(mid)) < _LEVELS
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        reach = np.exp(hi)
+        extra = np.concatenate([np.broadcast_to(_NEAR, shape[:2] + _NEAR.shape),
+                                np.broadcast_to(np.maximum(np.abs(mc) + _BEND, 0.0), shape[:2] + _BEND.shape)], axis=-1)
+        knots = np.sort(np.concatenate([np.zeros_like(reach[..., :1]), reach,
+                                        np.minimum(extra, reach[..., -1:])], axis=-1), axis=-1)
+        left, width = knots[..., :-1, None], np.diff(knots, axis=-1)[..., None]
+        d = left + width * x  # (rows, side, interval, node)
+        values = np.exp(-drop(d.reshape(*d.shape[:2], -1)).reshape(d.shape))
+        out[rows] = -betaln(a[rows], b[rows]) + top[:, 0, 0] + np.log((values * width * w).sum(axis=(1, 2, 3)))
+    return out
+
+
+def bgbb_loglik_table(histories: np.ndarray, params: list[tuple[float, ...]]) -> np.ndarray:
+    """The BG/BB log-likelihood of each history ``(x, t_x, n)`` (rows) at each parameter point
+    ``(alpha, beta, gamma, delta)``: ``_bb_loglik``'s terms, each beta expectation by ``log_beta_moments``
+    (every distinct one once). Returns an array (points, histories)."""
+    quads, owner = [], []  # per term: its two expectations, and the (point, history) it belongs to
+    for p, (alpha, beta, gamma, delta) in enumerate(params):
+        for h, (x, tx, n) in enumerate(histories):
+            k = np.arange(n - tx)  # the dropout terms, then the alive one
+            quads.append(np.column_stack([np.append(np.full(k.size, x), x), np.append(tx - x + k, n - x),
+                                          np.full(k.size + 1, alpha), np.full(k.size + 1, beta),
+                                          np.append(np.ones(k.size), 0.0), np.append(tx + k, n),
+                                          np.full(k.size + 1, gamma), np.full(k.size + 1, delta)]))
+            owner.append(np.full(k.size + 1, p * len(histories) + h))
+    quads, owner = np.vstack(quads), np.concatenate(owner)
+    both = np.vstack([quads[:, :4], quads[:, 4:]])
+    codes = [np.unique(column, return_inverse=True) for column in both.T]  # one integer key per row
+    key = np.zeros(len(both), dtype=np.int64)
+    for values, inverse in codes:
+        key = key * len(values) + inverse
+    _, first, where = np.unique(key, return_index=True, return_inverse=True)
+    moments = log_beta_moments(*both[first].T)[where]
+    terms = moments[:len(quads)] + moments[len(quads):]  # owner is sorted: each history's terms are contiguous
+    bounds = np.searchsorted(owner, np.arange(len(params) * len(histories) + 1))
+    table = [np.logaddexp.reduce(terms[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return np.array(table).reshape(len(params), len(histories))
 
 
 # ----------------------------------------------------------------------------------------

@@ -139,10 +139,26 @@ def bgbb_compiled():
 
 def test_bgbb_loglik_extreme_grid(bgbb_compiled):
     """NumPy, PyTensor, summed-kernel and prediction log-likelihoods against the quadrature reference: parameters
-    1e-3..1e3, up to 1,000 opportunities and dropout sums of 1,000 terms."""
+    1e-3..1e3, up to 1,000 opportunities and dropout sums of 1,000 terms.
+
+    The grid needs ~22,000 distinct beta expectations: the reference's vectorised rule computes them
+    (``ref.bgbb_loglik_table``), itself checked here against the adaptive QUADPACK reference (``ref.bgbb``, one
+    integral per expectation) on the six histories of up to 30 opportunities at every point, and on 300
+    expectations drawn at random from the grid's range (shapes 1e-3..1e3, powers up to 1,000)."""
     H = BGBB_EXTREME_HISTORIES
-    for params in BGBB_EXTREME_PARAMS:
-        want = ref.bgbb.loglik(*H.T, *params)
+    table = ref.bgbb_loglik_table(H, BGBB_EXTREME_PARAMS)
+    short = H[:, 2] <= 30
+    for params, want in zip(BGBB_EXTREME_PARAMS, table, strict=True):
+        _close(want[short], ref.bgbb.loglik(*H[short].T, *params), f"vectorised reference at {params}", rtol=1e-10)
+    rng = np.random.default_rng(7)
+    x, t_x, n = H[rng.integers(0, len(H), 300)].T
+    j = np.floor(rng.random(300) * (n - x + 1))  # (1 - p) powers from 0 to n - x, with n = 1000 mostly
+    shapes = np.array(EXTREMES)[rng.integers(0, 3, (2, 300))]
+    i = np.where(rng.random(300) < 0.5, x, rng.integers(0, 2, 300))
+    _close(ref.log_beta_moments(i, j, *shapes),
+           [ref.log_beta_moment(*v) for v in zip(i, j, *shapes, strict=True)], "vectorised beta expectations",
+           rtol=1e-10)
+    for params, want in zip(BGBB_EXTREME_PARAMS, table, strict=True):
         _close(bgbb.loglik(*H.T, *params, xp=NP), want, f"numpy loglik at {params}")
         _close(bgbb_compiled(*H.T, *params)[0], want, f"pytensor loglik at {params}")
         kernel = [bgbb.summed_loglik(bgbb.loglik_tables(*h[:, None], [1.0]), *params, xp=NP) for h in H]
