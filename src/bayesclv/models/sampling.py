@@ -34,6 +34,7 @@ from pytensor.graph.replace import clone_replace
 from scipy import optimize
 
 from bayesclv.errors import ConvergenceWarning
+from bayesclv.models.covariate_density import CovariateDensity
 from bayesclv.models.direct_density import DirectDensity
 
 _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its Laplace approximation
@@ -51,7 +52,8 @@ def c_mode() -> Mode:
     return Mode(linker="cvm" if pytensor.config.cxx else "vm", optimizer="fast_run")
 
 
-def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectDensity | None = None):
+def compile_nutpie_model(model: pm.Model, var_names: list[str],
+                         density: DirectDensity | CovariateDensity | None = None):
     """The log density of ``model`` and its gradient as a nutpie model, compiled by PyTensor's C linker.
 
     Parameters
@@ -61,9 +63,10 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
     var_names : list of str
         Variables recorded for each draw (free variables in their constrained
         space and deterministics).
-    density : DirectDensity, optional
-        The same log density without the graph (:mod:`bayesclv.models.direct_density`): nutpie
-        calls its compiled kernel and no log density is compiled here. The graph still gives the
+    density : DirectDensity or CovariateDensity, optional
+        The same log density without the graph (:mod:`bayesclv.models.direct_density`,
+        :mod:`bayesclv.models.covariate_density`): nutpie calls its compiled kernel and no log
+        density is compiled here. The graph still gives the
         initial points (PyMC compiles a small function for them).
 
     Returns
@@ -152,7 +155,7 @@ def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float = _
                                _make_initial_points=initial)
 
 
-def _direct_functions(density: DirectDensity, var_names: list[str]):
+def _direct_functions(density: DirectDensity | CovariateDensity, var_names: list[str]):
     """nutpie's function factories for a direct density: its own methods, nothing to compile."""
     shapes = dict(zip(density.names, density.shapes, strict=True))
 
@@ -227,7 +230,8 @@ def _graph_functions(model: pm.Model, var_names: list[str], free: list):
 
 def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: int, chains: int, cores: int,
                   random_seed: int | None, progressbar: bool, target_accept: float, adaptation: str,
-                  density: DirectDensity | None = None, whiten: bool = False, **settings) -> xr.DataTree:
+                  density: DirectDensity | CovariateDensity | None = None, whiten: bool = False,
+                  **settings) -> xr.DataTree:
     """NUTS draws of ``model`` by nutpie on the C-compiled log density (see :func:`compile_nutpie_model`).
 
     Parameters
@@ -243,7 +247,7 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     target_accept : float
     adaptation : str
         nutpie's mass-matrix adaptation (``"diag"``, ``"low_rank"``, ...).
-    density : DirectDensity, optional
+    density : DirectDensity or CovariateDensity, optional
         The model's log density without the graph (see :func:`compile_nutpie_model`).
     whiten : bool, default False
         Sample in coordinates whitened by the Laplace approximation at the mode (:func:`laplace_whitening`,
