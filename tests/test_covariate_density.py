@@ -64,7 +64,7 @@ def test_covariate_density_is_the_graphs(rfm, priors, covariates):
     expand = graph.compile_fn(graph.replace_rvs_by_values([graph[n] for n in density.names]),
                               inputs=graph.value_vars, on_unused_input="ignore")
     rng = np.random.default_rng(1)
-    for _ in range(4):
+    for _ in range(2):
         x = rng.normal(0.0, 0.8, size=density.n_dim)
         point = {v: part.reshape(s) for v, part, s in zip(values, np.split(x, np.cumsum(sizes)[:-1]), shapes,
                                                            strict=True)}
