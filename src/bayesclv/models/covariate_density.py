@@ -35,7 +35,7 @@ import pymc as pm
 from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
-from bayesclv.models.direct_density import _log_prior, _summed_likelihood, differentiated_prior
+from bayesclv.models.direct_density import _log_prior, _summed_likelihood, differentiated_prior, without_c_code
 from bayesclv.models.mean_concentration import DifferenceAndMean, MeanConcentration
 
 __all__ = ["CovariateDensity", "covariate_density"]
@@ -203,7 +203,8 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     inputs = dict(zip(order, node.inputs[:node.op.n_params], strict=True))
     if not all(isinstance(inputs[n], TensorConstant) and inputs[n].data.size == 0 for n in absent):
         return None
-    point = graph.initial_point()
+    with without_c_code():
+        point = graph.initial_point()
     blocks, start = [], 0
     for rv in graph.free_RVs:
         size = int(np.prod(point[graph.rvs_to_values[rv].name].shape))

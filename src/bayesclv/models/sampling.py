@@ -17,6 +17,7 @@ initial-point function).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import warnings
@@ -35,7 +36,7 @@ from scipy import optimize
 
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.models.covariate_density import CovariateDensity
-from bayesclv.models.direct_density import DirectDensity
+from bayesclv.models.direct_density import DirectDensity, without_c_code
 
 _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its Laplace approximation
 # a whitened fit's default warm-up and target acceptance: its posterior is near a standard normal, so the mass
@@ -66,8 +67,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str],
     density : DirectDensity or CovariateDensity, optional
         The same log density without the graph (:mod:`bayesclv.models.direct_density`,
         :mod:`bayesclv.models.covariate_density`): nutpie calls its compiled kernel and no log
-        density is compiled here. The graph still gives the
-        initial points (PyMC compiles a small function for them).
+        density is compiled here. The graph still gives the initial points (PyMC compiles a
+        small function for them, here with PyTensor's Python implementations: no C module at all).
 
     Returns
     -------
@@ -80,7 +81,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str],
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, free)
     else:
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _direct_functions(density, var_names)
-    initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    with contextlib.nullcontext() if density is None else without_c_code():
+        initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     lock = threading.Lock()
 
     def make_initial_point(seed):
