@@ -6,9 +6,10 @@ rest of its log density is a few scalars: the priors, the sampling transforms
 and their Jacobians. Through the graph a fit compiled that density with PyTensor
 (graph rewrites on every fit, about 2 CPU seconds on CDNOW full) and each
 gradient passed PyTensor's virtual machine. Here the same density is the kernel
-on the graph's own data tables plus the priors and transforms written out below,
-so nutpie calls the kernel and a few NumPy operations per gradient and no log
-density is compiled (PyMC's small initial-point function only).
+on the graph's own data tables plus the priors, the transforms and their chain
+rule in two small compiled functions (numba, cached on disk; in NumPy they cost
+0.1 ms a gradient, a sixth of the kernel's), so no log density is compiled per
+fit (PyMC's small initial-point function only).
 
 The sampling coordinates are the graph's, in its order of free variables, so the
 starting points, the whitening and the posterior are those of the graph's fit:
@@ -30,11 +31,13 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 import pymc as pm
 from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
+from bayesclv.formulas._summed import softplus_and_sigmoid
 from bayesclv.models.direct_density import _log_prior, _summed_likelihood, differentiated_prior, without_c_code
 from bayesclv.models.mean_concentration import DifferenceAndMean, MeanConcentration
 
@@ -59,8 +62,85 @@ class Block(NamedTuple):
     priors: tuple[tuple[float, ...], ...]
 
 
+# a coordinate's kind in the compiled layout (one entry per coordinate; a pair's second entry repeats its first)
+LOG, SHAPES, COEF, COEF_PAIR = 0, 1, 2, 3
+_NORMAL = -1  # prior code of a coefficient: Normal(mu, sigma); the positive priors' codes are _prior_density's
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _inputs(x, kind, target, n_inputs):  # pragma: no cover - compiled
+    """The kernel's inputs, flat, at the sampling coordinates ``x`` (see :class:`CovariateDensity`)."""
+    theta = np.zeros(n_inputs)
+    i = 0
+    while i < x.size:
+        if kind[i] == LOG:
+            theta[target[i, 0]] = math.exp(min(x[i], 710.0))
+            i += 1
+        elif kind[i] == SHAPES:  # a = e^w sigmoid(u), b = e^w sigmoid(-u)
+            theta[target[i, 0]] = math.exp(min(x[i + 1] - softplus_and_sigmoid(-x[i])[0], 710.0))
+            theta[target[i, 1]] = math.exp(min(x[i + 1] - softplus_and_sigmoid(x[i])[0], 710.0))
+            i += 2
+        elif kind[i] == COEF:
+            theta[target[i, 0]] = x[i]
+            i += 1
+        else:  # (difference, mean) of one covariate's two coefficients
+            theta[target[i, 0]] = x[i + 1] + 0.5 * x[i]
+            theta[target[i, 1]] = x[i + 1] - 0.5 * x[i]
+            i += 2
+    return theta
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _posterior(x, theta, loglik, loglik_grad, kind, target, codes, arguments):  # pragma: no cover - compiled
+    """Log density at ``x``: the likelihood, the priors of ``theta`` and the transforms' log-Jacobians; its
+    gradient in ``x`` by the chain rule from ``loglik_grad`` (in ``theta``). ``-inf`` and zeros where anything
+    is not finite (the sampler rejects the step as a divergence)."""
+    total = loglik
+    g = np.empty(theta.size)  # d (loglik + log prior) / d theta
+    for j in range(theta.size):
+        if codes[j] == _NORMAL:
+            z = (theta[j] - arguments[j, 0]) / arguments[j, 1]
+            total += -0.5 * z * z - math.log(arguments[j, 1]) - _LOG_SQRT_2PI
+            g[j] = loglik_grad[j] - z / arguments[j, 1]
+        else:
+            value, slope = _log_prior(codes[j], arguments[j, 0], arguments[j, 1], theta[j])
+            total += value
+            g[j] = loglik_grad[j] + slope
+    grad = np.empty(x.size)
+    i = 0
+    while i < x.size:
+        if kind[i] == LOG:
+            t = target[i, 0]
+            total += x[i]  # log-Jacobian of theta = e^x
+            grad[i] = theta[t] * g[t] + 1.0
+            i += 1
+        elif kind[i] == SHAPES:  # log a + log b = 2 w - softplus(-u) - softplus(u)
+            lower, down = softplus_and_sigmoid(-x[i])
+            upper, up = softplus_and_sigmoid(x[i])
+            total += 2.0 * x[i + 1] - lower - upper
+            ga, gb = theta[target[i, 0]] * g[target[i, 0]], theta[target[i, 1]] * g[target[i, 1]]
+            grad[i] = ga * down - gb * up + down - up
+            grad[i + 1] = ga + gb + 2.0
+            i += 2
+        elif kind[i] == COEF:
+            grad[i] = g[target[i, 0]]
+            i += 1
+        else:
+            first, second = g[target[i, 0]], g[target[i, 1]]
+            grad[i] = 0.5 * (first - second)
+            grad[i + 1] = first + second
+            i += 2
+    if not np.isfinite(total) or not np.all(np.isfinite(grad)):
+        return -np.inf, np.zeros(x.size)
+    return total, grad
+
+
 class CovariateDensity(NamedTuple):
     """The log density of a covariate model in the graph's sampling coordinates (see the module docstring).
+
+    The kernel's inputs (population parameters as length-1 vectors, then the coefficient vectors, in
+    the kernel's order) are one flat vector ``theta``; coordinate ``i`` of ``x`` has a ``kind`` and its
+    entries of ``theta`` in ``target[i]`` (a pair's two, on both of its coordinates).
 
     Attributes
     ----------
@@ -68,12 +148,15 @@ class CovariateDensity(NamedTuple):
         The stored variables (the published parameters and the coefficient vectors) and their shapes.
     n_dim : int
         Length of the flat coordinate vector.
-    blocks : tuple of Block
-        The coordinates, in the graph's order of free variables.
     kernel : numba function
         ``kernel(*params, *coefs, *tables) -> (total, gradients)``.
-    order : tuple of str
-        The kernel's inputs by name; ``absent`` those fixed at length 0 (a process without covariates).
+    spans : tuple of (str, int, int)
+        Each kernel input's name and its slice of ``theta``.
+    kind, target : numpy.ndarray
+        Each coordinate's kind and entries of ``theta``.
+    codes, arguments : numpy.ndarray
+        The prior of each entry of ``theta``: a code of :data:`~bayesclv.formulas._prior_density.PRIOR_CODES`
+        (or ``-1``, Normal) and its two arguments.
     tables : tuple of numpy.ndarray
         The kernel's data tables, those of the graph's likelihood.
     """
@@ -81,84 +164,27 @@ class CovariateDensity(NamedTuple):
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
     n_dim: int
-    blocks: tuple[Block, ...]
     kernel: Any
-    order: tuple[str, ...]
-    absent: frozenset[str]
+    spans: tuple[tuple[str, int, int], ...]
+    kind: np.ndarray
+    target: np.ndarray
+    codes: np.ndarray
+    arguments: np.ndarray
     tables: tuple[np.ndarray, ...]
 
-    def _values(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The kernel's inputs at ``x`` (positive parameters as length-1 vectors, the kernel's shape)."""
-        out = {name: np.zeros(0) for name in self.absent}
-        for block in self.blocks:
-            part = x[block.start:block.start + block.size]
-            if block.kind == "log":
-                out[block.names[0]] = np.exp(part)
-            elif block.kind == "shapes":  # a = e^w sigmoid(u), b = e^w sigmoid(-u)
-                u, w = part
-                out[block.names[0]] = np.exp([w - np.logaddexp(0.0, -u)])
-                out[block.names[1]] = np.exp([w - np.logaddexp(0.0, u)])
-            elif block.kind == "coef":
-                out[block.names[0]] = part.copy()
-            else:  # (difference, mean) per covariate
-                pairs = part.reshape(-1, 2)
-                out[block.names[0]] = pairs[:, 1] + 0.5 * pairs[:, 0]
-                out[block.names[1]] = pairs[:, 1] - 0.5 * pairs[:, 0]
-        return out
-
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """Log density (likelihood, priors, log-Jacobians) at ``x`` and its gradient; ``-inf`` and zeros where
-        anything is not finite (the sampler rejects the step as a divergence)."""
-        with np.errstate(all="ignore"):
-            values = self._values(x)
-            total, gradients = self.kernel(*(values[n] for n in self.order), *self.tables)
-            slope = dict(zip(self.order, gradients, strict=True))  # d loglik / d input
-            grad = np.empty(self.n_dim)
-            for block in self.blocks:
-                lo, hi = block.start, block.start + block.size
-                if block.kind in ("log", "shapes"):
-                    theta = [float(values[n][0]) for n in block.names]
-                    g = []
-                    for name, value, prior in zip(block.names, theta, block.priors, strict=True):
-                        density, prior_slope = _log_prior(int(prior[0]), prior[1], prior[2], value)
-                        total += density + np.log(value)  # prior and the log-Jacobian of log theta
-                        g.append(value * (float(slope[name][0]) + prior_slope))  # d / d log theta
-                    if block.kind == "log":
-                        grad[lo] = g[0] + 1.0
-                    else:  # log a = w - softplus(-u), log b = w - softplus(u): d/du sigmoid(-u), -sigmoid(u)
-                        up, down = _sigmoid(x[lo]), _sigmoid(-x[lo])
-                        grad[lo] = g[0] * down - g[1] * up + down - up
-                        grad[lo + 1] = g[0] + g[1] + 2.0
-                    continue
-                parts = []
-                for name, (mu, sigma) in zip(block.names, block.priors, strict=True):
-                    c = values[name]
-                    total += float(np.sum(-0.5 * ((c - mu) / sigma) ** 2)) - c.size * (_LOG_SQRT_2PI + math.log(sigma))
-                    parts.append(slope[name] - (c - mu) / sigma ** 2)
-                if block.kind == "coef":
-                    grad[lo:hi] = parts[0]
-                else:  # d/d difference = (g1 - g2) / 2, d/d mean = g1 + g2
-                    pairs = grad[lo:hi].reshape(-1, 2)
-                    pairs[:, 0] = 0.5 * (parts[0] - parts[1])
-                    pairs[:, 1] = parts[0] + parts[1]
-            total = float(total)
-        if not (math.isfinite(total) and np.isfinite(grad).all()):
-            return -np.inf, np.zeros(self.n_dim)
-        return total, grad
+        """Log density at ``x`` and its gradient (see :func:`_posterior`)."""
+        theta = _inputs(x, self.kind, self.target, len(self.codes))
+        loglik, gradients = self.kernel(*(theta[lo:hi] for _, lo, hi in self.spans), *self.tables)
+        return _posterior(x, theta, loglik, np.concatenate(gradients), self.kind, self.target, self.codes,
+                          self.arguments)
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The stored variables at ``x``, by name, in their posterior shapes."""
-        values = self._values(x)
-        return {name: np.asarray(values[name], dtype=float).reshape(shape)
+        theta = _inputs(x, self.kind, self.target, len(self.codes))
+        spans = {name: (lo, hi) for name, lo, hi in self.spans}
+        return {name: theta[slice(*spans[name])].reshape(shape)
                 for name, shape in zip(self.names, self.shapes, strict=True)}
-
-
-def _sigmoid(u: float) -> float:
-    """``1 / (1 + e^-u)`` without overflow."""
-    if u >= 0.0:
-        return 1.0 / (1.0 + math.exp(-u))
-    e = math.exp(u)
-    return e / (1.0 + e)
 
 
 def _normal(prior) -> tuple[float, float] | None:
@@ -217,8 +243,29 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     if sorted(covered) != sorted(n for n in order if n not in absent):
         return None
     sizes = {n: len(model.process_covariates[model.covariate_targets[n].process]) for n in coefficients}
+    lengths = [0 if n in absent else sizes.get(n, 1) for n in order]
+    offsets = np.cumsum([0, *lengths])
+    spans = tuple((n, int(lo), int(hi)) for n, lo, hi in zip(order, offsets[:-1], offsets[1:], strict=True))
+    where = {n: lo for n, lo, _ in spans}
+    kind, target = np.empty(start, dtype=np.int64), np.zeros((start, 2), dtype=np.int64)
+    codes, arguments = np.zeros(offsets[-1], dtype=np.int64), np.zeros((offsets[-1], 2))
+    kinds = {"log": LOG, "shapes": SHAPES, "coef": COEF, "coef_pair": COEF_PAIR}
+    for block in blocks:
+        for name, prior in zip(block.names, block.priors, strict=True):
+            lo, hi = where[name], where[name] + lengths[order.index(name)]
+            codes[lo:hi] = prior[0] if block.kind in ("log", "shapes") else _NORMAL
+            arguments[lo:hi] = prior[1:] if block.kind in ("log", "shapes") else prior
+        kind[block.start:block.start + block.size] = kinds[block.kind]
+        if block.kind == "coef_pair":  # coordinates (difference, mean) per covariate, row by row
+            for k in range(block.size // 2):
+                target[block.start + 2 * k:block.start + 2 * k + 2] = (where[block.names[0]] + k,
+                                                                       where[block.names[1]] + k)
+        elif block.kind == "shapes":
+            target[block.start:block.start + 2] = (where[block.names[0]], where[block.names[1]])
+        else:
+            target[block.start:block.start + block.size, 0] = where[block.names[0]] + np.arange(block.size)
     shapes = tuple((sizes[n],) if n in sizes else () for n in var_names)
-    return CovariateDensity(tuple(var_names), shapes, start, tuple(blocks), kernel, order, absent, tables)
+    return CovariateDensity(tuple(var_names), shapes, start, kernel, spans, kind, target, codes, arguments, tables)
 
 
 def _block(model: Any, name: str, transform: Any, start: int, size: int) -> Block | None:
