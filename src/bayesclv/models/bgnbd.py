@@ -77,6 +77,7 @@ class BetaGeoModel(BetaShapeSampling, CovariateEffects, ResidualPredictions, Poo
     }
     driver_latents = {"purchase": "log_lambda", "dropout": "logit_p"}
     coefficient_pairs = (("dropout_coef_a", "dropout_coef_b"),)  # sampled as difference and mean
+    samples_covariate_density = True
 
     beta_pairs = (("a", "b"),)  # sampled as mean and concentration when there are dropout covariates
 

@@ -101,6 +101,9 @@ class CovariateEffects:
     #: coefficients acting on one process through two parameters, sampled as their difference and mean
     #: (:func:`~bayesclv.models.mean_concentration.coefficient_pairs`)
     coefficient_pairs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: nutpie samples the covariate kernel plus the priors written out (:mod:`bayesclv.models.covariate_density`,
+    #: no PyTensor graph compiled) where the configuration allows it
+    samples_covariate_density: ClassVar[bool] = False
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None, covariates: list[str] | None = None,

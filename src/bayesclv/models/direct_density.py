@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 import pymc as pm
+import pytensor
 from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
@@ -35,7 +36,7 @@ from bayesclv.formulas._prior_density import log_prior, prior_arguments
 from bayesclv.formulas._summed import SummedLoglikOp
 from bayesclv.priors import Prior
 
-__all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density"]
+__all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density", "without_c_code"]
 
 #: priors of a positive parameter whose derivative :func:`_log_prior` writes out (a subset of
 #: :data:`bayesclv.formulas._prior_density.PRIOR_CODES`)
@@ -172,7 +173,8 @@ def direct_density(model: Any, graph: pm.Model, var_names: list[str]) -> DirectD
     priors = [differentiated_prior(model.priors[name]) for name in names]
     if any(p is None for p in priors):
         return None
-    point = graph.initial_point()
+    with without_c_code():
+        point = graph.initial_point()
     shapes = tuple(point[graph.rvs_to_values[rv].name].shape for rv in graph.free_RVs)
     size = len(model.groups) if model.grouped else 1
     if any(shape != ((size,) if model.grouped else ()) for shape in shapes):
@@ -180,6 +182,17 @@ def direct_density(model: Any, graph: pm.Model, var_names: list[str]) -> DirectD
     codes = np.repeat(np.array([p[0] for p in priors], dtype=np.int64), size)
     arguments = np.repeat(np.array([p[1:] for p in priors], dtype=float), size, axis=0)
     return DirectDensity(names, shapes, size, *likelihood, codes, arguments)
+
+
+def without_c_code():
+    """A context in which PyTensor compiles with its Python implementations only (``cxx=""``).
+
+    For the small functions a fit by a direct density still compiles: PyMC's initial points, a few
+    scalars evaluated once per chain. The first C module of a process costs PyTensor's compiler
+    probes (subprocesses) and its constant folding compiles C thunks: about a CPU second on CDNOW
+    full that a fit which compiles no log density need not pay. The points are the same.
+    """
+    return pytensor.config.change_flags(cxx="")
 
 
 def _summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | None:

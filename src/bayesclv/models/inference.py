@@ -24,6 +24,7 @@ import xarray as xr
 
 from bayesclv.chunks import available_cpus
 from bayesclv.errors import ArgumentError
+from bayesclv.models.covariate_density import covariate_density
 from bayesclv.models.diagnostics import FitDiagnostics, compute_diagnostics, optimizer_diagnostics
 from bayesclv.models.direct_density import direct_density
 from bayesclv.models.marginal import fit_marginal
@@ -221,7 +222,8 @@ def _nuts(model: Any, graph: pm.Model, keep: list[str], df: Any, *, sampler: str
         if kwargs:
             raise TypeError(f"unexpected keyword arguments for sampler='nutpie': {sorted(kwargs)}; "
                             "pass nutpie settings in nuts={...}")
-        return sample_nutpie(graph, var_names=keep, cores=cores, density=direct_density(model, graph, keep),
+        density = direct_density(model, graph, keep) or covariate_density(model, graph, keep)
+        return sample_nutpie(graph, var_names=keep, cores=cores, density=density,
                              adaptation=settings.pop("adaptation", model.nutpie_adaptation),
                              whiten=whiten, **common, **settings)
     # explicit: PyMC 6 would otherwise pick nutpie whenever it is installed

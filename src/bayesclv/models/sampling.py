@@ -17,6 +17,7 @@ initial-point function).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import warnings
@@ -34,7 +35,8 @@ from pytensor.graph.replace import clone_replace
 from scipy import optimize
 
 from bayesclv.errors import ConvergenceWarning
-from bayesclv.models.direct_density import DirectDensity
+from bayesclv.models.covariate_density import CovariateDensity
+from bayesclv.models.direct_density import DirectDensity, without_c_code
 
 _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its Laplace approximation
 # a whitened fit's default warm-up and target acceptance: its posterior is near a standard normal, so the mass
@@ -51,7 +53,8 @@ def c_mode() -> Mode:
     return Mode(linker="cvm" if pytensor.config.cxx else "vm", optimizer="fast_run")
 
 
-def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectDensity | None = None):
+def compile_nutpie_model(model: pm.Model, var_names: list[str],
+                         density: DirectDensity | CovariateDensity | None = None):
     """The log density of ``model`` and its gradient as a nutpie model, compiled by PyTensor's C linker.
 
     Parameters
@@ -61,10 +64,11 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
     var_names : list of str
         Variables recorded for each draw (free variables in their constrained
         space and deterministics).
-    density : DirectDensity, optional
-        The same log density without the graph (:mod:`bayesclv.models.direct_density`): nutpie
-        calls its compiled kernel and no log density is compiled here. The graph still gives the
-        initial points (PyMC compiles a small function for them).
+    density : DirectDensity or CovariateDensity, optional
+        The same log density without the graph (:mod:`bayesclv.models.direct_density`,
+        :mod:`bayesclv.models.covariate_density`): nutpie calls its compiled kernel and no log
+        density is compiled here. The graph still gives the initial points (PyMC compiles a
+        small function for them, here with PyTensor's Python implementations: no C module at all).
 
     Returns
     -------
@@ -77,7 +81,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str], density: DirectD
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, free)
     else:
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _direct_functions(density, var_names)
-    initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    with contextlib.nullcontext() if density is None else without_c_code():
+        initial = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
     lock = threading.Lock()
 
     def make_initial_point(seed):
@@ -152,7 +157,7 @@ def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float = _
                                _make_initial_points=initial)
 
 
-def _direct_functions(density: DirectDensity, var_names: list[str]):
+def _direct_functions(density: DirectDensity | CovariateDensity, var_names: list[str]):
     """nutpie's function factories for a direct density: its own methods, nothing to compile."""
     shapes = dict(zip(density.names, density.shapes, strict=True))
 
@@ -227,7 +232,8 @@ def _graph_functions(model: pm.Model, var_names: list[str], free: list):
 
 def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: int, chains: int, cores: int,
                   random_seed: int | None, progressbar: bool, target_accept: float, adaptation: str,
-                  density: DirectDensity | None = None, whiten: bool = False, **settings) -> xr.DataTree:
+                  density: DirectDensity | CovariateDensity | None = None, whiten: bool = False,
+                  **settings) -> xr.DataTree:
     """NUTS draws of ``model`` by nutpie on the C-compiled log density (see :func:`compile_nutpie_model`).
 
     Parameters
@@ -243,7 +249,7 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     target_accept : float
     adaptation : str
         nutpie's mass-matrix adaptation (``"diag"``, ``"low_rank"``, ...).
-    density : DirectDensity, optional
+    density : DirectDensity or CovariateDensity, optional
         The model's log density without the graph (see :func:`compile_nutpie_model`).
     whiten : bool, default False
         Sample in coordinates whitened by the Laplace approximation at the mode (:func:`laplace_whitening`,
