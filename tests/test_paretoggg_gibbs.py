@@ -265,6 +265,80 @@ def test_partial_noncentred_move_keeps_the_posterior_of_the_population(j, centre
     _assert_chain_matches_grid(trace, log_post, (m, v))
 
 
+@numba.njit(cache=False)
+def _joint_partial_chain(seed, moves, data, k, lam, mu, coords, prior, chol):
+    """The joint partially non-centred move of lam's and mu's populations, alternated with a random walk on
+    the log of every rate."""
+    np.random.seed(seed)
+    out, scale, trace = np.empty((4, k.size)), np.array([0.0, 1.0]), np.empty((moves, 4))
+    extra_shape, extra_rate = np.empty((2, k.size)), np.empty((2, k.size))
+    extra_shape[0], extra_rate[0], extra_shape[1], extra_rate[1] = data[0] * k, k * data[1], 0.0, data[1]
+    current = population.latent_total(0, 1, lam, data, k, lam, mu, data, np.empty(6), out)
+    for m in range(moves):
+        current = population.joint_partial_move(current, coords, prior, chol, scale, extra_shape, extra_rate, False,
+                                                0.0, data, k, lam, mu, out)
+        for j in range(1, 3):
+            latent = lam if j == 1 else mu
+            shape, rate = np.exp(-coords[j, 1]), np.exp(-coords[j, 1] - coords[j, 0])
+            for i in range(k.size):
+                old = latent[i]
+                latent[i] = old * np.exp(0.8 * np.random.standard_normal())
+                moved = population.latent_total(0, 1, lam, data, k, lam, mu, data, np.empty(6), out)
+                log_ratio = moved - current + shape * np.log(latent[i] / old) - rate * (latent[i] - old)
+                if np.log(np.random.random()) < log_ratio:
+                    current = moved
+                else:
+                    latent[i] = old
+        trace[m, :2], trace[m, 2:] = coords[1], coords[2]
+    return trace
+
+
+def _log_gamma_weights(m, v, y):
+    """Per population (log mean ``m``, log cv2 ``v``, flat arrays) the Gamma density of the log latent on grid ``y``,
+    times the grid's spacing: rows of quadrature weights."""
+    shape = np.exp(-v)[:, None]
+    rate = shape / np.exp(m)[:, None]
+    return np.exp(shape * np.log(rate) - special.gammaln(shape) + shape * y - rate * np.exp(y)) * (y[1] - y[0])
+
+
+def test_joint_partial_move_keeps_the_posterior_of_both_populations():
+    """The joint move of lam's and mu's (log mean, log cv2) along a correlated proposal, with each customer's
+    rates moved by random walks, against 4-D quadrature of the two populations' posterior, every customer's
+    ``(lam, mu)`` integrated out (2-D, on a grid of their logs).
+
+    Customers from no repeat purchase (both maps non-centred) to many (lam's nearly centred).
+    """
+    x, t_x, T = np.array([0.0, 1.0, 4.0, 15.0]), np.array([0.0, 6.0, 20.0, 33.0]), np.array([30.0, 25.0, 38.0, 35.0])
+    litt = np.array([0.0, np.log(6.0), 4 * np.log(5.0), 15 * np.log(2.0)])
+    k = np.array([0.7, 1.0, 2.0, 3.0])
+    centres = (-1.5, -3.5)
+    prior = np.zeros((3, 6))
+    for j, centre in zip((1, 2), centres):
+        prior[j] = [prior_density.PRIOR_CODES["LogNormal"], centre, 0.7, prior_density.PRIOR_CODES["LogNormal"], 0.0,
+                    0.7]
+    coords = np.array([[0.0, 0.0], [centres[0], 0.0], [centres[1], 0.0]])
+    chol = np.linalg.cholesky(np.array([[0.4, 0.1, 0.0, -0.1], [0.1, 0.4, 0.1, 0.0], [0.0, 0.1, 0.4, 0.2],
+                                        [-0.1, 0.0, 0.2, 0.4]]))
+    trace = _joint_partial_chain(4, 60_000, (x, t_x, T, litt), k, np.array([0.1, 0.2, 0.3, 0.5]),
+                                 np.array([0.05, 0.02, 0.01, 0.03]), coords, prior, chol)
+    axes = [np.linspace(centres[0] - 2.8, centres[0] + 2.8, 29), np.linspace(-2.4, 2.4, 25),
+            np.linspace(centres[1] - 2.8, centres[1] + 2.8, 29), np.linspace(-2.4, 2.4, 25)]
+    lam_m, lam_v = (g.ravel() for g in np.meshgrid(axes[0], axes[1], indexing="ij"))
+    mu_m, mu_v = (g.ravel() for g in np.meshgrid(axes[2], axes[3], indexing="ij"))
+    y_lam, y_mu = np.linspace(-12.0, 3.0, 500), np.linspace(-16.0, 0.0, 500)
+    w_lam, w_mu = _log_gamma_weights(lam_m, lam_v, y_lam), _log_gamma_weights(mu_m, mu_v, y_mu)
+    log_post = (-0.5 * ((lam_m - centres[0]) / 0.7) ** 2 - 0.5 * (lam_v / 0.7) ** 2)[:, None] \
+        + (-0.5 * ((mu_m - centres[1]) / 0.7) ** 2 - 0.5 * (mu_v / 0.7) ** 2)[None, :]
+    for i in range(4):
+        loglik = paretoggg.loglik(litt[i], x[i], t_x[i], T[i], k[i], np.exp(y_lam)[:, None], np.exp(y_mu)[None, :],
+                                  xp=paretoggg.NP)
+        peak = loglik.max()
+        log_post += np.log(w_lam @ np.exp(loglik - peak) @ w_mu.T) + peak
+    grids = [np.broadcast_to(g[:, None], log_post.shape) for g in (lam_m, lam_v)] \
+        + [np.broadcast_to(g[None, :], log_post.shape) for g in (mu_m, mu_v)]
+    _assert_chain_matches_grid(trace, log_post, grids)
+
+
 def test_k_given_the_gaps_integrates_lam_out():
     a, r, alpha = _AUGMENTED, 0.6, 9.0
     data, out, pop = (a["n"],) * 4, np.empty((4, 4)), np.array([1.0, 1.0, r, alpha, 1.0, 1.0])

@@ -70,7 +70,8 @@ def run(data: str, tune: int, draws: int, thin: int, chains: int, seed: int, mov
     flat = np.log(pop.reshape(-1, 6))
     centred = pop - pop.mean(axis=1, keepdims=True)
     lag1 = (centred[:, 1:] * centred[:, :-1]).sum(axis=(0, 1)) / (centred ** 2).sum(axis=(0, 1))
-    per = {name: {"mean": float(pop[..., j].mean()), "r_hat": float(rhat[name]), "ess_bulk": float(bulk[name]),
+    per = {name: {"mean": float(pop[..., j].mean()), "sd": float(pop[..., j].std()), "r_hat": float(rhat[name]),
+                  "ess_bulk": float(bulk[name]),
                   "ess_tail": float(tail[name]), "ess_per_1000_sweeps": float(bulk[name]) / (chains * draws) * 1000,
                   "lag1": float(lag1[j])} for j, name in enumerate(NAMES)}
     return {"data": data, "customers": len(rfm), "tune": tune, "draws": draws, "thin": thin, "chains": chains,

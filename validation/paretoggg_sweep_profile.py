@@ -49,13 +49,13 @@ def profile(data: str) -> dict:
     state = gibbs._initial_state(x, t_x, T, np.random.default_rng(1))
     names = ("k", "lam", "mu", "alive", "u", "w", "k_step", "coords", "steps")
     moves = np.asarray(gibbs.MOVES, dtype=np.int64)
-    chol, scale, trace = np.eye(6), np.zeros(1), np.empty((100, 6))
+    chol, chol_rates, scale, trace = np.eye(6), np.eye(4), np.zeros(2), np.empty((100, 6))
     stored = [np.empty((1, 6)), *(np.empty((1, n)) for _ in range(3))]
     args = [x, t_x, T, litt, *(state[m] for m in names), prior, moves]
-    gibbs.run_chain(1, 100, True, 1, *args, chol, scale, trace, *stored)
+    gibbs.run_chain(1, 100, True, 1, *args, chol, chol_rates, scale, trace, *stored)
     scale[0] = 0.5
     start = time.process_time()
-    gibbs.run_chain(2, 30, False, 1000, *args, chol, scale, trace, *stored)
+    gibbs.run_chain(2, 30, False, 1000, *args, chol, chol_rates, scale, trace, *stored)
     out = {"sweep": (time.process_time() - start) / 30 * 1000}
     k, lam, mu, alive, u, w, k_step, coords, steps = (state[m] for m in names)
     pop, work, data_ = np.empty(6), np.empty((4, n)), (x, t_x, T, litt)

@@ -42,6 +42,7 @@ import numpy as np
 from bayesclv.formulas._paretoggg_population import (
     TARGET,
     joint_noncentred_move,
+    joint_partial_move,
     latent_total,
     lifetime_given_gap,
     noncentred_move,
@@ -61,8 +62,10 @@ __all__ = ["MOVES", "run_chain", "sample", "truncated_gamma"]
 #: gaps, mu and the lifetime integrated out (then the lifetimes drawn afresh); moves per coordinate of k's
 #: population with every k drawn afresh (:func:`~bayesclv.formulas._paretoggg_regularity.regularity_move`); moves per
 #: coordinate of lam's population, then of mu's, with every latent partially non-centred
-#: (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`)
-MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1, 2, 0)
+#: (:func:`~bayesclv.formulas._paretoggg_population.partial_noncentred_move`); joint moves of lam's and mu's
+#: populations with every rate partially non-centred (after the first half of tuning;
+#: :func:`~bayesclv.formulas._paretoggg_population.joint_partial_move`)
+MOVES = (0, 0, 1, 2, 10, 3, 0, 10, 1, 2, 0, 0)
 _FLOOR = 1e-300  # a Gamma draw of a tiny shape may underflow to 0; a latent stays positive
 
 
@@ -277,16 +280,18 @@ def _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, m
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, coords, steps,
-              prior, moves, chol, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover - compiled
+              prior, moves, chol, chol_rates, scale, trace, out_pop, out_k, out_lam, out_mu):  # pragma: no cover
     """``sweeps`` sweeps of one chain from the state passed in (updated in place).
 
     ``coords`` (3, 2): each latent's (log mean, log cv2); ``steps`` (3, 10): the
     random-walk steps of the collapsed moves, of the non-centred moves (mode 0),
     of ``k``'s given the gaps (mode 1), of the linear ones, of mu's population given the gaps and
     of k's population with every ``k`` (:mod:`._paretoggg_regularity`; ``steps[0, 8:10]``); ``prior``
-    (3, 6): the codes and arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint moves only
-    where ``scale[0] > 0``: ``chol`` and ``scale`` as in
-    :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move`); ``trace``
+    (3, 6): the codes and arguments of the mean's and the cv2's priors; ``moves``: :data:`MOVES` (joint
+    non-centred moves only where ``scale[0] > 0``, joint partial ones only where ``scale[1] > 0``: ``chol`` (6, 6),
+    ``chol_rates`` (4, 4) and ``scale`` (2,) as in
+    :func:`~bayesclv.formulas._paretoggg_population.joint_noncentred_move` and
+    :func:`~bayesclv.formulas._paretoggg_population.joint_partial_move`); ``trace``
     (sweeps, 6) receives the coordinates after every sweep. With
     ``adapt`` the steps are tuned (Robbins-Monro, decreasing gain) and nothing is
     stored; otherwise every ``thin``-th sweep is written to ``out_*`` (population
@@ -322,12 +327,19 @@ def run_chain(seed, sweeps, adapt, thin, x, t_x, T, litt, k, lam, mu, alive, u, 
         for c in range(2 * moves[10]):  # mu's conjugate part: the lifetime reached t_x (no death flag)
             current = partial_noncentred_move(2, c % 2, mu, zeros, t_x, current, coords, prior, steps, adapt, gain,
                                               data, k, lam, mu, pop, out)
-        if scale[0] > 0.0:
+        if (scale[0] > 0.0 and moves[5] > 0) or (scale[1] > 0.0 and moves[11] > 0):
             if not mode0:
                 current = latent_total(0, 0, k, data, k, lam, mu, gaps, pop, out)
-            for _ in range(moves[5]):
+            for _ in range(moves[5] if scale[0] > 0.0 else 0):
                 current = joint_noncentred_move(current, coords, prior, chol, scale, adapt, gain, data, k, lam, mu,
                                                 out)
+            if scale[1] > 0.0 and moves[11] > 0:
+                extra_shape, extra_rate = np.empty((2, x.size)), np.empty((2, x.size))
+                extra_shape[0], extra_rate[0] = x * k, k * t_x
+                extra_shape[1], extra_rate[1] = 0.0, t_x
+                for _ in range(moves[11]):
+                    current = joint_partial_move(current, coords, prior, chol_rates, scale, extra_shape, extra_rate,
+                                                 adapt, gain, data, k, lam, mu, out)
         to_population(coords, pop)
         _customers(x, t_x, T, litt, k, lam, mu, alive, u, w, k_step, pop, adapt, gain)
         _augmented_population(data, k, lam, mu, alive, u, w, coords, steps, prior, moves, adapt, gain, pop, out)
@@ -393,15 +405,16 @@ def sample(x, t_x, T, litt, prior, *, draws, tune, chains, thin, random_seed, co
                 np.ascontiguousarray(prior, dtype=float), np.asarray(moves, dtype=np.int64)]
         stored = [out[n][c] for n in ("population", "k", "lam", "mu")]
         moves_ = args[-1]
-        chol, scale = np.eye(6), np.zeros(1)  # no joint move until the covariance is estimated
+        chol, chol_rates, scale = np.eye(6), np.eye(4), np.zeros(2)  # no joint move until the covariance is known
         first = tune // 2
         trace = np.empty((max(first, tune - first, draws), 6))
-        run_chain(int(rng.integers(2**31)), first, True, 1, *args, chol, scale, trace, *stored)
-        if moves_[5] > 0 and first >= 20:  # the second half of tuning tunes the joint move's scale
-            chol = np.linalg.cholesky(np.cov(trace[first // 2:first].T) + 1e-8 * np.eye(6))
-            scale[0] = 2.38 / math.sqrt(6.0)
-        run_chain(int(rng.integers(2**31)), tune - first, True, 1, *args, chol, scale, trace, *stored)
-        run_chain(int(rng.integers(2**31)), draws, False, thin, *args, chol, scale, trace, *stored)
+        run_chain(int(rng.integers(2**31)), first, True, 1, *args, chol, chol_rates, scale, trace, *stored)
+        if moves_[5] + moves_[11] > 0 and first >= 20:  # the second half of tuning tunes the joint moves' scales
+            cov = np.cov(trace[first // 2:first].T) + 1e-8 * np.eye(6)
+            chol, chol_rates = np.linalg.cholesky(cov), np.linalg.cholesky(cov[2:, 2:])
+            scale[0], scale[1] = 2.38 / math.sqrt(6.0), 2.38 / 2.0
+        run_chain(int(rng.integers(2**31)), tune - first, True, 1, *args, chol, chol_rates, scale, trace, *stored)
+        run_chain(int(rng.integers(2**31)), draws, False, thin, *args, chol, chol_rates, scale, trace, *stored)
 
     with ThreadPoolExecutor(max_workers=max(1, min(cores, chains))) as pool:
         list(pool.map(chain, range(chains)))

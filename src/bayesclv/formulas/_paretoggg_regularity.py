@@ -93,7 +93,10 @@ def regularity_move(c, k, gaps, coords, prior, steps, adapt, gain, pop, work):  
     t_old, t_new = math.exp(-old[1]), math.exp(-coords[0, 1])
     g_old, g_new = t_old / math.exp(old[0]), t_new / math.exp(coords[0, 0])
     gamma_kernel(math.exp(old[0]), n, big_l, big_s, r, alpha, work[0], work[1])
-    gamma_kernel(math.exp(coords[0, 0]), n, big_l, big_s, r, alpha, work[2], work[3])
+    if c == 0:
+        gamma_kernel(math.exp(coords[0, 0]), n, big_l, big_s, r, alpha, work[2], work[3])
+    else:  # the mean, where the kernels are matched, is unchanged: the same kernels
+        work[2], work[3] = work[0], work[1]
     moved = np.empty(k.size)
     for i in range(k.size):
         moved[i] = max(np.random.gamma(t_new + work[2, i], 1.0 / max(g_new + work[3, i], 0.1 * g_new)), _FLOOR)
