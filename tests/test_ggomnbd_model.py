@@ -122,6 +122,61 @@ def test_sampling_coordinates_keep_the_priors_and_the_likelihood(cdnow_rfm):
         assert float(got) == pytest.approx(want, rel=1e-10)
 
 
+@pytest.mark.parametrize("b_pooling", ["partial", "complete"])
+def test_grouped_sampling_coordinates_keep_the_hierarchy_and_the_likelihood(cdnow_rfm, b_pooling):
+    """Partial pooling: the density in the sampled coordinates is the hierarchy's priors times the likelihood.
+
+    The population's typical dropout triple is one variable (``dropout``, sampled by DropoutWindow); at any
+    point the density without Jacobians equals, by SciPy and the formula module, the priors of the log means
+    (``Normal(0, 3)``, as densities of the exponentiated means), of the sds (``HalfNormal(1)``) and of the
+    offsets, or ``b``'s own prior where ``b`` is shared, plus each group's rows' likelihood.
+    """
+    data = cdnow_rfm.iloc[::4].assign(cohort=lambda d: np.where(d["T"] > 32.0, "early", "late"))
+    model = bc.GompertzNBDModel(group="cohort", b_pooling=b_pooling)
+    graph = model.build_model(data)
+    shared = b_pooling == "complete"
+    pooled = ["r", "alpha", *([] if shared else ["b"]), "dropout_mean", "dropout_cv2"]
+    assert sorted(model._centred) == sorted(pooled)  # the groups' evidence decides the centring of these
+    transform = graph.rvs_to_transforms[graph["dropout"]]
+    to_coords = pytensor.function([value := pt.dvector("value")], transform.forward(value))
+    logp = graph.compile_logp(jacobian=False)
+    rng = np.random.default_rng(3)
+    x, t_x, T = _columns(data)
+    group = (data["cohort"] == "late").to_numpy().astype(int)
+    for b0 in (1e-6, 0.05, 0.3):
+        point, want, log_q = {}, 0.0, {}
+        means = {"r": np.log(0.5), "alpha": np.log(10.0), "b": np.log(b0), "dropout_mean": np.log(0.06),
+                 "dropout_cv2": np.log(2.0)}
+        triple = np.exp([means["b"], means["dropout_mean"], means["dropout_cv2"]])
+        point["dropout_dropout_window__"] = to_coords(triple)
+        want += stats.halfnorm.logpdf(b0, scale=0.1) if shared else stats.norm.logpdf(np.log(b0), 0, 3) - np.log(b0)
+        want += sum(stats.norm.logpdf(np.log(v), 0, 3) - np.log(v) for v in triple[1:])
+        for name in pooled:
+            sd, z = rng.uniform(0.1, 1.0), rng.normal(size=2)
+            c = model._centred[name].astype(float)
+            if name in ("r", "alpha"):
+                point[f"log_{name}_mean"] = means[name]
+                want += stats.norm.logpdf(means[name], 0, 3)
+            point[f"log_{name}_sd_log__"], point[f"log_{name}_offset"] = np.log(sd), z
+            want += stats.halfnorm.logpdf(sd) + stats.norm.logpdf(z, 0, sd**c).sum()
+            log_q[name] = means[name] + z * sd ** (1 - c)
+        b = np.full(2, b0) if shared else np.exp(log_q["b"])
+        cv2 = np.exp(log_q["dropout_cv2"])
+        row = {"r": np.exp(log_q["r"]), "alpha": np.exp(log_q["alpha"]), "b": b, "s": 1 / cv2,
+               "beta": b / (cv2 * np.exp(log_q["dropout_mean"]))}
+        want += ggomnbd.loglik(x, t_x, T, **{k: v[group] for k, v in row.items()}, xp=NP).sum()
+        assert float(logp(point)) == pytest.approx(want, rel=1e-10)
+    names = model._summary_names()
+    assert ("log_b_mean" in names) is not shared and "b" in names
+
+
+def test_b_pooling_is_checked():
+    with pytest.raises(ValueError, match="b_pooling"):
+        bc.GompertzNBDModel(group="cohort", b_pooling="none")
+    with pytest.raises(ValueError, match="no parameter"):
+        bc.GompertzNBDModel({"log_b_sd": bc.Prior("HalfNormal", sigma=0.5)}, group="cohort", b_pooling="complete")
+
+
 def test_predictions_are_the_formula_module_at_the_fitted_parameters(ggom, cdnow_rfm):
     data = cdnow_rfm.iloc[::40]
     x, t_x, T = _columns(data)

@@ -2,14 +2,18 @@
 
 Fits ``GompertzNBDModel()`` with its defaults on the weekly RFM frame of the lead's family comparison
 (``rfm_summary(load_cdnow(kind), calibration_end="1997-09-30", cohort="W", litt=True)``) once per seed
-and records max R-hat, min bulk and tail ESS, divergences, CPU seconds, the posterior means and sds,
-and where any divergent draws lie (b, dropout_mean, dropout_cv2).
+and records max R-hat, min bulk and tail ESS, divergences, leapfrog steps per draw, CPU seconds, the
+posterior means and sds, where any divergent draws lie (b, dropout_mean, dropout_cv2), and the variables
+with the worst R-hat and bulk ESS. ``--group cohort`` fits the partially pooled model by first-purchase
+week (``--b-pooling complete``: one ``b`` for every cohort).
 
 Usage::
 
     nice -n 10 uv run python validation/ggomnbd_convergence.py [sample|full] [--seeds 2026 7]
+        [--group cohort [--b-pooling partial|complete]]
 
-Writes ``validation/results/ggomnbd_convergence_<kind>.json``.
+Writes ``validation/results/ggomnbd_convergence_<kind>.json`` (grouped:
+``ggomnbd_convergence_<kind>_cohort_b_<b_pooling>.json``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+import arviz_stats as azs
 import numpy as np
 
 import bayesclv as bc
@@ -28,36 +33,57 @@ RESULTS = Path(__file__).parent / "results"
 SHOWN = ("r", "alpha", "b", "dropout_mean", "dropout_cv2", "s", "beta")
 
 
-def fit(rfm, seed: int) -> dict:
+def _worst(idata, names: list[str]) -> dict:
+    """The five variables (any group) with the largest R-hat and the five with the smallest bulk ESS."""
+    rhat, ess = azs.rhat(idata, var_names=names), azs.ess(idata, var_names=names, method="bulk")
+    by_rhat = sorted(((float(rhat[n].max()), n) for n in names), reverse=True)[:5]
+    by_ess = sorted((float(ess[n].min()), n) for n in names)[:5]
+    return {"rhat": [[n, round(v, 4)] for v, n in by_rhat], "ess_bulk": [[n, round(v)] for v, n in by_ess]}
+
+
+def fit(rfm, seed: int, group: str | None, b_pooling: str) -> dict:
+    model = bc.GompertzNBDModel(group=group, b_pooling=b_pooling) if group else bc.GompertzNBDModel()
     cpu = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the diagnostics are recorded below
-        model = bc.GompertzNBDModel().fit(rfm, progressbar=False, random_seed=seed)
+        model.fit(rfm, progressbar=False, random_seed=seed)
     cpu = time.process_time() - cpu
     post = model.posterior
-    diverging = model.idata["sample_stats"]["diverging"].values.astype(bool)
+    stats = model.idata["sample_stats"]
+    diverging = stats["diverging"].values.astype(bool)
     diag = {k: v for k, v in dict(model.diagnostics).items() if isinstance(v, int | float | str | bool)}
-    return {"seed": seed, "cpu_seconds": round(cpu, 1), "diagnostics": diag,
-            "mean": {n: float(post[n].mean()) for n in SHOWN},
-            "sd": {n: float(post[n].std()) for n in SHOWN},
-            "b_q90": float(post["b"].quantile(0.9)),
-            "divergent_draws": {n: post[n].values[diverging].round(5).tolist() for n in ("b", "dropout_mean",
+    hyper = [f"log_{n}_{k}" for n in ("r", "alpha", "b", "dropout_mean", "dropout_cv2") for k in ("mean", "sd")]
+    shown = [n for n in (*SHOWN, *hyper) if n in post]
+    out = {"seed": seed, "cpu_seconds": round(cpu, 1), "diagnostics": diag,
+           "steps_per_draw": round(float(stats["n_steps"].mean()), 1),
+           "mean": {n: np.round(post[n].mean(("chain", "draw")).values, 5).tolist() for n in shown},
+           "sd": {n: np.round(post[n].std(("chain", "draw")).values, 5).tolist() for n in shown},
+           "b_q90": float(post["b"].quantile(0.9)),
+           "divergent_draws": {n: post[n].values[diverging].round(5).tolist() for n in ("b", "dropout_mean",
                                                                                           "dropout_cv2")}}
+    if group:
+        out["worst"] = _worst(model.idata, list(post.data_vars))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["sample", "full"], nargs="?", default="sample")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2026, 7])
+    parser.add_argument("--group", default=None, help="group column (cohort: first-purchase week)")
+    parser.add_argument("--b-pooling", choices=["partial", "complete"], default="partial")
     args = parser.parse_args()
     rfm = bc.rfm_summary(bc.datasets.load_cdnow(args.kind), calibration_end="1997-09-30", cohort="W", litt=True)
     runs = []
     for seed in args.seeds:
-        runs.append(fit(rfm, seed))
-        print(json.dumps({k: runs[-1][k] for k in ("seed", "cpu_seconds", "diagnostics", "mean")}), flush=True)
+        runs.append(fit(rfm, seed, args.group, args.b_pooling))
+        print(json.dumps({k: runs[-1][k] for k in ("seed", "cpu_seconds", "diagnostics", "steps_per_draw")}),
+              flush=True)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ggomnbd_convergence_{args.kind}.json"
-    out.write_text(json.dumps({"kind": args.kind, "customers": len(rfm), "runs": runs}, indent=1) + "\n")
+    suffix = f"_{args.group}_b_{args.b_pooling}" if args.group else ""
+    out = RESULTS / f"ggomnbd_convergence_{args.kind}{suffix}.json"
+    out.write_text(json.dumps({"kind": args.kind, "customers": len(rfm), "group": args.group,
+                               "b_pooling": args.b_pooling if args.group else None, "runs": runs}, indent=1) + "\n")
     print(f"wrote {out}")
 
 

@@ -174,7 +174,8 @@ class PooledModel(Predictive, CLVModel):
         self._centred = {}
         model = build()
         if self.pooling == "partial":  # the non-centred graph gives the evidence; the fit samples the chosen one
-            self._centred = centred_quantities(model, self.priors, list(self.default_priors))
+            pooled = [n for n in self.default_priors if f"log_{n}_sd" in self.priors]  # a family may share some
+            self._centred = centred_quantities(model, self.priors, pooled)
             model = build()
         return model
 

@@ -69,7 +69,8 @@ def quantity_dims(pooling: str) -> tuple[str, ...]:
     return () if pooling == "complete" else ("group",)
 
 
-def create_quantity(name: str, priors: dict[str, Prior], pooling: str, centred: np.ndarray | None = None):
+def create_quantity(name: str, priors: dict[str, Prior], pooling: str, centred: np.ndarray | None = None,
+                    log_mean: Any = None):
     """Create the sampled quantity ``name`` under ``pooling`` (inside a PyMC model).
 
     Complete pooling: one variable with its prior. No pooling: one per group,
@@ -79,12 +80,14 @@ def create_quantity(name: str, priors: dict[str, Prior], pooling: str, centred: 
     :func:`quantity_evidence` and :func:`centred_groups`) says so and non-centred
     (``log_<name>_sd * log_<name>_offset``) elsewhere (all groups when None), so
     that small groups borrow strength from large ones without a funnel.
+    ``log_mean``: ``log_<name>_mean`` created by the caller (a model that
+    samples the means in joint coordinates, with their priors); None: here.
     """
     if pooling == "complete":
         return priors[name].create(name)
     if pooling == "none":
         return priors[name].create(name, dims="group")
-    mean = priors[f"log_{name}_mean"].create(f"log_{name}_mean")
+    mean = priors[f"log_{name}_mean"].create(f"log_{name}_mean") if log_mean is None else log_mean
     sd = priors[f"log_{name}_sd"].create(f"log_{name}_sd")
     groups = len(pm.modelcontext(None).coords["group"])
     offset = partially_centred(f"log_{name}_offset", sd, np.zeros(groups) if centred is None else centred, "group")
