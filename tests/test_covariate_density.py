@@ -16,6 +16,7 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.models.covariate_density import covariate_density
+from density_checks import assert_density_is_the_graphs
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +69,7 @@ def test_covariate_density_is_the_graphs(rfm, priors, covariates):
         x = rng.normal(0.0, 0.8, size=density.n_dim)
         point = {v: part.reshape(s) for v, part, s in zip(values, np.split(x, np.cumsum(sizes)[:-1]), shapes,
                                                            strict=True)}
-        value, grad = density.logp_and_grad(x)
-        assert value == pytest.approx(float(logp(point)), rel=1e-9)
-        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-7, atol=1e-6)
-        for i in range(x.size):
-            step = np.zeros_like(x)
-            step[i] = 1e-6
-            fd = (density.logp_and_grad(x + step)[0] - density.logp_and_grad(x - step)[0]) / 2e-6
-            assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-4)
+        assert_density_is_the_graphs(density, x, point, logp, dlogp)
         stored = density.expand(x)
         for name, reference in zip(density.names, expand(point), strict=True):
             np.testing.assert_allclose(stored[name], reference, rtol=1e-12)

@@ -22,6 +22,7 @@ from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import shifted_bg
 from bayesclv.formulas._prior_density import PRIOR_CODES
 from bayesclv.models.direct_density import _log_prior, differentiated_prior, direct_density
+from density_checks import assert_density_is_the_graphs
 
 PRIORS = [  # each with its SciPy reference
     (bc.Prior("HalfNormal", sigma=50.0), stats.halfnorm(scale=50.0)),
@@ -79,14 +80,7 @@ def test_direct_density_is_the_graphs(years_1_7, priors, group):
         point = dict(zip(names, np.split(x, len(names)), strict=True))
         if not group:
             point = {k: v[0] for k, v in point.items()}
-        value, grad = density.logp_and_grad(x)
-        assert value == pytest.approx(float(logp(point)), rel=1e-9)
-        np.testing.assert_allclose(grad, dlogp(point), rtol=1e-7, atol=1e-6)
-        for i in range(x.size):
-            step = np.zeros_like(x)
-            step[i] = 1e-6
-            fd = (density.logp_and_grad(x + step)[0] - density.logp_and_grad(x - step)[0]) / 2e-6
-            assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-4)
+        assert_density_is_the_graphs(density, x, point, logp, dlogp)
         expanded = density.expand(x)
         assert expanded["alpha"].shape == ((2,) if group else ())
         np.testing.assert_allclose(np.ravel(expanded["beta"]), np.exp(np.split(x, 2)[1]))
