@@ -31,11 +31,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from hierarchical_marginal_scale import B, RHO, SIGMA  # the population whose gradient cost that script projects
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-B = np.array([[-2.5, -4.0], [0.2, -0.1]])  # intercept and slope of z (purchase, dropout) on the log rates
-SIGMA, RHO = np.array([1.2, 1.6]), 0.3
 CHUNK = 20_000  # customers per prediction chunk: 4000 draws x 20,000 x 8 bytes = 640 MB per array
 
 
