@@ -126,6 +126,25 @@ def test_covariance_range_is_the_generalised_eigenvalues():
     assert penalty(0.25, 1.0) == pytest.approx(-0.5 * 200.0 * np.log(2.0) ** 2)
 
 
+def test_the_range_penalty_has_a_finite_gradient_where_the_eigenvalues_meet():
+    """At ``Sigma = c Sigma_ref`` (the reference point itself at c = 1) both eigenvalues are 1 / c and the
+    discriminant is 0 up to rounding: inside the walls the penalty is flat (gradient exactly 0); beyond them,
+    scaling both sds by ``t`` moves both eigenvalues as ``1 / (c t^2)``, so the gradient along ``sigma`` is
+    the derivative of ``-100 (log(1 / (c t^2)) - log 2)^2`` at t = 1. The two first cases gave NaN with the
+    discriminant floored at 0."""
+    sigma, rho, ref = pt.dvector(), pt.dscalar(), pt.dmatrix()
+    penalty = rule.range_penalty(*rule.covariance_range(sigma, rho, ref), np.array([0.5, 2.0]))
+    f = pytensor.function([sigma, rho, ref], [penalty, *pytensor.grad(penalty, [sigma, rho])])
+    for sd, r in (((1.0, 1.0), 0.0), ((0.8096, 0.7151), 0.2513), ((0.8, 0.7), 0.3)):
+        sd = np.array(sd)
+        off = r * sd[0] * sd[1]
+        value, d_sigma, d_rho = f(sd, r, np.array([[sd[0] ** 2, off], [off, sd[1] ** 2]]))
+        assert value == 0.0 and np.all(d_sigma == 0.0) and d_rho == 0.0, (sd, r, d_sigma, d_rho)
+    value, d_sigma, d_rho = f(np.array([0.5, 0.5]), 0.0, np.eye(2))  # c = 1/4: both eigenvalues 4
+    assert value == pytest.approx(-100.0 * np.log(2.0) ** 2)
+    assert d_sigma @ np.array([0.5, 0.5]) == pytest.approx(400.0 * np.log(2.0)) and np.isfinite(d_rho)
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_the_correction_removes_the_rules_error_away_from_the_reference(family):
     """Moving the population parameters from the reference, the corrected 8 x 8 rule follows a 36 x 36

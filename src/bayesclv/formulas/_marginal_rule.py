@@ -125,15 +125,25 @@ def minimum_nodes(rows: int) -> int:
     return 6 if rows >= 200_000 else 8 if rows >= 8_000 else 10
 
 
+_DISCRIMINANT_FLOOR = float(np.finfo(float).tiny)  # keeps sqrt's derivative finite where the eigenvalues meet
+
+
 def covariance_range(sigma, rho, sigma_ref, xp=None):
-    """Smallest and largest eigenvalue of ``Sigma^-1 Sigma_ref`` (``xp=np`` for NumPy, PyTensor by default)."""
+    """Smallest and largest eigenvalue of ``Sigma^-1 Sigma_ref`` (``xp=np`` for NumPy, PyTensor by default).
+
+    Where the two eigenvalues are equal (``Sigma`` a multiple of ``Sigma_ref``, the reference point itself
+    among them) the discriminant is 0 up to rounding and the square root's derivative infinite: floored at 0,
+    the gradient there is ``0 * inf = NaN`` even though the wall's own derivative is 0 (about half of the
+    reference points, by the sign of the rounding). Floored at the smallest normal number instead, the
+    derivative is finite (0 inside the walls) and the eigenvalues move by ~1e-154.
+    """
     xp = pt if xp is None else xp
     s0, s1 = sigma[0], sigma[1]
     one = 1.0 - rho * rho
     trace = (sigma_ref[0, 0] / (s0 * s0) - 2.0 * rho * sigma_ref[0, 1] / (s0 * s1)
              + sigma_ref[1, 1] / (s1 * s1)) / one
     det = (sigma_ref[0, 0] * sigma_ref[1, 1] - sigma_ref[0, 1] ** 2) / (s0 * s0 * s1 * s1 * one)
-    root = xp.sqrt(xp.maximum(0.25 * trace * trace - det, 0.0))
+    root = xp.sqrt(xp.maximum(0.25 * trace * trace - det, _DISCRIMINANT_FLOOR))
     return 0.5 * trace - root, 0.5 * trace + root
 
 
