@@ -560,9 +560,7 @@ class MarginalPredictions:
         def quantities(c, p):
             columns = [c[col] for col in self.prediction_columns]
             alive = self.formulas.probability_alive(*columns, **p)
-            # the floor as in _alive_weighted, so that each equals its own method's value
-            purchases = self.formulas.expected_purchases(t, *columns, **p, given_alive=True)
-            return [alive, purchases * np.maximum(alive, 1e-300)]
+            return [alive, self.formulas.expected_purchases(t, *columns, **p, given_alive=True) * alive]
 
         values = self._node_expectations(df, quantities, outputs=2)
         return xr.Dataset({name: self._as_dataarray(values[..., q], df, name)
@@ -584,8 +582,12 @@ class MarginalPredictions:
 
         def quantities(c, p):
             columns = [c[col] for col in self.prediction_columns]
-            # floored: where every node is dead the ratio falls back to the unweighted mean instead of 0 / 0
-            alive = np.maximum(self.formulas.probability_alive(*columns, **p), 1e-300)
+            alive = self.formulas.probability_alive(*columns, **p)
+            if given_alive:
+                # a row's scale cancels in the ratio: its largest node is made 1 (the values stay far from
+                # the flushed ones), and a row whose nodes are all dead falls back to the unweighted mean
+                top = alive.max(axis=-1, keepdims=True)
+                alive = np.where(top > 0, alive / np.where(top > 0, top, 1.0), 1.0)
             return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
 
         return self._node_quantity(data, name, quantities, ratio=given_alive)
