@@ -55,6 +55,9 @@ def _mcse(model) -> dict:
     return dict(zip(table.index, values, strict=True))
 
 
+PREDICTION_CHUNK = 6_000  # customers per prediction pass: 4000 draws x 6000 x 2 quantities x 8 bytes = 384 MB
+
+
 def _one(kind: str, family: str, seed: int = 2026) -> dict:
     """Fit and predict one family in this process; returns its figures."""
     sys.path.insert(0, str(HERE.parent / "validation"))
@@ -79,13 +82,17 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
                     "cpu_seconds_to_fallback": round(time.process_time() - cpu, 1)}
     fit_wall, fit_cpu = time.perf_counter() - wall, time.process_time() - cpu
     fit_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # each prediction (draws x customers, 754 MB on CDNOW full) is summarised and dropped before the next;
-    # skipna=False: xarray's NaN-skipping mean would copy the whole array
-    alive = model.probability_alive()
-    mean_alive = float(alive.mean(skipna=False))
-    del alive
+    # P(alive) and the holdout's expected purchases in one pass (customer_predictions), by chunks of customers:
+    # both for all of CDNOW full at once (draws x customers x 2) would hold 1.5 GB; each chunk's are summarised
+    # and dropped. skipna=False: xarray's NaN-skipping mean would copy the whole array
     horizon = float(rfm["T_holdout"].iloc[0])
-    expected = model.expected_purchases(horizon).mean(("chain", "draw"), skipna=False).values
+    alive_sum, expected = 0.0, []
+    for chunk in np.array_split(np.arange(len(rfm)), -(-len(rfm) // PREDICTION_CHUNK)):
+        both = model.customer_predictions(horizon, rfm.iloc[chunk])
+        alive_sum += float(both["probability_alive"].mean(("chain", "draw"), skipna=False).sum())
+        expected.append(both["expected_purchases"].mean(("chain", "draw"), skipna=False).values)
+        del both
+    mean_alive, expected = alive_sum / len(rfm), np.concatenate(expected)
     total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
     actual = rfm["frequency_holdout"].to_numpy()
     diag = dict(model.diagnostics)

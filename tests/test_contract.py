@@ -233,6 +233,10 @@ PURCHASE_ROWS = [r for r in ROWS if "GammaGamma" not in r.name and "Shifted" not
 def test_purchase_quantities_agree_with_each_other(row, fitted, frames):
     model, data = fitted[row.name], frames[row.data]
     alive = model.probability_alive(data).values
+    together = model.customer_predictions(13.0, data)
+    np.testing.assert_allclose(together["probability_alive"].values, alive, rtol=1e-12)
+    np.testing.assert_allclose(together["expected_purchases"].values, model.expected_purchases(13.0, data).values,
+                               rtol=1e-12)
     for method, t in (("expected_purchases", 13.0), ("probability_alive_at", 6.0)):
         given = getattr(model, method)(t, data, given_alive=True).values
         np.testing.assert_allclose(getattr(model, method)(t, data).values, given * alive, rtol=1e-12)

@@ -204,6 +204,9 @@ def test_joint_predictions_keep_purchases_and_spend_paired(fitted):
     revenue = model.expected_revenue(26.0)
     purchases = model.expected_purchases(26.0)
     assert spend.dims == revenue.dims == ("chain", "draw", "customer_id")
+    together = model.customer_predictions(26.0)  # one pass of the node weights: each as its own method gives it
+    np.testing.assert_allclose(together["expected_purchases"].values, purchases.values, rtol=1e-12)
+    np.testing.assert_allclose(together["probability_alive"].values, model.probability_alive().values, rtol=1e-12)
     # spend tracks each customer's own mean log value: correlated with the simulated truth
     truth = np.exp(latent[:, 2] + SPEND_SD**2 / 2)
     buyers = df["frequency"].to_numpy() >= 3

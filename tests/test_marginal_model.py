@@ -114,14 +114,19 @@ def _population_frame_integrals(row, mean, chol, horizon, nodes):
 
 
 def test_node_expectations_equal_brute_force_quadrature(fits):
-    """P(alive) and expected purchases of a few customers at one posterior draw against brute-force quadrature
-    of L(theta) N(theta; m_i, Sigma) g(theta) in the population's frame (a 400^2-node Gauss-Legendre product rule,
-    its own error bounded by a 600^2-node one) to 1e-6 (relative, or 1e-7 absolute for the tiny values of
-    customers without repeat purchases); unconditional = given alive x P(alive)."""
+    """P(alive) and expected purchases (each alone and both in one pass) of a few customers at one posterior draw
+    against brute-force quadrature of L(theta) N(theta; m_i, Sigma) g(theta) in the population's frame (a
+    400^2-node Gauss-Legendre product rule, its own error bounded by a 600^2-node one) to 1e-6 (relative, or 1e-7
+    absolute for the tiny values of customers without repeat purchases); unconditional = given alive x P(alive)."""
     marginal, _, df = fits
     alive, expected = marginal.probability_alive(), marginal.expected_purchases(26.0)
     given = marginal.expected_purchases(26.0, given_alive=True)
     np.testing.assert_allclose(given.values * alive.values, expected.values, rtol=1e-12)
+    # both from one pass of the node weights, for all customers and for a subset
+    for rows in (slice(None), [40, 3, 7]):
+        together = marginal.customer_predictions(26.0, None if rows == slice(None) else df.iloc[rows])
+        np.testing.assert_allclose(together["probability_alive"].values, alive.values[..., rows], rtol=1e-12)
+        np.testing.assert_allclose(together["expected_purchases"].values, expected.values[..., rows], rtol=1e-12)
     post = marginal.posterior.isel(chain=1, draw=123)
     sd, rho = post["sigma"].values, float(post["correlation"])
     chol = np.linalg.cholesky(np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]]))

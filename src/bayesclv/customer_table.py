@@ -108,10 +108,9 @@ def predict(
     data = transaction_model.prediction_data(None if data is None else to_pandas(data))
     # one period of time_unit in the model's time unit
     period = TIME_UNITS[time_unit] / TIME_UNITS[transaction_model.time_unit]
-    quantities: dict[str, xr.DataArray] = {
-        "p_alive": transaction_model.probability_alive(data),
-        "expected_purchases": transaction_model.expected_purchases(horizon * period, data),
-    }
+    both = transaction_model.customer_predictions(horizon * period, data)  # one pass where the model has one
+    quantities: dict[str, xr.DataArray] = {"p_alive": both["probability_alive"],
+                                           "expected_purchases": both["expected_purchases"]}
     if discount_rate > 0 and hasattr(transaction_model, DERT_METHOD):
         # the continuous rate that discounts one period as (1 + discount_rate)^-1, per model time unit
         delta = math.log1p(discount_rate) / period

@@ -121,6 +121,9 @@ class TransactionModel(FittedModel, Protocol):
     def expected_purchases(self, t: float, data: Any | None = None, *, given_alive: bool = False) -> xr.DataArray:
         """Expected purchases in the next ``t`` time units (an expectation)."""
 
+    def customer_predictions(self, t: float, data: Any | None = None) -> xr.Dataset:
+        """``probability_alive`` and ``expected_purchases`` (over ``t``) together, one pass where the model can."""
+
     def discounted_expected_purchases(self, ends: np.ndarray, factors: np.ndarray, data: Any | None = None, *,
                                       given_alive: bool = False) -> xr.DataArray:
         """``sum_k factors[k] (E[X(ends[k])] - E[X(ends[k-1])])``: present value of the expected purchases."""

@@ -280,12 +280,12 @@ class JointLatentPosterior(LatentPosterior):
         return out
 
     def expectations(self, params: dict[str, np.ndarray], positions: np.ndarray, at_nodes, ratio: bool = False,
-                     tilted: tuple[bool, ...] = (False, False)) -> np.ndarray:
+                     outputs: int = 1, tilted: tuple[bool, ...] = (False, False)) -> np.ndarray:
         """As :meth:`LatentPosterior.expectations`; a quantity with ``tilted[q]`` is multiplied at each node by
         the expected value of a purchase day given the latents and the customer's spend."""
         lead, flat = flat_draws(params)
         blocks = self._blocks(flat)
-        flags = np.array(tilted[:2 if ratio else 1], dtype=np.bool_)
+        flags = np.array(tilted[:2 if ratio else outputs], dtype=np.bool_)
 
         def fill(rows: np.ndarray, values: np.ndarray, result: np.ndarray) -> None:
             block = self.block[rows]
@@ -299,7 +299,7 @@ class JointLatentPosterior(LatentPosterior):
                                                 self.top_terms[sub], self.powers, values[part], flags, tilt, piece)
                 result[part] = piece
 
-        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill)
+        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill, outputs)
 
     def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents ``(theta0, theta1)`` by importance resampling in each block's frames (see the base class)."""
@@ -443,7 +443,8 @@ class JointSpendPredictions:
             rates = dict(zip(self.rate_names, latent, strict=True))
             return quantities(columns, rates)
 
-        values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio, tilted)
+        values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio,
+                                        tilted=tilted)[..., 0]
         return self._as_dataarray(values, df, name)
 
     def expected_spend(self, data: Any | None = None) -> xr.DataArray:

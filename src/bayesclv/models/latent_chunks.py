@@ -19,6 +19,12 @@ from bayesclv.chunks import chunk_length, map_chunks
 
 __all__ = ["expectations_by_rows", "flat_draws"]
 
+# Values this small are set to 0 before the kernel weighs them: their products with the node weights are
+# subnormal numbers, on which the CPU's arithmetic is many times slower (P(alive) at the nodes where a customer
+# is long dead, 1e-305 and less; benchmarks/hb_prediction_passes.py measures it). An expectation moves by less
+# than 1e-250 absolute.
+FLUSHED = 1e-250
+
 
 def flat_draws(params: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, np.ndarray]]:
     """The leading ``(chain, draw)`` shape of ``params`` (from its ``sample`` entry) and every other entry
@@ -29,7 +35,7 @@ def flat_draws(params: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str
 
 
 def expectations_by_rows(latents: Any, lead: tuple[int, ...], positions: np.ndarray, at_nodes: Callable,
-                         ratio: bool, fill: Callable) -> np.ndarray:
+                         ratio: bool, fill: Callable, outputs: int = 1) -> np.ndarray:
     """``E[g(theta_i) | y_i, phi_d]`` for every draw and the customers at ``positions``, row chunk by row chunk.
 
     Parameters
@@ -42,9 +48,12 @@ def expectations_by_rows(latents: Any, lead: tuple[int, ...], positions: np.ndar
     positions : numpy.ndarray
         The customers' positions in the fitted data.
     at_nodes : callable
-        ``at_nodes(rows, theta0, theta1)``: a list of one or two arrays ``g(theta)`` at the nodes of ``rows``.
+        ``at_nodes(rows, theta0, theta1)``: a list of arrays ``g(theta)`` at the nodes of ``rows``.
     ratio : bool
         Return ``E[g0] / E[g1]`` instead of ``E[g0]``.
+    outputs : int, default 1
+        Without ``ratio``, return ``E[g0], ..., E[g_{outputs-1}]``: one pass of the node weights, which cost
+        the most, serves them all.
     fill : callable
         ``fill(rows, values, result)``: the kernel call writing ``result`` ``(len(rows), draws, quantities)``
         from ``values`` ``(len(rows), quantities, nodes)``.
@@ -52,14 +61,14 @@ def expectations_by_rows(latents: Any, lead: tuple[int, ...], positions: np.ndar
     Returns
     -------
     numpy.ndarray
-        ``lead + (len(positions),)``.
+        ``lead + (len(positions), outputs)`` (``outputs`` is 1 with ``ratio``).
     """
     n_draws = int(np.prod(lead))
     needed, local = np.unique(latents.rows.codes[np.asarray(positions, dtype=np.int64)], return_inverse=True)
     order = np.argsort(local, kind="stable")
     bounds = np.searchsorted(local[order], np.arange(len(needed) + 1))
-    n_q = 2 if ratio else 1
-    out = np.empty((n_draws, len(order)))
+    n_q, outputs = (2, 1) if ratio else (outputs, outputs)
+    out = np.empty((n_draws, len(order), outputs))
     n_nodes = latents.powers.shape[1]
     step = chunk_length(n_draws * 2 + n_nodes * 6)
 
@@ -67,12 +76,13 @@ def expectations_by_rows(latents: Any, lead: tuple[int, ...], positions: np.ndar
         stop = min(start + step, len(needed))
         rows = needed[start:stop]
         values = np.stack([np.broadcast_to(v, (len(rows), n_nodes))
-                           for v in at_nodes(rows, *latents.nodes(rows))][:n_q], axis=1)
+                           for v in at_nodes(rows, *latents.nodes(rows))][:n_q], axis=1).astype(float, copy=False)
+        values[np.abs(values) < FLUSHED] = 0.0
         result = np.empty((len(rows), n_draws, n_q))
-        fill(rows, np.ascontiguousarray(values, dtype=float), result)
-        value = result[..., 0] / result[..., 1] if ratio else result[..., 0]
+        fill(rows, values, result)
+        value = result[..., :1] / result[..., 1:] if ratio else result
         customers = order[bounds[start]:bounds[stop]]
-        out[:, customers] = value[local[customers] - start].T
+        out[:, customers] = value[local[customers] - start].transpose(1, 0, 2)
 
     map_chunks(evaluate, len(needed), step)
-    return out.reshape(*lead, len(order))
+    return out.reshape(*lead, len(order), outputs)

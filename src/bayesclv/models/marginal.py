@@ -35,6 +35,7 @@ import xarray as xr
 from pytensor.graph.replace import clone_replace
 from scipy import optimize, special
 
+from bayesclv.arguments import check_horizon
 from bayesclv.chunks import available_cpus
 from bayesclv.formulas import _marginal as kernel
 from bayesclv.formulas import _marginal_rule as rule
@@ -456,7 +457,7 @@ class LatentPosterior:
         return theta0, centre[:, 1:] + chol[:, 1:2] * self.powers[0] + chol[:, 2:] * self.powers[1]
 
     def expectations(self, params: dict[str, np.ndarray], positions: np.ndarray, at_nodes: Callable,
-                     ratio: bool = False) -> np.ndarray:
+                     ratio: bool = False, outputs: int = 1) -> np.ndarray:
         """``E[g(theta_i) | y_i, phi_d]`` for every draw ``d`` in ``params`` and customer at ``positions``.
 
         Parameters
@@ -468,15 +469,17 @@ class LatentPosterior:
         at_nodes : callable
             ``at_nodes(rows, theta0, theta1)``: for the distinct ``rows`` (indices
             into the fit's rows) and the latents at their nodes (each
-            ``(len(rows), nodes)``), a list of one or two arrays ``g(theta)`` of that shape.
+            ``(len(rows), nodes)``), a list of arrays ``g(theta)`` of that shape.
         ratio : bool, default False
             Return the ratio of the two expectations (a conditional expectation,
             ``E[g0] / E[g1]``) instead of the first.
+        outputs : int, default 1
+            Without ``ratio``, the expectations of the first ``outputs`` arrays, from one pass of the weights.
 
         Returns
         -------
         numpy.ndarray
-            ``(chain, draw, len(positions))``. Distinct rows are evaluated once, in
+            ``(chain, draw, len(positions), outputs)``. Distinct rows are evaluated once, in
             chunks of rows (each chunk over all draws) on every core.
         """
         lead, flat = flat_draws(params)
@@ -487,7 +490,7 @@ class LatentPosterior:
                                      self.log_terms[rows], self.top_terms[rows], self.powers, values, result,
                                      np.empty((len(rows), 0)), None if self.node_mass is None else self.node_mass[rows])
 
-        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill)
+        return expectations_by_rows(self, lead, positions, at_nodes, ratio, fill, outputs)
 
     def draw(self, params: dict[str, np.ndarray], positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents ``(theta0, theta1)`` of the customers at ``positions`` (in the fitted data) for the draws in
@@ -530,6 +533,10 @@ class MarginalPredictions:
         expectations is wanted) from the rows' columns and the rates at their nodes.
         """
         df = self.prediction_data(data)
+        return self._as_dataarray(self._node_expectations(df, quantities, ratio)[..., 0], df, name)
+
+    def _node_expectations(self, df, quantities, ratio: bool = False, outputs: int = 1) -> np.ndarray:
+        """:meth:`LatentPosterior.expectations` of ``quantities(columns, rates)`` for the customers of ``df``."""
         posterior = self._latent_posterior()
         history = posterior.rows.history
 
@@ -539,8 +546,25 @@ class MarginalPredictions:
                              strict=True))
             return quantities(columns, rates)
 
-        values = posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio)
-        return self._as_dataarray(values, df, name)
+        return posterior.expectations(self._param_arrays(), self._customer_positions(df), at_nodes, ratio,
+                                      outputs=outputs)
+
+    def customer_predictions(self, t: float, data: Any | None = None) -> xr.Dataset:
+        """As :meth:`TransactionPredictions.customer_predictions`; with the latents integrated out, one pass
+        of the node weights (the bulk of the work) serves both quantities."""
+        if not self._integrated():
+            return super().customer_predictions(t, data)
+        check_horizon(t)
+        df = self.prediction_data(data)
+
+        def quantities(c, p):
+            columns = [c[col] for col in self.prediction_columns]
+            alive = self.formulas.probability_alive(*columns, **p)
+            return [alive, self.formulas.expected_purchases(t, *columns, **p, given_alive=True) * alive]
+
+        values = self._node_expectations(df, quantities, outputs=2)
+        return xr.Dataset({name: self._as_dataarray(values[..., q], df, name)
+                           for q, name in enumerate(("probability_alive", "expected_purchases"))})
 
     def _history_quantity(self, fn, data: Any | None, name: str, *args: Any) -> xr.DataArray:
         """With the latents integrated out, the posterior expectation over each customer's latents per draw."""
@@ -558,8 +582,12 @@ class MarginalPredictions:
 
         def quantities(c, p):
             columns = [c[col] for col in self.prediction_columns]
-            # floored: where every node is dead the ratio falls back to the unweighted mean instead of 0 / 0
-            alive = np.maximum(self.formulas.probability_alive(*columns, **p), 1e-300)
+            alive = self.formulas.probability_alive(*columns, **p)
+            if given_alive:
+                # a row's scale cancels in the ratio: its largest node is made 1 (the values stay far from
+                # the flushed ones), and a row whose nodes are all dead falls back to the unweighted mean
+                top = alive.max(axis=-1, keepdims=True)
+                alive = np.where(top > 0, alive / np.where(top > 0, top, 1.0), 1.0)
             return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
 
         return self._node_quantity(data, name, quantities, ratio=given_alive)
