@@ -156,9 +156,10 @@ def test_no_covariates_on_a_process_equal_a_zero_effect():
         np.testing.assert_allclose(without, zero, rtol=1e-12)
 
 
-def _mle(x, purchase_sum, before, within, values, truth):
+def _mle(x, purchase_sum, before, within, values, truth, standard_errors=True):
     """Maximum likelihood (SciPy) of ``log r, log alpha, log s, log beta`` and the purchase effects (no
-    dropout covariates) from the library's NumPy likelihood; standard errors from the numerical Hessian."""
+    dropout covariates) from the library's NumPy likelihood; standard errors from the numerical Hessian
+    (None without ``standard_errors``: its 4 d^2 evaluations of the likelihood cost more than the fit)."""
     none = values[..., :0]
 
     def nll(theta):
@@ -166,6 +167,8 @@ def _mle(x, purchase_sum, before, within, values, truth):
                                          np.zeros(0), xp=NP).sum()
 
     est = optimize.minimize(nll, truth, method="L-BFGS-B").x
+    if not standard_errors:
+        return est, None
     step = np.eye(est.size) * 1e-4
     hessian = np.array([[(nll(est + a + b) - nll(est + a - b) - nll(est - a + b) + nll(est - a - b)) / 4e-8
                          for b in step] for a in step])
@@ -204,12 +207,12 @@ def test_mle_recovers_strong_purchase_effects_from_an_independent_thinning_simul
     assert np.all(np.abs(est[4:] - gamma) < 3 * se[4:]), (est[4:], se[4:])
 
 
-def _mle_of(data, paths, truth):
+def _mle_of(data, paths, truth, standard_errors=True):
     T, t_x = data["T"].to_numpy(), data["recency"].to_numpy()
     pieces = paths.pieces(data["customer_id"], data["first_purchase"], T, "W", ["contact", "season"])
     before, within = _arrays(data["frequency"].to_numpy(), t_x, T, pieces.start, pieces.end)
     sums = data[["purchase_sum:contact", "purchase_sum:season"]].to_numpy()
-    return _mle(data["frequency"].to_numpy(), sums, before, within, pieces.values, truth)
+    return _mle(data["frequency"].to_numpy(), sums, before, within, pieces.values, truth, standard_errors)
 
 
 def test_synthetic_bases_recover_strong_purchase_effects_and_the_day_log_attenuates_them():
@@ -230,7 +233,7 @@ def test_synthetic_bases_recover_strong_purchase_effects_and_the_day_log_attenua
     log = bc.time_varying_summary(tx, paths, calibration_end=cal)
     np.testing.assert_array_equal(log["T"], data["T"])  # the same customers
     assert log["frequency"].sum() < data["frequency"].sum()
-    merged, _ = _mle_of(log, paths, truth)
+    merged, _ = _mle_of(log, paths, truth, standard_errors=False)
     assert np.all(merged[4:] < est[4:])
 
 
