@@ -16,7 +16,7 @@ import pytest
 
 import bayesclv as bc
 from bayesclv.models.covariate_density import covariate_density
-from density_checks import assert_density_is_the_graphs
+from density_checks import assert_density_is_the_graphs, compile_logp_dlogp
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +56,21 @@ def test_covariate_density_is_the_graphs(rfm, priors, covariates):
     model = bc.BetaGeoModel(priors or None, **covariates)
     graph, density = _density(model, rfm)
     assert density is not None
-    logp, dlogp = graph.compile_logp(jacobian=True), graph.compile_dlogp(jacobian=True)
     point0 = graph.initial_point()
     values = [graph.rvs_to_values[rv].name for rv in graph.free_RVs]
     shapes = [point0[v].shape for v in values]
     sizes = [int(np.prod(s)) for s in shapes]
     assert density.n_dim == sum(sizes)
-    expand = graph.compile_fn(graph.replace_rvs_by_values([graph[n] for n in density.names]),
-                              inputs=graph.value_vars, on_unused_input="ignore")
+    graphs = compile_logp_dlogp(graph, graph.replace_rvs_by_values([graph[n] for n in density.names]))
     rng = np.random.default_rng(1)
     for _ in range(2):
         x = rng.normal(0.0, 0.8, size=density.n_dim)
         point = {v: part.reshape(s) for v, part, s in zip(values, np.split(x, np.cumsum(sizes)[:-1]), shapes,
                                                            strict=True)}
-        assert_density_is_the_graphs(density, x, point, logp, dlogp)
+        reference_logp, reference_dlogp, *expanded = graphs(point)
+        assert_density_is_the_graphs(density, x, reference_logp, reference_dlogp)
         stored = density.expand(x)
-        for name, reference in zip(density.names, expand(point), strict=True):
+        for name, reference in zip(density.names, expanded, strict=True):
             np.testing.assert_allclose(stored[name], reference, rtol=1e-12)
 
 

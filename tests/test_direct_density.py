@@ -22,7 +22,7 @@ from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import shifted_bg
 from bayesclv.formulas._prior_density import PRIOR_CODES
 from bayesclv.models.direct_density import _log_prior, differentiated_prior, direct_density
-from density_checks import assert_density_is_the_graphs
+from density_checks import assert_density_is_the_graphs, compile_logp_dlogp
 
 PRIORS = [  # each with its SciPy reference
     (bc.Prior("HalfNormal", sigma=50.0), stats.halfnorm(scale=50.0)),
@@ -72,7 +72,7 @@ def test_direct_density_is_the_graphs(years_1_7, priors, group):
     model = bc.ShiftedBetaGeoModel(priors, group=group, pooling="none" if group else None)
     graph, density = _density(model, years_1_7)
     assert density is not None and density.n_dim == (4 if group else 2)
-    logp, dlogp = graph.compile_logp(jacobian=True), graph.compile_dlogp(jacobian=True)
+    graphs = compile_logp_dlogp(graph)
     names = [graph.rvs_to_values[rv].name for rv in graph.free_RVs]
     rng = np.random.default_rng(1)
     for _ in range(5):
@@ -80,7 +80,7 @@ def test_direct_density_is_the_graphs(years_1_7, priors, group):
         point = dict(zip(names, np.split(x, len(names)), strict=True))
         if not group:
             point = {k: v[0] for k, v in point.items()}
-        assert_density_is_the_graphs(density, x, point, logp, dlogp)
+        assert_density_is_the_graphs(density, x, *graphs(point))
         expanded = density.expand(x)
         assert expanded["alpha"].shape == ((2,) if group else ())
         np.testing.assert_allclose(np.ravel(expanded["beta"]), np.exp(np.split(x, 2)[1]))

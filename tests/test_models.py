@@ -235,14 +235,15 @@ def test_advi_fit_gives_draws_near_map(map_models, cdnow_rfm):
 def test_model_gradient_matches_finite_differences(cls, cdnow_rfm):
     # the compiled PyMC graph (after PyMC's own rewrites) must differentiate the likelihood exactly
     model = cls().build_model(cdnow_rfm)
-    logp, dlogp = model.compile_logp(jacobian=False), model.compile_dlogp(jacobian=False)
+    # the density and its gradient compiled together: one compilation (seconds) instead of two
+    logp_dlogp = model.compile_fn([model.logp(jacobian=False), model.dlogp(jacobian=False)])
     point = {k: np.log(0.5 + i) for i, k in enumerate(model.initial_point())}
-    grad = dlogp(point)
+    grad = logp_dlogp(point)[1]
     for i, name in enumerate(point):
         up, down = dict(point), dict(point)
         up[name] = point[name] + 1e-5
         down[name] = point[name] - 1e-5
-        assert grad[i] == pytest.approx((logp(up) - logp(down)) / 2e-5, rel=1e-5, abs=1e-6), name
+        assert grad[i] == pytest.approx((logp_dlogp(up)[0] - logp_dlogp(down)[0]) / 2e-5, rel=1e-5, abs=1e-6), name
 
 
 @pytest.mark.parametrize("cls", [bc.BetaGeoModel, bc.ParetoNBDModel, bc.GammaGammaModel])
