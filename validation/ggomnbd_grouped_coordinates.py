@@ -73,8 +73,8 @@ class LogMeanCoordinates(bc.GompertzNBDModel):
 
 def header() -> dict:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=RESULTS)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "../../src", "."], capture_output=True, text=True,
-                           cwd=RESULTS).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "../../src", "../ggomnbd_grouped_coordinates.py"],
+                           capture_output=True, text=True, cwd=RESULTS).stdout.strip()
     return {"command": "nice -n 10 uv run python validation/ggomnbd_grouped_coordinates.py " + " ".join(sys.argv[1:]),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "commit": git.stdout.strip() + ("+" if dirty else ""), "load_average_start": os.getloadavg()}
