@@ -23,7 +23,7 @@ The old coordinates live here only (recovered from ``git show 19ee9d2^:src/bayes
 Usage::
 
     nice -n 10 uv run python validation/ggomnbd_grouped_coordinates.py [--points 20] [--customers 250]
-        [--draws 2000 --tune 1000] [--seed 2026] [--skip-sampling]
+        [--draws 1000 --tune 1000] [--seed 2026] [--skip-sampling]
 
 Writes ``validation/results/ggomnbd_grouped_coordinates_<dataset>.json`` and ``.md`` (dataset:
 ``cdnow_sample`` for the density check, ``simulated`` for the sampling comparison; one file pair each).
@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20)
     parser.add_argument("--customers", type=int, default=250, help="customers per simulated group")
-    parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--skip-sampling", action="store_true")
