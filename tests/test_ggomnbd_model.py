@@ -20,6 +20,7 @@ import copy
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
@@ -168,6 +169,55 @@ def test_grouped_sampling_coordinates_keep_the_hierarchy_and_the_likelihood(cdno
         assert float(logp(point)) == pytest.approx(want, rel=1e-10)
     names = model._summary_names()
     assert ("log_b_mean" in names) is not shared and "b" in names
+
+
+class _LogMeanCoordinates(bc.GompertzNBDModel):
+    """The grouped GGom/NBD in its coordinates before DropoutWindow (commit 19ee9d2^): ``log_b_mean``,
+    ``log_dropout_mean_mean`` and ``log_dropout_cv2_mean`` each their own ``Normal(0, 3)`` variable."""
+
+    def _parameters(self):
+        if not (self.pooling == "partial" and self._centred):
+            return super()._parameters()
+        r, alpha, b, mean, cv2 = (self._quantity(n) for n in ("r", "alpha", "b", "dropout_mean", "dropout_cv2"))
+        s = pm.Deterministic("s", 1.0 / cv2, dims="group")
+        beta = pm.Deterministic("beta", b / (cv2 * mean), dims="group")
+        return {"r": r, "alpha": alpha, "b": b, "s": s, "beta": beta}
+
+
+def test_grouped_window_coordinates_are_a_change_of_variables_of_the_log_means(cdnow_rfm):
+    """The grouped model's density in the sampled coordinates is the old one's through the change of variables.
+
+    Sampled before: the log means ``(l_b, l_m, l_c)`` of ``b, dropout_mean, dropout_cv2``; now
+    ``DropoutWindow``'s ``(w, l_m, u)`` of ``(e^l_b, e^l_m, e^l_c)``, the other coordinates the same. The
+    posterior is the same iff, at every point, the new log density (Jacobian included) plus
+    ``log |d(w, l_m, u) / d(l_b, l_m, l_c)|`` is the old one: that determinant is ``dw / dl_b``
+    (``w`` depends on ``l_b`` alone, ``du / dl_c = -1``) ``= x e^x / (e^x - 1)``, ``x = e^l_b`` (``b``'s
+    scale 1 per time unit with a pooled ``b``). Checked at random points, ``l_b`` from the tiny-``b`` series
+    branch (-16) to beyond the likelihood's wall (1.5).
+    """
+    data = cdnow_rfm.iloc[::4].assign(cohort=lambda d: np.select([d["T"] > 36.0, d["T"] > 33.0], ["a", "b"], "c"))
+    old_graph = _LogMeanCoordinates(group="cohort").build_model(data)
+    new_graph = bc.GompertzNBDModel(group="cohort").build_model(data)
+    means = ["log_b_mean", "log_dropout_mean_mean", "log_dropout_cv2_mean"]
+    shared = sorted(v.name for v in old_graph.value_vars if v.name not in means)
+    assert sorted(v.name for v in new_graph.value_vars) == sorted([*shared, "dropout_dropout_window__"])
+    transform = new_graph.rvs_to_transforms[new_graph["dropout"]]
+    to_coords = pytensor.function([value := pt.dvector("value")], transform.forward(value))
+    old_logp, new_logp = old_graph.compile_logp(), new_graph.compile_logp()
+    rng = np.random.default_rng(11)
+    start = old_graph.initial_point()
+    for log_b in (-16.0, -12.0, -6.0, -3.0, -1.0, 0.5, 1.5):
+        point = {n: rng.normal(size=np.shape(start[n])) if n.endswith("_offset")
+                 else rng.uniform(np.log(0.05), np.log(1.5), size=np.shape(start[n])) if n.endswith("_sd_log__")
+                 else np.asarray(rng.uniform(-3.0, 2.0)) for n in shared}
+        old = {**point, "log_b_mean": log_b, "log_dropout_mean_mean": rng.uniform(-4.0, -1.0),
+               "log_dropout_cv2_mean": rng.uniform(-2.0, 2.0)}
+        new = {**point, "dropout_dropout_window__": to_coords(np.exp([old[n] for n in means]))}
+        x = np.exp(log_b)
+        log_det = np.log(x) + x - np.log(np.expm1(x))
+        want = float(old_logp(old))
+        assert np.isfinite(want)
+        assert float(new_logp(new)) + log_det == pytest.approx(want, rel=1e-10, abs=0.0), log_b
 
 
 def test_b_pooling_is_checked():

@@ -10,16 +10,21 @@ week (``--b-pooling complete``: one ``b`` for every cohort).
 Usage::
 
     nice -n 10 uv run python validation/ggomnbd_convergence.py [sample|full] [--seeds 2026 7]
-        [--group cohort [--b-pooling partial|complete]]
+        [--group cohort [--b-pooling partial|complete]] [--save DIR]
 
 Writes ``validation/results/ggomnbd_convergence_<kind>.json`` (grouped:
-``ggomnbd_convergence_<kind>_cohort_b_<b_pooling>.json``).
+``ggomnbd_convergence_<kind>_cohort_b_<b_pooling>.json``); ``--save DIR``: each fit also as
+``DIR/ggomnbd_<kind>[_cohort_b_<b_pooling>]_seed<seed>.nc`` (its ``save()``; e.g. for
+``compare_families.py --fitted``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -41,13 +46,15 @@ def _worst(idata, names: list[str]) -> dict:
     return {"rhat": [[n, round(v, 4)] for v, n in by_rhat], "ess_bulk": [[n, round(v)] for v, n in by_ess]}
 
 
-def fit(rfm, seed: int, group: str | None, b_pooling: str) -> dict:
+def fit(rfm, seed: int, group: str | None, b_pooling: str, save: Path | None = None) -> dict:
     model = bc.GompertzNBDModel(group=group, b_pooling=b_pooling) if group else bc.GompertzNBDModel()
     cpu = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the diagnostics are recorded below
         model.fit(rfm, progressbar=False, random_seed=seed)
     cpu = time.process_time() - cpu
+    if save is not None:
+        model.save(save)
     post = model.posterior
     stats = model.idata["sample_stats"]
     diverging = stats["diverging"].values.astype(bool)
@@ -72,17 +79,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2026, 7])
     parser.add_argument("--group", default=None, help="group column (cohort: first-purchase week)")
     parser.add_argument("--b-pooling", choices=["partial", "complete"], default="partial")
+    parser.add_argument("--save", type=Path, default=None, help="folder to save each fitted model in")
     args = parser.parse_args()
+    header = {"command": "nice -n 10 uv run python validation/ggomnbd_convergence.py " + " ".join(sys.argv[1:]),
+              "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                       cwd=RESULTS.parent).stdout.strip(),
+              "load_average_start": os.getloadavg()}
+    suffix = f"_{args.group}_b_{args.b_pooling}" if args.group else ""
     rfm = bc.rfm_summary(bc.datasets.load_cdnow(args.kind), calibration_end="1997-09-30", cohort="W", litt=True)
     runs = []
     for seed in args.seeds:
-        runs.append(fit(rfm, seed, args.group, args.b_pooling))
+        save = None if args.save is None else args.save / f"ggomnbd_{args.kind}{suffix}_seed{seed}.nc"
+        runs.append(fit(rfm, seed, args.group, args.b_pooling, save))
         print(json.dumps({k: runs[-1][k] for k in ("seed", "cpu_seconds", "diagnostics", "steps_per_draw")}),
               flush=True)
     RESULTS.mkdir(exist_ok=True)
-    suffix = f"_{args.group}_b_{args.b_pooling}" if args.group else ""
     out = RESULTS / f"ggomnbd_convergence_{args.kind}{suffix}.json"
-    out.write_text(json.dumps({"kind": args.kind, "customers": len(rfm), "group": args.group,
+    header.update(ended_utc=time.strftime("%H:%M", time.gmtime()), load_average_end=os.getloadavg())
+    out.write_text(json.dumps({**header, "kind": args.kind, "customers": len(rfm), "group": args.group,
                                "b_pooling": args.b_pooling if args.group else None, "runs": runs}, indent=1) + "\n")
     print(f"wrote {out}")
 
