@@ -140,7 +140,7 @@ def paretonbd_profile(rows, z, point, tables, seconds: float) -> dict:
     m = np.minimum(a, b)
     args = (r[0] + x, s[0] + 1.0, a - m, b - m, np.log(m + t), np.log(m + T))
     _, row_nodes = _integrals(*args)
-    order_t = np.lexsort((t, x, np.where(x == 0, 0, np.where(x <= 32, 1, 2))))  # the new tables' row order
+    order_t = np.lexsort((z[:, 0], t, x, np.where(x == 0, 0, np.where(x <= 32, 1, 2))))  # the new tables' row order
     lane_args = tuple(v[order_t] if np.ndim(v) else v for v in args)
     return {"integrals_ms": cpu_ms(_integrals, args, seconds), "row_nodes": row_nodes,
             "lane_nodes_8": _lane_nodes(lane_args, tables[7], _eight_node_pieces),

@@ -36,8 +36,8 @@ from bayesclv.formulas._ops import gauss_legendre
 __all__ = ["LIFETIME_WORK_ROWS", "RULES", "block_layout", "lane_lifetime_integral"]
 
 #: (nodes, widest piece in Q, largest change of the log-integrand over it) of each Gauss-Legendre rule
-RULES = ((4, 0.1, 0.25), (6, 0.5, 1.0), (7, 0.75, 2.0), (8, 1.0, 3.0), (10, 1.5, 6.0), (10, 2.0, 2.5),
-         (12, 2.25, 6.0), (14, 3.0, 6.0))
+RULES = ((4, 0.1, 0.25), (6, 0.5, 1.0), (7, 0.75, 2.0), (8, 1.0, 3.0), (9, 1.25, 4.0), (9, 1.5, 3.0), (10, 1.5, 6.0),
+         (10, 2.0, 2.5), (11, 2.0, 6.0), (11, 2.5, 3.0), (12, 2.25, 6.0), (12, 3.0, 2.0), (14, 3.0, 6.0))
 _SIZES = np.array([n for n, _, _ in RULES], dtype=np.int64)
 _WIDTHS = np.array([w for _, w, _ in RULES])
 _CHANGES = np.array([c for _, _, c in RULES])
