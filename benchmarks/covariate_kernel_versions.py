@@ -1,13 +1,15 @@
 """CPU per call of the covariate kernels, this checkout's against a git revision's, in one process.
 
-Loads ``formulas/_covariate_summed.py`` as it was at ``--against`` (default ``main``) next to the installed one,
+Loads ``formulas/_covariate_summed.py`` and the siblings it calls (``_lane_math``, ``_lifetime_lanes``) as they were at
+``--against`` (default ``main``) next to the installed ones,
 builds each version's tables from the same distinct rows of CDNOW (covariates ``log_first_amount`` and
 ``first_week`` as in ``peer_covariates.py``) and times each kernel at a point near the posterior, alternating
 the versions; it also checks that both give the same value and gradient, on CDNOW's rows and, for the
 Pareto/NBD, on an extreme grid (``x`` up to 500, ``T`` up to 1,000 weeks, tiny and huge scales and shapes).
 For the Pareto/NBD it also splits the old kernel's CPU into its lifetime integrals (the same rows' integrals
 alone, :func:`log_piecewise_integral` row by row) and the rest, and counts the quadrature nodes each way
-evaluates (row by row: each row's own piece count; in lanes: a block's largest, on every lane of the block).
+evaluates (row by row: each row's own piece count; in lanes: a block's layout on every lane of the block, under the
+row-by-row rule's 8-node pieces and under this checkout's calibrated rules).
 
     nice -n 10 uv run python benchmarks/covariate_kernel_versions.py full
 
@@ -35,9 +37,11 @@ from peer_covariates import COVARIATES, cdnow_with_covariates
 
 from bayesclv.formulas import _covariate_summed as current
 from bayesclv.formulas import _lifetime_integral as rule
+from bayesclv.formulas import _lifetime_lanes as lanes
 
 SOURCE = "src/bayesclv/formulas/_covariate_summed.py"
-LOADED_AT_REVISION = ("_lane_math",)  # siblings whose functions the kernels call, also taken at the revision
+# siblings whose functions the kernels call, also taken at the revision (each with its imports of the others)
+LOADED_AT_REVISION = ("_lane_math", "_lifetime_lanes")
 A = lambda *v: np.array(v, dtype=float)
 POINTS = {"bgnbd": (A(0.26), A(5.1), A(0.8), A(2.4), A(0.25, 0.0), A(0.0, 0.1), A(0.1, 0.2)),
           # the posterior means of the default fit (covariate_sampling_full.md)
@@ -53,11 +57,16 @@ def _git(*args: str) -> str:
 def load_revision(rev: str):
     """The kernel module as it was at ``rev`` (imported from a temporary file), with the lane math of ``rev``."""
     folder = Path(tempfile.mkdtemp())
-    source = _git("show", f"{rev}:{SOURCE}")
+
+    def at_revision(text: str) -> str:
+        for sibling in LOADED_AT_REVISION:
+            text = text.replace(f"from bayesclv.formulas.{sibling} import", f"from {sibling}_at_revision import")
+        return text
+
+    source = at_revision(_git("show", f"{rev}:{SOURCE}"))
     for sibling in LOADED_AT_REVISION:
         sibling_source = _git("show", f"{rev}:{SOURCE.rsplit('/', 1)[0]}/{sibling}.py")
-        (folder / f"{sibling}_at_revision.py").write_text(sibling_source)
-        source = source.replace(f"from bayesclv.formulas.{sibling} import", f"from {sibling}_at_revision import")
+        (folder / f"{sibling}_at_revision.py").write_text(at_revision(sibling_source))
     path = folder / "covariate_summed_at_revision.py"
     path.write_text(source)
     sys.path.insert(0, str(folder))
@@ -93,18 +102,33 @@ def _integrals(rho, sigma, ca, cb, q0, q1):  # pragma: no cover - compiled
     return total, nodes
 
 
-def _lane_nodes(args, block_start) -> int:
-    """Nodes evaluated in lanes: each block's largest piece count on all its lanes (4-node rule when all short)."""
+def _eight_node_pieces(widest: float, steepest: float) -> int:
+    """Nodes of a block under the row-by-row rule's bounds: 4 where every row fits the short rule, else the
+    largest piece count of 8-node pieces (width 1, change 3)."""
+    if widest <= rule._SHORT_WIDTH and steepest <= rule._SHORT_SLOPE:
+        return 4
+    return 8 * int(np.ceil(max(steepest / rule._PIECE_SLOPE, widest / rule._PIECE_WIDTH, 1.0)))
+
+
+def _calibrated_rules(widest: float, steepest: float) -> int:
+    """Nodes of a block under :data:`bayesclv.formulas._lifetime_lanes.RULES` (this checkout's layout)."""
+    pieces, chosen = lanes.block_layout(widest, steepest)
+    return pieces * lanes.RULES[chosen][0]
+
+
+def _lane_nodes(args, block_start, layout) -> int:
+    """Nodes evaluated in lanes: each block's ``layout(widest, steepest)`` on all its lanes."""
     rho, sigma, ca, cb, q0, q1 = args
     e0, e1 = np.exp(q0), np.exp(q1)
     width = q1 - q0
     slope = [1.0 - rho * e / (e + ca) - sigma * e / (e + cb) for e in (e0, e1)]
     change = width * np.maximum(np.abs(slope[0]), np.abs(slope[1]))
-    pieces = np.where(width > 0, np.maximum(change / rule._PIECE_SLOPE, width / rule._PIECE_WIDTH), 0.0)
-    short = (width <= rule._SHORT_WIDTH) & (change <= rule._SHORT_SLOPE) | ~(width > 0)
+    valid = (width > 0) & (change <= rule._WINDOW_DROP)
     total = 0
     for lo, hi in zip(block_start[:-1], block_start[1:], strict=True):
-        total += (hi - lo) * (4 if short[lo:hi].all() else 8 * int(np.ceil(max(pieces[lo:hi].max(), 1.0))))
+        on = valid[lo:hi]
+        widest, steepest = (width[lo:hi][on].max(), change[lo:hi][on].max()) if on.any() else (0.0, 0.0)
+        total += (hi - lo) * layout(widest, steepest)
     return int(total)
 
 
@@ -116,10 +140,11 @@ def paretonbd_profile(rows, z, point, tables, seconds: float) -> dict:
     m = np.minimum(a, b)
     args = (r[0] + x, s[0] + 1.0, a - m, b - m, np.log(m + t), np.log(m + T))
     _, row_nodes = _integrals(*args)
-    order_t = np.lexsort((t, x, np.where(x == 0, 0, np.where(x <= 32, 1, 2))))  # the new tables' row order
+    order_t = np.lexsort((z[:, 0], t, x, np.where(x == 0, 0, np.where(x <= 32, 1, 2))))  # the new tables' row order
     lane_args = tuple(v[order_t] if np.ndim(v) else v for v in args)
     return {"integrals_ms": cpu_ms(_integrals, args, seconds), "row_nodes": row_nodes,
-            "lane_nodes": _lane_nodes(lane_args, tables[7])}
+            "lane_nodes_8": _lane_nodes(lane_args, tables[7], _eight_node_pieces),
+            "lane_nodes": _lane_nodes(lane_args, tables[7], _calibrated_rules)}
 
 
 def extreme_grid(old, new) -> dict:
@@ -196,7 +221,8 @@ def main() -> None:
         lines += ["", "Pareto/NBD, where the old kernel's CPU goes: its rows' lifetime integrals alone (row by row, "
                   f"with gradient) {prof['integrals_ms']:.2f} ms of {np.median(r['old_ms']):.2f} ms per call; "
                   f"quadrature nodes evaluated per call: {prof['row_nodes']} row by row (each row's own piece count), "
-                  f"{prof['lane_nodes']} in lanes (each block's largest count on all its lanes). Extreme grid "
+                  f"{prof['lane_nodes_8']} in lanes of 8-node pieces (each block's largest count on all its lanes), "
+                  f"{prof['lane_nodes']} in lanes under this checkout's rules (`_lifetime_lanes.RULES`). Extreme grid "
                   f"({len(EXTREME_POINTS)} points, x up to 500, T up to 1,000, t_x == T, scales 1e-6 to 1e6): "
                   f"value rel. diff {grid['value_rel_diff']:.1e}, gradient max rel. diff "
                   f"{grid['grad_max_rel_diff']:.1e}."]

@@ -39,21 +39,28 @@ def _density(model, data):
     return graph, covariate_density(model, graph, model._stored_variables(graph))
 
 
-CASES = [  # priors, covariates per process: the coordinates' kinds (pairs, log shapes, one process only)
-    ({}, {"covariates": ["spend", "age"]}),
-    ({"a": bc.Prior("Gamma", alpha=2.0, beta=0.5), "r": bc.Prior("Exponential", lam=2.0),
-      "dropout_coef_b": bc.Prior("Normal", mu=0.3, sigma=2.0), "purchase_coef": bc.Prior("Normal", tau=4.0)},
+CASES = [  # model, priors, covariates per process: the coordinates' kinds (pairs, log shapes, one process only;
+    # the Pareto/NBD's dropout gamma as mean and cv2)
+    (bc.BetaGeoModel, {}, {"covariates": ["spend", "age"]}),
+    (bc.BetaGeoModel, {"a": bc.Prior("Gamma", alpha=2.0, beta=0.5), "r": bc.Prior("Exponential", lam=2.0),
+                       "dropout_coef_b": bc.Prior("Normal", mu=0.3, sigma=2.0),
+                       "purchase_coef": bc.Prior("Normal", tau=4.0)},
      {"covariates": ["spend", "age", "member"]}),
-    ({"alpha": bc.Prior("LogNormal", mu=1.0, sigma=2.0)}, {"purchase_covariates": ["spend"], "dropout_covariates": []}),
-    ({}, {"purchase_covariates": [], "dropout_covariates": ["age"]}),
+    (bc.BetaGeoModel, {"alpha": bc.Prior("LogNormal", mu=1.0, sigma=2.0)},
+     {"purchase_covariates": ["spend"], "dropout_covariates": []}),
+    (bc.BetaGeoModel, {}, {"purchase_covariates": [], "dropout_covariates": ["age"]}),
+    (bc.ParetoNBDModel, {}, {"covariates": ["spend", "age"]}),
+    (bc.ParetoNBDModel, {"dropout_cv2": bc.Prior("Gamma", alpha=2.0, beta=0.5),
+                         "dropout_mean": bc.Prior("LogNormal", mu=-2.0, sigma=1.0)},
+     {"purchase_covariates": [], "dropout_covariates": ["age", "member"]}),
 ]
 
 
-@pytest.mark.parametrize(("priors", "covariates"), CASES)
-def test_covariate_density_is_the_graphs(rfm, priors, covariates):
+@pytest.mark.parametrize(("cls", "priors", "covariates"), CASES)
+def test_covariate_density_is_the_graphs(rfm, cls, priors, covariates):
     """Value and gradient equal PyMC's compiled logp/dlogp of the model's graph at random points of the
     sampling coordinates, and central differences of the direct value; the stored variables too."""
-    model = bc.BetaGeoModel(priors or None, **covariates)
+    model = cls(priors or None, **covariates)
     graph, density = _density(model, rfm)
     assert density is not None
     point0 = graph.initial_point()
@@ -92,5 +99,8 @@ def test_configurations_it_does_not_cover_are_sampled_through_the_graph(rfm):
                     rfm)[1] is None
     groups = rfm.assign(segment=np.where(rfm["member"], "m", "n"))
     assert _density(bc.BetaGeoModel(covariates=["spend"], group="segment", pooling="none"), groups)[1] is None
-    # a family that does not ask for it: the Pareto/NBD's s and beta are functions of its sampled coordinates
-    assert _density(bc.ParetoNBDModel(covariates=["spend"]), rfm)[1] is None
+    # the Pareto/NBD's dropout mean and cv2 with a prior the density does not write out, or in groups
+    assert _density(bc.ParetoNBDModel({"dropout_cv2": bc.Prior("HalfStudentT", nu=3.0, sigma=2.0)},
+                                      covariates=["spend"]), rfm)[1] is None
+    assert _density(bc.ParetoNBDModel(covariates=["spend"], group="segment", pooling="none"), groups)[1] is None
+    assert _density(bc.ParetoNBDModel(), rfm)[1] is None

@@ -20,6 +20,7 @@ from bayesclv.formulas import NP, PT, bgnbd, paretonbd
 from bayesclv.formulas._covariate_summed import bgnbd_kernel, paretonbd_kernel
 from bayesclv.formulas._lane_math import lane_exp, lane_log
 from bayesclv.formulas._lifetime_integral import log_piecewise_integral
+from bayesclv.formulas._lifetime_lanes import LIFETIME_WORK_ROWS, RULES, block_layout, lane_lifetime_integral
 
 FAMILIES = {
     # class, point (population parameters at average covariates and coefficients per sd), reference, sampled
@@ -247,6 +248,42 @@ def test_paretonbd_lanes_equal_the_row_by_row_rule_on_an_extreme_grid(point):
     want_total, want_grad = _paretonbd_row_by_row(params, coefs, rows)
     assert np.isfinite(total) and total == pytest.approx(want_total, rel=1e-13)
     np.testing.assert_allclose(np.concatenate(grad), want_grad, rtol=1e-10, atol=1e-10 * np.max(np.abs(want_grad)))
+
+
+@pytest.mark.parametrize("nodes", sorted({n for n, _, _ in RULES if n > 4}))
+def test_paretonbd_lane_rules_match_scipy_quadrature_at_their_bounds(nodes):
+    """Each calibrated rule of the lanes, on rows as wide and steep as its bounds allow (and a block of them
+    sharing its layout), gives log J and its partials in rho, sigma and both scales as SciPy's adaptive
+    quadrature in tau does, to 1e-12."""
+    from scipy.integrate import quad
+
+    rng = np.random.default_rng(nodes)
+    n = 16
+    rows = []
+    while len(rows) < n:  # rows whose (width, change) lie inside one of this size's rules, near its edge
+        x, a, b = rng.choice([0.0, 1.0, 4.0, 30.0]), np.exp(rng.uniform(-3.0, 4.0)), np.exp(rng.uniform(-3.0, 4.0))
+        rho, sigma, m = 0.6 + x, 1.5, min(a, b)
+        width, change = rng.choice([(w, c) for k, w, c in RULES if k == nodes]) * rng.uniform(0.9, 1.0, 2)
+        t = rng.uniform(0.0, 20.0)
+        T = (m + t) * np.exp(width) - m
+        slope = [1.0 - rho * e / (e + a - m) - sigma * e / (e + b - m) for e in (m + t, m + T)]
+        if width * max(map(abs, slope)) <= change and RULES[block_layout(width, change)[1]][0] <= nodes:
+            rows.append((rho, a, b, t, T))
+    rho, a, b, t, T = (np.array(v) for v in zip(*rows, strict=True))
+    m = np.minimum(a, b)
+    ca, cb, e0, e1 = a - m, b - m, m + t, m + T
+    out = [np.empty(n) for _ in range(5)]
+    lane_lifetime_integral(rho, 1.5, ca, cb, e0, e1, np.log(e0), np.log(e1), n, *out,
+                           np.empty((LIFETIME_WORK_ROWS, n)))
+    for i in range(n):
+        def integral(f, i=i):
+            return quad(lambda tau: f(tau) * (a[i] + tau) ** -rho[i] * (b[i] + tau) ** -1.5, t[i], T[i],
+                        epsabs=0.0, epsrel=2e-14, limit=200)[0]
+        J = integral(lambda tau: 1.0)
+        want = [np.log(J), -integral(lambda tau: np.log(a[i] + tau)) / J, -integral(lambda tau: np.log(b[i] + tau)) / J,
+                -rho[i] * integral(lambda tau: 1.0 / (a[i] + tau)) / J, -1.5 * integral(lambda tau: 1.0 / (b[i] + tau)) / J]
+        # log(m + tau + ca) = log(alpha + tau) whichever scale is the smaller: the partials are those in tau
+        np.testing.assert_allclose([v[i] for v in out], want, rtol=1e-12, atol=1e-12)
 
 
 def test_lane_exp_and_log_match_numpy_over_the_double_range():

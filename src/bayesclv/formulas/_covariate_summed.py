@@ -64,11 +64,11 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     """Data tables of the covariate kernels for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 
     The rows are reordered by group, kind (no repeat purchase, ``x`` up to
-    :data:`_PRODUCT_TERMS`, beyond), ``x`` and ``t_x``, and cut into blocks of at most
-    :data:`LANES` rows of one group and kind, so that the kernels take a block's
-    rows in vector lanes with one branch per block (``t_x`` last: a Pareto/NBD
-    block's rows then need similar piece counts for their lifetime integrals,
-    whose layout the block shares); the covariates are
+    :data:`_PRODUCT_TERMS`, beyond), ``x``, ``t_x`` and the first dropout (else purchase)
+    covariate, and cut into blocks of at most :data:`LANES` rows of one group and kind,
+    so that the kernels take a block's rows in vector lanes with one branch per block
+    (``t_x`` and the covariate last: a Pareto/NBD block's rows then need similar node
+    layouts for their lifetime integrals, which the block shares); the covariates are
     stored covariate-major (each covariate's values of a block contiguous).
 
     Parameters
@@ -92,7 +92,10 @@ def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group
     g = np.zeros(x.size, dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64).reshape(-1)
     zp, zd = (np.reshape(np.asarray(z, dtype=float), (x.size, -1)) for z in (z_purchase, z_dropout))
     kind = np.where(x == 0.0, 0, np.where(x <= _PRODUCT_TERMS, 1, 2))
-    order = np.lexsort((t_x, x, kind, g))
+    # rows of one (x, t_x), mostly those without repeat purchases, by their first covariate: neighbours then have
+    # similar scales, so a Pareto/NBD block's lifetime integrals need similar node layouts
+    first = zd[:, 0] if zd.shape[1] else zp[:, 0] if zp.shape[1] else np.zeros(x.size)
+    order = np.lexsort((first, t_x, x, kind, g))
     x, t_x, T, w, g, kind = (np.ascontiguousarray(v[order]) for v in (x, t_x, T, w, g, kind))
     zp, zd = (np.ascontiguousarray(z[order].T) for z in (zp, zd))
     change = np.flatnonzero((np.diff(g) != 0) | (np.diff(kind) != 0)) + 1

@@ -18,11 +18,14 @@ starting points, the whitening and the posterior are those of the graph's fit:
   :data:`~bayesclv.models.direct_density.DIFFERENTIATED_PRIORS`;
 - a pair of beta shapes: mean and concentration (:class:`~bayesclv.models.mean_concentration.MeanConcentration`);
 - a coefficient vector with a ``Normal`` prior: itself; a pair of them: their
-  difference and mean (:class:`~bayesclv.models.mean_concentration.DifferenceAndMean`).
+  difference and mean (:class:`~bayesclv.models.mean_concentration.DifferenceAndMean`);
+- a gamma mixing distribution sampled as its mean and squared coefficient of
+  variation (the Pareto/NBD's ``dropout_mean, dropout_cv2``, each on its log scale
+  with its own prior; the model's ``gamma_mean_cv2``): the kernel's shape
+  ``1/cv2`` and scale ``1/(cv2 mean)`` from them, the chain rule back.
 
-Any other configuration (groups, other priors, a parameter that is a function of
-sampled ones, as the Pareto/NBD's ``s, beta``) gives None and is sampled through
-the graph. ``tests/test_covariate_density.py`` compares value and gradient with
+Any other configuration (groups, other priors, any other parameter that is a
+function of sampled ones) gives None and is sampled through the graph. ``tests/test_covariate_density.py`` compares value and gradient with
 PyMC's compiled ``logp``/``dlogp`` of the graph.
 """
 
@@ -65,11 +68,13 @@ class Block(NamedTuple):
 # a coordinate's kind in the compiled layout (one entry per coordinate; a pair's second entry repeats its first)
 LOG, SHAPES, COEF, COEF_PAIR = 0, 1, 2, 3
 _NORMAL = -1  # prior code of a coefficient: Normal(mu, sigma); the positive priors' codes are _prior_density's
+_DERIVED = -2  # no prior of its own: a kernel input computed from sampled entries (a gamma's shape and scale)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _inputs(x, kind, target, n_inputs):  # pragma: no cover - compiled
-    """The kernel's inputs, flat, at the sampling coordinates ``x`` (see :class:`CovariateDensity`)."""
+def _inputs(x, kind, target, n_inputs, derived):  # pragma: no cover - compiled
+    """The kernel's inputs, flat, at the sampling coordinates ``x`` (see :class:`CovariateDensity`); then the
+    sampled entries past them."""
     theta = np.zeros(n_inputs)
     i = 0
     while i < x.size:
@@ -87,25 +92,35 @@ def _inputs(x, kind, target, n_inputs):  # pragma: no cover - compiled
             theta[target[i, 0]] = x[i + 1] + 0.5 * x[i]
             theta[target[i, 1]] = x[i + 1] - 0.5 * x[i]
             i += 2
+    if derived[0] >= 0:  # shape 1/cv2 and scale 1/(cv2 mean) of a gamma sampled as (mean, cv2)
+        theta[derived[0]] = 1.0 / theta[derived[3]]
+        theta[derived[1]] = 1.0 / (theta[derived[3]] * theta[derived[2]])
     return theta
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _posterior(x, theta, loglik, loglik_grad, kind, target, codes, arguments):  # pragma: no cover - compiled
+def _posterior(x, theta, loglik, loglik_grad, kind, target, codes, arguments, derived):  # pragma: no cover
     """Log density at ``x``: the likelihood, the priors of ``theta`` and the transforms' log-Jacobians; its
-    gradient in ``x`` by the chain rule from ``loglik_grad`` (in ``theta``). ``-inf`` and zeros where anything
-    is not finite (the sampler rejects the step as a divergence)."""
+    gradient in ``x`` by the chain rule from ``loglik_grad`` (in the kernel's inputs, the first entries of
+    ``theta``). ``-inf`` and zeros where anything is not finite (the sampler rejects the step as a divergence)."""
     total = loglik
-    g = np.empty(theta.size)  # d (loglik + log prior) / d theta
+    g = np.zeros(theta.size)  # d (loglik + log prior) / d theta
+    g[:loglik_grad.size] = loglik_grad
     for j in range(theta.size):
+        if codes[j] == _DERIVED:
+            continue
         if codes[j] == _NORMAL:
             z = (theta[j] - arguments[j, 0]) / arguments[j, 1]
             total += -0.5 * z * z - math.log(arguments[j, 1]) - _LOG_SQRT_2PI
-            g[j] = loglik_grad[j] - z / arguments[j, 1]
+            g[j] -= z / arguments[j, 1]
         else:
             value, slope = _log_prior(codes[j], arguments[j, 0], arguments[j, 1], theta[j])
             total += value
-            g[j] = loglik_grad[j] + slope
+            g[j] += slope
+    if derived[0] >= 0:  # s = 1/cv2, beta = 1/(cv2 mean): d/dmean = -beta/mean d/dbeta, d/dcv2 = -(s d/ds + beta d/dbeta)/cv2
+        shape, scale = g[derived[0]] * theta[derived[0]], g[derived[1]] * theta[derived[1]]
+        g[derived[2]] -= scale / theta[derived[2]]
+        g[derived[3]] -= (shape + scale) / theta[derived[3]]
     grad = np.empty(x.size)
     i = 0
     while i < x.size:
@@ -151,12 +166,18 @@ class CovariateDensity(NamedTuple):
     kernel : numba function
         ``kernel(*params, *coefs, *tables) -> (total, gradients)``.
     spans : tuple of (str, int, int)
-        Each kernel input's name and its slice of ``theta``.
+        Each kernel input's name and its slice of ``theta`` (the first ``kernel_inputs``), then those of the
+        sampled variables that are no kernel input (a gamma's mean and cv2), past them.
+    kernel_inputs : int
+        How many of ``spans`` the kernel takes.
     kind, target : numpy.ndarray
         Each coordinate's kind and entries of ``theta``.
     codes, arguments : numpy.ndarray
         The prior of each entry of ``theta``: a code of :data:`~bayesclv.formulas._prior_density.PRIOR_CODES`
-        (or ``-1``, Normal) and its two arguments.
+        (or ``-1``, Normal; ``-2``, none: computed from other entries) and its two arguments.
+    derived : numpy.ndarray
+        ``theta``'s entries of a gamma's shape, scale, mean and cv2 where the kernel's shape and scale are
+        computed from a sampled mean and cv2; ``-1`` four times otherwise.
     tables : tuple of numpy.ndarray
         The kernel's data tables, those of the graph's likelihood.
     """
@@ -166,22 +187,25 @@ class CovariateDensity(NamedTuple):
     n_dim: int
     kernel: Any
     spans: tuple[tuple[str, int, int], ...]
+    kernel_inputs: int
     kind: np.ndarray
     target: np.ndarray
     codes: np.ndarray
     arguments: np.ndarray
+    derived: np.ndarray
     tables: tuple[np.ndarray, ...]
 
     def logp_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Log density at ``x`` and its gradient (see :func:`_posterior`)."""
-        theta = _inputs(x, self.kind, self.target, len(self.codes))
-        loglik, gradients = self.kernel(*(theta[lo:hi] for _, lo, hi in self.spans), *self.tables)
+        theta = _inputs(x, self.kind, self.target, len(self.codes), self.derived)
+        loglik, gradients = self.kernel(*(theta[lo:hi] for _, lo, hi in self.spans[:self.kernel_inputs]),
+                                        *self.tables)
         return _posterior(x, theta, loglik, np.concatenate(gradients), self.kind, self.target, self.codes,
-                          self.arguments)
+                          self.arguments, self.derived)
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The stored variables at ``x``, by name, in their posterior shapes."""
-        theta = _inputs(x, self.kind, self.target, len(self.codes))
+        theta = _inputs(x, self.kind, self.target, len(self.codes), self.derived)
         spans = {name: (lo, hi) for name, lo, hi in self.spans}
         return {name: theta[slice(*spans[name])].reshape(shape)
                 for name, shape in zip(self.names, self.shapes, strict=True)}
@@ -215,7 +239,10 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     if not getattr(model, "samples_covariate_density", False):
         return None
     coefficients = model._coefficient_names()
-    if (not coefficients or model.grouped or sorted(var_names) != sorted([*model.parameter_names, *coefficients])):
+    gamma = getattr(model, "gamma_mean_cv2", None)  # (mean, cv2, shape, scale) names
+    sampled = gamma[:2] if gamma else ()
+    if (not coefficients or model.grouped
+            or sorted(var_names) != sorted([*model.parameter_names, *coefficients, *sampled])):
         return None
     likelihood = _summed_likelihood(graph)
     if likelihood is None:
@@ -239,20 +266,25 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
             return None
         blocks.append(block)
         start += size
+    computed = gamma[2:] if gamma else ()
     covered = [n for b in blocks for n in b.names]
-    if sorted(covered) != sorted(n for n in order if n not in absent):
+    if sorted(covered) != sorted([*(n for n in order if n not in absent and n not in computed), *sampled]):
         return None
     sizes = {n: len(model.process_covariates[model.covariate_targets[n].process]) for n in coefficients}
-    lengths = [0 if n in absent else sizes.get(n, 1) for n in order]
+    lengths = [0 if n in absent else sizes.get(n, 1) for n in (*order, *sampled)]
     offsets = np.cumsum([0, *lengths])
-    spans = tuple((n, int(lo), int(hi)) for n, lo, hi in zip(order, offsets[:-1], offsets[1:], strict=True))
+    spans = tuple((n, int(lo), int(hi)) for n, lo, hi in zip((*order, *sampled), offsets[:-1], offsets[1:],
+                                                              strict=True))
     where = {n: lo for n, lo, _ in spans}
     kind, target = np.empty(start, dtype=np.int64), np.zeros((start, 2), dtype=np.int64)
     codes, arguments = np.zeros(offsets[-1], dtype=np.int64), np.zeros((offsets[-1], 2))
+    derived = np.array([where[n] for n in (*computed, *sampled)] if gamma else [-1] * 4, dtype=np.int64)
+    if gamma:
+        codes[derived[:2]] = _DERIVED
     kinds = {"log": LOG, "shapes": SHAPES, "coef": COEF, "coef_pair": COEF_PAIR}
     for block in blocks:
         for name, prior in zip(block.names, block.priors, strict=True):
-            lo, hi = where[name], where[name] + lengths[order.index(name)]
+            lo, hi = where[name], where[name] + lengths[(*order, *sampled).index(name)]
             codes[lo:hi] = prior[0] if block.kind in ("log", "shapes") else _NORMAL
             arguments[lo:hi] = prior[1:] if block.kind in ("log", "shapes") else prior
         kind[block.start:block.start + block.size] = kinds[block.kind]
@@ -265,12 +297,15 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
         else:
             target[block.start:block.start + block.size, 0] = where[block.names[0]] + np.arange(block.size)
     shapes = tuple((sizes[n],) if n in sizes else () for n in var_names)
-    return CovariateDensity(tuple(var_names), shapes, start, kernel, spans, kind, target, codes, arguments, tables)
+    return CovariateDensity(tuple(var_names), shapes, start, kernel, spans, len(order), kind, target, codes,
+                            arguments, derived, tables)
 
 
 def _block(model: Any, name: str, transform: Any, start: int, size: int) -> Block | None:
     """The :class:`Block` of the free variable ``name``; None where it is none of the kinds covered."""
-    parameters, coefficients = set(model.parameter_names), set(model._coefficient_names())
+    gamma = getattr(model, "gamma_mean_cv2", None)
+    parameters = set(model.parameter_names) | set(gamma[:2] if gamma else ())
+    coefficients = set(model._coefficient_names())
     if name in parameters and isinstance(transform, LogTransform) and size == 1:
         prior = differentiated_prior(model.priors[name])
         return None if prior is None else Block("log", (name,), start, size, (prior,))

@@ -104,6 +104,9 @@ class CovariateEffects:
     #: nutpie samples the covariate kernel plus the priors written out (:mod:`bayesclv.models.covariate_density`,
     #: no PyTensor graph compiled) where the configuration allows it
     samples_covariate_density: ClassVar[bool] = False
+    #: ``(mean, cv2, shape, scale)``: a gamma mixing distribution sampled as its mean and squared coefficient of
+    #: variation whose shape ``1/cv2`` and scale ``1/(cv2 mean)`` the kernel takes (the Pareto/NBD's dropout)
+    gamma_mean_cv2: ClassVar[tuple[str, str, str, str] | None] = None
 
     def __init__(self, priors: dict[str, Prior] | None = None, *, group: str | None = None,
                  pooling: str | None = None, covariates: list[str] | None = None,

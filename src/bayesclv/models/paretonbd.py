@@ -71,6 +71,8 @@ class ParetoNBDModel(CovariateEffects, ResidualPredictions, PooledTransactionMod
         "dropout_coef": Target("dropout", "beta", -1.0, 1.0),
     }
     driver_latents = {"purchase": "log_lambda", "dropout": "log_mu"}
+    samples_covariate_density = True
+    gamma_mean_cv2 = ("dropout_mean", "dropout_cv2", "s", "beta")  # as _parameters computes them
 
     def _parameters(self):
         r, alpha = self._quantity("r"), self._quantity("alpha")
