@@ -5,8 +5,7 @@ defaults) on CDNOW, then, alternating ``--repeats`` times in the same process, c
 customers (the first ``--customers`` of the data, in the benchmark's chunk size) either
 ``probability_alive`` and ``expected_purchases(39)`` one after the other, or both from
 ``customer_predictions(39)``. Records the CPU seconds of each (``time.process_time``: all threads), their
-ratio, and the largest relative difference between the two ways' values (they weigh the same nodes); then
-``expected_purchases(39)`` with the flush of tiny node values (``latent_chunks.FLUSHED``) off and on.
+ratio, and the largest relative difference between the two ways' values (they weigh the same nodes).
 
 Usage::
 
@@ -50,8 +49,6 @@ def main() -> None:
     import bayesclv as bc
     from hierarchical_cdnow import cdnow_with_covariates
 
-    from bayesclv.models import latent_chunks
-
     rfm = cdnow_with_covariates(args.kind)
     cls = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel}[args.family]
     model = cls(covariates=["log_first_amount"])
@@ -69,13 +66,6 @@ def main() -> None:
                                                                                               1e-300)))
                                for name, ref in (("probability_alive", alive), ("expected_purchases", expected))))
         del alive, expected, both
-    # the flush of tiny values (latent_chunks.FLUSHED) off and on: products with subnormal results are slow
-    default, flush = latent_chunks.FLUSHED, {"off": [], "on": []}
-    for state in ("off", "on", "off", "on"):
-        latent_chunks.FLUSHED = 0.0 if state == "off" else default
-        cpu, _ = _cpu(lambda: model.expected_purchases(39.0, part))
-        flush[state].append(round(cpu, 2))
-    latent_chunks.FLUSHED = default
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
     result = {"command": "uv run python benchmarks/hb_prediction_passes.py " + " ".join(sys.argv[1:]),
@@ -85,8 +75,7 @@ def main() -> None:
               "fit_cpu_seconds": round(fit_cpu, 1), "two_calls_cpu_seconds": [round(v, 2) for v in two],
               "one_pass_cpu_seconds": [round(v, 2) for v in one],
               "ratio_median": round(float(np.median(one) / np.median(two)), 3),
-              "max_relative_difference": max(differences),
-              "expected_purchases_cpu_seconds_flush": flush}
+              "max_relative_difference": max(differences)}
     RESULTS.mkdir(exist_ok=True)
     stem = f"hb_prediction_passes_{args.kind}" + ("" if args.family == "paretonbd" else f"_{args.family}")
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
@@ -100,9 +89,7 @@ def main() -> None:
         f"| `probability_alive` + `expected_purchases(39)` | {', '.join(map(str, result['two_calls_cpu_seconds']))} |\n"
         f"| `customer_predictions(39)` | {', '.join(map(str, result['one_pass_cpu_seconds']))} |\n\n"
         f"One pass / two calls (medians): **{result['ratio_median']}**. Largest relative difference between "
-        f"the two ways' values: {result['max_relative_difference']:.1e}.\n\n"
-        "`expected_purchases(39)` alone with values below `latent_chunks.FLUSHED` set to 0 (the default) and "
-        f"without (CPU s per repeat): on {flush['on']}, off {flush['off']}.\n")
+        f"the two ways' values: {result['max_relative_difference']:.1e}.\n")
     print(json.dumps(result, indent=2))
 
 

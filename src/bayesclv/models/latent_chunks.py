@@ -19,12 +19,6 @@ from bayesclv.chunks import chunk_length, map_chunks
 
 __all__ = ["expectations_by_rows", "flat_draws"]
 
-# Values this small are set to 0 before the kernel weighs them: their products with the node weights are
-# subnormal numbers, on which the CPU's arithmetic is many times slower (P(alive) at the nodes where a customer
-# is long dead, 1e-305 and less; benchmarks/hb_prediction_passes.py measures it). An expectation moves by less
-# than 1e-250 absolute.
-FLUSHED = 1e-250
-
 
 def flat_draws(params: dict[str, np.ndarray]) -> tuple[tuple[int, ...], dict[str, np.ndarray]]:
     """The leading ``(chain, draw)`` shape of ``params`` (from its ``sample`` entry) and every other entry
@@ -76,10 +70,9 @@ def expectations_by_rows(latents: Any, lead: tuple[int, ...], positions: np.ndar
         stop = min(start + step, len(needed))
         rows = needed[start:stop]
         values = np.stack([np.broadcast_to(v, (len(rows), n_nodes))
-                           for v in at_nodes(rows, *latents.nodes(rows))][:n_q], axis=1).astype(float, copy=False)
-        values[np.abs(values) < FLUSHED] = 0.0
+                           for v in at_nodes(rows, *latents.nodes(rows))][:n_q], axis=1)
         result = np.empty((len(rows), n_draws, n_q))
-        fill(rows, values, result)
+        fill(rows, np.ascontiguousarray(values, dtype=float), result)
         value = result[..., :1] / result[..., 1:] if ratio else result
         customers = order[bounds[start]:bounds[stop]]
         out[:, customers] = value[local[customers] - start].transpose(1, 0, 2)

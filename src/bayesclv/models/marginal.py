@@ -584,8 +584,9 @@ class MarginalPredictions:
             columns = [c[col] for col in self.prediction_columns]
             alive = self.formulas.probability_alive(*columns, **p)
             if given_alive:
-                # a row's scale cancels in the ratio: its largest node is made 1 (the values stay far from
-                # the flushed ones), and a row whose nodes are all dead falls back to the unweighted mean
+                # a row's scale cancels in the ratio: its largest node is made 1, and a row whose nodes are all
+                # dead falls back to the unweighted mean. (A floor of 1e-300 did that before, but its products
+                # with the weights were subnormal numbers, which the CPU adds many times slower.)
                 top = alive.max(axis=-1, keepdims=True)
                 alive = np.where(top > 0, alive / np.where(top > 0, top, 1.0), 1.0)
             return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
