@@ -25,7 +25,6 @@ are left to :func:`log_piecewise_integral`, as are intervals that are empty or n
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
