@@ -112,7 +112,7 @@ class TransactionPredictions:
         The two predictions a customer table reads side by side, each equal to its own method's
         (:meth:`probability_alive`, :meth:`expected_purchases`); a model whose customers' posteriors are
         integrated by nodes (the hierarchical models' default fit) weighs the nodes once for both, which
-        halves the work of the two calls.
+        is most of the work of each call.
 
         Parameters
         ----------
