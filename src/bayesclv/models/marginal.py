@@ -551,20 +551,16 @@ class MarginalPredictions:
 
     def customer_predictions(self, t: float, data: Any | None = None) -> xr.Dataset:
         """As :meth:`TransactionPredictions.customer_predictions`; with the latents integrated out, one pass
-        of the node weights (the bulk of the work) serves both quantities."""
+        of the node weights (the bulk of the work) serves both quantities, the two expectations of
+        :meth:`_alive_products`."""
         if not self._integrated():
             return super().customer_predictions(t, data)
         check_horizon(t)
         df = self.prediction_data(data)
-
-        def quantities(c, p):
-            columns = [c[col] for col in self.prediction_columns]
-            alive = self.formulas.probability_alive(*columns, **p)
-            return [alive, self.formulas.expected_purchases(t, *columns, **p, given_alive=True) * alive]
-
-        values = self._node_expectations(df, quantities, outputs=2)
+        values = self._node_expectations(df, self._alive_products(self.formulas.expected_purchases, (t,), False),
+                                         outputs=2)
         return xr.Dataset({name: self._as_dataarray(values[..., q], df, name)
-                           for q, name in enumerate(("probability_alive", "expected_purchases"))})
+                           for name, q in (("probability_alive", 1), ("expected_purchases", 0))})
 
     def _history_quantity(self, fn, data: Any | None, name: str, *args: Any) -> xr.DataArray:
         """With the latents integrated out, the posterior expectation over each customer's latents per draw."""
@@ -579,6 +575,11 @@ class MarginalPredictions:
         given-alive one times :meth:`probability_alive` draw by draw."""
         if not self._integrated():
             return super()._alive_weighted(fn, data, name, *args, given_alive=given_alive)
+        return self._node_quantity(data, name, self._alive_products(fn, args, given_alive), ratio=given_alive)
+
+    def _alive_products(self, fn, args: tuple, given_alive: bool) -> Callable:
+        """``quantities(columns, rates)`` of :meth:`_node_quantity`: ``fn(*args, given alive) P(alive)`` and
+        ``P(alive)`` at the nodes; given alive (their ratio wanted) P(alive) is rescaled per row."""
 
         def quantities(c, p):
             columns = [c[col] for col in self.prediction_columns]
@@ -591,4 +592,4 @@ class MarginalPredictions:
                 alive = np.where(top > 0, alive / np.where(top > 0, top, 1.0), 1.0)
             return [fn(*args, *columns, **p, given_alive=True) * alive, alive]
 
-        return self._node_quantity(data, name, quantities, ratio=given_alive)
+        return quantities
