@@ -271,11 +271,10 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     if sorted(covered) != sorted([*(n for n in order if n not in absent and n not in computed), *sampled]):
         return None
     sizes = {n: len(model.process_covariates[model.covariate_targets[n].process]) for n in coefficients}
-    lengths = [0 if n in absent else sizes.get(n, 1) for n in (*order, *sampled)]
-    offsets = np.cumsum([0, *lengths])
-    spans = tuple((n, int(lo), int(hi)) for n, lo, hi in zip((*order, *sampled), offsets[:-1], offsets[1:],
-                                                              strict=True))
-    where = {n: lo for n, lo, _ in spans}
+    entries = (*order, *sampled)  # theta: the kernel's inputs, then the sampled parameters that are none
+    offsets = np.cumsum([0, *(0 if n in absent else sizes.get(n, 1) for n in entries)])
+    spans = tuple((n, int(lo), int(hi)) for n, lo, hi in zip(entries, offsets[:-1], offsets[1:], strict=True))
+    where, ends = {n: lo for n, lo, _ in spans}, {n: hi for n, _, hi in spans}
     kind, target = np.empty(start, dtype=np.int64), np.zeros((start, 2), dtype=np.int64)
     codes, arguments = np.zeros(offsets[-1], dtype=np.int64), np.zeros((offsets[-1], 2))
     derived = np.array([where[n] for n in (*computed, *sampled)] if gamma else [-1] * 4, dtype=np.int64)
@@ -284,7 +283,7 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     kinds = {"log": LOG, "shapes": SHAPES, "coef": COEF, "coef_pair": COEF_PAIR}
     for block in blocks:
         for name, prior in zip(block.names, block.priors, strict=True):
-            lo, hi = where[name], where[name] + lengths[(*order, *sampled).index(name)]
+            lo, hi = where[name], ends[name]
             codes[lo:hi] = prior[0] if block.kind in ("log", "shapes") else _NORMAL
             arguments[lo:hi] = prior[1:] if block.kind in ("log", "shapes") else prior
         kind[block.start:block.start + block.size] = kinds[block.kind]
