@@ -62,12 +62,10 @@ def _one(kind: str, family: str, seed: int = 2026) -> dict:
     """Fit and predict one family in this process; returns its figures."""
     sys.path.insert(0, str(HERE.parent / "validation"))
     import bayesclv as bc
-    from hierarchical_cdnow import cdnow_with_covariates
+    from hierarchical_cdnow import cdnow_with_covariates, hb_model
 
     rfm = cdnow_with_covariates(kind)
-    cls = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel,
-           "pooled_paretonbd": bc.ParetoNBDModel}[family]
-    model = cls() if family.startswith("pooled") else cls(covariates=["log_first_amount"])
+    model = bc.ParetoNBDModel() if family == "pooled_paretonbd" else hb_model(family)
     wall, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)

@@ -44,16 +44,14 @@ def main() -> None:
     args = parser.parse_args()
     memory = {"start": _rss_mb()}
     sys.path.insert(0, str(HERE.parent / "validation"))
-    import bayesclv as bc
     from bayesclv.formulas import _marginal_rule as rule
     from bayesclv.models.marginal import MarginalGraph
-    from hierarchical_cdnow import cdnow_with_covariates
+    from hierarchical_cdnow import cdnow_with_covariates, hb_model
 
     memory["imports"] = _rss_mb()
     rfm = cdnow_with_covariates(args.kind)
     memory["data"] = _rss_mb()
-    cls = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel}[args.family]
-    model = cls(covariates=["log_first_amount"])
+    model = hb_model(args.family)
     df = model._prepare(rfm)
     graph = MarginalGraph(model, df)
     memory["graph"] = _rss_mb()

@@ -38,15 +38,13 @@ def main() -> None:
     parser.add_argument("--family", choices=["paretonbd", "bgnbd"], default="paretonbd")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "validation"))
-    import bayesclv as bc
     from bayesclv.formulas import _marginal as kernel
     from bayesclv.formulas import _marginal_rule as rule
     from bayesclv.models.marginal import MarginalGraph
-    from hierarchical_cdnow import cdnow_with_covariates
+    from hierarchical_cdnow import cdnow_with_covariates, hb_model
 
     rfm = cdnow_with_covariates(args.kind)
-    cls = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel}[args.family]
-    model = cls(covariates=["log_first_amount"])
+    model = hb_model(args.family)
     graph = MarginalGraph(model, model._prepare(rfm))
     x = graph.reference_point()
     dense, rows = graph.nodes, graph.rows

@@ -38,11 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "validation"))
     import bayesclv as bc
-    from hierarchical_cdnow import cdnow_with_covariates
+    from hierarchical_cdnow import cdnow_with_covariates, hb_model
 
     rfm = cdnow_with_covariates(args.kind)
-    cls = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel}[args.family]
-    model = cls(covariates=["log_first_amount"])
+    model = hb_model(args.family)
     wall, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)

@@ -50,6 +50,15 @@ def cdnow_with_covariates(kind: str) -> pd.DataFrame:
     return rfm
 
 
+#: the hierarchical model of each family this study (and the HB benchmarks) fits, by its ``--family`` name
+HB_MODELS = {"paretonbd": bc.HierarchicalParetoNBDModel, "bgnbd": bc.HierarchicalBetaGeoModel}
+
+
+def hb_model(family: str = "paretonbd") -> bc.HierarchicalParetoNBDModel | bc.HierarchicalBetaGeoModel:
+    """The unfitted HB model of ``family`` with this study's covariate, ``log_first_amount``."""
+    return HB_MODELS[family](covariates=["log_first_amount"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["sample", "full"], nargs="?", default="sample")
@@ -62,7 +71,7 @@ def main() -> None:
     parser.add_argument("--save", type=Path, default=None, help="also write the fitted model (netCDF) here")
     args = parser.parse_args()
     rfm = cdnow_with_covariates(args.kind)
-    model = bc.HierarchicalParetoNBDModel(covariates=["log_first_amount"])
+    model = hb_model()
     load_before = os.getloadavg()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bc.errors.ConvergenceWarning)
