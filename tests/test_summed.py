@@ -209,14 +209,14 @@ def test_summed_op_runs_natively_in_numba(cdnow_rows, name):
 def test_nutpie_log_density_rejects_points_where_it_overflows(cdnow_rfm):
     model = bc.BetaGeoModel().build_model(cdnow_rfm)
     compiled = compile_nutpie_model(model, ["r", "alpha", "a", "b"])
-    logp = compiled._make_logp_func()
+    logp = compiled.make_logp()
     value, grad = logp(np.array([-1.0, 1.5, -0.2, 0.9]))  # log r, log alpha, log a, log b near the MLE
     assert np.isfinite(value) and np.isfinite(grad).all() and grad.shape == (4,)
     # exp(-800) underflows to 0: the density is not finite there, and nutpie must see -inf (a
     # rejected, divergent proposal), not an exception that ends the chain
     value, grad = logp(np.array([-800.0, 1.5, -0.2, 0.9]))
     assert value == -np.inf and (grad == 0).all()
-    expand = compiled._make_expand_func(0, 0, 0)
+    expand = compiled.make_expand(0, 0, 0)
     drawn = expand(np.array([-1.0, 1.5, -0.2, 0.9]))
     assert drawn["r"] == pytest.approx(np.exp(-1.0)) and drawn["b"] == pytest.approx(np.exp(0.9))
 
@@ -228,13 +228,13 @@ def test_whitened_density_is_the_density_at_the_mapped_point_and_centres_on_the_
     ``L L'`` is the inverse negative Hessian at the mode, so the whitened Hessian at 0 is -I."""
     model = bc.BetaGeoModel().build_model(cdnow_rfm)
     compiled = compile_nutpie_model(model, ["r", "alpha", "a", "b"])
-    logp = compiled._make_logp_func()
+    logp = compiled.make_logp()
     mode, spread = laplace_whitening(logp, np.array([0.0, 0.0, 0.0, 0.0]))
     # the mode of the sampled density (log coordinates, Jacobian included): r and alpha near FHL's MLE 0.243, 4.41
     # (a, b move with the Jacobian's log a + log b)
     np.testing.assert_allclose(np.exp(mode[:2]), [0.243, 4.41], rtol=0.03)
     white = whitened(compiled, mode, spread, jitter=0.5)
-    wlogp = white._make_logp_func()
+    wlogp = white.make_logp()
     z = np.array([0.3, -1.2, 0.5, 2.0])
     value, grad = wlogp(z)
     expected, expected_grad = logp(mode + spread @ z)
@@ -244,9 +244,9 @@ def test_whitened_density_is_the_density_at_the_mapped_point_and_centres_on_the_
     assert np.abs(wlogp(np.zeros(4))[1]).max() < 0.01
     hessian = np.array([(wlogp(h * e)[1] - wlogp(-h * e)[1]) / (2 * h) for h, e in zip([1e-4] * 4, np.eye(4))])
     np.testing.assert_allclose(hessian, -np.eye(4), atol=1e-3)
-    drawn = white._make_expand_func(0, 0, 0)(z)
+    drawn = white.make_expand(0, 0, 0)(z)
     assert drawn["r"] == pytest.approx(np.exp((mode + spread @ z)[0]))
-    starts = np.array([white._make_initial_points(seed) for seed in range(200)])
+    starts = np.array([white.make_initial_point(seed) for seed in range(200)])
     assert np.std(starts) == pytest.approx(0.5, rel=0.1) and abs(np.mean(starts)) < 0.1
 
 # ------------------------------------------------------------------------------------ Gamma-Gamma
@@ -312,7 +312,7 @@ def test_nutpie_initial_points_can_be_drawn_from_several_threads(cdnow_rfm):
 
     compiled = compile_nutpie_model(bc.BetaGeoModel().build_model(cdnow_rfm), ["r", "alpha", "a", "b"])
     with ThreadPoolExecutor(8) as pool:
-        points = list(pool.map(compiled._make_initial_points, range(2000)))
+        points = list(pool.map(compiled.make_initial_point, range(2000)))
     assert all(p.shape == (4,) and np.isfinite(p).all() for p in points)
     assert len({tuple(p) for p in points}) == 2000  # jittered: a different start for every seed
 

@@ -362,8 +362,8 @@ class MarginalGraph:
         settings.setdefault("adaptation", "low_rank")  # 7-12 correlated population parameters
         settings.setdefault("initial_step", 1.0)  # the whitened posterior's scale (nutpie starts at 0.1)
         settings.setdefault("save_warmup", False)
-        return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
-                             progress_bar=progressbar, target_accept=target_accept, **settings)
+        return nutpie.sample(compiled.nutpie_model(), draws=draws, tune=max(tune, 1), chains=chains, cores=cores,
+                             seed=seed, progress_bar=progressbar, target_accept=target_accept, **settings)
 
 
 def fit_marginal(model: Any, df: pd.DataFrame, *, draws: int, tune: int | None, chains: int, cores: int,

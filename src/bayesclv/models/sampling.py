@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import threading
 import warnings
+from collections.abc import Callable
 from math import prod
 
 import numpy as np
@@ -44,8 +45,8 @@ _WHITENED_JITTER = 0.5  # chains start at the mode plus this times a draw of its
 # integrated hierarchical fit, models/marginal_settings.py; measured in benchmarks/results/covariate_sampling_full.md)
 WHITENED_TUNE, WHITENED_TARGET_ACCEPT = 200, 0.65
 
-__all__ = ["WHITENED_TARGET_ACCEPT", "WHITENED_TUNE", "c_mode", "compile_nutpie_model", "laplace_covariance",
-           "laplace_whitening", "sample_nutpie", "whitened"]
+__all__ = ["WHITENED_TARGET_ACCEPT", "WHITENED_TUNE", "NutpieFunctions", "c_mode", "compile_nutpie_model",
+           "laplace_covariance", "laplace_whitening", "sample_nutpie", "whitened"]
 
 
 def c_mode() -> Mode:
@@ -53,9 +54,50 @@ def c_mode() -> Mode:
     return Mode(linker="cvm" if pytensor.config.cxx else "vm", optimizer="fast_run")
 
 
+@dataclasses.dataclass(frozen=True)
+class NutpieFunctions:
+    """A log density as nutpie's Python-function interface takes it, held in our own fields.
+
+    Holding the factories here (not in nutpie's model object) lets :func:`whitened` map them to other
+    coordinates without reaching into nutpie's private fields; :meth:`nutpie_model` hands them over.
+
+    Attributes
+    ----------
+    n_dim : int
+        Length of the unconstrained point.
+    make_logp : callable
+        ``make_logp() -> logp_and_grad(x) -> (value, gradient)``; one function per chain.
+    make_expand : callable
+        ``make_expand(*_) -> expand(x) -> {name: array}``: the recorded variables at ``x``.
+    make_initial_point : callable
+        ``make_initial_point(seed) -> x``: a chain's first point (thread-safe).
+    names, shapes : list
+        The recorded variables and their shapes.
+    coords, dims : dict
+        The model's coordinates and each recorded variable's dimensions.
+    """
+
+    n_dim: int
+    make_logp: Callable
+    make_expand: Callable
+    make_initial_point: Callable
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    coords: dict[str, pd.Index]
+    dims: dict[str, tuple[str, ...]]
+
+    def nutpie_model(self):
+        """The functions as a nutpie model (``nutpie.compiled_pyfunc.PyFuncModel``)."""
+        from nutpie.compiled_pyfunc import from_pyfunc
+
+        return from_pyfunc(self.n_dim, self.make_logp, self.make_expand, [np.dtype("float64")] * len(self.names),
+                           self.shapes, list(self.names), coords=self.coords, dims=self.dims,
+                           make_initial_point_fn=self.make_initial_point)
+
+
 def compile_nutpie_model(model: pm.Model, var_names: list[str],
-                         density: DirectDensity | CovariateDensity | None = None):
-    """The log density of ``model`` and its gradient as a nutpie model, compiled by PyTensor's C linker.
+                         density: DirectDensity | CovariateDensity | None = None) -> NutpieFunctions:
+    """The log density of ``model`` and its gradient for nutpie, compiled by PyTensor's C linker.
 
     Parameters
     ----------
@@ -72,10 +114,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str],
 
     Returns
     -------
-    nutpie.compiled_pyfunc.PyFuncModel
+    NutpieFunctions
     """
-    from nutpie.compiled_pyfunc import from_pyfunc
-
     free = [model.rvs_to_values[rv] for rv in model.free_RVs]
     if density is None:
         n_dim, make_logp_fn, make_expand_fn, recorded_shapes = _graph_functions(model, var_names, free)
@@ -92,11 +132,8 @@ def compile_nutpie_model(model: pm.Model, var_names: list[str],
 
     dims = {name: tuple(model.named_vars_to_dims[name]) for name in var_names if name in model.named_vars_to_dims}
     coords = {name: pd.Index(values) for name, values in model.coords.items() if values is not None}
-    return from_pyfunc(
-        n_dim, make_logp_fn, make_expand_fn,
-        [np.dtype("float64")] * len(var_names), recorded_shapes, list(var_names),
-        coords=coords, dims=dims, make_initial_point_fn=make_initial_point,
-    )
+    return NutpieFunctions(n_dim, make_logp_fn, make_expand_fn, make_initial_point, list(var_names),
+                           list(recorded_shapes), coords, dims)
 
 
 def laplace_covariance(logp_grad, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
@@ -129,13 +166,14 @@ def laplace_whitening(logp_grad, start: np.ndarray) -> tuple[np.ndarray, np.ndar
             return None
 
 
-def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float = _WHITENED_JITTER):
-    """``compiled`` (a nutpie model of ``x``) in coordinates ``z`` with ``x = centre + spread z``.
+def whitened(functions: NutpieFunctions, centre: np.ndarray, spread: np.ndarray,
+             jitter: float = _WHITENED_JITTER) -> NutpieFunctions:
+    """``functions`` (a log density of ``x``) in coordinates ``z`` with ``x = centre + spread z``.
 
     A linear map: the posterior is the same, its Jacobian a constant. Chains start at ``z`` drawn from
     ``N(0, jitter^2 I)``; the draws are recorded in ``x``'s variables.
     """
-    make_logp, make_expand = compiled._make_logp_func, compiled._make_expand_func
+    make_logp, make_expand = functions.make_logp, functions.make_expand
 
     def whitened_logp(*args):
         logp = make_logp(*args)
@@ -153,8 +191,8 @@ def whitened(compiled, centre: np.ndarray, spread: np.ndarray, jitter: float = _
     def initial(seed):
         return jitter * np.random.default_rng(int(seed)).normal(size=centre.size)
 
-    return dataclasses.replace(compiled, _make_logp_func=whitened_logp, _make_expand_func=whitened_expand,
-                               _make_initial_points=initial)
+    return dataclasses.replace(functions, make_logp=whitened_logp, make_expand=whitened_expand,
+                               make_initial_point=initial)
 
 
 def _direct_functions(density: DirectDensity | CovariateDensity, var_names: list[str]):
@@ -268,7 +306,7 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
     compiled = compile_nutpie_model(model, var_names, density)
     seed = int(np.random.default_rng(random_seed).integers(2**31)) if random_seed is None else int(random_seed)
     if whiten:
-        found = laplace_whitening(compiled._make_logp_func(), compiled._make_initial_points(seed))
+        found = laplace_whitening(compiled.make_logp(), compiled.make_initial_point(seed))
         if found is not None:
             compiled = whitened(compiled, *found)
             settings.setdefault("initial_step", 1.0)
@@ -277,6 +315,6 @@ def sample_nutpie(model: pm.Model, *, var_names: list[str], draws: int, tune: in
                           f"tune={tune} and target_accept={target_accept}; if the fit's convergence report is poor, "
                           "refit with nuts={'whiten': False} (1000 tuning steps, the model's target acceptance)",
                           ConvergenceWarning, stacklevel=2)
-    return nutpie.sample(compiled, draws=draws, tune=max(tune, 1), chains=chains, cores=cores, seed=seed,
-                         save_warmup=False, progress_bar=progressbar, adaptation=adaptation,
+    return nutpie.sample(compiled.nutpie_model(), draws=draws, tune=max(tune, 1), chains=chains, cores=cores,
+                         seed=seed, save_warmup=False, progress_bar=progressbar, adaptation=adaptation,
                          target_accept=target_accept, **settings)
