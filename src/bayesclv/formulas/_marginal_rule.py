@@ -183,15 +183,13 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
     Returns ``(f, ga, gc, haa, hac, hcc)``; the derivatives are 0 unless ``derivatives``.
     """
     lam = math.exp(a)
+    f = _latent_value(family, x, t_x, T, a, lam, c)
+    if not derivatives:
+        return f, 0.0, 0.0, 0.0, 0.0, 0.0
     if family == PARETONBD:
         mu = math.exp(c)
         s = lam + mu
-        log_s = max(a, c) + math.log1p(math.exp(-abs(a - c)))
         first, second = c - s * t_x, a - s * T  # died after the last purchase / alive at T
-        hi = max(first, second)
-        f = x * a - log_s + hi + math.log1p(math.exp(-abs(first - second)))
-        if not derivatives:
-            return f, 0.0, 0.0, 0.0, 0.0, 0.0
         alive = _sigmoid(second - first)
         dead = 1.0 - alive
         gap = T - t_x
@@ -203,11 +201,6 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
         d0, d1 = lam * gap - 1.0, 1.0 + mu * gap  # gradient of (second - first)
         return (f, ga, gc, -cross - lam * exposure + mix * d0 * d0, cross + mix * d0 * d1,
                 -cross - mu * exposure + mix * d1 * d1)
-    f = x * a - x * _softplus(c) - lam * T
-    if x > 0.0:
-        f += _softplus(c + lam * (T - t_x))
-    if not derivatives:
-        return f, 0.0, 0.0, 0.0, 0.0, 0.0
     q = _sigmoid(c)
     ga, gc = x - lam * T, -x * q
     haa, hac, hcc = -lam * T, 0.0, -x * q * (1.0 - q)
@@ -221,6 +214,37 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
         hac += dz * gap
         hcc += dz
     return f, ga, gc, haa, hac, hcc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _latent_value(family, x, t_x, T, a, lam, c):  # pragma: no cover - compiled
+    """:func:`latent_loglik`'s value with ``lam = exp(a)`` given (:func:`_grid_loglik` shares it along a grid
+    row). A BG/NBD row without repeat purchase has ``log L = -lam T`` (its ``x`` terms are exactly 0): no
+    per-node special function at all."""
+    if family == PARETONBD:
+        mu = math.exp(c)
+        s = lam + mu
+        log_s = max(a, c) + math.log1p(math.exp(-abs(a - c)))
+        first, second = c - s * t_x, a - s * T  # died after the last purchase / alive at T
+        hi = max(first, second)
+        return x * a - log_s + hi + math.log1p(math.exp(-abs(first - second)))
+    if x == 0.0:
+        return -lam * T
+    return x * a - x * _softplus(c) - lam * T + _softplus(c + lam * (T - t_x))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _grid_loglik(family, x, t_x, T, c0, c1, r00, r10, r11, nodes, out):  # pragma: no cover - compiled
+    """``log L`` at the nodes ``theta_k = c + R u_k`` of a full product rule (``u_k = (nodes[a], nodes[b])``,
+    ``k = a n + b``, the order of :func:`product_rule`) into ``out``: ``exp(theta0)`` once per ``a``, the same
+    values as :func:`latent_loglik` node by node."""
+    n = nodes.size
+    for ia in range(n):
+        th0 = c0 + r00 * nodes[ia]
+        lam = math.exp(th0)
+        base = c1 + r10 * nodes[ia]
+        for ib in range(n):
+            out[ia * n + ib] = _latent_value(family, x, t_x, T, th0, lam, base + r11 * nodes[ib])
 
 
 # --------------------------------------------------------------------- adaptation
@@ -288,6 +312,7 @@ def _frame_from_precision(h00, h01, h11):  # pragma: no cover - compiled
 def _adapt_kernel(family, x, t_x, T, mean, p00, p01, p11, powers, log_weights, refinements,
                   centre, chol):  # pragma: no cover - compiled
     n_nodes = powers.shape[1]
+    nodes = np.ascontiguousarray(powers[1, :int(math.sqrt(n_nodes) + 0.5)])  # a full product rule's 1-D nodes
     log_terms = np.empty(n_nodes)
     for i in range(x.size):
         m0, m1 = mean[i, 0], mean[i, 1]
@@ -295,11 +320,11 @@ def _adapt_kernel(family, x, t_x, T, mean, p00, p01, p11, powers, log_weights, r
         r00, r10, r11 = _frame_from_precision(h00, h01, h11)
         for _ in range(refinements):  # Naylor-Smith: the posterior's mean and covariance by the rule
             top = -np.inf
+            _grid_loglik(family, x[i], t_x[i], T[i], a, c, r00, r10, r11, nodes, log_terms)
             for k in range(n_nodes):
                 u0, u1 = powers[0, k], powers[1, k]
-                th0, th1 = a + r00 * u0, c + r10 * u0 + r11 * u1
-                d0, d1 = th0 - m0, th1 - m1
-                log_terms[k] = (log_weights[k] + latent_loglik(family, x[i], t_x[i], T[i], th0, th1, False)[0]
+                d0, d1 = a + r00 * u0 - m0, c + r10 * u0 + r11 * u1 - m1
+                log_terms[k] = (log_weights[k] + log_terms[k]
                                 - 0.5 * (p00 * d0 * d0 + 2.0 * p01 * d0 * d1 + p11 * d1 * d1))
                 top = max(top, log_terms[k])
             s = e0 = e1 = e00 = e01 = e11 = 0.0
@@ -452,6 +477,7 @@ def _tilted_moments(log_terms, powers, tilt, stats, mean, cov):  # pragma: no co
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, powers, tilts, accurate_powers,
                         accurate_log_weights, out):  # pragma: no cover - compiled
+    accurate_nodes = np.ascontiguousarray(accurate_powers[1, :int(math.sqrt(accurate_powers.shape[1]) + 0.5)])
     stats = np.empty(5)
     mean_f, mean_a = np.empty(5), np.empty(5)
     cov_f, cov_a = np.empty((5, 5)), np.empty((5, 5))
@@ -459,11 +485,10 @@ def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, powers, tilt
     for i in range(x.size):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         log_det = math.log(r00) + math.log(r11)
+        _grid_loglik(family, x[i], t_x[i], T[i], centre[i, 0], centre[i, 1], r00, r10, r11, accurate_nodes,
+                     accurate_terms)
         for k in range(accurate_powers.shape[1]):
-            th0 = centre[i, 0] + r00 * accurate_powers[0, k]
-            th1 = centre[i, 1] + r10 * accurate_powers[0, k] + r11 * accurate_powers[1, k]
-            accurate_terms[k] = (accurate_log_weights[k] + log_det
-                                 + latent_loglik(family, x[i], t_x[i], T[i], th0, th1, False)[0])
+            accurate_terms[k] = accurate_log_weights[k] + log_det + accurate_terms[k]
         fixed = _tilted_moments(log_terms[i], powers, tilts[i], stats, mean_f, cov_f)
         accurate = _tilted_moments(accurate_terms, accurate_powers, tilts[i], stats, mean_a, cov_a)
         out[i, 0] = fixed - accurate
