@@ -6,11 +6,13 @@ rounds with the corrected rule on CDNOW full). This times ``row_frames`` and its
 Pareto/NBD on CDNOW full at a population near the posterior (the search's start stage: the mode of the coarse
 5 x 5 rule), alternating the current module with an older copy of ``_marginal_rule.py`` (``--old PATH``, e.g.
 ``git show main:src/bayesclv/formulas/_marginal_rule.py > /tmp/old_rule.py``), and the largest difference of
-their tables.
+their tables. With ``--search N`` it also times the whole reference search
+(:meth:`~bayesclv.models.marginal.MarginalGraph.reference_point`, a fresh graph each time) N times with each
+module, alternating, and compares the references they reach.
 
 Usage::
 
-    uv run python benchmarks/hierarchical_marginal_tables.py --old /tmp/old_rule.py [--family bgnbd] [--nodes 12]
+    uv run python benchmarks/hierarchical_marginal_tables.py --old /tmp/old_rule.py [--family bgnbd] [--nodes 12] [--search 2]
 
 Writes ``benchmarks/results/hierarchical_marginal_tables_<family>.md``.
 """
@@ -35,18 +37,22 @@ def main() -> None:
     parser.add_argument("--family", choices=["paretonbd", "bgnbd"], default="bgnbd")
     parser.add_argument("--nodes", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--search", type=int, default=0, help="reference searches per module")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "validation"))
     from bayesclv.chunks import available_cpus
     from bayesclv.formulas import _marginal_rule as new
+    from bayesclv.models import marginal
     from bayesclv.models.marginal import MarginalGraph
     from hierarchical_cdnow import cdnow_with_covariates, hb_model
 
     spec = importlib.util.spec_from_file_location("old_marginal_rule", args.old)
     old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # numba's cache finds the module of its functions by name
     spec.loader.exec_module(old)
     model = hb_model(args.family)
-    graph = MarginalGraph(model, model._prepare(cdnow_with_covariates("full")))
+    df = model._prepare(cdnow_with_covariates("full"))
+    graph = MarginalGraph(model, df)
     graph.kernel_op.threads = available_cpus()
     graph.powers, graph.log_weights = new.product_rule(5)  # the reference search's coarse stage
     graph.corrected = False
@@ -96,6 +102,22 @@ def main() -> None:
                      f"{np.median(n) / np.median(o):.2f} |")
     lines += ["", "Largest absolute difference of the tables, new against old: "
               + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()) + "."]
+    searches = {"old": [], "new": []}
+    for _ in range(args.search):
+        for name, module in (("old", old), ("new", new)):
+            marginal.rule = module
+            fresh = MarginalGraph(model, df)
+            t = time.process_time()
+            x = fresh.reference_point()
+            searches[name].append((time.process_time() - t, x, fresh.nodes))
+    marginal.rule = new
+    if args.search:
+        o, n = [c for c, _, _ in searches["old"]], [c for c, _, _ in searches["new"]]
+        gap = max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(searches["old"], searches["new"], strict=True))
+        lines += ["", f"Whole reference search (`MarginalGraph.reference_point`, fresh graph, {args.search} per module, "
+                  f"alternating): old {', '.join(f'{c:.1f}' for c in o)} CPU s, new {', '.join(f'{c:.1f}' for c in n)} "
+                  f"CPU s; nodes old {searches['old'][0][2]}, new {searches['new'][0][2]}; largest difference of the "
+                  f"references (sampler coordinates) {gap:.2g}."]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"hierarchical_marginal_tables_{args.family}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
