@@ -12,7 +12,8 @@ module, alternating, and compares the references they reach.
 
 Usage::
 
-    uv run python benchmarks/hierarchical_marginal_tables.py --old /tmp/old_rule.py [--family bgnbd] [--nodes 12] [--search 2]
+    uv run python benchmarks/hierarchical_marginal_tables.py --old /tmp/old_rule.py \
+        [--family bgnbd] [--nodes 12] [--search 2]
 
 Writes ``benchmarks/results/hierarchical_marginal_tables_<family>.md``.
 """
@@ -90,7 +91,8 @@ def main() -> None:
             runs[name].append(times)
             runs[name + "_tables"] = tables
     diffs = {k: float(np.abs(runs["old_tables"][k] - runs["new_tables"][k]).max()) for k in runs["old_tables"]}
-    lines = [f"# Rule tables of one frame adaptation: HB {args.family}, CDNOW full, {args.nodes} x {args.nodes} rule", "",
+    title = f"# Rule tables of one frame adaptation: HB {args.family}, CDNOW full, {args.nodes} x {args.nodes} rule"
+    lines = [title, "",
              "Written by `benchmarks/hierarchical_marginal_tables.py` (old module: `" + args.old + "`); CPU seconds of "
              f"all threads ({available_cpus()} cores), old and new alternating, {args.rounds} rounds; min / median. "
              f"{len(history)} rows, population at the coarse rule's mode.", "",
@@ -114,7 +116,8 @@ def main() -> None:
     if args.search:
         o, n = [c for c, _, _ in searches["old"]], [c for c, _, _ in searches["new"]]
         gap = max(float(np.abs(a[1] - b[1]).max()) for a, b in zip(searches["old"], searches["new"], strict=True))
-        lines += ["", f"Whole reference search (`MarginalGraph.reference_point`, fresh graph, {args.search} per module, "
+        lines += ["", "Whole reference search (`MarginalGraph.reference_point`, fresh graph, "
+                  f"{args.search} per module, "
                   f"alternating): old {', '.join(f'{c:.1f}' for c in o)} CPU s, new {', '.join(f'{c:.1f}' for c in n)} "
                   f"CPU s; nodes old {searches['old'][0][2]}, new {searches['new'][0][2]}; largest difference of the "
                   f"references (sampler coordinates) {gap:.2g}."]
