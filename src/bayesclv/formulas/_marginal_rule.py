@@ -22,6 +22,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from bayesclv.chunks import available_cpus, map_chunks
+from bayesclv.formulas._marginal_terms import FASTMATH, exp_nonpositive
 
 __all__ = [
     "BGNBD",
@@ -183,15 +184,13 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
     Returns ``(f, ga, gc, haa, hac, hcc)``; the derivatives are 0 unless ``derivatives``.
     """
     lam = math.exp(a)
+    f = _latent_value(family, x, t_x, T, a, lam, c)
+    if not derivatives:
+        return f, 0.0, 0.0, 0.0, 0.0, 0.0
     if family == PARETONBD:
         mu = math.exp(c)
         s = lam + mu
-        log_s = max(a, c) + math.log1p(math.exp(-abs(a - c)))
         first, second = c - s * t_x, a - s * T  # died after the last purchase / alive at T
-        hi = max(first, second)
-        f = x * a - log_s + hi + math.log1p(math.exp(-abs(first - second)))
-        if not derivatives:
-            return f, 0.0, 0.0, 0.0, 0.0, 0.0
         alive = _sigmoid(second - first)
         dead = 1.0 - alive
         gap = T - t_x
@@ -203,11 +202,6 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
         d0, d1 = lam * gap - 1.0, 1.0 + mu * gap  # gradient of (second - first)
         return (f, ga, gc, -cross - lam * exposure + mix * d0 * d0, cross + mix * d0 * d1,
                 -cross - mu * exposure + mix * d1 * d1)
-    f = x * a - x * _softplus(c) - lam * T
-    if x > 0.0:
-        f += _softplus(c + lam * (T - t_x))
-    if not derivatives:
-        return f, 0.0, 0.0, 0.0, 0.0, 0.0
     q = _sigmoid(c)
     ga, gc = x - lam * T, -x * q
     haa, hac, hcc = -lam * T, 0.0, -x * q * (1.0 - q)
@@ -221,6 +215,37 @@ def latent_loglik(family, x, t_x, T, a, c, derivatives):  # pragma: no cover - c
         hac += dz * gap
         hcc += dz
     return f, ga, gc, haa, hac, hcc
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _latent_value(family, x, t_x, T, a, lam, c):  # pragma: no cover - compiled
+    """:func:`latent_loglik`'s value with ``lam = exp(a)`` given (:func:`_grid_loglik` shares it along a grid
+    row). A BG/NBD row without repeat purchase has ``log L = -lam T`` (its ``x`` terms are exactly 0): no
+    per-node special function at all."""
+    if family == PARETONBD:
+        mu = math.exp(c)
+        s = lam + mu
+        log_s = max(a, c) + math.log1p(math.exp(-abs(a - c)))
+        first, second = c - s * t_x, a - s * T  # died after the last purchase / alive at T
+        hi = max(first, second)
+        return x * a - log_s + hi + math.log1p(math.exp(-abs(first - second)))
+    if x == 0.0:
+        return -lam * T
+    return x * a - x * _softplus(c) - lam * T + _softplus(c + lam * (T - t_x))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _grid_loglik(family, x, t_x, T, c0, c1, r00, r10, r11, nodes, out):  # pragma: no cover - compiled
+    """``log L`` at the nodes ``theta_k = c + R u_k`` of a full product rule (``u_k = (nodes[a], nodes[b])``,
+    ``k = a n + b``, the order of :func:`product_rule`) into ``out``: ``exp(theta0)`` once per ``a``, the same
+    values as :func:`latent_loglik` node by node."""
+    n = nodes.size
+    for ia in range(n):
+        th0 = c0 + r00 * nodes[ia]
+        lam = math.exp(th0)
+        base = c1 + r10 * nodes[ia]
+        for ib in range(n):
+            out[ia * n + ib] = _latent_value(family, x, t_x, T, th0, lam, base + r11 * nodes[ib])
 
 
 # --------------------------------------------------------------------- adaptation
@@ -288,6 +313,7 @@ def _frame_from_precision(h00, h01, h11):  # pragma: no cover - compiled
 def _adapt_kernel(family, x, t_x, T, mean, p00, p01, p11, powers, log_weights, refinements,
                   centre, chol):  # pragma: no cover - compiled
     n_nodes = powers.shape[1]
+    nodes = np.ascontiguousarray(powers[1, :int(math.sqrt(n_nodes) + 0.5)])  # a full product rule's 1-D nodes
     log_terms = np.empty(n_nodes)
     for i in range(x.size):
         m0, m1 = mean[i, 0], mean[i, 1]
@@ -295,11 +321,11 @@ def _adapt_kernel(family, x, t_x, T, mean, p00, p01, p11, powers, log_weights, r
         r00, r10, r11 = _frame_from_precision(h00, h01, h11)
         for _ in range(refinements):  # Naylor-Smith: the posterior's mean and covariance by the rule
             top = -np.inf
+            _grid_loglik(family, x[i], t_x[i], T[i], a, c, r00, r10, r11, nodes, log_terms)
             for k in range(n_nodes):
                 u0, u1 = powers[0, k], powers[1, k]
-                th0, th1 = a + r00 * u0, c + r10 * u0 + r11 * u1
-                d0, d1 = th0 - m0, th1 - m1
-                log_terms[k] = (log_weights[k] + latent_loglik(family, x[i], t_x[i], T[i], th0, th1, False)[0]
+                d0, d1 = a + r00 * u0 - m0, c + r10 * u0 + r11 * u1 - m1
+                log_terms[k] = (log_weights[k] + log_terms[k]
                                 - 0.5 * (p00 * d0 * d0 + 2.0 * p01 * d0 * d1 + p11 * d1 * d1))
                 top = max(top, log_terms[k])
             s = e0 = e1 = e00 = e01 = e11 = 0.0
@@ -415,57 +441,81 @@ def row_tilts(mean, sigma, rho, centre, chol) -> np.ndarray:
     return np.column_stack([r00 * pd0 + r10 * pd1, r11 * pd1, r00 * pr00 + r10 * pr10, r11 * pr10, r11 * r11 * p11])
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _tilted_moments(log_terms, powers, tilt, stats, mean, cov):  # pragma: no cover - compiled
-    """``log sum_k exp(a_k - t . S_k)`` and the mean and covariance of ``S`` under the normalised terms."""
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _tilted_moments(log_terms, stats, tilt, w, bits, mean, cov):  # pragma: no cover - compiled
+    """``log sum_k exp(a_k - t . S_k)`` and the mean and covariance of ``S`` under the normalised terms.
+
+    ``stats`` ``(5, K)``: ``S(u_k)`` of every node (:func:`_node_stats`); ``w``, ``bits``: scratch (``K``).
+    Each step is one loop over the nodes (vectorised exponentials, 20 running sums): one node at a time,
+    with a libm exponential and the 25 products of ``S S'``, it was half of a frame adaptation's cost."""
     n_nodes = log_terms.size
-    w = np.empty(n_nodes)
+    t0, t1, t2, t3, t4 = tilt[0], tilt[1], tilt[2], tilt[3], tilt[4]
+    s0, s1, s2, s3, s4 = stats[0], stats[1], stats[2], stats[3], stats[4]
     top = -np.inf
     for k in range(n_nodes):
-        for j in range(5):
-            stats[j] = powers[j, k] * (0.5 if j == 2 or j == 4 else 1.0)
-        v = log_terms[k]
-        for j in range(5):
-            v -= tilt[j] * stats[j]
-        w[k] = v
-        top = max(top, v)
-    total = 0.0
+        w[k] = log_terms[k] - (t0 * s0[k] + t1 * s1[k] + t2 * s2[k] + t3 * s3[k] + t4 * s4[k])
     for k in range(n_nodes):
-        w[k] = math.exp(w[k] - top)
-        total += w[k]
-    mean[:] = 0.0
-    cov[:, :] = 0.0
+        top = max(top, w[k])
+    total = exp_nonpositive(w, top, bits)
+    m0 = m1 = m2 = m3 = m4 = 0.0
+    c00 = c01 = c02 = c03 = c04 = c11 = c12 = c13 = c14 = c22 = c23 = c24 = c33 = c34 = c44 = 0.0
     for k in range(n_nodes):
-        for j in range(5):
-            stats[j] = powers[j, k] * (0.5 if j == 2 or j == 4 else 1.0)
-        p = w[k] / total
-        for j in range(5):
-            mean[j] += p * stats[j]
-            for l in range(5):
-                cov[j, l] += p * stats[j] * stats[l]
+        p, v0, v1, v2, v3, v4 = w[k], s0[k], s1[k], s2[k], s3[k], s4[k]
+        p0, p1, p2, p3 = p * v0, p * v1, p * v2, p * v3
+        m0 += p0
+        m1 += p1
+        m2 += p2
+        m3 += p3
+        m4 += p * v4
+        c00 += p0 * v0
+        c01 += p0 * v1
+        c02 += p0 * v2
+        c03 += p0 * v3
+        c04 += p0 * v4
+        c11 += p1 * v1
+        c12 += p1 * v2
+        c13 += p1 * v3
+        c14 += p1 * v4
+        c22 += p2 * v2
+        c23 += p2 * v3
+        c24 += p2 * v4
+        c33 += p3 * v3
+        c34 += p3 * v4
+        c44 += p * v4 * v4
+    sums = (m0, m1, m2, m3, m4)
+    upper = ((c00, c01, c02, c03, c04), (c01, c11, c12, c13, c14), (c02, c12, c22, c23, c24),
+             (c03, c13, c23, c33, c34), (c04, c14, c24, c34, c44))
+    for j in range(5):
+        mean[j] = sums[j] / total
     for j in range(5):
         for l in range(5):
-            cov[j, l] -= mean[j] * mean[l]
+            cov[j, l] = upper[j][l] / total - mean[j] * mean[l]
     return top + math.log(total)
 
 
+def _node_stats(powers: np.ndarray) -> np.ndarray:
+    """``S(u_k) = (u0, u1, u0^2/2, u0 u1, u1^2/2)`` of every node, ``(5, K)``."""
+    return np.ascontiguousarray(powers * np.array([1.0, 1.0, 0.5, 1.0, 0.5])[:, None])
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, powers, tilts, accurate_powers,
+def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts, accurate_nodes, accurate_stats,
                         accurate_log_weights, out):  # pragma: no cover - compiled
-    stats = np.empty(5)
+    n_fixed, n_accurate = stats.shape[1], accurate_stats.shape[1]
+    w, bits = np.empty(max(n_fixed, n_accurate)), np.empty(max(n_fixed, n_accurate), dtype=np.int64)
     mean_f, mean_a = np.empty(5), np.empty(5)
     cov_f, cov_a = np.empty((5, 5)), np.empty((5, 5))
-    accurate_terms = np.empty(accurate_powers.shape[1])
+    accurate_terms = np.empty(n_accurate)
     for i in range(x.size):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         log_det = math.log(r00) + math.log(r11)
-        for k in range(accurate_powers.shape[1]):
-            th0 = centre[i, 0] + r00 * accurate_powers[0, k]
-            th1 = centre[i, 1] + r10 * accurate_powers[0, k] + r11 * accurate_powers[1, k]
-            accurate_terms[k] = (accurate_log_weights[k] + log_det
-                                 + latent_loglik(family, x[i], t_x[i], T[i], th0, th1, False)[0])
-        fixed = _tilted_moments(log_terms[i], powers, tilts[i], stats, mean_f, cov_f)
-        accurate = _tilted_moments(accurate_terms, accurate_powers, tilts[i], stats, mean_a, cov_a)
+        _grid_loglik(family, x[i], t_x[i], T[i], centre[i, 0], centre[i, 1], r00, r10, r11, accurate_nodes,
+                     accurate_terms)
+        for k in range(n_accurate):
+            accurate_terms[k] = accurate_log_weights[k] + log_det + accurate_terms[k]
+        fixed = _tilted_moments(log_terms[i], stats, tilts[i], w[:n_fixed], bits[:n_fixed], mean_f, cov_f)
+        accurate = _tilted_moments(accurate_terms, accurate_stats, tilts[i], w[:n_accurate], bits[:n_accurate],
+                                   mean_a, cov_a)
         out[i, 0] = fixed - accurate
         for j in range(5):
             out[i, 1 + j] = tilts[i, j]
@@ -495,8 +545,11 @@ def rule_corrections(family: int, frequency, recency, T, centre, chol, log_terms
     accurate_powers, accurate_log_weights = product_rule(accurate_nodes)
     out = np.empty((x.size, CORRECTION_COLUMNS))
     centre, chol, log_terms, tilts = (np.ascontiguousarray(v, dtype=float) for v in (centre, chol, log_terms, tilts))
+    stats, accurate_stats = _node_stats(powers), _node_stats(accurate_powers)
+    nodes = np.ascontiguousarray(accurate_powers[1, :accurate_nodes])
     _on_cores(x.size, lambda s: _corrections_kernel(family, x[s], t_x[s], T[s], centre[s], chol[s], log_terms[s],
-                                                    powers, tilts[s], accurate_powers, accurate_log_weights, out[s]))
+                                                    stats, tilts[s], nodes, accurate_stats, accurate_log_weights,
+                                                    out[s]))
     return out
 
 
