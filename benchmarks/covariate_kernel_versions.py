@@ -13,7 +13,8 @@ row-by-row rule's 8-node pieces and under this checkout's calibrated rules).
 
     nice -n 10 uv run python benchmarks/covariate_kernel_versions.py full
 
-Writes ``benchmarks/results/covariate_kernel_versions_<dataset>.json`` and ``.md``.
+Writes ``benchmarks/results/covariate_kernel_versions_<dataset>.json`` and ``.md`` (``_<label>`` appended with
+``--label``, so a run under load leaves the quiet run's file alone).
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--against", default="main")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--label", default="", help="suffix of the result files' names")
     args = parser.parse_args()
     old = load_revision(args.against)
     rfm = cdnow_with_covariates(args.dataset)
@@ -200,10 +202,11 @@ def main() -> None:
     meta = {"dataset": args.dataset, "against": args.against, "against_commit": _git("rev-parse", "--short",
             args.against).strip(), "commit": _git("rev-parse", "--short", "HEAD").strip(),
             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()}
-    stem = HERE / "results" / f"covariate_kernel_versions_{args.dataset}"
+    stem = HERE / "results" / f"covariate_kernel_versions_{args.dataset}{'_' + args.label if args.label else ''}"
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     lines = [f"# Covariate kernels: this checkout against {args.against} (CDNOW {args.dataset}, one process)\n",
-             (f"`nice -n 10 uv run python benchmarks/covariate_kernel_versions.py {args.dataset}`; checkout "
+             (f"`nice -n 10 uv run python benchmarks/covariate_kernel_versions.py {args.dataset} --repeats "
+              f"{args.repeats}{' --label ' + args.label if args.label else ''}`; checkout "
              f"{meta['commit']} (uncommitted changes included) against {args.against} = {meta['against_commit']}; "
              f"{meta['started']}, load average {meta['load'][0]:.1f} (shared 2-core machine: the ratio, measured "
              f"alternately in one process, is the comparison). CPU ms per call (value and gradient), "

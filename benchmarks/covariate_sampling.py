@@ -26,7 +26,9 @@ Parametrisations of the BG/NBD (``--param``; the Pareto/NBD is fitted as shipped
         --whiten off --label lanes          # the earlier defaults on the current kernel
 
 Writes ``benchmarks/results/covariate_sampling_<dataset>.json`` and ``.md``
-(cases are merged into the JSON by key, so runs can add to it).
+(cases are merged into the JSON by key, so runs can add to it); with ``--file-suffix S``
+``covariate_sampling_<dataset>_S.*`` instead, started with the main file's cases of the models run (so the
+posterior comparison has its reference rows): runs under load or on a branch leave the main file alone.
 """
 
 from __future__ import annotations
@@ -140,12 +142,19 @@ def main() -> None:
     parser.add_argument("--target-accept", type=float, default=None, help="(default: the fit's default)")
     parser.add_argument("--whiten", choices=["on", "off"], default=None, help="(default: the model's default)")
     parser.add_argument("--label", default="", help="appended to the case's key (e.g. the code it ran)")
+    parser.add_argument("--file-suffix", default="", help="write covariate_sampling_<dataset>_<suffix>.*")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rfm = cdnow_with_covariates(args.dataset)
     rfm.attrs["time_unit"] = "W"
     stem = RESULTS / f"covariate_sampling_{args.dataset}"
+    if args.file_suffix:
+        shared = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
+        stem = stem.with_name(f"{stem.name}_{args.file_suffix}")
+        if not stem.with_suffix(".json").exists():
+            stem.with_suffix(".json").write_text(json.dumps(
+                {k: c for k, c in shared.items() if k.split("/")[0] in args.models}, indent=1))
     path = stem.with_suffix(".json")
     for model in args.models:
         for param in (args.param if model == "bgnbd" else ["default"]):

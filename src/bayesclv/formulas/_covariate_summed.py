@@ -357,11 +357,13 @@ def paretonbd_kernel(r, alpha, s, beta, purchase_coef, dropout_coef, row_group, 
             rho[lane] = rg + x[lane]
             ca[lane], cb[lane] = a_i[lane] - m, b_i[lane] - m
             e0[lane], e1[lane] = m + t[lane], m + age[lane]
-            d[lane], tail[lane] = a_i[lane] + age[lane], b_i[lane] + age[lane]
+            d[lane] = max(a_i[lane], b_i[lane]) + age[lane]
         lane_log(e0, q0, n)
         lane_log(e1, q1, n)
-        lane_log(d, log_aT, n)
-        lane_log(tail, log_bT, n)
+        lane_log(d, tail, n)
+        for lane in range(n):  # the smaller scale's log(scale + T) is the upper limit q1 (one logarithm less)
+            log_aT[lane] = q1[lane] if ca[lane] == 0.0 else tail[lane]
+            log_bT[lane] = q1[lane] if cb[lane] == 0.0 else tail[lane]
         lane_lifetime_integral(rho, sg + 1.0, ca, cb, e0, e1, q0, q1, n, log_j, d_rho, d_sigma, d_ca, d_cb,
                                work[20:])
         alive, exp_d, softplus_tail = e0, e1, q0  # the limits are spent: their lanes hold the rest
