@@ -21,7 +21,7 @@ from bayesclv.datasets import load_retention
 from bayesclv.errors import ConvergenceWarning
 from bayesclv.formulas import shifted_bg
 from bayesclv.formulas._prior_density import PRIOR_CODES
-from bayesclv.models.direct_density import _log_prior, differentiated_prior, direct_density
+from bayesclv.models.direct_density import log_prior_and_slope, differentiated_prior, direct_density
 from density_checks import assert_density_is_the_graphs, compile_logp_dlogp
 
 PRIORS = [  # each with its SciPy reference
@@ -54,7 +54,7 @@ def test_prior_log_densities_against_scipy(prior, reference):
     code, first, second = differentiated_prior(prior)
     assert code == PRIOR_CODES[prior.distribution]
     for theta in (1e-6, 0.3, 1.0, 7.5, 400.0):
-        value, slope = _log_prior(code, first, second, theta)
+        value, slope = log_prior_and_slope(code, first, second, theta)
         assert value == pytest.approx(reference.logpdf(theta), rel=1e-12, abs=1e-12)
         # the derivative in log theta, the sampler's coordinate, by central differences
         fd = (reference.logpdf(theta * np.exp(1e-5)) - reference.logpdf(theta * np.exp(-1e-5))) / 2e-5

@@ -41,7 +41,12 @@ from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
 from bayesclv.formulas._summed import softplus_and_sigmoid
-from bayesclv.models.direct_density import _log_prior, _summed_likelihood, differentiated_prior, without_c_code
+from bayesclv.models.direct_density import (
+    differentiated_prior,
+    log_prior_and_slope,
+    summed_likelihood,
+    without_c_code,
+)
 from bayesclv.models.mean_concentration import DifferenceAndMean, MeanConcentration
 
 __all__ = ["CovariateDensity", "covariate_density"]
@@ -114,7 +119,7 @@ def _posterior(x, theta, loglik, loglik_grad, kind, target, codes, arguments, de
             total += -0.5 * z * z - math.log(arguments[j, 1]) - _LOG_SQRT_2PI
             g[j] -= z / arguments[j, 1]
         else:
-            value, slope = _log_prior(codes[j], arguments[j, 0], arguments[j, 1], theta[j])
+            value, slope = log_prior_and_slope(codes[j], arguments[j, 0], arguments[j, 1], theta[j])
             total += value
             g[j] += slope
     if derived[0] >= 0:  # s = 1/cv2, beta = 1/(cv2 mean): d/dmean = -beta/mean d/dbeta, d/dcv2 = -(s d/ds + beta d/dbeta)/cv2
@@ -244,7 +249,7 @@ def covariate_density(model: Any, graph: pm.Model, var_names: list[str]) -> Cova
     if (not coefficients or model.grouped
             or sorted(var_names) != sorted([*model.parameter_names, *coefficients, *sampled])):
         return None
-    likelihood = _summed_likelihood(graph)
+    likelihood = summed_likelihood(graph)
     if likelihood is None:
         return None
     kernel, tables = likelihood

@@ -36,9 +36,10 @@ from bayesclv.formulas._prior_density import log_prior, prior_arguments
 from bayesclv.formulas._summed import SummedLoglikOp
 from bayesclv.priors import Prior
 
-__all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density", "without_c_code"]
+__all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density", "log_prior_and_slope",
+           "summed_likelihood", "without_c_code"]
 
-#: priors of a positive parameter whose derivative :func:`_log_prior` writes out (a subset of
+#: priors of a positive parameter whose derivative :func:`log_prior_and_slope` writes out (a subset of
 #: :data:`bayesclv.formulas._prior_density.PRIOR_CODES`)
 DIFFERENTIATED_PRIORS = frozenset({"HalfNormal", "Exponential", "Gamma", "LogNormal"})
 
@@ -59,7 +60,7 @@ def differentiated_prior(prior: Prior) -> tuple[int, float, float] | None:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _log_prior(code, first, second, theta):  # pragma: no cover - compiled
+def log_prior_and_slope(code, first, second, theta):  # pragma: no cover - compiled
     """Log density of a positive parameter's prior at ``theta`` (:func:`log_prior`) and its derivative in ``theta``."""
     if code == 0:  # HalfNormal(sigma)
         slope = -theta / first ** 2
@@ -88,7 +89,7 @@ def _posterior(x, theta, loglik, loglik_grad, codes, arguments):  # pragma: no c
     grad = np.empty(x.size)
     total = loglik
     for i in range(x.size):
-        value, slope = _log_prior(codes[i], arguments[i, 0], arguments[i, 1], theta[i])
+        value, slope = log_prior_and_slope(codes[i], arguments[i, 0], arguments[i, 1], theta[i])
         total += value + x[i]
         grad[i] = theta[i] * (loglik_grad[i] + slope) + 1.0
     if not np.isfinite(total) or not np.all(np.isfinite(grad)):
@@ -165,7 +166,7 @@ def direct_density(model: Any, graph: pm.Model, var_names: list[str]) -> DirectD
             or tuple(rv.name for rv in graph.free_RVs) != names or graph.deterministics
             or sorted(var_names) != sorted(names)):
         return None
-    likelihood = _summed_likelihood(graph)
+    likelihood = summed_likelihood(graph)
     if likelihood is None:
         return None
     if not all(isinstance(graph.rvs_to_transforms.get(rv), LogTransform) for rv in graph.free_RVs):
@@ -195,7 +196,7 @@ def without_c_code():
     return pytensor.config.change_flags(cxx="")
 
 
-def _summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | None:
+def summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | None:
     """The kernel and data tables of ``graph``'s likelihood where it is one summed kernel; None otherwise.
 
     The graph built the distinct rows and the kernel's tables and holds them as constants: the
