@@ -33,7 +33,7 @@ from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
 from bayesclv.formulas._prior_density import log_prior, prior_arguments
-from bayesclv.formulas._summed import SummedLoglikOp
+from bayesclv.formulas._summed import SummedLoglikOp, kernel_arguments
 from bayesclv.priors import Prior
 
 __all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density", "without_c_code"]
@@ -207,4 +207,4 @@ def _summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | 
     tables = node.inputs[getattr(node.op, "n_params", len(node.inputs)):]
     if not isinstance(node.op, SummedLoglikOp) or not all(isinstance(t, TensorConstant) for t in tables):
         return None
-    return node.op.kernel, tuple(t.data for t in tables)
+    return node.op.kernel, tuple(kernel_arguments([], [t.data for t in tables])[1])
