@@ -80,7 +80,7 @@ def _shared_over_histories(frequency, recency, T, params, alive):
 
     Returns an array ``(..., rows)``, or None where the arrays are not laid out so.
     """
-    x, t_x, T = (np.ascontiguousarray(v, dtype=float) for v in (frequency, recency, T))  # one layout: one compilation
+    x, t_x, T = (np.require(v, float, "C") for v in (frequency, recency, T))  # one layout: one compilation
     by_draw = draw_vectors(params, x, t_x, T)
     if by_draw is None:
         return None
