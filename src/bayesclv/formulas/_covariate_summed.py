@@ -49,6 +49,8 @@ from bayesclv.formulas._summed import (
     SummedLoglikOp,
     digamma,
     distinct,
+    kernel_arguments,
+    read_only_tables,
     softplus_and_sigmoid,
 )
 
@@ -60,6 +62,7 @@ LANES = 64  # rows per block of the BG/NBD kernel
 _RESCALE = 1e-200  # a running product below this is moved into the logarithm (no underflow)
 
 
+@read_only_tables
 def covariate_tables(frequency, recency, T, weight, z_purchase, z_dropout, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of the covariate kernels for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 
@@ -406,16 +409,19 @@ class CovariateLoglikOp(SummedLoglikOp):
 def _numba_funcify_covariate_loglik(op, node=None, **kwargs):
     """Native numba implementation, for graphs compiled with numba (PyMC's NUTS, ``find_MAP``)."""
     kernel = op.kernel
+    c = np.ascontiguousarray  # as the summed Op's: one layout for the graph and the Python callers
     if op.n_params == 6:
         @numba.njit(nogil=True, error_model="numpy")
         def covariate_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), c(inputs[2]), c(inputs[3]), c(inputs[4]), c(inputs[5]),
+                                 *inputs[6:])
             return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
                     grad[4].copy(), grad[5].copy())
     elif op.n_params == 7:
         @numba.njit(nogil=True, error_model="numpy")
         def covariate_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), c(inputs[2]), c(inputs[3]), c(inputs[4]), c(inputs[5]),
+                                 c(inputs[6]), *inputs[7:])
             return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
                     grad[4].copy(), grad[5].copy(), grad[6].copy())
     else:  # pragma: no cover - BG/NBD has 7 parameter inputs, Pareto/NBD 6
@@ -435,8 +441,9 @@ def covariate_total(kernel, params: list, coefs: list, tables: tuple, xp):
             params = [pt.reshape(p, (1,)) for p in params]
         inputs = [*params, *(pt.as_tensor_variable(c, dtype="float64") for c in coefs)]
         return CovariateLoglikOp(kernel, len(inputs))(*inputs, *tables)[0]
-    arrays = [np.atleast_1d(np.asarray(p, dtype=float)) for p in params]
-    return kernel(*arrays, *(np.asarray(c, dtype=float).reshape(-1) for c in coefs), *tables)[0]
+    arrays, tables = kernel_arguments([*(np.atleast_1d(p) for p in params),
+                                       *(np.asarray(c, dtype=float).reshape(-1) for c in coefs)], tables)
+    return kernel(*arrays, *tables)[0]
 
 
 def covariate_summed_loglik_function(kernel, names: tuple[str, ...], coef_names: tuple[str, ...], family: str,

@@ -440,7 +440,7 @@ def shared_over_histories(frequency, recency, T, params, alive):
     ``frequency, recency, T`` of shape ``(rows,)``; each parameter a scalar or of
     shape ``(..., 1)``. Returns an array ``(..., rows)``.
     """
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    x, t_x, T = (np.require(v, float, "C") for v in (frequency, recency, T))  # one layout: one compilation
     by_draw = draw_vectors(params, x, t_x, T)
     if by_draw is None:
         return None

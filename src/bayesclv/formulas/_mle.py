@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
+from bayesclv.formulas._summed import kernel_arguments
+
 __all__ = ["maximum_likelihood"]
 
 _RESTARTS = 3
@@ -40,6 +42,8 @@ def maximum_likelihood(kernel, tables, start) -> tuple[np.ndarray, float]:
         The optimiser stopped with a gradient (in the log parameters) above
         ``1e-7 (1 + |loglik|)``.
     """
+    _, tables = kernel_arguments([], tables)  # the layout the graphs use: one compilation of the kernel
+
     def negative(theta):
         params = np.exp(theta)
         value, grad = kernel(*(np.array([p]) for p in params), *tables)

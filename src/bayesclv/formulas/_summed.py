@@ -25,6 +25,7 @@ entry records the group it belongs to.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -121,8 +122,9 @@ def draw_vectors(params, *histories) -> tuple[tuple[int, ...], list[np.ndarray]]
             and all(p.ndim == 0 or p.shape[-1] == 1 for p in params)):
         return None
     lead = np.broadcast_shapes(*(p.shape[:-1] if p.ndim else () for p in params))
-    return lead, [np.ascontiguousarray(np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead)).ravel()
-                  for p in params]
+    # always a fresh writable copy: a broadcast view that needs no copy is read-only, and numba compiles the
+    # kernels that take these vectors once per read-only flag
+    return lead, [np.broadcast_to(p.reshape(p.shape[:-1]) if p.ndim else p, lead).flatten() for p in params]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -157,6 +159,35 @@ def softplus_and_sigmoid(d):  # pragma: no cover - compiled
     return math.log1p(e), e / (1.0 + e)
 
 
+def kernel_arguments(params, tables) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A kernel's arguments in the one layout every caller passes: C-contiguous float64 parameters, read-only
+    C-contiguous tables.
+
+    Numba compiles a kernel once per argument type, and an array's layout and read-only flag are part of it:
+    a graph hands the kernel its tables as read-only constants, a NumPy call as writable arrays, and each
+    variant was a separate compilation of the same kernel (1-2 CPU s each, cold;
+    ``benchmarks/results/test_suite_time.md``, session 12). The tables are viewed, not copied.
+    """
+    params = [np.ascontiguousarray(p, dtype=float) for p in params]
+    frozen = []
+    for table in tables:
+        table = np.require(table, requirements="C")
+        if table.flags.writeable:
+            table = table.view()
+            table.flags.writeable = False
+        frozen.append(table)
+    return params, frozen
+
+
+def read_only_tables(build):
+    """Decorator of a family's table builder: its tables come back read-only (:func:`kernel_arguments`), the
+    type they have as a graph's constants, so a kernel called on them directly compiles no second variant."""
+    @functools.wraps(build)
+    def read_only(*args, **kwargs):
+        return tuple(kernel_arguments([], build(*args, **kwargs))[1])
+    return read_only
+
+
 class SummedLoglikOp(Op):
     """PyTensor Op of a summed log-likelihood kernel: outputs the total and its gradient.
 
@@ -182,7 +213,8 @@ class SummedLoglikOp(Op):
         return Apply(self, params + tables, outputs)
 
     def perform(self, node, inputs, outputs):
-        value, grad = self.kernel(*inputs)
+        params, tables = kernel_arguments(inputs[:self.n_params], inputs[self.n_params:])
+        value, grad = self.kernel(*params, *tables)
         outputs[0][0] = np.asarray(value)
         for k in range(self.n_params):
             outputs[k + 1][0] = grad[k]
@@ -206,25 +238,26 @@ def _numba_funcify_summed_loglik(op, node=None, **kwargs):
     Without it PyTensor would call :meth:`SummedLoglikOp.perform` in numba object mode.
     """
     kernel = op.kernel
+    c = np.ascontiguousarray  # PyTensor types array inputs layout 'A'; the Python callers pass C (kernel_arguments)
     if op.n_params == 2:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), *inputs[2:])
             return np.full((), value), grad[0].copy(), grad[1].copy()
     elif op.n_params == 3:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), c(inputs[2]), *inputs[3:])
             return np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy()
     elif op.n_params == 4:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), c(inputs[2]), c(inputs[3]), *inputs[4:])
             return np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy()
     elif op.n_params == 5:
         @numba.njit(nogil=True, error_model="numpy")
         def summed_loglik(*inputs):  # pragma: no cover - compiled
-            value, grad = kernel(*inputs)
+            value, grad = kernel(c(inputs[0]), c(inputs[1]), c(inputs[2]), c(inputs[3]), c(inputs[4]), *inputs[5:])
             return (np.full((), value), grad[0].copy(), grad[1].copy(), grad[2].copy(), grad[3].copy(),
                     grad[4].copy())
     else:  # pragma: no cover - every kernel has 2 to 5 parameters
@@ -243,7 +276,8 @@ def summed_total(kernel, params: list, tables: tuple, xp):
         if params[0].ndim == 0:
             params = [pt.reshape(p, (1,)) for p in params]
         return SummedLoglikOp(kernel, len(params))(*params, *tables)[0]
-    return kernel(*(np.atleast_1d(np.asarray(p, dtype=float)) for p in params), *tables)[0]
+    params, tables = kernel_arguments([np.atleast_1d(p) for p in params], tables)
+    return kernel(*params, *tables)[0]
 
 
 def summed_loglik_function(kernel, names: tuple[str, ...], family: str):

@@ -35,7 +35,7 @@ from bayesclv.formulas._beta_geometric import (
     whole_horizons,
 )
 from bayesclv.formulas._ops import NP, PT
-from bayesclv.formulas._summed import digamma, lbeta, summed_loglik_function, weighted_rows
+from bayesclv.formulas._summed import digamma, lbeta, read_only_tables, summed_loglik_function, weighted_rows
 
 __all__ = [
     "PARAMETERS",
@@ -140,6 +140,7 @@ def loglik(frequency, recency, periods, alpha, beta, gamma, delta, xp=PT, n_term
     return total - _betaln(alpha, beta, xp) - _betaln(gamma, delta, xp)
 
 
+@read_only_tables
 def loglik_tables(frequency, recency, periods, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik`: distinct ``(group, x, t_x, n)`` rows with their total weights.
 

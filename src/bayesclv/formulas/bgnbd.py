@@ -30,7 +30,14 @@ from bayesclv.formulas._beta_expectations import (
 from bayesclv.formulas._ops import NP, PT, discounted_increments
 from bayesclv.formulas._residual import bgnbd_dert_given_alive, bgnbd_residual_lifetime_given_alive
 from bayesclv.formulas._simulate import alive_and_purchase_rate
-from bayesclv.formulas._summed import digamma, distinct, draw_vectors, softplus_and_sigmoid, summed_loglik_function
+from bayesclv.formulas._summed import (
+    digamma,
+    distinct,
+    draw_vectors,
+    read_only_tables,
+    softplus_and_sigmoid,
+    summed_loglik_function,
+)
 
 __all__ = [
     "PARAMETERS",
@@ -103,6 +110,7 @@ def loglik(frequency, recency, T, r, alpha, a, b, xp=PT):
     return a1 + a2 + a3 + xp.where(x > 0, xp.softplus(d), 0.0)
 
 
+@read_only_tables
 def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik` for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 

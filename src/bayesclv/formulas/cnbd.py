@@ -44,7 +44,7 @@ from bayesclv.formulas._cnbd_sums import given_alive_sums, phase_weights
 from bayesclv.formulas._mle import maximum_likelihood
 from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._residual import cnbd_dert_given_alive
-from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_loglik_function
+from bayesclv.formulas._summed import digamma, distinct, read_only_tables, softplus_and_sigmoid, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
@@ -142,6 +142,7 @@ def loglik(litt, frequency, recency, T, r, alpha, a, b, *, k, modified=False, xp
     return const + a1 + a2 + u + dropped
 
 
+@read_only_tables
 def loglik_tables(litt, frequency, recency, T, weight, group=None, *, k, modified=False) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik` for rows ``(litt, x, t_x, T)`` with multiplicities ``weight``.
 

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from bayesclv.formulas._ops import PT
-from bayesclv.formulas._summed import digamma, distinct, summed_total
+from bayesclv.formulas._summed import digamma, distinct, read_only_tables, summed_total
 
 __all__ = ["PARAMETERS", "expected_spend", "loglik", "loglik_tables", "population_mean_spend", "simulate_population",
            "summed_loglik"]
@@ -50,6 +50,7 @@ def loglik(frequency, monetary_value, p, q, gamma, xp=PT):
     )
 
 
+@read_only_tables
 def loglik_tables(frequency, monetary_value, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik` for rows ``(x, mbar)`` with multiplicities ``weight``.
 

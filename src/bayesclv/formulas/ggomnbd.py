@@ -45,7 +45,7 @@ from bayesclv.formulas._adaptive_quadrature import GGOM_COUNT, SURVIVAL, integra
 from bayesclv.formulas._distinct import per_distinct
 from bayesclv.formulas._ops import NP, PT
 from bayesclv.formulas._special import logaddexp
-from bayesclv.formulas._summed import distinct, draw_vectors, summed_loglik_function
+from bayesclv.formulas._summed import distinct, draw_vectors, read_only_tables, summed_loglik_function
 
 __all__ = [
     "PARAMETERS",
@@ -80,7 +80,7 @@ def _shared_over_histories(frequency, recency, T, params, alive):
 
     Returns an array ``(..., rows)``, or None where the arrays are not laid out so.
     """
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    x, t_x, T = (np.require(v, float, "C") for v in (frequency, recency, T))  # one layout: one compilation
     by_draw = draw_vectors(params, x, t_x, T)
     if by_draw is None:
         return None
@@ -132,6 +132,7 @@ def loglik(frequency, recency, T, r, alpha, b, s, beta, xp=PT):
             + xp.softplus(diff))
 
 
+@read_only_tables
 def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik` for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 

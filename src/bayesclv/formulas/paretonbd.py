@@ -44,7 +44,7 @@ from bayesclv.formulas._lifetime_integral import (
 from bayesclv.formulas._ops import NP, PT, discounted_increments, gauss_legendre
 from bayesclv.formulas._residual import paretonbd_dert_given_alive, paretonbd_residual_lifetime_given_alive
 from bayesclv.formulas._simulate import alive_and_purchase_rate
-from bayesclv.formulas._summed import digamma, distinct, softplus_and_sigmoid, summed_total
+from bayesclv.formulas._summed import digamma, distinct, read_only_tables, softplus_and_sigmoid, summed_total
 
 __all__ = [
     "PARAMETERS",
@@ -104,6 +104,7 @@ def loglik(frequency, recency, T, r, alpha, s, beta, xp=PT):
     return xp.gammaln(r + x) - xp.gammaln(r) + r * xp.log(alpha) + log_alive + xp.softplus(diff)
 
 
+@read_only_tables
 def loglik_tables(frequency, recency, T, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik` for rows ``(x, t_x, T)`` with multiplicities ``weight``.
 

@@ -30,7 +30,7 @@ from scipy import special
 
 from bayesclv.formulas._beta_geometric import discounted_survival, geometric_draws, whole_horizons
 from bayesclv.formulas._ops import PT
-from bayesclv.formulas._summed import digamma, lbeta, summed_loglik_function, weighted_rows
+from bayesclv.formulas._summed import digamma, lbeta, read_only_tables, summed_loglik_function, weighted_rows
 
 __all__ = [
     "PARAMETERS",
@@ -74,6 +74,7 @@ def loglik(periods, churned, alpha, beta, xp=PT):
     return xp.where(c > 0, left, stayed) - _betaln(alpha, beta, xp)
 
 
+@read_only_tables
 def loglik_tables(periods, churned, weight, group=None) -> tuple[np.ndarray, ...]:
     """Data tables of :func:`summed_loglik`: distinct ``(group, periods, churned)`` rows with their total weights.
 

@@ -33,7 +33,7 @@ from pymc.logprob.transforms import LogTransform
 from pytensor.tensor.variable import TensorConstant
 
 from bayesclv.formulas._prior_density import log_prior, prior_arguments
-from bayesclv.formulas._summed import SummedLoglikOp
+from bayesclv.formulas._summed import SummedLoglikOp, kernel_arguments
 from bayesclv.priors import Prior
 
 __all__ = ["DIFFERENTIATED_PRIORS", "DirectDensity", "differentiated_prior", "direct_density", "log_prior_and_slope",
@@ -208,4 +208,4 @@ def summed_likelihood(graph: pm.Model) -> tuple[Any, tuple[np.ndarray, ...]] | N
     tables = node.inputs[getattr(node.op, "n_params", len(node.inputs)):]
     if not isinstance(node.op, SummedLoglikOp) or not all(isinstance(t, TensorConstant) for t in tables):
         return None
-    return node.op.kernel, tuple(t.data for t in tables)
+    return node.op.kernel, tuple(kernel_arguments([], [t.data for t in tables])[1])
