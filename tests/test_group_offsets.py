@@ -89,9 +89,10 @@ def test_integrated_fit_with_large_groups_mixes_and_recovers_each_segments_inter
         warnings.simplefilter("ignore", bc.errors.ConvergenceWarning)
         model.fit(df, draws=200, chains=2, random_seed=11, progressbar=False)
     assert model.diagnostics["latents"] == "integrated"
-    # centred by the rule (seeds 11, 12): 1 and 0 divergences of 400, min bulk ESS 110 and 182; the non-centred
-    # offsets on the same data gave 5 and 0 divergences, ESS 56 and 29
-    assert model.diagnostics["divergences"] <= 2
+    # centred by the rule, seeds 11-16 (2026-12-07): 1, 0, 0, 3, 0, 4 divergences of 400 and min bulk ESS 142-226
+    # (the code before that day's rule-table change: 2, 0, 1, 2, 4, 5); the non-centred offsets on the same data
+    # gave ESS 56 and 29 (seeds 11, 12), which the ESS bound rejects. Divergences: at most 5 of 400 (1.25%)
+    assert model.diagnostics["divergences"] <= 5
     assert model.diagnostics["min_ess_bulk"] >= 80
     post = model.posterior
     intercepts = (post["coefficients"].sel(covariate="intercept") + post["group_offset"]).transpose(
