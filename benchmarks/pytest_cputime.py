@@ -59,14 +59,20 @@ def pytest_runtest_protocol(item, nextitem):
                                  "wall_s": round(time.perf_counter() - wall, 3)}) + "\n")
 
 
+def per_worker(path: str) -> str:
+    """``path`` with the xdist worker's id before its suffix, so that each worker writes its own file."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return path
+    stem, suffix = os.path.splitext(path)
+    return f"{stem}.{worker}{suffix}"
+
+
 def pytest_sessionfinish(session, exitstatus):
     out = os.environ.get("BAYESCLV_CPUTIME_OUT")
     if not out or not _per_test:  # an xdist controller runs no tests: it leaves the workers' files alone
         return
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        stem, suffix = os.path.splitext(out)
-        out = f"{stem}.{worker}{suffix}"
+    out = per_worker(out)
     result = {
         "wall_s": time.perf_counter() - _start["wall"],
         "cpu_s": _cpu() - _start["cpu"],

@@ -19,6 +19,8 @@ from collections import defaultdict
 import pytest
 from numba.core import event
 
+from benchmarks.pytest_cputime import per_worker
+
 _by_function: dict[str, dict] = defaultdict(lambda: {"compiles": 0, "cpu_s": 0.0, "signatures": []})
 _by_test: dict[str, float] = defaultdict(float)
 _state = {"test": "<collection>", "stack": []}
@@ -72,10 +74,7 @@ def pytest_sessionfinish(session, exitstatus):
     out = os.environ.get("BAYESCLV_COMPILE_OUT")
     if not out or not _by_function:
         return
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        stem, suffix = os.path.splitext(out)
-        out = f"{stem}.{worker}{suffix}"
+    out = per_worker(out)
     result = {
         "total_compile_cpu_s": sum(e["cpu_s"] for e in _by_function.values()),
         "by_function": dict(sorted(_by_function.items(), key=lambda kv: -kv[1]["cpu_s"])),
