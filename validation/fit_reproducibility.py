@@ -1,9 +1,10 @@
 """Does ``fit(random_seed=s)`` give the same draws twice in one process?
 
 Fits each case twice with the same seed and compares the posterior draws bit for bit: the pooled BG/NBD on
-the CDNOW sample (nutpie on its direct density), and the integrated HB Pareto/NBD with groups and a covariate
-of ``tests/test_group_offsets.py``'s large-groups test (3 x 150 simulated customers, 2 x 200 draws), whose
-divergence count differed between the suite and a standalone run on the same code.
+the CDNOW sample (nutpie on its direct density), and the integrated HB Pareto/NBD with a covariate on the
+customers of ``tests/test_group_offsets.py``'s large-groups test (3 x 150 simulated customers, 2 x 200 draws),
+whose divergence count differed between the suite and a standalone run on the same code: without groups,
+with the 3 groups, and with the groups on one thread (``cores=1``).
 
 Usage::
 
@@ -34,12 +35,16 @@ def _pooled():
     return bc.BetaGeoModel(), rfm, {"draws": 300, "chains": 2}
 
 
-def _grouped_hb():
+def _hb(group: str | None = None, **settings):
+    """The integrated HB Pareto/NBD on the large-groups test's customers (grouped by segment or not)."""
     import bayesclv as bc
     from test_group_offsets import _segments
 
-    return (bc.HierarchicalParetoNBDModel(covariates=["x"], group="segment"), _segments([150, 150, 150]),
-            {"draws": 200, "chains": 2})
+    def build():
+        return (bc.HierarchicalParetoNBDModel(covariates=["x"], group=group), _segments([150, 150, 150]),
+                {"draws": 200, "chains": 2, **settings})
+
+    return build
 
 
 def twice(build, seed: int) -> dict:
@@ -60,7 +65,10 @@ def twice(build, seed: int) -> dict:
 
 
 def main() -> None:
-    cases = {"pooled BG/NBD, CDNOW sample": _pooled, "integrated HB Pareto/NBD, 3 groups, covariate": _grouped_hb}
+    cases = {"pooled BG/NBD, CDNOW sample": _pooled,
+             "integrated HB Pareto/NBD, covariate, no groups": _hb(),
+             "integrated HB Pareto/NBD, covariate, 3 groups": _hb("segment"),
+             "integrated HB Pareto/NBD, covariate, 3 groups, cores=1": _hb("segment", cores=1)}
     results = {name: twice(build, 11) for name, build in cases.items()}
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     record = {"command": "uv run python validation/fit_reproducibility.py", "commit": commit,
