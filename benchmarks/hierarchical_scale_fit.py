@@ -5,7 +5,8 @@ CDNOW-like population: the same as ``benchmarks/hierarchical_marginal_scale.py``
 customer is a distinct row, the worst case for the rule's tables), fits
 ``HierarchicalParetoNBDModel(covariates=["z"])`` with ``fit()``'s defaults and predicts P(alive) and the
 expected purchases over 39 weeks for every customer (or the first ``--predict``) in one pass, in chunks
-(per-customer posterior means kept, the draws x customers arrays dropped chunk by chunk). Each size runs in its own subprocess, so its peak RSS is its own.
+(per-customer posterior means kept, the draws x customers arrays dropped chunk by chunk). Each size runs in its
+own subprocess, so its peak RSS is its own.
 
 Records wall and CPU seconds (``time.process_time``: all threads), peak RSS, R-hat/ESS/divergences over the
 population parameters, steps per draw, and for each population parameter its posterior mean and sd against the
@@ -107,7 +108,8 @@ def markdown(results: dict) -> str:
              "and 39-week expected purchases in one pass (`customer_predictions`, chunks of 20,000) for the customers "
              "in the 'predicted' column. CPU seconds: all threads of the "
              "process; the load average at the end of each run says what else shared the 2 cores.", "",
-             "| customers | predicted | fit wall s | fit CPU s | wall s (fit + predictions) | CPU s | peak RSS MB (fit; all) | "
+             "| customers | predicted | fit wall s | fit CPU s | wall s (fit + predictions) | CPU s | "
+             "peak RSS MB (fit; all) | "
              "max R-hat | min bulk / tail ESS | divergences | steps per draw | nodes | max abs z vs truth | load |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:

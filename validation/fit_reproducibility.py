@@ -77,7 +77,8 @@ def main() -> None:
     (out / "fit_reproducibility.json").write_text(json.dumps(record, indent=2))
     lines = ["# Same seed, same draws? Two fits in one process", "",
              f"Command: `{record['command']}` (commit `{commit}`, {record['date']}).", "",
-             "| case | seed | divergences (run 1, run 2) | draws identical | max abs difference |", "|---|---|---|---|---|"]
+             "| case | seed | divergences (run 1, run 2) | draws identical | max abs difference |",
+             "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['seed']} | {r['divergences'][0]}, {r['divergences'][1]} | {r['identical']} | "
               f"{r['max_abs_difference']:.3g} |" for name, r in results.items()]
     (out / "fit_reproducibility.md").write_text("\n".join(lines) + "\n")

@@ -51,8 +51,9 @@ def _exp_one(v):  # pragma: no cover - compiled
     """``exp(v)`` of one lane, inlined into the caller's loop (which it leaves vectorisable).
 
     Cody-Waite reduction ``v = t ln 2 + u``, ``|u| <= ln 2 / 2``, a degree-12 Taylor polynomial in ``u`` (the
-    remainder below ``0.35^13 / 13! = 1.7e-16``) and ``2^t`` assembled in the exponent bits. Arguments are clipped to [-708, 709]: below, the result is
-    ``exp(-708)`` (~3e-308) instead of a subnormal or zero; above, ``exp(709)``.
+    remainder below ``0.35^13 / 13! = 1.7e-16``) and ``2^t`` assembled in the exponent bits. Arguments are
+    clipped to [-708, 709]: below, the result is ``exp(-708)`` (~3e-308) instead of a subnormal or zero; above,
+    ``exp(709)``.
     """
     x = min(max(v, -708.0), 709.0)
     t = np.floor(x * 1.4426950408889634 + 0.5)
@@ -69,7 +70,8 @@ def _log_one(v):  # pragma: no cover - compiled
 
     ``v = m 2^e`` with ``m`` in [sqrt(1/2), sqrt(2)) from the bits, ``log m = 2 atanh(s)``, ``s = (m-1)/(m+1)``
     (``|s| <= 0.172``) by its odd series to ``s^19`` (the rest below ``s^20 / 21 = 2e-17`` relative). Any other
-    ``v`` (zero, subnormal, negative, infinite, NaN) gives a meaningless number: :func:`lane_log` passes those to ``math.log``.
+    ``v`` (zero, subnormal, negative, infinite, NaN) gives a meaningless number: :func:`lane_log` passes those
+    to ``math.log``.
     """
     bits = _bits_of(v)
     e = ((bits & _EXPONENT) >> 52) - 1023
