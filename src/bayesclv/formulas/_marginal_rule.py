@@ -507,12 +507,10 @@ def _spaced(buffer, start, size):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts, accurate_nodes, accurate_stats,
                         accurate_log_weights, out):  # pragma: no cover - compiled
-    # Every array the fast-math loops of _tilted_moments touch lies in one buffer, each followed by an unused
-    # gap as long as itself (the node terms are copied in). A vectorised loop that stores checks at run time
-    # that its arrays do not overlap, over ranges that numba's negative-index handling widens past each array's
-    # end; two separate allocations that happen to lie next to each other fail that check and the loop runs its
-    # scalar version, whose sums round differently. With this fixed layout every call takes the same path, so
-    # the table (and a fit that starts from it) repeats bit for bit.
+    # The arrays _tilted_moments' fast-math loops touch lie in one buffer, each followed by a gap as long as
+    # itself: separate allocations next to each other fail a vectorised loop's run-time overlap check (its
+    # ranges run past each array's end) and send it down its scalar version, which rounds differently; with a
+    # fixed layout every call takes the same path and the table repeats bit for bit (docs/ARCHITECTURE.md).
     n_fixed, n_accurate = stats.shape[1], accurate_stats.shape[1]
     buffer = np.empty(2 * (3 * n_fixed + 3 * n_accurate + 5 * n_fixed + 5 * n_accurate))
     fixed_terms, at = _spaced(buffer, 0, n_fixed)
