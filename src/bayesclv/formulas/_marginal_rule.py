@@ -499,13 +499,33 @@ def _node_stats(powers: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _spaced(buffer, start, size):  # pragma: no cover - compiled
+    """``buffer[start:start + size]`` and the offset past it and a gap of ``size`` unused slots."""
+    return buffer[start:start + size], start + 2 * size
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts, accurate_nodes, accurate_stats,
                         accurate_log_weights, out):  # pragma: no cover - compiled
+    # The arrays _tilted_moments' fast-math loops touch lie in one buffer, each followed by a gap as long as
+    # itself: separate allocations next to each other fail a vectorised loop's run-time overlap check (its
+    # ranges run past each array's end) and send it down its scalar version, which rounds differently; with a
+    # fixed layout every call takes the same path and the table repeats bit for bit (docs/ARCHITECTURE.md).
     n_fixed, n_accurate = stats.shape[1], accurate_stats.shape[1]
-    w, bits = np.empty(max(n_fixed, n_accurate)), np.empty(max(n_fixed, n_accurate), dtype=np.int64)
+    buffer = np.empty(2 * (3 * n_fixed + 3 * n_accurate + 5 * n_fixed + 5 * n_accurate))
+    fixed_terms, at = _spaced(buffer, 0, n_fixed)
+    accurate_terms, at = _spaced(buffer, at, n_accurate)
+    w, at = _spaced(buffer, at, max(n_fixed, n_accurate))
+    scale, at = _spaced(buffer, at, max(n_fixed, n_accurate))
+    bits = scale.view(np.int64)
+    fixed_stats, at = _spaced(buffer, at, 5 * n_fixed)
+    fixed_stats = fixed_stats.reshape((5, n_fixed))
+    exact_stats, at = _spaced(buffer, at, 5 * n_accurate)
+    exact_stats = exact_stats.reshape((5, n_accurate))
+    fixed_stats[:] = stats
+    exact_stats[:] = accurate_stats
     mean_f, mean_a = np.empty(5), np.empty(5)
     cov_f, cov_a = np.empty((5, 5)), np.empty((5, 5))
-    accurate_terms = np.empty(n_accurate)
     for i in range(x.size):
         r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
         log_det = math.log(r00) + math.log(r11)
@@ -513,8 +533,9 @@ def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts
                      accurate_terms)
         for k in range(n_accurate):
             accurate_terms[k] = accurate_log_weights[k] + log_det + accurate_terms[k]
-        fixed = _tilted_moments(log_terms[i], stats, tilts[i], w[:n_fixed], bits[:n_fixed], mean_f, cov_f)
-        accurate = _tilted_moments(accurate_terms, accurate_stats, tilts[i], w[:n_accurate], bits[:n_accurate],
+        fixed_terms[:] = log_terms[i]
+        fixed = _tilted_moments(fixed_terms, fixed_stats, tilts[i], w[:n_fixed], bits[:n_fixed], mean_f, cov_f)
+        accurate = _tilted_moments(accurate_terms, exact_stats, tilts[i], w[:n_accurate], bits[:n_accurate],
                                    mean_a, cov_a)
         out[i, 0] = fixed - accurate
         for j in range(5):
