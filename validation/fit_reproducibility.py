@@ -2,11 +2,12 @@
 
 Fits each case twice with the same seed and compares the posterior draws bit for bit: the pooled BG/NBD on
 the CDNOW sample (nutpie on its direct density), and the integrated HB Pareto/NBD with a covariate on the
-customers of ``tests/test_group_offsets.py``'s large-groups test (3 x 150 simulated customers, 2 x 200 draws),
-whose divergence count differed between the suite and a standalone run on the same code: without groups,
+customers of ``tests/test_group_offsets.py``'s large-groups test (``bayesclv.testing.segmented_customers``,
+3 x 150 simulated customers, 2 x 200 draws), whose divergence count differed between the suite and a standalone run on the same code: without groups,
 with the 3 groups, and with the groups on one thread (``cores=1``). Then the grouped fit once in each of three
 separate processes, each after a different set of allocations (so the fit's arrays lie elsewhere in memory, as in
-a user's session), compared with the first process's draws.
+a user's session), compared with the first process's draws; and once more with the second and third process
+compiling the kernels (an empty numba cache), as the first run after an install does.
 
 Usage::
 
@@ -18,6 +19,7 @@ Writes ``validation/results/fit_reproducibility.json`` and ``.md``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def _pooled():
@@ -41,10 +42,10 @@ def _pooled():
 def _hb(group: str | None = None, **settings):
     """The integrated HB Pareto/NBD on the large-groups test's customers (grouped by segment or not)."""
     import bayesclv as bc
-    from test_group_offsets import _segments
+    from bayesclv.testing import segmented_customers
 
     def build():
-        return (bc.HierarchicalParetoNBDModel(covariates=["x"], group=group), _segments([150, 150, 150]),
+        return (bc.HierarchicalParetoNBDModel(covariates=["x"], group=group), segmented_customers([150, 150, 150]),
                 {"draws": 200, "chains": 2, **settings})
 
     return build
@@ -80,13 +81,20 @@ def _child(heap_seed: int, out: str) -> None:
              **{name: model.posterior[name].values for name in model.posterior.data_vars})
 
 
-def separate_processes(heap_seeds=(1, 2, 3)) -> dict:
-    """The grouped fit in one fresh process per heap seed: divergences and whether the draws equal the first's."""
+def separate_processes(heap_seeds=(1, 2, 3), compile_kernels: bool = False) -> dict:
+    """The grouped fit in one fresh process per heap seed: divergences and whether the draws equal the first's.
+
+    With ``compile_kernels`` the processes after the first start from an empty numba cache (``NUMBA_CACHE_DIR``
+    a new folder each), so they compile the kernels instead of loading them, as the first run after an install
+    or a kernel change does."""
     with tempfile.TemporaryDirectory() as folder:
         runs = []
-        for seed in heap_seeds:
+        for k, seed in enumerate(heap_seeds):
             out = str(Path(folder) / f"{seed}.npz")
-            subprocess.run([sys.executable, __file__, "--child", str(seed), out], check=True)
+            env = dict(os.environ)
+            if compile_kernels and k > 0:
+                env["NUMBA_CACHE_DIR"] = str(Path(folder) / f"numba{seed}")
+            subprocess.run([sys.executable, __file__, "--child", str(seed), out], check=True, env=env)
             with np.load(out) as saved:
                 runs.append({name: saved[name] for name in saved.files})
     names = [name for name in runs[0] if name != "divergences"]
@@ -105,6 +113,8 @@ def main() -> None:
              "integrated HB Pareto/NBD, covariate, 3 groups, cores=1": _hb("segment", cores=1)}
     results = {name: twice(build, 11) for name, build in cases.items()}
     results["integrated HB Pareto/NBD, covariate, 3 groups, 3 processes"] = separate_processes()
+    results["same, the 2nd and 3rd process compiling the kernels (empty numba cache)"] = separate_processes(
+        compile_kernels=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     record = {"command": "uv run python validation/fit_reproducibility.py", "commit": commit,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": results}

@@ -1,13 +1,20 @@
-"""Helpers for tests and benchmarks of predictions (not needed to use the library)."""
+"""Helpers for tests, benchmarks and validation scripts (not needed to use the library)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-__all__ = ["jittered_posterior"]
+from bayesclv.simulate import simulate_hierarchical_paretonbd
+
+__all__ = ["SEGMENT_COEFFICIENTS", "SEGMENT_COVARIANCE", "SEGMENT_SHIFTS", "jittered_posterior", "segmented_customers"]
+
+SEGMENT_COEFFICIENTS = np.array([[-1.6, -3.0], [0.5, -0.4]])  # rows intercept, x; columns purchase, dropout
+SEGMENT_COVARIANCE = np.array([[0.6**2, 0.0], [0.0, 0.6**2]])
+SEGMENT_SHIFTS = np.array([[-0.5, 0.4], [0.0, 0.0], [0.5, -0.4]])  # each segment's intercept shift
 
 
 def jittered_posterior(model: Any, *, chains: int = 4, draws: int = 1000, jitter: float = 0.01,
@@ -44,3 +51,41 @@ def jittered_posterior(model: Any, *, chains: int = 4, draws: int = 1000, jitter
         data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})})
     model.fit_method = "nuts"
     return model
+
+
+def segmented_customers(sizes: list[int], seed: int = 5, shifts: np.ndarray = SEGMENT_SHIFTS) -> pd.DataFrame:
+    """Customers of the hierarchical Pareto/NBD in segments ``s0, s1, ...``, the intercepts of segment ``g``
+    shifted by ``shifts[g]``.
+
+    Each customer has a standard-normal covariate ``x`` and ``T`` uniform on 30-52 weeks (whole weeks); the
+    log purchase and dropout rates are normal around ``[1, x] @ (SEGMENT_COEFFICIENTS + shift)`` with covariance
+    ``SEGMENT_COVARIANCE``. The grouped-fit tests and ``validation/fit_reproducibility.py`` fit the same customers.
+
+    Parameters
+    ----------
+    sizes : list of int
+        Customers per segment.
+    seed : int, default 5
+        Seed of the draws.
+    shifts : numpy.ndarray, default SEGMENT_SHIFTS
+        ``(len(sizes), 2)`` intercept shifts (purchase, dropout).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id, frequency, recency, T, x, segment``; ``attrs["time_unit"] = "W"``.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for g, n in enumerate(sizes):
+        x = rng.normal(size=n)
+        T = np.round(rng.uniform(30, 52, size=n))
+        B = SEGMENT_COEFFICIENTS + np.vstack([shifts[g], np.zeros(2)])
+        sim = simulate_hierarchical_paretonbd(T, B, SEGMENT_COVARIANCE, covariates=np.column_stack([np.ones(n), x]),
+                                              rng=rng)
+        frames.append(pd.DataFrame({"frequency": sim["frequency"], "recency": sim["recency"], "T": T, "x": x,
+                                    "segment": f"s{g}"}))
+    df = pd.concat(frames, ignore_index=True)
+    df.insert(0, "customer_id", [f"c{i}" for i in range(len(df))])
+    df.attrs["time_unit"] = "W"
+    return df
