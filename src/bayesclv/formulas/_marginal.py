@@ -127,7 +127,7 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     n_work = lane_rows(side)[3] * lanes
     # the lane loops' arrays in one buffer, each followed by a gap as long as itself (and one gap ahead):
     # every call sees the same layout, so their run-time overlap checks take the same path and a fit repeats
-    buffer = np.empty(2 * (n_work + (75 + n_correction) * lanes))
+    buffer = np.empty(2 * (n_work + (78 + n_correction) * lanes))
     work, at = spaced(buffer, lanes, n_work)
     scratch, at = spaced(buffer, at, 11 * lanes)  # the tilts (rows 0-4), then the correction's slopes
     scratch = scratch.reshape((11, lanes))
@@ -140,6 +140,9 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     table = table.reshape((n_correction, lanes))
     out, at = spaced(buffer, at, 6 * lanes)  # (value, E[delta], E[delta delta']) of each lane's row
     out = out.reshape((6, lanes))
+    rowsum, at = spaced(buffer, at, lanes)  # lane_moments' running sums along a row of nodes
+    spread, at = spaced(buffer, at, lanes)
+    spread2, at = spaced(buffer, at, lanes)
     lane_arrays, at = spaced(buffer, at, 9 * lanes)
     lane_arrays = lane_arrays.reshape((9, lanes))
     dpds, top0, top1, largest, tops = lane_arrays[0], lane_arrays[1], lane_arrays[2], lane_arrays[3], lane_arrays[4]
@@ -164,7 +167,7 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
                     table[q, j] = correction[i, q]
         if factored:
             lane_factors(nodes, tilts, available, work, bits, top0, top1, largest)
-            lane_moments(nodes, node_mass[start // lanes], work, rows, moments)
+            lane_moments(nodes, node_mass[start // lanes], work, rows, moments, rowsum, spread, spread2)
             for j in range(lanes):
                 tops[j] = tops[j] + top0[j] + top1[j] + largest[j]
             lane_row_values(log_norm, moments, available, dpds, tops, frames, table, scratch, out, needs)

@@ -152,12 +152,13 @@ def lane_factors(nodes, tilts, factored, work, bits, top0, top1, largest):  # pr
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def lane_moments(nodes, mass_lanes, work, rows, moments):  # pragma: no cover - compiled
+def lane_moments(nodes, mass_lanes, work, rows, moments, rowsum, spread, spread2):  # pragma: no cover - compiled
     """Each lane's ``sum_k m_k f0[a] f1[b] cross[a, b]`` and its unnormalised moments of ``u``.
 
     ``mass_lanes`` ``(K, lanes)``: each lane's node masses, node-major; ``work`` and ``rows`` from
-    :func:`lane_factors` and :func:`cross_rows`. Writes ``(sum, E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])``
-    (unnormalised) of lane ``l`` to ``moments[:, l]``: divided by the sum, the moments of that row's
+    :func:`lane_factors` and :func:`cross_rows`; ``rowsum``, ``spread``, ``spread2``: scratch of one lane row each
+    (the caller lays them out, docs/ARCHITECTURE.md "A seed repeats a fit bit for bit"). Writes
+    ``(sum, E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` (unnormalised) of lane ``l`` to ``moments[:, l]``: divided by the sum, the moments of that row's
     normalised node weights. Along ``b`` a node's terms are summed per row ``a`` (and times ``u_b``,
     ``u_b^2``), then times ``f0[a]``: five flops per node and lane.
     """
@@ -167,7 +168,6 @@ def lane_moments(nodes, mass_lanes, work, rows, moments):  # pragma: no cover - 
             moments[j, l] = 0.0
     # per-row views: an index computed from offsets would take numba's negative-index check, which turns
     # the lane loops into gathers
-    rowsum, spread, spread2 = np.empty(lanes), np.empty(lanes), np.empty(lanes)
     total, e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4], moments[5]
     for a in range(side):
         for l in range(lanes):

@@ -53,9 +53,9 @@ def lane_row_values(log_norm, moments, available, dpds, tops, frames, table, scr
 
     ``moments`` ``(6, lanes)``: :func:`~bayesclv.formulas._marginal_lanes.lane_moments`' sums (normalised in
     place); ``dpds``: ``d' P d``; ``tops``: the sums' shifts; ``frames`` ``(5, lanes)``: ``(d0, d1, r00, r10,
-    r11)``; ``table`` ``(36, lanes)``: the rows' corrections (:func:`~bayesclv.formulas._marginal_rule.rule_corrections`,
-    one row per lane), no rows for the uncorrected rule, with ``scratch`` ``(11, lanes)``: the tilts in rows
-    0-4 (as :func:`~bayesclv.formulas._marginal_lanes.lane_factors` took them), then room for the
+    r11)``; ``table`` ``(36, lanes)``: the rows' corrections
+    (:func:`~bayesclv.formulas._marginal_rule.rule_corrections`, a column per lane), no rows for the
+    uncorrected rule, with ``scratch`` ``(11, lanes)``: the tilts in rows 0-4 (as :func:`~bayesclv.formulas._marginal_lanes.lane_factors` took them), then room for the
     correction's slopes. ``needs[l]``: the lane's row is to be summed node by node (:func:`row_by_nodes`;
     its column of ``out`` is then meaningless). Contractions only (the lane's own arithmetic, no sums
     across lanes): the ``log`` and ``tanh`` inlined here keep their two-part reductions.
@@ -98,7 +98,8 @@ def _lane_correction(table, scratch, moments, value):  # pragma: no cover - comp
         change[l] = 0.0
     for j in range(5):
         slope, first, shift = scratch[5 + j], table[6 + j], scratch[j]
-        h0, h1, h2, h3, h4 = table[11 + 5 * j], table[12 + 5 * j], table[13 + 5 * j], table[14 + 5 * j], table[15 + 5 * j]
+        row = 11 + 5 * j  # the Hessian's row j
+        h0, h1, h2, h3, h4 = table[row], table[row + 1], table[row + 2], table[row + 3], table[row + 4]
         s0, s1, s2, s3, s4 = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
         for l in range(lanes):
             s = first[l] + h0[l] * s0[l] + h1[l] * s1[l] + h2[l] * s2[l] + h3[l] * s3[l] + h4[l] * s4[l]
