@@ -159,8 +159,8 @@ def lane_moments(nodes, mass_lanes, work, rows, moments, rowsum, spread, spread2
     :func:`lane_factors` and :func:`cross_rows`; ``rowsum``, ``spread``, ``spread2``: scratch of one lane row each
     (the caller lays them out, docs/ARCHITECTURE.md "A seed repeats a fit bit for bit"). Writes
     ``(sum, E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` (unnormalised) of lane ``l`` to ``moments[:, l]``:
-    divided by the sum, the moments of that row's normalised node weights. Along ``b`` a node's terms are summed per row ``a`` (and times ``u_b``,
-    ``u_b^2``), then times ``f0[a]``: five flops per node and lane.
+    divided by the sum, the moments of that row's normalised node weights. Along ``b`` a node's terms are
+    summed per row ``a`` (and times ``u_b``, ``u_b^2``), then times ``f0[a]``: five flops per node and lane.
     """
     side, lanes = nodes.size, mass_lanes.shape[1]
     for j in range(6):

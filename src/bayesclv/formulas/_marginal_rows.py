@@ -56,8 +56,9 @@ def lane_row_values(log_norm, moments, available, dpds, tops, frames, table, scr
     r11)``; ``table`` ``(36, lanes)``: the rows' corrections
     (:func:`~bayesclv.formulas._marginal_rule.rule_corrections`, a column per lane), no rows for the
     uncorrected rule, with ``scratch`` ``(11, lanes)``: the tilts in rows 0-4 (as
-    :func:`~bayesclv.formulas._marginal_lanes.lane_factors` took them), then room for the correction's slopes. ``needs[l]``: the lane's row is to be summed node by node (:func:`row_by_nodes`;
-    its column of ``out`` is then meaningless). Contractions only (the lane's own arithmetic, no sums
+    :func:`~bayesclv.formulas._marginal_lanes.lane_factors` took them), then room for the correction's slopes.
+    ``needs[l]``: the lane's row is to be summed node by node (:func:`row_by_nodes`; its column of ``out`` is
+    then meaningless). Contractions only (the lane's own arithmetic, no sums
     across lanes): the ``log`` and ``tanh`` inlined here keep their two-part reductions.
     """
     lanes = out.shape[1]
