@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["FASTMATH", "lane_exp", "lane_log"]
+__all__ = ["FASTMATH", "lane_exp", "lane_log", "lane_tanh"]
 
 _LN2_HI = 0.6931471803691238  # ln 2 in two parts: t ln 2 exact in the first for |t| < 2^20
 _LN2_LO = 1.9082149292705877e-10
@@ -86,6 +86,26 @@ def _log_one(v):  # pragma: no cover - compiled
     return f * _LN2_HI + (f * _LN2_LO + 2.0 * s * series)
 
 
+@numba.njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _tanh_one(v):  # pragma: no cover - compiled
+    """``tanh(v)`` of one lane, inlined like :func:`_exp_one`: ``-expm1(-2|v|) / (2 + expm1(-2|v|))`` with the sign.
+
+    ``expm1`` by :func:`_exp_one`'s reduction and polynomial with its leading 1 dropped (``2^t (p - 1) + 2^t - 1``),
+    so it keeps its relative accuracy near zero (``t = 0`` there) and ``tanh`` does too; beyond ``|v| = 354`` the
+    argument is clipped and the result is +-1.
+    """
+    x = max(-2.0 * abs(v), -708.0)
+    t = np.floor(x * 1.4426950408889634 + 0.5)
+    u = x - t * _LN2_HI - t * _LN2_LO
+    tail = u * (1.0 + u * (0.5 + u * (1.0 / 6 + u * (1.0 / 24 + u * (1.0 / 120 + u * (
+        1.0 / 720 + u * (1.0 / 5040 + u * (1.0 / 40320 + u * (1.0 / 362880 + u * (
+            1.0 / 3628800 + u * (1.0 / 39916800 + u * (1.0 / 479001600))))))))))))
+    scale = _double_of((np.int64(t) + 1023) << 52)
+    m = scale * tail + (scale - 1.0)  # expm1(x), in (-1, 0]
+    magnitude = -m / (2.0 + m)
+    return magnitude if v >= 0.0 else -magnitude
+
+
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def lane_exp(v, out, n):  # pragma: no cover - compiled
     """``out[k] = exp(v[k])`` for ``k < n`` (:func:`_exp_one`, clipped to [-708, 709]).
@@ -108,3 +128,10 @@ def lane_log(v, out, n):  # pragma: no cover - compiled
     for k in range(n):
         if not _SMALLEST <= v[k] < np.inf:
             out[k] = np.log(v[k])
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def lane_tanh(v, out, n):  # pragma: no cover - compiled
+    """``out[k] = tanh(v[k])`` for ``k < n`` (:func:`_tanh_one`; finite ``v``)."""
+    for k in range(n):
+        out[k] = _tanh_one(v[k])

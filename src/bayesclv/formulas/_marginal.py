@@ -41,16 +41,15 @@ from bayesclv.chunks import map_chunks
 from bayesclv.formulas._cache_key import KERNEL_SOURCE_SALT
 from bayesclv.formulas._marginal_draws import draw_by_nodes, draw_constants, lane_node_expectations
 from bayesclv.formulas._marginal_lanes import ROW_LANES, as_lanes, cross_rows, lane_factors, lane_moments, lane_rows
+from bayesclv.formulas._marginal_rows import lane_row_values, row_by_nodes, spaced
 from bayesclv.formulas._marginal_rule import latent_loglik
 from bayesclv.formulas._marginal_terms import (
     FASTMATH,
     exp_nonpositive,
-    node_by_node,
     normal_constants,
     row_log_terms,
     row_mean,
     row_tilt,
-    tilt_correction,
 )
 
 __all__ = ["GroupedMarginalLoglikOp", "MarginalLoglikOp", "grouped_marginal_loglik", "marginal_loglik",
@@ -115,82 +114,86 @@ def _marginal_loglik(coefficients, offset, sigma, rho, X, group, weight, centre,
     g_coef, g_offset = np.zeros_like(coefficients), np.zeros_like(offset)
     s, tilt = np.empty(n_nodes), np.empty(5)
     derivative, shift = np.empty(5), np.empty(5)
-    corrected = correction.shape[1] > 0
+    n_correction = correction.shape[1]
     factored = node_mass.shape[1] > 0
     side = int(math.sqrt(n_nodes) + 0.5)
     nodes = np.ascontiguousarray(powers[1, :side])  # a product rule's 1-D nodes (used where factored)
-    # a block of ROW_LANES rows is summed by factors with the rows in vector lanes (_marginal_lanes): one row
-    # at a time the factors' loops run over the side's 8-12 nodes and do not vectorise; a lane loop has a fixed
-    # cost per node (views, alias checks) that 16 lanes do not amortise
+    # a block of ROW_LANES rows is summed by factors with the rows in vector lanes (_marginal_lanes), and the
+    # rest of each row taken for the block at once (_marginal_rows): one row at a time the factors' loops run
+    # over the side's 8-12 nodes and do not vectorise; a lane loop has a fixed cost per node (views, alias
+    # checks) that 16 lanes do not amortise
     lanes = ROW_LANES
     block = lanes if factored else 1
-    work = np.empty(lane_rows(side)[3] * lanes)
-    bits = np.empty(max(n_nodes, work.size), dtype=np.int64)
+    n_work = lane_rows(side)[3] * lanes
+    # the lane loops' arrays in one buffer, each followed by a gap as long as itself (and one gap ahead):
+    # every call sees the same layout, so their run-time overlap checks take the same path and a fit repeats
+    buffer = np.empty(2 * (n_work + (78 + n_correction) * lanes))
+    work, at = spaced(buffer, lanes, n_work)
+    scratch, at = spaced(buffer, at, 11 * lanes)  # the tilts (rows 0-4), then the correction's slopes
+    scratch = scratch.reshape((11, lanes))
+    tilts = scratch[:5]
+    moments, at = spaced(buffer, at, 6 * lanes)
+    moments = moments.reshape((6, lanes))
+    frames, at = spaced(buffer, at, 5 * lanes)  # (d0, d1, r00, r10, r11) of each lane's row
+    frames = frames.reshape((5, lanes))
+    table, at = spaced(buffer, at, n_correction * lanes)
+    table = table.reshape((n_correction, lanes))
+    out, at = spaced(buffer, at, 6 * lanes)  # (value, E[delta], E[delta delta']) of each lane's row
+    out = out.reshape((6, lanes))
+    rowsum, at = spaced(buffer, at, lanes)  # lane_moments' running sums along a row of nodes
+    spread, at = spaced(buffer, at, lanes)
+    spread2, at = spaced(buffer, at, lanes)
+    lane_arrays, at = spaced(buffer, at, 9 * lanes)
+    lane_arrays = lane_arrays.reshape((9, lanes))
+    dpds, top0, top1, largest, tops = lane_arrays[0], lane_arrays[1], lane_arrays[2], lane_arrays[3], lane_arrays[4]
+    available, needs, gm0, gm1 = lane_arrays[5], lane_arrays[6], lane_arrays[7], lane_arrays[8]
+    bits = np.empty(max(n_nodes, n_work), dtype=np.int64)
     rows = cross_rows(side, lanes)
-    tilts, moments = np.empty((5, lanes)), np.empty((6, lanes))
-    dpds, top0, top1, largest = np.empty(lanes), np.empty(lanes), np.empty(lanes), np.empty(lanes)
-    available = np.zeros(lanes, dtype=np.bool_)
     total = count = m00 = m01 = m11 = 0.0
     for start in range(0, n, block):
         stop = min(start + block, n)
-        if factored:
-            for j in range(lanes):  # lanes past the last row repeat it (computed, not summed)
-                i = min(start + j, stop - 1)
-                m0, m1 = row_mean(coefficients, offset, X, group, i)
-                dpds[j] = row_tilt(centre[i, 0] - m0, centre[i, 1] - m1, chol[i, 0], chol[i, 1], chol[i, 2],
-                                   p00, p01, p11, tilt)
+        for j in range(block):  # lanes past the last row repeat it (computed, not summed)
+            i = min(start + j, stop - 1)
+            m0, m1 = row_mean(coefficients, offset, X, group, i)
+            frames[0, j], frames[1, j] = centre[i, 0] - m0, centre[i, 1] - m1
+            frames[2, j], frames[3, j], frames[4, j] = chol[i, 0], chol[i, 1], chol[i, 2]
+            if factored:
+                dpds[j] = row_tilt(frames[0, j], frames[1, j], chol[i, 0], chol[i, 1], chol[i, 2], p00, p01, p11,
+                                   tilt)
                 for q in range(5):
                     tilts[q, j] = tilt[q]
+                tops[j] = top_terms[i]
+                for q in range(n_correction):
+                    table[q, j] = correction[i, q]
+        if factored:
             lane_factors(nodes, tilts, available, work, bits, top0, top1, largest)
-            lane_moments(nodes, node_mass[start // lanes], work, rows, moments)
-        for i in range(start, stop):
-            j = i - start
-            m0, m1 = row_mean(coefficients, offset, X, group, i)
-            d0, d1 = centre[i, 0] - m0, centre[i, 1] - m1
-            r00, r10, r11 = chol[i, 0], chol[i, 1], chol[i, 2]
-            mass = dpd = top = e0 = e1 = e00 = e01 = e11 = 0.0
-            if factored and available[j]:
-                for q in range(5):
-                    tilt[q] = tilts[q, j]
-                mass, dpd, top = moments[0, j], dpds[j], top_terms[i] + top0[j] + top1[j] + largest[j]
-                e0, e1, e00, e01, e11 = moments[1, j], moments[2, j], moments[3, j], moments[4, j], moments[5, j]
-            if not mass > 1e-250:  # node by node: no product rule, or far from the reference
-                dpd, top, mass = node_by_node(log_terms[i], powers, d0, d1, r00, r10, r11, p00, p01, p11, top_terms[i],
-                                              s, tilt, bits)
-                e0 = e1 = e00 = e01 = e11 = 0.0
-                for k in range(n_nodes):
-                    e0 += s[k] * powers[0, k]
-                    e1 += s[k] * powers[1, k]
-                    e00 += s[k] * powers[2, k]
-                    e01 += s[k] * powers[3, k]
-                    e11 += s[k] * powers[4, k]
-            e0, e1, e00, e01, e11 = e0 / mass, e1 / mass, e00 / mass, e01 / mass, e11 / mass
-            w = weight[i]
-            value = log_norm - 0.5 * dpd + top + math.log(mass)
-            if corrected:  # d(value)/d(tilt) = -(E[u0], E[u1], E[u0^2]/2, E[u0 u1], E[u1^2]/2) - derivative
-                value -= tilt_correction(tilt, correction[i], derivative, shift)
-                e0 += derivative[0]
-                e1 += derivative[1]
-                e00 += 2.0 * derivative[2]
-                e01 += derivative[3]
-                e11 += 2.0 * derivative[4]
-            total += w * value
-            # moments of delta = theta - m under the normalised node weights
-            ru0, ru1 = r00 * e0, r10 * e0 + r11 * e1
-            q00 = r00 * r00 * e00
-            q01 = r00 * (r10 * e00 + r11 * e01)
-            q11 = r10 * r10 * e00 + 2.0 * r10 * r11 * e01 + r11 * r11 * e11
-            f0, f1 = d0 + ru0, d1 + ru1
-            m00 += w * (d0 * d0 + 2.0 * d0 * ru0 + q00)
-            m01 += w * (d0 * d1 + d0 * ru1 + d1 * ru0 + q01)
-            m11 += w * (d1 * d1 + 2.0 * d1 * ru1 + q11)
+            lane_moments(nodes, node_mass[start // lanes], work, rows, moments, rowsum, spread, spread2)
+            for j in range(lanes):
+                tops[j] = tops[j] + top0[j] + top1[j] + largest[j]
+            lane_row_values(log_norm, moments, available, dpds, tops, frames, table, scratch, out, needs)
+        for j in range(stop - start):
+            if not factored or needs[j] > 0.0:  # node by node: no product rule, or far from the reference
+                i = start + j
+                row_by_nodes(log_terms[i], powers, frames[:, j], p00, p01, p11, top_terms[i], log_norm, correction[i],
+                             s, tilt, bits, derivative, shift, out, j)
+        for j in range(stop - start):
+            w = weight[start + j]
+            total += w * out[0, j]
+            m00 += w * out[3, j]
+            m01 += w * out[4, j]
+            m11 += w * out[5, j]
             count += w
-            gm0, gm1 = w * (p00 * f0 + p01 * f1), w * (p01 * f0 + p11 * f1)  # d/dm_i = P E[delta]
-            for p in range(X.shape[1]):
-                g_coef[p, 0] += X[i, p] * gm0
-                g_coef[p, 1] += X[i, p] * gm1
-            g_offset[group[i], 0] += gm0
-            g_offset[group[i], 1] += gm1
+            gm0[j], gm1[j] = w * (p00 * out[1, j] + p01 * out[2, j]), w * (p01 * out[1, j] + p11 * out[2, j])
+        for j in range(stop - start):  # d/dm_i = P E[delta]
+            g_offset[group[start + j], 0] += gm0[j]
+            g_offset[group[start + j], 1] += gm1[j]
+        for p in range(X.shape[1]):
+            c0 = c1 = 0.0
+            for j in range(stop - start):
+                c0 += X[start + j, p] * gm0[j]
+                c1 += X[start + j, p] * gm1[j]
+            g_coef[p, 0] += c0
+            g_coef[p, 1] += c1
     s0, s1 = sigma[0], sigma[1]
     one = 1.0 - rho * rho
     g_sigma = np.empty(2)

@@ -66,11 +66,20 @@ def _as_lanes_compiled(node_mass):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def lane_rows(side):  # pragma: no cover - compiled
     """Rows (each as long as the lanes) of :func:`lane_factors`' work array: ``(quarter, floor, mirror, total)``:
-    log f0 (``side``), log f1 (``side``), the cross factor's quarter (``h^2``), the floor ``exp(-2 largest)``
-    (1), exponentiated in one call; then the quarter's mirror values (``h^2``)."""
+    log f0 (``side``), log f1 (``side``), the cross factor's quarter (its ``h (h + 1) / 2`` distinct values,
+    ``h = (side + 1) // 2``: ``x_a x_b = x_b x_a``), the floor ``exp(-2 largest)`` (1), exponentiated in one
+    call; then the quarter's mirror values (as many)."""
     h = (side + 1) // 2
+    pairs = h * (h + 1) // 2
     quarter = 2 * side
-    return quarter, quarter + h * h, quarter + h * h + 1, quarter + 2 * h * h + 1
+    return quarter, quarter + pairs, quarter + pairs + 1, quarter + 2 * pairs + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair(a, b, h):  # pragma: no cover - compiled
+    """Position of the unordered pair ``{a, b}`` (``a, b < h``) among :func:`lane_factors`' quarter values."""
+    lo, hi = min(a, b), max(a, b)
+    return lo * h - lo * (lo - 1) // 2 + hi - lo
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,7 +93,7 @@ def cross_rows(side, lanes):  # pragma: no cover - compiled
         ia, low_a = (a, True) if a < h else (side - 1 - a, False)
         for b in range(side):
             ib, low_b = (b, True) if b < h else (side - 1 - b, False)
-            rows[a * side + b] = ((quarter if low_a == low_b else mirror) + ia * h + ib) * lanes
+            rows[a * side + b] = ((quarter if low_a == low_b else mirror) + _pair(ia, ib, h)) * lanes
     return rows
 
 
@@ -126,8 +135,8 @@ def lane_factors(nodes, tilts, factored, work, bits, top0, top1, largest):  # pr
             f0[l] -= top0[l]
             f1[l] -= top1[l]
     for a in range(h):
-        for b in range(h):
-            xx, row = nodes[a] * nodes[b], quarter + a * h + b
+        for b in range(a, h):
+            xx, row = nodes[a] * nodes[b], quarter + _pair(a, b, h)
             cross = work[row * lanes:(row + 1) * lanes]
             for l in range(lanes):
                 cross[l] = -a01[l] * xx - largest[l]
@@ -135,7 +144,7 @@ def lane_factors(nodes, tilts, factored, work, bits, top0, top1, largest):  # pr
     for l in range(lanes):
         floor[l] = -2.0 * largest[l]
     exp_nonpositive(work[:mirror * lanes], 0.0, bits)
-    for j in range(h * h):  # exp(+A01 x_a x_b - largest): the other two quarters
+    for j in range(floor_row - quarter):  # exp(+A01 x_a x_b - largest): the other two quarters
         value = work[(quarter + j) * lanes:(quarter + j + 1) * lanes]
         back = work[(mirror + j) * lanes:(mirror + j + 1) * lanes]
         for l in range(lanes):
@@ -143,14 +152,15 @@ def lane_factors(nodes, tilts, factored, work, bits, top0, top1, largest):  # pr
 
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def lane_moments(nodes, mass_lanes, work, rows, moments):  # pragma: no cover - compiled
+def lane_moments(nodes, mass_lanes, work, rows, moments, rowsum, spread, spread2):  # pragma: no cover - compiled
     """Each lane's ``sum_k m_k f0[a] f1[b] cross[a, b]`` and its unnormalised moments of ``u``.
 
     ``mass_lanes`` ``(K, lanes)``: each lane's node masses, node-major; ``work`` and ``rows`` from
-    :func:`lane_factors` and :func:`cross_rows`. Writes ``(sum, E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])``
-    (unnormalised) of lane ``l`` to ``moments[:, l]``: divided by the sum, the moments of that row's
-    normalised node weights. Along ``b`` a node's terms are summed per row ``a`` (and times ``u_b``,
-    ``u_b^2``), then times ``f0[a]``: five flops per node and lane.
+    :func:`lane_factors` and :func:`cross_rows`; ``rowsum``, ``spread``, ``spread2``: scratch of one lane row each
+    (the caller lays them out, docs/ARCHITECTURE.md "A seed repeats a fit bit for bit"). Writes
+    ``(sum, E[u0], E[u1], E[u0^2], E[u0 u1], E[u1^2])`` (unnormalised) of lane ``l`` to ``moments[:, l]``:
+    divided by the sum, the moments of that row's normalised node weights. Along ``b`` a node's terms are
+    summed per row ``a`` (and times ``u_b``, ``u_b^2``), then times ``f0[a]``: five flops per node and lane.
     """
     side, lanes = nodes.size, mass_lanes.shape[1]
     for j in range(6):
@@ -158,7 +168,6 @@ def lane_moments(nodes, mass_lanes, work, rows, moments):  # pragma: no cover - 
             moments[j, l] = 0.0
     # per-row views: an index computed from offsets would take numba's negative-index check, which turns
     # the lane loops into gathers
-    rowsum, spread, spread2 = np.empty(lanes), np.empty(lanes), np.empty(lanes)
     total, e0, e1, e00, e01, e11 = moments[0], moments[1], moments[2], moments[3], moments[4], moments[5]
     for a in range(side):
         for l in range(lanes):
