@@ -327,6 +327,15 @@ def test_row_frames_on_several_cores_equal_the_rows_one_block_at_a_time(family):
         assert np.all(np.isfinite(table))
 
 
+def _move_allocations(rng, held: list) -> None:
+    """Allocate 0-5 arrays of assorted sizes into ``held`` and free one when it holds more than 20: the
+    allocator then places the next call's scratch elsewhere."""
+    held += [np.empty(int(size)) for size in rng.choice([rng.integers(1, 200), rng.integers(200, 20000)],
+                                                        rng.integers(0, 6))]
+    if len(held) > 20:
+        del held[rng.integers(len(held))]
+
+
 def test_rule_corrections_repeat_bit_for_bit_wherever_the_allocator_puts_their_scratch():
     """The same rows give the same correction table on every call, whatever memory the calls before left
     free. Allocations of assorted sizes between the calls move the kernel's scratch around; the kernel's
@@ -346,10 +355,7 @@ def test_rule_corrections_repeat_bit_for_bit_wherever_the_allocator_puts_their_s
     first = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers, tilts)
     held = []
     for call in range(300):
-        held += [np.empty(int(size)) for size in rng.choice([rng.integers(1, 200), rng.integers(200, 20000)],
-                                                            rng.integers(0, 6))]
-        if len(held) > 20:
-            del held[rng.integers(len(held))]
+        _move_allocations(rng, held)
         again = rule.rule_corrections(family, x, t_x, T, centre, chol, terms, powers, tilts)
         assert np.array_equal(again, first), f"call {call}: max difference {np.abs(again - first).max():.3g}"
 
@@ -366,10 +372,7 @@ def test_gradient_kernel_repeats_bit_for_bit_wherever_the_allocator_puts_its_scr
     first = mg.marginal_loglik(*point, *tables, laid)
     held = []
     for call in range(200):
-        held += [np.empty(int(size)) for size in rng.choice([rng.integers(1, 200), rng.integers(200, 20000)],
-                                                            rng.integers(0, 6))]
-        if len(held) > 20:
-            del held[rng.integers(len(held))]
+        _move_allocations(rng, held)
         again = mg.marginal_loglik(*point, *tables, laid)
         for a, b in zip(again, first, strict=True):
             assert np.array_equal(a, b), f"call {call}"
