@@ -22,6 +22,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from bayesclv.chunks import available_cpus, map_chunks
+from bayesclv.formulas._marginal_rows import spaced
 from bayesclv.formulas._marginal_terms import FASTMATH, exp_nonpositive
 
 __all__ = [
@@ -499,12 +500,6 @@ def _node_stats(powers: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _spaced(buffer, start, size):  # pragma: no cover - compiled
-    """``buffer[start:start + size]`` and the offset past it and a gap of ``size`` unused slots."""
-    return buffer[start:start + size], start + 2 * size
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts, accurate_nodes, accurate_stats,
                         accurate_log_weights, out):  # pragma: no cover - compiled
     # The arrays _tilted_moments' fast-math loops touch lie in one buffer, each followed by a gap as long as
@@ -513,14 +508,14 @@ def _corrections_kernel(family, x, t_x, T, centre, chol, log_terms, stats, tilts
     # fixed layout every call takes the same path and the table repeats bit for bit (docs/ARCHITECTURE.md).
     n_fixed, n_accurate = stats.shape[1], accurate_stats.shape[1]
     buffer = np.empty(2 * (3 * n_fixed + 3 * n_accurate + 5 * n_fixed + 5 * n_accurate))
-    fixed_terms, at = _spaced(buffer, 0, n_fixed)
-    accurate_terms, at = _spaced(buffer, at, n_accurate)
-    w, at = _spaced(buffer, at, max(n_fixed, n_accurate))
-    scale, at = _spaced(buffer, at, max(n_fixed, n_accurate))
+    fixed_terms, at = spaced(buffer, 0, n_fixed)
+    accurate_terms, at = spaced(buffer, at, n_accurate)
+    w, at = spaced(buffer, at, max(n_fixed, n_accurate))
+    scale, at = spaced(buffer, at, max(n_fixed, n_accurate))
     bits = scale.view(np.int64)
-    fixed_stats, at = _spaced(buffer, at, 5 * n_fixed)
+    fixed_stats, at = spaced(buffer, at, 5 * n_fixed)
     fixed_stats = fixed_stats.reshape((5, n_fixed))
-    exact_stats, at = _spaced(buffer, at, 5 * n_accurate)
+    exact_stats, at = spaced(buffer, at, 5 * n_accurate)
     exact_stats = exact_stats.reshape((5, n_accurate))
     fixed_stats[:] = stats
     exact_stats[:] = accurate_stats
