@@ -150,3 +150,19 @@ def test_sbc_script_calibrates_the_pareto_ggg_gibbs_sampler(tmp_path, monkeypatc
     check = summary["default_prior_check"]["paretoggg"]
     assert check["n_draws"] == 3 and 0 <= check["refused"] + check["nonfinite"] <= 3
     assert "NOT the shipped defaults" in (tmp_path / "sbc_summary.md").read_text()
+
+
+def _spin():
+    while True:
+        pass
+
+
+def test_sbc_script_stops_a_stalled_fit_at_its_cpu_limit():
+    """A compiled sampler that stalls cannot be interrupted from Python: the replication runs in a child
+    that the kernel stops past the limit, and the replication is recorded as failed."""
+    sbc = _sbc_script()
+    assert sbc.in_child(5.0, divmod, 7, 2) == (3, 1)
+    with pytest.raises(TimeoutError, match="1.0 CPU s"):
+        sbc.in_child(1.0, _spin)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        sbc.in_child(5.0, divmod, 1, 0)

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -91,25 +94,65 @@ def prior_draws(model_key: str, n_customers: int, n_sims: int, seed: int) -> lis
             for i in range(n_sims)]
 
 
+def cpu_time() -> float:
+    """CPU seconds of this process (every thread) and of its finished children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def in_child(cpu_limit: float | None, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, in a forked child that the kernel stops past ``cpu_limit`` CPU seconds.
+
+    A compiled sampler cannot be interrupted from Python; a fit that stalls would hold its worker for
+    ever. ``None``: call ``fn`` here. Raises ``TimeoutError`` when the child was stopped.
+    """
+    if cpu_limit is None:
+        return fn(*args, **kwargs)
+    ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+
+    def target():
+        limit = math.ceil(cpu_limit)
+        resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
+        try:
+            writer.send(("ok", fn(*args, **kwargs)))
+        except Exception as exc:  # noqa: BLE001 -- passed to the parent, which raises it
+            writer.send(("error", f"{type(exc).__name__}: {exc}"))
+
+    child = ctx.Process(target=target)
+    child.start()
+    writer.close()
+    try:
+        status, value = reader.recv()
+    except EOFError:
+        child.join()
+        raise TimeoutError(f"stopped past {cpu_limit} CPU s (exit code {child.exitcode})") from None
+    child.join()
+    if status == "error":
+        raise RuntimeError(value)
+    return value
+
+
 def one(model_key: str, sim: int, truth: dict, simulated: dict, n_customers: int, seed: int,
-        n_ranks: int, fit: dict) -> dict:
-    """Replication ``sim`` of ``model_key``: fit the simulated data and rank the truth."""
+        n_ranks: int, fit: dict, cpu_limit: float | None = None) -> dict:
+    """Replication ``sim`` of ``model_key``: fit the simulated data and rank the truth (a fit past
+    ``cpu_limit`` CPU seconds is stopped and recorded as failed)."""
     cls = MODELS[model_key]
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), cpu_time()
     row = {"model": model_key, "sim": sim, **{f"true_{k}": v for k, v in truth.items()}}
     method = METHODS.get(model_key, "nuts")
     kwargs = {**fit, "random_seed": seed + 1 + sim}
     if method == "nuts":
         kwargs.pop("thin", None)  # the NUTS fits keep every draw, as before --thin existed
     try:
-        row.update(sbc_simulation(cls, base_data(n_customers), truth, simulated,
-                                  n_ranks=n_ranks, method=method, fit_kwargs=kwargs))
+        row.update(in_child(cpu_limit, sbc_simulation, cls, base_data(n_customers), truth, simulated,
+                            n_ranks=n_ranks, method=method, fit_kwargs=kwargs))
         row["error"] = ""
     except Exception as exc:  # noqa: BLE001 -- recorded, not hidden: a failed fit is a finding
         row["error"] = f"{type(exc).__name__}: {exc}"[:300]
     row["seconds"] = round(time.perf_counter() - start, 2)
     # every thread of this process (the Gibbs chains run on threads); a shared machine inflates wall time
-    row["cpu_seconds"] = round(time.process_time() - cpu, 2)
+    row["cpu_seconds"] = round(cpu_time() - cpu, 2)
     return row
 
 
@@ -228,6 +271,8 @@ def main() -> None:
     parser.add_argument("--sampler", choices=["nutpie", "pymc"], default="nutpie")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--thin", type=int, default=1, help="keep every thin-th Gibbs sweep (NUTS keeps all)")
+    parser.add_argument("--cpu-limit", type=float, default=None,
+                        help="stop a replication's fit past this many CPU seconds (recorded as failed)")
     parser.add_argument("--check-defaults", type=int, default=200,
                         help="prior draws of the shipped defaults simulated for the models with SBC_PRIORS")
     parser.add_argument("--seed", type=int, default=20260)
@@ -248,14 +293,15 @@ def main() -> None:
         tasks = []
     settings = {"n_sims": args.sims, "customers": args.customers, "n_ranks": args.ranks, "seed": args.seed,
                 "fit": fit, "methods": {m: METHODS.get(m, "nuts") for m in args.models}, "workers": args.workers,
-                "command": " ".join(["validation/sbc.py", *sys.argv[1:]]),
+                "cpu_limit": args.cpu_limit, "command": " ".join(["validation/sbc.py", *sys.argv[1:]]),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit()}
     print(f"SBC: {len(tasks)} replications to run ({len(seen)} already in {ranks_path})", flush=True)
     start = time.perf_counter()
     rows = [] if done.empty else done.to_dict("records")
     seeds = {m: args.seed + 1000 * list(MODELS).index(m) for m in args.models}
     draws = {m: prior_draws(m, args.customers, args.sims, seeds[m]) for m in args.models} if tasks else {}
-    jobs = [(one, m, i, *draws[m][i], args.customers, seeds[m], args.ranks, fit) for m, i in tasks]
+    jobs = [(one, m, i, *draws[m][i], args.customers, seeds[m], args.ranks, fit, args.cpu_limit)
+            for m, i in tasks]
 
     def record(k: int, row: dict) -> None:
         rows.append(row)
