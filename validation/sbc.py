@@ -184,6 +184,9 @@ def model_entry(part: pd.DataFrame, model, n_ranks: int) -> dict:
     return {"priors": {k: repr(v) for k, v in priors.items()},
             "priors_are_defaults": priors == model.default_priors,
             "n_sims": len(part), "n_failed": int(len(part) - len(ok)),
+            # by exception (a fit stopped in its child raises RuntimeError carrying the child's exception)
+            "failures": {k: int(v) for k, v in part["error"].dropna().loc[lambda e: e != ""].map(
+                lambda e: e.removeprefix("RuntimeError: ").split(":")[0]).value_counts().items()},
             "share_divergent_fits": float((ok["divergences"] > 0).mean()),
             "share_rhat_gt_1_01": float((ok["max_r_hat"] > 1.01).mean()),
             "median_min_ess_bulk": float(ok["min_ess_bulk"].median()),
@@ -206,7 +209,7 @@ def run_replications(jobs: list, workers: int, record) -> None:
 
 
 def markdown(summary: dict) -> str:
-    lines = [f"# SBC of the pooled models (L = {summary['settings']['n_ranks']} ranks)", "",
+    lines = [f"# SBC of {', '.join(summary['models'])} (L = {summary['settings']['n_ranks']} ranks)", "",
              (f"Settings: {json.dumps(summary['settings'])}; wall {summary['wall_seconds']} s "
               f"(replications summed: {summary['total_replication_seconds']} s wall, "
               f"{summary.get('total_replication_cpu_seconds')} CPU s); "
@@ -224,6 +227,10 @@ def markdown(summary: dict) -> str:
                    f"expected by chance; observed {sum(p < 0.05 for p in pvalues)}, smallest {min(pvalues):.3f} "
                    f"(Bonferroni threshold 0.05/{len(pvalues)} = {0.05 / len(pvalues):.4f}). Divergent fits: share "
                    "of replications with at least one divergent transition.")]
+    for key, entry in summary["models"].items():
+        if entry["n_failed"]:
+            lines += ["", f"{key}: {entry['n_failed']} of {entry['n_sims']} replications failed and are not "
+                          f"ranked: {entry.get('failures', {})}."]
     lines += ["", "Priors (the shipped defaults unless marked):", ""]
     lines += [f"- {key}{'' if entry.get('priors_are_defaults', True) else ' (NOT the shipped defaults)'}: "
               f"{entry['priors']}" for key, entry in summary["models"].items()]
@@ -311,8 +318,16 @@ def main() -> None:
 
     run_replications(jobs, args.workers, record)
     ranks = pd.DataFrame(rows)
-    summary = summarise(ranks, args.ranks, settings, None if args.summarise_only else time.perf_counter() - start)
-    if args.check_defaults:
+    wall = None if args.summarise_only else time.perf_counter() - start
+    previous = json.loads((out_dir / "sbc_summary.json").read_text()) if args.summarise_only and (
+        out_dir / "sbc_summary.json").exists() else None
+    if previous:  # summarising again: the run's own settings, wall time and prior check stand
+        settings = {**previous["settings"], "summarised_again_by": f"{settings['command']} at {commit()}"}
+        wall = previous["wall_seconds"]
+    summary = summarise(ranks, args.ranks, settings, wall)
+    if previous and "default_prior_check" in previous:
+        summary["default_prior_check"] = previous["default_prior_check"]
+    elif args.check_defaults:
         summary["default_prior_check"] = {m: default_prior_check(m, args.customers, args.check_defaults, seeds[m])
                                           for m in args.models if m in SBC_PRIORS}
     (out_dir / "sbc_summary.json").write_text(json.dumps(summary, indent=2))
