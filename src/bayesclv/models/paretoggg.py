@@ -160,14 +160,11 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     nutpie_adaptation = "diag"
 
     # ----------------------------------------------------------------- model
-    def _population(self) -> list[tuple[Any, Any]]:
-        """Each latent's population (shape, rate) from the priors of its mean and cv2, in the model on the stack."""
-        out = []
-        for name, (shape_name, rate_name) in zip(self.latent_names, _POPULATION, strict=True):
-            mean = self.priors[f"{name}_mean"].create(f"{name}_mean")
-            shape = pm.Deterministic(shape_name, 1.0 / self.priors[f"{name}_cv2"].create(f"{name}_cv2"))
-            out.append((shape, pm.Deterministic(rate_name, shape / mean)))
-        return out
+    def _population(self, name: str, shape_name: str, rate_name: str) -> tuple[Any, Any]:
+        """Latent ``name``'s population (shape, rate) from the priors of its mean and cv2, in the model on the stack."""
+        mean = self.priors[f"{name}_mean"].create(f"{name}_mean")
+        shape = pm.Deterministic(shape_name, 1.0 / self.priors[f"{name}_cv2"].create(f"{name}_cv2"))
+        return shape, pm.Deterministic(rate_name, shape / mean)
 
     def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
         """Population, each customer's latents (centred where the data pin them down), the likelihood."""
@@ -176,7 +173,8 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         with pm.Model(coords=coords) as graph:
             cols = {c: pm.Data(c, df[c].to_numpy(dtype=float), dims="customer_id") for c in self.data_columns}
             latent = {}
-            for name, (shape, rate) in zip(self.latent_names, self._population(), strict=True):
+            for name, names in zip(self.latent_names, _POPULATION, strict=True):
+                shape, rate = self._population(name, *names)
                 centred = frequency >= _CENTRED_FROM[name]
                 latent[name] = pm.Deterministic(name, _gamma_latents(name, centred, shape, rate), dims="customer_id")
             if summed:
@@ -247,7 +245,8 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         """
         df = self._prepare(data, time_unit=time_unit)
         with pm.Model():
-            self._population()
+            for name, names in zip(self.latent_names, _POPULATION, strict=True):
+                self._population(name, *names)
             prior = pm.sample_prior_predictive(draws=draws, var_names=list(self.parameter_names),
                                                random_seed=random_seed)
         ds = prior["prior"].to_dataset().isel(chain=0, drop=True)
