@@ -127,3 +127,42 @@ def test_sbc_script_runs_the_new_families(family, parameters, tmp_path, monkeypa
     ranks = pd.read_csv(tmp_path / "sbc_ranks.csv")
     for name in parameters:
         assert ranks[f"rank_{name}"].between(0, 19).all() and np.isfinite(ranks[f"true_{name}"]).all()
+
+
+def test_sbc_script_calibrates_the_pareto_ggg_gibbs_sampler(tmp_path, monkeypatch):
+    """Two small replications of the Pareto/GGG (its SBC priors, fitted by the compiled Gibbs sampler users run):
+    every truth gets a rank in 0..L, and the shipped defaults' prior draws are checked for simulable data."""
+    sbc = _sbc_script()
+    monkeypatch.setattr(sys, "argv", ["sbc.py", "--sims", "2", "--models", "paretoggg", "--customers", "30",
+                                      "--draws", "200", "--tune", "100", "--thin", "10", "--chains", "2",
+                                      "--ranks", "19", "--workers", "1", "--check-defaults", "3",
+                                      "--out", str(tmp_path)])
+    sbc.main()
+    summary = json.loads((tmp_path / "sbc_summary.json").read_text())
+    assert summary["settings"]["methods"] == {"paretoggg": "gibbs"}
+    entry = summary["models"]["paretoggg"]
+    assert entry["n_sims"] == 2 and entry["n_failed"] == 0 and not entry["priors_are_defaults"]
+    assert tuple(entry["parameters"]) == ("t", "gamma", "r", "alpha", "s", "beta")
+    ranks = pd.read_csv(tmp_path / "sbc_ranks.csv")
+    for name in entry["parameters"]:
+        assert ranks[f"rank_{name}"].between(0, 19).all() and np.isfinite(ranks[f"true_{name}"]).all()
+    assert (ranks["divergences"] == 0).all() and (ranks["cpu_seconds"] > 0).all()
+    check = summary["default_prior_check"]["paretoggg"]
+    assert check["n_draws"] == 3 and 0 <= check["refused"] + check["nonfinite"] <= 3
+    assert "NOT the shipped defaults" in (tmp_path / "sbc_summary.md").read_text()
+
+
+def _spin():
+    while True:
+        pass
+
+
+def test_sbc_script_stops_a_stalled_fit_at_its_cpu_limit():
+    """A compiled sampler that stalls cannot be interrupted from Python: the replication runs in a child
+    that the kernel stops past the limit, and the replication is recorded as failed."""
+    sbc = _sbc_script()
+    assert sbc.in_child(5.0, divmod, 7, 2) == (3, 1)
+    with pytest.raises(TimeoutError, match="1.0 CPU s"):
+        sbc.in_child(1.0, _spin)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        sbc.in_child(5.0, divmod, 1, 0)

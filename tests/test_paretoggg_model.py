@@ -201,3 +201,26 @@ def test_simulated_counts_follow_the_erlang_renewal_law_in_few_numpy_steps():
     for i in range(5):  # the statistics are those of the times
         assert times[i].size == count[i] and times[i][-1] == last[i] <= T
         np.testing.assert_allclose(np.log(np.diff(times[i], prepend=0.0)).sum(), log_gaps[i], rtol=1e-10)
+
+
+def test_prior_predictive_draws_the_priors_and_simulates_histories(simulated):
+    """The population parameters are the priors' transforms (t = 1 / k_cv2, gamma = t / k_mean, ...) and each
+    draw's histories are valid calibration data of the customers' own T (as validation/sbc.py needs)."""
+    from scipy import stats
+
+    # regularities away from 0 (k near 0 makes inter-purchase times underflow: validation/sbc.py, SBC_PRIORS)
+    priors = {"k_mean": bc.Prior("LogNormal", mu=0.5, sigma=0.5), "k_cv2": bc.Prior("HalfNormal", sigma=0.2)}
+    data = simulated.iloc[:40]
+    ds = bc.ParetoGGGModel(priors=priors).sample_prior_predictive(data, draws=1000, random_seed=2)
+    assert dict(ds.sizes) == {"draw": 1000, "customer_id": 40}
+    checks = [("k_cv2", 1.0 / ds["t"], stats.halfnorm(scale=0.2)),
+              ("k_mean", ds["t"] / ds["gamma"], stats.lognorm(s=0.5, scale=np.exp(0.5))),
+              ("lam_cv2", 1.0 / ds["r"], stats.halfnorm(scale=10.0)),
+              ("mu_mean", ds["s"] / ds["beta"], stats.halfnorm())]
+    for name, values, law in checks:
+        assert stats.kstest(values.values, law.cdf).pvalue > 1e-3, name
+    T = data["T"].to_numpy()
+    assert bool(((ds["recency"] >= 0) & (ds["recency"] <= T)).all())
+    assert bool((ds["frequency"] == np.round(ds["frequency"])).all())
+    assert bool(((ds["frequency"] == 0) == (ds["recency"] == 0)).all())
+    assert bool(np.isfinite(ds["litt"]).all()) and (ds["litt"].values[ds["frequency"].values == 0] == 0).all()

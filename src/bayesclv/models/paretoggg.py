@@ -160,6 +160,12 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
     nutpie_adaptation = "diag"
 
     # ----------------------------------------------------------------- model
+    def _population(self, name: str, shape_name: str, rate_name: str) -> tuple[Any, Any]:
+        """Latent ``name``'s population (shape, rate) from the priors of its mean and cv2, in the model on the stack."""
+        mean = self.priors[f"{name}_mean"].create(f"{name}_mean")
+        shape = pm.Deterministic(shape_name, 1.0 / self.priors[f"{name}_cv2"].create(f"{name}_cv2"))
+        return shape, pm.Deterministic(rate_name, shape / mean)
+
     def _graph(self, df: pd.DataFrame, summed: bool) -> pm.Model:
         """Population, each customer's latents (centred where the data pin them down), the likelihood."""
         coords = {"customer_id": df["customer_id"].to_numpy()}
@@ -167,10 +173,8 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
         with pm.Model(coords=coords) as graph:
             cols = {c: pm.Data(c, df[c].to_numpy(dtype=float), dims="customer_id") for c in self.data_columns}
             latent = {}
-            for name, (shape_name, rate_name) in zip(self.latent_names, _POPULATION, strict=True):
-                mean = self.priors[f"{name}_mean"].create(f"{name}_mean")
-                shape = pm.Deterministic(shape_name, 1.0 / self.priors[f"{name}_cv2"].create(f"{name}_cv2"))
-                rate = pm.Deterministic(rate_name, shape / mean)
+            for name, names in zip(self.latent_names, _POPULATION, strict=True):
+                shape, rate = self._population(name, *names)
                 centred = frequency >= _CENTRED_FROM[name]
                 latent[name] = pm.Deterministic(name, _gamma_latents(name, centred, shape, rate), dims="customer_id")
             if summed:
@@ -219,6 +223,39 @@ class ParetoGGGModel(TransactionPredictions, CustomerLatents, CLVModel):
 
     def _stored_variables(self, model: pm.Model) -> list[str]:
         return [*self.parameter_names, *self.latent_names]
+
+    def sample_prior_predictive(self, data: Any, draws: int = 500, random_seed: int | None = None,
+                                time_unit: str | None = None) -> xr.Dataset:
+        """Draw the population parameters from the priors and simulate histories like ``data``'s from each draw.
+
+        As :meth:`bayesclv.models.pooled.PooledModel.sample_prior_predictive`: the customers keep their
+        observation lengths ``T``; ``frequency``, ``recency`` and ``litt`` are simulated (latents drawn
+        from each draw's population).
+
+        Returns
+        -------
+        xarray.Dataset
+            ``t, gamma, r, alpha, s, beta`` with dim ``draw``; the simulated columns with dims
+            ``(draw, customer_id)``.
+
+        Raises
+        ------
+        bayesclv.errors.ArgumentError
+            A prior draw whose customers would make more purchases than the simulator allows.
+        """
+        df = self._prepare(data, time_unit=time_unit)
+        with pm.Model():
+            for name, names in zip(self.latent_names, _POPULATION, strict=True):
+                self._population(name, *names)
+            prior = pm.sample_prior_predictive(draws=draws, var_names=list(self.parameter_names),
+                                               random_seed=random_seed)
+        ds = prior["prior"].to_dataset().isel(chain=0, drop=True)
+        T = np.broadcast_to(df["T"].to_numpy(dtype=float)[None, :], (draws, len(df)))
+        sim = paretoggg.simulate_population(T, *(ds[n].values[:, None] for n in self.parameter_names),
+                                            rng=np.random.default_rng(random_seed))
+        for name in ("frequency", "recency", "litt"):
+            ds[name] = (("draw", "customer_id"), np.asarray(sim[name], dtype=float))
+        return ds.assign_coords(customer_id=df["customer_id"].to_numpy())
 
     # ----------------------------------------------------------- predictions
     def _param_arrays(self, post: xr.Dataset | None = None) -> dict[str, np.ndarray]:
