@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--cost-only", action="store_true",
                         help="only time the likelihood gradient on CDNOW sample and full (-> paretoggg_cost.md)")
     args = parser.parse_args()
+    if args.save_full and not Path(args.save_full).resolve().parent.is_dir():  # before an hour of fitting, not after
+        parser.error(f"--save-full {args.save_full}: the folder {Path(args.save_full).parent} does not exist")
     if args.cost_only:
         write_cost()
         return
