@@ -20,11 +20,9 @@ from bayesclv.models.latent import group_evidence
 from bayesclv.models.pooling import centred_groups, group_spread
 from bayesclv.testing import SEGMENT_COEFFICIENTS, SEGMENT_SHIFTS, segmented_customers
 
-B_TRUE, SHIFTS = SEGMENT_COEFFICIENTS, SEGMENT_SHIFTS
-
 
 @pytest.mark.parametrize("cls", [bc.HierarchicalParetoNBDModel, bc.HierarchicalBetaGeoModel])
-@pytest.mark.parametrize(("shifts", "centred"), [(SHIFTS, True), (0.0 * SHIFTS, False)])
+@pytest.mark.parametrize(("shifts", "centred"), [(SEGMENT_SHIFTS, True), (0.0 * SEGMENT_SHIFTS, False)])
 def test_offsets_are_centred_where_groups_differ_by_more_than_their_standard_errors(cls, shifts, centred):
     # 3 x 300 customers: intercepts 0.5 / 0.4 apart are pinned to about 0.1 each (centred); identical
     # segments leave a spread that may be 0 (non-centred), whatever the groups' size
@@ -80,9 +78,9 @@ def test_integrated_fit_with_large_groups_mixes_and_recovers_each_segments_inter
         "chain", "draw", "group", "process")
     mean = intercepts.mean(("chain", "draw")).values
     sd = intercepts.std(("chain", "draw")).values
-    truth = B_TRUE[0] + SHIFTS
+    truth = SEGMENT_COEFFICIENTS[0] + SEGMENT_SHIFTS
     assert np.all(np.abs(mean - truth) < 3.5 * sd + 0.05), (mean, truth, sd)
     # the segments differ by 0.5 on each rate: the fit must tell them apart, not pool them to one
     assert np.all(np.diff(mean[:, 0]) > 0.2) and np.all(np.diff(mean[:, 1]) < -0.1), mean
     assert post["coefficients"].sel(covariate="x").mean(("chain", "draw")).values == pytest.approx(
-        B_TRUE[1], abs=0.25)
+        SEGMENT_COEFFICIENTS[1], abs=0.25)
